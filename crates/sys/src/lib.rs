@@ -8,3 +8,5 @@
 //! in the crates above, where unit tests reach them.
 //! This is the only crate in the workspace allowed to contain `unsafe`; every
 //! block carries a `// SAFETY:` line.
+
+pub mod bpf;
