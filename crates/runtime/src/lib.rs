@@ -6,4 +6,33 @@
 //! directory.
 //! May call: berth-sys for syscalls, berth-cgroups, berth-seccomp.
 //! Must not: know about images, networks or the engine's database.
+//!
+//! The runtime process must stay single-threaded: it forks the container
+//! process and goes on running Rust code in the child.
 #![forbid(unsafe_code)]
+
+mod cgroup_mount;
+pub mod config;
+pub mod console;
+pub mod container;
+pub mod devices;
+pub mod error;
+pub mod exec;
+pub mod features;
+pub mod foreground;
+pub mod manage;
+pub mod hooks;
+mod init;
+mod mount_opts;
+mod mounts;
+pub mod process;
+mod rootfs_path;
+pub mod selfexe;
+pub mod spec;
+pub mod state;
+mod sync;
+
+pub use container::{create, delete, kill, list, start, state, CreateOptions, Spawned};
+pub use error::{Error, Result};
+pub use exec::{exec, ExecOptions};
+pub use state::{StateRoot, Status};

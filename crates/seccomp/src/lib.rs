@@ -4,4 +4,28 @@
 //! (through libseccomp), the notify-listener hand-off, and the default
 //! profile, capability set and masked/readonly paths the engine applies.
 //! May call: libseccomp, berth-sys. Must not: create processes or mounts.
+//!
+//! How the runtime uses it (runtime-spec config-linux.md, "Seccomp"):
+//! 1. parent: [`compile`] the spec's `linux.seccomp` (all validation errors
+//!    surface here, before any container process exists); if
+//!    [`Filter::uses_notify`], [`connect_listener`] to `listenerPath`;
+//! 2. container process, after fork, right before execve, with no_new_privs
+//!    already set (or CAP_SYS_ADMIN still held): [`Filter::load`];
+//! 3. with a notify fd: [`send_to_listener`] (from the child, or from the
+//!    parent after receiving the fd), then close the socket and the fd.
+//!
+//! Hardened defaults for `berth-runtime spec` and the engine:
+//! [`defaults::harden`]; `features()` feeds `berth features`.
 #![forbid(unsafe_code)]
+
+pub mod defaults;
+pub mod features;
+pub mod filter;
+pub mod notify;
+pub mod plan;
+pub mod support;
+
+pub use features::{features, SeccompFeatures};
+pub use filter::{compile, Filter, FilterError};
+pub use notify::{connect_listener, send_to_listener, ContainerProcessState, NotifyError};
+pub use plan::{parse_json, PlanError};

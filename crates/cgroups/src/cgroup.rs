@@ -1,0 +1,394 @@
+//! A container's cgroup: resolution, creation, membership, teardown.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fsio;
+use crate::layout::{Layout, ProcCgroups};
+use crate::path::{resolve, Driver, Resolved};
+
+/// How long destroy waits for killed processes to leave.
+const DESTROY_WAIT: Duration = Duration::from_secs(10);
+
+/// One container's cgroup on every hierarchy berth uses. Serializable so the
+/// runtime can keep it in its state file and reopen it later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cgroup {
+    driver: Driver,
+    /// v2: the cgroup2 mountpoint (where controller enabling starts).
+    #[serde(default)]
+    unified_root: Option<PathBuf>,
+    /// v2: the container's directory.
+    #[serde(default)]
+    unified: Option<PathBuf>,
+    /// v1: controller -> directory.
+    #[serde(default)]
+    v1: BTreeMap<String, PathBuf>,
+    /// Directories berth created (only these are removed).
+    #[serde(default)]
+    created: Vec<PathBuf>,
+}
+
+impl Cgroup {
+    /// Resolves `cgroups_path` (the spec's `linux.cgroupsPath`; `None` for
+    /// runc's default, the container ID relative to berth's own cgroup) on
+    /// this host. Reads /proc/self/{mountinfo,cgroup}; creates nothing.
+    pub fn new(cgroups_path: Option<&str>, container_id: &str) -> Result<Cgroup> {
+        let layout = Layout::detect()?;
+        let own = ProcCgroups::own()?;
+        Cgroup::with_layout(&layout, &own, cgroups_path, container_id)
+    }
+
+    /// As [`Cgroup::new`] with a given layout and own cgroups (pure).
+    pub fn with_layout(
+        layout: &Layout,
+        own: &ProcCgroups,
+        cgroups_path: Option<&str>,
+        id: &str,
+    ) -> Result<Cgroup> {
+        let Resolved {
+            driver,
+            unified,
+            v1,
+        } = resolve(layout, own, cgroups_path, id)?;
+        Ok(Cgroup {
+            driver,
+            unified_root: if driver == Driver::V2 {
+                layout.unified.clone()
+            } else {
+                None
+            },
+            unified,
+            v1,
+            created: Vec::new(),
+        })
+    }
+
+    pub fn driver(&self) -> Driver {
+        self.driver
+    }
+
+    /// The v2 directory (v2 driver only).
+    pub fn unified_path(&self) -> Option<&Path> {
+        self.unified.as_deref()
+    }
+
+    /// v1 controller -> directory (v1 driver only).
+    pub fn v1_paths(&self) -> &BTreeMap<String, PathBuf> {
+        &self.v1
+    }
+
+    /// Directories this cgroup created.
+    pub fn created(&self) -> &[PathBuf] {
+        &self.created
+    }
+
+    /// Distinct directories (co-mounted v1 controllers share one).
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = Vec::new();
+        for d in self.unified.iter().chain(self.v1.values()) {
+            if !out.contains(d) {
+                out.push(d.clone());
+            }
+        }
+        out
+    }
+
+    /// The directory holding `controller`'s files.
+    pub fn dir_for(&self, controller: &str, what: &str) -> Result<&Path> {
+        if let Some(u) = &self.unified {
+            return Ok(u);
+        }
+        self.v1
+            .get(controller)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| Error::ControllerMissing {
+                controller: controller.to_string(),
+                what: what.to_string(),
+            })
+    }
+
+    /// The directory whose cgroup.procs lists the container's processes.
+    pub fn main_dir(&self) -> Option<&Path> {
+        if let Some(u) = &self.unified {
+            return Some(u);
+        }
+        ["freezer", "pids", "memory", "devices", "cpu"]
+            .iter()
+            .find_map(|c| self.v1.get(*c))
+            .or_else(|| self.v1.values().next())
+            .map(PathBuf::as_path)
+    }
+
+    /// Creates every directory (mkdir -p), recording which berth made; on v1
+    /// fills cpuset.cpus/mems of new cpuset directories from their parent
+    /// (empty ones refuse tasks); on v2 enables the available controllers in
+    /// each ancestor's cgroup.subtree_control below the mount.
+    pub fn create(&mut self) -> Result<()> {
+        for dir in self.dirs() {
+            let mut missing = Vec::new();
+            let mut cur = dir.as_path();
+            while !cur.exists() {
+                missing.push(cur.to_path_buf());
+                match cur.parent() {
+                    Some(p) => cur = p,
+                    None => break,
+                }
+            }
+            for d in missing.into_iter().rev() {
+                match std::fs::create_dir(&d) {
+                    Ok(()) => self.created.push(d),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(source) => return Err(Error::Create { path: d, source }),
+                }
+            }
+        }
+        if let Some(cpuset) = self.v1.get("cpuset").cloned() {
+            self.init_cpuset(&cpuset)?;
+        }
+        if let (Some(root), Some(leaf)) = (self.unified_root.clone(), self.unified.clone()) {
+            enable_controllers(&root, &leaf)?;
+        }
+        Ok(())
+    }
+
+    /// v1: copies cpuset.cpus and cpuset.mems down into each created
+    /// directory on the way to `leaf` that has them empty (runc's cpuset
+    /// `ensureParent`).
+    fn init_cpuset(&self, leaf: &Path) -> Result<()> {
+        let mut chain: Vec<&PathBuf> = self
+            .created
+            .iter()
+            .filter(|c| leaf.starts_with(c))
+            .collect();
+        chain.sort_by_key(|p| p.components().count());
+        for dir in chain {
+            let parent = dir.parent().unwrap_or(Path::new("/"));
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if fsio::read(dir, f)?.trim().is_empty() {
+                    let v = fsio::read(parent, f)?;
+                    fsio::write(dir, f, v.trim(), "")?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves `pid` into the cgroup (every hierarchy).
+    pub fn add_process(&self, pid: i32) -> Result<()> {
+        for d in self.dirs() {
+            fsio::write(&d, "cgroup.procs", &pid.to_string(), "")?;
+        }
+        Ok(())
+    }
+
+    /// Every process in the cgroup and its descendants.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        let mut out = Vec::new();
+        if let Some(d) = self.main_dir() {
+            collect_pids(d, &mut out)?;
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Sends `signal` to every process (the container's init first is the
+    /// runtime's business; this is for teardown).
+    pub fn kill_all(&self, signal: Signal) -> Result<()> {
+        let dir = self.main_dir().map(Path::to_path_buf).unwrap_or_default();
+        for pid in self.pids()? {
+            match kill(Pid::from_raw(pid), signal) {
+                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                Err(source) => {
+                    return Err(Error::Kill {
+                        pid,
+                        path: dir.clone(),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills what is left (v2 cgroup.kill, else freeze, SIGKILL, thaw),
+    /// waits for the processes to leave, then removes only the directories
+    /// berth created, deepest first. Goes on after errors and returns them
+    /// all.
+    pub fn destroy(&self) -> Result<()> {
+        let mut errs = Vec::new();
+        if self.main_dir().is_some_and(Path::exists) {
+            if let Err(e) = self.kill_everything() {
+                errs.push(e);
+            }
+        }
+        let mut dirs = self.created.clone();
+        dirs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for d in dirs {
+            if let Err(e) = remove_dir(&d) {
+                errs.push(e);
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Destroy(errs))
+        }
+    }
+
+    fn kill_everything(&self) -> Result<()> {
+        if self.pids()?.is_empty() {
+            return Ok(());
+        }
+        let used_kill_file = match &self.unified {
+            Some(u) if u.join("cgroup.kill").exists() => {
+                fsio::write(u, "cgroup.kill", "1", "")?;
+                true
+            }
+            _ => false,
+        };
+        if !used_kill_file {
+            // Frozen processes cannot fork away from the SIGKILL sweep.
+            let frozen = self.freeze().is_ok();
+            let killed = self.kill_all(Signal::SIGKILL);
+            if frozen {
+                self.thaw()?;
+            }
+            killed?;
+        }
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let left = self.pids()?;
+            if left.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() > DESTROY_WAIT {
+                return Err(Error::Timeout {
+                    op: "kill",
+                    path: self.main_dir().map(Path::to_path_buf).unwrap_or_default(),
+                    secs: DESTROY_WAIT.as_secs(),
+                    state: format!("processes left: {left:?}"),
+                });
+            }
+            // Processes forked between listing and killing: sweep again.
+            if !used_kill_file {
+                self.kill_all(Signal::SIGKILL)?;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
+    let Some(text) = fsio::read_opt(dir, "cgroup.procs")? else {
+        return Ok(());
+    };
+    out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(Error::Read {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            collect_pids(&e.path(), out)?;
+        }
+    }
+    Ok(())
+}
+
+/// rmdir with a few retries while the kernel finishes releasing the last
+/// processes (EBUSY); a directory already gone is fine.
+fn remove_dir(d: &Path) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        match std::fs::remove_dir(d) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e)
+                if e.raw_os_error() == Some(libc_ebusy())
+                    && start.elapsed() < Duration::from_secs(5) =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(source) => {
+                return Err(Error::Remove {
+                    path: d.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+fn libc_ebusy() -> i32 {
+    nix::errno::Errno::EBUSY as i32
+}
+
+/// Enables, in each ancestor of `leaf` from `root` down, the controllers
+/// that ancestor has but does not yet pass down (cgroup.subtree_control).
+/// Controllers the kernel refuses are left off; writes needing them then
+/// fail naming their file.
+fn enable_controllers(root: &Path, leaf: &Path) -> Result<()> {
+    let Ok(rel) = leaf.strip_prefix(root) else {
+        return Ok(());
+    };
+    let mut cur = root.to_path_buf();
+    for c in rel.components() {
+        // `cur` is an ancestor of the leaf here.
+        let available = fsio::read(&cur, "cgroup.controllers")?;
+        let enabled = fsio::read(&cur, "cgroup.subtree_control")?;
+        for ctrl in available.split_whitespace() {
+            if !enabled.split_whitespace().any(|e| e == ctrl) {
+                // Refusal (e.g. a threaded subtree) is not fatal here.
+                let _ = fsio::write(&cur, "cgroup.subtree_control", &format!("+{ctrl}"), "");
+            }
+        }
+        cur.push(c);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::{parse_mountinfo, parse_proc_cgroup};
+
+    #[test]
+    fn serde_round_trip_and_dirs() {
+        let layout = parse_mountinfo(
+            "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+             35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
+        )
+        .expect("layout");
+        let cg =
+            Cgroup::with_layout(&layout, &parse_proc_cgroup(""), Some("/b/c1"), "c1").expect("cg");
+        assert_eq!(cg.dirs().len(), 2);
+        assert_eq!(
+            cg.dir_for("cpuacct", "x").expect("cpuacct"),
+            Path::new("/sys/fs/cgroup/cpu,cpuacct/b/c1")
+        );
+        assert!(matches!(
+            cg.dir_for("pids", "pids.max"),
+            Err(Error::ControllerMissing { .. })
+        ));
+        assert_eq!(cg.main_dir(), Some(Path::new("/sys/fs/cgroup/memory/b/c1")));
+        let json = serde_json::to_string(&cg).expect("ser");
+        let back: Cgroup = serde_json::from_str(&json).expect("de");
+        assert_eq!(back, cg);
+    }
+}

@@ -1,0 +1,756 @@
+//! The container lifecycle seen from the runtime process (runtime.md
+//! "Operations": create, start, state, kill, delete; runc's list).
+
+use crate::config::{self, ContainerConfig, NsKind};
+use crate::error::{sys, Error, Result};
+use crate::hooks;
+use crate::init::{self, ChildArgs};
+use crate::state::{self, OciState, Record, StateDir, StateRoot, Status};
+use crate::sync::{Channel, Msg, SyncError};
+use berth_cgroups::Cgroup;
+use berth_sys::process::{clone_fork, Forked};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Options of `create` (and of `run`).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// `run` in the foreground with a terminal and no console socket: the
+    /// runtime keeps the pty master itself.
+    pub internal_console: bool,
+}
+
+/// A container (or exec'd process) that has been set up.
+#[derive(Debug)]
+pub struct Spawned {
+    /// Host pid of the process.
+    pub pid: i32,
+    /// The pty master, when the runtime kept it (`internal_console`).
+    pub console: Option<OwnedFd>,
+}
+
+/// State JSON of a container for hooks and the seccomp listener.
+pub fn oci_state(cfg: &ContainerConfig, id: &str, status: &str, pid: i32) -> Vec<u8> {
+    let st = serde_json::json!({
+        "ociVersion": cfg.oci_version,
+        "id": id,
+        "status": status,
+        "pid": pid,
+        "bundle": cfg.bundle,
+        "annotations": cfg.annotations,
+    });
+    serde_json::to_vec(&st).expect("state always serializes")
+}
+
+/// The same state JSON with another status.
+pub fn with_status(state_json: &str, status: &str) -> Vec<u8> {
+    match serde_json::from_str::<serde_json::Value>(state_json) {
+        Ok(mut v) => {
+            v["status"] = serde_json::Value::String(status.into());
+            serde_json::to_vec(&v).expect("state always serializes")
+        }
+        Err(_) => state_json.as_bytes().to_vec(),
+    }
+}
+
+fn record_state(r: &Record, status: Status) -> Vec<u8> {
+    serde_json::to_vec(&OciState {
+        oci_version: r.oci_version.clone(),
+        id: r.id.clone(),
+        status,
+        pid: (r.pid > 0).then_some(r.pid),
+        bundle: r.bundle.clone(),
+        annotations: r.annotations.clone(),
+    })
+    .expect("state always serializes")
+}
+
+/// Undoes a half-made container when create fails: kills what was
+/// started, removes the cgroup and the state directory.
+struct CreateGuard {
+    id: String,
+    dir: Option<StateDir>,
+    pids: Vec<i32>,
+    cgroup: Option<Cgroup>,
+}
+
+impl Drop for CreateGuard {
+    fn drop(&mut self) {
+        for &pid in &self.pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        }
+        if let Some(cg) = self.cgroup.take() {
+            if let Err(e) = cg.destroy() {
+                tracing::warn!("container {:?}: cleanup of cgroup failed: {e}", self.id);
+            }
+        }
+        if let Some(d) = self.dir.take() {
+            if let Err(e) = d.remove() {
+                tracing::warn!("container {:?}: cleanup of state failed: {e}", self.id);
+            }
+        }
+    }
+}
+
+impl CreateGuard {
+    fn disarm(mut self) {
+        self.pids.clear();
+        self.cgroup = None;
+        self.dir = None;
+    }
+}
+
+/// How the child reaches its namespaces.
+struct NsPlan {
+    clone_flags: libc::c_int,
+    unshare_flags: libc::c_int,
+    fork_for_pid: bool,
+    ask_maps: bool,
+    intermediate: bool,
+}
+
+fn ns_plan(ns: &config::Namespaces) -> NsPlan {
+    let deferred = libc::CLONE_NEWCGROUP | libc::CLONE_NEWTIME;
+    let joins_user_or_pid = ns
+        .join
+        .iter()
+        .any(|(k, _)| matches!(k, NsKind::User | NsKind::Pid));
+    // Joining anything while creating a user namespace must happen before
+    // the new user namespace exists (we would lack the rights after).
+    let intermediate = joins_user_or_pid || (!ns.join.is_empty() && ns.creates(NsKind::User));
+    if intermediate {
+        NsPlan {
+            clone_flags: 0,
+            unshare_flags: ns.new_flags() & !deferred,
+            fork_for_pid: ns.has(NsKind::Pid),
+            ask_maps: ns.creates(NsKind::User),
+            intermediate,
+        }
+    } else {
+        NsPlan {
+            clone_flags: ns.new_flags() & !deferred,
+            unshare_flags: 0,
+            fork_for_pid: false,
+            ask_maps: false,
+            intermediate,
+        }
+    }
+}
+
+fn open_ns(id: &str, kind: NsKind, path: &Path) -> Result<OwnedFd> {
+    std::fs::File::open(path)
+        .map(OwnedFd::from)
+        .map_err(sys(id, format!("open {} namespace {}", kind.proc_name(), path.display())))
+}
+
+fn write_id_maps(id: &str, pid: i32, cfg: &ContainerConfig) -> Result<()> {
+    std::fs::write(format!("/proc/{pid}/uid_map"), config::id_map_text(&cfg.uid_mappings))
+        .map_err(sys(id, "write uid_map"))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), config::id_map_text(&cfg.gid_mappings))
+        .map_err(sys(id, "write gid_map"))?;
+    Ok(())
+}
+
+fn child_error(id: &str, pid: i32, e: SyncError) -> Error {
+    let status = nix::sys::wait::waitpid(
+        nix::unistd::Pid::from_raw(pid),
+        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+    );
+    Error::Setup {
+        id: id.into(),
+        message: format!("{e} (child status: {status:?})"),
+    }
+}
+
+/// runtime.md "create": set up the container and leave its process blocked
+/// before the user's program until `start`.
+pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
+    state::validate_id(&o.id)?;
+    let bundle = std::fs::canonicalize(&o.bundle).map_err(|source| {
+        Error::Config(config::ConfigError::Read {
+            path: o.bundle.clone(),
+            source,
+        })
+    })?;
+    let cfg = config::load(&bundle)?;
+    let id = o.id.as_str();
+    if !cfg.namespaces.has(NsKind::Mount) {
+        return Err(Error::Invalid {
+            id: id.into(),
+            message: "the config has no mount namespace; berth needs one to set up the rootfs".into(),
+        });
+    }
+    let seccomp = match &cfg.seccomp {
+        Some(s) => Some(berth_seccomp::compile(s).map_err(|e| Error::Seccomp {
+            id: id.into(),
+            message: e.to_string(),
+        })?),
+        None => None,
+    };
+    let dir = root.create(id)?;
+    let mut guard = CreateGuard {
+        id: id.into(),
+        dir: None,
+        pids: vec![],
+        cgroup: None,
+    };
+    let mut rec = Record {
+        id: id.into(),
+        oci_version: cfg.oci_version.clone(),
+        bundle: bundle.clone(),
+        rootfs: cfg.rootfs.clone(),
+        status: Status::Creating,
+        pid: 0,
+        start_time: 0,
+        created: now_rfc3339(),
+        owner: "root".into(),
+        annotations: cfg.annotations.clone(),
+        cgroup: None,
+        poststart: cfg.hooks.poststart.clone(),
+        poststop: cfg.hooks.poststop.clone(),
+        namespaces: cfg.namespaces.new.clone(),
+        process: cfg.process_json.clone(),
+        seccomp: cfg.seccomp.as_ref().and_then(|s| serde_json::to_value(s).ok()),
+    };
+    dir.save(&rec)?;
+    let fifo_path = dir.fifo_path();
+    guard.dir = Some(dir);
+
+    nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .map_err(|e| sys(id, "create exec fifo")(e.into()))?;
+    std::fs::set_permissions(&fifo_path, std::fs::Permissions::from_mode(0o622))
+        .map_err(sys(id, "chmod exec fifo"))?;
+    let fifo = rustix::fs::open(
+        &fifo_path,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| sys(id, "open exec fifo")(e.into()))?;
+
+    let (console_socket, console_keep) = console_sockets(id, &cfg, o)?;
+    let notify_socket = match (&seccomp, &cfg.seccomp) {
+        (Some(f), Some(s)) if f.uses_notify() => match s.listener_path() {
+            Some(p) => Some(berth_seccomp::connect_listener(p).map_err(|e| Error::Seccomp {
+                id: id.into(),
+                message: e.to_string(),
+            })?),
+            None => {
+                return Err(Error::Seccomp {
+                    id: id.into(),
+                    message: "a NOTIFY action needs linux.seccomp.listenerPath".into(),
+                })
+            }
+        },
+        _ => None,
+    };
+
+    let cg_err = |source| Error::Cgroup {
+        id: id.into(),
+        source,
+    };
+    let mut cg = Cgroup::new(cfg.cgroups_path.as_deref(), id).map_err(cg_err)?;
+    cg.create().map_err(cg_err)?;
+    guard.cgroup = Some(cg.clone());
+    let resources = crate::devices::cgroup_device_rules(&cfg).or_else(|| cfg.resources.clone());
+    if let Some(r) = &resources {
+        cg.apply(r).map_err(cg_err)?;
+    }
+
+    let plan = ns_plan(&cfg.namespaces);
+    let mut joins = Vec::new();
+    for (kind, path) in &cfg.namespaces.join {
+        joins.push((*kind, open_ns(id, *kind, path)?));
+    }
+    let (mut chan, child_chan) = Channel::pair().map_err(sys(id, "create setup channel"))?;
+    let forked = clone_fork(plan.clone_flags).map_err(sys(id, "clone the container process"))?;
+    let first = match forked {
+        Forked::Child => {
+            drop(chan);
+            let args = ChildArgs {
+                chan: child_chan,
+                joins,
+                unshare_flags: plan.unshare_flags,
+                fork_for_pid: plan.fork_for_pid,
+                ask_maps: plan.ask_maps,
+                console_socket,
+                notify_socket,
+                seccomp: seccomp.as_ref(),
+                preserve_fds: o.preserve_fds,
+                new_keyring: !o.no_new_keyring,
+                listener_metadata: cfg.seccomp.as_ref().and_then(|s| s.listener_metadata().clone()),
+                state_json: String::new(),
+            };
+            init::container_init(&cfg, args, fifo, o.no_pivot)
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(child_chan);
+    drop(console_socket);
+    drop(notify_socket);
+    drop(joins);
+    guard.pids.push(first);
+    cg.add_process(first).map_err(cg_err)?;
+    if !plan.intermediate && cfg.namespaces.creates(NsKind::User) {
+        write_id_maps(id, first, &cfg)?;
+    }
+    let mut pid = first;
+    let state_of = |pid: i32, status: &str| String::from_utf8(oci_state(&cfg, id, status, pid)).unwrap_or_default();
+    chan.send(&Msg::Go(state_of(pid, "creating")))
+        .map_err(|e| child_error(id, first, e))?;
+    loop {
+        match chan.recv().map_err(|e| child_error(id, first, e))? {
+            Msg::MapsNeeded => {
+                write_id_maps(id, first, &cfg)?;
+                chan.send(&Msg::Go(state_of(pid, "creating")))
+                    .map_err(|e| child_error(id, first, e))?;
+            }
+            Msg::Pid(n) => {
+                pid = n;
+                guard.pids.push(n);
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(first), None);
+                chan.send(&Msg::Go(state_of(pid, "creating")))
+                    .map_err(|e| child_error(id, pid, e))?;
+            }
+            Msg::Hooks => {
+                let st = oci_state(&cfg, id, "creating", pid);
+                let hook_err = |source| Error::Hook {
+                    id: id.into(),
+                    source,
+                };
+                hooks::run_hooks("prestart", &cfg.hooks.prestart, &st).map_err(hook_err)?;
+                hooks::run_hooks("createRuntime", &cfg.hooks.create_runtime, &st).map_err(hook_err)?;
+                chan.send(&Msg::HooksDone).map_err(|e| child_error(id, pid, e))?;
+            }
+            Msg::Ready => break,
+            Msg::Error(message) => {
+                return Err(Error::Setup {
+                    id: id.into(),
+                    message,
+                })
+            }
+            m => {
+                return Err(Error::Setup {
+                    id: id.into(),
+                    message: format!("unexpected setup message {m:?}"),
+                })
+            }
+        }
+    }
+    rec.pid = pid;
+    rec.start_time = state::process_start_time(pid).unwrap_or(0);
+    rec.status = Status::Created;
+    rec.cgroup = serde_json::to_value(&cg).ok();
+    let dir = guard.dir.as_ref().expect("state dir is set above");
+    dir.save(&rec)?;
+    if let Some(pf) = &o.pid_file {
+        write_pid_file(id, pf, pid)?;
+    }
+    let console = match console_keep {
+        Some(sock) => Some(
+            crate::console::recv_fd(sock.as_fd()).map_err(|e| Error::Setup {
+                id: id.into(),
+                message: e.to_string(),
+            })?,
+        ),
+        None => None,
+    };
+    guard.disarm();
+    Ok(Spawned { pid, console })
+}
+
+/// The console socket handed to the child, and the end the runtime keeps
+/// when it proxies the terminal itself.
+pub(crate) fn console_sockets(
+    id: &str,
+    cfg_or_process: &ContainerConfig,
+    o: &CreateOptions,
+) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    terminal_sockets(id, cfg_or_process.process.terminal, o.console_socket.as_deref(), o.internal_console)
+}
+
+/// See [`console_sockets`].
+pub(crate) fn terminal_sockets(
+    id: &str,
+    terminal: bool,
+    console_socket: Option<&Path>,
+    internal: bool,
+) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    if !terminal {
+        return Ok((None, None));
+    }
+    if let Some(p) = console_socket {
+        let s = std::os::unix::net::UnixStream::connect(p)
+            .map_err(sys(id, format!("connect to console socket {}", p.display())))?;
+        return Ok((Some(s.into()), None));
+    }
+    if internal {
+        let (a, b) = std::os::unix::net::UnixStream::pair().map_err(sys(id, "create console socketpair"))?;
+        return Ok((Some(a.into()), Some(b.into())));
+    }
+    Err(Error::Invalid {
+        id: id.into(),
+        message: "process.terminal is true but no --console-socket was given; pass one (or use `run` in the foreground)".into(),
+    })
+}
+
+/// Write the pid file atomically (callers poll for it).
+pub fn write_pid_file(id: &str, path: &Path, pid: i32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.berth-tmp"));
+    state::write_atomic(&tmp, path, pid.to_string().as_bytes()).map_err(|e| Error::Invalid {
+        id: id.into(),
+        message: format!("cannot write pid file: {e}"),
+    })
+}
+
+fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format_rfc3339(now.as_secs() as i64, now.subsec_nanos())
+}
+
+/// Format a UNIX time as RFC 3339 UTC.
+pub fn format_rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// The live status of a recorded container.
+pub fn live_status(r: &Record, dir_path: &Path) -> Status {
+    if r.status == Status::Creating && r.pid == 0 {
+        return Status::Creating;
+    }
+    if !state::init_alive(r.pid, r.start_time) {
+        return Status::Stopped;
+    }
+    if dir_path.join(state::FIFO).exists() {
+        return Status::Created;
+    }
+    if let Some(cg) = cgroup_of(r) {
+        if matches!(cg.freezer_state(), Ok(berth_cgroups::FreezerState::Frozen)) {
+            return Status::Paused;
+        }
+    }
+    Status::Running
+}
+
+/// The container's cgroup, from its record.
+pub fn cgroup_of(r: &Record) -> Option<Cgroup> {
+    r.cgroup.clone().and_then(|v| serde_json::from_value(v).ok())
+}
+
+/// runtime.md "state".
+pub fn state(root: &StateRoot, id: &str) -> Result<OciState> {
+    let dir = root.open(id)?;
+    let r = dir.load()?;
+    let status = live_status(&r, &dir.path);
+    Ok(OciState {
+        oci_version: r.oci_version,
+        id: r.id,
+        status,
+        pid: (status != Status::Stopped && r.pid > 0).then_some(r.pid),
+        bundle: r.bundle,
+        annotations: r.annotations,
+    })
+}
+
+/// runtime.md "start": release the process blocked in create.
+pub fn start(root: &StateRoot, id: &str) -> Result<()> {
+    let dir = root.open(id)?;
+    let mut r = dir.load()?;
+    let status = live_status(&r, &dir.path);
+    if status != Status::Created {
+        return Err(Error::WrongStatus {
+            id: id.into(),
+            status,
+            what: "only a created container can be started".into(),
+        });
+    }
+    let fifo = dir.fifo_path();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&fifo)
+        .map_err(sys(id, "open exec fifo"))?;
+    // The container opens its end once ours exists; wait for its byte.
+    let mut buf = [0u8; 1];
+    loop {
+        match nix::unistd::read(&f, &mut buf) {
+            Ok(1) => break,
+            Ok(_) | Err(nix::Error::EAGAIN) => {
+                if !state::init_alive(r.pid, r.start_time) {
+                    return Err(Error::Setup {
+                        id: id.into(),
+                        message: "the container process died before it could start".into(),
+                    });
+                }
+                let mut pfd = [nix::poll::PollFd::new(f.as_fd(), nix::poll::PollFlags::POLLIN)];
+                let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(50u16));
+            }
+            Err(e) => return Err(sys(id, "read exec fifo")(e.into())),
+        }
+    }
+    let _ = std::fs::remove_file(&fifo);
+    r.status = Status::Running;
+    dir.save(&r)?;
+    hooks::run_hooks_warn("poststart", &r.poststart, &record_state(&r, Status::Running));
+    Ok(())
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+/// Parse a signal given as a name (`KILL`, `SIGKILL`) or a number.
+pub fn parse_signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    if let Some(rest) = name.strip_prefix("SIGRTMIN") {
+        let base = libc::SIGRTMIN();
+        return match rest {
+            "" => Some(base),
+            r => r.strip_prefix('+').and_then(|n| n.parse::<i32>().ok()).map(|n| base + n),
+        };
+    }
+    if let Some(rest) = name.strip_prefix("SIGRTMAX") {
+        let base = libc::SIGRTMAX();
+        return match rest {
+            "" => Some(base),
+            r => r.strip_prefix('-').and_then(|n| n.parse::<i32>().ok()).map(|n| base - n),
+        };
+    }
+    name.parse::<nix::sys::signal::Signal>().ok().map(|s| s as i32)
+}
+
+fn send_signal(id: &str, r: &Record, sig: i32) -> Result<()> {
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(r.pid).ok_or_else(|| Error::Invalid {
+            id: id.into(),
+            message: "no process recorded".into(),
+        })?,
+        rustix::process::PidfdFlags::empty(),
+    )
+    .map_err(|e| sys(id, "open the container process")(e.into()))?;
+    // The pidfd pins the process: check it is still the container's init.
+    if !state::init_alive(r.pid, r.start_time) {
+        return Err(Error::WrongStatus {
+            id: id.into(),
+            status: Status::Stopped,
+            what: "there is no process to signal".into(),
+        });
+    }
+    let signal = rustix::process::Signal::from_named_raw(sig).ok_or_else(|| Error::Invalid {
+        id: id.into(),
+        message: format!("invalid signal {sig}"),
+    })?;
+    rustix::process::pidfd_send_signal(&pidfd, signal).map_err(|e| sys(id, format!("send signal {sig}"))(e.into()))
+}
+
+/// runtime.md "kill" (and runc's `--all`).
+pub fn kill(root: &StateRoot, id: &str, sig: i32, all: bool) -> Result<()> {
+    let dir = root.open(id)?;
+    let r = dir.load()?;
+    let status = live_status(&r, &dir.path);
+    if matches!(status, Status::Stopped | Status::Creating) {
+        return Err(Error::WrongStatus {
+            id: id.into(),
+            status,
+            what: "there is no process to signal".into(),
+        });
+    }
+    if all {
+        let cg = cgroup_of(&r).ok_or_else(|| Error::Invalid {
+            id: id.into(),
+            message: "no cgroup recorded; cannot signal all processes".into(),
+        })?;
+        let signal = nix::sys::signal::Signal::try_from(sig).map_err(|e| sys(id, "parse signal")(e.into()))?;
+        return cg.kill_all(signal).map_err(|source| Error::Cgroup {
+            id: id.into(),
+            source,
+        });
+    }
+    send_signal(id, &r, sig)
+}
+
+fn wait_gone(r: &Record, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if !state::init_alive(r.pid, r.start_time) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    !state::init_alive(r.pid, r.start_time)
+}
+
+/// runtime.md "delete".
+pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
+    let dir = match root.open(id) {
+        Ok(d) => d,
+        Err(crate::state::StateError::NotFound(_)) if force => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let r = match dir.load() {
+        Ok(r) => r,
+        Err(_) if force => return dir.remove().map_err(Into::into),
+        Err(e) => return Err(e.into()),
+    };
+    let status = live_status(&r, &dir.path);
+    match status {
+        Status::Stopped => {}
+        Status::Created | Status::Creating => {
+            let _ = send_signal(id, &r, libc::SIGKILL);
+        }
+        Status::Running | Status::Paused if force => {
+            if let Some(cg) = cgroup_of(&r) {
+                let _ = cg.kill_all(nix::sys::signal::SIGKILL);
+                let _ = cg.thaw();
+            }
+            let _ = send_signal(id, &r, libc::SIGKILL);
+        }
+        Status::Running | Status::Paused => {
+            return Err(Error::WrongStatus {
+                id: id.into(),
+                status,
+                what: "stop it first or use delete --force".into(),
+            })
+        }
+    }
+    if status != Status::Stopped && !wait_gone(&r, Duration::from_secs(10)) {
+        return Err(Error::Invalid {
+            id: id.into(),
+            message: "the container process did not die after SIGKILL".into(),
+        });
+    }
+    let mut errors = Vec::new();
+    if let Some(cg) = cgroup_of(&r) {
+        if let Err(e) = cg.destroy() {
+            errors.push(format!("cgroup: {e}"));
+        }
+    }
+    hooks::run_hooks_warn("poststop", &r.poststop, &record_state(&r, Status::Stopped));
+    if let Err(e) = dir.remove() {
+        errors.push(e.to_string());
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            id: id.into(),
+            message: format!("delete left things behind: {}", errors.join("; ")),
+        })
+    }
+}
+
+/// One row of `list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ListEntry {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// runc's `list`: every container under the root (read without locking,
+/// so a container being created does not block the listing).
+pub fn list(root: &StateRoot) -> Result<Vec<ListEntry>> {
+    let mut out = Vec::new();
+    for id in root.list()? {
+        let dir = root.path.join(&id);
+        let Ok(text) = std::fs::read(dir.join(state::STATE_FILE)) else {
+            continue;
+        };
+        let Ok(r) = serde_json::from_slice::<Record>(&text) else {
+            continue;
+        };
+        let status = live_status(&r, &dir);
+        out.push(ListEntry {
+            oci_version: r.oci_version,
+            id: r.id,
+            pid: if status == Status::Stopped { 0 } else { r.pid },
+            status,
+            bundle: r.bundle,
+            rootfs: r.rootfs,
+            created: r.created,
+            owner: r.owner,
+            annotations: r.annotations,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse() {
+        assert_eq!(parse_signal("KILL"), Some(9));
+        assert_eq!(parse_signal("SIGTERM"), Some(15));
+        assert_eq!(parse_signal("term"), Some(15));
+        assert_eq!(parse_signal("9"), Some(9));
+        assert_eq!(parse_signal("0"), None);
+        assert_eq!(parse_signal("BOGUS"), None);
+        assert_eq!(parse_signal("SIGRTMIN+1"), Some(libc::SIGRTMIN() + 1));
+    }
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(format_rfc3339(1_700_000_000, 5), "2023-11-14T22:13:20.000000005Z");
+    }
+
+    #[test]
+    fn plan_fast_path_and_intermediate() {
+        let ns = config::Namespaces {
+            new: vec![NsKind::Pid, NsKind::Mount, NsKind::Cgroup],
+            join: vec![],
+        };
+        let p = ns_plan(&ns);
+        assert!(!p.intermediate);
+        assert_eq!(p.clone_flags, libc::CLONE_NEWPID | libc::CLONE_NEWNS);
+        let ns = config::Namespaces {
+            new: vec![NsKind::Mount],
+            join: vec![(NsKind::Pid, "/proc/1/ns/pid".into())],
+        };
+        let p = ns_plan(&ns);
+        assert!(p.intermediate && p.fork_for_pid && p.clone_flags == 0);
+    }
+}

@@ -1,0 +1,168 @@
+//! runc's `exec`: a new process inside a running container, in every one
+//! of its namespaces and its cgroup, with the container's seccomp filter.
+
+use crate::config::{NsKind, ProcessConfig};
+use crate::container::{cgroup_of, live_status, terminal_sockets, write_pid_file, Spawned};
+use crate::error::{sys, Error, Result};
+use crate::init::{self, ChildArgs};
+use crate::state::{StateRoot, Status};
+use crate::sync::{Channel, Msg};
+use berth_sys::process::{clone_fork, Forked};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+/// Options of `exec`.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub id: String,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
+    /// Keep the pty master in the runtime (foreground `exec -t`).
+    pub internal_console: bool,
+}
+
+/// The container's process (from config.json) as the base of an exec'd
+/// process; the CLI overrides fields from its flags.
+pub fn base_process(root: &StateRoot, id: &str) -> Result<oci_spec::runtime::Process> {
+    let dir = root.open(id)?;
+    let r = dir.load()?;
+    serde_json::from_value(r.process).map_err(|e| Error::Invalid {
+        id: id.into(),
+        message: format!("recorded process is unreadable: {e}"),
+    })
+}
+
+/// Start `p` inside container `o.id`.
+pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spawned> {
+    let id = o.id.as_str();
+    let dir = root.open(id)?;
+    let r = dir.load()?;
+    let status = live_status(&r, &dir.path);
+    if !matches!(status, Status::Running | Status::Created) {
+        return Err(Error::WrongStatus {
+            id: id.into(),
+            status,
+            what: "exec needs a created or running container".into(),
+        });
+    }
+    drop(dir);
+    let seccomp = match &r.seccomp {
+        Some(v) => {
+            let s: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(v.clone()).map_err(|e| Error::Seccomp {
+                id: id.into(),
+                message: e.to_string(),
+            })?;
+            Some(berth_seccomp::compile(&s).map_err(|e| Error::Seccomp {
+                id: id.into(),
+                message: e.to_string(),
+            })?)
+        }
+        None => None,
+    };
+    // Join every namespace of the init that differs from ours, user first.
+    let mut joins: Vec<(NsKind, OwnedFd)> = Vec::new();
+    let mut userns = false;
+    let mut pidns = false;
+    for kind in NsKind::JOIN_ORDER {
+        let theirs = format!("/proc/{}/ns/{}", r.pid, kind.proc_name());
+        let ours = format!("/proc/self/ns/{}", kind.proc_name());
+        let (Ok(t), Ok(o)) = (std::fs::metadata(&theirs), std::fs::metadata(&ours)) else {
+            continue;
+        };
+        if t.ino() == o.ino() && t.dev() == o.dev() {
+            continue;
+        }
+        let f = std::fs::File::open(&theirs).map_err(sys(id, format!("open {theirs}")))?;
+        userns |= kind == NsKind::User;
+        pidns |= kind == NsKind::Pid;
+        joins.push((kind, f.into()));
+    }
+    let (console_socket, console_keep) = terminal_sockets(id, p.terminal, o.console_socket.as_deref(), o.internal_console)?;
+    let (mut chan, child_chan) = Channel::pair().map_err(sys(id, "create setup channel"))?;
+    let first = match clone_fork(0).map_err(sys(id, "fork"))? {
+        Forked::Child => {
+            drop(chan);
+            let args = ChildArgs {
+                chan: child_chan,
+                joins,
+                unshare_flags: 0,
+                fork_for_pid: pidns,
+                ask_maps: false,
+                console_socket,
+                notify_socket: None,
+                seccomp: seccomp.as_ref(),
+                preserve_fds: o.preserve_fds,
+                new_keyring: false,
+                listener_metadata: None,
+                state_json: String::new(),
+            };
+            init::exec_init(p, args, userns)
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(child_chan);
+    drop(console_socket);
+    let kill_first = |pid: i32| {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    };
+    if let Some(cg) = cgroup_of(&r) {
+        if let Err(source) = cg.add_process(first) {
+            kill_first(first);
+            return Err(Error::Cgroup {
+                id: id.into(),
+                source,
+            });
+        }
+    }
+    let mut pid = first;
+    let res = (|| -> Result<()> {
+        let setup = |e| Error::Setup {
+            id: id.into(),
+            message: format!("exec: {e}"),
+        };
+        chan.send(&Msg::Go(String::new())).map_err(setup)?;
+        loop {
+            match chan.recv().map_err(setup)? {
+                Msg::Pid(n) => {
+                    pid = n;
+                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(first), None);
+                    chan.send(&Msg::Go(String::new())).map_err(setup)?;
+                }
+                Msg::Ready => return Ok(()),
+                Msg::Error(message) => {
+                    return Err(Error::Setup {
+                        id: id.into(),
+                        message: format!("exec: {message}"),
+                    })
+                }
+                m => {
+                    return Err(Error::Setup {
+                        id: id.into(),
+                        message: format!("exec: unexpected setup message {m:?}"),
+                    })
+                }
+            }
+        }
+    })();
+    if let Err(e) = res {
+        kill_first(first);
+        if pid != first {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
+        return Err(e);
+    }
+    if let Some(pf) = &o.pid_file {
+        write_pid_file(id, pf, pid)?;
+    }
+    let console = match console_keep {
+        Some(sock) => Some(crate::console::recv_fd(sock.as_fd()).map_err(|e| Error::Setup {
+            id: id.into(),
+            message: e.to_string(),
+        })?),
+        None => None,
+    };
+    Ok(Spawned { pid, console })
+}

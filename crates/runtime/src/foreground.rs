@@ -1,0 +1,174 @@
+//! Waiting for a foreground container (`run`, `exec` without `--detach`):
+//! signals are forwarded to the process, a terminal is proxied, and the
+//! exit status becomes ours (128+N when killed by signal N, as shells do).
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+/// Errors while waiting.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    #[error("cannot {op}: {source}")]
+    Sys {
+        op: &'static str,
+        #[source]
+        source: nix::Error,
+    },
+}
+
+fn sys(op: &'static str) -> impl FnOnce(nix::Error) -> WaitError {
+    move |source| WaitError::Sys { op, source }
+}
+
+/// The signals forwarded to the container.
+fn forwarded() -> SigSet {
+    let mut set = SigSet::all();
+    for s in [Signal::SIGKILL, Signal::SIGSTOP, Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE] {
+        set.remove(s);
+    }
+    set
+}
+
+/// Block the forwarded signals in the runtime (call before creating the
+/// container, so no signal is lost in between). The container process
+/// resets its mask before exec.
+pub fn block_signals() -> Result<(), WaitError> {
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded()), None).map_err(sys("block signals"))?;
+    nix::sys::prctl::set_child_subreaper(true).map_err(sys("become child subreaper"))
+}
+
+/// Restores the terminal mode on drop.
+struct RawMode<'a> {
+    fd: BorrowedFd<'a>,
+    saved: nix::sys::termios::Termios,
+}
+
+impl Drop for RawMode<'_> {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(self.fd, nix::sys::termios::SetArg::TCSANOW, &self.saved);
+    }
+}
+
+/// Wait for `pid`; proxy `console` (a pty master) to our stdio if given.
+pub fn wait(pid: i32, console: Option<OwnedFd>) -> Result<i32, WaitError> {
+    let sfd = SignalFd::with_flags(&forwarded(), SfdFlags::SFD_CLOEXEC).map_err(sys("create signalfd"))?;
+    let stdin_handle = std::io::stdin();
+    let stdin = stdin_handle.as_fd();
+    let _raw = match &console {
+        Some(master) if nix::unistd::isatty(stdin).unwrap_or(false) => {
+            let saved = nix::sys::termios::tcgetattr(stdin).map_err(sys("read terminal mode"))?;
+            let mut raw = saved.clone();
+            nix::sys::termios::cfmakeraw(&mut raw);
+            nix::sys::termios::tcsetattr(stdin, nix::sys::termios::SetArg::TCSANOW, &raw)
+                .map_err(sys("set raw terminal mode"))?;
+            copy_winsize(stdin, master.as_fd());
+            Some(RawMode { fd: stdin, saved })
+        }
+        _ => None,
+    };
+    let mut stdin_open = console.is_some();
+    let mut master_open = console.is_some();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        use nix::poll::{PollFd, PollFlags, PollTimeout};
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if let Some(m) = &console {
+            if master_open {
+                fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+            }
+            if stdin_open {
+                fds.push(PollFd::new(stdin, PollFlags::POLLIN));
+            }
+        }
+        match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(sys("poll")(e)),
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        let mut idx = 1;
+        if let Some(m) = &console {
+            if master_open {
+                if ready[idx] {
+                    match nix::unistd::read(m, &mut buf) {
+                        Ok(0) | Err(_) => master_open = false,
+                        Ok(n) => write_all(std::io::stdout().as_fd(), &buf[..n]),
+                    }
+                }
+                idx += 1;
+            }
+            if stdin_open && ready.get(idx).copied().unwrap_or(false) {
+                match nix::unistd::read(stdin, &mut buf) {
+                    Ok(0) | Err(_) => stdin_open = false,
+                    Ok(n) => write_all(m.as_fd(), &buf[..n]),
+                }
+            }
+        }
+        if ready[0] {
+            while let Ok(Some(info)) = sfd.read_signal() {
+                let signo = info.ssi_signo as i32;
+                if signo == libc::SIGCHLD {
+                    if let Some(code) = reap(pid)? {
+                        if let Some(m) = &console {
+                            drain(m.as_fd(), &mut buf);
+                        }
+                        return Ok(code);
+                    }
+                } else if signo == libc::SIGWINCH {
+                    if let Some(m) = &console {
+                        copy_winsize(stdin, m.as_fd());
+                    }
+                } else if let Ok(sig) = Signal::try_from(signo) {
+                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
+                }
+            }
+        }
+    }
+}
+
+/// Reap every exited child; return the exit code once `pid` is among them.
+fn reap(pid: i32) -> Result<Option<i32>, WaitError> {
+    let mut result = None;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => result = Some(code),
+            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => result = Some(128 + sig as i32),
+            Ok(WaitStatus::StillAlive) | Err(nix::Error::ECHILD) => return Ok(result),
+            Ok(_) => {}
+            Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(sys("waitpid")(e)),
+        }
+    }
+}
+
+fn drain(master: BorrowedFd<'_>, buf: &mut [u8]) {
+    let _ = nix::fcntl::fcntl(master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+    while let Ok(n) = nix::unistd::read(master, buf) {
+        if n == 0 {
+            break;
+        }
+        write_all(std::io::stdout().as_fd(), &buf[..n]);
+    }
+}
+
+fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::Error::EINTR) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+fn copy_winsize(from: BorrowedFd<'_>, to: BorrowedFd<'_>) {
+    if let Ok(ws) = rustix::termios::tcgetwinsize(from) {
+        let _ = rustix::termios::tcsetwinsize(to, ws);
+    }
+}

@@ -1,0 +1,155 @@
+//! Running hooks (config.md "POSIX-platform Hooks"): the hook gets the
+//! container state on stdin, its own args and env, and is killed after its
+//! timeout.
+
+use crate::config::HookSpec;
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A hook failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("{kind} hook {path:?} could not start: {source}")]
+    Start {
+        kind: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{kind} hook {path:?} failed: {status}{stderr}")]
+    Failed {
+        kind: &'static str,
+        path: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("{kind} hook {path:?} timed out after {secs}s and was killed")]
+    Timeout {
+        kind: &'static str,
+        path: String,
+        secs: u64,
+    },
+}
+
+/// Run `hooks` in order, stopping at the first failure.
+pub fn run_hooks(kind: &'static str, hooks: &[HookSpec], state_json: &[u8]) -> Result<(), HookError> {
+    for h in hooks {
+        run_hook(kind, h, state_json)?;
+    }
+    Ok(())
+}
+
+/// Run every hook, logging failures instead of stopping (poststart and
+/// poststop failures are warnings, config.md "Lifecycle").
+pub fn run_hooks_warn(kind: &'static str, hooks: &[HookSpec], state_json: &[u8]) {
+    for h in hooks {
+        if let Err(e) = run_hook(kind, h, state_json) {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+fn run_hook(kind: &'static str, h: &HookSpec, state_json: &[u8]) -> Result<(), HookError> {
+    let path = h.path.display().to_string();
+    let mut cmd = Command::new(&h.path);
+    if let Some(a0) = h.args.first() {
+        cmd.arg0(a0);
+        cmd.args(&h.args[1..]);
+    }
+    cmd.env_clear();
+    for e in &h.env {
+        if let Some((k, v)) = e.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| HookError::Start {
+        kind,
+        path: path.clone(),
+        source,
+    })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook may exit without reading its stdin.
+        let _ = stdin.write_all(state_json);
+    }
+    let deadline = h.timeout.map(|t| Instant::now() + Duration::from_secs(t));
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) => {}
+            Err(source) => return Err(HookError::Start { kind, path, source }),
+        }
+        if let Some(d) = deadline {
+            if Instant::now() >= d {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(HookError::Timeout {
+                    kind,
+                    path,
+                    secs: h.timeout.unwrap_or(0),
+                });
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    let stderr = stderr.trim();
+    Err(HookError::Failed {
+        kind,
+        path,
+        status: status.to_string(),
+        stderr: if stderr.is_empty() {
+            String::new()
+        } else {
+            format!(": {stderr}")
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn hook(args: &[&str], timeout: Option<u64>) -> HookSpec {
+        HookSpec {
+            path: PathBuf::from("/bin/sh"),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: vec!["X=1".into()],
+            timeout,
+        }
+    }
+
+    #[test]
+    fn hook_gets_state_on_stdin_and_env() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("out");
+        let script = format!("cat > {} ; echo $X >> {}", out.display(), out.display());
+        run_hooks("test", &[hook(&["sh", "-c", &script], None)], b"{\"id\":\"c\"}").expect("runs");
+        assert_eq!(std::fs::read_to_string(out).expect("out"), "{\"id\":\"c\"}1\n");
+    }
+
+    #[test]
+    fn failing_hook_is_an_error_with_stderr() {
+        let e = run_hooks("test", &[hook(&["sh", "-c", "echo boom >&2; exit 3"], None)], b"")
+            .expect_err("fails");
+        assert!(e.to_string().contains("boom"), "{e}");
+    }
+
+    #[test]
+    fn slow_hook_times_out() {
+        let e = run_hooks("test", &[hook(&["sh", "-c", "sleep 30"], Some(1))], b"").expect_err("times out");
+        assert!(matches!(e, HookError::Timeout { .. }));
+    }
+}

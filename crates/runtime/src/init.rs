@@ -1,0 +1,274 @@
+//! The runtime's forked child on its way to becoming the container process
+//! (runtime.md "Lifecycle" steps 2-4, config-linux.md "Namespaces").
+//!
+//! Everything here runs in a freshly forked, single-threaded process. Errors
+//! are sent to the parent over the setup channel; the child then exits.
+
+use crate::config::{ContainerConfig, NsKind, ProcessConfig};
+use crate::sync::{Channel, Msg};
+use crate::{console, devices, hooks, mounts, process};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+/// What the child needs besides the config.
+pub struct ChildArgs<'a> {
+    pub chan: Channel,
+    /// Namespaces to join by path, user first.
+    pub joins: Vec<(NsKind, OwnedFd)>,
+    /// Namespaces to create by unshare in the child (intermediate path).
+    pub unshare_flags: libc::c_int,
+    /// Fork once more so the program runs in the joined/new pid namespace.
+    pub fork_for_pid: bool,
+    /// The intermediate path creates a user namespace: ask for id maps.
+    pub ask_maps: bool,
+    pub console_socket: Option<OwnedFd>,
+    pub notify_socket: Option<OwnedFd>,
+    pub seccomp: Option<&'a berth_seccomp::Filter>,
+    pub preserve_fds: u32,
+    pub new_keyring: bool,
+    /// `linux.seccomp.listenerMetadata`.
+    pub listener_metadata: Option<String>,
+    /// The container state JSON the parent sent with the last `Go`.
+    pub state_json: String,
+}
+
+/// Why the child failed, as text for the parent.
+type Res<T> = Result<T, String>;
+
+fn err<E: std::fmt::Display>(ctx: &'static str) -> impl FnOnce(E) -> String {
+    move |e| format!("{ctx}: {e}")
+}
+
+/// Common first stage: join namespaces, unshare, fork into the pid
+/// namespace. Returns in the process that goes on (the container process).
+fn wait_go(a: &mut ChildArgs<'_>) -> Res<()> {
+    match a.chan.recv().map_err(err("waiting for the runtime"))? {
+        Msg::Go(state) => {
+            a.state_json = state;
+            Ok(())
+        }
+        m => Err(format!("unexpected setup message {m:?}")),
+    }
+}
+
+fn enter_namespaces(a: &mut ChildArgs<'_>) -> Res<()> {
+    wait_go(a)?;
+    for (kind, fd) in &a.joins {
+        let flag = nix::sched::CloneFlags::from_bits_retain(kind.clone_flag());
+        nix::sched::setns(fd, flag)
+            .map_err(|e| format!("cannot join the {} namespace: {e}", kind.proc_name()))?;
+    }
+    if a.unshare_flags != 0 {
+        nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(a.unshare_flags))
+            .map_err(err("cannot create namespaces"))?;
+    }
+    if a.ask_maps {
+        a.chan.send(&Msg::MapsNeeded).map_err(err("setup channel"))?;
+        wait_go(a)?;
+    }
+    if a.fork_for_pid {
+        match berth_sys::process::fork().map_err(err("fork into the pid namespace"))? {
+            berth_sys::process::Forked::Parent(child) => {
+                let _ = a.chan.send(&Msg::Pid(child));
+                berth_sys::process::exit_now(0);
+            }
+            // The parent answers our pid with the final state.
+            berth_sys::process::Forked::Child => wait_go(a)?,
+        }
+    }
+    Ok(())
+}
+
+/// The child of `create`: never returns.
+pub fn container_init(cfg: &ContainerConfig, mut a: ChildArgs<'_>, fifo: OwnedFd, no_pivot: bool) -> ! {
+    let res = init_steps(cfg, &mut a, fifo, no_pivot);
+    fail(&mut a.chan, res)
+}
+
+/// The child of `exec`: never returns.
+pub fn exec_init(p: &ProcessConfig, mut a: ChildArgs<'_>, userns: bool) -> ! {
+    let res = (|| {
+        enter_namespaces(&mut a)?;
+        finish_process(p, &mut a, userns, None)
+    })();
+    fail(&mut a.chan, res)
+}
+
+fn fail(chan: &mut Channel, res: Res<std::convert::Infallible>) -> ! {
+    let Err(e) = res;
+    let _ = chan.send(&Msg::Error(e));
+    berth_sys::process::exit_now(1)
+}
+
+fn init_steps(
+    cfg: &ContainerConfig,
+    a: &mut ChildArgs<'_>,
+    fifo: OwnedFd,
+    no_pivot: bool,
+) -> Res<std::convert::Infallible> {
+    enter_namespaces(a)?;
+    let userns = cfg.namespaces.has(NsKind::User);
+    if cfg.namespaces.creates(NsKind::User) {
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(err("setgid 0 in the user namespace"))?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(err("setuid 0 in the user namespace"))?;
+    }
+    // The parent placed us in the cgroup; only now may the cgroup
+    // namespace be created, rooted there.
+    if cfg.namespaces.creates(NsKind::Cgroup) {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(err("cannot create the cgroup namespace"))?;
+    }
+    if cfg.namespaces.creates(NsKind::Time) {
+        nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+            .map_err(err("cannot create the time namespace"))?;
+        let text: String = cfg
+            .time_offsets
+            .iter()
+            .map(|(c, s, n)| format!("{c} {s} {n}\n"))
+            .collect();
+        if !text.is_empty() {
+            std::fs::write("/proc/self/timens_offsets", text).map_err(err("cannot write time offsets"))?;
+        }
+    }
+    if a.new_keyring {
+        // A fresh session keyring, so the container cannot see the host's
+        // keys; EPERM/ENOSYS (keyctl filtered) is not fatal, as in runc.
+        let _ = berth_sys::process::join_session_keyring();
+    }
+    if let Some(h) = &cfg.hostname {
+        nix::unistd::sethostname(h).map_err(err("cannot set hostname"))?;
+    }
+    if let Some(d) = &cfg.domainname {
+        rustix::system::setdomainname(d.as_bytes()).map_err(err("cannot set domainname"))?;
+    }
+    let rootfs = mounts::prepare_rootfs(cfg).map_err(|e| e.to_string())?;
+    mounts::mount_all(cfg, rootfs.as_fd()).map_err(|e| e.to_string())?;
+    devices::create_devices(cfg, rootfs.as_fd()).map_err(|e| e.to_string())?;
+    if !cfg.hooks.prestart.is_empty() || !cfg.hooks.create_runtime.is_empty() {
+        a.chan.send(&Msg::Hooks).map_err(err("setup channel"))?;
+        match a.chan.recv().map_err(err("waiting for hooks"))? {
+            Msg::HooksDone => {}
+            m => return Err(format!("unexpected setup message {m:?}")),
+        }
+    }
+    if !cfg.hooks.create_container.is_empty() {
+        let state = a.state_json.as_bytes().to_vec();
+        hooks::run_hooks("createContainer", &cfg.hooks.create_container, &state)
+            .map_err(|e| e.to_string())?;
+    }
+    drop(rootfs);
+    if no_pivot {
+        mounts::move_root(&cfg.rootfs).map_err(|e| e.to_string())?;
+    } else {
+        mounts::pivot_root(&cfg.rootfs).map_err(|e| e.to_string())?;
+    }
+    for (k, v) in &cfg.sysctl {
+        let path = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
+        std::fs::write(&path, v).map_err(|e| format!("cannot set sysctl {k}={v}: {e}"))?;
+    }
+    mounts::mask_and_protect(cfg).map_err(|e| e.to_string())?;
+    mounts::finish_root(cfg).map_err(|e| e.to_string())?;
+    if cfg.personality_linux32 {
+        nix::sys::personality::set(nix::sys::personality::Persona::empty())
+            .and_then(|_| nix::sys::personality::set(linux32()))
+            .map_err(err("cannot set personality LINUX32"))?;
+    }
+    finish_process(&cfg.process, a, userns, Some((fifo, cfg)))
+}
+
+fn linux32() -> nix::sys::personality::Persona {
+    // PER_LINUX32 is 0x0008.
+    nix::sys::personality::Persona::from_bits_retain(0x0008)
+}
+
+/// The steps shared by init and exec: terminal, limits, privileges, then
+/// (for init) wait for `start`, and exec.
+fn finish_process(
+    p: &ProcessConfig,
+    a: &mut ChildArgs<'_>,
+    userns: bool,
+    init: Option<(OwnedFd, &ContainerConfig)>,
+) -> Res<std::convert::Infallible> {
+    if p.terminal {
+        let sock = a
+            .console_socket
+            .take()
+            .ok_or("process.terminal is set but there is no console socket")?;
+        console::setup_terminal(sock.as_fd(), p.console_size).map_err(|e| e.to_string())?;
+    }
+    process::apply_rlimits(p).map_err(|e| e.to_string())?;
+    if let Some(v) = p.oom_score_adj {
+        process::set_oom_score_adj(v).map_err(|e| e.to_string())?;
+    }
+    process::set_lsm_labels(p).map_err(|e| e.to_string())?;
+    if p.no_new_privileges {
+        process::set_no_new_privs().map_err(|e| e.to_string())?;
+    }
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the
+    // identity switch may drop: load it first (runc's order).
+    let mut notify_fd = None;
+    if !p.no_new_privileges {
+        if let Some(f) = a.seccomp {
+            notify_fd = f.load().map_err(|e| e.to_string())?;
+        }
+    }
+    let setgroups_allowed = !userns || setgroups_allowed();
+    process::finalize_identity(p, setgroups_allowed).map_err(|e| e.to_string())?;
+    let exec = process::prepare_exec(p).map_err(|e| e.to_string())?;
+    // Nothing but stdio and the preserved descriptors reaches the program.
+    let keep = 3 + a.preserve_fds;
+    berth_sys::process::cloexec_from(keep).map_err(err("close_range"))?;
+    for fd in 3..keep {
+        berth_sys::process::clear_cloexec(fd as i32).map_err(err("preserve-fds"))?;
+    }
+    // The runtime may have blocked signals (foreground run) and Rust
+    // ignores SIGPIPE: give the program the defaults it expects.
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )
+    .map_err(err("reset signal mask"))?;
+    reset_sigpipe();
+    a.chan.send(&Msg::Ready).map_err(err("setup channel"))?;
+    if let Some((fifo, cfg)) = init {
+        // runtime.md "start": block here until `start` opens the fifo.
+        let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+        let mut w = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(err("cannot open the exec fifo"))?;
+        use std::io::Write;
+        w.write_all(b"0").map_err(err("cannot write the exec fifo"))?;
+        drop(w);
+        drop(fifo);
+        if !cfg.hooks.start_container.is_empty() {
+            let state = crate::container::with_status(&a.state_json, "running");
+            hooks::run_hooks("startContainer", &cfg.hooks.start_container, &state)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    if p.no_new_privileges {
+        if let Some(f) = a.seccomp {
+            notify_fd = f.load().map_err(|e| e.to_string())?;
+        }
+    }
+    if let (Some(nfd), Some(sock)) = (notify_fd, a.notify_socket.take()) {
+        let state: oci_spec::runtime::State = serde_json::from_str(&a.state_json)
+            .map_err(err("container state for the seccomp listener"))?;
+        let pid = state.pid().unwrap_or(0);
+        let state = berth_seccomp::ContainerProcessState::new(pid, a.listener_metadata.clone(), state);
+        berth_seccomp::send_to_listener(sock.as_fd(), nfd.as_fd(), &state).map_err(|e| e.to_string())?;
+    }
+    Err(process::exec(&exec).to_string())
+}
+
+fn setgroups_allowed() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true)
+}
+
+fn reset_sigpipe() {
+    berth_sys::process::reset_signal_to_default(nix::sys::signal::Signal::SIGPIPE);
+}

@@ -1,0 +1,405 @@
+//! Applying the container's mounts inside its mount namespace, before
+//! pivot_root (runtime-spec config.md "Mounts", config-linux.md "Masked
+//! Paths", "Readonly Paths", "rootfsPropagation").
+
+use crate::config::{ContainerConfig, MountSpec};
+use crate::rootfs_path::{self, fd_path, PathError};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use rustix::fs::OFlags;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Errors while setting up the container's filesystem.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error("cannot mount {what} on {dest:?}: {source}")]
+    Mount {
+        what: String,
+        dest: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("cannot {op} {path:?}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} is not supported by berth yet")]
+    Unsupported(String),
+}
+
+fn merr(what: impl Into<String>, dest: &Path) -> impl FnOnce(nix::Error) -> MountError {
+    let what = what.into();
+    let dest = dest.to_path_buf();
+    move |source| MountError::Mount { what, dest, source }
+}
+
+/// Step 1: make our copy of the host's mounts stop propagating back to the
+/// host, then bind the rootfs onto itself so it is a mount point for
+/// pivot_root. Returns an O_PATH fd of the rootfs.
+pub fn prepare_rootfs(cfg: &ContainerConfig) -> Result<OwnedFd, MountError> {
+    let root = Path::new("/");
+    let prop = cfg
+        .rootfs_propagation
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    // runc: the whole tree becomes rslave (or the configured propagation),
+    // so nothing the container mounts leaks to the host.
+    mount(None::<&str>, root, None::<&str>, prop, None::<&str>)
+        .map_err(merr("root propagation", root))?;
+    make_parent_mount_private(&cfg.rootfs)?;
+    mount(
+        Some(&cfg.rootfs),
+        &cfg.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(merr("rootfs bind", &cfg.rootfs))?;
+    rustix::fs::open(&cfg.rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, rustix::fs::Mode::empty())
+        .map_err(|e| MountError::Io {
+            op: "open rootfs",
+            path: cfg.rootfs.clone(),
+            source: e.into(),
+        })
+}
+
+/// pivot_root fails when the rootfs' parent mount is shared; make it
+/// private (runc's rootfsParentMountPrivate).
+fn make_parent_mount_private(rootfs: &Path) -> Result<(), MountError> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| MountError::Io {
+        op: "read",
+        path: "/proc/self/mountinfo".into(),
+        source,
+    })?;
+    let mut best: Option<(PathBuf, bool)> = None;
+    for line in info.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        if f.len() < 7 {
+            continue;
+        }
+        let mp = PathBuf::from(unescape_mountinfo(f[4]));
+        if !rootfs.starts_with(&mp) {
+            continue;
+        }
+        let shared = f[6..]
+            .iter()
+            .take_while(|x| **x != "-")
+            .any(|x| x.starts_with("shared:"));
+        if best
+            .as_ref()
+            .is_none_or(|(b, _)| mp.as_os_str().len() >= b.as_os_str().len())
+        {
+            best = Some((mp, shared));
+        }
+    }
+    if let Some((mp, true)) = best {
+        mount(None::<&str>, &mp, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>)
+            .map_err(merr("private propagation", &mp))?;
+    }
+    Ok(())
+}
+
+/// Undo mountinfo's octal escapes (`\040` for space and so on).
+pub fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            let oct = &b[i + 1..i + 4];
+            if oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
+                let v = oct.iter().fold(0u32, |a, c| a * 8 + u32::from(c - b'0'));
+                if let Ok(v) = u8::try_from(v) {
+                    out.push(v);
+                    i += 4;
+                    continue;
+                }
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Step 2: every mount of the config, in order.
+pub fn mount_all(cfg: &ContainerConfig, root: BorrowedFd<'_>) -> Result<(), MountError> {
+    for m in &cfg.mounts {
+        mount_one(cfg, root, m)?;
+    }
+    Ok(())
+}
+
+fn mount_one(cfg: &ContainerConfig, root: BorrowedFd<'_>, m: &MountSpec) -> Result<(), MountError> {
+    if m.options.idmap.is_some() || !m.uid_mappings.is_empty() {
+        return Err(MountError::Unsupported(format!(
+            "idmapped mount on {:?}",
+            m.destination
+        )));
+    }
+    if m.is_bind() {
+        return bind_mount(root, m);
+    }
+    match m.typ.as_str() {
+        "cgroup" | "cgroup2" => return crate::cgroup_mount::mount_cgroup(cfg, root, m),
+        _ => {}
+    }
+    let dest_fd = rootfs_path::mkdir_all(root, &m.destination, 0o755)?;
+    let target = fd_path(dest_fd.as_fd());
+    let source = m
+        .source
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(m.typ.clone()));
+    let data = (!m.options.data.is_empty()).then_some(m.options.data.as_str());
+    let flags = m.options.flags & !MsFlags::MS_REMOUNT;
+    let res = mount(Some(&source), &target, Some(m.typ.as_str()), flags, data);
+    match res {
+        Ok(()) => {}
+        // sysfs cannot be mounted in a user namespace without its own
+        // network namespace: bind the host's, read-only (runc does too).
+        Err(nix::Error::EPERM) if m.typ == "sysfs" => {
+            mount(
+                Some("/sys"),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(merr("/sys bind", &m.destination))?;
+            let fd = rootfs_path::open_in_root(root, &m.destination, OFlags::PATH)?;
+            remount_bind(fd.as_fd(), flags | MsFlags::MS_RDONLY, &m.destination)?;
+        }
+        Err(e) => return Err(merr(format!("{} ({})", m.typ, source.display()), &m.destination)(e)),
+    }
+    let fd = rootfs_path::open_in_root(root, &m.destination, OFlags::PATH)?;
+    if m.options.tmpcopyup {
+        copy_up(dest_fd.as_fd(), fd.as_fd(), &m.destination)?;
+    }
+    finish_mount(fd.as_fd(), m)
+}
+
+fn bind_mount(root: BorrowedFd<'_>, m: &MountSpec) -> Result<(), MountError> {
+    let source = m.source.as_ref().expect("validated: bind mounts have a source");
+    let src_fd = rustix::fs::open(source, OFlags::PATH | OFlags::CLOEXEC, rustix::fs::Mode::empty())
+        .map_err(|e| MountError::Io {
+            op: "open bind source",
+            path: source.clone(),
+            source: e.into(),
+        })?;
+    let dest_fd = if rootfs_path::is_dir(&src_fd) {
+        rootfs_path::mkdir_all(root, &m.destination, 0o755)?
+    } else {
+        rootfs_path::ensure_file(root, &m.destination)?
+    };
+    let mut flags = MsFlags::MS_BIND;
+    if m.options.recursive_bind {
+        flags |= MsFlags::MS_REC;
+    }
+    mount(
+        Some(&fd_path(src_fd.as_fd())),
+        &fd_path(dest_fd.as_fd()),
+        None::<&str>,
+        flags,
+        None::<&str>,
+    )
+    .map_err(merr(format!("bind of {}", source.display()), &m.destination))?;
+    let fd = rootfs_path::open_in_root(root, &m.destination, OFlags::PATH)?;
+    let extra = m.options.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if !extra.is_empty() {
+        remount_bind(fd.as_fd(), extra, &m.destination)?;
+    }
+    finish_mount(fd.as_fd(), m)
+}
+
+/// Propagation and recursive attributes, after the mount exists.
+fn finish_mount(fd: BorrowedFd<'_>, m: &MountSpec) -> Result<(), MountError> {
+    for p in &m.options.propagation {
+        mount(None::<&str>, &fd_path(fd), None::<&str>, *p, None::<&str>)
+            .map_err(merr("propagation", &m.destination))?;
+    }
+    if m.options.rec_set != 0 || m.options.rec_clear != 0 {
+        berth_sys::mount_attr::mount_setattr(fd, true, m.options.rec_set, m.options.rec_clear, None)
+            .map_err(|source| MountError::Io {
+                op: "set recursive mount attributes on",
+                path: m.destination.clone(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Remount a bind mount with `flags`, keeping the flags the kernel locked on
+/// it (a remount that drops nosuid/nodev/noexec fails in a user namespace).
+pub fn remount_bind(fd: BorrowedFd<'_>, flags: MsFlags, dest: &Path) -> Result<(), MountError> {
+    let mut keep = MsFlags::empty();
+    if let Ok(st) = nix::sys::statvfs::fstatvfs(fd) {
+        use nix::sys::statvfs::FsFlags;
+        let f = st.flags();
+        for (fs, ms) in [
+            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+            (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+            (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        ] {
+            if f.contains(fs) {
+                keep |= ms;
+            }
+        }
+    }
+    mount(
+        None::<&str>,
+        &fd_path(fd),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | keep,
+        None::<&str>,
+    )
+    .map_err(merr("read-only/flags remount", dest))
+}
+
+/// runc's `tmpcopyup`: copy what was under the tmpfs into it.
+fn copy_up(under: BorrowedFd<'_>, over: BorrowedFd<'_>, dest: &Path) -> Result<(), MountError> {
+    let from = fd_path(under);
+    let to = fd_path(over);
+    let status = std::process::Command::new("/bin/cp")
+        .arg("-a")
+        .arg(format!("{}/.", from.display()))
+        .arg(&to)
+        .status()
+        .map_err(|source| MountError::Io {
+            op: "run cp for tmpcopyup on",
+            path: dest.to_path_buf(),
+            source,
+        })?;
+    if !status.success() {
+        return Err(MountError::Io {
+            op: "tmpcopyup",
+            path: dest.to_path_buf(),
+            source: std::io::Error::other(format!("cp exited with {status}")),
+        });
+    }
+    Ok(())
+}
+
+/// After pivot_root: mask paths (bind /dev/null over files, an empty
+/// read-only tmpfs over directories) and make paths read-only.
+pub fn mask_and_protect(cfg: &ContainerConfig) -> Result<(), MountError> {
+    let root = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, rustix::fs::Mode::empty())
+        .map_err(|e| MountError::Io {
+            op: "open",
+            path: "/".into(),
+            source: e.into(),
+        })?;
+    for p in &cfg.readonly_paths {
+        let fd = match rootfs_path::open_in_root(root.as_fd(), p, OFlags::PATH) {
+            Ok(fd) => fd,
+            Err(PathError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        mount(
+            Some(&fd_path(fd.as_fd())),
+            &fd_path(fd.as_fd()),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(merr("readonly path bind", p))?;
+        let fd = rootfs_path::open_in_root(root.as_fd(), p, OFlags::PATH)?;
+        remount_bind(fd.as_fd(), MsFlags::MS_RDONLY | MsFlags::MS_REC, p)?;
+    }
+    for p in &cfg.masked_paths {
+        let fd = match rootfs_path::open_in_root(root.as_fd(), p, OFlags::PATH) {
+            Ok(fd) => fd,
+            Err(PathError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if rootfs_path::is_dir(&fd) {
+            mount(
+                Some("tmpfs"),
+                &fd_path(fd.as_fd()),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                Some("size=0k"),
+            )
+            .map_err(merr("masking tmpfs", p))?;
+        } else {
+            mount(
+                Some("/dev/null"),
+                &fd_path(fd.as_fd()),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(merr("/dev/null mask", p))?;
+        }
+    }
+    Ok(())
+}
+
+/// pivot_root into the rootfs and detach the old root (runc's technique:
+/// pivot_root(".", ".") then unmount the old root stacked underneath).
+pub fn pivot_root(rootfs: &Path) -> Result<(), MountError> {
+    let oldroot = rustix::fs::open("/", OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, rustix::fs::Mode::empty())
+        .map_err(|e| MountError::Io {
+            op: "open",
+            path: "/".into(),
+            source: e.into(),
+        })?;
+    nix::unistd::chdir(rootfs).map_err(merr("chdir", rootfs))?;
+    nix::unistd::pivot_root(".", ".").map_err(merr("pivot_root", rootfs))?;
+    rustix::process::fchdir(&oldroot).map_err(|e| MountError::Io {
+        op: "fchdir to old root",
+        path: "/".into(),
+        source: e.into(),
+    })?;
+    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
+        .map_err(merr("old root propagation", Path::new("/")))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(merr("detach old root", Path::new("/")))?;
+    nix::unistd::chdir("/").map_err(merr("chdir", Path::new("/")))?;
+    Ok(())
+}
+
+/// `--no-pivot`: move the rootfs over / and chroot into it.
+pub fn move_root(rootfs: &Path) -> Result<(), MountError> {
+    nix::unistd::chdir(rootfs).map_err(merr("chdir", rootfs))?;
+    mount(Some(rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+        .map_err(merr("move rootfs", rootfs))?;
+    nix::unistd::chroot(".").map_err(merr("chroot", rootfs))?;
+    nix::unistd::chdir("/").map_err(merr("chdir", Path::new("/")))?;
+    Ok(())
+}
+
+/// After pivot_root: the configured propagation of `/` and a read-only root.
+pub fn finish_root(cfg: &ContainerConfig) -> Result<(), MountError> {
+    if let Some(p) = cfg.rootfs_propagation {
+        mount(None::<&str>, "/", None::<&str>, p, None::<&str>)
+            .map_err(merr("rootfs propagation", Path::new("/")))?;
+    }
+    if cfg.root_readonly {
+        let fd = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, rustix::fs::Mode::empty())
+            .map_err(|e| MountError::Io {
+                op: "open",
+                path: "/".into(),
+                source: e.into(),
+            })?;
+        remount_bind(fd.as_fd(), MsFlags::MS_RDONLY, Path::new("/"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+        assert_eq!(unescape_mountinfo("/x\\"), "/x\\");
+    }
+}

@@ -1,0 +1,250 @@
+//! Turning the runtime's forked child into the container's process:
+//! rlimits, user and groups, capabilities, no_new_privs, umask, cwd, and
+//! finding the program (config.md "Process", runc's finalizeNamespace order).
+
+use crate::config::{CapSets, ProcessConfig};
+use caps::{CapSet, Capability};
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+/// Errors preparing the container process.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("cannot set {what}: {source}")]
+    Sys {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set capabilities ({what}): {message}")]
+    Caps { what: &'static str, message: String },
+    #[error("executable {0:?} not found in $PATH inside the container")]
+    NotFound(String),
+    #[error("process.cwd {path:?}: {source}")]
+    Cwd {
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("{0:?} contains a NUL byte")]
+    Nul(String),
+}
+
+fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> ProcessError {
+    let what = what.into();
+    move |e| ProcessError::Sys {
+        what,
+        source: e.into(),
+    }
+}
+
+/// Apply the rlimits (config.md "rlimits").
+pub fn apply_rlimits(p: &ProcessConfig) -> Result<(), ProcessError> {
+    for r in &p.rlimits {
+        berth_sys::process::set_rlimit(r.resource, r.soft, r.hard).map_err(|source| ProcessError::Sys {
+            what: format!(
+                "rlimit {} to {}/{} (a hard limit cannot be raised without CAP_SYS_RESOURCE)",
+                r.resource, r.soft, r.hard
+            ),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// runc's order: drop the bounding set, keep capabilities across the uid
+/// change, switch user and groups, then set the other sets.
+pub fn finalize_identity(p: &ProcessConfig, setgroups_allowed: bool) -> Result<(), ProcessError> {
+    if let Some(c) = &p.caps {
+        drop_bounding(c)?;
+    }
+    nix::sys::prctl::set_keepcaps(true).map_err(sys("keepcaps"))?;
+    if setgroups_allowed {
+        let gids: Vec<nix::unistd::Gid> = p
+            .additional_gids
+            .iter()
+            .map(|g| nix::unistd::Gid::from_raw(*g))
+            .collect();
+        nix::unistd::setgroups(&gids).map_err(sys("additional groups"))?;
+    }
+    let gid = nix::unistd::Gid::from_raw(p.gid);
+    nix::unistd::setresgid(gid, gid, gid).map_err(sys(format!("gid {}", p.gid)))?;
+    let uid = nix::unistd::Uid::from_raw(p.uid);
+    nix::unistd::setresuid(uid, uid, uid).map_err(sys(format!("uid {}", p.uid)))?;
+    if let Some(c) = &p.caps {
+        apply_caps(c)?;
+    }
+    nix::sys::prctl::set_keepcaps(false).map_err(sys("keepcaps"))?;
+    Ok(())
+}
+
+fn to_set(v: &[Capability]) -> HashSet<Capability> {
+    v.iter().copied().collect()
+}
+
+fn drop_bounding(c: &CapSets) -> Result<(), ProcessError> {
+    let keep = to_set(&c.bounding);
+    for cap in caps::all() {
+        if keep.contains(&cap) {
+            continue;
+        }
+        match caps::drop(None, CapSet::Bounding, cap) {
+            Ok(()) => {}
+            // A capability the running kernel does not know.
+            Err(_) if !caps::runtime::thread_all_supported().contains(&cap) => {}
+            Err(e) => {
+                return Err(ProcessError::Caps {
+                    what: "bounding",
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+fn apply_caps(c: &CapSets) -> Result<(), ProcessError> {
+    let err = |what| move |e: caps::errors::CapsError| ProcessError::Caps {
+        what,
+        message: e.to_string(),
+    };
+    // Effective must stay within permitted at every step: shrink it first.
+    caps::set(None, CapSet::Effective, &to_set(&c.effective)).map_err(err("effective"))?;
+    caps::set(None, CapSet::Inheritable, &to_set(&c.inheritable)).map_err(err("inheritable"))?;
+    caps::set(None, CapSet::Permitted, &to_set(&c.permitted)).map_err(err("permitted"))?;
+    // Ambient capabilities must be both permitted and inheritable; runc
+    // ignores the others.
+    caps::clear(None, CapSet::Ambient).map_err(err("ambient"))?;
+    for cap in &c.ambient {
+        if c.permitted.contains(cap) && c.inheritable.contains(cap) {
+            caps::raise(None, CapSet::Ambient, *cap).map_err(err("ambient"))?;
+        }
+    }
+    Ok(())
+}
+
+/// no_new_privs (config.md "noNewPrivileges").
+pub fn set_no_new_privs() -> Result<(), ProcessError> {
+    nix::sys::prctl::set_no_new_privs().map_err(sys("no_new_privs"))
+}
+
+/// umask and cwd, then the resolved program path and the argv/envp.
+pub struct Exec {
+    pub path: CString,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+}
+
+fn cstring(s: &str) -> Result<CString, ProcessError> {
+    CString::new(s).map_err(|_| ProcessError::Nul(s.chars().take(64).collect()))
+}
+
+/// Prepare what execve(2) needs, after pivot_root.
+pub fn prepare_exec(p: &ProcessConfig) -> Result<Exec, ProcessError> {
+    if let Some(m) = p.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m as libc::mode_t));
+    }
+    nix::unistd::chdir(&p.cwd).map_err(|source| ProcessError::Cwd {
+        path: p.cwd.clone(),
+        source,
+    })?;
+    let path = find_program(&p.args[0], path_var(&p.env))?;
+    Ok(Exec {
+        path: cstring(&path)?,
+        argv: p.args.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
+        envp: p.env.iter().map(|e| cstring(e)).collect::<Result<_, _>>()?,
+    })
+}
+
+/// The PATH of an environment list (or the default one).
+pub fn path_var(env: &[String]) -> &str {
+    env.iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+}
+
+/// Look `prog` up in `path` the way execvp does (a name with `/` is used as
+/// it is).
+pub fn find_program(prog: &str, path: &str) -> Result<String, ProcessError> {
+    if prog.contains('/') {
+        return Ok(prog.to_string());
+    }
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let cand = Path::new(dir).join(prog);
+        if nix::unistd::access(&cand, nix::unistd::AccessFlags::X_OK).is_ok() && !cand.is_dir() {
+            return Ok(cand.to_string_lossy().into_owned());
+        }
+    }
+    Err(ProcessError::NotFound(prog.to_string()))
+}
+
+/// Replace this process with the container's program.
+pub fn exec(e: &Exec) -> ProcessError {
+    match nix::unistd::execve(&e.path, &e.argv, &e.envp) {
+        Err(err) => ProcessError::Sys {
+            what: format!("exec {:?}", e.path),
+            source: err.into(),
+        },
+        Ok(never) => match never {},
+    }
+}
+
+/// Write /proc/self/oom_score_adj.
+pub fn set_oom_score_adj(v: i32) -> Result<(), ProcessError> {
+    std::fs::write("/proc/self/oom_score_adj", v.to_string()).map_err(|source| ProcessError::Sys {
+        what: format!("oom_score_adj {v}"),
+        source,
+    })
+}
+
+/// AppArmor / SELinux labels for the next exec, only when that LSM is
+/// active (config.md "apparmorProfile", "selinuxLabel").
+pub fn set_lsm_labels(p: &ProcessConfig) -> Result<(), ProcessError> {
+    if let Some(profile) = &p.apparmor_profile {
+        if apparmor_enabled() {
+            std::fs::write("/proc/self/attr/apparmor/exec", format!("exec {profile}"))
+                .or_else(|_| std::fs::write("/proc/self/attr/exec", format!("exec {profile}")))
+                .map_err(|source| ProcessError::Sys {
+                    what: format!("apparmor profile {profile}"),
+                    source,
+                })?;
+        }
+    }
+    if let Some(label) = &p.selinux_label {
+        if Path::new("/sys/fs/selinux/enforce").exists() {
+            std::fs::write("/proc/self/attr/exec", label).map_err(|source| ProcessError::Sys {
+                what: format!("selinux label {label}"),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Is AppArmor enabled on this host?
+pub fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .map(|s| s.trim() == "Y")
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_lookup() {
+        assert_eq!(find_program("/x/y", "").expect("abs"), "/x/y");
+        assert_eq!(find_program("sh", "/nonexistent:/bin").expect("sh"), "/bin/sh");
+        assert!(find_program("no-such-program-berth", "/bin").is_err());
+    }
+
+    #[test]
+    fn path_var_default_and_last_wins() {
+        assert!(path_var(&[]).contains("/usr/bin"));
+        assert_eq!(path_var(&["PATH=/a".into(), "PATH=/b".into()]), "/b");
+    }
+}

@@ -1,0 +1,137 @@
+//! Process creation: `clone(2)` used like `fork(2)` with namespace flags,
+//! plain `fork(2)`, and `close_range(2)`.
+
+use std::io;
+
+/// What a fork-like call returned in the calling process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    /// We are the parent; the value is the child's pid (in our pid namespace).
+    Parent(i32),
+    /// We are the child.
+    Child,
+}
+
+/// `clone(flags | SIGCHLD)` with no new stack: like `fork(2)`, but the child
+/// is created in the new namespaces named by `flags` (`CLONE_NEW*`).
+///
+/// The caller must be single-threaded (berth-runtime is): after a fork in a
+/// multi-threaded process only async-signal-safe calls are allowed.
+pub fn clone_fork(flags: libc::c_int) -> io::Result<Forked> {
+    let flags = (flags as libc::c_ulong) | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: clone with a NULL stack behaves like fork: the child gets a
+    // copy-on-write copy of the address space and returns 0 on the same
+    // stack. No pointers are passed (parent_tid, child_tid and tls are NULL
+    // since no CLONE_*SETTID / CLONE_SETTLS flag is given).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as i32)),
+    }
+}
+
+/// `fork(2)`. The caller must be single-threaded.
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: berth-runtime is single-threaded when it forks, so the child
+    // may call any function, not only async-signal-safe ones.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Forked::Parent(child.as_raw())),
+        Ok(nix::unistd::ForkResult::Child) => Ok(Forked::Child),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`: mark every descriptor from
+/// `first` up as close-on-exec, so nothing past it reaches an exec'd program.
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes flags of this process's descriptors;
+    // it takes no pointers.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `fcntl(fd, F_SETFD, 0)`: let a preserved descriptor (`--preserve-fds`)
+/// survive exec.
+pub fn clear_cloexec(fd: i32) -> io::Result<()> {
+    // SAFETY: F_SETFD only changes a flag of descriptor `fd` in our own
+    // table; an invalid fd yields EBADF.
+    let ret = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)`: give the process a new
+/// anonymous session keyring, so a container does not share the host's.
+pub fn join_session_keyring() -> io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: a NULL name asks for a new anonymous keyring; no memory is
+    // passed to the kernel.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `sigaction(sig, SIG_DFL)`: restore a signal's default disposition.
+pub fn reset_signal_to_default(sig: nix::sys::signal::Signal) {
+    let dfl = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::SigDfl,
+        nix::sys::signal::SaFlags::empty(),
+        nix::sys::signal::SigSet::empty(),
+    );
+    // SAFETY: SIG_DFL runs no code of ours in signal context.
+    let _ = unsafe { nix::sys::signal::sigaction(sig, &dfl) };
+}
+
+/// `_exit(2)`: leave a forked child at once, running no destructors or
+/// exit handlers that belong to the parent's state.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no memory of ours.
+    unsafe { libc::_exit(code) }
+}
+
+/// `setrlimit(2)` for a raw RLIMIT_* number (validated by the caller's
+/// config layer).
+pub fn set_rlimit(resource: i32, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
+    };
+    // SAFETY: `lim` is a valid rlimit struct living across the call; the
+    // kernel only reads it. An unknown resource yields EINVAL.
+    let ret = unsafe { libc::setrlimit(resource as _, &lim) };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
