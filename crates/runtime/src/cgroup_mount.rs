@@ -59,7 +59,10 @@ pub fn hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
             fstype: fstype.to_string(),
             controllers,
         };
-        if !out.iter().any(|o: &Hierarchy| o.mount_point == h.mount_point) {
+        if !out
+            .iter()
+            .any(|o: &Hierarchy| o.mount_point == h.mount_point)
+        {
             out.push(h);
         }
     }
@@ -112,13 +115,22 @@ pub fn mount_cgroup(
     let dest = &m.destination;
     let dest_fd = rootfs_path::mkdir_all(root, dest, 0o755)?;
     let pure_v2 = hs.iter().all(|h| h.fstype == "cgroup2")
-        && hs.iter().any(|h| h.mount_point == Path::new("/sys/fs/cgroup"));
-    if pure_v2 || m.typ == "cgroup2" {
-        let h = hs
+        && hs
             .iter()
-            .find(|h| h.fstype == "cgroup2")
-            .ok_or_else(|| MountError::Unsupported("a cgroup2 mount on a host without cgroup2".into()))?;
-        return mount_hierarchy(root, &fd_path(dest_fd.as_fd()), dest, h, &own, cgroupns, flags);
+            .any(|h| h.mount_point == Path::new("/sys/fs/cgroup"));
+    if pure_v2 || m.typ == "cgroup2" {
+        let h = hs.iter().find(|h| h.fstype == "cgroup2").ok_or_else(|| {
+            MountError::Unsupported("a cgroup2 mount on a host without cgroup2".into())
+        })?;
+        return mount_hierarchy(
+            root,
+            &fd_path(dest_fd.as_fd()),
+            dest,
+            h,
+            &own,
+            cgroupns,
+            flags,
+        );
     }
     // v1 / hybrid: a tmpfs holding one directory per hierarchy.
     mount(
@@ -147,7 +159,11 @@ pub fn mount_cgroup(
             None::<&str>,
             &fd_path(fd.as_fd()),
             None::<&str>,
-            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
             Some("mode=755"),
         )
         .map_err(|source| MountError::Mount {
@@ -186,8 +202,14 @@ fn mount_hierarchy(
     }
     let rel = own_path(own, h).unwrap_or_else(|| "/".into());
     let src = h.mount_point.join(rel.trim_start_matches('/'));
-    mount(Some(&src), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(merr(format!("bind of {}", src.display())))?;
+    mount(
+        Some(&src),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(merr(format!("bind of {}", src.display())))?;
     let fd = rootfs_path::open_in_root(root, dest, OFlags::PATH)?;
     remount_bind(fd.as_fd(), flags, dest)
 }

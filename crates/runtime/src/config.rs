@@ -20,6 +20,12 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot open bundle {path}: {source}")]
+    Bundle {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("invalid {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("unsupported ociVersion {0:?}: berth implements runtime-spec 1.x")]
@@ -350,7 +356,10 @@ pub fn validate(spec: Spec, bundle: &Path) -> Result<ContainerConfig, ConfigErro
             })
         }
     };
-    let process = spec.process().as_ref().ok_or(ConfigError::Missing("process"))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or(ConfigError::Missing("process"))?;
     let process_json = serde_json::to_value(process).unwrap_or_default();
     let process = process_config(process)?;
     let linux = spec.linux().as_ref().ok_or(ConfigError::Missing("linux"))?;
@@ -548,7 +557,9 @@ pub fn process_config(p: &Process) -> Result<ProcessConfig, ConfigError> {
         return Err(ConfigError::NoArgs);
     }
     if p.command_line().is_some() {
-        return Err(ConfigError::Unsupported("process.commandLine (Windows only)".into()));
+        return Err(ConfigError::Unsupported(
+            "process.commandLine (Windows only)".into(),
+        ));
     }
     let cwd = p.cwd().clone();
     if !cwd.is_absolute() {
@@ -688,15 +699,26 @@ fn mount_spec(m: &oci_spec::runtime::Mount) -> Result<MountSpec, ConfigError> {
     if options.tmpcopyup && typ != "tmpfs" {
         return Err(err("tmpcopyup applies only to tmpfs mounts"));
     }
-    let uid_mappings: Vec<IdMap> = m.uid_mappings().iter().flatten().map(IdMap::from_oci).collect();
-    let gid_mappings: Vec<IdMap> = m.gid_mappings().iter().flatten().map(IdMap::from_oci).collect();
-    if (options.idmap.is_some() || !uid_mappings.is_empty() || !gid_mappings.is_empty())
-        && !is_bind
+    let uid_mappings: Vec<IdMap> = m
+        .uid_mappings()
+        .iter()
+        .flatten()
+        .map(IdMap::from_oci)
+        .collect();
+    let gid_mappings: Vec<IdMap> = m
+        .gid_mappings()
+        .iter()
+        .flatten()
+        .map(IdMap::from_oci)
+        .collect();
+    if (options.idmap.is_some() || !uid_mappings.is_empty() || !gid_mappings.is_empty()) && !is_bind
     {
         return Err(err("idmapped mounts are supported for bind mounts only"));
     }
-    if !uid_mappings.is_empty() != !gid_mappings.is_empty() {
-        return Err(err("an idmapped mount needs both uidMappings and gidMappings"));
+    if uid_mappings.is_empty() != gid_mappings.is_empty() {
+        return Err(err(
+            "an idmapped mount needs both uidMappings and gidMappings",
+        ));
     }
     Ok(MountSpec {
         destination: dest,
@@ -816,8 +838,12 @@ pub fn check_sysctl(key: &str, ns: &Namespaces) -> Result<(), ConfigError> {
 
 /// Is `p` free of `..` components (a path meant to stay under a root)?
 pub fn is_clean_relative(p: &Path) -> bool {
-    p.components()
-        .all(|c| matches!(c, Component::Normal(_) | Component::RootDir | Component::CurDir))
+    p.components().all(|c| {
+        matches!(
+            c,
+            Component::Normal(_) | Component::RootDir | Component::CurDir
+        )
+    })
 }
 
 #[cfg(test)]
@@ -916,7 +942,10 @@ mod tests {
 
     #[test]
     fn rlimit_names_map() {
-        assert_eq!(rlimit_resource("RLIMIT_NOFILE"), Some(libc::RLIMIT_NOFILE as i32));
+        assert_eq!(
+            rlimit_resource("RLIMIT_NOFILE"),
+            Some(libc::RLIMIT_NOFILE as i32)
+        );
         assert_eq!(rlimit_resource("RLIMIT_BOGUS"), None);
     }
 

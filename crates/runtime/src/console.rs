@@ -29,8 +29,11 @@ fn sys(op: &'static str) -> impl FnOnce(rustix::io::Errno) -> ConsoleError {
 
 /// In the container, after pivot_root: make a pty, send its master over
 /// `socket`, and make the slave the controlling terminal and stdio.
-pub fn setup_terminal(socket: BorrowedFd<'_>, size: Option<(u16, u16)>) -> Result<(), ConsoleError> {
-    use rustix::pty::{OpenptFlags, openpt, unlockpt, ioctl_tiocgptpeer, ptsname};
+pub fn setup_terminal(
+    socket: BorrowedFd<'_>,
+    size: Option<(u16, u16)>,
+) -> Result<(), ConsoleError> {
+    use rustix::pty::{ioctl_tiocgptpeer, openpt, ptsname, unlockpt, OpenptFlags};
     let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
         .map_err(sys("open /dev/ptmx in the container"))?;
     unlockpt(&master).map_err(sys("unlock the pty"))?;
@@ -51,7 +54,8 @@ pub fn setup_terminal(socket: BorrowedFd<'_>, size: Option<(u16, u16)>) -> Resul
     send_fd(socket, master.as_fd(), &name)?;
     drop(master);
     rustix::process::setsid().map_err(sys("setsid"))?;
-    rustix::process::ioctl_tiocsctty(&slave).map_err(sys("make the pty the controlling terminal"))?;
+    rustix::process::ioctl_tiocsctty(&slave)
+        .map_err(sys("make the pty the controlling terminal"))?;
     rustix::stdio::dup2_stdin(&slave).map_err(sys("dup2 the pty to stdin"))?;
     rustix::stdio::dup2_stdout(&slave).map_err(sys("dup2 the pty to stdout"))?;
     rustix::stdio::dup2_stderr(&slave).map_err(sys("dup2 the pty to stderr"))?;
@@ -59,10 +63,18 @@ pub fn setup_terminal(socket: BorrowedFd<'_>, size: Option<(u16, u16)>) -> Resul
 }
 
 /// Send `fd` with `payload` as SCM_RIGHTS over the unix socket `socket`.
-pub fn send_fd(socket: BorrowedFd<'_>, fd: BorrowedFd<'_>, payload: &[u8]) -> Result<(), ConsoleError> {
+pub fn send_fd(
+    socket: BorrowedFd<'_>,
+    fd: BorrowedFd<'_>,
+    payload: &[u8],
+) -> Result<(), ConsoleError> {
     let fds = [fd.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
-    let payload = if payload.is_empty() { b"pty" as &[u8] } else { payload };
+    let payload = if payload.is_empty() {
+        b"pty" as &[u8]
+    } else {
+        payload
+    };
     let iov = [IoSlice::new(payload)];
     sendmsg::<()>(socket.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None).map_err(|e| {
         ConsoleError::Sys {
@@ -78,11 +90,16 @@ pub fn recv_fd(socket: BorrowedFd<'_>) -> Result<OwnedFd, ConsoleError> {
     let mut buf = [0u8; 4096];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(|e| ConsoleError::Sys {
-            op: "receive the pty master",
-            source: e.into(),
-        })?;
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| ConsoleError::Sys {
+        op: "receive the pty master",
+        source: e.into(),
+    })?;
     for c in msg.cmsgs().map_err(|e| ConsoleError::Sys {
         op: "read control message",
         source: e.into(),

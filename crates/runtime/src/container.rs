@@ -86,7 +86,8 @@ struct CreateGuard {
 impl Drop for CreateGuard {
     fn drop(&mut self) {
         for &pid in &self.pids {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         }
         if let Some(cg) = self.cgroup.take() {
@@ -148,16 +149,23 @@ fn ns_plan(ns: &config::Namespaces) -> NsPlan {
 }
 
 fn open_ns(id: &str, kind: NsKind, path: &Path) -> Result<OwnedFd> {
-    std::fs::File::open(path)
-        .map(OwnedFd::from)
-        .map_err(sys(id, format!("open {} namespace {}", kind.proc_name(), path.display())))
+    std::fs::File::open(path).map(OwnedFd::from).map_err(sys(
+        id,
+        format!("open {} namespace {}", kind.proc_name(), path.display()),
+    ))
 }
 
 fn write_id_maps(id: &str, pid: i32, cfg: &ContainerConfig) -> Result<()> {
-    std::fs::write(format!("/proc/{pid}/uid_map"), config::id_map_text(&cfg.uid_mappings))
-        .map_err(sys(id, "write uid_map"))?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), config::id_map_text(&cfg.gid_mappings))
-        .map_err(sys(id, "write gid_map"))?;
+    std::fs::write(
+        format!("/proc/{pid}/uid_map"),
+        config::id_map_text(&cfg.uid_mappings),
+    )
+    .map_err(sys(id, "write uid_map"))?;
+    std::fs::write(
+        format!("/proc/{pid}/gid_map"),
+        config::id_map_text(&cfg.gid_mappings),
+    )
+    .map_err(sys(id, "write gid_map"))?;
     Ok(())
 }
 
@@ -177,7 +185,7 @@ fn child_error(id: &str, pid: i32, e: SyncError) -> Error {
 pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     state::validate_id(&o.id)?;
     let bundle = std::fs::canonicalize(&o.bundle).map_err(|source| {
-        Error::Config(config::ConfigError::Read {
+        Error::Config(config::ConfigError::Bundle {
             path: o.bundle.clone(),
             source,
         })
@@ -187,7 +195,8 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     if !cfg.namespaces.has(NsKind::Mount) {
         return Err(Error::Invalid {
             id: id.into(),
-            message: "the config has no mount namespace; berth needs one to set up the rootfs".into(),
+            message: "the config has no mount namespace; berth needs one to set up the rootfs"
+                .into(),
         });
     }
     let seccomp = match &cfg.seccomp {
@@ -220,7 +229,10 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
         poststop: cfg.hooks.poststop.clone(),
         namespaces: cfg.namespaces.new.clone(),
         process: cfg.process_json.clone(),
-        seccomp: cfg.seccomp.as_ref().and_then(|s| serde_json::to_value(s).ok()),
+        seccomp: cfg
+            .seccomp
+            .as_ref()
+            .and_then(|s| serde_json::to_value(s).ok()),
     };
     dir.save(&rec)?;
     let fifo_path = dir.fifo_path();
@@ -240,10 +252,12 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     let (console_socket, console_keep) = console_sockets(id, &cfg, o)?;
     let notify_socket = match (&seccomp, &cfg.seccomp) {
         (Some(f), Some(s)) if f.uses_notify() => match s.listener_path() {
-            Some(p) => Some(berth_seccomp::connect_listener(p).map_err(|e| Error::Seccomp {
-                id: id.into(),
-                message: e.to_string(),
-            })?),
+            Some(p) => Some(
+                berth_seccomp::connect_listener(p).map_err(|e| Error::Seccomp {
+                    id: id.into(),
+                    message: e.to_string(),
+                })?,
+            ),
             None => {
                 return Err(Error::Seccomp {
                     id: id.into(),
@@ -287,7 +301,10 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
                 seccomp: seccomp.as_ref(),
                 preserve_fds: o.preserve_fds,
                 new_keyring: !o.no_new_keyring,
-                listener_metadata: cfg.seccomp.as_ref().and_then(|s| s.listener_metadata().clone()),
+                listener_metadata: cfg
+                    .seccomp
+                    .as_ref()
+                    .and_then(|s| s.listener_metadata().clone()),
                 state_json: String::new(),
             };
             init::container_init(&cfg, args, fifo, o.no_pivot)
@@ -304,7 +321,9 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
         write_id_maps(id, first, &cfg)?;
     }
     let mut pid = first;
-    let state_of = |pid: i32, status: &str| String::from_utf8(oci_state(&cfg, id, status, pid)).unwrap_or_default();
+    let state_of = |pid: i32, status: &str| {
+        String::from_utf8(oci_state(&cfg, id, status, pid)).unwrap_or_default()
+    };
     chan.send(&Msg::Go(state_of(pid, "creating")))
         .map_err(|e| child_error(id, first, e))?;
     loop {
@@ -328,8 +347,10 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
                     source,
                 };
                 hooks::run_hooks("prestart", &cfg.hooks.prestart, &st).map_err(hook_err)?;
-                hooks::run_hooks("createRuntime", &cfg.hooks.create_runtime, &st).map_err(hook_err)?;
-                chan.send(&Msg::HooksDone).map_err(|e| child_error(id, pid, e))?;
+                hooks::run_hooks("createRuntime", &cfg.hooks.create_runtime, &st)
+                    .map_err(hook_err)?;
+                chan.send(&Msg::HooksDone)
+                    .map_err(|e| child_error(id, pid, e))?;
             }
             Msg::Ready => break,
             Msg::Error(message) => {
@@ -375,7 +396,12 @@ pub(crate) fn console_sockets(
     cfg_or_process: &ContainerConfig,
     o: &CreateOptions,
 ) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
-    terminal_sockets(id, cfg_or_process.process.terminal, o.console_socket.as_deref(), o.internal_console)
+    terminal_sockets(
+        id,
+        cfg_or_process.process.terminal,
+        o.console_socket.as_deref(),
+        o.internal_console,
+    )
 }
 
 /// See [`console_sockets`].
@@ -389,12 +415,15 @@ pub(crate) fn terminal_sockets(
         return Ok((None, None));
     }
     if let Some(p) = console_socket {
-        let s = std::os::unix::net::UnixStream::connect(p)
-            .map_err(sys(id, format!("connect to console socket {}", p.display())))?;
+        let s = std::os::unix::net::UnixStream::connect(p).map_err(sys(
+            id,
+            format!("connect to console socket {}", p.display()),
+        ))?;
         return Ok((Some(s.into()), None));
     }
     if internal {
-        let (a, b) = std::os::unix::net::UnixStream::pair().map_err(sys(id, "create console socketpair"))?;
+        let (a, b) =
+            std::os::unix::net::UnixStream::pair().map_err(sys(id, "create console socketpair"))?;
         return Ok((Some(a.into()), Some(b.into())));
     }
     Err(Error::Invalid {
@@ -406,7 +435,10 @@ pub(crate) fn terminal_sockets(
 /// Write the pid file atomically (callers poll for it).
 pub fn write_pid_file(id: &str, path: &Path, pid: i32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.berth-tmp"));
     state::write_atomic(&tmp, path, pid.to_string().as_bytes()).map_err(|e| Error::Invalid {
         id: id.into(),
@@ -465,7 +497,9 @@ pub fn live_status(r: &Record, dir_path: &Path) -> Status {
 
 /// The container's cgroup, from its record.
 pub fn cgroup_of(r: &Record) -> Option<Cgroup> {
-    r.cgroup.clone().and_then(|v| serde_json::from_value(v).ok())
+    r.cgroup
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok())
 }
 
 /// runtime.md "state".
@@ -513,7 +547,10 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
                         message: "the container process died before it could start".into(),
                     });
                 }
-                let mut pfd = [nix::poll::PollFd::new(f.as_fd(), nix::poll::PollFlags::POLLIN)];
+                let mut pfd = [nix::poll::PollFd::new(
+                    f.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
                 let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(50u16));
             }
             Err(e) => return Err(sys(id, "read exec fifo")(e.into())),
@@ -522,7 +559,11 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
     let _ = std::fs::remove_file(&fifo);
     r.status = Status::Running;
     dir.save(&r)?;
-    hooks::run_hooks_warn("poststart", &r.poststart, &record_state(&r, Status::Running));
+    hooks::run_hooks_warn(
+        "poststart",
+        &r.poststart,
+        &record_state(&r, Status::Running),
+    );
     Ok(())
 }
 
@@ -534,22 +575,34 @@ pub fn parse_signal(s: &str) -> Option<i32> {
         return (1..=64).contains(&n).then_some(n);
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
     if let Some(rest) = name.strip_prefix("SIGRTMIN") {
         let base = libc::SIGRTMIN();
         return match rest {
             "" => Some(base),
-            r => r.strip_prefix('+').and_then(|n| n.parse::<i32>().ok()).map(|n| base + n),
+            r => r
+                .strip_prefix('+')
+                .and_then(|n| n.parse::<i32>().ok())
+                .map(|n| base + n),
         };
     }
     if let Some(rest) = name.strip_prefix("SIGRTMAX") {
         let base = libc::SIGRTMAX();
         return match rest {
             "" => Some(base),
-            r => r.strip_prefix('-').and_then(|n| n.parse::<i32>().ok()).map(|n| base - n),
+            r => r
+                .strip_prefix('-')
+                .and_then(|n| n.parse::<i32>().ok())
+                .map(|n| base - n),
         };
     }
-    name.parse::<nix::sys::signal::Signal>().ok().map(|s| s as i32)
+    name.parse::<nix::sys::signal::Signal>()
+        .ok()
+        .map(|s| s as i32)
 }
 
 fn send_signal(id: &str, r: &Record, sig: i32) -> Result<()> {
@@ -573,7 +626,8 @@ fn send_signal(id: &str, r: &Record, sig: i32) -> Result<()> {
         id: id.into(),
         message: format!("invalid signal {sig}"),
     })?;
-    rustix::process::pidfd_send_signal(&pidfd, signal).map_err(|e| sys(id, format!("send signal {sig}"))(e.into()))
+    rustix::process::pidfd_send_signal(&pidfd, signal)
+        .map_err(|e| sys(id, format!("send signal {sig}"))(e.into()))
 }
 
 /// runtime.md "kill" (and runc's `--all`).
@@ -593,7 +647,8 @@ pub fn kill(root: &StateRoot, id: &str, sig: i32, all: bool) -> Result<()> {
             id: id.into(),
             message: "no cgroup recorded; cannot signal all processes".into(),
         })?;
-        let signal = nix::sys::signal::Signal::try_from(sig).map_err(|e| sys(id, "parse signal")(e.into()))?;
+        let signal = nix::sys::signal::Signal::try_from(sig)
+            .map_err(|e| sys(id, "parse signal")(e.into()))?;
         return cg.kill_all(signal).map_err(|source| Error::Cgroup {
             id: id.into(),
             source,
@@ -734,7 +789,10 @@ mod tests {
     #[test]
     fn rfc3339() {
         assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(format_rfc3339(1_700_000_000, 5), "2023-11-14T22:13:20.000000005Z");
+        assert_eq!(
+            format_rfc3339(1_700_000_000, 5),
+            "2023-11-14T22:13:20.000000005Z"
+        );
     }
 
     #[test]

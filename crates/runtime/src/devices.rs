@@ -11,18 +11,25 @@ use std::path::{Path, PathBuf};
 
 /// The devices every container gets (config-linux.md "Default Devices").
 pub fn default_devices() -> Vec<DeviceSpec> {
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
-        .into_iter()
-        .map(|(n, major, minor)| DeviceSpec {
-            path: PathBuf::from("/dev").join(n),
-            kind: 'c',
-            major,
-            minor,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        })
-        .collect()
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(n, major, minor)| DeviceSpec {
+        path: PathBuf::from("/dev").join(n),
+        kind: 'c',
+        major,
+        minor,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
 }
 
 /// The devices to create: the config's, plus each default one the config
@@ -55,7 +62,17 @@ pub fn cgroup_device_rules(cfg: &ContainerConfig) -> Option<oci_spec::runtime::L
     };
     rules.push(rule(LinuxDeviceType::C, None, None, "m"));
     rules.push(rule(LinuxDeviceType::B, None, None, "m"));
-    for (major, minor) in [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2), (10, 200)] {
+    for (major, minor) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+        (10, 200),
+    ] {
         rules.push(rule(LinuxDeviceType::C, Some(major), Some(minor), "rwm"));
     }
     rules.push(rule(LinuxDeviceType::C, Some(136), None, "rwm"));
@@ -127,13 +144,23 @@ fn create_device(root: BorrowedFd<'_>, d: &DeviceSpec, bind: bool) -> Result<(),
         _ => SFlag::S_IFCHR,
     };
     // A file already there (an image's placeholder) is replaced.
-    match nix::unistd::unlinkat(&dir, name.as_os_str(), nix::unistd::UnlinkatFlags::NoRemoveDir) {
+    match nix::unistd::unlinkat(
+        &dir,
+        name.as_os_str(),
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    ) {
         Ok(()) | Err(nix::Error::ENOENT) => {}
         Err(e) => return Err(io("remove old", &d.path)(e.into())),
     }
     let dev = nix::sys::stat::makedev(d.major as u64, d.minor as u64);
-    nix::sys::stat::mknodat(&dir, name.as_os_str(), kind, Mode::from_bits_truncate(d.mode), dev)
-        .map_err(|e| io("mknod", &d.path)(e.into()))?;
+    nix::sys::stat::mknodat(
+        &dir,
+        name.as_os_str(),
+        kind,
+        Mode::from_bits_truncate(d.mode),
+        dev,
+    )
+    .map_err(|e| io("mknod", &d.path)(e.into()))?;
     nix::unistd::fchownat(
         &dir,
         name.as_os_str(),
@@ -159,7 +186,11 @@ fn dev_symlinks(root: BorrowedFd<'_>) -> Result<(), MountError> {
     for (target, link) in links {
         let (dir, name) = rootfs_path::parent_dir(root, Path::new(link))?;
         if link == "/dev/ptmx" {
-            let _ = nix::unistd::unlinkat(&dir, name.as_os_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+            let _ = nix::unistd::unlinkat(
+                &dir,
+                name.as_os_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
         }
         match nix::unistd::symlinkat(target, &dir, name.as_os_str()) {
             Ok(()) | Err(nix::Error::EEXIST) => {}
@@ -182,7 +213,14 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"]
+            [
+                "/dev/null",
+                "/dev/zero",
+                "/dev/full",
+                "/dev/random",
+                "/dev/urandom",
+                "/dev/tty"
+            ]
         );
     }
 }

@@ -50,10 +50,11 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
     drop(dir);
     let seccomp = match &r.seccomp {
         Some(v) => {
-            let s: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(v.clone()).map_err(|e| Error::Seccomp {
-                id: id.into(),
-                message: e.to_string(),
-            })?;
+            let s: oci_spec::runtime::LinuxSeccomp =
+                serde_json::from_value(v.clone()).map_err(|e| Error::Seccomp {
+                    id: id.into(),
+                    message: e.to_string(),
+                })?;
             Some(berth_seccomp::compile(&s).map_err(|e| Error::Seccomp {
                 id: id.into(),
                 message: e.to_string(),
@@ -79,7 +80,12 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
         pidns |= kind == NsKind::Pid;
         joins.push((kind, f.into()));
     }
-    let (console_socket, console_keep) = terminal_sockets(id, p.terminal, o.console_socket.as_deref(), o.internal_console)?;
+    let (console_socket, console_keep) = terminal_sockets(
+        id,
+        p.terminal,
+        o.console_socket.as_deref(),
+        o.internal_console,
+    )?;
     let (mut chan, child_chan) = Channel::pair().map_err(sys(id, "create setup channel"))?;
     let first = match clone_fork(0).map_err(sys(id, "fork"))? {
         Forked::Child => {
@@ -150,7 +156,8 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
     if let Err(e) = res {
         kill_first(first);
         if pid != first {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
         }
         return Err(e);
     }
@@ -158,10 +165,12 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
         write_pid_file(id, pf, pid)?;
     }
     let console = match console_keep {
-        Some(sock) => Some(crate::console::recv_fd(sock.as_fd()).map_err(|e| Error::Setup {
-            id: id.into(),
-            message: e.to_string(),
-        })?),
+        Some(sock) => Some(
+            crate::console::recv_fd(sock.as_fd()).map_err(|e| Error::Setup {
+                id: id.into(),
+                message: e.to_string(),
+            })?,
+        ),
         None => None,
     };
     Ok(Spawned { pid, console })

@@ -5,13 +5,62 @@ use serde_json::{json, Value};
 
 /// Every mount option berth understands.
 pub const MOUNT_OPTIONS: &[&str] = &[
-    "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "idmap", "mand",
-    "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime", "nostrictatime", "nosuid",
-    "nosymfollow", "private", "ratime", "rbind", "rdev", "rdiratime", "relatime", "remount",
-    "rexec", "ridmap", "rnoatime", "rnodev", "rnodiratime", "rnoexec", "rnorelatime",
-    "rnostrictatime", "rnosuid", "rnosymfollow", "ro", "rprivate", "rrelatime", "rro", "rrw",
-    "rshared", "rslave", "rstrictatime", "rsuid", "rsymfollow", "runbindable", "rw", "shared",
-    "slave", "strictatime", "suid", "symfollow", "sync", "tmpcopyup", "unbindable",
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "idmap",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "ratime",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "ridmap",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
+    "runbindable",
+    "rw",
+    "shared",
+    "slave",
+    "strictatime",
+    "suid",
+    "symfollow",
+    "sync",
+    "tmpcopyup",
+    "unbindable",
 ];
 
 /// The features document.
@@ -20,7 +69,9 @@ pub fn features() -> Value {
     caps.sort();
     let cgroup = match berth_cgroups::Layout::detect() {
         Ok(l) => serde_json::to_value(berth_cgroups::features(&l)).unwrap_or(Value::Null),
-        Err(_) => json!({"v1": false, "v2": false, "systemd": false, "systemdUser": false, "rdma": false}),
+        Err(_) => {
+            json!({"v1": false, "v2": false, "systemd": false, "systemdUser": false, "rdma": false})
+        }
     };
     let seccomp = serde_json::to_value(berth_seccomp::features()).unwrap_or(Value::Null);
     // idmap mount options are parsed, but idmapped mounts are refused

@@ -26,7 +26,14 @@ fn sys(op: &'static str) -> impl FnOnce(nix::Error) -> WaitError {
 /// The signals forwarded to the container.
 fn forwarded() -> SigSet {
     let mut set = SigSet::all();
-    for s in [Signal::SIGKILL, Signal::SIGSTOP, Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE] {
+    for s in [
+        Signal::SIGKILL,
+        Signal::SIGSTOP,
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGILL,
+        Signal::SIGFPE,
+    ] {
         set.remove(s);
     }
     set
@@ -36,7 +43,8 @@ fn forwarded() -> SigSet {
 /// container, so no signal is lost in between). The container process
 /// resets its mask before exec.
 pub fn block_signals() -> Result<(), WaitError> {
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded()), None).map_err(sys("block signals"))?;
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded()), None)
+        .map_err(sys("block signals"))?;
     nix::sys::prctl::set_child_subreaper(true).map_err(sys("become child subreaper"))
 }
 
@@ -48,13 +56,15 @@ struct RawMode<'a> {
 
 impl Drop for RawMode<'_> {
     fn drop(&mut self) {
-        let _ = nix::sys::termios::tcsetattr(self.fd, nix::sys::termios::SetArg::TCSANOW, &self.saved);
+        let _ =
+            nix::sys::termios::tcsetattr(self.fd, nix::sys::termios::SetArg::TCSANOW, &self.saved);
     }
 }
 
 /// Wait for `pid`; proxy `console` (a pty master) to our stdio if given.
 pub fn wait(pid: i32, console: Option<OwnedFd>) -> Result<i32, WaitError> {
-    let sfd = SignalFd::with_flags(&forwarded(), SfdFlags::SFD_CLOEXEC).map_err(sys("create signalfd"))?;
+    let sfd = SignalFd::with_flags(&forwarded(), SfdFlags::SFD_CLOEXEC)
+        .map_err(sys("create signalfd"))?;
     let stdin_handle = std::io::stdin();
     let stdin = stdin_handle.as_fd();
     let _raw = match &console {
@@ -138,7 +148,9 @@ fn reap(pid: i32) -> Result<Option<i32>, WaitError> {
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => result = Some(code),
-            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => result = Some(128 + sig as i32),
+            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => {
+                result = Some(128 + sig as i32)
+            }
             Ok(WaitStatus::StillAlive) | Err(nix::Error::ECHILD) => return Ok(result),
             Ok(_) => {}
             Err(nix::Error::EINTR) => {}
@@ -148,7 +160,10 @@ fn reap(pid: i32) -> Result<Option<i32>, WaitError> {
 }
 
 fn drain(master: BorrowedFd<'_>, buf: &mut [u8]) {
-    let _ = nix::fcntl::fcntl(master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+    let _ = nix::fcntl::fcntl(
+        master,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
     while let Ok(n) = nix::unistd::read(master, buf) {
         if n == 0 {
             break;

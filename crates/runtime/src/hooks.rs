@@ -34,7 +34,11 @@ pub enum HookError {
 }
 
 /// Run `hooks` in order, stopping at the first failure.
-pub fn run_hooks(kind: &'static str, hooks: &[HookSpec], state_json: &[u8]) -> Result<(), HookError> {
+pub fn run_hooks(
+    kind: &'static str,
+    hooks: &[HookSpec],
+    state_json: &[u8],
+) -> Result<(), HookError> {
     for h in hooks {
         run_hook(kind, h, state_json)?;
     }
@@ -136,20 +140,33 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("out");
         let script = format!("cat > {} ; echo $X >> {}", out.display(), out.display());
-        run_hooks("test", &[hook(&["sh", "-c", &script], None)], b"{\"id\":\"c\"}").expect("runs");
-        assert_eq!(std::fs::read_to_string(out).expect("out"), "{\"id\":\"c\"}1\n");
+        run_hooks(
+            "test",
+            &[hook(&["sh", "-c", &script], None)],
+            b"{\"id\":\"c\"}",
+        )
+        .expect("runs");
+        assert_eq!(
+            std::fs::read_to_string(out).expect("out"),
+            "{\"id\":\"c\"}1\n"
+        );
     }
 
     #[test]
     fn failing_hook_is_an_error_with_stderr() {
-        let e = run_hooks("test", &[hook(&["sh", "-c", "echo boom >&2; exit 3"], None)], b"")
-            .expect_err("fails");
+        let e = run_hooks(
+            "test",
+            &[hook(&["sh", "-c", "echo boom >&2; exit 3"], None)],
+            b"",
+        )
+        .expect_err("fails");
         assert!(e.to_string().contains("boom"), "{e}");
     }
 
     #[test]
     fn slow_hook_times_out() {
-        let e = run_hooks("test", &[hook(&["sh", "-c", "sleep 30"], Some(1))], b"").expect_err("times out");
+        let e = run_hooks("test", &[hook(&["sh", "-c", "sleep 30"], Some(1))], b"")
+            .expect_err("times out");
         assert!(matches!(e, HookError::Timeout { .. }));
     }
 }

@@ -35,8 +35,23 @@ pub struct ChildArgs<'a> {
 /// Why the child failed, as text for the parent.
 type Res<T> = Result<T, String>;
 
-fn err<E: std::fmt::Display>(ctx: &'static str) -> impl FnOnce(E) -> String {
-    move |e| format!("{ctx}: {e}")
+fn err<E: std::error::Error>(ctx: &'static str) -> impl FnOnce(E) -> String {
+    move |e| format!("{ctx}: {}", chain(&e))
+}
+
+/// An error with all its causes, for the parent to print.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let cs = c.to_string();
+        if !s.contains(&cs) {
+            s.push_str(": ");
+            s.push_str(&cs);
+        }
+        cur = c.source();
+    }
+    s
 }
 
 /// Common first stage: join namespaces, unshare, fork into the pid
@@ -63,7 +78,9 @@ fn enter_namespaces(a: &mut ChildArgs<'_>) -> Res<()> {
             .map_err(err("cannot create namespaces"))?;
     }
     if a.ask_maps {
-        a.chan.send(&Msg::MapsNeeded).map_err(err("setup channel"))?;
+        a.chan
+            .send(&Msg::MapsNeeded)
+            .map_err(err("setup channel"))?;
         wait_go(a)?;
     }
     if a.fork_for_pid {
@@ -80,7 +97,12 @@ fn enter_namespaces(a: &mut ChildArgs<'_>) -> Res<()> {
 }
 
 /// The child of `create`: never returns.
-pub fn container_init(cfg: &ContainerConfig, mut a: ChildArgs<'_>, fifo: OwnedFd, no_pivot: bool) -> ! {
+pub fn container_init(
+    cfg: &ContainerConfig,
+    mut a: ChildArgs<'_>,
+    fifo: OwnedFd,
+    no_pivot: bool,
+) -> ! {
     let res = init_steps(cfg, &mut a, fifo, no_pivot);
     fail(&mut a.chan, res)
 }
@@ -109,8 +131,10 @@ fn init_steps(
     enter_namespaces(a)?;
     let userns = cfg.namespaces.has(NsKind::User);
     if cfg.namespaces.creates(NsKind::User) {
-        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(err("setgid 0 in the user namespace"))?;
-        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(err("setuid 0 in the user namespace"))?;
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+            .map_err(err("setgid 0 in the user namespace"))?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+            .map_err(err("setuid 0 in the user namespace"))?;
     }
     // The parent placed us in the cgroup; only now may the cgroup
     // namespace be created, rooted there.
@@ -119,15 +143,18 @@ fn init_steps(
             .map_err(err("cannot create the cgroup namespace"))?;
     }
     if cfg.namespaces.creates(NsKind::Time) {
-        nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
-            .map_err(err("cannot create the time namespace"))?;
+        nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(
+            libc::CLONE_NEWTIME,
+        ))
+        .map_err(err("cannot create the time namespace"))?;
         let text: String = cfg
             .time_offsets
             .iter()
             .map(|(c, s, n)| format!("{c} {s} {n}\n"))
             .collect();
         if !text.is_empty() {
-            std::fs::write("/proc/self/timens_offsets", text).map_err(err("cannot write time offsets"))?;
+            std::fs::write("/proc/self/timens_offsets", text)
+                .map_err(err("cannot write time offsets"))?;
         }
     }
     if a.new_keyring {
@@ -141,9 +168,9 @@ fn init_steps(
     if let Some(d) = &cfg.domainname {
         rustix::system::setdomainname(d.as_bytes()).map_err(err("cannot set domainname"))?;
     }
-    let rootfs = mounts::prepare_rootfs(cfg).map_err(|e| e.to_string())?;
-    mounts::mount_all(cfg, rootfs.as_fd()).map_err(|e| e.to_string())?;
-    devices::create_devices(cfg, rootfs.as_fd()).map_err(|e| e.to_string())?;
+    let rootfs = mounts::prepare_rootfs(cfg).map_err(|e| chain(&e))?;
+    mounts::mount_all(cfg, rootfs.as_fd()).map_err(|e| chain(&e))?;
+    devices::create_devices(cfg, rootfs.as_fd()).map_err(|e| chain(&e))?;
     if !cfg.hooks.prestart.is_empty() || !cfg.hooks.create_runtime.is_empty() {
         a.chan.send(&Msg::Hooks).map_err(err("setup channel"))?;
         match a.chan.recv().map_err(err("waiting for hooks"))? {
@@ -154,20 +181,20 @@ fn init_steps(
     if !cfg.hooks.create_container.is_empty() {
         let state = a.state_json.as_bytes().to_vec();
         hooks::run_hooks("createContainer", &cfg.hooks.create_container, &state)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| chain(&e))?;
     }
     drop(rootfs);
     if no_pivot {
-        mounts::move_root(&cfg.rootfs).map_err(|e| e.to_string())?;
+        mounts::move_root(&cfg.rootfs).map_err(|e| chain(&e))?;
     } else {
-        mounts::pivot_root(&cfg.rootfs).map_err(|e| e.to_string())?;
+        mounts::pivot_root(&cfg.rootfs).map_err(|e| chain(&e))?;
     }
     for (k, v) in &cfg.sysctl {
         let path = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
         std::fs::write(&path, v).map_err(|e| format!("cannot set sysctl {k}={v}: {e}"))?;
     }
-    mounts::mask_and_protect(cfg).map_err(|e| e.to_string())?;
-    mounts::finish_root(cfg).map_err(|e| e.to_string())?;
+    mounts::mask_and_protect(cfg).map_err(|e| chain(&e))?;
+    mounts::finish_root(cfg).map_err(|e| chain(&e))?;
     if cfg.personality_linux32 {
         nix::sys::personality::set(nix::sys::personality::Persona::empty())
             .and_then(|_| nix::sys::personality::set(linux32()))
@@ -194,27 +221,27 @@ fn finish_process(
             .console_socket
             .take()
             .ok_or("process.terminal is set but there is no console socket")?;
-        console::setup_terminal(sock.as_fd(), p.console_size).map_err(|e| e.to_string())?;
+        console::setup_terminal(sock.as_fd(), p.console_size).map_err(|e| chain(&e))?;
     }
-    process::apply_rlimits(p).map_err(|e| e.to_string())?;
+    process::apply_rlimits(p).map_err(|e| chain(&e))?;
     if let Some(v) = p.oom_score_adj {
-        process::set_oom_score_adj(v).map_err(|e| e.to_string())?;
+        process::set_oom_score_adj(v).map_err(|e| chain(&e))?;
     }
-    process::set_lsm_labels(p).map_err(|e| e.to_string())?;
+    process::set_lsm_labels(p).map_err(|e| chain(&e))?;
     if p.no_new_privileges {
-        process::set_no_new_privs().map_err(|e| e.to_string())?;
+        process::set_no_new_privs().map_err(|e| chain(&e))?;
     }
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the
     // identity switch may drop: load it first (runc's order).
     let mut notify_fd = None;
     if !p.no_new_privileges {
         if let Some(f) = a.seccomp {
-            notify_fd = f.load().map_err(|e| e.to_string())?;
+            notify_fd = f.load().map_err(|e| chain(&e))?;
         }
     }
     let setgroups_allowed = !userns || setgroups_allowed();
-    process::finalize_identity(p, setgroups_allowed).map_err(|e| e.to_string())?;
-    let exec = process::prepare_exec(p).map_err(|e| e.to_string())?;
+    process::finalize_identity(p, setgroups_allowed).map_err(|e| chain(&e))?;
+    let exec = process::prepare_exec(p).map_err(|e| chain(&e))?;
     // Nothing but stdio and the preserved descriptors reaches the program.
     let keep = 3 + a.preserve_fds;
     berth_sys::process::cloexec_from(keep).map_err(err("close_range"))?;
@@ -239,26 +266,29 @@ fn finish_process(
             .open(&path)
             .map_err(err("cannot open the exec fifo"))?;
         use std::io::Write;
-        w.write_all(b"0").map_err(err("cannot write the exec fifo"))?;
+        w.write_all(b"0")
+            .map_err(err("cannot write the exec fifo"))?;
         drop(w);
         drop(fifo);
         if !cfg.hooks.start_container.is_empty() {
             let state = crate::container::with_status(&a.state_json, "running");
             hooks::run_hooks("startContainer", &cfg.hooks.start_container, &state)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| chain(&e))?;
         }
     }
     if p.no_new_privileges {
         if let Some(f) = a.seccomp {
-            notify_fd = f.load().map_err(|e| e.to_string())?;
+            notify_fd = f.load().map_err(|e| chain(&e))?;
         }
     }
     if let (Some(nfd), Some(sock)) = (notify_fd, a.notify_socket.take()) {
         let state: oci_spec::runtime::State = serde_json::from_str(&a.state_json)
             .map_err(err("container state for the seccomp listener"))?;
         let pid = state.pid().unwrap_or(0);
-        let state = berth_seccomp::ContainerProcessState::new(pid, a.listener_metadata.clone(), state);
-        berth_seccomp::send_to_listener(sock.as_fd(), nfd.as_fd(), &state).map_err(|e| e.to_string())?;
+        let state =
+            berth_seccomp::ContainerProcessState::new(pid, a.listener_metadata.clone(), state);
+        berth_seccomp::send_to_listener(sock.as_fd(), nfd.as_fd(), &state)
+            .map_err(|e| chain(&e))?;
     }
     Err(process::exec(&exec).to_string())
 }

@@ -96,12 +96,19 @@ pub struct Event {
 
 /// runc's streaming `events`: statistics every `interval` and an `oom`
 /// event on each OOM kill, until the container stops.
-pub fn events(root: &StateRoot, id: &str, interval: Duration, mut emit: impl FnMut(&Event)) -> Result<()> {
+pub fn events(
+    root: &StateRoot,
+    id: &str,
+    interval: Duration,
+    mut emit: impl FnMut(&Event),
+) -> Result<()> {
     let (cg, _) = cgroup(root, id)?;
     let mut watcher = cg.oom_watcher().ok();
     let mut next = Instant::now();
     loop {
-        let status = crate::container::state(root, id).map(|s| s.status).unwrap_or(Status::Stopped);
+        let status = crate::container::state(root, id)
+            .map(|s| s.status)
+            .unwrap_or(Status::Stopped);
         if status == Status::Stopped {
             return Ok(());
         }
@@ -115,7 +122,9 @@ pub fn events(root: &StateRoot, id: &str, interval: Duration, mut emit: impl FnM
             }
             next = Instant::now() + interval;
         }
-        let wait = next.saturating_duration_since(Instant::now()).min(Duration::from_millis(500));
+        let wait = next
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(500));
         match watcher.as_mut().map(|w| w.wait(Some(wait))) {
             Some(Ok(OomEvent::Oom(_))) => emit(&Event {
                 kind: "oom",

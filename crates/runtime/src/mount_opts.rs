@@ -80,7 +80,8 @@ pub fn parse(options: &[String]) -> MountOptions {
                 o.rec_set &= !attr;
             }
             // atime attributes are one field: clearing any one clears all.
-            if attr & (ma::MOUNT_ATTR_NOATIME | ma::MOUNT_ATTR_STRICTATIME) != 0 || opt == "rrelatime"
+            if attr & (ma::MOUNT_ATTR_NOATIME | ma::MOUNT_ATTR_STRICTATIME) != 0
+                || opt == "rrelatime"
             {
                 o.rec_clear |= 0x70; // MOUNT_ATTR__ATIME
             }

@@ -59,22 +59,27 @@ pub fn prepare_rootfs(cfg: &ContainerConfig) -> Result<OwnedFd, MountError> {
         None::<&str>,
     )
     .map_err(merr("rootfs bind", &cfg.rootfs))?;
-    rustix::fs::open(&cfg.rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, rustix::fs::Mode::empty())
-        .map_err(|e| MountError::Io {
-            op: "open rootfs",
-            path: cfg.rootfs.clone(),
-            source: e.into(),
-        })
+    rustix::fs::open(
+        &cfg.rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| MountError::Io {
+        op: "open rootfs",
+        path: cfg.rootfs.clone(),
+        source: e.into(),
+    })
 }
 
 /// pivot_root fails when the rootfs' parent mount is shared; make it
 /// private (runc's rootfsParentMountPrivate).
 fn make_parent_mount_private(rootfs: &Path) -> Result<(), MountError> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| MountError::Io {
-        op: "read",
-        path: "/proc/self/mountinfo".into(),
-        source,
-    })?;
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| MountError::Io {
+            op: "read",
+            path: "/proc/self/mountinfo".into(),
+            source,
+        })?;
     let mut best: Option<(PathBuf, bool)> = None;
     for line in info.lines() {
         let f: Vec<&str> = line.split(' ').collect();
@@ -97,8 +102,14 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<(), MountError> {
         }
     }
     if let Some((mp, true)) = best {
-        mount(None::<&str>, &mp, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>)
-            .map_err(merr("private propagation", &mp))?;
+        mount(
+            None::<&str>,
+            &mp,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(merr("private propagation", &mp))?;
     }
     Ok(())
 }
@@ -173,7 +184,12 @@ fn mount_one(cfg: &ContainerConfig, root: BorrowedFd<'_>, m: &MountSpec) -> Resu
             let fd = rootfs_path::open_in_root(root, &m.destination, OFlags::PATH)?;
             remount_bind(fd.as_fd(), flags | MsFlags::MS_RDONLY, &m.destination)?;
         }
-        Err(e) => return Err(merr(format!("{} ({})", m.typ, source.display()), &m.destination)(e)),
+        Err(e) => {
+            return Err(merr(
+                format!("{} ({})", m.typ, source.display()),
+                &m.destination,
+            )(e))
+        }
     }
     let fd = rootfs_path::open_in_root(root, &m.destination, OFlags::PATH)?;
     if m.options.tmpcopyup {
@@ -183,13 +199,20 @@ fn mount_one(cfg: &ContainerConfig, root: BorrowedFd<'_>, m: &MountSpec) -> Resu
 }
 
 fn bind_mount(root: BorrowedFd<'_>, m: &MountSpec) -> Result<(), MountError> {
-    let source = m.source.as_ref().expect("validated: bind mounts have a source");
-    let src_fd = rustix::fs::open(source, OFlags::PATH | OFlags::CLOEXEC, rustix::fs::Mode::empty())
-        .map_err(|e| MountError::Io {
-            op: "open bind source",
-            path: source.clone(),
-            source: e.into(),
-        })?;
+    let source = m
+        .source
+        .as_ref()
+        .expect("validated: bind mounts have a source");
+    let src_fd = rustix::fs::open(
+        source,
+        OFlags::PATH | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| MountError::Io {
+        op: "open bind source",
+        path: source.clone(),
+        source: e.into(),
+    })?;
     let dest_fd = if rootfs_path::is_dir(&src_fd) {
         rootfs_path::mkdir_all(root, &m.destination, 0o755)?
     } else {
@@ -206,7 +229,10 @@ fn bind_mount(root: BorrowedFd<'_>, m: &MountSpec) -> Result<(), MountError> {
         flags,
         None::<&str>,
     )
-    .map_err(merr(format!("bind of {}", source.display()), &m.destination))?;
+    .map_err(merr(
+        format!("bind of {}", source.display()),
+        &m.destination,
+    ))?;
     let fd = rootfs_path::open_in_root(root, &m.destination, OFlags::PATH)?;
     let extra = m.options.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
@@ -222,12 +248,18 @@ fn finish_mount(fd: BorrowedFd<'_>, m: &MountSpec) -> Result<(), MountError> {
             .map_err(merr("propagation", &m.destination))?;
     }
     if m.options.rec_set != 0 || m.options.rec_clear != 0 {
-        berth_sys::mount_attr::mount_setattr(fd, true, m.options.rec_set, m.options.rec_clear, None)
-            .map_err(|source| MountError::Io {
-                op: "set recursive mount attributes on",
-                path: m.destination.clone(),
-                source,
-            })?;
+        berth_sys::mount_attr::mount_setattr(
+            fd,
+            true,
+            m.options.rec_set,
+            m.options.rec_clear,
+            None,
+        )
+        .map_err(|source| MountError::Io {
+            op: "set recursive mount attributes on",
+            path: m.destination.clone(),
+            source,
+        })?;
     }
     Ok(())
 }
@@ -289,16 +321,22 @@ fn copy_up(under: BorrowedFd<'_>, over: BorrowedFd<'_>, dest: &Path) -> Result<(
 /// After pivot_root: mask paths (bind /dev/null over files, an empty
 /// read-only tmpfs over directories) and make paths read-only.
 pub fn mask_and_protect(cfg: &ContainerConfig) -> Result<(), MountError> {
-    let root = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, rustix::fs::Mode::empty())
-        .map_err(|e| MountError::Io {
-            op: "open",
-            path: "/".into(),
-            source: e.into(),
-        })?;
+    let root = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| MountError::Io {
+        op: "open",
+        path: "/".into(),
+        source: e.into(),
+    })?;
     for p in &cfg.readonly_paths {
         let fd = match rootfs_path::open_in_root(root.as_fd(), p, OFlags::PATH) {
             Ok(fd) => fd,
-            Err(PathError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(PathError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
+                continue
+            }
             Err(e) => return Err(e.into()),
         };
         mount(
@@ -315,7 +353,9 @@ pub fn mask_and_protect(cfg: &ContainerConfig) -> Result<(), MountError> {
     for p in &cfg.masked_paths {
         let fd = match rootfs_path::open_in_root(root.as_fd(), p, OFlags::PATH) {
             Ok(fd) => fd,
-            Err(PathError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(PathError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
+                continue
+            }
             Err(e) => return Err(e.into()),
         };
         if rootfs_path::is_dir(&fd) {
@@ -344,12 +384,16 @@ pub fn mask_and_protect(cfg: &ContainerConfig) -> Result<(), MountError> {
 /// pivot_root into the rootfs and detach the old root (runc's technique:
 /// pivot_root(".", ".") then unmount the old root stacked underneath).
 pub fn pivot_root(rootfs: &Path) -> Result<(), MountError> {
-    let oldroot = rustix::fs::open("/", OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, rustix::fs::Mode::empty())
-        .map_err(|e| MountError::Io {
-            op: "open",
-            path: "/".into(),
-            source: e.into(),
-        })?;
+    let oldroot = rustix::fs::open(
+        "/",
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| MountError::Io {
+        op: "open",
+        path: "/".into(),
+        source: e.into(),
+    })?;
     nix::unistd::chdir(rootfs).map_err(merr("chdir", rootfs))?;
     nix::unistd::pivot_root(".", ".").map_err(merr("pivot_root", rootfs))?;
     rustix::process::fchdir(&oldroot).map_err(|e| MountError::Io {
@@ -357,8 +401,14 @@ pub fn pivot_root(rootfs: &Path) -> Result<(), MountError> {
         path: "/".into(),
         source: e.into(),
     })?;
-    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-        .map_err(merr("old root propagation", Path::new("/")))?;
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(merr("old root propagation", Path::new("/")))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(merr("detach old root", Path::new("/")))?;
     nix::unistd::chdir("/").map_err(merr("chdir", Path::new("/")))?;
     Ok(())
@@ -367,8 +417,14 @@ pub fn pivot_root(rootfs: &Path) -> Result<(), MountError> {
 /// `--no-pivot`: move the rootfs over / and chroot into it.
 pub fn move_root(rootfs: &Path) -> Result<(), MountError> {
     nix::unistd::chdir(rootfs).map_err(merr("chdir", rootfs))?;
-    mount(Some(rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-        .map_err(merr("move rootfs", rootfs))?;
+    mount(
+        Some(rootfs),
+        "/",
+        None::<&str>,
+        MsFlags::MS_MOVE,
+        None::<&str>,
+    )
+    .map_err(merr("move rootfs", rootfs))?;
     nix::unistd::chroot(".").map_err(merr("chroot", rootfs))?;
     nix::unistd::chdir("/").map_err(merr("chdir", Path::new("/")))?;
     Ok(())
@@ -381,12 +437,16 @@ pub fn finish_root(cfg: &ContainerConfig) -> Result<(), MountError> {
             .map_err(merr("rootfs propagation", Path::new("/")))?;
     }
     if cfg.root_readonly {
-        let fd = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, rustix::fs::Mode::empty())
-            .map_err(|e| MountError::Io {
-                op: "open",
-                path: "/".into(),
-                source: e.into(),
-            })?;
+        let fd = rustix::fs::open(
+            "/",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| MountError::Io {
+            op: "open",
+            path: "/".into(),
+            source: e.into(),
+        })?;
         remount_bind(fd.as_fd(), MsFlags::MS_RDONLY, Path::new("/"))?;
     }
     Ok(())

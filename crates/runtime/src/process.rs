@@ -42,12 +42,14 @@ fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> ProcessError {
 /// Apply the rlimits (config.md "rlimits").
 pub fn apply_rlimits(p: &ProcessConfig) -> Result<(), ProcessError> {
     for r in &p.rlimits {
-        berth_sys::process::set_rlimit(r.resource, r.soft, r.hard).map_err(|source| ProcessError::Sys {
-            what: format!(
-                "rlimit {} to {}/{} (a hard limit cannot be raised without CAP_SYS_RESOURCE)",
-                r.resource, r.soft, r.hard
-            ),
-            source,
+        berth_sys::process::set_rlimit(r.resource, r.soft, r.hard).map_err(|source| {
+            ProcessError::Sys {
+                what: format!(
+                    "rlimit {} to {}/{} (a hard limit cannot be raised without CAP_SYS_RESOURCE)",
+                    r.resource, r.soft, r.hard
+                ),
+                source,
+            }
         })?;
     }
     Ok(())
@@ -105,9 +107,11 @@ fn drop_bounding(c: &CapSets) -> Result<(), ProcessError> {
 }
 
 fn apply_caps(c: &CapSets) -> Result<(), ProcessError> {
-    let err = |what| move |e: caps::errors::CapsError| ProcessError::Caps {
-        what,
-        message: e.to_string(),
+    let err = |what| {
+        move |e: caps::errors::CapsError| ProcessError::Caps {
+            what,
+            message: e.to_string(),
+        }
     };
     // Effective must stay within permitted at every step: shrink it first.
     caps::set(None, CapSet::Effective, &to_set(&c.effective)).map_err(err("effective"))?;
@@ -152,7 +156,11 @@ pub fn prepare_exec(p: &ProcessConfig) -> Result<Exec, ProcessError> {
     let path = find_program(&p.args[0], path_var(&p.env))?;
     Ok(Exec {
         path: cstring(&path)?,
-        argv: p.args.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
+        argv: p
+            .args
+            .iter()
+            .map(|a| cstring(a))
+            .collect::<Result<_, _>>()?,
         envp: p.env.iter().map(|e| cstring(e)).collect::<Result<_, _>>()?,
     })
 }
@@ -238,7 +246,10 @@ mod tests {
     #[test]
     fn path_lookup() {
         assert_eq!(find_program("/x/y", "").expect("abs"), "/x/y");
-        assert_eq!(find_program("sh", "/nonexistent:/bin").expect("sh"), "/bin/sh");
+        assert_eq!(
+            find_program("sh", "/nonexistent:/bin").expect("sh"),
+            "/bin/sh"
+        );
         assert!(find_program("no-such-program-berth", "/bin").is_err());
     }
 

@@ -40,7 +40,11 @@ fn rel(path: &Path) -> PathBuf {
 }
 
 /// Open `path` inside `root` (O_PATH unless `flags` say otherwise).
-pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> Result<OwnedFd, PathError> {
+pub fn open_in_root(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    flags: OFlags,
+) -> Result<OwnedFd, PathError> {
     let r = rel(path);
     let r = if r.as_os_str().is_empty() {
         PathBuf::from(".")
@@ -100,8 +104,13 @@ pub fn ensure_file(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, PathErr
         path: path.to_path_buf(),
     })?;
     // Reopen the parent as a real directory fd for openat.
-    let dir = rustix::fs::openat(&dir, ".", OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| io_err("open", parent, e))?;
+    let dir = rustix::fs::openat(
+        &dir,
+        ".",
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err("open", parent, e))?;
     match rustix::fs::openat(
         &dir,
         name,
@@ -128,8 +137,13 @@ pub fn parent_dir(
 ) -> Result<(OwnedFd, std::ffi::OsString), PathError> {
     let parent = path.parent().unwrap_or(Path::new("/"));
     let dir = mkdir_all(root, parent, 0o755)?;
-    let dir = rustix::fs::openat(&dir, ".", OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| io_err("open", parent, e))?;
+    let dir = rustix::fs::openat(
+        &dir,
+        ".",
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err("open", parent, e))?;
     let name = path
         .file_name()
         .ok_or_else(|| PathError::NotDir {
@@ -167,7 +181,10 @@ mod tests {
         // The directory was made inside the root, following the link as if
         // the root were "/".
         assert!(!outside.path().join("sub").exists());
-        let inside = d.path().join(outside.path().strip_prefix("/").expect("abs")).join("sub");
+        let inside = d
+            .path()
+            .join(outside.path().strip_prefix("/").expect("abs"))
+            .join("sub");
         assert!(inside.is_dir(), "expected {inside:?}");
     }
 

@@ -73,13 +73,9 @@ pub enum Cmd {
     /// Create a container, blocked before its program until `start`
     Create(CreateArgs),
     /// Start a created container
-    Start {
-        id: String,
-    },
+    Start { id: String },
     /// Print a container's state as JSON
-    State {
-        id: String,
-    },
+    State { id: String },
     /// Send a signal (name or number, default SIGTERM) to a container
     Kill {
         id: String,
@@ -138,13 +134,9 @@ pub enum Cmd {
         ps_args: Vec<String>,
     },
     /// Freeze every process of a container
-    Pause {
-        id: String,
-    },
+    Pause { id: String },
     /// Thaw a paused container
-    Resume {
-        id: String,
-    },
+    Resume { id: String },
     /// Change a container's resource limits live
     Update(UpdateArgs),
     /// Print container statistics and OOM events as JSON

@@ -34,8 +34,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Kill { id, signal, all } => {
-            let sig = container::parse_signal(&signal)
-                .ok_or_else(|| anyhow!("invalid signal {signal:?}: use a name like SIGTERM or KILL, or a number"))?;
+            let sig = container::parse_signal(&signal).ok_or_else(|| {
+                anyhow!("invalid signal {signal:?}: use a name like SIGTERM or KILL, or a number")
+            })?;
             berth_runtime::kill(&root, &id, sig, all)?;
             Ok(0)
         }
@@ -43,7 +44,11 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             berth_runtime::delete(&root, &id, force)?;
             Ok(0)
         }
-        Cmd::Run { create, detach, keep } => run(&root, &create, detach, keep),
+        Cmd::Run {
+            create,
+            detach,
+            keep,
+        } => run(&root, &create, detach, keep),
         Cmd::List { format, quiet } => list(&root, &format, quiet),
         Cmd::Spec { bundle, rootless } => {
             let path = bundle.join("config.json");
@@ -56,11 +61,18 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Features => {
-            println!("{}", serde_json::to_string_pretty(&berth_runtime::features::features())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&berth_runtime::features::features())?
+            );
             Ok(0)
         }
         Cmd::Exec(e) => exec(&root, e),
-        Cmd::Ps { id, format, ps_args } => ps(&root, &id, &format, &ps_args),
+        Cmd::Ps {
+            id,
+            format,
+            ps_args,
+        } => ps(&root, &id, &format, &ps_args),
         Cmd::Pause { id } => {
             manage::pause(&root, &id)?;
             Ok(0)
@@ -74,7 +86,11 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             manage::update(&root, &u.id, &res)?;
             Ok(0)
         }
-        Cmd::Events { id, stats, interval } => events(&root, &id, stats, &interval),
+        Cmd::Events {
+            id,
+            stats,
+            interval,
+        } => events(&root, &id, stats, &interval),
         Cmd::Checkpoint { .. } | Cmd::Restore { .. } => {
             bail!("checkpoint/restore is not supported by berth yet (no working criu integration)")
         }
@@ -106,7 +122,10 @@ fn run(root: &StateRoot, c: &CreateArgs, detach: bool, keep: bool) -> Result<i32
     if !detach {
         foreground::block_signals()?;
     }
-    let spawned = container::create(root, &create_options(c, !detach && c.console_socket.is_none()))?;
+    let spawned = container::create(
+        root,
+        &create_options(c, !detach && c.console_socket.is_none()),
+    )?;
     if let Err(e) = berth_runtime::start(root, &c.id) {
         let _ = berth_runtime::delete(root, &c.id, true);
         return Err(e.into());
@@ -131,7 +150,11 @@ fn list(root: &StateRoot, format: &str, quiet: bool) -> Result<i32> {
     } else if format == "json" {
         writeln!(out, "{}", serde_json::to_string(&entries)?)?;
     } else {
-        writeln!(out, "{:<20} {:<8} {:<10} {:<40} {:<31} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED")?;
+        writeln!(
+            out,
+            "{:<20} {:<8} {:<10} {:<40} {:<31} OWNER",
+            "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+        )?;
         for e in &entries {
             writeln!(
                 out,
@@ -158,9 +181,10 @@ fn exec(root: &StateRoot, e: ExecArgs) -> Result<i32> {
     protect_binary()?;
     let process = match &e.process {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let p: oci_spec::runtime::Process =
-                serde_json::from_str(&text).with_context(|| format!("invalid process file {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let p: oci_spec::runtime::Process = serde_json::from_str(&text)
+                .with_context(|| format!("invalid process file {}", path.display()))?;
             p
         }
         None => exec_process_from_flags(root, &e)?,
@@ -206,9 +230,15 @@ fn exec_process_from_flags(root: &StateRoot, e: &ExecArgs) -> Result<oci_spec::r
             None => (u.as_str(), None),
         };
         let mut user = p.user().clone();
-        user.set_uid(uid.parse().with_context(|| format!("--user {u:?}: uid must be a number"))?);
+        user.set_uid(
+            uid.parse()
+                .with_context(|| format!("--user {u:?}: uid must be a number"))?,
+        );
         if let Some(g) = gid {
-            user.set_gid(g.parse().with_context(|| format!("--user {u:?}: gid must be a number"))?);
+            user.set_gid(
+                g.parse()
+                    .with_context(|| format!("--user {u:?}: gid must be a number"))?,
+            );
         }
         p.set_user(user);
     }
@@ -224,13 +254,6 @@ fn exec_process_from_flags(root: &StateRoot, e: &ExecArgs) -> Result<oci_spec::r
                 .trim_start_matches("CAP_")
                 .parse()
                 .map_err(|_| anyhow!("unknown capability {c:?}"))?;
-            for set in [
-                caps.bounding().clone(),
-                caps.effective().clone(),
-                caps.permitted().clone(),
-            ] {
-                let _ = set;
-            }
             let add = |s: &Option<oci_spec::runtime::Capabilities>| {
                 let mut s = s.clone().unwrap_or_default();
                 s.insert(cap);
@@ -270,7 +293,11 @@ fn ps(root: &StateRoot, id: &str, format: &str, ps_args: &[String]) -> Result<i3
         .output()
         .context("cannot run ps(1)")?;
     if !out.status.success() {
-        bail!("ps {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ps {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
@@ -281,7 +308,11 @@ fn ps(root: &StateRoot, id: &str, format: &str, ps_args: &[String]) -> Result<i3
         .ok_or_else(|| anyhow!("ps output has no PID column"))?;
     println!("{header}");
     for l in lines {
-        if let Some(p) = l.split_whitespace().nth(pid_col).and_then(|p| p.parse::<i32>().ok()) {
+        if let Some(p) = l
+            .split_whitespace()
+            .nth(pid_col)
+            .and_then(|p| p.parse::<i32>().ok())
+        {
             if pids.contains(&p) {
                 println!("{l}");
             }
@@ -304,8 +335,11 @@ pub fn parse_size(s: &str) -> Result<i64> {
         Some('t') => (&t[..t.len() - 1], 1 << 40),
         _ => (t, 1),
     };
-    let n: i64 = num.parse().map_err(|_| anyhow!("invalid size {s:?}: use bytes or a k/m/g suffix"))?;
-    n.checked_mul(mult).ok_or_else(|| anyhow!("size {s:?} is too large"))
+    let n: i64 = num
+        .parse()
+        .map_err(|_| anyhow!("invalid size {s:?}: use bytes or a k/m/g suffix"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| anyhow!("size {s:?} is too large"))
 }
 
 fn update_resources(u: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources> {
@@ -315,13 +349,15 @@ fn update_resources(u: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources>
             serde_json::from_reader(std::io::stdin()).context("invalid resources JSON on stdin")?
         }
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("invalid resources JSON in {}", p.display()))?
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("invalid resources JSON in {}", p.display()))?
         }
         None => LinuxResources::default(),
     };
     if u.memory.is_some() || u.memory_reservation.is_some() || u.memory_swap.is_some() {
-        let mut m = res.memory().clone().unwrap_or_default();
+        let mut m = (*res.memory()).unwrap_or_default();
         if let Some(v) = &u.memory {
             m.set_limit(Some(parse_size(v)?));
         }
@@ -382,7 +418,9 @@ fn update_resources(u: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources>
 pub fn parse_duration(s: &str) -> Result<Duration> {
     let t = s.trim();
     let (num, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len()));
-    let n: f64 = num.parse().map_err(|_| anyhow!("invalid duration {s:?}: use e.g. 5s or 500ms"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow!("invalid duration {s:?}: use e.g. 5s or 500ms"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" | "" => n,
@@ -390,7 +428,7 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         "h" => n * 3600.0,
         _ => bail!("invalid duration unit in {s:?}: use ms, s, m or h"),
     };
-    if !(secs > 0.0) {
+    if secs.is_nan() || secs <= 0.0 {
         bail!("duration {s:?} must be positive");
     }
     Ok(Duration::from_secs_f64(secs))
@@ -435,7 +473,10 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("5s").expect("s"), Duration::from_secs(5));
-        assert_eq!(parse_duration("500ms").expect("ms"), Duration::from_millis(500));
+        assert_eq!(
+            parse_duration("500ms").expect("ms"),
+            Duration::from_millis(500)
+        );
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5x").is_err());
     }

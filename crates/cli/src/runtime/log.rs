@@ -28,7 +28,11 @@ impl Logger {
                 let p = p.clone();
                 let _ = builder
                     .with_writer(move || -> Box<dyn Write> {
-                        match std::fs::OpenOptions::new().create(true).append(true).open(&p) {
+                        match std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(&p)
+                        {
                             Ok(f) => Box::new(f),
                             Err(_) => Box::new(std::io::stderr()),
                         }
@@ -54,7 +58,11 @@ impl Logger {
         } else {
             format!("level=error msg={msg:?}\n")
         };
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+        {
             let _ = f.write_all(line.as_bytes());
         }
     }

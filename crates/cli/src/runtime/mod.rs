@@ -22,8 +22,25 @@ pub fn main() -> i32 {
     match cmd::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            logger.error(&format!("{e:#}"));
+            logger.error(&message(&e));
             1
         }
     }
+}
+
+/// The error and its causes, each cause once (messages that already quote
+/// their cause are not repeated).
+pub fn message(e: &anyhow::Error) -> String {
+    let mut s = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if s.contains(&c) {
+            continue;
+        }
+        if !s.is_empty() {
+            s.push_str(": ");
+        }
+        s.push_str(&c);
+    }
+    s
 }

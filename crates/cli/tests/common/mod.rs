@@ -1,0 +1,245 @@
+//! Shared support for berth's end-to-end tests: busybox bundles, a private
+//! state root per test, unique container IDs and cgroups under a parent
+//! cgroup that the test owns, and cleanup even when a test fails.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Path of the built `berth-runtime`.
+pub fn runtime_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_berth-runtime"))
+}
+
+/// A name unique to this test process and call.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Is this test running as root (integration tests need it)?
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Skip (with a visible reason) unless root and busybox are there.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !common::is_root() {
+            eprintln!("SKIP: {} needs root", module_path!());
+            return;
+        }
+        if !std::path::Path::new("/bin/busybox").exists() {
+            panic!("/bin/busybox is missing: apt-get install busybox-static");
+        }
+    };
+}
+
+/// One test's private world: a state root and a cgroup parent.
+pub struct Env {
+    pub state: tempfile::TempDir,
+    /// Absolute cgroupsPath prefix owned by this test, e.g. /berth-test-12-3.
+    pub cgroup_parent: String,
+    ids: std::cell::RefCell<Vec<String>>,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            state: tempfile::Builder::new()
+                .prefix("berth-state-")
+                .tempdir()
+                .expect("temp state root"),
+            cgroup_parent: format!("/{}", unique("berth-test")),
+            ids: Default::default(),
+        }
+    }
+
+    /// A fresh container ID, deleted (forcefully) when the Env drops.
+    pub fn id(&self, name: &str) -> String {
+        let id = unique(name);
+        self.ids.borrow_mut().push(id.clone());
+        id
+    }
+
+    /// `berth-runtime --root <state> ARGS...`
+    pub fn rt(&self) -> Command {
+        let mut c = Command::new(runtime_bin());
+        c.arg("--root").arg(self.state.path());
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Run `berth-runtime ARGS` and return its output.
+    pub fn rt_out(&self, args: &[&str]) -> Output {
+        self.rt().args(args).output().expect("run berth-runtime")
+    }
+
+    /// A busybox bundle whose container cgroup lives under this Env.
+    pub fn bundle(&self, args: &[&str]) -> Bundle {
+        Bundle::busybox(args, &format!("{}/{}", self.cgroup_parent, unique("c")))
+    }
+
+    /// `run` a bundle in the foreground; returns the output.
+    pub fn run(&self, b: &Bundle, id: &str) -> Output {
+        b.write();
+        self.rt()
+            .args(["run", "--bundle"])
+            .arg(b.path())
+            .arg(id)
+            .output()
+            .expect("run berth-runtime run")
+    }
+
+    /// `create` a bundle. The container inherits stdio, so it goes to files
+    /// (a pipe would keep `output()` waiting until the container exits).
+    pub fn create(&self, b: &Bundle, id: &str, extra: &[&str]) -> std::process::ExitStatus {
+        b.write();
+        let log = std::fs::File::create(b.path().join("create.log")).expect("log file");
+        self.rt()
+            .args(["create", "--bundle"])
+            .arg(b.path())
+            .args(extra)
+            .arg(id)
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .status()
+            .expect("run berth-runtime create")
+    }
+
+    /// JSON `state` of a container.
+    pub fn state(&self, id: &str) -> Value {
+        let o = self.rt_out(&["state", id]);
+        assert!(
+            o.status.success(),
+            "state {id} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).expect("state is JSON")
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for id in self.ids.borrow().iter() {
+            let _ = self.rt().args(["delete", "--force", id]).output();
+        }
+        // Remove the test's parent cgroup in every hierarchy (children were
+        // removed by delete; only berth-test-* directories are touched).
+        let name = self.cgroup_parent.trim_start_matches('/');
+        if name.starts_with("berth-test-") {
+            if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+                for e in rd.flatten() {
+                    let _ = std::fs::remove_dir(e.path().join(name));
+                }
+            }
+            let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(name));
+        }
+    }
+}
+
+/// An OCI bundle with a busybox-static rootfs.
+pub struct Bundle {
+    pub dir: tempfile::TempDir,
+    pub config: Value,
+}
+
+impl Bundle {
+    /// Rootfs with /bin/busybox and its applet links; config.json from
+    /// `berth-runtime spec`, not a terminal, writable root, running `args`.
+    pub fn busybox(args: &[&str], cgroups_path: &str) -> Bundle {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-bundle-")
+            .tempdir()
+            .expect("bundle dir");
+        let rootfs = dir.path().join("rootfs");
+        for d in [
+            "bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root", "usr/bin", "usr/sbin", "var",
+        ] {
+            std::fs::create_dir_all(rootfs.join(d)).expect("mkdir rootfs");
+        }
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("copy busybox");
+        let list = Command::new("/bin/busybox")
+            .arg("--list")
+            .output()
+            .expect("busybox --list");
+        for app in String::from_utf8_lossy(&list.stdout).lines() {
+            let link = rootfs.join("bin").join(app);
+            if !link.exists() {
+                std::os::unix::fs::symlink("busybox", link).expect("applet link");
+            }
+        }
+        std::fs::write(
+            rootfs.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+        )
+        .expect("passwd");
+        std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnobody:x:65534:\n").expect("group");
+        let o = Command::new(runtime_bin())
+            .args(["spec", "--bundle"])
+            .arg(dir.path())
+            .output()
+            .expect("berth-runtime spec");
+        assert!(
+            o.status.success(),
+            "spec failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let text = std::fs::read_to_string(dir.path().join("config.json")).expect("config");
+        let mut config: Value = serde_json::from_str(&text).expect("config JSON");
+        config["process"]["terminal"] = json!(false);
+        config["process"]["args"] = json!(args);
+        config["root"]["readonly"] = json!(false);
+        config["linux"]["cgroupsPath"] = json!(cgroups_path);
+        let b = Bundle { dir, config };
+        b.write();
+        b
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    /// Write config.json from `self.config`.
+    pub fn write(&self) {
+        std::fs::write(
+            self.dir.path().join("config.json"),
+            serde_json::to_vec_pretty(&self.config).expect("serialize"),
+        )
+        .expect("write config.json");
+    }
+}
+
+/// stdout as a String.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as a String.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Assert success, showing stderr otherwise.
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "command failed ({}): {}{}",
+        o.status,
+        stderr(o),
+        stdout(o)
+    );
+    stdout(o)
+}
