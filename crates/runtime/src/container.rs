@@ -221,6 +221,10 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
         status: Status::Creating,
         pid: 0,
         start_time: 0,
+        creator: {
+            let me = std::process::id() as i32;
+            (me, state::process_start_time(me).unwrap_or(0))
+        },
         created: now_rfc3339(),
         owner: "root".into(),
         annotations: cfg.annotations.clone(),
@@ -275,6 +279,9 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     let mut cg = Cgroup::new(cfg.cgroups_path.as_deref(), id).map_err(cg_err)?;
     cg.create().map_err(cg_err)?;
     guard.cgroup = Some(cg.clone());
+    // Recorded at once, so a delete after an interrupted create finds it.
+    rec.cgroup = serde_json::to_value(&cg).ok();
+    guard.dir.as_ref().expect("state dir is set above").save(&rec)?;
     let resources = crate::devices::cgroup_device_rules(&cfg).or_else(|| cfg.resources.clone());
     if let Some(r) = &resources {
         cg.apply(r).map_err(cg_err)?;
@@ -478,8 +485,13 @@ pub fn format_rfc3339(secs: i64, nanos: u32) -> String {
 
 /// The live status of a recorded container.
 pub fn live_status(r: &Record, dir_path: &Path) -> Status {
-    if r.status == Status::Creating && r.pid == 0 {
-        return Status::Creating;
+    if r.status == Status::Creating {
+        // Interrupted create: the creator died before finishing.
+        return if state::init_alive(r.creator.0, r.creator.1) {
+            Status::Creating
+        } else {
+            Status::Stopped
+        };
     }
     if !state::init_alive(r.pid, r.start_time) {
         return Status::Stopped;

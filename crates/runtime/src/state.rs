@@ -106,6 +106,10 @@ pub struct Record {
     pub pid: i32,
     /// Start time of the init (/proc/PID/stat field 22), to detect pid reuse.
     pub start_time: u64,
+    /// The `create` process and its start time, while status is creating:
+    /// a creating container whose creator is gone was interrupted.
+    #[serde(default)]
+    pub creator: (i32, u64),
     pub created: String,
     pub owner: String,
     pub annotations: BTreeMap<String, String>,

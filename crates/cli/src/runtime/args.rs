@@ -119,6 +119,11 @@ pub enum Cmd {
         /// A spec for running without root
         #[arg(long)]
         rootless: bool,
+        /// berth extension: apply berth's hardened defaults (default seccomp
+        /// profile, Docker's default capabilities, podman's masked and
+        /// read-only paths, no_new_privs)
+        #[arg(long)]
+        hardened: bool,
     },
     /// Print what this runtime supports (runtime-spec features.md)
     Features,

@@ -50,12 +50,25 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             keep,
         } => run(&root, &create, detach, keep),
         Cmd::List { format, quiet } => list(&root, &format, quiet),
-        Cmd::Spec { bundle, rootless } => {
+        Cmd::Spec {
+            bundle,
+            rootless,
+            hardened,
+        } => {
             let path = bundle.join("config.json");
             if path.exists() {
                 bail!("{} exists: remove it first", path.display());
             }
-            let spec = berth_runtime::spec::default_spec(rootless);
+            let mut spec = berth_runtime::spec::default_spec(rootless);
+            if hardened {
+                let mut s: oci_spec::runtime::Spec = serde_json::from_value(spec)?;
+                let opts = berth_seccomp::defaults::HardenOptions {
+                    no_new_privileges: true,
+                    ..Default::default()
+                };
+                berth_seccomp::defaults::harden(&mut s, &opts);
+                spec = serde_json::to_value(&s)?;
+            }
             std::fs::write(&path, serde_json::to_string_pretty(&spec)? + "\n")
                 .with_context(|| format!("cannot write {}", path.display()))?;
             Ok(0)
