@@ -287,6 +287,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
         cg.apply(r).map_err(cg_err)?;
     }
 
+    let idmaps = crate::idmap::prepare(id, &cfg)?;
     let plan = ns_plan(&cfg.namespaces);
     let mut joins = Vec::new();
     for (kind, path) in &cfg.namespaces.join {
@@ -313,6 +314,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
                     .as_ref()
                     .and_then(|s| s.listener_metadata().clone()),
                 state_json: String::new(),
+                idmaps,
             };
             init::container_init(&cfg, args, fifo, o.no_pivot)
         }
@@ -322,6 +324,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     drop(console_socket);
     drop(notify_socket);
     drop(joins);
+    drop(idmaps);
     guard.pids.push(first);
     cg.add_process(first).map_err(cg_err)?;
     if !plan.intermediate && cfg.namespaces.creates(NsKind::User) {

@@ -103,6 +103,7 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
                 new_keyring: false,
                 listener_metadata: None,
                 state_json: String::new(),
+                idmaps: Vec::new(),
             };
             init::exec_init(p, args, userns)
         }

@@ -74,13 +74,7 @@ pub fn features() -> Value {
         }
     };
     let seccomp = serde_json::to_value(berth_seccomp::features()).unwrap_or(Value::Null);
-    // idmap mount options are parsed, but idmapped mounts are refused
-    // until berth implements them: not advertised.
-    let mount_options: Vec<&str> = MOUNT_OPTIONS
-        .iter()
-        .copied()
-        .filter(|o| *o != "idmap" && *o != "ridmap")
-        .collect();
+    let mount_options = MOUNT_OPTIONS;
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
@@ -94,7 +88,7 @@ pub fn features() -> Value {
             "apparmor": {"enabled": crate::process::apparmor_enabled()},
             "selinux": {"enabled": std::path::Path::new("/sys/fs/selinux/enforce").exists()},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}}
+            "mountExtensions": {"idmap": {"enabled": true}}
         },
         "annotations": {
             "org.berth.version": env!("CARGO_PKG_VERSION"),

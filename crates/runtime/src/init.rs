@@ -30,6 +30,8 @@ pub struct ChildArgs<'a> {
     pub listener_metadata: Option<String>,
     /// The container state JSON the parent sent with the last `Go`.
     pub state_json: String,
+    /// Per mount: the prepared tree of an idmapped mount.
+    pub idmaps: Vec<Option<OwnedFd>>,
 }
 
 /// Why the child failed, as text for the parent.
@@ -169,7 +171,8 @@ fn init_steps(
         rustix::system::setdomainname(d.as_bytes()).map_err(err("cannot set domainname"))?;
     }
     let rootfs = mounts::prepare_rootfs(cfg).map_err(|e| chain(&e))?;
-    mounts::mount_all(cfg, rootfs.as_fd()).map_err(|e| chain(&e))?;
+    mounts::mount_all(cfg, rootfs.as_fd(), &a.idmaps).map_err(|e| chain(&e))?;
+    a.idmaps.clear();
     devices::create_devices(cfg, rootfs.as_fd()).map_err(|e| chain(&e))?;
     if !cfg.hooks.prestart.is_empty() || !cfg.hooks.create_runtime.is_empty() {
         a.chan.send(&Msg::Hooks).map_err(err("setup channel"))?;

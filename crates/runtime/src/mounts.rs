@@ -137,21 +137,52 @@ pub fn unescape_mountinfo(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Step 2: every mount of the config, in order.
-pub fn mount_all(cfg: &ContainerConfig, root: BorrowedFd<'_>) -> Result<(), MountError> {
-    for m in &cfg.mounts {
-        mount_one(cfg, root, m)?;
+/// Step 2: every mount of the config, in order. `idmaps` holds, per
+/// mount, the prepared tree of an idmapped mount.
+pub fn mount_all(
+    cfg: &ContainerConfig,
+    root: BorrowedFd<'_>,
+    idmaps: &[Option<OwnedFd>],
+) -> Result<(), MountError> {
+    for (i, m) in cfg.mounts.iter().enumerate() {
+        match idmaps.get(i).and_then(Option::as_ref) {
+            Some(tree) => idmapped_bind(root, m, tree.as_fd())?,
+            None => mount_one(cfg, root, m)?,
+        }
     }
     Ok(())
 }
 
-fn mount_one(cfg: &ContainerConfig, root: BorrowedFd<'_>, m: &MountSpec) -> Result<(), MountError> {
-    if m.options.idmap.is_some() || !m.uid_mappings.is_empty() {
-        return Err(MountError::Unsupported(format!(
-            "idmapped mount on {:?}",
-            m.destination
-        )));
+/// An idmapped bind mount: the runtime prepared the detached, idmapped
+/// tree (see idmap.rs); move it onto the destination.
+fn idmapped_bind(root: BorrowedFd<'_>, m: &MountSpec, tree: BorrowedFd<'_>) -> Result<(), MountError> {
+    use rustix::mount::MoveMountFlags;
+    let dest_fd = if rootfs_path::is_dir(tree) {
+        rootfs_path::mkdir_all(root, &m.destination, 0o755)?
+    } else {
+        rootfs_path::ensure_file(root, &m.destination)?
+    };
+    rustix::mount::move_mount(
+        tree,
+        "",
+        &dest_fd,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(|e| MountError::Io {
+        op: "move the idmapped mount onto",
+        path: m.destination.clone(),
+        source: e.into(),
+    })?;
+    let fd = rootfs_path::open_in_root(root, &m.destination, OFlags::PATH)?;
+    let extra = m.options.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if !extra.is_empty() {
+        remount_bind(fd.as_fd(), extra, &m.destination)?;
     }
+    finish_mount(fd.as_fd(), m)
+}
+
+fn mount_one(cfg: &ContainerConfig, root: BorrowedFd<'_>, m: &MountSpec) -> Result<(), MountError> {
     if m.is_bind() {
         return bind_mount(root, m);
     }
