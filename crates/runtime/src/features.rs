@@ -98,10 +98,5 @@ pub fn features() -> Value {
 }
 
 fn seccomp_version() -> String {
-    let f = berth_seccomp::features();
-    serde_json::to_value(&f)
-        .ok()
-        .and_then(|v| v.get("libseccompVersion").cloned())
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+    berth_seccomp::support::api_support().version
 }

@@ -30,7 +30,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         }
         Cmd::State { id } => {
             let st = berth_runtime::state(&root, &id)?;
-            println!("{}", serde_json::to_string_pretty(&st)?);
+            print_out(&serde_json::to_string_pretty(&st)?);
             Ok(0)
         }
         Cmd::Kill { id, signal, all } => {
@@ -74,10 +74,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Features => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&berth_runtime::features::features())?
-            );
+            print_out(&serde_json::to_string_pretty(
+                &berth_runtime::features::features(),
+            )?);
             Ok(0)
         }
         Cmd::Exec(e) => exec(&root, e),
@@ -108,6 +107,13 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             bail!("checkpoint/restore is not supported by berth yet (no working criu integration)")
         }
     }
+}
+
+/// Print a line to stdout; a reader that went away (EPIPE) is not an error
+/// worth a panic.
+fn print_out(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
 }
 
 /// CVE-2019-5736: run from a sealed copy of ourselves before touching a
@@ -293,7 +299,7 @@ fn exec_process_from_flags(root: &StateRoot, e: &ExecArgs) -> Result<oci_spec::r
 fn ps(root: &StateRoot, id: &str, format: &str, ps_args: &[String]) -> Result<i32> {
     let pids = manage::pids(root, id)?;
     if format == "json" {
-        println!("{}", serde_json::to_string(&pids)?);
+        print_out(&serde_json::to_string(&pids)?);
         return Ok(0);
     }
     let args: Vec<String> = if ps_args.is_empty() {
@@ -319,7 +325,7 @@ fn ps(root: &StateRoot, id: &str, format: &str, ps_args: &[String]) -> Result<i3
         .split_whitespace()
         .position(|c| c == "PID")
         .ok_or_else(|| anyhow!("ps output has no PID column"))?;
-    println!("{header}");
+    print_out(header);
     for l in lines {
         if let Some(p) = l
             .split_whitespace()
@@ -327,7 +333,7 @@ fn ps(root: &StateRoot, id: &str, format: &str, ps_args: &[String]) -> Result<i3
             .and_then(|p| p.parse::<i32>().ok())
         {
             if pids.contains(&p) {
-                println!("{l}");
+                print_out(l);
             }
         }
     }
@@ -455,7 +461,7 @@ fn events(root: &StateRoot, id: &str, stats: bool, interval: &str) -> Result<i32
             id: id.into(),
             data: Some(s),
         };
-        println!("{}", serde_json::to_string(&ev)?);
+        print_out(&serde_json::to_string(&ev)?);
         return Ok(0);
     }
     let interval = parse_duration(interval)?;
