@@ -6,3 +6,18 @@
 //! May call: berth-sys (mounts), the network (registries). Must not: start
 //! containers or know about the runtime.
 #![forbid(unsafe_code)]
+
+pub mod archive;
+pub mod digest;
+pub mod gc;
+pub mod image;
+pub mod manifest;
+pub mod mount;
+pub mod reference;
+pub mod registry;
+pub mod store;
+pub mod unpack;
+
+pub use digest::Digest;
+pub use reference::Reference;
+pub use store::Store;

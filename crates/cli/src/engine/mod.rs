@@ -1,7 +1,96 @@
-//! The `berth` engine command line.
+//! The `berth` engine command line (podman-style). One file per command
+//! group: `images` (list, inspect, tag, rmi, prune, mount), `archive` (load,
+//! save, import), `registry` (pull, push, login, logout), `system` (df). Later groups (run, ps, ...) add a variant
+//! to [`Command`] and a file here.
+
+mod archive;
+mod format;
+mod images;
+mod registry;
+mod system;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// berth: a daemonless container engine.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, long_about = None)]
+pub struct Cli {
+    /// Storage root (images under <root>/images).
+    #[arg(long, global = true, env = "BERTH_ROOT", default_value = berth_image::store::DEFAULT_ROOT)]
+    pub root: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List images (example: `berth images --format json`).
+    Images(images::ListArgs),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(images::ImageCommand),
+    /// Add names to an image (example: `berth tag busybox localhost/bb:1`).
+    Tag(images::TagArgs),
+    /// Remove images (example: `berth rmi busybox`).
+    Rmi(images::RmiArgs),
+    /// Load images from a docker-archive, oci-archive or OCI layout dir
+    /// (example: `berth load -i busybox.tar`).
+    Load(archive::LoadArgs),
+    /// Save images to an archive (example: `berth save -o bb.tar busybox`).
+    Save(archive::SaveArgs),
+    /// Create a one-layer image from a rootfs tarball
+    /// (example: `berth import rootfs.tar localhost/mine:1`).
+    Import(archive::ImportArgs),
+    /// Pull an image from a registry
+    /// (example: `berth pull localhost:5000/busybox:latest`).
+    Pull(registry::PullArgs),
+    /// Push an image to a registry
+    /// (example: `berth push busybox localhost:5000/busybox:1`).
+    Push(registry::PushArgs),
+    /// Store registry credentials (example: `berth login -u me --password-stdin reg:5000`).
+    Login(registry::LoginArgs),
+    /// Remove stored registry credentials.
+    Logout(registry::LogoutArgs),
+    /// System information.
+    #[command(subcommand)]
+    System(system::SystemCommand),
+}
 
 /// Entry point of the `berth` binary; returns the process exit code.
 pub fn main() -> i32 {
-    eprintln!("berth: no command yet");
-    2
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match run(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            1
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Images(a) => images::list(&cli.root, &a),
+        Command::Image(c) => images::image_command(&cli.root, c),
+        Command::Tag(a) => images::tag(&cli.root, &a),
+        Command::Rmi(a) => images::rmi(&cli.root, &a),
+        Command::Load(a) => archive::load(&cli.root, &a),
+        Command::Save(a) => archive::save(&cli.root, &a),
+        Command::Import(a) => archive::import(&cli.root, &a),
+        Command::Pull(a) => registry::pull(&cli.root, &a),
+        Command::Push(a) => registry::push(&cli.root, &a),
+        Command::Login(a) => registry::login(&cli.root, &a),
+        Command::Logout(a) => registry::logout(&cli.root, &a),
+        Command::System(c) => system::system_command(&cli.root, c),
+    }
 }

@@ -1,0 +1,288 @@
+//! overlayfs mounts of images and container rootfs, with the new mount API
+//! (fsopen/fsconfig/fsmount/move_mount). Each lower is added with its own
+//! `lowerdir+` key (kernel 6.8+), so the one-page limit of the `lowerdir=`
+//! option string never caps the number of layers; older kernels fall back
+//! to one `lowerdir=` string when it fits.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::CWD;
+use rustix::io::Errno;
+use rustix::mount::{
+    fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, unmount, FsMountFlags,
+    FsOpenFlags, MountAttrFlags, MoveMountFlags, UnmountFlags,
+};
+
+use crate::image::{resolve, ImageError};
+use crate::store::{Store, StoreError};
+use crate::unpack::UnpackLimits;
+
+/// Errors of mounting.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("mount overlay at {target}: {step}")]
+    Overlay {
+        target: PathBuf,
+        step: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("mount overlay at {target}: the {count} lower dirs do not fit one `lowerdir=` option and this kernel lacks `lowerdir+` (needs Linux 6.8+)")]
+    TooManyLowers { target: PathBuf, count: usize },
+    #[error("unmount {target}")]
+    Unmount {
+        target: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("prepare mountpoint {path}")]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("image mount")]
+    Store(#[from] StoreError),
+}
+
+/// How an overlay is assembled.
+#[derive(Debug, Clone)]
+pub struct OverlaySpec<'a> {
+    /// Lower dirs, topmost first.
+    pub lowers: &'a [PathBuf],
+    /// `(upperdir, workdir)` for a writable mount.
+    pub upper: Option<(&'a Path, &'a Path)>,
+    /// Mount read-only.
+    pub readonly: bool,
+}
+
+/// The `lowerdir=` string of the legacy option (`:` separated, with `\`
+/// escaping `:` `,` and `\` as overlayfs expects); `None` when longer than
+/// a page.
+pub fn legacy_lowerdir(lowers: &[PathBuf]) -> Option<String> {
+    let parts: Vec<String> = lowers
+        .iter()
+        .map(|p| {
+            let s = p.to_string_lossy();
+            let mut o = String::with_capacity(s.len());
+            for ch in s.chars() {
+                if matches!(ch, ':' | ',' | '\\') {
+                    o.push('\\');
+                }
+                o.push(ch);
+            }
+            o
+        })
+        .collect();
+    let v = parts.join(":");
+    // The whole option string must fit one page (4096) with its NUL.
+    (v.len() + "lowerdir=".len() < 4095).then_some(v)
+}
+
+/// Mounts an overlay at `target`.
+pub fn mount_overlay(spec: &OverlaySpec<'_>, target: &Path) -> Result<(), MountError> {
+    let err = |step: String| {
+        move |e: Errno| MountError::Overlay {
+            target: target.to_path_buf(),
+            step,
+            source: e.into(),
+        }
+    };
+    let fs_fd =
+        fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(err("fsopen(overlay)".into()))?;
+    let mut plus_ok = true;
+    for (i, l) in spec.lowers.iter().enumerate() {
+        match fsconfig_set_string(&fs_fd, "lowerdir+", l.as_path()) {
+            Ok(()) => {}
+            Err(Errno::INVAL) if i == 0 => {
+                plus_ok = false;
+                break;
+            }
+            Err(e) => return Err(err(format!("add lower {}", l.display()))(e)),
+        }
+    }
+    if !plus_ok {
+        let v = legacy_lowerdir(spec.lowers).ok_or_else(|| MountError::TooManyLowers {
+            target: target.to_path_buf(),
+            count: spec.lowers.len(),
+        })?;
+        fsconfig_set_string(&fs_fd, "lowerdir", v.as_str()).map_err(err("set lowerdir".into()))?;
+    }
+    if let Some((upper, work)) = spec.upper {
+        fsconfig_set_string(&fs_fd, "upperdir", upper)
+            .map_err(err(format!("set upperdir {}", upper.display())))?;
+        fsconfig_set_string(&fs_fd, "workdir", work)
+            .map_err(err(format!("set workdir {}", work.display())))?;
+    }
+    fsconfig_create(&fs_fd).map_err(err(
+        "create superblock (see dmesg for overlayfs' reason)".into()
+    ))?;
+    let attrs = if spec.readonly {
+        MountAttrFlags::MOUNT_ATTR_RDONLY | MountAttrFlags::MOUNT_ATTR_NODEV
+    } else {
+        MountAttrFlags::MOUNT_ATTR_NODEV
+    };
+    let mnt =
+        fsmount(&fs_fd, FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(err("fsmount".into()))?;
+    move_mount(
+        &mnt,
+        "",
+        CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(err("move_mount onto target".into()))
+}
+
+/// Whether `path` is a mountpoint (its device differs from its parent's).
+pub fn is_mountpoint(path: &Path) -> bool {
+    let (Ok(m), Some(Ok(p))) = (fs::metadata(path), path.parent().map(fs::metadata)) else {
+        return false;
+    };
+    m.dev() != p.dev() || m.ino() == p.ino()
+}
+
+/// Mounts a container rootfs: the image lowers (topmost first) under the
+/// container's own `upper` and `work` dirs (same filesystem, `work` empty).
+pub fn mount_container_rootfs(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<(), MountError> {
+    mount_overlay(
+        &OverlaySpec {
+            lowers,
+            upper: Some((upper, work)),
+            readonly: false,
+        },
+        target,
+    )
+}
+
+/// Unmounts a container rootfs mounted by [`mount_container_rootfs`].
+pub fn unmount_container_rootfs(target: &Path) -> Result<(), MountError> {
+    unmount(target, UnmountFlags::empty()).map_err(|e| MountError::Unmount {
+        target: target.to_path_buf(),
+        source: e.into(),
+    })
+}
+
+/// Lower dirs for a read-only view: overlayfs wants two lowers when there
+/// is no upper, so short lists are padded with the store's empty dirs.
+fn padded_lowers(store: &Store, mut lowers: Vec<PathBuf>) -> Result<Vec<PathBuf>, MountError> {
+    let mut i = 0;
+    while lowers.len() < 2 {
+        let p = store.dir().join(format!("empty{i}"));
+        fs::create_dir_all(&p).map_err(|source| MountError::Dir {
+            path: p.clone(),
+            source,
+        })?;
+        lowers.push(p);
+        i += 1;
+    }
+    Ok(lowers)
+}
+
+/// `image mount`: mounts a read-only view of the image's rootfs at
+/// `<root>/images/mounts/<id>` (idempotent) and returns the path.
+pub fn mount_image(store: &Store, name: &str) -> Result<PathBuf, MountError> {
+    let lock = store.lock()?;
+    let rec = store.lookup(name).map_err(ImageError::from)?;
+    let img = resolve(store, &rec)?;
+    let target = store.mount_path(&img.record.id);
+    if is_mountpoint(&target) {
+        return Ok(target);
+    }
+    let lowers = padded_lowers(
+        store,
+        img.ensure_unpacked(store, &lock, UnpackLimits::default())?,
+    )?;
+    fs::create_dir_all(&target).map_err(|source| MountError::Dir {
+        path: target.clone(),
+        source,
+    })?;
+    mount_overlay(
+        &OverlaySpec {
+            lowers: &lowers,
+            upper: None,
+            readonly: true,
+        },
+        &target,
+    )?;
+    Ok(target)
+}
+
+/// `image unmount`: unmounts the view and removes its mountpoint. Returns
+/// whether it was mounted.
+pub fn unmount_image(store: &Store, name: &str) -> Result<bool, MountError> {
+    let _lock = store.lock()?;
+    let rec = store.lookup(name).map_err(ImageError::from)?;
+    let target = store.mount_path(&rec.id);
+    let was = is_mountpoint(&target);
+    if was {
+        unmount(&target, UnmountFlags::empty()).map_err(|e| MountError::Unmount {
+            target: target.clone(),
+            source: e.into(),
+        })?;
+    }
+    match fs::remove_dir(&target) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(MountError::Dir {
+                path: target,
+                source,
+            })
+        }
+    }
+    Ok(was)
+}
+
+/// Detaches an image's view (lazy unmount) and removes its mountpoint,
+/// for `rmi --force`; the caller holds the store lock.
+pub fn detach_image_view(
+    store: &Store,
+    _lock: &crate::store::StoreLock,
+    id: &crate::Digest,
+) -> Result<(), MountError> {
+    let target = store.mount_path(id);
+    if is_mountpoint(&target) {
+        unmount(&target, UnmountFlags::DETACH).map_err(|e| MountError::Unmount {
+            target: target.clone(),
+            source: e.into(),
+        })?;
+    }
+    match fs::remove_dir(&target) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(MountError::Dir {
+            path: target,
+            source,
+        }),
+    }
+}
+
+/// Whether an image's view is mounted (so `rmi` can refuse).
+pub fn image_mounted(store: &Store, id: &crate::Digest) -> bool {
+    is_mountpoint(&store.mount_path(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_lowerdir_escapes_and_caps() {
+        let l = vec![PathBuf::from("/a:b"), PathBuf::from("/c,d")];
+        assert_eq!(legacy_lowerdir(&l).unwrap(), "/a\\:b:/c\\,d");
+        let many: Vec<PathBuf> = (0..60)
+            .map(|i| PathBuf::from(format!("/var/lib/berth/images/snapshots/{:064}", i)))
+            .collect();
+        assert!(legacy_lowerdir(&many).is_none());
+    }
+}

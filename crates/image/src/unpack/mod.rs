@@ -1,0 +1,121 @@
+//! Safe layer unpacking into read-only snapshot directories keyed by diff
+//! ID (image-spec layer.md, "Applying Changesets"), shared by all images.
+//! A layer is applied into a private temp dir inside the store, its diff ID
+//! checked against the config's `rootfs.diff_ids` (config.md), then renamed
+//! into `snapshots/<diff-id hex>`: a snapshot is complete or absent.
+
+mod apply;
+mod compress;
+pub mod path;
+
+use std::fs::{self, File};
+use std::io::BufReader;
+use std::path::PathBuf;
+
+pub use apply::{ApplyError, UnpackLimits};
+pub use compress::{decompress, Compression};
+
+use crate::digest::{Digest, HashingReader};
+use crate::store::{Store, StoreError};
+
+/// Errors of layer unpacking.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("unpack layer {layer} of image {image}")]
+    Apply {
+        image: String,
+        layer: String,
+        #[source]
+        source: ApplyError,
+    },
+    #[error("unpack layer {layer} of image {image}: {op}")]
+    Io {
+        image: String,
+        layer: String,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("unpack layer {layer} of image {image}: its content hashes to diff ID {actual} but the config lists {expected}; the image is corrupt")]
+    DiffIdMismatch {
+        image: String,
+        layer: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("unpack layer {layer} of image {image}")]
+    Store {
+        image: String,
+        layer: String,
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// Unpacks the layer blob `layer` (any compression) as the snapshot of
+/// `diff_id`, unless that snapshot exists. `image` is only for messages.
+/// The caller holds the store lock. With `verify_blob`, the compressed
+/// blob is re-hashed first (verify-on-read).
+pub fn unpack_layer(
+    store: &Store,
+    image: &str,
+    layer: &Digest,
+    diff_id: &Digest,
+    limits: UnpackLimits,
+    verify_blob: bool,
+) -> Result<PathBuf, UnpackError> {
+    let dest = store.snapshot_path(diff_id);
+    if dest.is_dir() {
+        return Ok(dest);
+    }
+    let serr = |source| UnpackError::Store {
+        image: image.to_string(),
+        layer: layer.to_string(),
+        source,
+    };
+    let ioerr = |op: &'static str| {
+        move |source| UnpackError::Io {
+            image: image.to_string(),
+            layer: layer.to_string(),
+            op,
+            source,
+        }
+    };
+    if verify_blob {
+        store.verify_blob(layer).map_err(serr)?;
+    }
+    let tmp = store.temp_dir("unpack-").map_err(serr)?;
+    let rootfs = tmp.path().join("rootfs");
+    fs::create_dir(&rootfs).map_err(ioerr("create temp snapshot"))?;
+    let root = File::open(&rootfs).map_err(ioerr("open temp snapshot"))?;
+    let blob = store.open_blob(layer).map_err(serr)?;
+    let (_, stream) =
+        decompress(BufReader::with_capacity(1 << 20, blob)).map_err(ioerr("detect compression"))?;
+    let hashing = HashingReader::new(stream);
+    let hashing =
+        apply::apply_tar(&root, hashing, limits).map_err(|source| UnpackError::Apply {
+            image: image.to_string(),
+            layer: layer.to_string(),
+            source,
+        })?;
+    let (actual, _) = hashing.finish().map_err(ioerr("read layer stream"))?;
+    if actual != *diff_id {
+        return Err(UnpackError::DiffIdMismatch {
+            image: image.to_string(),
+            layer: layer.to_string(),
+            expected: diff_id.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    root.sync_all().map_err(ioerr("sync snapshot"))?;
+    drop(root);
+    crate::store::rename_new(&rootfs, &dest).map_err(ioerr("move snapshot into place"))?;
+    Ok(dest)
+}
+
+/// Computes the diff ID (digest of the uncompressed stream) of a layer blob.
+pub fn diff_id_of(reader: impl std::io::Read) -> std::io::Result<(Compression, Digest)> {
+    let (c, stream) = decompress(BufReader::with_capacity(1 << 20, reader))?;
+    let (d, _) = HashingReader::new(stream).finish()?;
+    Ok((c, d))
+}
