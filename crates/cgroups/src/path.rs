@@ -134,6 +134,15 @@ pub fn resolve(
     }
     let mut v1 = BTreeMap::new();
     for (ctrl, m) in &layout.v1 {
+        if ctrl == SYSTEMD {
+            // Membership only, as runc: without it the container would see
+            // the host's whole name=systemd tree.
+            let own_path = own.v1.get(ctrl);
+            if let Some(dir) = membership_dir(&m.mountpoint, &m.root, own_path, &inner, absolute) {
+                v1.insert(ctrl.clone(), dir);
+            }
+            continue;
+        }
         if !V1_CONTROLLERS.contains(&ctrl.as_str()) {
             continue;
         }
@@ -150,11 +159,47 @@ pub fn resolve(
         };
         v1.insert(ctrl.clone(), dir);
     }
+    // Hybrid hosts: join the cgroup2 hierarchy too (membership only; it
+    // has no controllers to configure here), as runc does.
+    if layout.mode == Mode::Hybrid {
+        if let Some(mount) = &layout.unified {
+            if let Some(dir) = membership_dir(
+                mount,
+                Path::new("/"),
+                own.unified.as_ref(),
+                &inner,
+                absolute,
+            ) {
+                v1.insert(UNIFIED_MEMBERSHIP.to_string(), dir);
+            }
+        }
+    }
     Ok(Resolved {
         driver: Driver::V1,
         unified: None,
         v1,
     })
+}
+
+/// The `name=systemd` v1 hierarchy (joined for membership only).
+pub const SYSTEMD: &str = "name=systemd";
+/// Key of the cgroup2 directory a container joins on a hybrid host.
+pub const UNIFIED_MEMBERSHIP: &str = "unified";
+
+/// The directory of a hierarchy that is joined only for membership; None
+/// when berth's own place in it is unknown for a relative path.
+fn membership_dir(
+    mountpoint: &Path,
+    root: &Path,
+    own: Option<&PathBuf>,
+    inner: &Path,
+    absolute: bool,
+) -> Option<PathBuf> {
+    if absolute {
+        return Some(mountpoint.join(rel(inner)));
+    }
+    let own = own?;
+    Some(mountpoint.join(under_mount(own, root)).join(inner))
 }
 
 #[cfg(test)]
@@ -214,7 +259,8 @@ mod tests {
         assert_eq!(r.driver, Driver::V1);
         assert_eq!(r.v1["memory"], Path::new("/sys/fs/cgroup/memory/b"));
         assert_eq!(r.v1["cpu"], Path::new("/sys/fs/cgroup/cpu,cpuacct/b"));
-        assert!(!r.v1.contains_key("name=systemd"));
+        assert_eq!(r.v1["name=systemd"], Path::new("/sys/fs/cgroup/systemd/b"));
+        assert_eq!(r.v1["unified"], Path::new("/sys/fs/cgroup/unified/b"));
         let r = resolve(&hybrid(), &own, None, "c1").expect("default");
         assert_eq!(
             r.v1["memory"],

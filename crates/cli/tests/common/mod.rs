@@ -243,3 +243,183 @@ pub fn ok(o: &Output) -> String {
     );
     stdout(o)
 }
+
+// ---- Helpers added for the runtime end-to-end suites (runtime_*.rs) ----
+
+/// Build a busybox bundle running `args`, let `edit` change its config,
+/// `run` it in the foreground and return the output.
+pub fn run_with(env: &Env, args: &[&str], edit: impl FnOnce(&mut Bundle)) -> Output {
+    let mut b = env.bundle(args);
+    edit(&mut b);
+    env.run(&b, &env.id("t"))
+}
+
+/// Like `run_with`, asserting success and returning stdout.
+pub fn run_ok(env: &Env, args: &[&str], edit: impl FnOnce(&mut Bundle)) -> String {
+    ok(&run_with(env, args, edit))
+}
+
+/// The host's mount table (this process's view) as lines.
+pub fn host_mounts() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("read mountinfo")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Host mount lines that mention `needle` (a path of a test's temp dir).
+pub fn host_mounts_under(needle: &Path) -> Vec<String> {
+    let n = needle.to_string_lossy().into_owned();
+    host_mounts()
+        .into_iter()
+        .filter(|l| l.contains(&n))
+        .collect()
+}
+
+impl Env {
+    /// Poll `state` until the container reaches `status` (generous timeout).
+    pub fn wait_status(&self, id: &str, status: &str) -> bool {
+        for _ in 0..1000 {
+            let o = self.rt_out(&["state", id]);
+            if o.status.success() {
+                let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+                if v["status"] == status {
+                    return true;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// `create` with `--pid-file`, asserting success; returns the init pid.
+    pub fn create_pid(&self, b: &Bundle, id: &str) -> i32 {
+        let pidfile = b.path().join("init.pid");
+        let st = self.create(
+            b,
+            id,
+            &["--pid-file", pidfile.to_str().expect("utf-8 path")],
+        );
+        let log = std::fs::read_to_string(b.path().join("create.log")).unwrap_or_default();
+        assert!(st.success(), "create {id} failed: {log}");
+        std::fs::read_to_string(&pidfile)
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid file holds a number")
+    }
+
+    /// Cgroup directories named after this Env's parent that still exist in
+    /// any hierarchy (for checks that nothing is left behind).
+    pub fn cgroup_leftovers(&self, leaf: &str) -> Vec<PathBuf> {
+        let rel = leaf.trim_start_matches('/');
+        let mut found = Vec::new();
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for e in rd.flatten() {
+                let p = e.path().join(rel);
+                if p.exists() {
+                    found.push(p);
+                }
+            }
+        }
+        found
+    }
+}
+
+impl Bundle {
+    /// The config's cgroupsPath.
+    pub fn cgroups_path(&self) -> String {
+        self.config["linux"]["cgroupsPath"]
+            .as_str()
+            .expect("cgroupsPath")
+            .to_owned()
+    }
+}
+
+/// Read a text file, or "" when it does not exist.
+pub fn read_or_empty(p: impl AsRef<Path>) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+// ---- Helpers added for the resource-control and seccomp suites
+// (cgroups_*.rs, seccomp_*.rs) ----
+
+/// Is this host's cgroup layout v1 or hybrid (controllers mounted one per
+/// directory under /sys/fs/cgroup, e.g. /sys/fs/cgroup/memory)?
+pub fn cgroup_v1_host() -> bool {
+    Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
+}
+
+/// Skip (with a visible reason) unless root, busybox and cgroup v1
+/// controllers are there (the v2 variants run in scripts/cgv2-runtime-test.sh).
+#[macro_export]
+macro_rules! require_root_v1 {
+    () => {
+        require_root!();
+        if !common::cgroup_v1_host() {
+            eprintln!(
+                "SKIP: {} checks cgroup v1 files; this host has no v1 memory controller (v2 is covered by cgroups_v2_qemu)",
+                module_path!()
+            );
+            return;
+        }
+    };
+}
+
+/// The host directory of a bundle's cgroup for a v1 controller.
+pub fn host_cgroup_dir(b: &Bundle, controller: &str) -> PathBuf {
+    Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(b.cgroups_path().trim_start_matches('/'))
+}
+
+/// A cgroup file of a bundle's container on the host, trimmed.
+pub fn host_cgroup_read(b: &Bundle, controller: &str, file: &str) -> String {
+    let p = host_cgroup_dir(b, controller).join(file);
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+        .trim()
+        .to_owned()
+}
+
+/// Poll `f` (every 50 ms) until it returns Some, or panic naming `what`
+/// after `secs` seconds (generous: the CI machine is small and loaded).
+pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out after {secs}s waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+impl Env {
+    /// `create` (pid file, asserting success) then `start`; returns the
+    /// init pid. The container's stdout/stderr go to `create.log`.
+    pub fn create_and_start(&self, b: &Bundle, id: &str) -> i32 {
+        let pid = self.create_pid(b, id);
+        ok(&self.rt_out(&["start", id]));
+        pid
+    }
+}
+
+impl Bundle {
+    /// What the container wrote to stdout/stderr so far (after `create`).
+    pub fn log(&self) -> String {
+        read_or_empty(self.path().join("create.log"))
+    }
+
+    /// Wait until the container's output contains `marker`; returns it all.
+    pub fn wait_log(&self, marker: &str, secs: u64) -> String {
+        wait_for(&format!("{marker:?} in the container output"), secs, || {
+            let l = self.log();
+            l.contains(marker).then_some(l)
+        })
+    }
+}
