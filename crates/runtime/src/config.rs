@@ -504,7 +504,7 @@ pub fn validate(spec: Spec, bundle: &Path) -> Result<ContainerConfig, ConfigErro
             .cgroups_path()
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned()),
-        resources: linux.resources().clone(),
+        resources: zero_weights_unset(linux.resources().clone()),
         seccomp: linux.seccomp().clone(),
         annotations: spec
             .annotations()
@@ -514,6 +514,24 @@ pub fn validate(spec: Spec, bundle: &Path) -> Result<ContainerConfig, ConfigErro
             .collect(),
         process_json,
     })
+}
+
+/// runc treats a zero `blockIO.weight` or `blockIO.leafWeight` (optional
+/// per config-linux.md "Block IO") as unset
+/// (it writes them only when non-zero); Docker sends `"blockIO":
+/// {"weight": 0}` for every container, so berth does the same.
+pub fn zero_weights_unset(res: Option<LinuxResources>) -> Option<LinuxResources> {
+    let mut res = res?;
+    if let Some(mut b) = res.block_io().clone() {
+        if b.weight() == Some(0) {
+            b.set_weight(None);
+        }
+        if b.leaf_weight() == Some(0) {
+            b.set_leaf_weight(None);
+        }
+        res.set_block_io(Some(b));
+    }
+    Some(res)
 }
 
 fn check_version(v: &str) -> Result<(), ConfigError> {
@@ -968,5 +986,21 @@ mod tests {
         let ns = namespaces(&list).expect("valid");
         let kinds: Vec<NsKind> = ns.join.iter().map(|(k, _)| *k).collect();
         assert_eq!(kinds, vec![NsKind::User, NsKind::Network, NsKind::Mount]);
+    }
+
+    #[test]
+    fn zero_blkio_weight_is_unset_as_in_runc() {
+        let r: LinuxResources =
+            serde_json::from_str(r#"{"blockIO":{"weight":0,"leafWeight":0},"cpu":{"shares":0}}"#)
+                .expect("json");
+        let r = zero_weights_unset(Some(r)).expect("some");
+        let b = r.block_io().clone().expect("blockIO kept");
+        assert_eq!(b.weight(), None);
+        assert_eq!(b.leaf_weight(), None);
+        let r: LinuxResources =
+            serde_json::from_str(r#"{"blockIO":{"weight":500}}"#).expect("json");
+        let r = zero_weights_unset(Some(r)).expect("some");
+        assert_eq!(r.block_io().clone().and_then(|b| b.weight()), Some(500));
+        assert!(zero_weights_unset(None).is_none());
     }
 }

@@ -634,7 +634,9 @@ fn send_signal(id: &str, r: &Record, sig: i32) -> Result<()> {
         return Err(Error::WrongStatus {
             id: id.into(),
             status: Status::Stopped,
-            what: "there is no process to signal".into(),
+            // runc's wording, which containerd's shim (checkKillError)
+            // maps to "process already finished" instead of a failure.
+            what: "container not running: there is no process to signal".into(),
         });
     }
     let signal = rustix::process::Signal::from_named_raw(sig).ok_or_else(|| Error::Invalid {
@@ -654,7 +656,9 @@ pub fn kill(root: &StateRoot, id: &str, sig: i32, all: bool) -> Result<()> {
         return Err(Error::WrongStatus {
             id: id.into(),
             status,
-            what: "there is no process to signal".into(),
+            // runc's wording, which containerd's shim (checkKillError)
+            // maps to "process already finished" instead of a failure.
+            what: "container not running: there is no process to signal".into(),
         });
     }
     if all {

@@ -62,7 +62,9 @@ pub fn update(root: &StateRoot, id: &str, res: &LinuxResources) -> Result<()> {
             what: "a stopped container cannot be updated".into(),
         });
     }
-    cg.update(res).map_err(cg_err(id))
+    // Docker's `update` sends blockIO.weight 0 as runc's "unset".
+    let res = crate::config::zero_weights_unset(Some(res.clone())).unwrap_or_default();
+    cg.update(&res).map_err(cg_err(id))
 }
 
 /// Host pids of every process of the container.

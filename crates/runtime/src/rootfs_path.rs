@@ -6,6 +6,7 @@
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Errors resolving a path inside the rootfs.
@@ -55,72 +56,139 @@ pub fn open_in_root(
         .map_err(|e| io_err("open", path, e))
 }
 
+/// Resolve `path` inside `root` component by component, following
+/// symlinks by hand with `root` as "/" (like runc's SecureJoin), and
+/// creating missing directories (and, when `file` is set, a missing last
+/// component as an empty file). A dangling symlink is thus followed to its
+/// target inside the rootfs, which is created there; nothing outside the
+/// rootfs is ever reached. Returns an O_PATH fd of the result.
+fn resolve_create(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    mode: u32,
+    file: bool,
+) -> Result<OwnedFd, PathError> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    let dup_root = || {
+        rustix::fs::openat(
+            root,
+            ".",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_err("open", Path::new("/"), e))
+    };
+    let mut stack: Vec<OwnedFd> = vec![dup_root()?];
+    let mut shown = PathBuf::from("/");
+    let mut todo: VecDeque<OsString> = rel(path).iter().map(OsString::from).collect();
+    let mut links = 0;
+    while let Some(name) = todo.pop_front() {
+        if name == ".." {
+            if stack.len() > 1 {
+                stack.pop();
+                shown.pop();
+            }
+            continue;
+        }
+        if name == "." || name.is_empty() {
+            continue;
+        }
+        let last = todo.is_empty();
+        let dir = stack.last().expect("the root stays on the stack");
+        shown.push(&name);
+        match rustix::fs::readlinkat(dir, name.as_os_str(), Vec::new()) {
+            Ok(target) => {
+                links += 1;
+                if links > 40 {
+                    return Err(io_err("resolve", &shown, rustix::io::Errno::LOOP));
+                }
+                shown.pop();
+                let target = PathBuf::from(std::ffi::OsStr::from_bytes(target.as_bytes()));
+                let mut comps: Vec<OsString> = Vec::new();
+                if target.is_absolute() {
+                    stack.truncate(1);
+                    shown = PathBuf::from("/");
+                }
+                comps.extend(rel(&target).iter().map(OsString::from));
+                for c in comps.into_iter().rev() {
+                    todo.push_front(c);
+                }
+                continue;
+            }
+            Err(rustix::io::Errno::NOENT) => {
+                if last && file {
+                    let d = rustix::fs::openat(
+                        dir,
+                        ".",
+                        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(|e| io_err("open", &shown, e))?;
+                    match rustix::fs::openat(
+                        &d,
+                        name.as_os_str(),
+                        OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::WRONLY
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o644),
+                    ) {
+                        Ok(_) | Err(rustix::io::Errno::EXIST) => {}
+                        Err(e) => return Err(io_err("create file", &shown, e)),
+                    }
+                } else {
+                    match rustix::fs::mkdirat(dir, name.as_os_str(), Mode::from_raw_mode(mode)) {
+                        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                        Err(e) => return Err(io_err("create directory", &shown, e)),
+                    }
+                }
+            }
+            // EINVAL: not a symlink; go on below.
+            Err(rustix::io::Errno::INVAL) => {}
+            Err(e) => return Err(io_err("read link", &shown, e)),
+        }
+        // One plain component, no symlinks allowed: it was checked above,
+        // and RESOLVE_NO_SYMLINKS refuses one swapped in meanwhile.
+        let flags = if last && file {
+            OFlags::PATH
+        } else {
+            OFlags::PATH | OFlags::DIRECTORY
+        };
+        let next = rustix::fs::openat2(
+            dir,
+            name.as_os_str(),
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+        )
+        .map_err(|e| match e {
+            rustix::io::Errno::NOTDIR => PathError::NotDir {
+                path: shown.clone(),
+            },
+            e => io_err("open", &shown, e),
+        })?;
+        stack.push(next);
+    }
+    Ok(stack.pop().expect("the root stays on the stack"))
+}
+
 /// `mkdir -p` of `path` inside `root`; returns an O_PATH fd of the directory.
 pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path, mode: u32) -> Result<OwnedFd, PathError> {
-    let mut cur = PathBuf::from("/");
-    let mut fd = open_in_root(root, &cur, OFlags::PATH | OFlags::DIRECTORY)?;
-    for c in rel(path).components() {
-        let name = match c {
-            Component::Normal(n) => n,
-            Component::ParentDir => {
-                cur.pop();
-                fd = open_in_root(root, &cur, OFlags::PATH | OFlags::DIRECTORY)?;
-                continue;
-            }
-            _ => continue,
-        };
-        cur.push(name);
-        match open_in_root(root, &cur, OFlags::PATH | OFlags::DIRECTORY) {
-            Ok(next) => {
-                fd = next;
-                continue;
-            }
-            Err(PathError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOTDIR) => {
-                return Err(PathError::NotDir { path: cur });
-            }
-            Err(PathError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {}
-            Err(e) => return Err(e),
-        }
-        // The parent fd was resolved inside the root, and `name` is one plain
-        // component: mkdirat cannot follow anything.
-        match rustix::fs::mkdirat(&fd, name, Mode::from_raw_mode(mode)) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => return Err(io_err("create directory", &cur, e)),
-        }
-        fd = open_in_root(root, &cur, OFlags::PATH | OFlags::DIRECTORY)?;
+    let fd = resolve_create(root, path, mode, false)?;
+    if !is_dir(&fd) {
+        return Err(PathError::NotDir {
+            path: path.to_path_buf(),
+        });
     }
     Ok(fd)
 }
 
-/// Make sure a regular file exists at `path` inside `root` (for bind mounts
-/// of files and masked paths); returns an O_PATH fd of it.
+/// Make sure a file exists at `path` inside `root` (for bind mounts of
+/// files and masked paths); returns an O_PATH fd of it.
 pub fn ensure_file(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, PathError> {
-    if let Ok(fd) = open_in_root(root, path, OFlags::PATH) {
-        return Ok(fd);
-    }
-    let parent = path.parent().unwrap_or(Path::new("/"));
-    let dir = mkdir_all(root, parent, 0o755)?;
-    let name = path.file_name().ok_or_else(|| PathError::NotDir {
-        path: path.to_path_buf(),
-    })?;
-    // Reopen the parent as a real directory fd for openat.
-    let dir = rustix::fs::openat(
-        &dir,
-        ".",
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| io_err("open", parent, e))?;
-    match rustix::fs::openat(
-        &dir,
-        name,
-        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o644),
-    ) {
-        Ok(_) | Err(rustix::io::Errno::EXIST) => {}
-        Err(e) => return Err(io_err("create file", path, e)),
-    }
-    open_in_root(root, path, OFlags::PATH)
+    resolve_create(root, path, 0o755, true)
 }
 
 /// The `/proc/self/fd/N` path of a descriptor: mount(2) follows this magic
