@@ -231,9 +231,21 @@ impl Cgroup {
         }
         let mut dirs = self.created.clone();
         dirs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        let own = self.dirs();
         for d in dirs {
-            if let Err(e) = remove_dir(&d) {
-                errs.push(e);
+            if own.contains(&d) {
+                if let Err(e) = remove_dir(&d) {
+                    errs.push(e);
+                }
+            } else {
+                // A parent berth created for this container may be shared
+                // by a sibling by now: try once, and leave it when busy.
+                match std::fs::remove_dir(&d) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) if is_busy(&e) => {}
+                    Err(source) => errs.push(Error::Remove { path: d, source }),
+                }
             }
         }
         if errs.is_empty() {
@@ -333,6 +345,13 @@ fn remove_dir(d: &Path) -> Result<()> {
             }
         }
     }
+}
+
+/// EBUSY or ENOTEMPTY: the cgroup still has children or processes.
+fn is_busy(e: &std::io::Error) -> bool {
+    let code = e.raw_os_error();
+    code == Some(nix::errno::Errno::EBUSY as i32)
+        || code == Some(nix::errno::Errno::ENOTEMPTY as i32)
 }
 
 fn libc_ebusy() -> i32 {

@@ -519,9 +519,33 @@ pub fn cgroup_of(r: &Record) -> Option<Cgroup> {
 
 /// runtime.md "state".
 pub fn state(root: &StateRoot, id: &str) -> Result<OciState> {
-    let dir = root.open(id)?;
-    let r = dir.load()?;
-    let status = live_status(&r, &dir.path);
+    // Read without the lock, as `list` does: `create` holds the lock while
+    // it runs (hooks included), and `state` must answer "creating" then
+    // instead of waiting (runtime.md "State"). The record is written
+    // atomically, so an unlocked read sees a whole one.
+    state::validate_id(id)?;
+    let path = root.path.join(id);
+    let file = path.join(state::STATE_FILE);
+    let text = match std::fs::read(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(state::StateError::NotFound(id.into()).into())
+        }
+        Err(source) => {
+            return Err(state::StateError::Io {
+                op: "read state",
+                path: file,
+                source,
+            }
+            .into())
+        }
+    };
+    let r: Record = serde_json::from_slice(&text).map_err(|e| state::StateError::Corrupt {
+        id: id.into(),
+        path: file.clone(),
+        message: e.to_string(),
+    })?;
+    let status = live_status(&r, &path);
     Ok(OciState {
         oci_version: r.oci_version,
         id: r.id,

@@ -63,7 +63,7 @@ impl Drop for RawMode<'_> {
 
 /// Wait for `pid`; proxy `console` (a pty master) to our stdio if given.
 pub fn wait(pid: i32, console: Option<OwnedFd>) -> Result<i32, WaitError> {
-    let sfd = SignalFd::with_flags(&forwarded(), SfdFlags::SFD_CLOEXEC)
+    let sfd = SignalFd::with_flags(&forwarded(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(sys("create signalfd"))?;
     let stdin_handle = std::io::stdin();
     let stdin = stdin_handle.as_fd();

@@ -174,6 +174,9 @@ fn init_steps(
     mounts::mount_all(cfg, rootfs.as_fd(), &a.idmaps).map_err(|e| chain(&e))?;
     a.idmaps.clear();
     devices::create_devices(cfg, rootfs.as_fd()).map_err(|e| chain(&e))?;
+    // As runc does, create a missing process.cwd inside the rootfs (before
+    // the user switch); a failure shows up as the chdir error later.
+    let _ = crate::rootfs_path::mkdir_all(rootfs.as_fd(), &cfg.process.cwd, 0o755);
     if !cfg.hooks.prestart.is_empty() || !cfg.hooks.create_runtime.is_empty() {
         a.chan.send(&Msg::Hooks).map_err(err("setup channel"))?;
         match a.chan.recv().map_err(err("waiting for hooks"))? {

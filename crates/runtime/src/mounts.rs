@@ -327,12 +327,21 @@ pub fn remount_bind(fd: BorrowedFd<'_>, flags: MsFlags, dest: &Path) -> Result<(
 
 /// runc's `tmpcopyup`: copy what was under the tmpfs into it.
 fn copy_up(under: BorrowedFd<'_>, over: BorrowedFd<'_>, dest: &Path) -> Result<(), MountError> {
+    // cp is another process: /proc/self/fd/N would name cp's own (closed)
+    // descriptors. The covered directory has no path any more, so cp starts
+    // in it (the chdir happens in the forked child, where the descriptor is
+    // still open); the tmpfs on top is reached by its resolved path.
     let from = fd_path(under);
-    let to = fd_path(over);
+    let to = std::fs::read_link(fd_path(over)).map_err(|source| MountError::Io {
+        op: "resolve the tmpfs for tmpcopyup on",
+        path: dest.to_path_buf(),
+        source,
+    })?;
     let status = std::process::Command::new("/bin/cp")
         .arg("-a")
-        .arg(format!("{}/.", from.display()))
+        .arg(".")
         .arg(&to)
+        .current_dir(&from)
         .status()
         .map_err(|source| MountError::Io {
             op: "run cp for tmpcopyup on",

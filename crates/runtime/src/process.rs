@@ -29,6 +29,12 @@ pub enum ProcessError {
     },
     #[error("{0:?} contains a NUL byte")]
     Nul(String),
+    #[error("executable {path:?} cannot be run inside the container: {source}")]
+    NotExecutable {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> ProcessError {
@@ -154,6 +160,9 @@ pub fn prepare_exec(p: &ProcessConfig) -> Result<Exec, ProcessError> {
         source,
     })?;
     let path = find_program(&p.args[0], path_var(&p.env))?;
+    // As runc (exec.LookPath) does, check the program before reporting
+    // ready: an error after that point has nobody left to read it.
+    check_executable(&path)?;
     Ok(Exec {
         path: cstring(&path)?,
         argv: p
@@ -187,6 +196,20 @@ pub fn find_program(prog: &str, path: &str) -> Result<String, ProcessError> {
         }
     }
     Err(ProcessError::NotFound(prog.to_string()))
+}
+
+/// A regular-enough file with an execute bit (runc's findExecutable).
+fn check_executable(path: &str) -> Result<(), ProcessError> {
+    use std::os::unix::fs::PermissionsExt;
+    let bad = |source| ProcessError::NotExecutable {
+        path: path.to_string(),
+        source,
+    };
+    let md = std::fs::metadata(path).map_err(bad)?;
+    if md.is_dir() || md.permissions().mode() & 0o111 == 0 {
+        return Err(bad(std::io::Error::from_raw_os_error(libc::EACCES)));
+    }
+    Ok(())
 }
 
 /// Replace this process with the container's program.
@@ -242,6 +265,16 @@ pub fn apparmor_enabled() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn executable_check() {
+        assert!(check_executable("/bin/sh").is_ok());
+        assert!(check_executable("/no/such/berth/program").is_err());
+        assert!(check_executable("/").is_err(), "a directory is not executable");
+        let f = tempfile::NamedTempFile::new().expect("temp file");
+        let p = f.path().to_str().expect("utf-8");
+        assert!(check_executable(p).is_err(), "no execute bit");
+    }
 
     #[test]
     fn path_lookup() {

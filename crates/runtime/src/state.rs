@@ -83,7 +83,8 @@ pub enum Status {
 
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+        // pad(), so table columns ({:<10}) line up.
+        f.pad(match self {
             Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",

@@ -423,3 +423,189 @@ impl Bundle {
         })
     }
 }
+
+// ---- engine (`berth`) test support -------------------------------------
+
+/// Path of the built `berth`.
+pub fn berth_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_berth"))
+}
+
+/// One engine test's private world: `--root`, `--runroot` and a cgroup
+/// parent of its own; on drop every container is removed (`rm -f`), stray
+/// mounts under the temp dir are detached and the cgroup parent removed.
+pub struct EngineEnv {
+    pub dir: tempfile::TempDir,
+    pub cgroup_parent: String,
+}
+
+impl EngineEnv {
+    pub fn new() -> EngineEnv {
+        EngineEnv {
+            dir: tempfile::Builder::new()
+                .prefix("berth-engine-")
+                .tempdir()
+                .expect("temp dir"),
+            cgroup_parent: format!("/{}", unique("berth-test")),
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn runroot(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    /// A `berth` command with this env's dirs and cgroup parent.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(berth_bin());
+        c.arg("--root")
+            .arg(self.root())
+            .arg("--runroot")
+            .arg(self.runroot())
+            .arg("--cgroup-parent")
+            .arg(&self.cgroup_parent)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `berth ARGS`, logging what happened.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        let o = self.cmd().args(args).output().expect("run berth");
+        eprintln!(
+            "berth {args:?} -> {}\nstdout: {}\nstderr: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    }
+
+    /// `berth ARGS`, asserting success; stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        ok(&self.berth(args))
+    }
+
+    /// Imports a busybox image as `localhost/bb:1` (no network) with
+    /// `--cmd ["/bin/sh"]`; returns its name.
+    pub fn busybox_image(&self) -> String {
+        let src = self.dir.path().join("rootfs-src");
+        for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "root", "var"] {
+            std::fs::create_dir_all(src.join(d)).expect("mkdir rootfs");
+        }
+        std::fs::copy("/bin/busybox", src.join("bin/busybox")).expect("copy busybox");
+        let list = Command::new("/bin/busybox")
+            .arg("--list")
+            .output()
+            .expect("busybox --list");
+        for app in String::from_utf8_lossy(&list.stdout).lines() {
+            let link = src.join("bin").join(app);
+            if !link.exists() {
+                std::os::unix::fs::symlink("busybox", link).expect("applet link");
+            }
+        }
+        std::fs::write(
+            src.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home/nobody:/bin/sh\n",
+        )
+        .expect("passwd");
+        std::fs::write(src.join("etc/group"), "root:x:0:\nnobody:x:65534:\n").expect("group");
+        let tar = self.dir.path().join("rootfs.tar");
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(&src)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .expect("tar");
+        assert!(st.success(), "tar failed");
+        let name = "localhost/bb:1";
+        self.ok(&[
+            "import",
+            tar.to_str().expect("utf-8"),
+            name,
+            "--cmd",
+            r#"["/bin/sh"]"#,
+        ]);
+        name.to_string()
+    }
+
+    /// The engine's view of a container (`inspect`), or Null.
+    pub fn inspect(&self, name: &str) -> Value {
+        let o = self
+            .cmd()
+            .args(["inspect", name])
+            .output()
+            .expect("inspect");
+        if !o.status.success() {
+            return Value::Null;
+        }
+        serde_json::from_slice::<Value>(&o.stdout).map_or(Value::Null, |v| v[0].clone())
+    }
+
+    /// Polls `inspect` until `f` holds (generous timeout for loaded CI).
+    pub fn wait_inspect(&self, name: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        wait_for(what, 60, || {
+            let v = self.inspect(name);
+            f(&v).then_some(v)
+        })
+    }
+
+    /// Mount lines under this env's dir.
+    pub fn mounts(&self) -> Vec<String> {
+        host_mounts_under(self.dir.path())
+    }
+
+    /// Cgroup dirs of this env's parent still present.
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        let rel = self.cgroup_parent.trim_start_matches('/');
+        let mut v = Vec::new();
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for e in rd.flatten() {
+                let p = e.path().join(rel);
+                if p.exists() {
+                    v.push(p);
+                }
+            }
+        }
+        let p = Path::new("/sys/fs/cgroup").join(rel);
+        if p.exists() {
+            v.push(p);
+        }
+        v
+    }
+}
+
+impl Drop for EngineEnv {
+    fn drop(&mut self) {
+        if let Ok(o) = self.cmd().args(["ps", "-aq", "--no-trunc"]).output() {
+            for id in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                let _ = self.cmd().args(["rm", "-f", id]).output();
+            }
+        }
+        let mut lines = self.mounts();
+        lines.reverse();
+        for l in lines {
+            if let Some(mp) = l.split_whitespace().nth(4) {
+                let _ = nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+        let name = self.cgroup_parent.trim_start_matches('/');
+        if name.starts_with("berth-test-") {
+            for p in self.cgroup_dirs() {
+                // Leaf cgroups left by a failed test first, then the parent.
+                if let Ok(rd) = std::fs::read_dir(&p) {
+                    for e in rd.flatten() {
+                        if e.path().is_dir() {
+                            let _ = std::fs::remove_dir(e.path());
+                        }
+                    }
+                }
+                let _ = std::fs::remove_dir(&p);
+            }
+        }
+    }
+}
