@@ -10,12 +10,12 @@
 # passed), 2 when the runtime cannot be built or found.
 # Env:
 #   RUNTIME_BIN  an already built berth-runtime (else: cargo builds it)
-#   QEMU_CGV2    the qemu helper (default /work/shared/tools/qemu-cgv2.sh)
+#   QEMU_CGV2    the qemu helper (default: ../shared/tools/qemu-cgv2.sh beside the repository)
 #   CARGO_TARGET_DIR  as usual (default target-cgsec)
 #   TIMEOUT      guest timeout in seconds (default 600)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-QEMU_CGV2=${QEMU_CGV2:-/work/shared/tools/qemu-cgv2.sh}
+QEMU_CGV2=${QEMU_CGV2:-$(cd "$(dirname "$0")/.." && pwd)/../shared/tools/qemu-cgv2.sh}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target-cgsec}
 [ -x "$QEMU_CGV2" ] || { echo "cgv2-runtime-test: $QEMU_CGV2 not found" >&2; exit 2; }
 

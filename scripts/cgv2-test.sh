@@ -4,12 +4,12 @@
 # and dev hosts may be v1/hybrid. Exit status: the guest's test result.
 # Env:
 #   LIVE_BIN     an already built live test binary (else: cargo builds it)
-#   QEMU_CGV2    the qemu helper (default /work/shared/tools/qemu-cgv2.sh)
+#   QEMU_CGV2    the qemu helper (default: ../shared/tools/qemu-cgv2.sh beside the repository)
 #   CARGO_TARGET_DIR  as usual (default target-cgroups)
 #   TIMEOUT      guest timeout in seconds (default 240)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-QEMU_CGV2=${QEMU_CGV2:-/work/shared/tools/qemu-cgv2.sh}
+QEMU_CGV2=${QEMU_CGV2:-$(cd "$(dirname "$0")/.." && pwd)/../shared/tools/qemu-cgv2.sh}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target-cgroups}
 [ -x "$QEMU_CGV2" ] || { echo "cgv2-test: $QEMU_CGV2 not found" >&2; exit 2; }
 

@@ -41,9 +41,13 @@ fn skip_reason(helper: &Path) -> Option<String> {
 
 #[test]
 fn runtime_resource_control_on_a_cgroup_v2_guest() {
-    let helper = PathBuf::from(
-        std::env::var("QEMU_CGV2").unwrap_or_else(|_| "/work/shared/tools/qemu-cgv2.sh".into()),
-    );
+    let helper = PathBuf::from(std::env::var("QEMU_CGV2").unwrap_or_else(|_| {
+        // The project's shared/ folder sits beside the repository.
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/tools/qemu-cgv2.sh")
+            .to_string_lossy()
+            .into_owned()
+    }));
     if let Some(why) = skip_reason(&helper) {
         eprintln!("SKIP: runtime_resource_control_on_a_cgroup_v2_guest: {why}");
         return;
