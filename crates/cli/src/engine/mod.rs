@@ -4,9 +4,12 @@
 //! to [`Command`] and a file here.
 
 mod archive;
+mod container_cmds;
+mod containers;
 mod format;
 mod images;
 mod registry;
+mod run;
 mod system;
 
 use std::path::PathBuf;
@@ -20,6 +23,9 @@ pub struct Cli {
     /// Storage root (images under <root>/images).
     #[arg(long, global = true, env = "BERTH_ROOT", default_value = berth_image::store::DEFAULT_ROOT)]
     pub root: PathBuf,
+    /// Engine flags: --runroot, --cgroup-parent.
+    #[command(flatten)]
+    pub engine: run::EngineArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -57,6 +63,9 @@ pub enum Command {
     /// System information.
     #[command(subcommand)]
     System(system::SystemCommand),
+    /// Container commands (run, ps, logs, stop, rm, exec, ...).
+    #[command(flatten)]
+    Containers(container_cmds::ContainerCmd),
 }
 
 /// Entry point of the `berth` binary; returns the process exit code.
@@ -92,5 +101,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(a) => registry::login(&cli.root, &a),
         Command::Logout(a) => registry::logout(&cli.root, &a),
         Command::System(c) => system::system_command(&cli.root, c),
+        Command::Containers(c) => container_cmds::dispatch(&cli.root, &cli.engine, c),
     }
 }

@@ -1,0 +1,281 @@
+//! `berth create`, `run`, `start`, `restart` and the hidden
+//! `container-monitor` (the per-container monitor process).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Result;
+use berth_engine::{lifecycle, Engine, RunOptions};
+use clap::Args;
+
+/// Engine-wide flags (global to every subcommand).
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Runtime state root (tmpfs).
+    #[arg(long, global = true, env = "BERTH_RUNROOT", default_value = berth_engine::DEFAULT_RUNROOT)]
+    pub runroot: PathBuf,
+    /// Absolute cgroup parent of new containers (their cgroup is PARENT/ID).
+    #[arg(long, global = true, env = "BERTH_CGROUP_PARENT", default_value = berth_engine::DEFAULT_CGROUP_PARENT)]
+    pub cgroup_parent: String,
+}
+
+impl EngineArgs {
+    /// The engine over `root` and these flags.
+    pub fn engine(&self, root: &Path) -> Result<Engine> {
+        if !self.cgroup_parent.starts_with('/') {
+            anyhow::bail!(
+                "--cgroup-parent {:?} must be an absolute cgroup path (e.g. /berth)",
+                self.cgroup_parent
+            );
+        }
+        Ok(Engine::new(root, &self.runroot, &self.cgroup_parent))
+    }
+}
+
+/// Options of `create` and `run`.
+#[derive(Debug, Args)]
+#[command(trailing_var_arg = true)]
+pub struct RunArgs {
+    /// Run in the background and print the container ID (run only).
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep stdin open (attached to the container in the foreground).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Give the container a terminal (pty).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Container name (generated when absent).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set an environment variable (K=V, or K to copy ours).
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file.
+    #[arg(long)]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// User (name or uid, optionally :group).
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Override the image's entrypoint ("" clears it).
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Container host name.
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Bind mount /host:/container[:ro].
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// Mount: type=bind,source=..,target=..[,readonly] or type=tmpfs,target=..
+    #[arg(long)]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs at this path (/path[:opts]).
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Mount the rootfs read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Memory limit (e.g. 512m).
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// CPU limit (e.g. 1.5).
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(long)]
+    pub cpu_shares: Option<u64>,
+    /// Maximum number of processes.
+    #[arg(long)]
+    pub pids_limit: Option<i64>,
+    /// Add a capability (e.g. NET_ADMIN).
+    #[arg(long)]
+    pub cap_add: Vec<String>,
+    /// Drop a capability.
+    #[arg(long)]
+    pub cap_drop: Vec<String>,
+    /// no-new-privileges, seccomp=unconfined or seccomp=FILE.
+    #[arg(long)]
+    pub security_opt: Vec<String>,
+    /// All capabilities, no seccomp, no masked paths.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Run an init as PID 1 (not supported yet).
+    #[arg(long)]
+    pub init: bool,
+    /// Restart policy: no, always, on-failure[:N].
+    #[arg(long)]
+    pub restart: Option<String>,
+    /// Set a label (K=V).
+    #[arg(short = 'l', long)]
+    pub label: Vec<String>,
+    /// Network: none (own namespace, loopback only; default) or host.
+    #[arg(long, alias = "net")]
+    pub network: Option<String>,
+    /// Image name or ID.
+    pub image: String,
+    /// Command and arguments (replace the image's Cmd).
+    #[arg(allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+impl RunArgs {
+    fn options(&self, engine: &Engine) -> RunOptions {
+        RunOptions {
+            name: self.name.clone(),
+            image: self.image.clone(),
+            cmd: self.command.clone(),
+            entrypoint: self.entrypoint.clone(),
+            env: self.env.clone(),
+            env_files: self.env_file.clone(),
+            workdir: self.workdir.clone(),
+            user: self.user.clone(),
+            hostname: self.hostname.clone(),
+            volumes: self.volume.clone(),
+            mounts: self.mount.clone(),
+            tmpfs: self.tmpfs.clone(),
+            read_only: self.read_only,
+            memory: self.memory.clone(),
+            cpus: self.cpus.clone(),
+            cpu_shares: self.cpu_shares,
+            pids_limit: self.pids_limit,
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            security_opt: self.security_opt.clone(),
+            privileged: self.privileged,
+            init: self.init,
+            restart: self.restart.clone(),
+            labels: self.label.clone(),
+            network: self.network.clone(),
+            interactive: self.interactive,
+            tty: self.tty,
+            rm: self.rm,
+            cgroup_parent: engine.cgroup_parent.clone(),
+        }
+    }
+}
+
+/// Options of `start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Attach: run in the foreground and return the container's status.
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+    /// Containers (name or ID).
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// Options of `restart`.
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// Seconds to wait for the stop signal before SIGKILL.
+    #[arg(short = 't', long, default_value_t = 10)]
+    pub time: u64,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// The hidden monitor command.
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// Container ID.
+    pub id: String,
+}
+
+/// Re-executes from a read-only view of our binary before touching a
+/// container (CVE-2019-5736), as berth-runtime does.
+fn protect_binary() -> Result<()> {
+    berth_runtime::selfexe::ensure_sealed()?;
+    Ok(())
+}
+
+/// The command that runs the monitor of `id`: this binary, re-executed.
+fn monitor_command(root: &Path, engine: &Engine, id: &str) -> Command {
+    let mut c = Command::new("/proc/self/exe");
+    c.arg("--root")
+        .arg(root)
+        .arg("--runroot")
+        .arg(&engine.runroot)
+        .arg("--cgroup-parent")
+        .arg(&engine.cgroup_parent)
+        .arg("container-monitor")
+        .arg(id);
+    c
+}
+
+/// `berth create`: prints the new container's ID.
+pub fn create(root: &Path, e: &EngineArgs, a: &RunArgs) -> Result<i32> {
+    let engine = e.engine(root)?;
+    if a.detach {
+        anyhow::bail!("create has no --detach (containers are started with `berth start`)");
+    }
+    let row = berth_engine::create::create(&engine, &a.options(&engine))?;
+    println!("{}", row.id);
+    Ok(0)
+}
+
+/// `berth run`: the container's exit status in the foreground, 0 after
+/// printing its ID with `-d`.
+pub fn run(root: &Path, e: &EngineArgs, a: &RunArgs) -> Result<i32> {
+    protect_binary()?;
+    let engine = e.engine(root)?;
+    if a.detach && a.rm && a.restart.as_deref().is_some_and(|r| r != "no") {
+        anyhow::bail!("--rm conflicts with --restart");
+    }
+    let row = berth_engine::create::create(&engine, &a.options(&engine))?;
+    if a.detach {
+        let cmd = monitor_command(root, &engine, &row.id);
+        lifecycle::start_detached(&engine, &row, cmd)?;
+        println!("{}", row.id);
+        return Ok(0);
+    }
+    Ok(lifecycle::run_foreground(&engine, &row)?)
+}
+
+/// `berth start [-a]`.
+pub fn start(root: &Path, e: &EngineArgs, a: &StartArgs) -> Result<i32> {
+    protect_binary()?;
+    let engine = e.engine(root)?;
+    if a.attach {
+        if a.containers.len() != 1 {
+            anyhow::bail!("start --attach takes exactly one container");
+        }
+        let row = lifecycle::find(&engine, &a.containers[0])?;
+        return Ok(lifecycle::run_foreground(&engine, &row)?);
+    }
+    for c in &a.containers {
+        let row = lifecycle::find(&engine, c)?;
+        if row.status != berth_engine::Status::Running {
+            lifecycle::start_detached(&engine, &row, monitor_command(root, &engine, &row.id))?;
+        }
+        println!("{c}");
+    }
+    Ok(0)
+}
+
+/// `berth restart`: stop (with a timeout) then start detached.
+pub fn restart(root: &Path, e: &EngineArgs, a: &RestartArgs) -> Result<i32> {
+    protect_binary()?;
+    let engine = e.engine(root)?;
+    for c in &a.containers {
+        let row = berth_engine::ops::stop(&engine, c, std::time::Duration::from_secs(a.time))?;
+        let row = lifecycle::find(&engine, &row.id)?;
+        lifecycle::start_detached(&engine, &row, monitor_command(root, &engine, &row.id))?;
+        println!("{c}");
+    }
+    Ok(0)
+}
+
+/// The monitor process: reports on its stdout, then holds the container.
+pub fn monitor(root: &Path, e: &EngineArgs, a: &MonitorArgs) -> Result<i32> {
+    let engine = e.engine(root)?;
+    let ready = rustix::io::fcntl_dupfd_cloexec(std::io::stdout(), 3)?;
+    let code = berth_engine::monitor::run(&engine, &a.id, ready)?;
+    Ok(code)
+}

@@ -1,0 +1,163 @@
+//! `berth create` (and the first half of `run`): resolve the image, make the
+//! container's dirs and config.json, and record it. Nothing runs yet and
+//! nothing is mounted: `start` mounts the rootfs and runs the runtime.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::db::{ContainerRow, DbError, Status};
+use crate::error::{io, EngineError, Result};
+use crate::generate::{self, Generated, Inputs};
+use crate::opts::{self, RunOptions};
+use crate::{names, user, Engine};
+
+/// What the engine keeps about a container (the `config` column).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    pub options: RunOptions,
+    pub generated: Generated,
+    /// The image's snapshot dirs, topmost first.
+    pub lowers: Vec<PathBuf>,
+}
+
+impl ContainerConfig {
+    /// Reads the `config` column of a row.
+    pub fn of(row: &ContainerRow) -> Result<ContainerConfig> {
+        serde_json::from_value(row.config.clone()).map_err(|source| {
+            EngineError::Db(DbError::Corrupt {
+                id: row.id.clone(),
+                field: "config",
+                source,
+            })
+        })
+    }
+}
+
+/// Removes a half-made container dir unless disarmed.
+struct DirGuard(Option<PathBuf>);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.take() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// Creates a container from `o`; returns its row.
+pub fn create(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
+    let mut o = o.clone();
+    if o.cgroup_parent.is_empty() {
+        o.cgroup_parent = engine.cgroup_parent.clone();
+    }
+    let restart = opts::parse_restart(o.restart.as_deref().unwrap_or("no"))?;
+    if o.rm && restart != opts::RestartPolicy::No {
+        return Err(opts::OptsError::Invalid {
+            flag: "--restart",
+            value: o.restart.clone().unwrap_or_default(),
+            why: "conflicts with --rm".into(),
+        }
+        .into());
+    }
+    let explicit_name = o.name.as_deref().map(names::check_name).transpose()?;
+    let store = berth_image::Store::open(&engine.root).map_err(|source| EngineError::Store {
+        root: engine.root.clone(),
+        source: Box::new(source),
+    })?;
+    let img = berth_image::image::container_image(&store, &o.image).map_err(|source| {
+        EngineError::Image {
+            image: o.image.clone(),
+            source: Box::new(source),
+        }
+    })?;
+    let id = names::new_id()?;
+    let dir = engine.dir(&id);
+    let guard = DirGuard(Some(dir.clone()));
+    for sub in ["upper", "work", "merged", "bundle"] {
+        let p = dir.join(sub);
+        std::fs::create_dir_all(&p).map_err(io("create container dir", &p))?;
+    }
+    let mut env_file_lines = Vec::new();
+    for f in &o.env_files {
+        let text = std::fs::read_to_string(f).map_err(io("read --env-file", f))?;
+        env_file_lines.extend(opts::env_file_entries(&text));
+    }
+    let security = opts::parse_security_opts(&o.security_opt)?;
+    let seccomp_profile = match &security.seccomp_file {
+        Some(f) => Some(std::fs::read_to_string(f).map_err(io("read seccomp profile", f))?),
+        None => None,
+    };
+    let host_env = |k: &str| std::env::var(k).ok();
+    let rootfs = engine.rootfs(&id);
+    let generated = generate::generate(
+        &o,
+        &Inputs {
+            id: &id,
+            image: &img.config,
+            passwd: &user::read_from_layers(&img.lowers, "etc/passwd"),
+            group: &user::read_from_layers(&img.lowers, "etc/group"),
+            env_file_lines,
+            host_env: &host_env,
+            rootfs: &rootfs,
+            seccomp_profile,
+            host_name: host_name(),
+        },
+    )?;
+    let config_path = engine.bundle(&id).join("config.json");
+    let text = serde_json::to_vec_pretty(&generated.spec).expect("spec serializes");
+    std::fs::write(&config_path, text).map_err(io("write config.json", &config_path))?;
+    let labels = opts::parse_labels(&o.labels);
+    let restart_policy = o.restart.clone().unwrap_or_else(|| "no".into());
+    let auto_remove = o.rm;
+    let image = o.image.clone();
+    let config = ContainerConfig {
+        options: o,
+        generated,
+        lowers: img.lowers.clone(),
+    };
+    let mut row = ContainerRow {
+        id: id.clone(),
+        name: String::new(),
+        image,
+        image_id: img.id.to_string(),
+        config: serde_json::to_value(&config).expect("config serializes"),
+        status: Status::Created,
+        created: crate::now_ms(),
+        started: None,
+        finished: None,
+        exit_code: None,
+        pid: None,
+        monitor_pid: None,
+        monitor_start: None,
+        restart_policy,
+        restart_count: 0,
+        stop_requested: false,
+        labels,
+        auto_remove,
+    };
+    let mut db = engine.db()?;
+    let mut attempt = 0;
+    loop {
+        row.name = match &explicit_name {
+            Some(n) => n.clone(),
+            None => names::generated_name(attempt)?,
+        };
+        match db.insert(&row) {
+            Ok(()) => break,
+            Err(DbError::NameInUse { .. }) if explicit_name.is_none() && attempt < 20 => {
+                attempt += 1
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut guard = guard;
+    guard.0 = None;
+    Ok(row)
+}

@@ -1,0 +1,568 @@
+//! The engine database: one SQLite file (`<root>/engine.db`, WAL mode, a
+//! busy timeout) holding a row per container. Every process of the engine
+//! (the CLI, monitors) opens it for the duration of one operation.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+/// Errors of the engine database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("open engine database {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("create the engine root {path}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("engine database: {op}")]
+    Query {
+        op: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("the container name {name:?} is already in use (by {holder}); remove that container or pick another name")]
+    NameInUse { name: String, holder: String },
+    #[error("no such container: {0}")]
+    NotFound(String),
+    #[error("container reference {reference:?} is ambiguous: it matches {count} containers")]
+    Ambiguous { reference: String, count: usize },
+    #[error("engine database: the stored {field} of container {id} is unreadable")]
+    Corrupt {
+        id: String,
+        field: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn q(op: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> DbError {
+    let op = op.into();
+    move |source| DbError::Query { op, source }
+}
+
+/// Lifecycle status of a container as the engine records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Made (rows, bundle) but never started.
+    Created,
+    /// Its process runs.
+    Running,
+    /// It ran and its process is gone.
+    Exited,
+}
+
+impl Status {
+    /// The stored / displayed word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+        }
+    }
+
+    fn parse(s: &str) -> Status {
+        match s {
+            "running" => Status::Running,
+            "exited" => Status::Exited,
+            _ => Status::Created,
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One container row.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ContainerRow {
+    /// 64 hex digits.
+    pub id: String,
+    pub name: String,
+    /// The image reference as the user gave it.
+    pub image: String,
+    /// The image ID (`sha256:...`).
+    pub image_id: String,
+    /// The engine's container config (JSON of [`crate::create::ContainerConfig`]).
+    pub config: serde_json::Value,
+    pub status: Status,
+    /// Unix times in milliseconds.
+    pub created: i64,
+    pub started: Option<i64>,
+    pub finished: Option<i64>,
+    pub exit_code: Option<i32>,
+    /// Host pid of the container's process while it runs.
+    pub pid: Option<i32>,
+    /// The process holding the container (monitor or foreground `berth`)
+    /// and its start time (to tell a reused pid).
+    pub monitor_pid: Option<i32>,
+    pub monitor_start: Option<i64>,
+    /// `no`, `always`, `on-failure[:N]`.
+    pub restart_policy: String,
+    pub restart_count: i64,
+    /// Set by `stop`/`kill`: the monitor must not restart it.
+    pub stop_requested: bool,
+    pub labels: BTreeMap<String, String>,
+    /// `--rm`.
+    pub auto_remove: bool,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL UNIQUE,
+    image TEXT NOT NULL,
+    image_id TEXT NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    started INTEGER,
+    finished INTEGER,
+    exit_code INTEGER,
+    pid INTEGER,
+    monitor_pid INTEGER,
+    monitor_start INTEGER,
+    restart_policy TEXT NOT NULL,
+    restart_count INTEGER NOT NULL DEFAULT 0,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    labels TEXT NOT NULL,
+    auto_remove INTEGER NOT NULL
+);";
+
+const COLUMNS: &str = "id, name, image, image_id, config, status, created, started, finished, \
+     exit_code, pid, monitor_pid, monitor_start, restart_policy, restart_count, stop_requested, \
+     labels, auto_remove";
+
+/// An open engine database.
+pub struct Db {
+    conn: Connection,
+}
+
+/// Raw columns before the JSON ones are parsed.
+struct RawRow {
+    row: ContainerRow,
+    config: String,
+    labels: String,
+}
+
+fn raw(r: &Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        row: ContainerRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            image: r.get(2)?,
+            image_id: r.get(3)?,
+            config: serde_json::Value::Null,
+            status: Status::parse(&r.get::<_, String>(5)?),
+            created: r.get(6)?,
+            started: r.get(7)?,
+            finished: r.get(8)?,
+            exit_code: r.get(9)?,
+            pid: r.get(10)?,
+            monitor_pid: r.get(11)?,
+            monitor_start: r.get(12)?,
+            restart_policy: r.get(13)?,
+            restart_count: r.get(14)?,
+            stop_requested: r.get::<_, i64>(15)? != 0,
+            labels: BTreeMap::new(),
+            auto_remove: r.get::<_, i64>(17)? != 0,
+        },
+        config: r.get(4)?,
+        labels: r.get(16)?,
+    })
+}
+
+fn finish(r: RawRow) -> Result<ContainerRow, DbError> {
+    let mut row = r.row;
+    row.config = serde_json::from_str(&r.config).map_err(|source| DbError::Corrupt {
+        id: row.id.clone(),
+        field: "config",
+        source,
+    })?;
+    row.labels = serde_json::from_str(&r.labels).map_err(|source| DbError::Corrupt {
+        id: row.id.clone(),
+        field: "labels",
+        source,
+    })?;
+    Ok(row)
+}
+
+impl Db {
+    /// Opens (creating if needed) `<root>/engine.db`.
+    pub fn open(root: &Path) -> Result<Db, DbError> {
+        let path = root.join("engine.db");
+        let open_err = |source| DbError::Open {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(root).map_err(|source| DbError::CreateDir {
+            path: root.to_path_buf(),
+            source,
+        })?;
+        let conn = Connection::open(&path).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        Ok(Db { conn })
+    }
+
+    /// Inserts a new container; the name must be free (checked inside the
+    /// transaction, and by the UNIQUE constraint against racing inserts).
+    pub fn insert(&mut self, c: &ContainerRow) -> Result<(), DbError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(q("begin insert"))?;
+        let holder: Option<String> = tx
+            .query_row(
+                "SELECT id FROM containers WHERE name = ?1",
+                params![c.name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(q("look up name"))?;
+        if let Some(holder) = holder {
+            return Err(DbError::NameInUse {
+                name: c.name.clone(),
+                holder: short(&holder).to_string(),
+            });
+        }
+        let res = tx.execute(
+            &format!(
+                "INSERT INTO containers ({COLUMNS}) VALUES \
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+            ),
+            params![
+                c.id,
+                c.name,
+                c.image,
+                c.image_id,
+                c.config.to_string(),
+                c.status.as_str(),
+                c.created,
+                c.started,
+                c.finished,
+                c.exit_code,
+                c.pid,
+                c.monitor_pid,
+                c.monitor_start,
+                c.restart_policy,
+                c.restart_count,
+                c.stop_requested as i64,
+                serde_json::to_string(&c.labels).expect("labels serialize"),
+                c.auto_remove as i64,
+            ],
+        );
+        match res {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(DbError::NameInUse {
+                    name: c.name.clone(),
+                    holder: "another container".into(),
+                })
+            }
+            Err(e) => return Err(q(format!("insert container {}", c.name))(e)),
+        }
+        tx.commit().map_err(q("commit insert"))
+    }
+
+    /// Every container, oldest first.
+    pub fn list(&self) -> Result<Vec<ContainerRow>, DbError> {
+        let mut st = self
+            .conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM containers ORDER BY created, id"
+            ))
+            .map_err(q("list containers"))?;
+        let rows = st
+            .query_map([], raw)
+            .map_err(q("list containers"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(q("list containers"))?;
+        rows.into_iter().map(finish).collect()
+    }
+
+    /// The container with this full ID, if any.
+    pub fn get(&self, id: &str) -> Result<Option<ContainerRow>, DbError> {
+        let r = self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM containers WHERE id = ?1"),
+                params![id],
+                raw,
+            )
+            .optional()
+            .map_err(q(format!("read container {id}")))?;
+        r.map(finish).transpose()
+    }
+
+    /// Resolves a name, full ID or unique ID prefix (podman's order).
+    pub fn lookup(&self, reference: &str) -> Result<ContainerRow, DbError> {
+        let by_name: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT id FROM containers WHERE name = ?1",
+                params![reference],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(q(format!("look up {reference}")))?;
+        let id = match by_name {
+            Some(id) => id,
+            None => {
+                if reference.is_empty() || !reference.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(DbError::NotFound(reference.into()));
+                }
+                let mut st = self
+                    .conn
+                    .prepare("SELECT id FROM containers WHERE substr(id, 1, ?2) = ?1")
+                    .map_err(q(format!("look up {reference}")))?;
+                let ids = st
+                    .query_map(params![reference, reference.len() as i64], |r| {
+                        r.get::<_, String>(0)
+                    })
+                    .map_err(q(format!("look up {reference}")))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(q(format!("look up {reference}")))?;
+                match ids.len() {
+                    0 => return Err(DbError::NotFound(reference.into())),
+                    1 => ids.into_iter().next().expect("one id"),
+                    count => {
+                        return Err(DbError::Ambiguous {
+                            reference: reference.into(),
+                            count,
+                        })
+                    }
+                }
+            }
+        };
+        self.get(&id)?
+            .ok_or_else(|| DbError::NotFound(reference.into()))
+    }
+
+    /// Records that the container's process runs.
+    pub fn set_running(
+        &self,
+        id: &str,
+        pid: i32,
+        started: i64,
+        monitor: (i32, i64),
+    ) -> Result<(), DbError> {
+        self.conn
+            .execute(
+                "UPDATE containers SET status = 'running', pid = ?2, started = ?3, \
+                 finished = NULL, exit_code = NULL, monitor_pid = ?4, monitor_start = ?5 \
+                 WHERE id = ?1",
+                params![id, pid, started, monitor.0, monitor.1],
+            )
+            .map_err(q(format!("record start of {id}")))?;
+        Ok(())
+    }
+
+    /// Records that the container's process is gone.
+    pub fn set_exited(&self, id: &str, code: Option<i32>, finished: i64) -> Result<(), DbError> {
+        self.conn
+            .execute(
+                "UPDATE containers SET status = 'exited', pid = NULL, exit_code = ?2, \
+                 finished = ?3, monitor_pid = NULL, monitor_start = NULL WHERE id = ?1",
+                params![id, code, finished],
+            )
+            .map_err(q(format!("record exit of {id}")))?;
+        Ok(())
+    }
+
+    /// Sets (or clears, before a start) the "do not restart" flag.
+    pub fn set_stop_requested(&self, id: &str, on: bool) -> Result<(), DbError> {
+        self.conn
+            .execute(
+                "UPDATE containers SET stop_requested = ?2 WHERE id = ?1",
+                params![id, on as i64],
+            )
+            .map_err(q(format!("mark {id} stopped")))?;
+        Ok(())
+    }
+
+    /// Records an exit the monitor is about to restart from: exited, the
+    /// code kept, one more restart counted, the monitor still the holder.
+    pub fn set_restarting(&self, id: &str, code: i32, finished: i64) -> Result<(), DbError> {
+        self.conn
+            .execute(
+                "UPDATE containers SET status = 'exited', pid = NULL, exit_code = ?2, \
+                 finished = ?3, restart_count = restart_count + 1 WHERE id = ?1",
+                params![id, code, finished],
+            )
+            .map_err(q(format!("count restart of {id}")))?;
+        Ok(())
+    }
+
+    /// Renames a container (the new name must be free).
+    pub fn rename(&mut self, id: &str, new_name: &str) -> Result<(), DbError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(q("begin rename"))?;
+        let holder: Option<String> = tx
+            .query_row(
+                "SELECT id FROM containers WHERE name = ?1",
+                params![new_name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(q("look up name"))?;
+        if let Some(holder) = holder {
+            return Err(DbError::NameInUse {
+                name: new_name.into(),
+                holder: short(&holder).to_string(),
+            });
+        }
+        tx.execute(
+            "UPDATE containers SET name = ?2 WHERE id = ?1",
+            params![id, new_name],
+        )
+        .map_err(q(format!("rename {id}")))?;
+        tx.commit().map_err(q("commit rename"))
+    }
+
+    /// Deletes the row; true when it existed.
+    pub fn remove(&self, id: &str) -> Result<bool, DbError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM containers WHERE id = ?1", params![id])
+            .map_err(q(format!("remove {id}")))?;
+        Ok(n > 0)
+    }
+}
+
+/// The 12-digit short form of an ID.
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn row(id: &str, name: &str) -> ContainerRow {
+        ContainerRow {
+            id: id.into(),
+            name: name.into(),
+            image: "busybox".into(),
+            image_id: "sha256:00".into(),
+            config: serde_json::json!({"a": 1}),
+            status: Status::Created,
+            created: 1,
+            started: None,
+            finished: None,
+            exit_code: None,
+            pid: None,
+            monitor_pid: None,
+            monitor_start: None,
+            restart_policy: "no".into(),
+            restart_count: 0,
+            stop_requested: false,
+            labels: BTreeMap::from([("k".to_string(), "v".to_string())]),
+            auto_remove: false,
+        }
+    }
+
+    #[test]
+    fn insert_get_lookup_and_unique_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut db = Db::open(dir.path()).expect("open");
+        let a = row(&"ab".repeat(32), "web");
+        db.insert(&a).expect("insert");
+        assert_eq!(db.get(&a.id).expect("get"), Some(a.clone()));
+        assert_eq!(db.lookup("web").expect("by name").id, a.id);
+        assert_eq!(db.lookup("abab").expect("by prefix").id, a.id);
+        let err = db.insert(&row(&"cd".repeat(32), "web")).unwrap_err();
+        assert!(matches!(err, DbError::NameInUse { .. }), "{err}");
+        db.insert(&row(&"ac".repeat(32), "other")).expect("insert");
+        assert!(matches!(
+            db.lookup("a").unwrap_err(),
+            DbError::Ambiguous { count: 2, .. }
+        ));
+        assert!(matches!(db.lookup("zz").unwrap_err(), DbError::NotFound(_)));
+        assert_eq!(db.list().expect("list").len(), 2);
+    }
+
+    #[test]
+    fn status_updates_and_rename() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut db = Db::open(dir.path()).expect("open");
+        let id = "ef".repeat(32);
+        db.insert(&row(&id, "x")).expect("insert");
+        db.set_running(&id, 42, 5, (7, 8)).expect("running");
+        let r = db.get(&id).expect("get").expect("row");
+        assert_eq!(
+            (r.status, r.pid, r.monitor_pid),
+            (Status::Running, Some(42), Some(7))
+        );
+        db.set_restarting(&id, 2, 8).expect("restarting");
+        let r = db.get(&id).expect("get").expect("row");
+        assert_eq!(
+            (r.status, r.restart_count, r.monitor_pid),
+            (Status::Exited, 1, Some(7))
+        );
+        db.set_exited(&id, Some(3), 9).expect("exited");
+        let r = db.get(&id).expect("get").expect("row");
+        assert_eq!(
+            (r.status, r.exit_code, r.pid),
+            (Status::Exited, Some(3), None)
+        );
+        db.insert(&row(&"01".repeat(32), "y")).expect("insert");
+        assert!(db.rename(&id, "y").is_err());
+        db.rename(&id, "z").expect("rename");
+        assert_eq!(db.lookup("z").expect("renamed").id, id);
+        assert!(db.remove(&id).expect("remove"));
+        assert!(!db.remove(&id).expect("remove again"));
+    }
+
+    #[test]
+    fn concurrent_inserts_of_one_name_leave_one_row() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Db::open(dir.path()).expect("create");
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let p = dir.path().to_path_buf();
+                std::thread::spawn(move || {
+                    let mut db = Db::open(&p).expect("open");
+                    db.insert(&row(&format!("{i:064}"), "same")).is_ok()
+                })
+            })
+            .collect();
+        let oks = handles
+            .into_iter()
+            .filter(|_| true)
+            .map(|h| h.join().expect("join"))
+            .filter(|ok| *ok)
+            .count();
+        assert_eq!(oks, 1);
+        assert_eq!(
+            Db::open(dir.path())
+                .expect("open")
+                .list()
+                .expect("list")
+                .len(),
+            1
+        );
+    }
+}

@@ -1,0 +1,106 @@
+//! The engine's error type for lifecycle operations.
+
+use std::path::PathBuf;
+
+/// Errors of engine operations.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error(transparent)]
+    Name(#[from] crate::names::NameError),
+    #[error(transparent)]
+    Generate(#[from] crate::generate::GenerateError),
+    #[error(transparent)]
+    Opts(#[from] crate::opts::OptsError),
+    #[error(transparent)]
+    User(#[from] crate::user::UserError),
+    #[error(transparent)]
+    Copy(#[from] crate::copy::CopyError),
+    #[error("image {image}")]
+    Image {
+        image: String,
+        #[source]
+        source: Box<berth_image::image::ImageError>,
+    },
+    #[error("open the image store under {root}")]
+    Store {
+        root: PathBuf,
+        #[source]
+        source: Box<berth_image::store::StoreError>,
+    },
+    #[error("container {id}: {op} of the rootfs")]
+    Mount {
+        id: String,
+        op: &'static str,
+        #[source]
+        source: Box<berth_image::mount::MountError>,
+    },
+    #[error("container {id}: runtime {op}")]
+    Runtime {
+        id: String,
+        op: &'static str,
+        #[source]
+        source: Box<berth_runtime::Error>,
+    },
+    #[error("{op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("container {name} is {status}: {what}")]
+    WrongState {
+        name: String,
+        status: String,
+        what: String,
+    },
+    #[error("container {id}: waiting for the process")]
+    Wait {
+        id: String,
+        #[source]
+        source: berth_runtime::foreground::WaitError,
+    },
+    #[error("container {id}: {op}")]
+    Sys {
+        id: String,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("container {id}: the monitor failed: {message}")]
+    Monitor { id: String, message: String },
+}
+
+/// Result of engine operations.
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// Maps an io error with an operation and a path.
+pub fn io(
+    op: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(std::io::Error) -> EngineError {
+    let path = path.into();
+    move |source| EngineError::Io { op, path, source }
+}
+
+/// Maps a runtime error of container `id`.
+pub fn rt(id: &str, op: &'static str) -> impl FnOnce(berth_runtime::Error) -> EngineError {
+    let id = id.to_string();
+    move |source| EngineError::Runtime {
+        id,
+        op,
+        source: Box::new(source),
+    }
+}
+
+/// Maps a syscall error (nix or rustix) of container `id`.
+pub fn sys<E: Into<std::io::Error>>(id: &str, op: &'static str) -> impl FnOnce(E) -> EngineError {
+    let id = id.to_string();
+    move |e| EngineError::Sys {
+        id,
+        op,
+        source: e.into(),
+    }
+}

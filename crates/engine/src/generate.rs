@@ -1,0 +1,480 @@
+//! Turning an image's config plus run options into the container's OCI
+//! config.json (runtime-spec config.md, config-linux.md), with the
+//! hardened defaults of berth-seccomp unless `--privileged`. Pure: every
+//! input (image config, passwd/group texts, env files, host env) is given.
+
+use std::path::Path;
+
+use berth_image::manifest::RuntimeConfig;
+use berth_seccomp::defaults::HardenOptions;
+use serde_json::{json, Value};
+
+use crate::opts::{self, OptsError, RunOptions};
+use crate::user::{self, Identity, UserError};
+
+/// Errors of generating a container config.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error(transparent)]
+    Opts(#[from] OptsError),
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error("no command specified: the image has no Entrypoint or Cmd; give a command after the image name")]
+    NoCommand,
+    #[error("invalid stop signal {0:?} in the image config")]
+    StopSignal(String),
+    #[error("invalid capability {0:?} for --cap-add/--cap-drop")]
+    Capability(String),
+    #[error("the generated config is not a valid OCI spec")]
+    Spec(#[source] serde_json::Error),
+    #[error("invalid seccomp profile given with --security-opt seccomp=")]
+    Seccomp(#[source] serde_json::Error),
+}
+
+/// Inputs besides the options: what was read from the image and host.
+pub struct Inputs<'a> {
+    pub id: &'a str,
+    pub image: &'a RuntimeConfig,
+    pub passwd: &'a str,
+    pub group: &'a str,
+    /// Lines of the `--env-file`s, in order.
+    pub env_file_lines: Vec<String>,
+    /// The caller's environment (for `-e NAME`).
+    pub host_env: &'a dyn Fn(&str) -> Option<String>,
+    /// Absolute path of the container's rootfs mountpoint.
+    pub rootfs: &'a Path,
+    /// Text of a `--security-opt seccomp=FILE` profile.
+    pub seccomp_profile: Option<String>,
+    /// The host's name, for `--network host`.
+    pub host_name: String,
+}
+
+/// The generated config and the values the engine keeps about it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Generated {
+    pub spec: Value,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: String,
+    pub user: String,
+    pub identity: Identity,
+    /// Signal name used by `stop`.
+    pub stop_signal: String,
+    pub hostname: String,
+    pub cgroups_path: String,
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Docker's rule: `--entrypoint` replaces the image's Entrypoint and drops
+/// its Cmd; a command after the image replaces Cmd.
+pub fn command(o: &RunOptions, img: &RuntimeConfig) -> (Vec<String>, Vec<String>) {
+    match &o.entrypoint {
+        Some(ep) => {
+            let ep = if ep.is_empty() {
+                vec![]
+            } else {
+                vec![ep.clone()]
+            };
+            (ep, o.cmd.clone())
+        }
+        None => {
+            let ep = img.entrypoint.clone().unwrap_or_default();
+            let cmd = if o.cmd.is_empty() {
+                img.cmd.clone().unwrap_or_default()
+            } else {
+                o.cmd.clone()
+            };
+            (ep, cmd)
+        }
+    }
+}
+
+/// The process environment: image Env, PATH and HOSTNAME defaults, env
+/// files, then `-e` (later wins), HOME from the user, TERM for a tty.
+pub fn environment(o: &RunOptions, inp: &Inputs<'_>, hostname: &str, home: &str) -> Vec<String> {
+    let mut env: Vec<String> = Vec::new();
+    for e in inp.image.env.clone().unwrap_or_default() {
+        match e.split_once('=') {
+            Some((k, v)) => opts::set_env(&mut env, k, v),
+            None => opts::set_env(&mut env, &e, ""),
+        }
+    }
+    if !opts::has_env(&env, "PATH") {
+        opts::set_env(&mut env, "PATH", DEFAULT_PATH);
+    }
+    opts::set_env(&mut env, "HOSTNAME", hostname);
+    for e in inp.env_file_lines.iter().chain(o.env.iter()) {
+        if let Some((k, v)) = opts::parse_env(e, inp.host_env) {
+            opts::set_env(&mut env, &k, &v);
+        }
+    }
+    if !opts::has_env(&env, "HOME") {
+        opts::set_env(&mut env, "HOME", home);
+    }
+    if o.tty && !opts::has_env(&env, "TERM") {
+        opts::set_env(&mut env, "TERM", "xterm");
+    }
+    env
+}
+
+fn mount_json(m: &opts::MountRequest) -> Value {
+    let mut v = json!({
+        "destination": m.target,
+        "type": m.kind,
+        "source": m.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| m.kind.clone()),
+        "options": m.options,
+    });
+    if m.kind == "bind" {
+        v["type"] = json!("bind");
+    }
+    v
+}
+
+fn resources(o: &RunOptions) -> Result<Value, OptsError> {
+    let mut r = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    if let Some(m) = &o.memory {
+        r["memory"] = json!({"limit": opts::parse_size("--memory", m)?});
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(c) = &o.cpus {
+        let (quota, period) = opts::parse_cpus(c)?;
+        cpu.insert("quota".into(), json!(quota));
+        cpu.insert("period".into(), json!(period));
+    }
+    if let Some(s) = o.cpu_shares {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if !cpu.is_empty() {
+        r["cpu"] = Value::Object(cpu);
+    }
+    if let Some(p) = o.pids_limit {
+        r["pids"] = json!({"limit": p});
+    }
+    if o.privileged {
+        r["devices"] = json!([{"allow": true, "access": "rwm"}]);
+    }
+    Ok(r)
+}
+
+fn parse_caps(names: &[String]) -> Result<Vec<oci_spec::runtime::Capability>, GenerateError> {
+    names
+        .iter()
+        .map(|n| {
+            serde_json::from_value(json!(opts::cap_name(n)))
+                .map_err(|_| GenerateError::Capability(n.clone()))
+        })
+        .collect()
+}
+
+/// Every capability we hold in our bounding set (for `--privileged`, as
+/// podman: a capability the engine lacks cannot be granted).
+fn all_caps() -> Vec<String> {
+    let set = caps::read(None, caps::CapSet::Bounding).unwrap_or_else(|_| caps::all());
+    let mut v: Vec<String> = set.iter().map(|c| c.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// Builds the config.json and the recorded values.
+pub fn generate(o: &RunOptions, inp: &Inputs<'_>) -> Result<Generated, GenerateError> {
+    if o.init {
+        return Err(OptsError::Unsupported("--init (no init binary is bundled yet)".into()).into());
+    }
+    let own_netns = opts::parse_network(o.network.as_deref())?;
+    let (entrypoint, cmd) = command(o, inp.image);
+    let args: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+    if args.is_empty() {
+        return Err(GenerateError::NoCommand);
+    }
+    let user_spec = o
+        .user
+        .clone()
+        .or_else(|| inp.image.user.clone())
+        .unwrap_or_default();
+    let identity = user::resolve(&user_spec, inp.passwd, inp.group)?;
+    let hostname = match (&o.hostname, own_netns) {
+        (Some(h), _) => h.clone(),
+        (None, false) => inp.host_name.clone(),
+        (None, true) => inp.id[..12.min(inp.id.len())].to_string(),
+    };
+    let env = environment(o, inp, &hostname, &identity.home);
+    let workdir = o
+        .workdir
+        .clone()
+        .or_else(|| inp.image.working_dir.clone().filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".into());
+    if !workdir.starts_with('/') {
+        return Err(OptsError::Invalid {
+            flag: "-w",
+            value: workdir,
+            why: "the working directory must be absolute".into(),
+        }
+        .into());
+    }
+    let stop_signal = inp
+        .image
+        .stop_signal
+        .clone()
+        .unwrap_or_else(|| "SIGTERM".into());
+    if berth_runtime::container::parse_signal(&stop_signal).is_none() {
+        return Err(GenerateError::StopSignal(stop_signal));
+    }
+    let mut requests = Vec::new();
+    for v in &o.volumes {
+        requests.push(opts::parse_volume(v)?);
+    }
+    for m in &o.mounts {
+        requests.push(opts::parse_mount(m)?);
+    }
+    for t in &o.tmpfs {
+        requests.push(opts::parse_tmpfs(t)?);
+    }
+    let security = opts::parse_security_opts(&o.security_opt)?;
+    let cgroups_path = format!("{}/{}", o.cgroup_parent.trim_end_matches('/'), inp.id);
+
+    let mut spec = berth_runtime::spec::default_spec(false);
+    spec["process"]["terminal"] = json!(o.tty);
+    spec["process"]["args"] = json!(args);
+    spec["process"]["env"] = json!(env);
+    spec["process"]["cwd"] = json!(workdir);
+    spec["process"]["user"] = json!({
+        "uid": identity.uid, "gid": identity.gid,
+        "additionalGids": identity.additional_gids,
+    });
+    spec["process"]["noNewPrivileges"] = json!(false);
+    // Limits are inherited from the engine (Docker's default), not capped.
+    spec["process"]
+        .as_object_mut()
+        .expect("process is an object")
+        .remove("rlimits");
+    spec["root"] = json!({"path": inp.rootfs, "readonly": o.read_only});
+    spec["hostname"] = json!(hostname);
+    let mounts = spec["mounts"]
+        .as_array_mut()
+        .expect("default spec has mounts");
+    // config.md "mounts": later entries mount over earlier ones.
+    mounts.extend(requests.iter().map(mount_json));
+    if !own_netns {
+        // config-linux.md "namespaces": no network entry = the runtime's.
+        let ns = spec["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("default spec has namespaces");
+        ns.retain(|n| n["type"] != "network");
+    }
+    spec["linux"]["cgroupsPath"] = json!(cgroups_path);
+    spec["linux"]["resources"] = resources(o)?;
+    spec["annotations"] = json!({"io.berth.container.id": inp.id});
+
+    let mut oci: oci_spec::runtime::Spec =
+        serde_json::from_value(spec).map_err(GenerateError::Spec)?;
+    if o.privileged {
+        let all = all_caps();
+        let mut spec = serde_json::to_value(&oci).map_err(GenerateError::Spec)?;
+        spec["process"]["capabilities"] = json!({
+            "bounding": all, "effective": all, "permitted": all,
+        });
+        spec["process"]["noNewPrivileges"] = json!(security.no_new_privileges);
+        let linux = spec["linux"].as_object_mut().expect("linux is an object");
+        linux.remove("maskedPaths");
+        linux.remove("readonlyPaths");
+        linux.remove("seccomp");
+        for m in spec["mounts"].as_array_mut().expect("mounts") {
+            if m["type"] == "sysfs" || m["type"] == "cgroup" {
+                if let Some(opts) = m["options"].as_array_mut() {
+                    opts.retain(|o| o != "ro");
+                }
+            }
+        }
+        oci = serde_json::from_value(spec).map_err(GenerateError::Spec)?;
+    } else {
+        let h = HardenOptions {
+            no_new_privileges: security.no_new_privileges,
+            cap_add: parse_caps(&o.cap_add)?,
+            cap_drop: parse_caps(&o.cap_drop)?,
+            seccomp_unconfined: security.seccomp_unconfined,
+        };
+        berth_seccomp::defaults::harden(&mut oci, &h);
+        if let Some(text) = &inp.seccomp_profile {
+            let profile = serde_json::from_str(text).map_err(GenerateError::Seccomp)?;
+            let mut linux = oci.linux().clone().unwrap_or_default();
+            linux.set_seccomp(Some(profile));
+            oci.set_linux(Some(linux));
+        }
+    }
+    Ok(Generated {
+        spec: serde_json::to_value(&oci).map_err(GenerateError::Spec)?,
+        entrypoint,
+        cmd,
+        env,
+        workdir,
+        user: user_spec,
+        identity,
+        stop_signal,
+        hostname,
+        cgroups_path,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> RuntimeConfig {
+        RuntimeConfig {
+            entrypoint: Some(vec!["/entry".into()]),
+            cmd: Some(vec!["serve".into()]),
+            env: Some(vec!["PATH=/opt/bin".into(), "A=image".into()]),
+            working_dir: Some("/srv".into()),
+            user: Some("www".into()),
+            stop_signal: Some("SIGQUIT".into()),
+            ..Default::default()
+        }
+    }
+
+    fn opts() -> RunOptions {
+        RunOptions {
+            image: "img".into(),
+            cgroup_parent: "/berth".into(),
+            ..Default::default()
+        }
+    }
+
+    fn gen(o: &RunOptions, img: &RuntimeConfig) -> Result<Generated, GenerateError> {
+        let host = |k: &str| (k == "FROM_HOST").then(|| "h".to_string());
+        let id = "ab".repeat(32);
+        generate(
+            o,
+            &Inputs {
+                id: &id,
+                image: img,
+                passwd: "root:x:0:0::/root:/bin/sh\nwww:x:33:33::/var/www:/bin/sh\n",
+                group: "root:x:0:\nwww:x:33:\n",
+                env_file_lines: vec!["F=file".into(), "A=file".into()],
+                host_env: &host,
+                rootfs: Path::new("/r/merged"),
+                seccomp_profile: None,
+                host_name: "hostbox".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn image_defaults_are_honoured() {
+        let g = gen(&opts(), &image()).expect("generate");
+        assert_eq!(g.spec["process"]["args"], json!(["/entry", "serve"]));
+        assert_eq!(g.spec["process"]["cwd"], "/srv");
+        assert_eq!(g.spec["process"]["user"]["uid"], 33);
+        assert_eq!(g.stop_signal, "SIGQUIT");
+        assert_eq!(g.spec["root"]["path"], "/r/merged");
+        assert_eq!(g.spec["root"]["readonly"], false);
+        assert_eq!(
+            g.spec["linux"]["cgroupsPath"],
+            format!("/berth/{}", "ab".repeat(32))
+        );
+        assert_eq!(g.hostname, "abababababab");
+        assert!(g.env.contains(&"PATH=/opt/bin".to_string()));
+        assert!(g.env.contains(&"A=file".to_string()));
+        assert!(g.env.contains(&"HOME=/var/www".to_string()));
+        assert!(
+            g.spec["linux"]["seccomp"].is_object(),
+            "hardened by default"
+        );
+        assert!(g.spec["linux"]["maskedPaths"].is_array());
+        let ns = g.spec["linux"]["namespaces"].to_string();
+        assert!(ns.contains("network"), "own netns by default: {ns}");
+        let caps = g.spec["process"]["capabilities"]["bounding"].to_string();
+        assert!(!caps.contains("CAP_SYS_ADMIN"), "{caps}");
+    }
+
+    #[test]
+    fn flags_override() {
+        let mut o = opts();
+        o.cmd = vec!["echo".into(), "hi".into()];
+        o.env = vec!["A=flag".into(), "FROM_HOST".into(), "MISSING".into()];
+        o.workdir = Some("/w".into());
+        o.user = Some("1000:1000".into());
+        o.tty = true;
+        o.read_only = true;
+        o.network = Some("host".into());
+        o.memory = Some("64m".into());
+        o.cpus = Some("0.5".into());
+        o.pids_limit = Some(10);
+        o.volumes = vec!["/tmp:/data:ro".into()];
+        o.cap_add = vec!["sys_admin".into()];
+        o.security_opt = vec!["seccomp=unconfined".into(), "no-new-privileges".into()];
+        let g = gen(&o, &image()).expect("generate");
+        assert_eq!(g.spec["process"]["args"], json!(["/entry", "echo", "hi"]));
+        assert!(g.env.contains(&"A=flag".to_string()));
+        assert!(g.env.contains(&"FROM_HOST=h".to_string()));
+        assert!(!g.env.iter().any(|e| e.starts_with("MISSING")));
+        assert!(g.env.contains(&"TERM=xterm".to_string()));
+        assert_eq!(g.spec["process"]["cwd"], "/w");
+        assert_eq!(g.spec["process"]["user"]["uid"], 1000);
+        assert_eq!(g.spec["process"]["terminal"], true);
+        assert_eq!(g.spec["process"]["noNewPrivileges"], true);
+        assert_eq!(g.spec["root"]["readonly"], true);
+        assert_eq!(g.hostname, "hostbox");
+        assert!(!g.spec["linux"]["namespaces"]
+            .to_string()
+            .contains("network"));
+        assert_eq!(g.spec["linux"]["resources"]["memory"]["limit"], 64 << 20);
+        assert_eq!(g.spec["linux"]["resources"]["cpu"]["quota"], 50_000);
+        assert_eq!(g.spec["linux"]["resources"]["pids"]["limit"], 10);
+        assert!(g.spec["linux"].get("seccomp").is_none_or(|s| s.is_null()));
+        assert!(g.spec["process"]["capabilities"]["bounding"]
+            .to_string()
+            .contains("CAP_SYS_ADMIN"));
+        let mounts = g.spec["mounts"].to_string();
+        assert!(
+            mounts.contains("/data") && mounts.contains("\"ro\""),
+            "{mounts}"
+        );
+    }
+
+    #[test]
+    fn entrypoint_override_drops_image_cmd() {
+        let mut o = opts();
+        o.entrypoint = Some("/bin/sh".into());
+        let g = gen(&o, &image()).expect("generate");
+        assert_eq!(g.spec["process"]["args"], json!(["/bin/sh"]));
+        o.entrypoint = Some(String::new());
+        assert!(matches!(gen(&o, &image()), Err(GenerateError::NoCommand)));
+    }
+
+    #[test]
+    fn privileged_and_errors() {
+        let mut o = opts();
+        o.privileged = true;
+        let g = gen(&o, &image()).expect("generate");
+        assert!(g.spec["linux"].get("seccomp").is_none_or(|s| s.is_null()));
+        assert!(g.spec["linux"]
+            .get("maskedPaths")
+            .is_none_or(|s| s.is_null()));
+        assert!(g.spec["process"]["capabilities"]["bounding"]
+            .to_string()
+            .contains("CAP_SYS_ADMIN"));
+        let mut o = opts();
+        o.network = Some("bridge".into());
+        assert!(gen(&o, &image())
+            .unwrap_err()
+            .to_string()
+            .contains("not supported"));
+        let mut o = opts();
+        o.cap_add = vec!["bogus".into()];
+        assert!(matches!(
+            gen(&o, &image()),
+            Err(GenerateError::Capability(_))
+        ));
+        let mut o = opts();
+        o.user = Some("nobody".into());
+        assert!(matches!(gen(&o, &image()), Err(GenerateError::User(_))));
+        let mut img = image();
+        img.stop_signal = Some("SIGNOPE".into());
+        assert!(matches!(
+            gen(&opts(), &img),
+            Err(GenerateError::StopSignal(_))
+        ));
+    }
+}

@@ -1,0 +1,245 @@
+//! `inspect` JSON (podman's shape, the fields berth knows) and `ps` rows.
+
+use serde_json::{json, Value};
+
+use crate::create::ContainerConfig;
+use crate::db::{short, ContainerRow, Status};
+use crate::Engine;
+
+fn time(ms: Option<i64>) -> String {
+    ms.map(crate::rfc3339_ms)
+        .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
+}
+
+/// The inspect document of a container.
+pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
+    let cfg = ContainerConfig::of(row).ok();
+    let (o, g) = match &cfg {
+        Some(c) => (Some(&c.options), Some(&c.generated)),
+        None => (None, None),
+    };
+    let mounts: Vec<Value> = g
+        .and_then(|g| g.spec["mounts"].as_array())
+        .map(|ms| {
+            ms.iter()
+                .filter(|m| m["type"] == "bind" || o.is_some_and(|o| is_user_tmpfs(o, m)))
+                .map(|m| {
+                    let opts = m["options"].as_array().cloned().unwrap_or_default();
+                    json!({
+                        "Type": m["type"],
+                        "Source": m["source"],
+                        "Destination": m["destination"],
+                        "Options": opts,
+                        "RW": !opts.iter().any(|x| x == "ro"),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "Id": row.id,
+        "Name": row.name,
+        "Created": crate::rfc3339_ms(row.created),
+        "Path": g.and_then(|g| g.spec["process"]["args"][0].as_str()).unwrap_or_default(),
+        "Args": g.map(|g| g.spec["process"]["args"].as_array().map(|a| a[1.min(a.len())..].to_vec()).unwrap_or_default()).unwrap_or_default(),
+        "Image": row.image_id,
+        "ImageName": row.image,
+        "State": {
+            "Status": row.status.as_str(),
+            "Running": row.status == Status::Running,
+            "Paused": false,
+            "Pid": row.pid.unwrap_or(0),
+            "ExitCode": row.exit_code.unwrap_or(if row.status == Status::Exited { -1 } else { 0 }),
+            "StartedAt": time(row.started),
+            "FinishedAt": time(row.finished),
+            "RestartCount": row.restart_count,
+        },
+        "Config": {
+            "Hostname": g.map(|g| g.hostname.clone()),
+            "Image": row.image,
+            "Cmd": g.map(|g| g.cmd.clone()),
+            "Entrypoint": g.map(|g| g.entrypoint.clone()),
+            "Env": g.map(|g| g.env.clone()),
+            "WorkingDir": g.map(|g| g.workdir.clone()),
+            "User": g.map(|g| g.user.clone()),
+            "Labels": row.labels,
+            "StopSignal": g.map(|g| g.stop_signal.clone()),
+            "Tty": o.map(|o| o.tty),
+            "OpenStdin": o.map(|o| o.interactive),
+        },
+        "HostConfig": {
+            "AutoRemove": row.auto_remove,
+            "RestartPolicy": {"Name": row.restart_policy},
+            "NetworkMode": o.and_then(|o| o.network.clone()).unwrap_or_else(|| "none".into()),
+            "Privileged": o.map(|o| o.privileged),
+            "ReadonlyRootfs": o.map(|o| o.read_only),
+            "CapAdd": o.map(|o| o.cap_add.clone()),
+            "CapDrop": o.map(|o| o.cap_drop.clone()),
+            "SecurityOpt": o.map(|o| o.security_opt.clone()),
+            "Memory": g.map(|g| g.spec["linux"]["resources"]["memory"]["limit"].clone()),
+            "PidsLimit": g.map(|g| g.spec["linux"]["resources"]["pids"]["limit"].clone()),
+            "CgroupParent": o.map(|o| o.cgroup_parent.clone()),
+            "CgroupsPath": g.map(|g| g.cgroups_path.clone()),
+        },
+        "Mounts": mounts,
+        "Rootfs": engine.rootfs(&row.id),
+        "LogPath": engine.log_path(&row.id),
+        "BundlePath": engine.bundle(&row.id),
+    })
+}
+
+fn is_user_tmpfs(o: &crate::opts::RunOptions, m: &Value) -> bool {
+    m["type"] == "tmpfs"
+        && m["destination"].as_str().is_some_and(|d| {
+            o.tmpfs.iter().any(|t| t.split(':').next() == Some(d))
+                || o.mounts.iter().any(|x| x.contains(d))
+        })
+}
+
+/// "Up 5 seconds", "Exited (0) 2 minutes ago", "Created".
+pub fn status_text(row: &ContainerRow, now_ms: i64) -> String {
+    match row.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}", ago(now_ms - row.started.unwrap_or(now_ms))),
+        Status::Exited => {
+            let code = row
+                .exit_code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "unknown".into());
+            format!(
+                "Exited ({code}) {} ago",
+                ago(now_ms - row.finished.unwrap_or(now_ms))
+            )
+        }
+    }
+}
+
+/// A coarse human duration.
+pub fn ago(ms: i64) -> String {
+    let s = (ms / 1000).max(0);
+    match s {
+        0 => "less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "1 minute".into(),
+        120..=3599 => format!("{} minutes", s / 60),
+        3600..=7199 => "1 hour".into(),
+        7200..=86399 => format!("{} hours", s / 3600),
+        _ => format!("{} days", s / 86400),
+    }
+}
+
+/// The command column of `ps`.
+pub fn command_text(row: &ContainerRow) -> String {
+    ContainerConfig::of(row)
+        .map(|c| {
+            c.generated
+                .entrypoint
+                .iter()
+                .chain(c.generated.cmd.iter())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// A `ps --format json` entry.
+pub fn ps_json(row: &ContainerRow, now_ms: i64) -> Value {
+    json!({
+        "Id": row.id,
+        "Names": [row.name],
+        "Image": row.image,
+        "ImageID": row.image_id,
+        "Command": command_text(row),
+        "Created": crate::rfc3339_ms(row.created),
+        "State": row.status.as_str(),
+        "Status": status_text(row, now_ms),
+        "ExitCode": row.exit_code,
+        "Pid": row.pid.unwrap_or(0),
+        "Labels": row.labels,
+        "AutoRemove": row.auto_remove,
+    })
+}
+
+/// A `ps --filter` condition: `name=`, `status=`, `label=k[=v]`, `id=`.
+pub fn matches_filter(row: &ContainerRow, filter: &str) -> Option<bool> {
+    let (k, v) = filter.split_once('=')?;
+    Some(match k {
+        "name" => row.name.contains(v),
+        "id" => row.id.starts_with(v),
+        "status" => row.status.as_str() == v,
+        "label" => match v.split_once('=') {
+            Some((lk, lv)) => row.labels.get(lk).is_some_and(|x| x == lv),
+            None => row.labels.contains_key(v),
+        },
+        "ancestor" => row.image == v || row.image_id.contains(v),
+        _ => return None,
+    })
+}
+
+/// The short form of an ID (12 digits).
+pub fn short_id(id: &str) -> &str {
+    short(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn row() -> ContainerRow {
+        ContainerRow {
+            id: "ab".repeat(32),
+            name: "web".into(),
+            image: "busybox".into(),
+            image_id: "sha256:11".into(),
+            config: json!(null),
+            status: Status::Exited,
+            created: 0,
+            started: Some(0),
+            finished: Some(1000),
+            exit_code: Some(3),
+            pid: None,
+            monitor_pid: None,
+            monitor_start: None,
+            restart_policy: "no".into(),
+            restart_count: 0,
+            stop_requested: false,
+            labels: BTreeMap::from([("tier".to_string(), "db".to_string())]),
+            auto_remove: false,
+        }
+    }
+
+    #[test]
+    fn status_and_ago() {
+        let r = row();
+        assert_eq!(status_text(&r, 121_000), "Exited (3) 2 minutes ago");
+        let mut run = r.clone();
+        run.status = Status::Running;
+        assert_eq!(status_text(&run, 5_000), "Up 5 seconds");
+        assert_eq!(ago(3_600_000 * 3), "3 hours");
+    }
+
+    #[test]
+    fn filters() {
+        let r = row();
+        assert_eq!(matches_filter(&r, "name=we"), Some(true));
+        assert_eq!(matches_filter(&r, "status=running"), Some(false));
+        assert_eq!(matches_filter(&r, "status=exited"), Some(true));
+        assert_eq!(matches_filter(&r, "label=tier"), Some(true));
+        assert_eq!(matches_filter(&r, "label=tier=web"), Some(false));
+        assert_eq!(matches_filter(&r, "bogus=1"), None);
+        assert_eq!(matches_filter(&r, "nokey"), None);
+    }
+
+    #[test]
+    fn inspect_shape_without_config() {
+        let e = Engine::new("/r".as_ref(), "/run/x".as_ref(), "/berth");
+        let v = inspect(&e, &row());
+        assert_eq!(v["State"]["ExitCode"], 3);
+        assert_eq!(v["State"]["Running"], false);
+        assert_eq!(v["Config"]["Labels"]["tier"], "db");
+        assert_eq!(v["Name"], "web");
+    }
+}

@@ -1,0 +1,269 @@
+//! Starting a created container (mount the rootfs, runtime create + start),
+//! cleaning up after it exits, removing it, and reconciling the database
+//! with what is really running after a crash.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::process::{Command, Stdio};
+
+use berth_runtime::{CreateOptions, Spawned};
+
+use crate::create::ContainerConfig;
+use crate::db::{ContainerRow, Status};
+use crate::error::{io, rt, sys, EngineError, Result};
+use crate::Engine;
+
+/// Mounts the container's rootfs unless it is mounted already.
+pub fn mount_rootfs(engine: &Engine, id: &str, cfg: &ContainerConfig) -> Result<()> {
+    let target = engine.rootfs(id);
+    if berth_image::mount::is_mountpoint(&target) {
+        return Ok(());
+    }
+    let dir = engine.dir(id);
+    // overlayfs wants an empty workdir: leftovers of a crash are removed.
+    let work = dir.join("work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(io("create overlay workdir", &work))?;
+    berth_image::mount::mount_container_rootfs(&cfg.lowers, &dir.join("upper"), &work, &target)
+        .map_err(|source| EngineError::Mount {
+            id: id.into(),
+            op: "mount",
+            source: Box::new(source),
+        })
+}
+
+/// Unmounts the container's rootfs if mounted.
+pub fn unmount_rootfs(engine: &Engine, id: &str) -> Result<()> {
+    let target = engine.rootfs(id);
+    if !berth_image::mount::is_mountpoint(&target) {
+        return Ok(());
+    }
+    berth_image::mount::unmount_container_rootfs(&target).map_err(|source| EngineError::Mount {
+        id: id.into(),
+        op: "unmount",
+        source: Box::new(source),
+    })
+}
+
+/// This process's pid and start time (recorded as the container's holder).
+pub fn me() -> (i32, i64) {
+    let pid = std::process::id() as i32;
+    (
+        pid,
+        berth_runtime::state::process_start_time(pid).unwrap_or(0) as i64,
+    )
+}
+
+/// Runs the container: mounts its rootfs, runtime create and start, and
+/// records it as running with this process as its holder. The container
+/// inherits this process's stdio (or a pty when `internal_console`).
+pub fn launch(engine: &Engine, row: &ContainerRow, internal_console: bool) -> Result<Spawned> {
+    let id = row.id.as_str();
+    let cfg = ContainerConfig::of(row)?;
+    mount_rootfs(engine, id, &cfg)?;
+    let root = engine.state_root();
+    // A leftover runtime state (crash, restart) is removed first.
+    let _ = berth_runtime::delete(&root, id, true);
+    let spawned = berth_runtime::create(
+        &root,
+        &CreateOptions {
+            id: id.into(),
+            bundle: engine.bundle(id),
+            internal_console,
+            ..Default::default()
+        },
+    )
+    .map_err(rt(id, "create"))?;
+    if let Err(e) = berth_runtime::start(&root, id) {
+        let _ = berth_runtime::delete(&root, id, true);
+        return Err(rt(id, "start")(e));
+    }
+    engine
+        .db()?
+        .set_running(id, spawned.pid, crate::now_ms(), me())?;
+    Ok(spawned)
+}
+
+/// After the container's process is gone: runtime delete (cgroup, state),
+/// unmount, record the exit. Collects errors and goes on.
+pub fn cleanup_after_exit(engine: &Engine, id: &str, code: Option<i32>) -> Result<()> {
+    let mut first: Option<EngineError> = None;
+    if let Err(e) = berth_runtime::delete(&engine.state_root(), id, true) {
+        first.get_or_insert(rt(id, "delete")(e));
+    }
+    if let Err(e) = unmount_rootfs(engine, id) {
+        first.get_or_insert(e);
+    }
+    if let Err(e) = engine
+        .db()
+        .and_then(|db| Ok(db.set_exited(id, code, crate::now_ms())?))
+    {
+        first.get_or_insert(e);
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// Removes every trace of a stopped container: runtime state, mount, dir,
+/// row. Idempotent (a racing monitor may remove it too).
+pub fn remove_files(engine: &Engine, id: &str) -> Result<()> {
+    let mut first: Option<EngineError> = None;
+    if let Err(e) = berth_runtime::delete(&engine.state_root(), id, true) {
+        first.get_or_insert(rt(id, "delete")(e));
+    }
+    if let Err(e) = unmount_rootfs(engine, id) {
+        first.get_or_insert(e);
+    }
+    let dir = engine.dir(id);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            first.get_or_insert(io("remove container dir", &dir)(e));
+        }
+    }
+    if let Err(e) = engine.db().and_then(|db| Ok(db.remove(id)?)) {
+        first.get_or_insert(e);
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// Whether the process holding the container (monitor or foreground
+/// `berth`) is still alive.
+pub fn holder_alive(row: &ContainerRow) -> bool {
+    match (row.monitor_pid, row.monitor_start) {
+        (Some(pid), Some(start)) if pid > 0 => {
+            berth_runtime::state::init_alive(pid, start.max(0) as u64)
+        }
+        _ => false,
+    }
+}
+
+/// Whether the container's process still runs (runtime state).
+pub fn process_running(engine: &Engine, id: &str) -> bool {
+    match berth_runtime::state(&engine.state_root(), id) {
+        Ok(s) => !matches!(s.status, berth_runtime::Status::Stopped),
+        Err(_) => false,
+    }
+}
+
+/// The row with the truth applied: a "running" container whose process
+/// and holder are both gone (killed monitor, crash) is cleaned up and
+/// recorded as exited with an unknown code.
+pub fn refresh(engine: &Engine, row: ContainerRow) -> Result<ContainerRow> {
+    if row.status != Status::Running || holder_alive(&row) || process_running(engine, &row.id) {
+        return Ok(row);
+    }
+    cleanup_after_exit(engine, &row.id, None)?;
+    let db = engine.db()?;
+    Ok(db.get(&row.id)?.unwrap_or(row))
+}
+
+/// Looks a container up by name or ID and refreshes it.
+pub fn find(engine: &Engine, reference: &str) -> Result<ContainerRow> {
+    let row = engine.db()?.lookup(reference)?;
+    refresh(engine, row)
+}
+
+/// Runs a created or exited container in the foreground: this process
+/// holds it, its exit status is returned. Signals are forwarded; with
+/// `tty` the pty is proxied to our terminal; without `interactive` the
+/// container's stdin is /dev/null. The caller must be single-threaded.
+pub fn run_foreground(engine: &Engine, row: &ContainerRow) -> Result<i32> {
+    let cfg = ContainerConfig::of(row)?;
+    let id = row.id.as_str();
+    check_startable(row)?;
+    engine.db()?.set_stop_requested(id, false)?;
+    berth_runtime::foreground::block_signals().map_err(|source| EngineError::Wait {
+        id: id.into(),
+        source,
+    })?;
+    if !cfg.options.interactive {
+        let null = std::fs::File::open("/dev/null").map_err(io("open", "/dev/null"))?;
+        rustix::stdio::dup2_stdin(&null).map_err(sys(id, "redirect stdin"))?;
+    }
+    let spawned = match launch(engine, row, cfg.options.tty) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = cleanup_after_exit(engine, id, None);
+            if row.auto_remove {
+                let _ = remove_files(engine, id);
+            }
+            return Err(e);
+        }
+    };
+    let waited = berth_runtime::foreground::wait(spawned.pid, spawned.console);
+    let code = waited.as_ref().ok().copied();
+    let cleaned = cleanup_after_exit(engine, id, code);
+    if row.auto_remove {
+        remove_files(engine, id)?;
+    }
+    let code = waited.map_err(|source| EngineError::Wait {
+        id: id.into(),
+        source,
+    })?;
+    cleaned?;
+    Ok(code)
+}
+
+fn check_startable(row: &ContainerRow) -> Result<()> {
+    if row.status == Status::Running {
+        return Err(EngineError::WrongState {
+            name: row.name.clone(),
+            status: row.status.to_string(),
+            what: "it is already running".into(),
+        });
+    }
+    if holder_alive(row) {
+        return Err(EngineError::WrongState {
+            name: row.name.clone(),
+            status: row.status.to_string(),
+            what: "its monitor is restarting it (restart policy); stop it first".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Starts a container detached: spawns `monitor` (a command that runs
+/// [`crate::monitor::run`] for this container, e.g. `berth
+/// container-monitor ID`) and waits until it reports the container
+/// running (or why not).
+pub fn start_detached(engine: &Engine, row: &ContainerRow, mut monitor: Command) -> Result<()> {
+    let id = row.id.as_str();
+    check_startable(row)?;
+    engine.db()?.set_stop_requested(id, false)?;
+    let (mut r, w) = std::io::pipe().map_err(sys(id, "create monitor pipe"))?;
+    let log = engine.dir(id).join("monitor.log");
+    let err = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(io("open monitor log", &log))?;
+    monitor
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(OwnedFd::from(w)))
+        .stderr(Stdio::from(err));
+    let mut child = monitor.spawn().map_err(sys(id, "spawn the monitor"))?;
+    drop(monitor);
+    let mut answer = String::new();
+    let read = r.read_to_string(&mut answer);
+    if answer.starts_with("ok") {
+        // The monitor lives on, detached (setsid); it is reaped by init
+        // once it exits. Drop the handle without waiting.
+        drop(child);
+        return Ok(());
+    }
+    let status = child.wait().ok();
+    let message = match (read, answer.trim()) {
+        (Err(e), _) => format!("reading its answer failed: {e}"),
+        (Ok(_), "") => format!(
+            "it exited ({}) without an answer; see {}",
+            status.map(|s| s.to_string()).unwrap_or_default(),
+            log.display()
+        ),
+        (Ok(_), m) => m.strip_prefix("error: ").unwrap_or(m).to_string(),
+    };
+    Err(EngineError::Monitor {
+        id: id.into(),
+        message,
+    })
+}

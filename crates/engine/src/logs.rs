@@ -1,0 +1,307 @@
+//! Container logs: JSON lines `{"t": RFC 3339, "stream": "stdout"|"stderr",
+//! "log": text}` in `<root>/containers/<id>/ctr.log` (Docker's json-file
+//! shape: one entry per line of output, the newline kept in `log`).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{io, Result};
+
+/// Appends entries to a log file, one per complete line of each stream.
+pub struct LogWriter {
+    file: File,
+    path: PathBuf,
+    partial: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// One entry as serialized.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Entry {
+    pub t: String,
+    pub stream: String,
+    pub log: String,
+}
+
+fn now_rfc3339() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    berth_runtime::container::format_rfc3339(d.as_secs() as i64, d.subsec_nanos())
+}
+
+impl LogWriter {
+    /// Opens (creating) the log for appending.
+    pub fn open(path: &Path) -> Result<LogWriter> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io("open log", path))?;
+        Ok(LogWriter {
+            file,
+            path: path.to_path_buf(),
+            partial: vec![],
+        })
+    }
+
+    fn emit(&mut self, stream: &str, text: &[u8]) -> Result<()> {
+        let e = Entry {
+            t: now_rfc3339(),
+            stream: stream.into(),
+            log: String::from_utf8_lossy(text).into_owned(),
+        };
+        let mut line = serde_json::to_vec(&e).expect("entry serializes");
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .map_err(io("write log", &self.path))
+    }
+
+    /// Adds output of `stream`; complete lines become entries.
+    pub fn write(&mut self, stream: &'static str, data: &[u8]) -> Result<()> {
+        let idx = match self.partial.iter().position(|(s, _)| *s == stream) {
+            Some(i) => i,
+            None => {
+                self.partial.push((stream, vec![]));
+                self.partial.len() - 1
+            }
+        };
+        let mut pending = std::mem::take(&mut self.partial[idx].1);
+        pending.extend_from_slice(data);
+        let mut start = 0;
+        while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
+            let end = start + nl + 1;
+            self.emit(stream, &pending[start..end])?;
+            start = end;
+        }
+        // Very long lines are cut into 16 KiB entries, as Docker does.
+        while pending.len() - start >= 16 * 1024 {
+            self.emit(stream, &pending[start..start + 16 * 1024])?;
+            start += 16 * 1024;
+        }
+        self.partial[idx].1 = pending[start..].to_vec();
+        Ok(())
+    }
+
+    /// Writes the unterminated rests as entries.
+    pub fn flush_partial(&mut self) -> Result<()> {
+        for (stream, rest) in std::mem::take(&mut self.partial) {
+            if !rest.is_empty() {
+                self.emit(stream, &rest)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `logs` options.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    pub follow: bool,
+    /// Only the last N entries.
+    pub tail: Option<usize>,
+    /// Only entries at or after this RFC 3339 time (string compare of the
+    /// normalised UTC form).
+    pub since: Option<String>,
+    pub timestamps: bool,
+}
+
+/// Parses entries from log text; broken lines are skipped.
+pub fn parse(text: &str) -> Vec<Entry> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The entries `logs` shows for `o` (before following).
+pub fn select(entries: Vec<Entry>, o: &LogOptions) -> Vec<Entry> {
+    let mut v: Vec<Entry> = entries
+        .into_iter()
+        .filter(|e| o.since.as_deref().is_none_or(|s| e.t.as_str() >= s))
+        .collect();
+    if let Some(n) = o.tail {
+        let skip = v.len().saturating_sub(n);
+        v.drain(..skip);
+    }
+    v
+}
+
+/// `--since`: RFC 3339, unix seconds, or a duration ago (`10s`, `5m`,
+/// `2h`) relative to `now_ms`. Returns the normalised RFC 3339 bound.
+pub fn parse_since(s: &str, now_ms: i64) -> Option<String> {
+    if s.contains('T') {
+        return Some(s.to_string());
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return Some(crate::rfc3339_ms((secs * 1000.0) as i64));
+    }
+    let (num, unit) = s.split_at(s.len().checked_sub(1)?);
+    let n: i64 = num.parse().ok()?;
+    let mult = match unit {
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    Some(crate::rfc3339_ms(now_ms - n * mult))
+}
+
+fn print(e: &Entry, o: &LogOptions, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+    let w: &mut dyn Write = if e.stream == "stderr" { err } else { out };
+    let r = if o.timestamps {
+        write!(w, "{} {}", e.t, e.log)
+    } else {
+        write!(w, "{}", e.log)
+    };
+    r.and_then(|()| w.flush())
+        .map_err(io("write logs", "standard output"))
+}
+
+/// Prints the log; with `follow`, keeps printing new entries while
+/// `running()` says the container still runs.
+pub fn show(
+    path: &Path,
+    o: &LogOptions,
+    running: &mut dyn FnMut() -> bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<()> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !o.follow => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(io("open log", path))?;
+            File::open(path).map_err(io("open log", path))?
+        }
+        Err(e) => return Err(io("open log", path)(e)),
+    };
+    let mut reader = BufReader::new(file);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut text).map_err(io("read log", path))?;
+    // Only whole lines now; a partial last line is read again when following.
+    let whole = text.rfind('\n').map_or(0, |i| i + 1);
+    for e in select(parse(&text[..whole]), o) {
+        print(&e, o, out, err)?;
+    }
+    if !o.follow {
+        return Ok(());
+    }
+    reader
+        .seek(SeekFrom::Start(whole as u64))
+        .map_err(io("read log", path))?;
+    let mut line = String::new();
+    loop {
+        let alive = running();
+        loop {
+            line.clear();
+            let n = reader.read_line(&mut line).map_err(io("read log", path))?;
+            if n == 0 {
+                break;
+            }
+            if !line.ends_with('\n') {
+                // Partial line: go back and wait for the rest.
+                reader
+                    .seek(SeekFrom::Current(-(n as i64)))
+                    .map_err(io("read log", path))?;
+                break;
+            }
+            if let Ok(e) = serde_json::from_str::<Entry>(&line) {
+                if o.since.as_deref().is_none_or(|s| e.t.as_str() >= s) {
+                    print(&e, o, out, err)?;
+                }
+            }
+        }
+        if !alive {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_become_entries_and_select_filters() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("ctr.log");
+        let mut w = LogWriter::open(&p).expect("open");
+        w.write("stdout", b"one\ntw").expect("write");
+        w.write("stderr", b"err\n").expect("write");
+        w.write("stdout", b"o\nthree").expect("write");
+        w.flush_partial().expect("flush");
+        let entries = parse(&std::fs::read_to_string(&p).expect("read"));
+        let logs: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|e| (e.stream.as_str(), e.log.as_str()))
+            .collect();
+        assert_eq!(
+            logs,
+            vec![
+                ("stdout", "one\n"),
+                ("stderr", "err\n"),
+                ("stdout", "two\n"),
+                ("stdout", "three")
+            ]
+        );
+        let tail = select(
+            entries.clone(),
+            &LogOptions {
+                tail: Some(2),
+                ..Default::default()
+            },
+        );
+        assert_eq!(tail.len(), 2);
+        assert_eq!(tail[1].log, "three");
+        let none = select(
+            entries,
+            &LogOptions {
+                since: Some("9999".into()),
+                ..Default::default()
+            },
+        );
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn show_prints_streams_and_timestamps() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("ctr.log");
+        let mut w = LogWriter::open(&p).expect("open");
+        w.write("stdout", b"a\n").expect("write");
+        w.write("stderr", b"b\n").expect("write");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let o = LogOptions {
+            timestamps: true,
+            ..Default::default()
+        };
+        show(&p, &o, &mut || false, &mut out, &mut err).expect("show");
+        let out = String::from_utf8(out).expect("utf8");
+        assert!(out.ends_with(" a\n") && out.contains('T'), "{out}");
+        assert!(String::from_utf8(err).expect("utf8").ends_with(" b\n"));
+    }
+
+    #[test]
+    fn since_forms() {
+        assert_eq!(
+            parse_since("2026-01-01T00:00:00Z", 0).as_deref(),
+            Some("2026-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            parse_since("0", 0).as_deref(),
+            Some("1970-01-01T00:00:00.000000000Z")
+        );
+        assert_eq!(
+            parse_since("10s", 20_000).as_deref(),
+            Some("1970-01-01T00:00:10.000000000Z")
+        );
+        assert_eq!(parse_since("bogus", 0), None);
+    }
+}

@@ -1,0 +1,310 @@
+//! Commands on existing containers: stop, kill, rm, wait, rename, prune,
+//! exec, top, stats.
+
+use std::time::{Duration, Instant};
+
+use crate::create::ContainerConfig;
+use crate::db::{ContainerRow, Status};
+use crate::error::{io, rt, sys, EngineError, Result};
+use crate::lifecycle::{self, find, refresh};
+use crate::Engine;
+
+fn signal_number(id: &str, s: &str) -> Result<i32> {
+    berth_runtime::container::parse_signal(s).ok_or_else(|| {
+        EngineError::Opts(crate::opts::OptsError::Invalid {
+            flag: "signal",
+            value: s.into(),
+            why: format!("not a signal name or number (container {id})"),
+        })
+    })
+}
+
+fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until the holder recorded the exit (or cleans up itself when the
+/// holder is gone). Returns the refreshed row, `None` when removed.
+fn settle(engine: &Engine, id: &str, timeout: Duration) -> Result<Option<ContainerRow>> {
+    let end = Instant::now() + timeout;
+    loop {
+        let Some(row) = engine.db()?.get(id)? else {
+            return Ok(None);
+        };
+        if row.status != Status::Running {
+            return Ok(Some(row));
+        }
+        let row = refresh(engine, row)?;
+        if row.status != Status::Running {
+            return Ok(Some(row));
+        }
+        if Instant::now() >= end {
+            if !lifecycle::process_running(engine, id) {
+                // The holder is alive but has not recorded it: do it.
+                lifecycle::cleanup_after_exit(engine, id, None)?;
+                return Ok(engine.db()?.get(id)?);
+            }
+            return Ok(Some(row));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `stop [-t N]`: the image's StopSignal (SIGTERM by default), SIGKILL to
+/// every process of the container after `timeout`.
+pub fn stop(engine: &Engine, reference: &str, timeout: Duration) -> Result<ContainerRow> {
+    let mut row = find(engine, reference)?;
+    if row.status != Status::Running && lifecycle::holder_alive(&row) {
+        // Between two runs of a restart policy: tell the monitor to stop
+        // and wait until it has let go (or has just restarted it).
+        engine.db()?.set_stop_requested(&row.id, true)?;
+        let id = row.id.clone();
+        wait_until(Duration::from_secs(15), || {
+            engine
+                .db()
+                .and_then(|db| Ok(db.get(&id)?))
+                .map_or(true, |r| {
+                    r.is_none_or(|r| r.status == Status::Running || !lifecycle::holder_alive(&r))
+                })
+        });
+        row = find(engine, &id)?;
+    }
+    if row.status != Status::Running {
+        return Ok(row);
+    }
+    let id = row.id.clone();
+    let cfg = ContainerConfig::of(&row)?;
+    engine.db()?.set_stop_requested(&id, true)?;
+    let root = engine.state_root();
+    let sig = signal_number(&id, &cfg.generated.stop_signal)?;
+    let _ = berth_runtime::kill(&root, &id, sig, false);
+    if !wait_until(timeout, || !lifecycle::process_running(engine, &id)) {
+        let _ = berth_runtime::kill(&root, &id, libc::SIGKILL, true);
+        let _ = berth_runtime::kill(&root, &id, libc::SIGKILL, false);
+        wait_until(Duration::from_secs(10), || {
+            !lifecycle::process_running(engine, &id)
+        });
+    }
+    Ok(settle(engine, &id, Duration::from_secs(10))?.unwrap_or(row))
+}
+
+/// `kill [-s SIG]`: one signal to the container's process. The restart
+/// policy does not restart a container killed this way.
+pub fn kill(engine: &Engine, reference: &str, signal: &str) -> Result<()> {
+    let row = find(engine, reference)?;
+    if row.status != Status::Running {
+        return Err(EngineError::WrongState {
+            name: row.name,
+            status: row.status.to_string(),
+            what: "there is no process to signal".into(),
+        });
+    }
+    let sig = signal_number(&row.id, signal)?;
+    engine.db()?.set_stop_requested(&row.id, true)?;
+    berth_runtime::kill(&engine.state_root(), &row.id, sig, false).map_err(rt(&row.id, "kill"))
+}
+
+/// `rm [-f]`: removes a stopped container (`force` kills a running one).
+pub fn rm(engine: &Engine, reference: &str, force: bool) -> Result<String> {
+    let mut row = find(engine, reference)?;
+    if row.status != Status::Running && lifecycle::holder_alive(&row) {
+        // A monitor between two runs of a restart policy: make it let go.
+        row = stop(engine, &row.id, Duration::from_secs(10))?;
+    }
+    if row.status == Status::Running {
+        if !force {
+            return Err(EngineError::WrongState {
+                name: row.name,
+                status: row.status.to_string(),
+                what: "stop it first or use rm -f".into(),
+            });
+        }
+        engine.db()?.set_stop_requested(&row.id, true)?;
+        let root = engine.state_root();
+        let _ = berth_runtime::kill(&root, &row.id, libc::SIGKILL, true);
+        let _ = berth_runtime::kill(&root, &row.id, libc::SIGKILL, false);
+        wait_until(Duration::from_secs(10), || {
+            !lifecycle::process_running(engine, &row.id)
+        });
+        settle(engine, &row.id, Duration::from_secs(10))?;
+    }
+    lifecycle::remove_files(engine, &row.id)?;
+    Ok(row.id)
+}
+
+/// `wait`: blocks until the container exits; its exit code (-1 unknown).
+pub fn wait(engine: &Engine, reference: &str) -> Result<i32> {
+    let row = find(engine, reference)?;
+    let id = row.id.clone();
+    let mut last = row;
+    loop {
+        match engine.db()?.get(&id)? {
+            None => return Ok(last.exit_code.unwrap_or(-1)),
+            Some(r) => {
+                let r = refresh(engine, r)?;
+                if r.status == Status::Exited && !restarting(&r) {
+                    return Ok(r.exit_code.unwrap_or(-1));
+                }
+                last = r;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An exited container whose live monitor is about to start it again.
+fn restarting(r: &ContainerRow) -> bool {
+    r.restart_policy != "no" && !r.stop_requested && lifecycle::holder_alive(r)
+}
+
+/// `rename OLD NEW`.
+pub fn rename(engine: &Engine, reference: &str, new_name: &str) -> Result<()> {
+    let row = find(engine, reference)?;
+    let name = crate::names::check_name(new_name)?;
+    engine.db()?.rename(&row.id, &name)?;
+    Ok(())
+}
+
+/// `container prune`: removes every stopped container; their IDs.
+pub fn prune(engine: &Engine) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for row in engine.db()?.list()? {
+        let row = refresh(engine, row)?;
+        if row.status != Status::Running {
+            lifecycle::remove_files(engine, &row.id)?;
+            removed.push(row.id);
+        }
+    }
+    Ok(removed)
+}
+
+/// What `exec` runs.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    pub tty: bool,
+    pub interactive: bool,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub env: Vec<String>,
+    pub detach: bool,
+}
+
+fn running(engine: &Engine, reference: &str) -> Result<ContainerRow> {
+    let row = find(engine, reference)?;
+    if row.status != Status::Running {
+        return Err(EngineError::WrongState {
+            name: row.name,
+            status: row.status.to_string(),
+            what: "it must be running".into(),
+        });
+    }
+    Ok(row)
+}
+
+/// `exec`: runs a process in a running container, in the foreground
+/// unless `detach`; returns its exit status. Single-threaded callers only.
+pub fn exec(engine: &Engine, reference: &str, req: &ExecRequest) -> Result<i32> {
+    let row = running(engine, reference)?;
+    let id = row.id.as_str();
+    let root = engine.state_root();
+    let mut p = berth_runtime::exec::base_process(&root, id).map_err(rt(id, "exec"))?;
+    p.set_args(Some(req.cmd.clone()));
+    p.set_terminal(Some(req.tty));
+    let mut env = p.env().clone().unwrap_or_default();
+    for e in &req.env {
+        if let Some((k, v)) = crate::opts::parse_env(e, |k| std::env::var(k).ok()) {
+            crate::opts::set_env(&mut env, &k, &v);
+        }
+    }
+    if req.tty && !crate::opts::has_env(&env, "TERM") {
+        crate::opts::set_env(&mut env, "TERM", "xterm");
+    }
+    p.set_env(Some(env));
+    if let Some(w) = &req.workdir {
+        p.set_cwd(w.into());
+    }
+    if let Some(u) = &req.user {
+        let layers = [engine.rootfs(id)];
+        let ident = crate::user::resolve(
+            u,
+            &crate::user::read_from_layers(&layers, "etc/passwd"),
+            &crate::user::read_from_layers(&layers, "etc/group"),
+        )?;
+        let mut user = oci_spec::runtime::User::default();
+        user.set_uid(ident.uid);
+        user.set_gid(ident.gid);
+        user.set_additional_gids(Some(ident.additional_gids));
+        p.set_user(user);
+    }
+    let pc = berth_runtime::config::process_config(&p)
+        .map_err(|e| rt(id, "exec")(berth_runtime::Error::Config(e)))?;
+    if !req.detach {
+        berth_runtime::foreground::block_signals().map_err(|source| EngineError::Wait {
+            id: id.into(),
+            source,
+        })?;
+    }
+    if !req.interactive {
+        let null = std::fs::File::open("/dev/null").map_err(io("open", "/dev/null"))?;
+        rustix::stdio::dup2_stdin(&null).map_err(sys(id, "redirect stdin"))?;
+    }
+    let spawned = berth_runtime::exec(
+        &root,
+        &berth_runtime::ExecOptions {
+            id: id.into(),
+            internal_console: req.tty && !req.detach,
+            ..Default::default()
+        },
+        &pc,
+    )
+    .map_err(rt(id, "exec"))?;
+    if req.detach {
+        return Ok(0);
+    }
+    berth_runtime::foreground::wait(spawned.pid, spawned.console).map_err(|source| {
+        EngineError::Wait {
+            id: id.into(),
+            source,
+        }
+    })
+}
+
+/// `top`: (pid, command line) of each process of a running container.
+pub fn top(engine: &Engine, reference: &str) -> Result<Vec<(i32, String)>> {
+    let row = running(engine, reference)?;
+    let pids = berth_runtime::manage::pids(&engine.state_root(), &row.id)
+        .map_err(rt(&row.id, "list processes"))?;
+    Ok(pids
+        .into_iter()
+        .map(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| {
+                    b.split(|&c| c == 0)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            (pid, cmd)
+        })
+        .collect())
+}
+
+/// `stats --no-stream`: the cgroup statistics of a running container.
+pub fn stats(engine: &Engine, reference: &str) -> Result<(ContainerRow, berth_cgroups::Stats)> {
+    let row = running(engine, reference)?;
+    let s = berth_runtime::manage::stats(&engine.state_root(), &row.id)
+        .map_err(rt(&row.id, "read stats"))?;
+    Ok((row, s))
+}

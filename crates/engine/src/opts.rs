@@ -1,0 +1,441 @@
+//! `berth run`/`create` options as the user gives them, and the plain
+//! parsers that turn each flag's text into values (no I/O here).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Errors of parsing run options.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OptsError {
+    #[error("invalid {flag} value {value:?}: {why}")]
+    Invalid {
+        flag: &'static str,
+        value: String,
+        why: String,
+    },
+    #[error("{0} is not supported by berth yet")]
+    Unsupported(String),
+}
+
+fn invalid(flag: &'static str, value: &str, why: impl Into<String>) -> OptsError {
+    OptsError::Invalid {
+        flag,
+        value: value.into(),
+        why: why.into(),
+    }
+}
+
+/// Everything `berth create`/`run` was asked for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunOptions {
+    pub name: Option<String>,
+    pub image: String,
+    pub cmd: Vec<String>,
+    pub entrypoint: Option<String>,
+    /// `-e K=V` or `-e K` (taken from the caller's environment).
+    pub env: Vec<String>,
+    pub env_files: Vec<PathBuf>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub volumes: Vec<String>,
+    pub mounts: Vec<String>,
+    pub tmpfs: Vec<String>,
+    pub read_only: bool,
+    pub memory: Option<String>,
+    pub cpus: Option<String>,
+    pub cpu_shares: Option<u64>,
+    pub pids_limit: Option<i64>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub privileged: bool,
+    pub init: bool,
+    pub restart: Option<String>,
+    pub labels: Vec<String>,
+    pub network: Option<String>,
+    pub interactive: bool,
+    pub tty: bool,
+    pub rm: bool,
+    /// Absolute cgroup parent; the container's cgroup is `<parent>/<id>`.
+    pub cgroup_parent: String,
+}
+
+/// A restart policy (Docker's `--restart`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestartPolicy {
+    No,
+    Always,
+    /// Restart on a non-zero exit, at most `max` times (0 = no limit).
+    OnFailure {
+        max: u32,
+    },
+}
+
+impl RestartPolicy {
+    /// Whether a container that exited with `code` after `restarts`
+    /// restarts is started again (a stop by the user never is).
+    pub fn should_restart(self, code: i32, restarts: u32) -> bool {
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure { max } => code != 0 && (max == 0 || restarts < max),
+        }
+    }
+}
+
+/// `--restart no|always|on-failure[:N]`.
+pub fn parse_restart(s: &str) -> Result<RestartPolicy, OptsError> {
+    match s {
+        "" | "no" => Ok(RestartPolicy::No),
+        "always" => Ok(RestartPolicy::Always),
+        "on-failure" => Ok(RestartPolicy::OnFailure { max: 0 }),
+        "unless-stopped" => Err(OptsError::Unsupported("--restart unless-stopped".into())),
+        other => match other.strip_prefix("on-failure:") {
+            Some(n) => n
+                .parse()
+                .map(|max| RestartPolicy::OnFailure { max })
+                .map_err(|_| invalid("--restart", s, "the retry count must be a number")),
+            None => Err(invalid("--restart", s, "use no, always or on-failure[:N]")),
+        },
+    }
+}
+
+/// `-e K=V` / `-e K`: with no `=`, the value comes from `lookup` (the
+/// caller's environment); unset there means the variable is dropped.
+pub fn parse_env(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Option<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) => Some((k.to_string(), v.to_string())),
+        None => lookup(s).map(|v| (s.to_string(), v)),
+    }
+}
+
+/// Lines of an `--env-file`: `K=V` or `K`, `#` comments and blank lines
+/// skipped.
+pub fn env_file_entries(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim_start)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Sets `key=value` in an env list, replacing an earlier value.
+pub fn set_env(env: &mut Vec<String>, key: &str, value: &str) {
+    let prefix = format!("{key}=");
+    env.retain(|e| !e.starts_with(&prefix) && e != key);
+    env.push(format!("{key}={value}"));
+}
+
+/// Whether `key` is set in an env list.
+pub fn has_env(env: &[String], key: &str) -> bool {
+    env.iter()
+        .any(|e| e.split_once('=').map(|(k, _)| k) == Some(key))
+}
+
+/// `--label K=V` (or `K`, an empty value).
+pub fn parse_labels(items: &[String]) -> BTreeMap<String, String> {
+    items
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (l.clone(), String::new()),
+        })
+        .collect()
+}
+
+/// A mount asked for with `-v`, `--mount` or `--tmpfs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountRequest {
+    /// "bind" or "tmpfs".
+    pub kind: String,
+    pub source: Option<PathBuf>,
+    pub target: String,
+    pub options: Vec<String>,
+}
+
+fn check_target(flag: &'static str, value: &str, target: &str) -> Result<(), OptsError> {
+    if !target.starts_with('/') {
+        return Err(invalid(flag, value, "the container path must be absolute"));
+    }
+    Ok(())
+}
+
+/// `-v /host:/ctr[:ro|rw]` (bind mounts only; named volumes come later).
+pub fn parse_volume(s: &str) -> Result<MountRequest, OptsError> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (src, dst, opts) = match parts.as_slice() {
+        [src, dst] => (*src, *dst, ""),
+        [src, dst, opts] => (*src, *dst, *opts),
+        [_] => return Err(OptsError::Unsupported(format!("anonymous volume -v {s}"))),
+        _ => return Err(invalid("-v", s, "use /host/path:/container/path[:ro]")),
+    };
+    if !src.starts_with('/') {
+        return Err(OptsError::Unsupported(format!(
+            "named volume {src:?} in -v {s} (only /host/path binds)"
+        )));
+    }
+    check_target("-v", s, dst)?;
+    let mut options = vec!["rbind".to_string()];
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" | "rw" => options.push(o.to_string()),
+            "z" | "Z" => {}
+            other => return Err(invalid("-v", s, format!("unknown option {other:?}"))),
+        }
+    }
+    Ok(MountRequest {
+        kind: "bind".into(),
+        source: Some(PathBuf::from(src)),
+        target: dst.into(),
+        options,
+    })
+}
+
+/// `--tmpfs /path[:opts]`.
+pub fn parse_tmpfs(s: &str) -> Result<MountRequest, OptsError> {
+    let (dst, opts) = s.split_once(':').unwrap_or((s, ""));
+    check_target("--tmpfs", s, dst)?;
+    let mut options: Vec<String> = vec!["nosuid".into(), "nodev".into()];
+    options.extend(
+        opts.split(',')
+            .filter(|o| !o.is_empty())
+            .map(str::to_string),
+    );
+    Ok(MountRequest {
+        kind: "tmpfs".into(),
+        source: None,
+        target: dst.into(),
+        options,
+    })
+}
+
+/// `--mount type=bind,source=/a,target=/b[,readonly]` or
+/// `--mount type=tmpfs,target=/t[,tmpfs-size=N][,tmpfs-mode=O]`.
+pub fn parse_mount(s: &str) -> Result<MountRequest, OptsError> {
+    let mut kind = None;
+    let mut source = None;
+    let mut target = None;
+    let mut options = Vec::new();
+    for kv in s.split(',') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match k {
+            "type" => kind = Some(v.to_string()),
+            "source" | "src" => source = Some(PathBuf::from(v)),
+            "target" | "destination" | "dst" => target = Some(v.to_string()),
+            "readonly" | "ro" if v.is_empty() || v == "true" || v == "1" => {
+                options.push("ro".into())
+            }
+            "readonly" | "ro" if v == "false" || v == "0" => {}
+            "tmpfs-size" => options.push(format!("size={v}")),
+            "tmpfs-mode" => options.push(format!("mode={v}")),
+            "bind-propagation" => options.push(v.to_string()),
+            other => return Err(invalid("--mount", s, format!("unknown key {other:?}"))),
+        }
+    }
+    let target = target.ok_or_else(|| invalid("--mount", s, "target= is required"))?;
+    check_target("--mount", s, &target)?;
+    match kind.as_deref() {
+        Some("bind") => {
+            let src = source.ok_or_else(|| invalid("--mount", s, "source= is required"))?;
+            if !src.is_absolute() {
+                return Err(invalid(
+                    "--mount",
+                    s,
+                    "source must be an absolute host path",
+                ));
+            }
+            options.insert(0, "rbind".into());
+            Ok(MountRequest {
+                kind: "bind".into(),
+                source: Some(src),
+                target,
+                options,
+            })
+        }
+        Some("tmpfs") => {
+            options.splice(0..0, ["nosuid".to_string(), "nodev".to_string()]);
+            Ok(MountRequest {
+                kind: "tmpfs".into(),
+                source: None,
+                target,
+                options,
+            })
+        }
+        Some(other) => Err(OptsError::Unsupported(format!("--mount type={other}"))),
+        None => Err(invalid("--mount", s, "type= is required (bind or tmpfs)")),
+    }
+}
+
+/// A size such as `512m`, `1g`, `1048576` (Docker's binary units).
+pub fn parse_size(flag: &'static str, s: &str) -> Result<i64, OptsError> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| invalid(flag, s, "use a number with an optional k, m, g suffix"))?;
+    if n.is_nan() || n <= 0.0 {
+        return Err(invalid(flag, s, "must be positive"));
+    }
+    Ok((n * mult as f64) as i64)
+}
+
+/// `--cpus 1.5` as a CFS (quota, period) pair with Docker's 100ms period.
+pub fn parse_cpus(s: &str) -> Result<(i64, u64), OptsError> {
+    let n: f64 = s
+        .parse()
+        .map_err(|_| invalid("--cpus", s, "use a decimal number of CPUs"))?;
+    if n.is_nan() || n <= 0.0 {
+        return Err(invalid("--cpus", s, "must be positive"));
+    }
+    let period = 100_000u64;
+    Ok(((n * period as f64).round() as i64, period))
+}
+
+/// What `--security-opt` asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecurityOpts {
+    pub no_new_privileges: bool,
+    pub seccomp_unconfined: bool,
+    pub seccomp_file: Option<PathBuf>,
+}
+
+/// `--security-opt no-new-privileges[=true]|seccomp=unconfined|seccomp=FILE`.
+pub fn parse_security_opts(items: &[String]) -> Result<SecurityOpts, OptsError> {
+    let mut o = SecurityOpts::default();
+    for s in items {
+        let (k, v) = s.split_once(['=', ':']).unwrap_or((s, ""));
+        match (k, v) {
+            ("no-new-privileges", "" | "true") => o.no_new_privileges = true,
+            ("no-new-privileges", "false") => o.no_new_privileges = false,
+            ("seccomp", "unconfined") => o.seccomp_unconfined = true,
+            ("seccomp", f) if !f.is_empty() => o.seccomp_file = Some(PathBuf::from(f)),
+            _ => {
+                return Err(OptsError::Unsupported(format!("--security-opt {s}")));
+            }
+        }
+    }
+    Ok(o)
+}
+
+/// `--cap-add NET_ADMIN` / `CAP_NET_ADMIN` as the spec's `CAP_` name.
+pub fn cap_name(s: &str) -> String {
+    let up = s.to_ascii_uppercase();
+    if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    }
+}
+
+/// `--network`: none (default, loopback only) or host. Returns whether the
+/// container gets its own network namespace.
+pub fn parse_network(s: Option<&str>) -> Result<bool, OptsError> {
+    match s.unwrap_or("none") {
+        "none" => Ok(true),
+        "host" => Ok(false),
+        "bridge" | "" => Err(OptsError::Unsupported(
+            "--network bridge (bridge networks come with issue 7; use none or host)".into(),
+        )),
+        other => Err(OptsError::Unsupported(format!(
+            "--network {other} (named networks come with issue 7; use none or host)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies() {
+        assert_eq!(parse_restart("no"), Ok(RestartPolicy::No));
+        assert_eq!(parse_restart("always"), Ok(RestartPolicy::Always));
+        assert_eq!(
+            parse_restart("on-failure:3"),
+            Ok(RestartPolicy::OnFailure { max: 3 })
+        );
+        assert!(parse_restart("on-failure:x").is_err());
+        assert!(parse_restart("sometimes").is_err());
+        let p = RestartPolicy::OnFailure { max: 2 };
+        assert!(p.should_restart(1, 0) && p.should_restart(1, 1));
+        assert!(!p.should_restart(1, 2) && !p.should_restart(0, 0));
+        assert!(RestartPolicy::Always.should_restart(0, 100));
+        assert!(!RestartPolicy::No.should_restart(1, 0));
+    }
+
+    #[test]
+    fn env_parsing() {
+        let look = |k: &str| (k == "HOME").then(|| "/root".to_string());
+        assert_eq!(parse_env("A=b=c", look), Some(("A".into(), "b=c".into())));
+        assert_eq!(
+            parse_env("HOME", look),
+            Some(("HOME".into(), "/root".into()))
+        );
+        assert_eq!(parse_env("NOPE", look), None);
+        assert_eq!(
+            env_file_entries("# c\n\nA=1\n  B=2\n"),
+            vec!["A=1".to_string(), "B=2".to_string()]
+        );
+        let mut env = vec!["PATH=/bin".to_string(), "A=1".to_string()];
+        set_env(&mut env, "A", "2");
+        assert_eq!(env, vec!["PATH=/bin".to_string(), "A=2".to_string()]);
+        assert!(has_env(&env, "PATH") && !has_env(&env, "PAT"));
+    }
+
+    #[test]
+    fn volumes_and_mounts() {
+        let v = parse_volume("/h:/c:ro").expect("volume");
+        assert_eq!(v.kind, "bind");
+        assert_eq!(v.options, vec!["rbind", "ro"]);
+        assert!(matches!(
+            parse_volume("data:/c"),
+            Err(OptsError::Unsupported(_))
+        ));
+        assert!(parse_volume("/h:rel").is_err());
+        let m = parse_mount("type=bind,source=/a,target=/b,readonly").expect("mount");
+        assert_eq!(
+            (m.target.as_str(), m.options.clone()),
+            ("/b", vec!["rbind".into(), "ro".into()])
+        );
+        let t = parse_mount("type=tmpfs,target=/t,tmpfs-size=1m").expect("tmpfs");
+        assert_eq!(t.options, vec!["nosuid", "nodev", "size=1m"]);
+        assert!(parse_mount("type=volume,target=/x").is_err());
+        assert!(parse_mount("type=bind,target=/x").is_err());
+        let t = parse_tmpfs("/run:size=64k").expect("tmpfs");
+        assert_eq!(t.options, vec!["nosuid", "nodev", "size=64k"]);
+    }
+
+    #[test]
+    fn sizes_cpus_security_network() {
+        assert_eq!(parse_size("--memory", "512m"), Ok(512 << 20));
+        assert_eq!(parse_size("--memory", "1g"), Ok(1 << 30));
+        assert_eq!(parse_size("--memory", "4096"), Ok(4096));
+        assert!(parse_size("--memory", "lots").is_err());
+        assert!(parse_size("--memory", "0").is_err());
+        assert_eq!(parse_cpus("1.5"), Ok((150_000, 100_000)));
+        assert!(parse_cpus("-1").is_err());
+        let s = parse_security_opts(&["no-new-privileges".into(), "seccomp=unconfined".into()])
+            .expect("opts");
+        assert!(s.no_new_privileges && s.seccomp_unconfined);
+        assert!(parse_security_opts(&["apparmor=x".into()]).is_err());
+        assert_eq!(cap_name("net_admin"), "CAP_NET_ADMIN");
+        assert_eq!(cap_name("CAP_KILL"), "CAP_KILL");
+        assert_eq!(parse_network(None), Ok(true));
+        assert_eq!(parse_network(Some("host")), Ok(false));
+        assert!(parse_network(Some("bridge")).is_err());
+        assert_eq!(
+            parse_labels(&["a=1".into(), "b".into()]),
+            BTreeMap::from([("a".into(), "1".into()), ("b".into(), String::new())])
+        );
+    }
+}
