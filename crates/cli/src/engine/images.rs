@@ -222,6 +222,22 @@ pub fn tag(root: &Path, a: &TagArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Names of the containers (in the engine database under `root`) made from
+/// image `id`: an image in use keeps its blobs and snapshots.
+fn containers_using(root: &Path, id: &berth_image::Digest) -> anyhow::Result<Vec<String>> {
+    if !root.join("engine.db").exists() {
+        return Ok(Vec::new());
+    }
+    let db = berth_engine::db::Db::open(root)?;
+    let id = id.to_string();
+    Ok(db
+        .list()?
+        .into_iter()
+        .filter(|c| c.image_id == id)
+        .map(|c| c.name)
+        .collect())
+}
+
 pub fn rmi(root: &Path, a: &RmiArgs) -> anyhow::Result<()> {
     let store = open(root)?;
     let lock = store.lock()?;
@@ -238,6 +254,13 @@ pub fn rmi(root: &Path, a: &RmiArgs) -> anyhow::Result<()> {
                 println!("Untagged: {n}");
             }
             _ => {
+                let users = containers_using(root, &rec.id)?;
+                if !users.is_empty() {
+                    bail!(
+                        "remove image {spec}: containers use it: {}; remove them first (berth rm)",
+                        users.join(", ")
+                    );
+                }
                 if image_mounted(&store, &rec.id) {
                     if !a.force {
                         bail!(
@@ -263,7 +286,10 @@ fn prune(root: &Path, a: &PruneArgs) -> anyhow::Result<()> {
     let store = open(root)?;
     let lock = store.lock()?;
     for rec in store.images()? {
-        if (a.all || rec.names.is_empty()) && !image_mounted(&store, &rec.id) {
+        if (a.all || rec.names.is_empty())
+            && !image_mounted(&store, &rec.id)
+            && containers_using(root, &rec.id)?.is_empty()
+        {
             store.remove_image(&lock, &rec.manifest.digest)?;
             println!("{}", rec.id.hex());
         }
