@@ -15,7 +15,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use super::images::open;
 
 /// Options shared by the registry commands.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RegistryArgs {
     /// Require HTTPS with verified certificates (`--tls-verify=false` allows
     /// HTTP and unverified TLS; default: verify, except for localhost).
@@ -159,6 +159,12 @@ impl Progress for Bars {
 }
 
 pub fn pull(root: &Path, a: &PullArgs) -> anyhow::Result<()> {
+    println!("{}", pull_image(root, a)?);
+    Ok(())
+}
+
+/// Pull `a.image` into the store; returns the image ID.
+fn pull_image(root: &Path, a: &PullArgs) -> anyhow::Result<Digest> {
     let store = open(root)?;
     let reference = Reference::parse(&a.image)?;
     let platform = match &a.platform {
@@ -169,8 +175,39 @@ pub fn pull(root: &Path, a: &PullArgs) -> anyhow::Result<()> {
     opts.jobs = a.jobs.max(1);
     let bars = Bars::new(a.quiet);
     let img = registry::pull(&store, &reference, &platform, &opts, &bars)?;
-    println!("{}", img.record.id);
-    Ok(())
+    Ok(img.record.id)
+}
+
+/// `run`/`create --pull`: make sure `image` is in the store, pulling it
+/// by `policy` (always, missing, never; podman's default is missing).
+pub fn ensure_image(
+    root: &Path,
+    image: &str,
+    policy: &str,
+    platform: Option<&str>,
+    registry: &RegistryArgs,
+) -> anyhow::Result<()> {
+    let present = open(root)?.lookup(image).is_ok();
+    match policy {
+        "never" if present => return Ok(()),
+        "never" => anyhow::bail!(
+            "image {image} is not in the store and --pull=never: load or pull it first"
+        ),
+        "missing" if present => return Ok(()),
+        "missing" | "always" => {}
+        other => anyhow::bail!("--pull={other}: use always, missing or never"),
+    }
+    pull_image(
+        root,
+        &PullArgs {
+            image: image.to_string(),
+            platform: platform.map(str::to_string),
+            jobs: 3,
+            quiet: false,
+            registry: registry.clone(),
+        },
+    )
+    .map(|_| ())
 }
 
 pub fn push(root: &Path, a: &PushArgs) -> anyhow::Result<()> {

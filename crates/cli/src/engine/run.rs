@@ -117,6 +117,14 @@ pub struct RunArgs {
     /// Network: none (own namespace, loopback only; default) or host.
     #[arg(long, alias = "net")]
     pub network: Option<String>,
+    /// Pull the image: always, missing (default) or never.
+    #[arg(long, default_value = "missing")]
+    pub pull: String,
+    /// Platform to pull for multi-platform images (os/arch[/variant]).
+    #[arg(long)]
+    pub platform: Option<String>,
+    #[command(flatten)]
+    pub registry: super::registry::RegistryArgs,
     /// Image name or ID.
     pub image: String,
     /// Command and arguments (replace the image's Cmd).
@@ -215,6 +223,7 @@ pub fn create(root: &Path, e: &EngineArgs, a: &RunArgs) -> Result<i32> {
     if a.detach {
         anyhow::bail!("create has no --detach (containers are started with `berth start`)");
     }
+    super::registry::ensure_image(root, &a.image, &a.pull, a.platform.as_deref(), &a.registry)?;
     let row = berth_engine::create::create(&engine, &a.options(&engine))?;
     println!("{}", row.id);
     Ok(0)
@@ -228,6 +237,9 @@ pub fn run(root: &Path, e: &EngineArgs, a: &RunArgs) -> Result<i32> {
     if a.detach && a.rm && a.restart.as_deref().is_some_and(|r| r != "no") {
         anyhow::bail!("--rm conflicts with --restart");
     }
+    // Pull threads are joined before the runtime forks: the process is
+    // single-threaded again by then.
+    super::registry::ensure_image(root, &a.image, &a.pull, a.platform.as_deref(), &a.registry)?;
     let row = berth_engine::create::create(&engine, &a.options(&engine))?;
     if a.detach {
         let cmd = monitor_command(root, &engine, &row.id);
