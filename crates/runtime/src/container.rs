@@ -281,7 +281,11 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     guard.cgroup = Some(cg.clone());
     // Recorded at once, so a delete after an interrupted create finds it.
     rec.cgroup = serde_json::to_value(&cg).ok();
-    guard.dir.as_ref().expect("state dir is set above").save(&rec)?;
+    guard
+        .dir
+        .as_ref()
+        .expect("state dir is set above")
+        .save(&rec)?;
     let resources = crate::devices::cgroup_device_rules(&cfg).or_else(|| cfg.resources.clone());
     if let Some(r) = &resources {
         cg.apply(r).map_err(cg_err)?;

@@ -155,7 +155,11 @@ pub fn mount_all(
 
 /// An idmapped bind mount: the runtime prepared the detached, idmapped
 /// tree (see idmap.rs); move it onto the destination.
-fn idmapped_bind(root: BorrowedFd<'_>, m: &MountSpec, tree: BorrowedFd<'_>) -> Result<(), MountError> {
+fn idmapped_bind(
+    root: BorrowedFd<'_>,
+    m: &MountSpec,
+    tree: BorrowedFd<'_>,
+) -> Result<(), MountError> {
     use rustix::mount::MoveMountFlags;
     let dest_fd = if rootfs_path::is_dir(tree) {
         rootfs_path::mkdir_all(root, &m.destination, 0o755)?

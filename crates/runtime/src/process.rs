@@ -270,7 +270,10 @@ mod tests {
     fn executable_check() {
         assert!(check_executable("/bin/sh").is_ok());
         assert!(check_executable("/no/such/berth/program").is_err());
-        assert!(check_executable("/").is_err(), "a directory is not executable");
+        assert!(
+            check_executable("/").is_err(),
+            "a directory is not executable"
+        );
         let f = tempfile::NamedTempFile::new().expect("temp file");
         let p = f.path().to_str().expect("utf-8");
         assert!(check_executable(p).is_err(), "no execute bit");
