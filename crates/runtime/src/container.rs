@@ -584,7 +584,12 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
         match nix::unistd::read(&f, &mut buf) {
             Ok(1) => break,
             Ok(_) | Err(nix::Error::EAGAIN) => {
+                // A short-lived program may have written its byte and
+                // exited between our read and this check: read once more.
                 if !state::init_alive(r.pid, r.start_time) {
+                    if matches!(nix::unistd::read(&f, &mut buf), Ok(1)) {
+                        break;
+                    }
                     return Err(Error::Setup {
                         id: id.into(),
                         message: "the container process died before it could start".into(),
