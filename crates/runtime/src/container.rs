@@ -390,15 +390,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     if let Some(pf) = &o.pid_file {
         write_pid_file(id, pf, pid)?;
     }
-    let console = match console_keep {
-        Some(sock) => Some(
-            crate::console::recv_fd(sock.as_fd()).map_err(|e| Error::Setup {
-                id: id.into(),
-                message: e.to_string(),
-            })?,
-        ),
-        None => None,
-    };
+    let console = receive_console(id, console_keep)?;
     guard.disarm();
     Ok(Spawned { pid, console })
 }
@@ -444,6 +436,20 @@ pub(crate) fn terminal_sockets(
         id: id.into(),
         message: "process.terminal is true but no --console-socket was given; pass one (or use `run` in the foreground)".into(),
     })
+}
+
+/// The pty master the container process sent, when the runtime keeps the
+/// terminal itself (foreground `run`/`exec`).
+pub(crate) fn receive_console(id: &str, sock: Option<OwnedFd>) -> Result<Option<OwnedFd>> {
+    let Some(sock) = sock else {
+        return Ok(None);
+    };
+    crate::console::recv_fd(sock.as_fd())
+        .map(Some)
+        .map_err(|e| Error::Setup {
+            id: id.into(),
+            message: e.to_string(),
+        })
 }
 
 /// Write the pid file atomically (callers poll for it).

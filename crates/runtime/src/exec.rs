@@ -2,13 +2,15 @@
 //! of its namespaces and its cgroup, with the container's seccomp filter.
 
 use crate::config::{NsKind, ProcessConfig};
-use crate::container::{cgroup_of, live_status, terminal_sockets, write_pid_file, Spawned};
+use crate::container::{
+    cgroup_of, live_status, receive_console, terminal_sockets, write_pid_file, Spawned,
+};
 use crate::error::{sys, Error, Result};
 use crate::init::{self, ChildArgs};
 use crate::state::{StateRoot, Status};
 use crate::sync::{Channel, Msg};
 use berth_sys::process::{clone_fork, Forked};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
@@ -165,14 +167,6 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
     if let Some(pf) = &o.pid_file {
         write_pid_file(id, pf, pid)?;
     }
-    let console = match console_keep {
-        Some(sock) => Some(
-            crate::console::recv_fd(sock.as_fd()).map_err(|e| Error::Setup {
-                id: id.into(),
-                message: e.to_string(),
-            })?,
-        ),
-        None => None,
-    };
+    let console = receive_console(id, console_keep)?;
     Ok(Spawned { pid, console })
 }

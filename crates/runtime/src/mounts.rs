@@ -362,19 +362,21 @@ fn copy_up(under: BorrowedFd<'_>, over: BorrowedFd<'_>, dest: &Path) -> Result<(
     Ok(())
 }
 
+/// Open the current "/" (close-on-exec) with `flags`.
+fn open_slash(flags: OFlags) -> Result<OwnedFd, MountError> {
+    rustix::fs::open("/", flags | OFlags::CLOEXEC, rustix::fs::Mode::empty()).map_err(|e| {
+        MountError::Io {
+            op: "open",
+            path: "/".into(),
+            source: e.into(),
+        }
+    })
+}
+
 /// After pivot_root: mask paths (bind /dev/null over files, an empty
 /// read-only tmpfs over directories) and make paths read-only.
 pub fn mask_and_protect(cfg: &ContainerConfig) -> Result<(), MountError> {
-    let root = rustix::fs::open(
-        "/",
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(|e| MountError::Io {
-        op: "open",
-        path: "/".into(),
-        source: e.into(),
-    })?;
+    let root = open_slash(OFlags::PATH | OFlags::DIRECTORY)?;
     for p in &cfg.readonly_paths {
         let fd = match rootfs_path::open_in_root(root.as_fd(), p, OFlags::PATH) {
             Ok(fd) => fd,
@@ -428,16 +430,7 @@ pub fn mask_and_protect(cfg: &ContainerConfig) -> Result<(), MountError> {
 /// pivot_root into the rootfs and detach the old root (runc's technique:
 /// pivot_root(".", ".") then unmount the old root stacked underneath).
 pub fn pivot_root(rootfs: &Path) -> Result<(), MountError> {
-    let oldroot = rustix::fs::open(
-        "/",
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(|e| MountError::Io {
-        op: "open",
-        path: "/".into(),
-        source: e.into(),
-    })?;
+    let oldroot = open_slash(OFlags::DIRECTORY | OFlags::RDONLY)?;
     nix::unistd::chdir(rootfs).map_err(merr("chdir", rootfs))?;
     nix::unistd::pivot_root(".", ".").map_err(merr("pivot_root", rootfs))?;
     rustix::process::fchdir(&oldroot).map_err(|e| MountError::Io {
@@ -481,16 +474,7 @@ pub fn finish_root(cfg: &ContainerConfig) -> Result<(), MountError> {
             .map_err(merr("rootfs propagation", Path::new("/")))?;
     }
     if cfg.root_readonly {
-        let fd = rustix::fs::open(
-            "/",
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| MountError::Io {
-            op: "open",
-            path: "/".into(),
-            source: e.into(),
-        })?;
+        let fd = open_slash(OFlags::PATH | OFlags::DIRECTORY)?;
         remount_bind(fd.as_fd(), MsFlags::MS_RDONLY, Path::new("/"))?;
     }
     Ok(())

@@ -340,25 +340,13 @@ fn ps(root: &StateRoot, id: &str, format: &str, ps_args: &[String]) -> Result<i3
     Ok(0)
 }
 
-/// A size like 512, 64k, 128m or 1g (bytes); -1 for unlimited.
+/// A size like 512, 64k, 128m or 1g (bytes); -1 for unlimited (runc's
+/// `update` vocabulary).
 pub fn parse_size(s: &str) -> Result<i64> {
-    let t = s.trim().to_ascii_lowercase();
-    if t == "-1" {
+    if s.trim() == "-1" {
         return Ok(-1);
     }
-    let t = t.trim_end_matches('b');
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
-    };
-    let n: i64 = num
-        .parse()
-        .map_err(|_| anyhow!("invalid size {s:?}: use bytes or a k/m/g suffix"))?;
-    n.checked_mul(mult)
-        .ok_or_else(|| anyhow!("size {s:?} is too large"))
+    Ok(berth_engine::opts::parse_size("size", s)?)
 }
 
 fn update_resources(u: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources> {
