@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# berth's main job in one command: build berth, make an OCI bundle from
-# Debian's static busybox (no network needed) and run a real container in it.
+# berth's main job in one command: build berth, make an image from Debian's
+# static busybox (no network needed), and run a real container from it with
+# the engine (`berth run`), then the same rootfs through the OCI runtime
+# (`berth-runtime run`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! [ -x /bin/busybox ] || ! command -v pkg-config >/dev/null || ! [ -e /usr/include/seccomp.h ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static libseccomp-dev pkg-config >/dev/null
 fi
 cargo build --release -p berth-cli
-bundle=$(mktemp -d /tmp/berth-demo-XXXXXX)
-trap 'rm -rf "$bundle"' EXIT
-./scripts/busybox-bundle.sh "$bundle" sh -c 'echo "hello from a berth container: $(hostname), pid $$"; id; cat /proc/self/status | grep -E "^(NSpid|CapEff|Seccomp):"; ls /'
-exec ./target/release/berth-runtime --root /run/berth run --bundle "$bundle" "demo-$$"
+berth=./target/release/berth
+work=$(mktemp -d /tmp/berth-demo-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+# An image: the busybox rootfs of an OCI bundle, imported as one layer.
+./scripts/busybox-bundle.sh "$work/bundle" sh -c 'echo "hello from berth-runtime: pid $$ in $(hostname)"' >/dev/null
+tar -C "$work/bundle/rootfs" -cf "$work/rootfs.tar" .
+"$berth" import --cmd '["/bin/sh"]' "$work/rootfs.tar" localhost/busybox-demo:latest >/dev/null
+"$berth" run --rm --name "demo-$$" localhost/busybox-demo:latest \
+    sh -c 'echo "hello from a berth container: $(hostname), pid $$"; id; grep -E "^(NSpid|CapEff|NoNewPrivs|Seccomp):" /proc/self/status; ls /'
+./target/release/berth-runtime --root /run/berth run --bundle "$work/bundle" "demo-rt-$$"
