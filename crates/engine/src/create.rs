@@ -10,6 +10,8 @@ use crate::db::{ContainerRow, DbError, Status};
 use crate::error::{io, EngineError, Result};
 use crate::generate::{self, Generated, Inputs};
 use crate::opts::{self, RunOptions};
+use crate::volume_store::{self, VolumeUse};
+use crate::volumes::{self, VolumeRef};
 use crate::{names, user, Engine};
 
 /// What the engine keeps about a container (the `config` column).
@@ -43,6 +45,75 @@ impl Drop for DirGuard {
             let _ = std::fs::remove_dir_all(d);
         }
     }
+}
+
+/// Removes anonymous volumes made for a container whose creation failed.
+struct AnonGuard<'a>(&'a Engine, Vec<String>);
+
+impl Drop for AnonGuard<'_> {
+    fn drop(&mut self) {
+        for name in &self.1 {
+            let _ = volume_store::remove(self.0, name, true);
+        }
+    }
+}
+
+/// Finds or makes each volume; their OCI mounts, use records, and the
+/// names of the anonymous volumes made.
+fn attach_volumes(
+    engine: &Engine,
+    refs: &[VolumeRef],
+) -> Result<(Vec<serde_json::Value>, Vec<VolumeUse>, Vec<String>)> {
+    let (mut mounts, mut uses, mut anonymous) = (Vec::new(), Vec::new(), Vec::new());
+    for r in refs {
+        let v = match &r.name {
+            Some(n) => volume_store::ensure(engine, n)?,
+            None => {
+                let name = names::new_id()?;
+                let v = volume_store::create(
+                    engine,
+                    &name,
+                    &Default::default(),
+                    &Default::default(),
+                    true,
+                );
+                match v {
+                    Ok(v) => {
+                        anonymous.push(name);
+                        v
+                    }
+                    Err(e) => {
+                        AnonGuard(engine, anonymous);
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        mounts.push(volume_store::mount_json(&v, &r.target, r.readonly));
+        uses.push(VolumeUse {
+            volume: v.name,
+            target: r.target.clone(),
+            readonly: r.readonly,
+        });
+    }
+    Ok((mounts, uses, anonymous))
+}
+
+/// The volumes of the `--volumes-from` containers.
+fn volumes_from(engine: &Engine, items: &[String]) -> Result<Vec<VolumeRef>> {
+    let mut out = Vec::new();
+    for item in items {
+        let (reference, ro) = volumes::parse_volumes_from(item)?;
+        let source = crate::lifecycle::find(engine, &reference)?;
+        for u in volume_store::uses_of(engine, &source.id)? {
+            out.push(VolumeRef {
+                name: Some(u.volume),
+                target: u.target,
+                readonly: ro.unwrap_or(u.readonly),
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn host_name() -> String {
@@ -96,8 +167,20 @@ pub fn create(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
     };
     let host_env = |k: &str| std::env::var(k).ok();
     let rootfs = engine.rootfs(&id);
-    let generated = generate::generate(
-        &o,
+    let image_volumes: Vec<String> = img
+        .config
+        .volumes
+        .iter()
+        .flat_map(|m| m.keys().cloned())
+        .collect();
+    let (mut volume_refs, gen_opts) = volumes::plan(&o, &image_volumes)?;
+    volumes::merge_from(
+        &mut volume_refs,
+        &image_volumes,
+        volumes_from(engine, &o.volumes_from)?,
+    );
+    let mut generated = generate::generate(
+        &gen_opts,
         &Inputs {
             id: &id,
             image: &img.config,
@@ -110,6 +193,12 @@ pub fn create(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
             host_name: host_name(),
         },
     )?;
+    let (volume_mounts, uses, anonymous) = attach_volumes(engine, &volume_refs)?;
+    let mut anon_guard = AnonGuard(engine, anonymous);
+    generated.spec["mounts"]
+        .as_array_mut()
+        .expect("generated spec has mounts")
+        .extend(volume_mounts);
     let config_path = engine.bundle(&id).join("config.json");
     let text = serde_json::to_vec_pretty(&generated.spec).expect("spec serializes");
     std::fs::write(&config_path, text).map_err(io("write config.json", &config_path))?;
@@ -157,6 +246,11 @@ pub fn create(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
             Err(e) => return Err(e.into()),
         }
     }
+    if let Err(e) = volume_store::record_uses(engine, &id, &uses) {
+        let _ = db.remove(&id);
+        return Err(e);
+    }
+    anon_guard.1.clear();
     let mut guard = guard;
     guard.0 = None;
     Ok(row)

@@ -442,6 +442,11 @@ impl Db {
         tx.commit().map_err(q("commit rename"))
     }
 
+    /// The connection, for the engine's other tables (volumes).
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
     /// Deletes the row; true when it existed.
     pub fn remove(&self, id: &str) -> Result<bool, DbError> {
         let n = self

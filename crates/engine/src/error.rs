@@ -17,6 +17,8 @@ pub enum EngineError {
     User(#[from] crate::user::UserError),
     #[error(transparent)]
     Copy(#[from] crate::copy::CopyError),
+    #[error(transparent)]
+    Volume(#[from] crate::volumes::VolumeError),
     #[error("image {image}")]
     Image {
         image: String,

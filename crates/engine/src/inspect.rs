@@ -11,6 +11,19 @@ fn time(ms: Option<i64>) -> String {
         .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
 }
 
+/// Docker's shape for volume mounts: `Type` "volume" and the volume's `Name`.
+fn mark_volumes(engine: &Engine, id: &str, mut mounts: Vec<Value>) -> Vec<Value> {
+    let uses = crate::volume_store::uses_of(engine, id).unwrap_or_default();
+    for m in &mut mounts {
+        if let Some(u) = uses.iter().find(|u| m["Destination"] == u.target.as_str()) {
+            m["Type"] = json!("volume");
+            m["Name"] = json!(u.volume);
+            m["Driver"] = json!("local");
+        }
+    }
+    mounts
+}
+
 /// The inspect document of a container.
 pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
     let cfg = ContainerConfig::of(row).ok();
@@ -36,6 +49,7 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
                 .collect()
         })
         .unwrap_or_default();
+    let mounts = mark_volumes(engine, &row.id, mounts);
     json!({
         "Id": row.id,
         "Name": row.name,

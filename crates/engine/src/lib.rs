@@ -13,6 +13,7 @@
 //! monitor) must be single-threaded, as berth-runtime requires.
 #![forbid(unsafe_code)]
 
+pub mod attach;
 pub mod copy;
 pub mod create;
 pub mod db;
@@ -26,6 +27,9 @@ pub mod names;
 pub mod ops;
 pub mod opts;
 pub mod user;
+pub mod volume_copy;
+pub mod volume_store;
+pub mod volumes;
 
 use std::path::{Path, PathBuf};
 

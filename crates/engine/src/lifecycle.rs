@@ -61,6 +61,7 @@ pub fn launch(engine: &Engine, row: &ContainerRow, internal_console: bool) -> Re
     let id = row.id.as_str();
     let cfg = ContainerConfig::of(row)?;
     mount_rootfs(engine, id, &cfg)?;
+    crate::volume_copy::populate(engine, id, &engine.rootfs(id))?;
     let root = engine.state_root();
     // A leftover runtime state (crash, restart) is removed first.
     let _ = berth_runtime::delete(&root, id, true);
@@ -107,6 +108,13 @@ pub fn cleanup_after_exit(engine: &Engine, id: &str, code: Option<i32>) -> Resul
 /// row. Idempotent (a racing monitor may remove it too).
 pub fn remove_files(engine: &Engine, id: &str) -> Result<()> {
     let mut first: Option<EngineError> = None;
+    // Docker's rule: `--rm` also removes the container's anonymous volumes.
+    let auto_remove = engine
+        .db()
+        .ok()
+        .and_then(|db| db.get(id).ok().flatten())
+        .is_some_and(|r| r.auto_remove);
+    let volumes = crate::volume_store::uses_of(engine, id).unwrap_or_default();
     if let Err(e) = berth_runtime::delete(&engine.state_root(), id, true) {
         first.get_or_insert(rt(id, "delete")(e));
     }
@@ -123,6 +131,14 @@ pub fn remove_files(engine: &Engine, id: &str) -> Result<()> {
     }
     if let Err(e) = engine.db().and_then(|db| Ok(db.remove(id)?)) {
         first.get_or_insert(e);
+    }
+    if let Err(e) = crate::volume_store::release(engine, id) {
+        first.get_or_insert(e);
+    }
+    if auto_remove {
+        if let Err(e) = crate::volume_store::remove_anonymous(engine, &volumes) {
+            first.get_or_insert(e);
+        }
     }
     first.map_or(Ok(()), Err)
 }

@@ -13,6 +13,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
+use crate::attach::{self, Hub};
 use crate::create::ContainerConfig;
 use crate::error::{io, sys, EngineError, Result};
 use crate::lifecycle;
@@ -105,6 +106,13 @@ fn supervise(engine: &Engine, id: &str, ready: &mut Option<std::fs::File>) -> Re
     let policy = opts::parse_restart(&row.restart_policy)?;
     let stdio = Stdio::new(id, cfg.options.interactive)?;
     let mut log = LogWriter::open(&engine.log_path(id))?;
+    // `berth attach` clients connect here (kept across restarts).
+    // Without it (e.g. a runroot too long for a socket path) the
+    // container still runs; only attaching is off.
+    let mut hub = Hub::bind(engine, id).unwrap_or_else(|e| {
+        eprintln!("berth monitor: container {id}: attach is disabled: {e}");
+        Hub::disabled()
+    });
     let mut restarts: u32 = 0;
     loop {
         stdio.lend(id)?;
@@ -123,7 +131,7 @@ fn supervise(engine: &Engine, id: &str, ready: &mut Option<std::fs::File>) -> Re
         if let Some(mut r) = ready.take() {
             let _ = writeln!(r, "ok {}", spawned.pid);
         }
-        let code = pump(id, spawned.pid, spawned.console, &stdio, &mut log)?;
+        let code = pump(id, spawned.pid, spawned.console, &stdio, &mut log, &mut hub)?;
         let _ = berth_runtime::delete(&engine.state_root(), id, true);
         let current = engine.db()?.get(id)?;
         let Some(current) = current else {
@@ -150,14 +158,16 @@ fn supervise(engine: &Engine, id: &str, ready: &mut Option<std::fs::File>) -> Re
     }
 }
 
-/// Copies the container's output to the log until its process exits;
-/// returns its exit status (128+N when killed by signal N).
+/// Copies the container's output to the log and to attached clients, and
+/// clients' input to the container's stdin (`-i`), until its process
+/// exits; returns its exit status (128+N when killed by signal N).
 fn pump(
     id: &str,
     pid: i32,
     console: Option<OwnedFd>,
     stdio: &Stdio,
     log: &mut LogWriter,
+    hub: &mut Hub,
 ) -> Result<i32> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGCHLD);
@@ -172,6 +182,12 @@ fn pump(
         ],
     };
     let mut open = vec![true; sources.len()];
+    // Where clients' input goes: the pty, or the `-i` stdin pipe.
+    let input: Option<BorrowedFd<'_>> = match (&console, &stdio.input) {
+        (Some(m), _) => Some(m.as_fd()),
+        (None, Some((_, w))) => Some(w.as_fd()),
+        (None, None) => None,
+    };
     loop {
         use nix::poll::{PollFd, PollFlags, PollTimeout};
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
@@ -182,6 +198,15 @@ fn pump(
                 which.push(i);
             }
         }
+        let listening = hub.listener_fd().map(|l| {
+            fds.push(PollFd::new(l, PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let clients_at = fds.len();
+        let client_fds = hub.client_fds();
+        for c in &client_fds {
+            fds.push(PollFd::new(*c, PollFlags::POLLIN));
+        }
         match nix::poll::poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(nix::Error::EINTR) => {}
             Err(e) => return Err(sys(id, "poll")(e)),
@@ -191,26 +216,63 @@ fn pump(
             .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
             .collect();
         drop(fds);
+        drop(client_fds);
         for (k, &i) in which.iter().enumerate() {
             if ready[k + 1] {
                 match nix::unistd::read(sources[i].0, &mut buf) {
                     Ok(0) | Err(_) => open[i] = false,
-                    Ok(n) => log.write(sources[i].1, &buf[..n])?,
+                    Ok(n) => {
+                        log.write(sources[i].1, &buf[..n])?;
+                        hub.broadcast(&buf[..n]);
+                    }
                 }
             }
         }
+        let accept = listening.is_some_and(|i| ready[i]);
+        serve_clients(hub, accept, &ready[clients_at..], input, &mut buf);
         if ready[0] {
             while let Ok(Some(_)) = sfd.read_signal() {}
             if let Some(code) = reap(pid) {
                 for (i, (fd, stream)) in sources.iter().enumerate() {
                     if open[i] {
-                        drain(*fd, stream, &mut buf, log)?;
+                        drain(*fd, stream, &mut buf, log, hub)?;
                     }
                 }
                 log.flush_partial()?;
                 return Ok(code);
             }
         }
+    }
+}
+
+/// Accepts new attach clients and forwards what clients sent to the
+/// container's stdin (dropped when it has none). `ready` says which of
+/// the clients polled have something.
+fn serve_clients(
+    hub: &mut Hub,
+    accept: bool,
+    ready: &[bool],
+    input: Option<BorrowedFd<'_>>,
+    buf: &mut [u8],
+) {
+    let mut gone = Vec::new();
+    for (i, r) in ready.iter().enumerate() {
+        if !r {
+            continue;
+        }
+        match hub.read_client(i, buf) {
+            None => gone.push(i),
+            Some(0) => {}
+            Some(n) => {
+                if let Some(fd) = input {
+                    let _ = attach::write_fd(fd, &buf[..n]);
+                }
+            }
+        }
+    }
+    hub.forget(&gone);
+    if accept {
+        hub.accept();
     }
 }
 
@@ -239,6 +301,7 @@ fn drain(
     stream: &'static str,
     buf: &mut [u8],
     log: &mut LogWriter,
+    hub: &mut Hub,
 ) -> Result<()> {
     use nix::poll::{PollFd, PollFlags, PollTimeout};
     // Bounded, should something keep writing (a leftover process).
@@ -253,7 +316,10 @@ fn drain(
         }
         match nix::unistd::read(fd, buf) {
             Ok(0) | Err(_) => return Ok(()),
-            Ok(n) => log.write(stream, &buf[..n])?,
+            Ok(n) => {
+                log.write(stream, &buf[..n])?;
+                hub.broadcast(&buf[..n]);
+            }
         }
     }
     Ok(())

@@ -141,6 +141,24 @@ pub fn rm(engine: &Engine, reference: &str, force: bool) -> Result<String> {
     Ok(row.id)
 }
 
+/// `rm [-f] [-v]`: [`rm`], and with `volumes` also the container's
+/// anonymous volumes (named ones are kept, as Docker does).
+pub fn rm_with_volumes(
+    engine: &Engine,
+    reference: &str,
+    force: bool,
+    volumes: bool,
+) -> Result<String> {
+    let uses = if volumes {
+        crate::volume_store::uses_of(engine, &find(engine, reference)?.id)?
+    } else {
+        Vec::new()
+    };
+    let id = rm(engine, reference, force)?;
+    crate::volume_store::remove_anonymous(engine, &uses)?;
+    Ok(id)
+}
+
 /// `wait`: blocks until the container exits; its exit code (-1 unknown).
 pub fn wait(engine: &Engine, reference: &str) -> Result<i32> {
     let row = find(engine, reference)?;

@@ -42,6 +42,9 @@ pub struct RunOptions {
     pub hostname: Option<String>,
     pub volumes: Vec<String>,
     pub mounts: Vec<String>,
+    /// `--volumes-from CONTAINER[:ro|rw]`.
+    #[serde(default)]
+    pub volumes_from: Vec<String>,
     pub tmpfs: Vec<String>,
     pub read_only: bool,
     pub memory: Option<String>,
@@ -163,7 +166,8 @@ fn check_target(flag: &'static str, value: &str, target: &str) -> Result<(), Opt
     Ok(())
 }
 
-/// `-v /host:/ctr[:ro|rw]` (bind mounts only; named volumes come later).
+/// `-v /host:/ctr[:ro|rw]` (host binds; named and anonymous volumes are
+/// taken out first by [`crate::volumes::plan`]).
 pub fn parse_volume(s: &str) -> Result<MountRequest, OptsError> {
     let parts: Vec<&str> = s.split(':').collect();
     let (src, dst, opts) = match parts.as_slice() {

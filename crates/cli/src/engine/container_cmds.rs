@@ -33,6 +33,9 @@ pub enum ContainerCmd {
     Wait(c::ContainersArgs),
     /// Run a command in a running container (example: `berth exec -it web sh`).
     Exec(c::ExecArgs),
+    /// Attach to a detached container's output (and stdin with -i)
+    /// (example: `berth attach web`).
+    Attach(super::attach::AttachArgs),
     /// Show containers as JSON (example: `berth inspect web`).
     Inspect(c::ContainersArgs),
     /// List the processes of a container (example: `berth top web`).
@@ -72,6 +75,7 @@ pub fn dispatch(root: &Path, e: &EngineArgs, cmd: ContainerCmd) -> anyhow::Resul
         ContainerCmd::Rm(a) => c::rm(root, e, a),
         ContainerCmd::Wait(a) => c::wait(root, e, a),
         ContainerCmd::Exec(a) => c::exec(root, e, a),
+        ContainerCmd::Attach(a) => super::attach::attach(root, e, a),
         ContainerCmd::Inspect(a) => c::inspect_cmd(root, e, a),
         ContainerCmd::Top(a) => c::top(root, e, a),
         ContainerCmd::Stats(a) => c::stats(root, e, a),

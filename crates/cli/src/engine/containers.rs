@@ -8,7 +8,7 @@ use anyhow::Result;
 use berth_engine::{db, inspect, lifecycle, ops, Status};
 use clap::{Args, Subcommand};
 
-use super::format::{human_size, print_table};
+use super::format::print_table;
 use super::run::EngineArgs;
 
 /// `ps`.
@@ -75,6 +75,9 @@ pub struct RmArgs {
     /// Kill a running container first.
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Also remove the container's anonymous volumes.
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -132,13 +135,13 @@ pub struct RenameArgs {
 /// `stats`.
 #[derive(Debug, Args)]
 pub struct StatsArgs {
-    /// Print once (the only mode so far).
+    /// Print once instead of refreshing every second.
     #[arg(long)]
     pub no_stream: bool,
-    /// Output: table or json.
+    /// Output: table or json (one line per refresh when streaming).
     #[arg(long, default_value = "table")]
     pub format: String,
-    #[arg(required = true)]
+    /// Containers (name or ID); every running one when absent.
     pub containers: Vec<String>,
 }
 
@@ -286,7 +289,7 @@ pub fn rm(root: &Path, e: &EngineArgs, a: &RmArgs) -> Result<i32> {
     let engine = e.engine(root)?;
     let mut failed = false;
     for c in &a.containers {
-        match ops::rm(&engine, c, a.force) {
+        match ops::rm_with_volumes(&engine, c, a.force, a.volumes) {
             Ok(_) => println!("{c}"),
             Err(err) => {
                 eprintln!("berth: {}", chain(&err));
@@ -358,42 +361,10 @@ pub fn top(root: &Path, e: &EngineArgs, a: &ContainersArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `stats --no-stream`.
+/// `stats` (see `super::stats`).
 pub fn stats(root: &Path, e: &EngineArgs, a: &StatsArgs) -> Result<i32> {
     let engine = e.engine(root)?;
-    if !a.no_stream {
-        anyhow::bail!("stats without --no-stream (streaming) is not supported by berth yet");
-    }
-    let mut table = Vec::new();
-    let mut docs = Vec::new();
-    for c in &a.containers {
-        let (row, s) = ops::stats(&engine, c)?;
-        let limit = s.memory.usage.limit;
-        table.push(vec![
-            db::short(&row.id).to_string(),
-            row.name.clone(),
-            format!("{:.3}s", s.cpu.usage.total as f64 / 1e9),
-            format!(
-                "{} / {}",
-                human_size(s.memory.usage.usage),
-                if limit == 0 || limit >= 1 << 60 {
-                    "unlimited".to_string()
-                } else {
-                    human_size(limit)
-                }
-            ),
-            s.pids.current.to_string(),
-        ]);
-        docs.push(serde_json::json!({"Id": row.id, "Name": row.name, "Stats": s}));
-    }
-    match a.format.as_str() {
-        "json" => emit(&serde_json::to_string_pretty(&docs)?),
-        _ => print_table(
-            &["ID", "NAME", "CPU TIME", "MEM USAGE / LIMIT", "PIDS"],
-            &table,
-        ),
-    }
-    Ok(0)
+    super::stats::stats(&engine, a)
 }
 
 /// `cp`.

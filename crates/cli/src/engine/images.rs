@@ -283,18 +283,10 @@ pub fn rmi(root: &Path, a: &RmiArgs) -> anyhow::Result<()> {
 }
 
 fn prune(root: &Path, a: &PruneArgs) -> anyhow::Result<()> {
-    let store = open(root)?;
-    let lock = store.lock()?;
-    for rec in store.images()? {
-        if (a.all || rec.names.is_empty())
-            && !image_mounted(&store, &rec.id)
-            && containers_using(root, &rec.id)?.is_empty()
-        {
-            store.remove_image(&lock, &rec.manifest.digest)?;
-            println!("{}", rec.id.hex());
-        }
+    let (removed, report) = prune_images(root, a.all)?;
+    for id in removed {
+        println!("{id}");
     }
-    let report = collect_garbage(&store, &lock)?;
     eprintln!(
         "removed {} blobs and {} snapshots, {} freed",
         report.blobs_removed,
@@ -302,4 +294,27 @@ fn prune(root: &Path, a: &PruneArgs) -> anyhow::Result<()> {
         human_size(report.bytes_freed)
     );
     Ok(())
+}
+
+/// Removes unnamed images (every image with `all`) that no container
+/// uses and that are not mounted, then collects garbage. Returns the IDs
+/// removed and what the collection freed.
+pub(super) fn prune_images(
+    root: &Path,
+    all: bool,
+) -> anyhow::Result<(Vec<String>, berth_image::gc::GcReport)> {
+    let store = open(root)?;
+    let lock = store.lock()?;
+    let mut removed = Vec::new();
+    for rec in store.images()? {
+        if (all || rec.names.is_empty())
+            && !image_mounted(&store, &rec.id)
+            && containers_using(root, &rec.id)?.is_empty()
+        {
+            store.remove_image(&lock, &rec.manifest.digest)?;
+            removed.push(rec.id.hex().to_string());
+        }
+    }
+    let report = collect_garbage(&store, &lock)?;
+    Ok((removed, report))
 }

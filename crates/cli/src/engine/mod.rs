@@ -4,13 +4,18 @@
 //! to [`Command`] and a file here.
 
 mod archive;
+mod attach;
 mod container_cmds;
 mod containers;
+pub mod exit;
 mod format;
 mod images;
 mod registry;
 mod run;
+mod stats;
 mod system;
+mod system_prune;
+mod volumes;
 
 use std::path::PathBuf;
 
@@ -63,6 +68,9 @@ pub enum Command {
     /// System information.
     #[command(subcommand)]
     System(system::SystemCommand),
+    /// Manage volumes (example: `berth volume create data`).
+    #[command(subcommand)]
+    Volume(volumes::VolumeCommand),
     /// Container commands (run, ps, logs, stop, rm, exec, ...).
     #[command(flatten)]
     Containers(container_cmds::ContainerCmd),
@@ -73,16 +81,28 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+            // Docker and podman: a bad flag is berth's failure (125).
+            let code = if e.use_stderr() {
+                exit::ENGINE_FAILED
+            } else {
+                0
+            };
             let _ = e.print();
             return code;
         }
     };
+    // Container commands exit as Docker's do (125/126/127, see `exit`);
+    // image commands keep 1 for their errors, as `docker image` does.
+    let container_cmd = matches!(cli.command, Command::Containers(_));
     match run(cli) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("berth: {e:#}");
-            1
+            if container_cmd {
+                exit::code_for(&e)
+            } else {
+                1
+            }
         }
     }
 }
@@ -100,7 +120,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Push(a) => registry::push(&cli.root, &a),
         Command::Login(a) => registry::login(&cli.root, &a),
         Command::Logout(a) => registry::logout(&cli.root, &a),
-        Command::System(c) => system::system_command(&cli.root, c),
+        Command::System(c) => system::system_command(&cli.root, &cli.engine, c),
+        Command::Volume(c) => {
+            let code = volumes::volume_command(&cli.root, &cli.engine, &c)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
         Command::Containers(c) => container_cmds::dispatch(&cli.root, &cli.engine, c),
     }
 }

@@ -69,12 +69,17 @@ pub struct RunArgs {
     /// Container host name.
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Bind mount /host:/container[:ro].
+    /// Bind mount /host:/container[:ro], named volume NAME:/container[:ro],
+    /// or anonymous volume /container.
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
-    /// Mount: type=bind,source=..,target=..[,readonly] or type=tmpfs,target=..
+    /// Mount: type=bind,source=..,target=..[,readonly], type=volume,source=NAME,target=..
+    /// or type=tmpfs,target=..
     #[arg(long)]
     pub mount: Vec<String>,
+    /// Mount the volumes of another container (CONTAINER[:ro|rw]).
+    #[arg(long)]
+    pub volumes_from: Vec<String>,
     /// Mount a tmpfs at this path (/path[:opts]).
     #[arg(long)]
     pub tmpfs: Vec<String>,
@@ -146,6 +151,7 @@ impl RunArgs {
             hostname: self.hostname.clone(),
             volumes: self.volume.clone(),
             mounts: self.mount.clone(),
+            volumes_from: self.volumes_from.clone(),
             tmpfs: self.tmpfs.clone(),
             read_only: self.read_only,
             memory: self.memory.clone(),

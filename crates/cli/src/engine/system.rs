@@ -1,4 +1,4 @@
-//! `berth system df`.
+//! `berth system df` (and `system prune`, in `system_prune`).
 
 use std::path::Path;
 
@@ -14,6 +14,9 @@ use super::format::{human_size, print_table, OutputFormat};
 pub enum SystemCommand {
     /// Show disk usage of the image store (example: `berth system df`).
     Df(DfArgs),
+    /// Remove stopped containers and unused images
+    /// (example: `berth system prune -a -f`).
+    Prune(super::system_prune::PruneArgs),
 }
 
 #[derive(Debug, Args)]
@@ -22,9 +25,14 @@ pub struct DfArgs {
     pub format: OutputFormat,
 }
 
-pub fn system_command(root: &Path, c: SystemCommand) -> anyhow::Result<()> {
+pub fn system_command(
+    root: &Path,
+    e: &super::run::EngineArgs,
+    c: SystemCommand,
+) -> anyhow::Result<()> {
     match c {
         SystemCommand::Df(a) => df(root, &a),
+        SystemCommand::Prune(a) => super::system_prune::prune(root, e, &a),
     }
 }
 

@@ -1,0 +1,209 @@
+//! `berth attach CONTAINER`: connects to the attach socket its monitor
+//! holds (`berth_engine::attach`), copies the container's output to our
+//! stdout and (for `-i` containers) our stdin to the container. Detaches
+//! on end of our stdin or on ctrl-p ctrl-q (exit 0, the container keeps
+//! running); when the container exits, returns its exit status.
+//! Single-threaded (poll).
+
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use berth_engine::{attach, lifecycle, ops, Status};
+use clap::Args;
+
+use super::run::EngineArgs;
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Do not forward our stdin (only watch the output).
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Container (name or ID).
+    pub container: String,
+}
+
+/// How copying ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Our stdin ended: detach, the container keeps running.
+    Detach,
+    /// The monitor closed the socket: the container exited.
+    Exited,
+}
+
+/// `attach`.
+pub fn attach(root: &Path, e: &EngineArgs, a: &AttachArgs) -> Result<i32> {
+    let engine = e.engine(root)?;
+    let row = lifecycle::find(&engine, &a.container)?;
+    if row.status != Status::Running {
+        bail!(
+            "attach {}: the container is {}, not running (start it with `berth start -a`)",
+            a.container,
+            row.status
+        );
+    }
+    let cfg = berth_engine::create::ContainerConfig::of(&row)?;
+    let path = attach::socket_path(&engine, &row.id);
+    let sock = UnixStream::connect(&path).with_context(|| {
+        format!(
+            "attach {}: connect to the monitor's socket {} (a container started by an older berth has none)",
+            a.container,
+            path.display()
+        )
+    })?;
+    let forward = !a.no_stdin && (cfg.options.interactive || cfg.options.tty);
+    // A pty container: our terminal goes raw (the container's pty does
+    // the echo and line editing); restored on drop.
+    let _raw = if forward && cfg.options.tty {
+        RawMode::enter()
+    } else {
+        None
+    };
+    match copy(&sock, forward)? {
+        Next::Detach => Ok(0),
+        Next::Exited => match ops::wait(&engine, &row.id) {
+            Ok(code) => Ok(code),
+            // --rm: the monitor removed it before we could read its status.
+            Err(e) => {
+                eprintln!("berth: attach {}: exit status unknown: {e}", a.container);
+                Ok(0)
+            }
+        },
+    }
+}
+
+/// Our terminal in raw mode while attached to a pty container.
+struct RawMode(nix::sys::termios::Termios);
+
+impl RawMode {
+    /// `None` when stdin is not a terminal.
+    fn enter() -> Option<RawMode> {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(stdin.as_fd()).ok()?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode(saved))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        use nix::sys::termios::{tcsetattr, SetArg};
+        let _ = tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &self.0);
+    }
+}
+
+/// Docker's detach keys, ctrl-p ctrl-q: returns what to forward of
+/// `data` and whether the sequence was typed. A ctrl-p at the end of a
+/// read is held back in `held` until the next byte decides.
+pub fn detach_keys(held: &mut bool, data: &[u8]) -> (Vec<u8>, bool) {
+    const CTRL_P: u8 = 0x10;
+    const CTRL_Q: u8 = 0x11;
+    let mut out = Vec::with_capacity(data.len() + 1);
+    for &b in data {
+        if *held {
+            *held = false;
+            if b == CTRL_Q {
+                return (out, true);
+            }
+            out.push(CTRL_P);
+        }
+        if b == CTRL_P {
+            *held = true;
+        } else {
+            out.push(b);
+        }
+    }
+    (out, false)
+}
+
+/// Copies both ways until the container exits or (with `forward`) our
+/// stdin ends.
+fn copy(sock: &UnixStream, forward: bool) -> Result<Next> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout};
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut reader = sock;
+    let mut writer = sock;
+    let mut held = false;
+    loop {
+        let (sock_ready, in_ready) = {
+            let mut fds = vec![PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+            if forward {
+                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            }
+            match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(nix::Error::EINTR) => {}
+                Err(e) => return Err(std::io::Error::from(e)).context("attach: poll"),
+            }
+            let r = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
+            (r(&fds[0]), fds.get(1).is_some_and(r))
+        };
+        if sock_ready {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    let _ = out.flush();
+                    return Ok(Next::Exited);
+                }
+                Ok(n) => {
+                    // A closed stdout (`| head`) detaches.
+                    if out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
+                        return Ok(Next::Detach);
+                    }
+                }
+            }
+        }
+        if in_ready {
+            // Unbuffered: poll must see whatever we have not read.
+            let n = rustix::io::read(stdin.as_fd(), &mut buf).unwrap_or(0);
+            if n == 0 {
+                return Ok(Next::Detach);
+            }
+            let (send, detach) = detach_keys(&mut held, &buf[..n]);
+            if writer.write_all(&send).is_err() {
+                return Ok(Next::Exited);
+            }
+            if detach {
+                return Ok(Next::Detach);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::detach_keys;
+
+    #[test]
+    fn plain_input_passes() {
+        let mut held = false;
+        assert_eq!(detach_keys(&mut held, b"ls\n"), (b"ls\n".to_vec(), false));
+    }
+
+    #[test]
+    fn ctrl_p_ctrl_q_detaches() {
+        let mut held = false;
+        assert_eq!(detach_keys(&mut held, b"a\x10\x11b"), (b"a".to_vec(), true));
+    }
+
+    #[test]
+    fn split_sequence_across_reads() {
+        let mut held = false;
+        assert_eq!(detach_keys(&mut held, b"a\x10"), (b"a".to_vec(), false));
+        assert!(held);
+        assert_eq!(detach_keys(&mut held, b"\x11"), (Vec::new(), true));
+    }
+
+    #[test]
+    fn lone_ctrl_p_is_forwarded() {
+        let mut held = false;
+        assert_eq!(detach_keys(&mut held, b"\x10x"), (b"\x10x".to_vec(), false));
+        assert!(!held);
+    }
+}

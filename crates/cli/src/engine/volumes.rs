@@ -1,0 +1,191 @@
+//! `berth volume create|ls|inspect|rm|prune`.
+
+use std::path::Path;
+
+use anyhow::Result;
+use berth_engine::volume_store::{self, Volume};
+use berth_engine::volumes;
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use super::format::print_table;
+use super::run::EngineArgs;
+
+/// `volume` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume (example: `berth volume create --label app=web data`).
+    Create(CreateArgs),
+    /// List volumes.
+    #[command(alias = "list")]
+    Ls(LsArgs),
+    /// Show volumes as JSON.
+    Inspect(NamesArgs),
+    /// Remove volumes (refused while a container uses one).
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+    /// Remove every volume no container uses.
+    Prune(PruneArgs),
+}
+
+/// `volume create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Label K=V (repeatable).
+    #[arg(long = "label", short = 'l')]
+    pub labels: Vec<String>,
+    /// Driver option: type=tmpfs|bind, o=OPTIONS, device=PATH (repeatable).
+    #[arg(long = "opt", short = 'o')]
+    pub opts: Vec<String>,
+    /// Driver (only "local").
+    #[arg(long, short = 'd', default_value = "local")]
+    pub driver: String,
+    /// Volume name (default: a random ID).
+    pub name: Option<String>,
+}
+
+/// `volume ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only names.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Output: table or json.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+}
+
+/// Commands taking volume names.
+#[derive(Debug, Args)]
+pub struct NamesArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// `volume rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Do not fail on a missing volume.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// `volume prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Accepted for compatibility (berth never prompts).
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+/// Docker's `volume inspect` shape.
+pub fn volume_json(v: &Volume) -> Value {
+    let mut options = serde_json::Map::new();
+    for (k, val) in [
+        ("type", &v.options.kind),
+        ("o", &v.options.o),
+        ("device", &v.options.device),
+    ] {
+        if !val.is_empty() {
+            options.insert(k.into(), json!(val));
+        }
+    }
+    json!({
+        "Name": v.name,
+        "Driver": v.driver,
+        "Mountpoint": v.mountpoint,
+        "CreatedAt": berth_engine::rfc3339_ms(v.created),
+        "Labels": v.labels,
+        "Scope": "local",
+        "Options": options,
+        "Anonymous": v.anonymous,
+    })
+}
+
+fn print_json(v: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).expect("JSON serializes")
+    );
+}
+
+/// Runs a `volume` subcommand.
+pub fn volume_command(root: &Path, e: &EngineArgs, c: &VolumeCommand) -> Result<i32> {
+    let engine = e.engine(root)?;
+    match c {
+        VolumeCommand::Create(a) => {
+            if a.driver != "local" {
+                anyhow::bail!(
+                    "volume driver {:?} is not supported: berth has only the local driver",
+                    a.driver
+                );
+            }
+            let opts = volumes::parse_opts(&a.opts)?;
+            let name = match &a.name {
+                Some(n) => n.clone(),
+                None => berth_engine::names::new_id()?,
+            };
+            let v =
+                volume_store::create(&engine, &name, &volumes::labels(&a.labels), &opts, false)?;
+            println!("{}", v.name);
+            Ok(0)
+        }
+        VolumeCommand::Ls(a) => {
+            let all = volume_store::list(&engine)?;
+            if a.quiet {
+                all.iter().for_each(|v| println!("{}", v.name));
+            } else if a.format == "json" {
+                print_json(&Value::Array(all.iter().map(volume_json).collect()));
+            } else if a.format == "table" {
+                let rows: Vec<Vec<String>> = all
+                    .iter()
+                    .map(|v| vec![v.driver.clone(), v.name.clone()])
+                    .collect();
+                print_table(&["DRIVER", "VOLUME NAME"], &rows);
+            } else {
+                anyhow::bail!(
+                    "--format {:?} is not supported: use table or json",
+                    a.format
+                );
+            }
+            Ok(0)
+        }
+        VolumeCommand::Inspect(a) => {
+            let mut out = Vec::new();
+            let mut failed = false;
+            for n in &a.names {
+                match volume_store::inspect(&engine, n) {
+                    Ok(v) => out.push(volume_json(&v)),
+                    Err(err) => {
+                        eprintln!("berth: {err}");
+                        failed = true;
+                    }
+                }
+            }
+            print_json(&Value::Array(out));
+            Ok(i32::from(failed))
+        }
+        VolumeCommand::Rm(a) => {
+            let mut failed = false;
+            for n in &a.names {
+                match volume_store::remove(&engine, n, a.force) {
+                    Ok(true) => println!("{n}"),
+                    Ok(false) => {}
+                    Err(err) => {
+                        eprintln!("berth: {err}");
+                        failed = true;
+                    }
+                }
+            }
+            Ok(i32::from(failed))
+        }
+        VolumeCommand::Prune(_) => {
+            for n in volume_store::prune(&engine)? {
+                println!("{n}");
+            }
+            Ok(0)
+        }
+    }
+}
