@@ -1,16 +1,16 @@
-//! Building the libseccomp filter from a [`FilterPlan`] (in the runtime's
-//! parent process) and loading it (in the container process, after fork,
-//! just before execve).
+//! Building the libseccomp filter from a [`FilterPlan`] and generating its
+//! BPF program (in the runtime's parent process), and installing that
+//! program (in the container process, after fork, just before execve) with
+//! the raw seccomp(2) call: the container process does no libseccomp work.
 
-use std::io::{IoSlice, IoSliceMut};
-use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
+use berth_sys::seccomp::SockFilter;
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpFilterContext};
 use oci_spec::runtime::LinuxSeccomp;
-use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketFlags, SocketType};
 
 use crate::plan::{plan, FilterPlan, PlanError};
+use crate::program::{self, ProgramError};
 use crate::support::{self, ApiSupport};
 
 /// Errors from building or loading a seccomp filter.
@@ -55,26 +55,13 @@ pub enum FilterError {
         #[source]
         source: libseccomp::error::SeccompError,
     },
+    #[error("generate the seccomp BPF program")]
+    Program(#[from] ProgramError),
     #[error(
-        "load seccomp filter into the kernel (the process needs no_new_privs or CAP_SYS_ADMIN)"
+        "load seccomp filter into the kernel with seccomp(2) flags {flags:#x} (the process needs no_new_privs or CAP_SYS_ADMIN)"
     )]
     Load {
-        #[source]
-        source: libseccomp::error::SeccompError,
-    },
-    #[error("get seccomp notify fd after loading the filter")]
-    NotifyFd {
-        #[source]
-        source: libseccomp::error::SeccompError,
-    },
-    #[error("create the socket pair used to take ownership of the seccomp notify fd")]
-    NotifyPair {
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("take ownership of seccomp notify fd {fd}")]
-    NotifyFdOwn {
-        fd: i32,
+        flags: u32,
         #[source]
         source: std::io::Error,
     },
@@ -83,11 +70,12 @@ pub enum FilterError {
 /// A seccomp filter built and checked in the parent, to be loaded in the
 /// container process with [`Filter::load`].
 ///
-/// The libseccomp context lives in process memory, so a forked child can
-/// load it; libseccomp's kernel probing was already done in [`compile`].
+/// Holds the BPF program libseccomp generated in [`compile`] and the
+/// seccomp(2) flags to install it with; loading it needs no libseccomp.
 #[derive(Debug)]
 pub struct Filter {
-    ctx: ScmpFilterContext,
+    program: Vec<SockFilter>,
+    flags: u32,
     plan: FilterPlan,
 }
 
@@ -102,79 +90,32 @@ impl Filter {
         &self.plan
     }
 
+    /// The generated BPF program (`struct sock_filter` records).
+    pub fn program(&self) -> &[SockFilter] {
+        &self.program
+    }
+
+    /// The `SECCOMP_FILTER_FLAG_*` bits [`Filter::load`] passes to seccomp(2).
+    pub fn load_flags(&self) -> u32 {
+        self.flags
+    }
+
     /// Installs the filter on the calling thread (and on all threads with
     /// `SECCOMP_FILTER_FLAG_TSYNC`), returning the notify fd (close-on-exec)
     /// when a NOTIFY rule exists.
     ///
     /// The caller must already have set no_new_privs (`process.noNewPrivileges`)
     /// or hold CAP_SYS_ADMIN: this crate does not set the bit on its own.
-    /// Syscalls made after the kernel has the filter: `recvmsg`, `sendmsg`
-    /// and `close` (only with NOTIFY, to take ownership of the notify fd).
+    /// The only syscall made is seccomp(2) itself; nothing runs under the
+    /// filter before this returns.
     pub fn load(&self) -> Result<Option<OwnedFd>, FilterError> {
-        // Made before the filter is in place, so a profile denying
-        // socketpair cannot break the notify hand-off.
-        let pair = if self.plan.uses_notify {
-            Some(
-                rustix::net::socketpair(
-                    rustix::net::AddressFamily::UNIX,
-                    SocketType::STREAM,
-                    SocketFlags::CLOEXEC,
-                    None,
-                )
-                .map_err(|e| FilterError::NotifyPair { source: e.into() })?,
-            )
-        } else {
-            None
-        };
-        self.ctx
-            .load()
-            .map_err(|source| FilterError::Load { source })?;
-        let Some((a, b)) = pair else {
-            return Ok(None);
-        };
-        let raw = self
-            .ctx
-            .get_notify_fd()
-            .map_err(|source| FilterError::NotifyFd { source })?;
-        own_raw_fd(raw, &a, &b).map(Some)
-    }
-}
-
-/// Turns libseccomp's raw notify fd into an [`OwnedFd`] without `unsafe`:
-/// the number goes through SCM_RIGHTS (nix takes raw fds) and comes back as a
-/// new descriptor owned by us (rustix hands out `OwnedFd`).
-fn own_raw_fd(raw: i32, a: &OwnedFd, b: &OwnedFd) -> Result<OwnedFd, FilterError> {
-    let err = |source: std::io::Error| FilterError::NotifyFdOwn { fd: raw, source };
-    let fds = [raw];
-    let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
-    nix::sys::socket::sendmsg::<()>(
-        a.as_raw_fd(),
-        &[IoSlice::new(b"f")],
-        &cmsg,
-        nix::sys::socket::MsgFlags::empty(),
-        None,
-    )
-    .map_err(|e| err(e.into()))?;
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let mut byte = [0u8; 1];
-    rustix::net::recvmsg(
-        b,
-        &mut [IoSliceMut::new(&mut byte)],
-        &mut control,
-        RecvFlags::CMSG_CLOEXEC,
-    )
-    .map_err(|e| err(e.into()))?;
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(mut fds) = message {
-            if let Some(fd) = fds.next() {
-                return Ok(fd);
+        berth_sys::seccomp::set_mode_filter(&self.program, self.flags).map_err(|source| {
+            FilterError::Load {
+                flags: self.flags,
+                source,
             }
-        }
+        })
     }
-    Err(err(std::io::Error::other(
-        "no descriptor came back over the socket pair",
-    )))
 }
 
 /// Validates `seccomp` and builds the libseccomp filter. Call it in the
@@ -191,7 +132,8 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter, FilterError> {
     build(plan)
 }
 
-/// Builds the libseccomp context for a checked plan.
+/// Builds the libseccomp context for a checked plan and has libseccomp
+/// generate its BPF program (what `seccomp_load` would install).
 pub fn build(plan: FilterPlan) -> Result<Filter, FilterError> {
     let api = support::api_support();
     check_support(&plan, &api)?;
@@ -247,7 +189,13 @@ pub fn build(plan: FilterPlan) -> Result<Filter, FilterError> {
             source,
         })?;
     }
-    Ok(Filter { ctx, plan })
+    let program = program::export(&ctx)?;
+    let flags = program::load_flags(&plan.flags, plan.uses_notify);
+    Ok(Filter {
+        program,
+        flags,
+        plan,
+    })
 }
 
 /// Refuses flags and actions the installed libseccomp/kernel cannot apply,

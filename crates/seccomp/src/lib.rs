@@ -1,8 +1,10 @@
 //! berth's seccomp layer and hardened defaults.
 //!
 //! Owns: turning the OCI `linux.seccomp` section into a kernel filter
-//! (through libseccomp), the notify-listener hand-off, and the default
-//! profile, capability set and masked/readonly paths the engine applies.
+//! (libseccomp generates the BPF program in the parent; the container
+//! process installs it with a raw seccomp(2) call), the notify-listener
+//! hand-off, and the default profile, capability set and masked/readonly
+//! paths the engine applies.
 //! May call: libseccomp, berth-sys. Must not: create processes or mounts.
 //!
 //! How the runtime uses it (runtime-spec config-linux.md, "Seccomp"):
@@ -23,6 +25,7 @@ pub mod features;
 pub mod filter;
 pub mod notify;
 pub mod plan;
+pub mod program;
 pub mod support;
 
 pub use features::{features, SeccompFeatures};
