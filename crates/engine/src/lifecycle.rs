@@ -169,6 +169,15 @@ pub fn refresh(engine: &Engine, row: ContainerRow) -> Result<ContainerRow> {
     if row.status != Status::Running || holder_alive(&row) || process_running(engine, &row.id) {
         return Ok(row);
     }
+    // `row` may be stale: the holder can have recorded the exit (with its
+    // code) and gone since it was read. Decide on a fresh read, or a
+    // known exit code would be overwritten with "unknown".
+    let Some(fresh) = engine.db()?.get(&row.id)? else {
+        return Ok(row);
+    };
+    if fresh.status != Status::Running || holder_alive(&fresh) {
+        return Ok(fresh);
+    }
     cleanup_after_exit(engine, &row.id, None)?;
     let db = engine.db()?;
     Ok(db.get(&row.id)?.unwrap_or(row))
