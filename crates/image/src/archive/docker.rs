@@ -142,14 +142,7 @@ pub fn save_docker_archive(
         archive: path.to_path_buf(),
         source,
     };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".berth-save-")
-        .tempfile_in(dir)
-        .map_err(werr)?;
+    let tmp = super::temp_beside(path)?;
     let mut b = tar::Builder::new(io::BufWriter::new(tmp));
     let mut written: HashSet<Digest> = HashSet::new();
     let mut entries = Vec::new();

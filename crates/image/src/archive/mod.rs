@@ -143,6 +143,21 @@ pub fn load(
     res
 }
 
+/// A temp file in the directory of `path`, renamed over it once complete.
+fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile, ArchiveError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    tempfile::Builder::new()
+        .prefix(".berth-save-")
+        .tempfile_in(dir)
+        .map_err(|source| ArchiveError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 /// Saves images to an archive file (written to a temp file and renamed, so
 /// a failed save leaves no partial archive).
 pub fn save(

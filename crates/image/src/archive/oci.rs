@@ -114,14 +114,7 @@ pub fn save_oci_archive(
         archive: path.to_path_buf(),
         source,
     };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".berth-save-")
-        .tempfile_in(dir)
-        .map_err(werr)?;
+    let tmp = super::temp_beside(path)?;
     let mut b = tar::Builder::new(io::BufWriter::new(tmp));
     let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
     b.append_data(&mut header(layout.len() as u64), "oci-layout", &layout[..])
