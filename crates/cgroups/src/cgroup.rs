@@ -158,17 +158,27 @@ impl Cgroup {
         Ok(())
     }
 
-    /// v1: copies cpuset.cpus and cpuset.mems down into each created
-    /// directory on the way to `leaf` that has them empty (runc's cpuset
-    /// `ensureParent`).
+    /// v1: copies cpuset.cpus and cpuset.mems down into every directory on
+    /// the way to `leaf` that has them empty, from the topmost such one
+    /// down (runc's cpuset `ensureParent`). Not only the directories this
+    /// call created: a parent left empty by an interrupted earlier create
+    /// would refuse every later task (ENOSPC).
     fn init_cpuset(&self, leaf: &Path) -> Result<()> {
-        let mut chain: Vec<&PathBuf> = self
-            .created
-            .iter()
-            .filter(|c| leaf.starts_with(c))
-            .collect();
-        chain.sort_by_key(|p| p.components().count());
-        for dir in chain {
+        let empty = |dir: &Path| {
+            ["cpuset.cpus", "cpuset.mems"]
+                .iter()
+                .any(|f| fsio::read(dir, f).is_ok_and(|v| v.trim().is_empty()))
+        };
+        let mut chain: Vec<PathBuf> = Vec::new();
+        let mut dir = leaf.to_path_buf();
+        while empty(&dir) {
+            chain.push(dir.clone());
+            match dir.parent() {
+                Some(p) => dir = p.to_path_buf(),
+                None => break,
+            }
+        }
+        for dir in chain.iter().rev() {
             let parent = dir.parent().unwrap_or(Path::new("/"));
             for f in ["cpuset.cpus", "cpuset.mems"] {
                 if fsio::read(dir, f)?.trim().is_empty() {

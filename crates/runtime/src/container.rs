@@ -277,6 +277,14 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
         source,
     };
     let mut cg = Cgroup::new(cfg.cgroups_path.as_deref(), id).map_err(cg_err)?;
+    // Recorded before its directories exist too: a create killed inside
+    // cg.create() leaves dirs that delete must still find.
+    rec.cgroup = serde_json::to_value(&cg).ok();
+    guard
+        .dir
+        .as_ref()
+        .expect("state dir is set above")
+        .save(&rec)?;
     cg.create().map_err(cg_err)?;
     guard.cgroup = Some(cg.clone());
     // Recorded at once, so a delete after an interrupted create finds it.
@@ -769,6 +777,13 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
     if let Some(cg) = cgroup_of(&r) {
         if let Err(e) = cg.destroy() {
             errors.push(format!("cgroup: {e}"));
+        }
+        if r.status == Status::Creating {
+            // Interrupted create: the record may predate cg.create(), so
+            // `created` can miss the container's own (empty) leaf dirs.
+            for d in cg.dirs() {
+                let _ = std::fs::remove_dir(&d);
+            }
         }
     }
     hooks::run_hooks_warn("poststop", &r.poststop, &record_state(&r, Status::Stopped));

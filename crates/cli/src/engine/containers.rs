@@ -168,6 +168,15 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
     let mut rows = Vec::new();
     for r in engine.db()?.list()? {
         let r = lifecycle::refresh(&engine, r)?;
+        // A removal killed half-way (its dir is gone, the row is left; the
+        // dir is made before the row exists): finish it.
+        if r.status != Status::Running
+            && !lifecycle::holder_alive(&r)
+            && !engine.dir(&r.id).exists()
+        {
+            lifecycle::remove_files(&engine, &r.id)?;
+            continue;
+        }
         let mut keep = a.all || r.status == Status::Running;
         for f in &a.filter {
             match inspect::matches_filter(&r, f) {
