@@ -9,7 +9,7 @@ use oci_spec::runtime::{
     Capability, LinuxIdMapping, LinuxNamespaceType, LinuxResources, LinuxSeccomp, Process, Spec,
 };
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// Why a config.json (or a process.json for exec) was refused.
 #[derive(Debug, thiserror::Error)]
@@ -852,16 +852,6 @@ pub fn check_sysctl(key: &str, ns: &Namespaces) -> Result<(), ConfigError> {
         return Ok(());
     }
     Err(err("is not namespaced: it would change the host"))
-}
-
-/// Is `p` free of `..` components (a path meant to stay under a root)?
-pub fn is_clean_relative(p: &Path) -> bool {
-    p.components().all(|c| {
-        matches!(
-            c,
-            Component::Normal(_) | Component::RootDir | Component::CurDir
-        )
-    })
 }
 
 #[cfg(test)]
