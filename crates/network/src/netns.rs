@@ -75,7 +75,7 @@ pub fn remove(path: &Path) -> Result<()> {
 /// Whether `path` is a pinned namespace (a mount of nsfs) rather than a
 /// plain file left by a crash.
 pub fn is_pinned(path: &Path) -> bool {
-    rustix::fs::statfs(path).is_ok_and(|s| s.f_type as i64 == libc::NSFS_MAGIC as i64)
+    rustix::fs::statfs(path).is_ok_and(|s| s.f_type == libc::NSFS_MAGIC)
 }
 
 /// Runs `f` on a scoped thread that has joined the network namespace at
