@@ -12,6 +12,20 @@ pub enum NetError {
         #[source]
         source: std::io::Error,
     },
+    #[error("nftables table inet berth: invalid {object}: {reason}")]
+    FirewallInput { object: String, reason: String },
+    #[error("nftables table inet berth: could not run `nft -j -f -` to {op}; is nftables (with JSON support) installed?")]
+    NftRun {
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("nftables table inet berth: nft failed to {op} ({status}): {stderr}")]
+    NftFailed {
+        op: &'static str,
+        status: String,
+        stderr: String,
+    },
 }
 
 /// Result of the network layer.
