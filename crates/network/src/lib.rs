@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod link;
 pub mod netns;
 
 pub use error::{NetError, Result};
