@@ -26,6 +26,39 @@ pub enum NetError {
         status: String,
         stderr: String,
     },
+    #[error("netlink: could not open or drive a netlink socket to {op} {object}")]
+    NetlinkSocket {
+        op: &'static str,
+        object: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("netlink: {op} {object} failed")]
+    Netlink {
+        op: &'static str,
+        object: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    #[error(
+        "link {name} exists but is a {kind}, not a bridge: remove it or choose another bridge name"
+    )]
+    NotABridge { name: String, kind: String },
+    #[error("link {name} does not exist: {hint}")]
+    LinkMissing { name: String, hint: &'static str },
+    #[error("invalid interface name {name:?}: {reason}")]
+    InvalidIfName { name: String, reason: &'static str },
+    #[error("invalid sysctl key net.{key}: {reason}")]
+    InvalidSysctl { key: String, reason: &'static str },
+    #[error(
+        "write sysctl net.{key} = {value}: check that the key exists in this kernel and namespace"
+    )]
+    Sysctl {
+        key: String,
+        value: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Result of the network layer.

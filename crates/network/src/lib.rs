@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod firewall;
+pub mod link;
 pub mod netns;
 
 pub use error::{NetError, Result};
