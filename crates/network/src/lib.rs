@@ -12,6 +12,7 @@
 //! prefixes; only the `berth` table is ever replaced or deleted).
 #![forbid(unsafe_code)]
 
+pub mod dns;
 pub mod error;
 pub mod firewall;
 pub mod link;
