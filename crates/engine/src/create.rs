@@ -58,6 +58,17 @@ impl Drop for AnonGuard<'_> {
     }
 }
 
+/// Releases the addresses and ports of a container whose creation failed.
+struct NetGuard<'a>(&'a Engine, Option<String>);
+
+impl Drop for NetGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.1.take() {
+            let _ = crate::networks::release(self.0, &id);
+        }
+    }
+}
+
 /// Finds or makes each volume; their OCI mounts, use records, and the
 /// names of the anonymous volumes made.
 fn attach_volumes(
@@ -191,6 +202,7 @@ pub fn create(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
             rootfs: &rootfs,
             seccomp_profile,
             host_name: host_name(),
+            netns_path: Some(crate::networks::netns_path(engine, &id)),
         },
     )?;
     let (volume_mounts, uses, anonymous) = attach_volumes(engine, &volume_refs)?;
@@ -199,6 +211,27 @@ pub fn create(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
         .as_array_mut()
         .expect("generated spec has mounts")
         .extend(volume_mounts);
+    // Addresses and ports are allocated now (kept until `rm`), the /etc
+    // files written; a failure below releases them.
+    let prepared = crate::networks::prepare(
+        engine,
+        &id,
+        explicit_name.as_deref().unwrap_or(""),
+        &o,
+        &generated.hostname,
+    )?;
+    let mut net_guard = NetGuard(engine, Some(id.clone()));
+    {
+        let mounts = generated.spec["mounts"]
+            .as_array_mut()
+            .expect("generated spec has mounts");
+        // The user's own mounts of these files win.
+        for m in prepared.mounts {
+            if !mounts.iter().any(|u| u["destination"] == m["destination"]) {
+                mounts.push(m);
+            }
+        }
+    }
     let config_path = engine.bundle(&id).join("config.json");
     let text = serde_json::to_vec_pretty(&generated.spec).expect("spec serializes");
     std::fs::write(&config_path, text).map_err(io("write config.json", &config_path))?;
@@ -251,6 +284,7 @@ pub fn create(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
         return Err(e);
     }
     anon_guard.1.clear();
+    net_guard.1 = None;
     let mut guard = guard;
     guard.0 = None;
     Ok(row)

@@ -19,6 +19,8 @@ pub enum EngineError {
     Copy(#[from] crate::copy::CopyError),
     #[error(transparent)]
     Volume(#[from] crate::volumes::VolumeError),
+    #[error(transparent)]
+    Network(Box<crate::networks::NetworkError>),
     #[error("image {image}")]
     Image {
         image: String,
@@ -73,6 +75,12 @@ pub enum EngineError {
     },
     #[error("container {id}: the monitor failed: {message}")]
     Monitor { id: String, message: String },
+}
+
+impl From<crate::networks::NetworkError> for EngineError {
+    fn from(e: crate::networks::NetworkError) -> EngineError {
+        EngineError::Network(Box::new(e))
+    }
 }
 
 /// Result of engine operations.

@@ -47,6 +47,8 @@ pub struct Inputs<'a> {
     pub seccomp_profile: Option<String>,
     /// The host's name, for `--network host`.
     pub host_name: String,
+    /// The pinned network namespace to join (bridge networks).
+    pub netns_path: Option<std::path::PathBuf>,
 }
 
 /// The generated config and the values the engine keeps about it.
@@ -182,7 +184,8 @@ pub fn generate(o: &RunOptions, inp: &Inputs<'_>) -> Result<Generated, GenerateE
     if o.init {
         return Err(OptsError::Unsupported("--init (no init binary is bundled yet)".into()).into());
     }
-    let own_netns = opts::parse_network(o.network.as_deref())?;
+    let mode = opts::parse_network(o.network.as_deref())?;
+    let own_netns = mode != opts::NetworkMode::Host;
     let (entrypoint, cmd) = command(o, inp.image);
     let args: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
     if args.is_empty() {
@@ -256,12 +259,20 @@ pub fn generate(o: &RunOptions, inp: &Inputs<'_>) -> Result<Generated, GenerateE
         .expect("default spec has mounts");
     // config.md "mounts": later entries mount over earlier ones.
     mounts.extend(requests.iter().map(mount_json));
-    if !own_netns {
-        // config-linux.md "namespaces": no network entry = the runtime's.
+    {
         let ns = spec["linux"]["namespaces"]
             .as_array_mut()
             .expect("default spec has namespaces");
-        ns.retain(|n| n["type"] != "network");
+        match (&mode, &inp.netns_path) {
+            // config-linux.md "namespaces": no network entry = the runtime's.
+            (opts::NetworkMode::Host, _) => ns.retain(|n| n["type"] != "network"),
+            // A path joins the namespace the engine pinned and plumbed.
+            (opts::NetworkMode::Bridge(_), Some(p)) => {
+                ns.retain(|n| n["type"] != "network");
+                ns.push(json!({"type": "network", "path": p}));
+            }
+            _ => {}
+        }
     }
     spec["linux"]["cgroupsPath"] = json!(cgroups_path);
     spec["linux"]["resources"] = resources(o)?;
@@ -356,6 +367,7 @@ mod tests {
                 rootfs: Path::new("/r/merged"),
                 seccomp_profile: None,
                 host_name: "hostbox".into(),
+                netns_path: None,
             },
         )
     }
@@ -456,7 +468,7 @@ mod tests {
             .to_string()
             .contains("CAP_SYS_ADMIN"));
         let mut o = opts();
-        o.network = Some("bridge".into());
+        o.network = Some("ns:/proc/1/ns/net".into());
         assert!(gen(&o, &image())
             .unwrap_err()
             .to_string()

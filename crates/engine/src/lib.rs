@@ -5,7 +5,8 @@
 //! process (stdio, logs, exit code, restart policy), and the container
 //! lifecycle commands.
 //! May call: berth-runtime (in-process, or any OCI runtime binary),
-//! berth-image, berth-seccomp (hardened defaults), berth-cgroups (stats).
+//! berth-image, berth-seccomp (hardened defaults), berth-cgroups (stats),
+//! berth-network (bridges, veths, nftables, DNS for bridge networks).
 //! Must not: make raw syscalls (berth-sys does) or touch host state it did
 //! not create.
 //!
@@ -24,6 +25,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
 pub mod names;
+pub mod networks;
 pub mod ops;
 pub mod opts;
 pub mod user;

@@ -65,6 +65,7 @@ pub fn launch(engine: &Engine, row: &ContainerRow, internal_console: bool) -> Re
     let root = engine.state_root();
     // A leftover runtime state (crash, restart) is removed first.
     let _ = berth_runtime::delete(&root, id, true);
+    crate::networks::setup(engine, row, &cfg.options)?;
     let spawned = berth_runtime::create(
         &root,
         &CreateOptions {
@@ -74,9 +75,17 @@ pub fn launch(engine: &Engine, row: &ContainerRow, internal_console: bool) -> Re
             ..Default::default()
         },
     )
-    .map_err(rt(id, "create"))?;
+    .map_err(rt(id, "create"));
+    let spawned = match spawned {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = crate::networks::teardown(engine, id);
+            return Err(e);
+        }
+    };
     if let Err(e) = berth_runtime::start(&root, id) {
         let _ = berth_runtime::delete(&root, id, true);
+        let _ = crate::networks::teardown(engine, id);
         return Err(rt(id, "start")(e));
     }
     engine
@@ -93,6 +102,9 @@ pub fn cleanup_after_exit(engine: &Engine, id: &str, code: Option<i32>) -> Resul
         first.get_or_insert(rt(id, "delete")(e));
     }
     if let Err(e) = unmount_rootfs(engine, id) {
+        first.get_or_insert(e);
+    }
+    if let Err(e) = crate::networks::teardown(engine, id) {
         first.get_or_insert(e);
     }
     if let Err(e) = engine
@@ -119,6 +131,9 @@ pub fn remove_files(engine: &Engine, id: &str) -> Result<()> {
         first.get_or_insert(rt(id, "delete")(e));
     }
     if let Err(e) = unmount_rootfs(engine, id) {
+        first.get_or_insert(e);
+    }
+    if let Err(e) = crate::networks::release(engine, id) {
         first.get_or_insert(e);
     }
     let dir = engine.dir(id);

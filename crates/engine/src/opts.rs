@@ -59,6 +59,25 @@ pub struct RunOptions {
     pub restart: Option<String>,
     pub labels: Vec<String>,
     pub network: Option<String>,
+    /// `-p/--publish`.
+    #[serde(default)]
+    pub publish: Vec<String>,
+    /// `--ip`: the address asked for on the network.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// `--network-alias`.
+    #[serde(default)]
+    pub network_aliases: Vec<String>,
+    /// `--dns`, `--dns-search`, `--dns-option`.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    #[serde(default)]
+    pub dns_option: Vec<String>,
+    /// `--add-host NAME:IP`.
+    #[serde(default)]
+    pub add_host: Vec<String>,
     pub interactive: bool,
     pub tty: bool,
     pub rm: bool,
@@ -341,18 +360,38 @@ pub fn cap_name(s: &str) -> String {
     }
 }
 
-/// `--network`: none (default, loopback only) or host. Returns whether the
-/// container gets its own network namespace.
-pub fn parse_network(s: Option<&str>) -> Result<bool, OptsError> {
-    match s.unwrap_or("none") {
-        "none" => Ok(true),
-        "host" => Ok(false),
-        "bridge" | "" => Err(OptsError::Unsupported(
-            "--network bridge (bridge networks come with issue 7; use none or host)".into(),
-        )),
-        other => Err(OptsError::Unsupported(format!(
-            "--network {other} (named networks come with issue 7; use none or host)"
-        ))),
+/// How a container is networked (`--network`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// Its own namespace with only loopback.
+    None,
+    /// The host's namespace.
+    Host,
+    /// Its own namespace on this bridge network.
+    Bridge(String),
+    /// The namespace of another container (name or ID).
+    Container(String),
+}
+
+/// `--network`: a network name (default: the default bridge network;
+/// `bridge` is its Docker alias), `none`, `host`, `container:NAME`.
+pub fn parse_network(s: Option<&str>) -> Result<NetworkMode, OptsError> {
+    match s.unwrap_or("") {
+        "" | "bridge" | "default" => {
+            Ok(NetworkMode::Bridge(crate::networks::DEFAULT_NETWORK.into()))
+        }
+        "none" => Ok(NetworkMode::None),
+        "host" => Ok(NetworkMode::Host),
+        other => match other.split_once(':') {
+            Some(("container", t)) if !t.is_empty() => Ok(NetworkMode::Container(t.into())),
+            Some((kind, _)) => Err(OptsError::Unsupported(format!(
+                "--network {kind}:... (use a network name, none, host or container:NAME)"
+            ))),
+            None if other.contains(',') => Err(OptsError::Unsupported(format!(
+                "--network {other} (one network at a time; add more with `berth network connect`)"
+            ))),
+            None => Ok(NetworkMode::Bridge(other.into())),
+        },
     }
 }
 
@@ -434,9 +473,23 @@ mod tests {
         assert!(parse_security_opts(&["apparmor=x".into()]).is_err());
         assert_eq!(cap_name("net_admin"), "CAP_NET_ADMIN");
         assert_eq!(cap_name("CAP_KILL"), "CAP_KILL");
-        assert_eq!(parse_network(None), Ok(true));
-        assert_eq!(parse_network(Some("host")), Ok(false));
-        assert!(parse_network(Some("bridge")).is_err());
+        assert_eq!(parse_network(None), Ok(NetworkMode::Bridge("berth".into())));
+        assert_eq!(
+            parse_network(Some("bridge")),
+            Ok(NetworkMode::Bridge("berth".into()))
+        );
+        assert_eq!(parse_network(Some("none")), Ok(NetworkMode::None));
+        assert_eq!(parse_network(Some("host")), Ok(NetworkMode::Host));
+        assert_eq!(
+            parse_network(Some("front")),
+            Ok(NetworkMode::Bridge("front".into()))
+        );
+        assert_eq!(
+            parse_network(Some("container:web")),
+            Ok(NetworkMode::Container("web".into()))
+        );
+        assert!(parse_network(Some("ns:/x")).is_err());
+        assert!(parse_network(Some("a,b")).is_err());
         assert_eq!(
             parse_labels(&["a=1".into(), "b".into()]),
             BTreeMap::from([("a".into(), "1".into()), ("b".into(), String::new())])

@@ -49,7 +49,7 @@ pub enum ContainerCmd {
     /// Manage containers (example: `berth container prune`).
     #[command(subcommand)]
     Container(ContainerCommand),
-    /// List port mappings (needs bridge networks: not supported yet).
+    /// List a container's published ports (example: `berth port web 80/tcp`).
     Port(c::ContainersArgs),
     /// Print berth's version.
     Version,
@@ -82,7 +82,7 @@ pub fn dispatch(root: &Path, e: &EngineArgs, cmd: ContainerCmd) -> anyhow::Resul
         ContainerCmd::Cp(a) => c::cp(root, e, a),
         ContainerCmd::Rename(a) => c::rename(root, e, a),
         ContainerCmd::Container(sub) => c::container_command(root, e, sub),
-        ContainerCmd::Port(a) => c::port(a),
+        ContainerCmd::Port(a) => c::port(root, e, a),
         ContainerCmd::Version => c::version(),
         ContainerCmd::Info => c::info(root, e),
         ContainerCmd::ContainerMonitor(a) => r::monitor(root, e, a),

@@ -404,13 +404,34 @@ pub fn container_command(root: &Path, e: &EngineArgs, c: &ContainerCommand) -> R
     }
 }
 
-/// `port`: containers have no published ports until bridge networks
-/// exist (issue 7).
-pub fn port(a: &ContainersArgs) -> Result<i32> {
-    anyhow::bail!(
-        "port: container {} has no published ports; port publishing needs bridge networks, which berth does not support yet",
-        a.containers.join(", ")
-    )
+/// `port CONTAINER [PRIVATE_PORT[/PROTO]]`: its published ports.
+pub fn port(root: &Path, e: &EngineArgs, a: &ContainersArgs) -> Result<i32> {
+    let engine = e.engine(root)?;
+    let Some(reference) = a.containers.first() else {
+        anyhow::bail!("port: name a container");
+    };
+    let filter = a.containers.get(1);
+    let row = berth_engine::lifecycle::find(&engine, reference)?;
+    let (_, ports) = berth_engine::networks::of_container(&engine, &row.id)?;
+    let mut shown = 0;
+    for p in &ports {
+        let key = format!("{}/{}", p.container_port, p.proto.as_str());
+        if let Some(f) = filter {
+            if *f != key && *f != p.container_port.to_string() {
+                continue;
+            }
+        }
+        println!("{}", p.line());
+        shown += 1;
+    }
+    if shown == 0 && filter.is_some() {
+        anyhow::bail!(
+            "container {} does not publish port {}",
+            row.name,
+            filter.map(String::as_str).unwrap_or_default()
+        );
+    }
+    Ok(0)
 }
 
 /// `version`.

@@ -10,6 +10,7 @@ mod containers;
 pub mod exit;
 mod format;
 mod images;
+mod networks;
 mod registry;
 mod run;
 mod stats;
@@ -71,6 +72,12 @@ pub enum Command {
     /// Manage volumes (example: `berth volume create data`).
     #[command(subcommand)]
     Volume(volumes::VolumeCommand),
+    /// Manage bridge networks (example: `berth network create --subnet 10.90.0.0/24 front`).
+    #[command(subcommand)]
+    Network(networks::NetworkCommand),
+    /// The DNS resolver of a network (started by berth itself).
+    #[command(name = "network-dns", hide = true)]
+    NetworkDns(networks::DnsArgs),
     /// Container commands (run, ps, logs, stop, rm, exec, ...).
     #[command(flatten)]
     Containers(container_cmds::ContainerCmd),
@@ -128,6 +135,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Network(c) => networks::network_command(&cli.root, &cli.engine, c),
+        Command::NetworkDns(a) => networks::dns(&cli.root, &cli.engine, &a),
         Command::Containers(c) => container_cmds::dispatch(&cli.root, &cli.engine, c),
     }
 }

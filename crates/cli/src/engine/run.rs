@@ -119,9 +119,32 @@ pub struct RunArgs {
     /// Set a label (K=V).
     #[arg(short = 'l', long)]
     pub label: Vec<String>,
-    /// Network: none (own namespace, loopback only; default) or host.
+    /// Network: a bridge network's name (default: the `berth` network;
+    /// `bridge` is its alias), none, host, or container:NAME.
     #[arg(long, alias = "net")]
     pub network: Option<String>,
+    /// Publish a port: [hostIP:][hostPort:]containerPort[/tcp|udp]
+    /// (ranges allowed; no hostPort = a free one is chosen).
+    #[arg(short = 'p', long)]
+    pub publish: Vec<String>,
+    /// The container's address on its network.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Another name the container answers to on its network's DNS.
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// DNS server for /etc/resolv.conf.
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// DNS search domain.
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// DNS option (resolv.conf `options`).
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
+    /// Add a line to /etc/hosts: NAME:IP (IP may be host-gateway).
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
     /// Pull the image: always, missing (default) or never.
     #[arg(long, default_value = "missing")]
     pub pull: String,
@@ -166,6 +189,13 @@ impl RunArgs {
             restart: self.restart.clone(),
             labels: self.label.clone(),
             network: self.network.clone(),
+            publish: self.publish.clone(),
+            ip: self.ip.clone(),
+            network_aliases: self.network_alias.clone(),
+            dns: self.dns.clone(),
+            dns_search: self.dns_search.clone(),
+            dns_option: self.dns_option.clone(),
+            add_host: self.add_host.clone(),
             interactive: self.interactive,
             tty: self.tty,
             rm: self.rm,

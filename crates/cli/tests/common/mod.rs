@@ -437,17 +437,40 @@ pub fn berth_bin() -> PathBuf {
 pub struct EngineEnv {
     pub dir: tempfile::TempDir,
     pub cgroup_parent: String,
+    /// A network namespace made for this test: every `berth` command runs
+    /// in it, so bridges, veths and nftables rules never touch the host.
+    pub netns: PathBuf,
 }
 
 impl EngineEnv {
     pub fn new() -> EngineEnv {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-engine-")
+            .tempdir()
+            .expect("temp dir");
+        let netns = dir.path().join("netns");
+        berth_network::netns::create(&netns).expect("create the test's network namespace");
+        // Like a host's: loopback up (127.0.0.1 reaches published ports).
+        let lo = Command::new("nsenter")
+            .arg(format!("--net={}", netns.display()))
+            .args(["ip", "link", "set", "lo", "up"])
+            .status()
+            .expect("ip link set lo up");
+        assert!(lo.success(), "bring up lo in the test namespace");
         EngineEnv {
-            dir: tempfile::Builder::new()
-                .prefix("berth-engine-")
-                .tempdir()
-                .expect("temp dir"),
+            dir,
             cgroup_parent: format!("/{}", unique("berth-test")),
+            netns,
         }
+    }
+
+    /// Runs `program` inside the test's network namespace.
+    pub fn in_netns(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", self.netns.display()))
+            .arg("--")
+            .arg(program);
+        c
     }
 
     pub fn root(&self) -> PathBuf {
@@ -460,7 +483,7 @@ impl EngineEnv {
 
     /// A `berth` command with this env's dirs and cgroup parent.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(berth_bin());
+        let mut c = self.in_netns(berth_bin());
         c.arg("--root")
             .arg(self.root())
             .arg("--runroot")
@@ -586,6 +609,24 @@ impl Drop for EngineEnv {
                 let _ = self.cmd().args(["rm", "-f", id]).output();
             }
         }
+        let _ = self.cmd().args(["network", "prune", "-f"]).output();
+        // Resolvers this test's berth started (they exit once their
+        // network has no running container; make sure).
+        if let Ok(rd) = std::fs::read_dir(self.runroot().join("networks")) {
+            for e in rd.flatten() {
+                let pid = std::fs::read_to_string(e.path().join("dns.pid")).unwrap_or_default();
+                if let Some(pid) = pid
+                    .split_whitespace()
+                    .next()
+                    .and_then(|p| p.parse::<i32>().ok())
+                {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
         let mut lines = self.mounts();
         lines.reverse();
         for l in lines {
@@ -607,5 +648,6 @@ impl Drop for EngineEnv {
                 let _ = std::fs::remove_dir(&p);
             }
         }
+        let _ = berth_network::netns::remove(&self.netns);
     }
 }

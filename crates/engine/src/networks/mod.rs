@@ -1,0 +1,1354 @@
+//! Bridge networks for containers (the engine's side): network records
+//! and address allocation in the database, the per-container network
+//! namespace (pinned at `<runroot>/netns/<id>` while the container runs),
+//! veth endpoints on the network's bridge, berth's nftables table rebuilt
+//! from the database after every change, published ports, the
+//! per-network DNS resolver process, and the generated `/etc/hosts`,
+//! `/etc/resolv.conf` and `/etc/hostname`.
+//!
+//! Host changes go through berth-network; every one is made under one
+//! lock (`<runroot>/networks/lock`) and derived from the database, so a
+//! crash leaves nothing the next command cannot put right.
+
+pub mod files;
+pub mod ipam;
+pub mod ports;
+pub mod store;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_network::{dns, firewall, link, netns};
+use ipnet::IpNet;
+use serde_json::{json, Value};
+
+use crate::db::{ContainerRow, Status};
+use crate::error::Result;
+use crate::opts::{NetworkMode, RunOptions};
+use crate::Engine;
+
+pub use ports::{PortMap, Proto};
+pub use store::{Endpoint, Network};
+
+/// The network containers join when `--network` is not given.
+pub const DEFAULT_NETWORK: &str = "berth";
+/// Every bridge berth makes is named `berth<N>`.
+pub const BRIDGE_PREFIX: &str = "berth";
+/// The hidden subcommand of the `berth` binary that runs a network's DNS
+/// resolver (`berth --root R --runroot RR network-dns NAME`).
+pub const RESOLVER_SUBCOMMAND: &str = "network-dns";
+/// The search domain of names served by a network's resolver.
+pub const DNS_DOMAIN: &str = "dns.berth";
+
+/// Errors of networks.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("invalid {what} value {value:?}: {why}")]
+    Invalid {
+        what: &'static str,
+        value: String,
+        why: String,
+    },
+    #[error("network {0} already exists; pick another name or remove it first")]
+    Exists(String),
+    #[error("no such network: {0} (see `berth network ls`)")]
+    NotFound(String),
+    #[error("network {name} is in use by container(s) {}; remove them or `berth network disconnect` them first", containers.join(", "))]
+    InUse {
+        name: String,
+        containers: Vec<String>,
+    },
+    #[error("subnet {subnet} overlaps network {other}")]
+    Overlap { subnet: String, other: String },
+    #[error("no free private subnet is left for a new network; give one with --subnet")]
+    NoSubnet,
+    #[error("address {ip} on network {network} is already taken by container {holder}")]
+    AddressInUse {
+        ip: IpAddr,
+        network: String,
+        holder: String,
+    },
+    #[error("network {network} ({subnet}) has no free address left")]
+    Exhausted { network: String, subnet: String },
+    #[error("container {container} is already connected to network {network}")]
+    AlreadyConnected { network: String, container: String },
+    #[error("container {container} is not connected to network {network}")]
+    NotConnected { network: String, container: String },
+    #[error(
+        "container {container} uses --network {mode}: it cannot be connected to bridge networks"
+    )]
+    WrongMode { container: String, mode: String },
+    #[error("host port {port}/{proto} is already published by container {holder}")]
+    PortTaken {
+        port: u16,
+        proto: &'static str,
+        holder: String,
+    },
+    #[error("host port {port}/{proto}{} is in use by another program", host_ip.map(|i| format!(" on {i}")).unwrap_or_default())]
+    PortBusy {
+        port: u16,
+        proto: &'static str,
+        host_ip: Option<IpAddr>,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no free host port is left to publish container port {0}")]
+    NoFreePort(u16),
+    #[error("the default network {0} cannot be removed")]
+    Default(String),
+    #[error("--network container:{target}: {why}")]
+    Share { target: String, why: String },
+    #[error("engine database: {op}")]
+    Query {
+        op: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("engine database: stored network {what} {value:?} is unreadable")]
+    Corrupt { what: &'static str, value: String },
+    #[error("network {network}: {op}")]
+    Host {
+        network: String,
+        op: String,
+        #[source]
+        source: Box<berth_network::NetError>,
+    },
+    #[error("network DNS resolver of {network}: {why}")]
+    Resolver { network: String, why: String },
+    #[error("{op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn host_err(
+    network: &str,
+    op: impl Into<String>,
+) -> impl FnOnce(berth_network::NetError) -> NetworkError {
+    let network = network.to_string();
+    let op = op.into();
+    move |source| NetworkError::Host {
+        network,
+        op,
+        source: Box::new(source),
+    }
+}
+
+fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> NetworkError + 'a {
+    move |source| NetworkError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// `<runroot>/networks`.
+fn state_dir(engine: &Engine) -> PathBuf {
+    engine.runroot.join("networks")
+}
+
+/// The pinned network namespace of a container while it runs.
+pub fn netns_path(engine: &Engine, id: &str) -> PathBuf {
+    engine.runroot.join("netns").join(id)
+}
+
+fn records_path(engine: &Engine, network: &str) -> PathBuf {
+    state_dir(engine).join(network).join("records.json")
+}
+
+fn resolver_pid_path(engine: &Engine, network: &str) -> PathBuf {
+    state_dir(engine).join(network).join("dns.pid")
+}
+
+/// The host-side veth of a container's interface: `vb` + 10 hex digits
+/// of the ID + the interface number (at most 15 bytes).
+pub fn host_veth(id: &str, ifname: &str) -> String {
+    format!(
+        "vb{}{}",
+        &id[..10.min(id.len())],
+        ifname.trim_start_matches("eth")
+    )
+}
+
+/// The exclusive lock over host network changes.
+struct Lock(#[allow(dead_code)] File);
+
+fn lock(engine: &Engine) -> std::result::Result<Lock, NetworkError> {
+    let dir = state_dir(engine);
+    std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+    let p = dir.join("lock");
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(io_err("open", &p))?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| io_err("lock", &p)(e.into()))?;
+    Ok(Lock(f))
+}
+
+fn host_routes() -> Vec<IpNet> {
+    std::fs::read_to_string("/proc/net/route")
+        .map(|t| ipam::routes_v4(&t).into_iter().map(IpNet::V4).collect())
+        .unwrap_or_default()
+}
+
+/// What `berth network create` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub name: String,
+    /// Up to one v4 and one v6 subnet.
+    pub subnets: Vec<String>,
+    pub gateways: Vec<String>,
+    pub ipv6: bool,
+    pub internal: bool,
+    pub labels: Vec<String>,
+    /// `-d/--driver`: only `bridge`.
+    pub driver: Option<String>,
+}
+
+fn check_network_name(name: &str) -> std::result::Result<(), NetworkError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !ok || matches!(name, "none" | "host" | "bridge") {
+        return Err(NetworkError::Invalid {
+            what: "network name",
+            value: name.into(),
+            why: "use letters, digits, '_', '.', '-' (starting with a letter or digit); none, host and bridge are reserved".into(),
+        });
+    }
+    Ok(())
+}
+
+/// `berth network create`.
+pub fn create(engine: &Engine, r: &CreateRequest) -> Result<Network> {
+    if let Some(d) = r.driver.as_deref().filter(|d| *d != "bridge") {
+        return Err(crate::opts::OptsError::Unsupported(format!(
+            "network driver {d} (only bridge)"
+        ))
+        .into());
+    }
+    check_network_name(&r.name)?;
+    let net = insert_network(engine, &r.name, r, false)?;
+    let _l = lock(engine)?;
+    let up = realize(&net).and_then(|_| sync_firewall(engine));
+    if let Err(e) = up {
+        let _ = link::delete_link(&net.bridge);
+        let mut db = engine.db()?;
+        let _ = store::delete(store::conn(&mut db)?, &net.name);
+        let _ = sync_firewall(engine);
+        return Err(e.into());
+    }
+    Ok(net)
+}
+
+fn insert_network(
+    engine: &Engine,
+    name: &str,
+    r: &CreateRequest,
+    default: bool,
+) -> std::result::Result<Network, NetworkError> {
+    let mut v4 = None;
+    let mut v6 = None;
+    for s in &r.subnets {
+        let n = ipam::parse_subnet(s)?;
+        let slot = match n {
+            IpNet::V4(_) => &mut v4,
+            IpNet::V6(_) => &mut v6,
+        };
+        if slot.replace(n).is_some() {
+            return Err(NetworkError::Invalid {
+                what: "--subnet",
+                value: s.clone(),
+                why: "at most one IPv4 and one IPv6 subnet".into(),
+            });
+        }
+    }
+    if v6.is_some() && !r.ipv6 {
+        return Err(NetworkError::Invalid {
+            what: "--subnet",
+            value: v6.map(|n| n.to_string()).unwrap_or_default(),
+            why: "an IPv6 subnet needs --ipv6".into(),
+        });
+    }
+    let mut g4 = None;
+    let mut g6 = None;
+    for g in &r.gateways {
+        let ip: IpAddr = g.parse().map_err(|_| NetworkError::Invalid {
+            what: "--gateway",
+            value: g.clone(),
+            why: "not an IP address".into(),
+        })?;
+        match ip {
+            IpAddr::V4(_) if r.subnets.is_empty() || v4.is_none() => {
+                return Err(NetworkError::Invalid {
+                    what: "--gateway",
+                    value: g.clone(),
+                    why: "a gateway needs its --subnet".into(),
+                })
+            }
+            IpAddr::V4(_) => g4 = Some(ip),
+            IpAddr::V6(_) => g6 = Some(ip),
+        }
+    }
+    let id = crate::names::new_id().map_err(|e| NetworkError::Invalid {
+        what: "network id",
+        value: String::new(),
+        why: e.to_string(),
+    })?;
+    let labels = crate::opts::parse_labels(&r.labels);
+    let routes = host_routes();
+    let mut db = engine.db().map_err(|e| NetworkError::Resolver {
+        network: name.into(),
+        why: e.to_string(),
+    })?;
+    store::insert(
+        store::conn(&mut db)?,
+        &store::NewNetwork {
+            name,
+            id: &id,
+            subnet: v4,
+            gateway: g4,
+            ipv6: r.ipv6,
+            subnet6: v6,
+            gateway6: g6,
+            internal: r.internal,
+            dns: !default,
+            labels: &labels,
+            host_routes: &routes,
+            default,
+        },
+    )
+}
+
+/// The network `name`, creating the default one on first use.
+pub fn get_or_default(engine: &Engine, name: &str) -> Result<Network> {
+    let mut db = engine.db()?;
+    if let Some(n) = store::get(store::conn(&mut db)?, name)? {
+        return Ok(n);
+    }
+    if name != DEFAULT_NETWORK {
+        return Err(NetworkError::NotFound(name.into()).into());
+    }
+    match insert_network(engine, name, &CreateRequest::default(), true) {
+        Ok(n) => Ok(n),
+        // A racing command made it first.
+        Err(NetworkError::Exists(_)) => {
+            let mut db = engine.db()?;
+            Ok(store::get(store::conn(&mut db)?, name)?
+                .ok_or_else(|| NetworkError::NotFound(name.into()))?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A network by name or ID prefix.
+pub fn find(engine: &Engine, reference: &str) -> Result<Network> {
+    let mut db = engine.db()?;
+    Ok(store::get(store::conn(&mut db)?, reference)?
+        .ok_or_else(|| NetworkError::NotFound(reference.into()))?)
+}
+
+/// All networks.
+pub fn list(engine: &Engine) -> Result<Vec<Network>> {
+    let mut db = engine.db()?;
+    Ok(store::list(store::conn(&mut db)?)?)
+}
+
+/// Containers attached to a network, with their endpoints.
+pub fn endpoints_on(engine: &Engine, network: &str) -> Result<Vec<Endpoint>> {
+    let mut db = engine.db()?;
+    Ok(store::endpoints_on(store::conn(&mut db)?, network)?)
+}
+
+/// A container's endpoints and published ports.
+pub fn of_container(engine: &Engine, id: &str) -> Result<(Vec<Endpoint>, Vec<PortMap>)> {
+    let mut db = engine.db()?;
+    let c = store::conn(&mut db)?;
+    Ok((store::endpoints_of(c, id)?, store::ports_of(c, id)?))
+}
+
+/// `berth network rm`: refused while containers are attached; removes the
+/// bridge, the resolver and the rules, then the record.
+pub fn remove(engine: &Engine, reference: &str) -> Result<String> {
+    if reference == DEFAULT_NETWORK {
+        return Err(NetworkError::Default(reference.into()).into());
+    }
+    let net = find(engine, reference)?;
+    if net.name == DEFAULT_NETWORK {
+        return Err(NetworkError::Default(net.name).into());
+    }
+    let _l = lock(engine)?;
+    let users = {
+        let mut db = engine.db()?;
+        store::users_of(store::conn(&mut db)?, &net.name)?
+    };
+    if !users.is_empty() {
+        return Err(NetworkError::InUse {
+            name: net.name,
+            containers: users,
+        }
+        .into());
+    }
+    stop_resolver(engine, &net.name);
+    link::delete_link(&net.bridge)
+        .map_err(host_err(&net.name, format!("delete bridge {}", net.bridge)))?;
+    {
+        let mut db = engine.db()?;
+        store::delete(store::conn(&mut db)?, &net.name)?;
+    }
+    let _ = std::fs::remove_dir_all(state_dir(engine).join(&net.name));
+    sync_firewall(engine)?;
+    Ok(net.name)
+}
+
+/// `berth network prune`: removes every network (but the default) no
+/// container uses; returns their names.
+pub fn prune(engine: &Engine) -> Result<Vec<String>> {
+    let mut gone = Vec::new();
+    for n in list(engine)? {
+        if n.name == DEFAULT_NETWORK {
+            continue;
+        }
+        match remove(engine, &n.name) {
+            Ok(name) => gone.push(name),
+            Err(crate::EngineError::Network(e)) if matches!(*e, NetworkError::InUse { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(gone)
+}
+
+/// Creates the network's bridge (idempotent) with its gateway addresses;
+/// turns on forwarding for networks with a way out, and `route_localnet`
+/// so published ports answer on 127.0.0.1.
+fn realize(net: &Network) -> std::result::Result<(), NetworkError> {
+    let mut addrs = vec![IpNet::new(net.gateway, net.subnet.prefix_len()).expect("valid prefix")];
+    if let (Some(s), Some(g)) = (net.subnet6, net.gateway6) {
+        addrs.push(IpNet::new(g, s.prefix_len()).expect("valid prefix"));
+    }
+    link::ensure_bridge(&link::BridgeSpec {
+        name: net.bridge.clone(),
+        addrs,
+        mtu: None,
+    })
+    .map_err(host_err(&net.name, format!("create bridge {}", net.bridge)))?;
+    let set = |k: String, v: &str| {
+        link::set_net_sysctl(&k, v).map_err(host_err(&net.name, format!("set net.{k}")))
+    };
+    set(format!("ipv4/conf/{}/route_localnet", net.bridge), "1")?;
+    if !net.internal {
+        set("ipv4/ip_forward".into(), "1")?;
+        if net.subnet6.is_some() {
+            set("ipv6/conf/all/forwarding".into(), "1")?;
+        }
+    }
+    Ok(())
+}
+
+/// Rebuilds berth's nftables table from the database (networks and the
+/// ports of running containers). Caller holds the lock.
+fn sync_firewall(engine: &Engine) -> std::result::Result<(), NetworkError> {
+    let mut db = engine.db().map_err(|e| NetworkError::Resolver {
+        network: "*".into(),
+        why: e.to_string(),
+    })?;
+    let c = store::conn(&mut db)?;
+    let nets = store::list(c)?;
+    let by_name: BTreeMap<&str, &Network> = nets.iter().map(|n| (n.name.as_str(), n)).collect();
+    let mut rules = Vec::new();
+    for (container, p) in store::active_ports(c)? {
+        // Published on the container's first network's address.
+        let eps = store::endpoints_of(c, &container)?;
+        let Some(ep) = eps.first() else { continue };
+        let Some(net) = by_name.get(ep.network.as_str()) else {
+            continue;
+        };
+        let container_ip = match p.host_ip {
+            Some(IpAddr::V6(_)) => match ep.ip6 {
+                Some(ip) => ip,
+                None => continue,
+            },
+            _ => ep.ip,
+        };
+        rules.push(firewall::PortRule {
+            host_ip: p.host_ip,
+            host_port: p.host_port,
+            container_ip,
+            container_port: p.container_port,
+            proto: match p.proto {
+                Proto::Tcp => firewall::Proto::Tcp,
+                Proto::Udp => firewall::Proto::Udp,
+            },
+            bridge: net.bridge.clone(),
+        });
+    }
+    let ruleset = firewall::Ruleset {
+        networks: nets
+            .iter()
+            .map(|n| firewall::NetworkRules {
+                bridge: n.bridge.clone(),
+                subnets: std::iter::once(n.subnet).chain(n.subnet6).collect(),
+                internal: n.internal,
+            })
+            .collect(),
+        ports: rules,
+        bridge_prefix: BRIDGE_PREFIX.into(),
+    };
+    firewall::apply(&ruleset).map_err(host_err("*", "apply berth's nftables table"))
+}
+
+/// What the engine records and mounts for a new container's networking.
+pub struct Prepared {
+    /// Bind mounts of the generated /etc files (config.json `mounts`).
+    pub mounts: Vec<Value>,
+}
+
+fn write_file(path: &Path, text: &str) -> std::result::Result<(), NetworkError> {
+    std::fs::write(path, text).map_err(io_err("write", path))
+}
+
+fn etc_mount(dest: &str, source: &Path) -> Value {
+    json!({
+        "destination": dest,
+        "type": "bind",
+        "source": source,
+        "options": ["rbind", "rprivate"],
+    })
+}
+
+/// The host's resolv.conf text.
+fn host_resolv() -> String {
+    std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+}
+
+fn resolv_for(
+    o: &RunOptions,
+    dns_server: Option<IpAddr>,
+    own_netns: bool,
+) -> std::result::Result<String, NetworkError> {
+    let host = dns::parse_resolv_conf(&host_resolv());
+    let mut servers: Vec<IpAddr> = Vec::new();
+    for s in &o.dns {
+        servers.push(s.parse().map_err(|_| NetworkError::Invalid {
+            what: "--dns",
+            value: s.clone(),
+            why: "not an IP address".into(),
+        })?);
+    }
+    if servers.is_empty() {
+        if let Some(d) = dns_server {
+            servers.push(d);
+        } else {
+            servers = host
+                .nameservers
+                .iter()
+                .map(|s| s.ip())
+                .filter(|ip| !(own_netns && ip.is_loopback()))
+                .collect();
+            if servers.is_empty() {
+                // Docker's fallback when the host has only local resolvers.
+                servers = vec![
+                    "8.8.8.8".parse().expect("ip"),
+                    "8.8.4.4".parse().expect("ip"),
+                ];
+            }
+        }
+    }
+    let search = if o.dns_search.is_empty() {
+        host.search.clone()
+    } else {
+        o.dns_search
+            .iter()
+            .filter(|s| s.as_str() != ".")
+            .cloned()
+            .collect()
+    };
+    let options = if o.dns_option.is_empty() {
+        host.options.clone()
+    } else {
+        o.dns_option.clone()
+    };
+    Ok(dns::render_resolv_conf(&servers, &search, &options))
+}
+
+fn free_port(proto: Proto, host_ip: Option<IpAddr>, taken: &BTreeSet<(Proto, u16)>) -> Option<u16> {
+    let ip = host_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    (32768u16..=60999).find(|p| {
+        !taken.contains(&(proto, *p))
+            && match proto {
+                Proto::Tcp => TcpListener::bind(SocketAddr::new(ip, *p)).is_ok(),
+                Proto::Udp => UdpSocket::bind(SocketAddr::new(ip, *p)).is_ok(),
+            }
+    })
+}
+
+/// At `create`: allocates the container's addresses and host ports in
+/// the database and writes its /etc files. Undone by [`release`].
+pub fn prepare(
+    engine: &Engine,
+    id: &str,
+    name_hint: &str,
+    o: &RunOptions,
+    hostname: &str,
+) -> Result<Prepared> {
+    let mode = crate::opts::parse_network(o.network.as_deref())?;
+    let dir = engine.dir(id);
+    let hosts_p = dir.join("hosts");
+    let resolv_p = dir.join("resolv.conf");
+    let hostname_p = dir.join("hostname");
+    let mut requests = Vec::new();
+    for p in &o.publish {
+        requests.extend(ports::parse_publish(p)?);
+    }
+    if !requests.is_empty() && !matches!(mode, NetworkMode::Bridge(_)) {
+        return Err(NetworkError::Invalid {
+            what: "--publish",
+            value: o.publish.join(" "),
+            why: "ports can only be published on bridge networks".into(),
+        }
+        .into());
+    }
+    if (o.ip.is_some() || !o.network_aliases.is_empty()) && !matches!(mode, NetworkMode::Bridge(_))
+    {
+        return Err(NetworkError::Invalid {
+            what: "--ip/--network-alias",
+            value: o.ip.clone().unwrap_or_default(),
+            why: "needs a bridge network".into(),
+        }
+        .into());
+    }
+    let mut own: Vec<IpAddr> = Vec::new();
+    let mut gateway = None;
+    let mut dns_server = None;
+    match &mode {
+        NetworkMode::Bridge(name) => {
+            let net = get_or_default(engine, name)?;
+            let ip =
+                o.ip.as_deref()
+                    .map(|s| {
+                        s.parse::<IpAddr>().map_err(|_| NetworkError::Invalid {
+                            what: "--ip",
+                            value: s.into(),
+                            why: "not an IP address".into(),
+                        })
+                    })
+                    .transpose()?;
+            let mut db = engine.db()?;
+            let c = store::conn(&mut db)?;
+            let ep = store::attach(
+                c,
+                &store::Attach {
+                    network: &net,
+                    container: id,
+                    ip,
+                    aliases: &o.network_aliases,
+                },
+            )?;
+            own.push(ep.ip);
+            own.extend(ep.ip6);
+            gateway = Some(net.gateway);
+            if net.dns {
+                dns_server = Some(net.gateway);
+            }
+            let mut taken: BTreeSet<(Proto, u16)> = store::all_ports(c)?
+                .into_iter()
+                .map(|(_, p)| (p.proto, p.host_port))
+                .collect();
+            let mut maps = Vec::new();
+            for r in &requests {
+                let host_port = match r.host_port {
+                    Some(p) => p,
+                    None => free_port(r.proto, r.host_ip, &taken)
+                        .ok_or(NetworkError::NoFreePort(r.container_port))?,
+                };
+                taken.insert((r.proto, host_port));
+                maps.push(PortMap {
+                    proto: r.proto,
+                    host_ip: r.host_ip,
+                    host_port,
+                    container_port: r.container_port,
+                });
+            }
+            maps.sort();
+            maps.dedup();
+            if let Err(e) = store::set_ports(c, id, &maps) {
+                let _ = store::detach(c, id, None);
+                return Err(e.into());
+            }
+        }
+        NetworkMode::Container(target) => {
+            // Shares the other container's files as well as its network.
+            let t = crate::lifecycle::find(engine, target).map_err(|e| NetworkError::Share {
+                target: target.clone(),
+                why: e.to_string(),
+            })?;
+            let tdir = engine.dir(&t.id);
+            return Ok(Prepared {
+                mounts: vec![
+                    etc_mount("/etc/hosts", &tdir.join("hosts")),
+                    etc_mount("/etc/resolv.conf", &tdir.join("resolv.conf")),
+                    etc_mount("/etc/hostname", &hostname_p),
+                ],
+            })
+            .and_then(|p| {
+                write_file(&hostname_p, &format!("{hostname}\n"))?;
+                Ok(p)
+            });
+        }
+        NetworkMode::None | NetworkMode::Host => {}
+    }
+    let written = (|| -> Result<()> {
+        let mut extra = Vec::new();
+        for h in &o.add_host {
+            extra.push(files::parse_add_host(h, gateway)?);
+        }
+        let hosts = if mode == NetworkMode::Host {
+            let mut t = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            for (n, ip) in &extra {
+                t.push_str(&format!("{ip}\t{n}\n"));
+            }
+            t
+        } else {
+            files::hosts(hostname, name_hint, &own, &extra)
+        };
+        write_file(&hosts_p, &hosts)?;
+        let resolv = resolv_for(o, dns_server, mode != NetworkMode::Host)?;
+        write_file(&resolv_p, &resolv)?;
+        write_file(&hostname_p, &format!("{hostname}\n"))?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        let _ = release(engine, id);
+        return Err(e);
+    }
+    Ok(Prepared {
+        mounts: vec![
+            etc_mount("/etc/hosts", &hosts_p),
+            etc_mount("/etc/resolv.conf", &resolv_p),
+            etc_mount("/etc/hostname", &hostname_p),
+        ],
+    })
+}
+
+/// Before the runtime creates the container: its network namespace with
+/// an interface per endpoint, active published ports, DNS records. For
+/// `container:NAME`, points the bundle at that container's namespace.
+pub fn setup(engine: &Engine, row: &ContainerRow, o: &RunOptions) -> Result<()> {
+    match crate::opts::parse_network(o.network.as_deref())? {
+        NetworkMode::Bridge(_) => {}
+        NetworkMode::Container(target) => return share_netns(engine, row, &target),
+        NetworkMode::None | NetworkMode::Host => return Ok(()),
+    }
+    let id = row.id.as_str();
+    let _l = lock(engine)?;
+    let r = plumb(engine, id);
+    if r.is_err() {
+        let _ = unplumb(engine, id);
+    }
+    r
+}
+
+fn plumb(engine: &Engine, id: &str) -> Result<()> {
+    let pin = netns_path(engine, id);
+    let nsdir = pin.parent().expect("netns dir");
+    std::fs::create_dir_all(nsdir)
+        .map_err(io_err("create", nsdir))
+        .map_err(crate::EngineError::from)?;
+    netns::remove(&pin).map_err(host_err("*", "remove a stale namespace pin"))?;
+    netns::create(&pin).map_err(host_err(
+        "*",
+        format!("create the network namespace of {id}"),
+    ))?;
+    let (eps, ports, nets) = {
+        let mut db = engine.db()?;
+        let c = store::conn(&mut db)?;
+        (
+            store::endpoints_of(c, id)?,
+            store::ports_of(c, id)?,
+            store::list(c)?,
+        )
+    };
+    link::loopback_up(&pin).map_err(host_err("*", "bring up lo"))?;
+    for (i, ep) in eps.iter().enumerate() {
+        let net = nets
+            .iter()
+            .find(|n| n.name == ep.network)
+            .ok_or_else(|| NetworkError::NotFound(ep.network.clone()))?;
+        realize(net)?;
+        // The first interface carries the default route (Docker's rule).
+        attach_endpoint(id, net, ep, &pin, i == 0)?;
+    }
+    check_ports(engine, id, &ports)?;
+    {
+        let db = engine.db()?;
+        let mut db = db;
+        store::set_ports_active(store::conn(&mut db)?, id, true)?;
+    }
+    sync_firewall(engine)?;
+    for ep in &eps {
+        if let Some(net) = nets.iter().find(|n| n.name == ep.network && n.dns) {
+            refresh_records(engine, net)?;
+        }
+    }
+    Ok(())
+}
+
+fn attach_endpoint(
+    id: &str,
+    net: &Network,
+    ep: &Endpoint,
+    pin: &Path,
+    default_route: bool,
+) -> std::result::Result<(), NetworkError> {
+    let mut addrs = vec![IpNet::new(ep.ip, net.subnet.prefix_len()).expect("valid prefix")];
+    if let (Some(ip6), Some(s6)) = (ep.ip6, net.subnet6) {
+        addrs.push(IpNet::new(ip6, s6.prefix_len()).expect("valid prefix"));
+    }
+    let mac = parse_mac(&ep.mac);
+    let (gw4, gw6) = if net.internal || !default_route {
+        (None, None)
+    } else {
+        (
+            match net.gateway {
+                IpAddr::V4(g) => Some(g),
+                IpAddr::V6(_) => None,
+            },
+            match net.gateway6 {
+                Some(IpAddr::V6(g)) => Some(g),
+                _ => None,
+            },
+        )
+    };
+    // A crash can leave the host end of an earlier run.
+    let veth = host_veth(id, &ep.ifname);
+    let _ = link::delete_link(&veth);
+    link::attach(&link::Endpoint {
+        bridge: net.bridge.clone(),
+        host_ifname: veth,
+        netns: pin.to_path_buf(),
+        ifname: ep.ifname.clone(),
+        mac,
+        addrs,
+        gateway4: gw4,
+        gateway6: gw6,
+        mtu: None,
+    })
+    .map_err(host_err(
+        &net.name,
+        format!("attach container {}", crate::db::short(id)),
+    ))
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let v: Vec<u8> = s
+        .split(':')
+        .filter_map(|h| u8::from_str_radix(h, 16).ok())
+        .collect();
+    v.try_into().ok()
+}
+
+/// Refuses a port another running container publishes, or a program on
+/// the host listens on.
+fn check_ports(engine: &Engine, id: &str, ports: &[PortMap]) -> Result<()> {
+    if ports.is_empty() {
+        return Ok(());
+    }
+    let active = {
+        let mut db = engine.db()?;
+        store::active_ports(store::conn(&mut db)?)?
+    };
+    for p in ports {
+        if let Some((holder, _)) = active.iter().find(|(c, a)| {
+            c != id
+                && a.proto == p.proto
+                && a.host_port == p.host_port
+                && (a.host_ip.is_none() || p.host_ip.is_none() || a.host_ip == p.host_ip)
+        }) {
+            let holder = engine
+                .db()?
+                .get(holder)?
+                .map(|r| r.name)
+                .unwrap_or_else(|| holder.clone());
+            return Err(NetworkError::PortTaken {
+                port: p.host_port,
+                proto: p.proto.as_str(),
+                holder,
+            }
+            .into());
+        }
+        let ip = p.host_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let bound = match p.proto {
+            Proto::Tcp => TcpListener::bind(SocketAddr::new(ip, p.host_port)).map(drop),
+            Proto::Udp => UdpSocket::bind(SocketAddr::new(ip, p.host_port)).map(drop),
+        };
+        if let Err(source) = bound {
+            if source.kind() == std::io::ErrorKind::AddrInUse {
+                return Err(NetworkError::PortBusy {
+                    port: p.host_port,
+                    proto: p.proto.as_str(),
+                    host_ip: p.host_ip,
+                    source,
+                }
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn share_netns(engine: &Engine, row: &ContainerRow, target: &str) -> Result<()> {
+    let t = crate::lifecycle::find(engine, target).map_err(|e| NetworkError::Share {
+        target: target.into(),
+        why: e.to_string(),
+    })?;
+    let pid = match (t.status, t.pid) {
+        (Status::Running, Some(pid)) => pid,
+        _ => {
+            return Err(NetworkError::Share {
+                target: target.into(),
+                why: format!("container {} is not running; start it first", t.name),
+            }
+            .into())
+        }
+    };
+    let path = engine.bundle(&row.id).join("config.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(io_err("read", &path))
+        .map_err(crate::EngineError::from)?;
+    let mut spec: Value = serde_json::from_str(&text).map_err(|e| NetworkError::Share {
+        target: target.into(),
+        why: format!("config.json unreadable: {e}"),
+    })?;
+    if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
+        ns.retain(|n| n["type"] != "network");
+        // config-linux.md "namespaces": a path joins an existing one.
+        ns.push(json!({"type": "network", "path": format!("/proc/{pid}/ns/net")}));
+    }
+    let out = serde_json::to_vec_pretty(&spec).expect("spec serializes");
+    std::fs::write(&path, out)
+        .map_err(io_err("write", &path))
+        .map_err(crate::EngineError::from)?;
+    Ok(())
+}
+
+/// After the container's process is gone: ports off, interfaces and the
+/// namespace pin removed, DNS records updated. Idempotent and cheap for
+/// containers without bridge networks.
+pub fn teardown(engine: &Engine, id: &str) -> Result<()> {
+    let pin = netns_path(engine, id);
+    let (eps, ports) = {
+        let mut db = engine.db()?;
+        let c = store::conn(&mut db)?;
+        (store::endpoints_of(c, id)?, store::ports_of(c, id)?)
+    };
+    if eps.is_empty() && ports.is_empty() && !pin.exists() {
+        return Ok(());
+    }
+    let _l = lock(engine)?;
+    unplumb(engine, id)
+}
+
+fn unplumb(engine: &Engine, id: &str) -> Result<()> {
+    let pin = netns_path(engine, id);
+    let (eps, nets) = {
+        let mut db = engine.db()?;
+        let c = store::conn(&mut db)?;
+        store::set_ports_active(c, id, false)?;
+        (store::endpoints_of(c, id)?, store::list(c)?)
+    };
+    let mut first: Option<crate::EngineError> = None;
+    for ep in &eps {
+        if let Err(e) = link::delete_link(&host_veth(id, &ep.ifname)) {
+            first.get_or_insert(host_err(&ep.network, "delete a container veth")(e).into());
+        }
+    }
+    if let Err(e) = netns::remove(&pin) {
+        first.get_or_insert(host_err("*", "remove the namespace pin")(e).into());
+    }
+    if let Err(e) = sync_firewall(engine) {
+        first.get_or_insert(e.into());
+    }
+    for ep in &eps {
+        if let Some(net) = nets.iter().find(|n| n.name == ep.network && n.dns) {
+            if let Err(e) = refresh_records(engine, net) {
+                first.get_or_insert(e.into());
+            }
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// When the container is removed: teardown, then its addresses and ports
+/// are released.
+pub fn release(engine: &Engine, id: &str) -> Result<()> {
+    teardown(engine, id)?;
+    let mut db = engine.db()?;
+    let c = store::conn(&mut db)?;
+    store::detach(c, id, None)?;
+    store::drop_ports(c, id)?;
+    Ok(())
+}
+
+/// `berth network connect`: records the endpoint and, if the container
+/// runs, plugs it in now.
+pub fn connect(
+    engine: &Engine,
+    network: &str,
+    container: &str,
+    ip: Option<&str>,
+    aliases: &[String],
+) -> Result<Endpoint> {
+    let row = crate::lifecycle::find(engine, container)?;
+    let cfg = crate::create::ContainerConfig::of(&row)?;
+    let mode = crate::opts::parse_network(cfg.options.network.as_deref())?;
+    if !matches!(mode, NetworkMode::Bridge(_)) {
+        return Err(NetworkError::WrongMode {
+            container: row.name,
+            mode: cfg.options.network.unwrap_or_default(),
+        }
+        .into());
+    }
+    let net = find(engine, network)?;
+    let ip = ip
+        .map(|s| {
+            s.parse::<IpAddr>().map_err(|_| NetworkError::Invalid {
+                what: "--ip",
+                value: s.into(),
+                why: "not an IP address".into(),
+            })
+        })
+        .transpose()?;
+    let _l = lock(engine)?;
+    let ep = {
+        let mut db = engine.db()?;
+        store::attach(
+            store::conn(&mut db)?,
+            &store::Attach {
+                network: &net,
+                container: &row.id,
+                ip,
+                aliases,
+            },
+        )?
+    };
+    let pin = netns_path(engine, &row.id);
+    if row.status == Status::Running && netns::is_pinned(&pin) {
+        let plugged = realize(&net)
+            .and_then(|_| attach_endpoint(&row.id, &net, &ep, &pin, ep.ifname == "eth0"))
+            .and_then(|_| sync_firewall(engine))
+            .and_then(|_| {
+                if net.dns {
+                    refresh_records(engine, &net)
+                } else {
+                    Ok(())
+                }
+            });
+        if let Err(e) = plugged {
+            let _ = link::delete_link(&host_veth(&row.id, &ep.ifname));
+            let mut db = engine.db()?;
+            let _ = store::detach(store::conn(&mut db)?, &row.id, Some(&net.name));
+            return Err(e.into());
+        }
+    }
+    Ok(ep)
+}
+
+/// `berth network disconnect`.
+pub fn disconnect(engine: &Engine, network: &str, container: &str) -> Result<()> {
+    let row = crate::lifecycle::find(engine, container)?;
+    let net = find(engine, network)?;
+    let _l = lock(engine)?;
+    let ep = {
+        let mut db = engine.db()?;
+        store::endpoints_of(store::conn(&mut db)?, &row.id)?
+            .into_iter()
+            .find(|e| e.network == net.name)
+            .ok_or_else(|| NetworkError::NotConnected {
+                network: net.name.clone(),
+                container: row.name.clone(),
+            })?
+    };
+    let pin = netns_path(engine, &row.id);
+    if netns::is_pinned(&pin) {
+        link::detach(&pin, &ep.ifname)
+            .map_err(host_err(&net.name, "remove the container's interface"))?;
+    }
+    let _ = link::delete_link(&host_veth(&row.id, &ep.ifname));
+    {
+        let mut db = engine.db()?;
+        store::detach(store::conn(&mut db)?, &row.id, Some(&net.name))?;
+    }
+    sync_firewall(engine)?;
+    if net.dns {
+        refresh_records(engine, &net)?;
+    }
+    Ok(())
+}
+
+/// Rewrites a DNS network's records from its running endpoints (name,
+/// aliases, short ID) and starts its resolver; with none running the
+/// records file goes and the resolver exits. Caller holds the lock.
+fn refresh_records(engine: &Engine, net: &Network) -> std::result::Result<(), NetworkError> {
+    let path = records_path(engine, &net.name);
+    let eps = {
+        let mut db = engine.db().map_err(|e| NetworkError::Resolver {
+            network: net.name.clone(),
+            why: e.to_string(),
+        })?;
+        store::endpoints_on(store::conn(&mut db)?, &net.name)?
+    };
+    let mut names: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
+    let db = engine.db().map_err(|e| NetworkError::Resolver {
+        network: net.name.clone(),
+        why: e.to_string(),
+    })?;
+    for ep in &eps {
+        if !netns::is_pinned(&netns_path(engine, &ep.container)) {
+            continue;
+        }
+        let name = db
+            .get(&ep.container)
+            .ok()
+            .flatten()
+            .map(|r| r.name)
+            .unwrap_or_default();
+        let ips: Vec<IpAddr> = std::iter::once(ep.ip).chain(ep.ip6).collect();
+        let short = crate::db::short(&ep.container).to_string();
+        for n in std::iter::once(name)
+            .chain(ep.aliases.iter().cloned())
+            .chain([short])
+        {
+            if n.is_empty() {
+                continue;
+            }
+            let e = names.entry(n.to_ascii_lowercase()).or_default();
+            e.extend(ips.iter().copied());
+        }
+    }
+    if names.is_empty() {
+        stop_resolver(engine, &net.name);
+        return Ok(());
+    }
+    let dir = path.parent().expect("records dir");
+    std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+    let records = dns::Records {
+        names,
+        upstreams: dns::upstreams_from_host(&host_resolv()),
+        domain: DNS_DOMAIN.into(),
+    };
+    records
+        .write_atomic(&path)
+        .map_err(host_err(&net.name, "write the DNS records"))?;
+    ensure_resolver(engine, net)
+}
+
+fn resolver_alive(engine: &Engine, network: &str) -> Option<i32> {
+    let text = std::fs::read_to_string(resolver_pid_path(engine, network)).ok()?;
+    let mut it = text.split_whitespace();
+    let pid: i32 = it.next()?.parse().ok()?;
+    let start: u64 = it.next()?.parse().ok()?;
+    berth_runtime::state::init_alive(pid, start).then_some(pid)
+}
+
+/// Starts the network's resolver unless it runs; waits until it serves.
+fn ensure_resolver(engine: &Engine, net: &Network) -> std::result::Result<(), NetworkError> {
+    if resolver_alive(engine, &net.name).is_some() {
+        return Ok(());
+    }
+    let pidfile = resolver_pid_path(engine, &net.name);
+    let _ = std::fs::remove_file(&pidfile);
+    let log = state_dir(engine).join(&net.name).join("dns.log");
+    let err = File::options()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(io_err("open", &log))?;
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg("--root")
+        .arg(&engine.root)
+        .arg("--runroot")
+        .arg(&engine.runroot)
+        .arg(RESOLVER_SUBCOMMAND)
+        .arg(&net.name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(err))
+        .process_group(0);
+    let mut child = cmd.spawn().map_err(|e| NetworkError::Resolver {
+        network: net.name.clone(),
+        why: format!("spawn: {e}"),
+    })?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if resolver_alive(engine, &net.name).is_some() {
+            // It lives on detached; init reaps it.
+            drop(child);
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let tail = std::fs::read_to_string(&log).unwrap_or_default();
+            let last = tail.lines().last().unwrap_or("").to_string();
+            return Err(NetworkError::Resolver {
+                network: net.name.clone(),
+                why: format!("it exited ({status}): {last}; see {}", log.display()),
+            });
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(NetworkError::Resolver {
+                network: net.name.clone(),
+                why: format!("it did not start within 5 s; see {}", log.display()),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Removes the records (the resolver exits by itself) and ends the
+/// resolver we started if it lingers.
+fn stop_resolver(engine: &Engine, network: &str) {
+    let _ = std::fs::remove_file(records_path(engine, network));
+    if let Some(pid) = resolver_alive(engine, network) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline && resolver_alive(engine, network).is_some() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if resolver_alive(engine, network).is_some() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    let _ = std::fs::remove_file(resolver_pid_path(engine, network));
+}
+
+/// The resolver process (`berth network-dns NAME`): binds the network's
+/// gateway port 53 (UDP and TCP), records its pid, serves until the
+/// records file is removed.
+pub fn resolver_main(engine: &Engine, network: &str) -> Result<()> {
+    let net = find(engine, network)?;
+    let addr = SocketAddr::new(net.gateway, 53);
+    let udp = UdpSocket::bind(addr).map_err(|e| NetworkError::Resolver {
+        network: network.into(),
+        why: format!("bind {addr}/udp: {e}"),
+    })?;
+    let tcp = TcpListener::bind(addr).ok();
+    let pidfile = resolver_pid_path(engine, network);
+    let me = std::process::id() as i32;
+    let start = berth_runtime::state::process_start_time(me).unwrap_or(0);
+    let tmp = pidfile.with_extension("tmp");
+    std::fs::write(&tmp, format!("{me} {start}\n"))
+        .map_err(io_err("write", &tmp))
+        .map_err(crate::EngineError::from)?;
+    std::fs::rename(&tmp, &pidfile)
+        .map_err(io_err("rename", &pidfile))
+        .map_err(crate::EngineError::from)?;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    dns::serve(udp, tcp, &records_path(engine, network), &stop)
+        .map_err(host_err(network, "serve DNS"))?;
+    Ok(())
+}
+
+/// Inspect data of a container's networks (podman's `NetworkSettings`).
+pub fn settings_json(engine: &Engine, id: &str) -> Value {
+    let Ok((eps, ports)) = of_container(engine, id) else {
+        return json!({});
+    };
+    let nets = list(engine).unwrap_or_default();
+    let mut networks = serde_json::Map::new();
+    for ep in &eps {
+        let net = nets.iter().find(|n| n.name == ep.network);
+        networks.insert(
+            ep.network.clone(),
+            json!({
+                "NetworkID": net.map(|n| n.id.clone()).unwrap_or_default(),
+                "IPAddress": ep.ip.to_string(),
+                "IPPrefixLen": net.map(|n| n.subnet.prefix_len()).unwrap_or(0),
+                "Gateway": net.map(|n| n.gateway.to_string()).unwrap_or_default(),
+                "GlobalIPv6Address": ep.ip6.map(|i| i.to_string()).unwrap_or_default(),
+                "IPv6Gateway": net.and_then(|n| n.gateway6).map(|g| g.to_string()).unwrap_or_default(),
+                "MacAddress": ep.mac,
+                "Aliases": ep.aliases,
+                "InterfaceName": ep.ifname,
+            }),
+        );
+    }
+    let mut port_map = serde_json::Map::new();
+    for p in &ports {
+        let key = format!("{}/{}", p.container_port, p.proto.as_str());
+        let entry = port_map.entry(key).or_insert_with(|| json!([]));
+        if let Some(a) = entry.as_array_mut() {
+            a.push(json!({
+                "HostIp": p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+                "HostPort": p.host_port.to_string(),
+            }));
+        }
+    }
+    let first = eps.first();
+    json!({
+        "IPAddress": first.map(|e| e.ip.to_string()).unwrap_or_default(),
+        "MacAddress": first.map(|e| e.mac.clone()).unwrap_or_default(),
+        "Gateway": first.and_then(|e| nets.iter().find(|n| n.name == e.network)).map(|n| n.gateway.to_string()).unwrap_or_default(),
+        "Networks": networks,
+        "Ports": port_map,
+        "SandboxKey": if eps.is_empty() { String::new() } else { netns_path(engine, id).display().to_string() },
+    })
+}
+
+/// Network inspect JSON (podman/Docker-like).
+pub fn inspect_json(engine: &Engine, net: &Network) -> Value {
+    let eps = endpoints_on(engine, &net.name).unwrap_or_default();
+    let db = engine.db().ok();
+    let mut containers = serde_json::Map::new();
+    for ep in eps {
+        let name = db
+            .as_ref()
+            .and_then(|d| d.get(&ep.container).ok().flatten())
+            .map(|r| r.name)
+            .unwrap_or_default();
+        containers.insert(
+            ep.container.clone(),
+            json!({"Name": name, "IPv4Address": ep.ip.to_string(), "IPv6Address": ep.ip6.map(|i| i.to_string()).unwrap_or_default(), "MacAddress": ep.mac}),
+        );
+    }
+    let mut config =
+        vec![json!({"Subnet": net.subnet.to_string(), "Gateway": net.gateway.to_string()})];
+    if let (Some(s), Some(g)) = (net.subnet6, net.gateway6) {
+        config.push(json!({"Subnet": s.to_string(), "Gateway": g.to_string()}));
+    }
+    json!({
+        "Name": net.name,
+        "Id": net.id,
+        "Created": crate::rfc3339_ms(net.created),
+        "Driver": "bridge",
+        "NetworkInterface": net.bridge,
+        "EnableIPv6": net.subnet6.is_some(),
+        "Internal": net.internal,
+        "DNSEnabled": net.dns,
+        "IPAM": {"Driver": "default", "Config": config},
+        "Labels": net.labels,
+        "Containers": containers,
+    })
+}
