@@ -8,7 +8,8 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A docker-registry process on a free loopback port, killed on drop.
+/// A docker-registry process on a loopback port of the test's network
+/// namespace (where its berth runs), killed on drop.
 struct Registry {
     child: Child,
     port: u16,
@@ -16,7 +17,7 @@ struct Registry {
 }
 
 impl Registry {
-    fn start() -> Registry {
+    fn start(env: &EngineEnv) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("berth-registry-")
             .tempdir()
@@ -32,7 +33,8 @@ impl Registry {
             );
             let cfg_path = dir.path().join("config.yml");
             std::fs::write(&cfg_path, cfg).expect("config");
-            let mut child = Command::new("docker-registry")
+            let mut child = env
+                .in_netns("docker-registry")
                 .arg("serve")
                 .arg(&cfg_path)
                 .stdout(Stdio::null())
@@ -41,7 +43,11 @@ impl Registry {
                 .expect("start docker-registry");
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                let up = berth_network::netns::run_in(&env.netns, || {
+                    TcpStream::connect(("127.0.0.1", port)).is_ok()
+                })
+                .unwrap_or(false);
+                if up {
                     return Registry {
                         child,
                         port,
@@ -78,13 +84,22 @@ fn run_pulls_a_missing_image() {
         eprintln!("SKIP: run_pulls_a_missing_image: docker-registry is not installed");
         return;
     }
-    let reg = Registry::start();
+    let env = EngineEnv::new();
+    let reg = Registry::start(&env);
     let pusher = EngineEnv::new();
     let img = pusher.busybox_image();
     let remote = format!("127.0.0.1:{}/berth/bb:1", reg.port);
-    pusher.ok(&["push", "-q", &img, &remote]);
-
-    let env = EngineEnv::new();
+    // The pusher's store, in the namespace where the registry listens.
+    let pushed = env
+        .in_netns(berth_bin())
+        .arg("--root")
+        .arg(pusher.root())
+        .arg("--runroot")
+        .arg(pusher.runroot())
+        .args(["push", "-q", &img, &remote])
+        .output()
+        .expect("berth push");
+    ok(&pushed);
     let o = env.berth(&["run", "--rm", "--pull=never", &remote, "true"]);
     assert!(!o.status.success(), "--pull=never must not fetch");
     assert!(stderr(&o).contains("--pull=never"), "{}", stderr(&o));

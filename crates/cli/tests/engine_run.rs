@@ -257,9 +257,10 @@ fn info_version_and_port() {
     assert!(info["host"]["overlay"].is_boolean(), "{info}");
     assert!(info["host"]["cgroupVersion"].is_string(), "{info}");
     assert!(env.ok(&["version"]).starts_with("berth version "));
+    assert_eq!(info["host"]["defaultNetwork"], "berth", "{info}");
     let o = env.berth(&["port", "nothing"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("not support"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no such container"), "{}", stderr(&o));
 }
 
 #[test]

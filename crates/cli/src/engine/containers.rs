@@ -453,6 +453,9 @@ pub fn info(root: &Path, e: &EngineArgs) -> Result<i32> {
         .map(|s| s.contains("Seccomp:"))
         .unwrap_or(false);
     let count = engine.db()?.list()?.len();
+    let nft = ["/usr/sbin/nft", "/sbin/nft"]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists());
     let v = serde_json::json!({
         "host": {
             "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
@@ -466,6 +469,9 @@ pub fn info(root: &Path, e: &EngineArgs) -> Result<i32> {
             "overlay": filesystems.contains("overlay"),
             "userNamespaces": userns,
             "seccomp": seccomp,
+            "networkBackend": "netlink+nftables",
+            "nftables": nft,
+            "defaultNetwork": berth_engine::networks::DEFAULT_NETWORK,
         },
         "store": {
             "root": engine.root,

@@ -1,5 +1,5 @@
-//! `berth system prune [-a] [-f]`: removes stopped containers, then
-//! images no container uses (unnamed ones; all of them with `-a`), through
+//! `berth system prune [-a] [-f]`: removes stopped containers, networks
+//! no container uses (never the default one), then images no container uses (unnamed ones; all of them with `-a`), through
 //! the same code as `container prune` and `image prune`, and reports what
 //! was freed.
 
@@ -31,7 +31,7 @@ pub fn warning(all: bool) -> String {
         "all dangling images"
     };
     format!(
-        "WARNING! This will remove:\n  - all stopped containers\n  - {images}\n\
+        "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  - {images}\n\
          Are you sure you want to continue? [y/N] "
     )
 }
@@ -88,6 +88,14 @@ pub fn prune(root: &Path, e: &EngineArgs, a: &PruneArgs) -> Result<()> {
         for id in &removed {
             println!("{id}");
             freed += sizes.iter().find(|(i, _)| i == id).map_or(0, |(_, s)| *s);
+        }
+        println!();
+    }
+    let networks = berth_engine::networks::prune(&engine)?;
+    if !networks.is_empty() {
+        println!("Deleted Networks:");
+        for n in &networks {
+            println!("{n}");
         }
         println!();
     }

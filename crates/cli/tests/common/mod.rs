@@ -440,6 +440,9 @@ pub struct EngineEnv {
     /// A network namespace made for this test: every `berth` command runs
     /// in it, so bridges, veths and nftables rules never touch the host.
     pub netns: PathBuf,
+    /// Holds the namespace pin, apart from the engine's dirs (whose
+    /// mounts tests check).
+    _netns_dir: tempfile::TempDir,
 }
 
 impl EngineEnv {
@@ -448,7 +451,11 @@ impl EngineEnv {
             .prefix("berth-engine-")
             .tempdir()
             .expect("temp dir");
-        let netns = dir.path().join("netns");
+        let netns_dir = tempfile::Builder::new()
+            .prefix("berth-testns-")
+            .tempdir()
+            .expect("temp dir");
+        let netns = netns_dir.path().join("netns");
         berth_network::netns::create(&netns).expect("create the test's network namespace");
         // Like a host's: loopback up (127.0.0.1 reaches published ports).
         let lo = Command::new("nsenter")
@@ -461,6 +468,7 @@ impl EngineEnv {
             dir,
             cgroup_parent: format!("/{}", unique("berth-test")),
             netns,
+            _netns_dir: netns_dir,
         }
     }
 
