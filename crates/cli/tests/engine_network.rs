@@ -530,3 +530,25 @@ fn internal_network_container_mode_and_bad_input() {
     env.ok(&["rm", "-f", "owner"]);
     assert_eq!(env.ok(&["network", "prune"]).trim(), "sealed");
 }
+
+#[test]
+fn ipv6_network_gives_v6_addresses_that_carry_traffic() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    env.ok(&["network", "create", "--ipv6", "dual"]);
+    web(&env, &img, "web6", &["--network", "dual"]);
+    let s = inspect(&env, "web6");
+    let v6 = s["NetworkSettings"]["Networks"]["dual"]["GlobalIPv6Address"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(v6.starts_with("fd"), "a unique local address: {s}");
+    let inside = env.ok(&["exec", "web6", "ip", "-o", "-6", "addr", "show", "eth0"]);
+    assert!(inside.contains(&format!("{v6}/64")), "{inside}");
+    let got = wait_for("web6 answers over IPv6", 10, || {
+        let (ok, out) = fetch_from(&env, &img, "dual", &v6, 80);
+        ok.then_some(out)
+    });
+    assert!(got.contains("hello from web6"), "{got}");
+}
