@@ -407,3 +407,47 @@ fn stop_ends_an_always_restarting_container() {
     env.ok(&["rm", "-f", "loop"]);
     assert!(env.mounts().is_empty(), "{:?}", env.mounts());
 }
+
+#[test]
+fn unless_stopped_restarts_until_the_user_stops_it() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "us",
+        "--restart",
+        "unless-stopped",
+        &img,
+        "sh",
+        "-c",
+        "echo run; sleep 0.3; exit 1",
+    ]);
+    let v = env.wait_inspect("us", "two restarts", |v| {
+        v["State"]["RestartCount"].as_i64() >= Some(2)
+    });
+    assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "unless-stopped");
+    env.ok(&["stop", "-t", "2", "us"]);
+    let v = env.wait_inspect("us", "exited", |v| v["State"]["Status"] == "exited");
+    let count = v["State"]["RestartCount"].clone();
+    std::thread::sleep(Duration::from_secs(2));
+    let v = env.inspect("us");
+    assert_eq!(v["State"]["Status"], "exited", "not restarted after stop");
+    assert_eq!(v["State"]["RestartCount"], count);
+    // Started by hand it restarts again; `kill` is a user's stop too.
+    env.ok(&["start", "us"]);
+    env.wait_inspect("us", "running again", |v| v["State"]["Status"] == "running");
+    env.ok(&["kill", "us"]);
+    let v = env.wait_inspect("us", "exited after kill", |v| {
+        v["State"]["Status"] == "exited"
+    });
+    let count = v["State"]["RestartCount"].clone();
+    std::thread::sleep(Duration::from_secs(2));
+    let v = env.inspect("us");
+    assert_eq!(v["State"]["Status"], "exited", "not restarted after kill");
+    assert_eq!(v["State"]["RestartCount"], count);
+    env.ok(&["rm", "us"]);
+    assert!(env.mounts().is_empty(), "{:?}", env.mounts());
+}

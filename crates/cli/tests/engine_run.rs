@@ -244,8 +244,23 @@ fn networks_none_host_and_unsupported_modes() {
     ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("not supported"), "{}", stderr(&o));
-    let o = env.berth(&["run", "--rm", "--init", &img, "true"]);
-    assert!(stderr(&o).contains("--init"), "{}", stderr(&o));
+    // --init is supported (crates/cli/tests/engine_init.rs); an init
+    // that cannot run inside the image is refused before anything runs.
+    let o = env.berth(&[
+        "run",
+        "--rm",
+        "--init",
+        "--init-path",
+        "/bin/ls",
+        &img,
+        "true",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--init-path") && stderr(&o).contains("dynamically linked"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -149,6 +149,17 @@ pub fn create(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
         .into());
     }
     let explicit_name = o.name.as_deref().map(names::check_name).transpose()?;
+    // The init is found and checked before anything else is set up.
+    let init_binary = if o.init {
+        let env = std::env::var_os(crate::init::INIT_PATH_ENV).map(PathBuf::from);
+        Some(crate::init::resolve(
+            &crate::init::Host,
+            o.init_path.as_deref(),
+            env.as_deref(),
+        )?)
+    } else {
+        None
+    };
     let store = berth_image::Store::open(&engine.root).map_err(|source| EngineError::Store {
         root: engine.root.clone(),
         source: Box::new(source),
@@ -203,6 +214,7 @@ pub fn create(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
             seccomp_profile,
             host_name: host_name(),
             netns_path: Some(crate::networks::netns_path(engine, &id)),
+            init_binary: init_binary.as_deref(),
         },
     )?;
     let (volume_mounts, uses, anonymous) = attach_volumes(engine, &volume_refs)?;
@@ -232,6 +244,7 @@ pub fn create(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
             }
         }
     }
+    generate::keep_init_mount_last(&mut generated.spec);
     let config_path = engine.bundle(&id).join("config.json");
     let text = serde_json::to_vec_pretty(&generated.spec).expect("spec serializes");
     std::fs::write(&config_path, text).map_err(io("write config.json", &config_path))?;

@@ -12,6 +12,8 @@ pub enum EngineError {
     #[error(transparent)]
     Generate(#[from] crate::generate::GenerateError),
     #[error(transparent)]
+    Init(#[from] crate::init::InitError),
+    #[error(transparent)]
     Opts(#[from] crate::opts::OptsError),
     #[error(transparent)]
     User(#[from] crate::user::UserError),

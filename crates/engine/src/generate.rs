@@ -29,6 +29,8 @@ pub enum GenerateError {
     Spec(#[source] serde_json::Error),
     #[error("invalid seccomp profile given with --security-opt seccomp=")]
     Seccomp(#[source] serde_json::Error),
+    #[error("--init: no init binary was found for the container (see --init-path)")]
+    NoInitBinary,
 }
 
 /// Inputs besides the options: what was read from the image and host.
@@ -49,6 +51,8 @@ pub struct Inputs<'a> {
     pub host_name: String,
     /// The pinned network namespace to join (bridge networks).
     pub netns_path: Option<std::path::PathBuf>,
+    /// With `--init`: the host's static init binary (see [`crate::init`]).
+    pub init_binary: Option<&'a Path>,
 }
 
 /// The generated config and the values the engine keeps about it.
@@ -179,11 +183,34 @@ fn all_caps() -> Vec<String> {
     v
 }
 
+/// The read-only bind of the init binary at [`crate::init::INIT_DEST`]
+/// (the runtime creates the mountpoint; the image's layers are untouched).
+pub fn init_mount(binary: &Path) -> Value {
+    json!({
+        "destination": crate::init::INIT_DEST,
+        "type": "bind",
+        "source": binary,
+        "options": ["bind", "ro", "nosuid", "nodev"],
+    })
+}
+
+/// Moves the init's mount after every other mount, so that no volume or
+/// bind on `/run` hides it (config.md "mounts": later entries win).
+pub fn keep_init_mount_last(spec: &mut Value) {
+    let Some(mounts) = spec["mounts"].as_array_mut() else {
+        return;
+    };
+    if let Some(i) = mounts
+        .iter()
+        .position(|m| m["destination"] == crate::init::INIT_DEST && m["type"] == "bind")
+    {
+        let m = mounts.remove(i);
+        mounts.push(m);
+    }
+}
+
 /// Builds the config.json and the recorded values.
 pub fn generate(o: &RunOptions, inp: &Inputs<'_>) -> Result<Generated, GenerateError> {
-    if o.init {
-        return Err(OptsError::Unsupported("--init (no init binary is bundled yet)".into()).into());
-    }
     let mode = opts::parse_network(o.network.as_deref())?;
     let own_netns = mode != opts::NetworkMode::Host;
     let (entrypoint, cmd) = command(o, inp.image);
@@ -191,6 +218,11 @@ pub fn generate(o: &RunOptions, inp: &Inputs<'_>) -> Result<Generated, GenerateE
     if args.is_empty() {
         return Err(GenerateError::NoCommand);
     }
+    let init_binary = match (o.init, inp.init_binary) {
+        (false, _) => None,
+        (true, Some(p)) => Some(p),
+        (true, None) => return Err(GenerateError::NoInitBinary),
+    };
     let user_spec = o
         .user
         .clone()
@@ -239,7 +271,15 @@ pub fn generate(o: &RunOptions, inp: &Inputs<'_>) -> Result<Generated, GenerateE
 
     let mut spec = berth_runtime::spec::default_spec(false);
     spec["process"]["terminal"] = json!(o.tty);
-    spec["process"]["args"] = json!(args);
+    spec["process"]["args"] = match init_binary {
+        // tini and catatonit both end their options at `--`.
+        Some(_) => json!([crate::init::INIT_DEST, "--"]
+            .into_iter()
+            .map(String::from)
+            .chain(args)
+            .collect::<Vec<_>>()),
+        None => json!(args),
+    };
     spec["process"]["env"] = json!(env);
     spec["process"]["cwd"] = json!(workdir);
     spec["process"]["user"] = json!({
@@ -259,6 +299,9 @@ pub fn generate(o: &RunOptions, inp: &Inputs<'_>) -> Result<Generated, GenerateE
         .expect("default spec has mounts");
     // config.md "mounts": later entries mount over earlier ones.
     mounts.extend(requests.iter().map(mount_json));
+    if let Some(p) = init_binary {
+        mounts.push(init_mount(p));
+    }
     {
         let ns = spec["linux"]["namespaces"]
             .as_array_mut()
@@ -368,6 +411,7 @@ mod tests {
                 seccomp_profile: None,
                 host_name: "hostbox".into(),
                 netns_path: None,
+                init_binary: Some(Path::new("/usr/bin/tini-static")),
             },
         )
     }
@@ -443,6 +487,62 @@ mod tests {
             mounts.contains("/data") && mounts.contains("\"ro\""),
             "{mounts}"
         );
+    }
+
+    #[test]
+    fn init_wraps_the_command() {
+        let g = gen(&opts(), &image()).expect("generate");
+        assert!(!g.spec["mounts"].to_string().contains("berth-init"));
+        let mut o = opts();
+        o.init = true;
+        o.cmd = vec!["sh".into(), "-c".into(), "exit 7".into()];
+        let g = gen(&o, &image()).expect("generate");
+        assert_eq!(
+            g.spec["process"]["args"],
+            json!(["/run/berth-init", "--", "/entry", "sh", "-c", "exit 7"])
+        );
+        // What inspect shows as the command stays the user's.
+        assert_eq!(g.entrypoint, vec!["/entry".to_string()]);
+        let mounts = g.spec["mounts"].as_array().expect("mounts");
+        let m = mounts.last().expect("init mount");
+        assert_eq!(m["destination"], "/run/berth-init");
+        assert_eq!(m["source"], "/usr/bin/tini-static");
+        assert_eq!(m["type"], "bind");
+        assert!(m["options"].to_string().contains("\"ro\""), "{m}");
+        let mut spec = g.spec.clone();
+        spec["mounts"]
+            .as_array_mut()
+            .expect("mounts")
+            .push(json!({"destination": "/run", "type": "tmpfs", "source": "tmpfs"}));
+        keep_init_mount_last(&mut spec);
+        let last = spec["mounts"].as_array().and_then(|a| a.last().cloned());
+        assert_eq!(last.expect("last")["destination"], "/run/berth-init");
+    }
+
+    #[test]
+    fn init_without_a_binary_is_an_error() {
+        let mut o = opts();
+        o.init = true;
+        let host = |_: &str| None;
+        let id = "cd".repeat(32);
+        let img = image();
+        let r = generate(
+            &o,
+            &Inputs {
+                id: &id,
+                image: &img,
+                passwd: "www:x:33:33::/var/www:/bin/sh\n",
+                group: "www:x:33:\n",
+                env_file_lines: vec![],
+                host_env: &host,
+                rootfs: Path::new("/r/merged"),
+                seccomp_profile: None,
+                host_name: "h".into(),
+                netns_path: None,
+                init_binary: None,
+            },
+        );
+        assert!(matches!(r, Err(GenerateError::NoInitBinary)));
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
         .map(|ms| {
             ms.iter()
                 .filter(|m| m["type"] == "bind" || o.is_some_and(|o| is_user_tmpfs(o, m)))
+                // The `--init` binary is the engine's, not a user mount.
+                .filter(|m| {
+                    !(o.is_some_and(|o| o.init) && m["destination"] == crate::init::INIT_DEST)
+                })
                 .map(|m| {
                     let opts = m["options"].as_array().cloned().unwrap_or_default();
                     json!({
@@ -50,12 +54,16 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
         })
         .unwrap_or_default();
     let mounts = mark_volumes(engine, &row.id, mounts);
+    let command: Vec<String> = g
+        .map(|g| g.entrypoint.iter().chain(g.cmd.iter()).cloned().collect())
+        .unwrap_or_default();
     json!({
         "Id": row.id,
         "Name": row.name,
         "Created": crate::rfc3339_ms(row.created),
-        "Path": g.and_then(|g| g.spec["process"]["args"][0].as_str()).unwrap_or_default(),
-        "Args": g.map(|g| g.spec["process"]["args"].as_array().map(|a| a[1.min(a.len())..].to_vec()).unwrap_or_default()).unwrap_or_default(),
+        // The user's command (Docker's shape), not the `--init` wrapper.
+        "Path": command.first().cloned().unwrap_or_default(),
+        "Args": command.get(1..).unwrap_or_default(),
         "Image": row.image_id,
         "ImageName": row.image,
         "State": {
@@ -84,9 +92,10 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
         },
         "HostConfig": {
             "AutoRemove": row.auto_remove,
-            "RestartPolicy": {"Name": row.restart_policy},
+            "RestartPolicy": restart_policy_json(&row.restart_policy),
             "NetworkMode": o.and_then(|o| o.network.clone()).unwrap_or_else(|| crate::networks::DEFAULT_NETWORK.into()),
             "Privileged": o.map(|o| o.privileged),
+            "Init": o.map(|o| o.init),
             "ReadonlyRootfs": o.map(|o| o.read_only),
             "CapAdd": o.map(|o| o.cap_add.clone()),
             "CapDrop": o.map(|o| o.cap_drop.clone()),
@@ -102,6 +111,14 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
         "LogPath": engine.log_path(&row.id),
         "BundlePath": engine.bundle(&row.id),
     })
+}
+
+/// Docker's `{"Name", "MaximumRetryCount"}` of a recorded `--restart`.
+fn restart_policy_json(recorded: &str) -> Value {
+    match crate::opts::parse_restart(recorded) {
+        Ok(p) => json!({"Name": p.name(), "MaximumRetryCount": p.maximum_retry_count()}),
+        Err(_) => json!({"Name": recorded, "MaximumRetryCount": 0}),
+    }
 }
 
 fn is_user_tmpfs(o: &crate::opts::RunOptions, m: &Value) -> bool {

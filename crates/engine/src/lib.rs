@@ -20,6 +20,7 @@ pub mod create;
 pub mod db;
 pub mod error;
 pub mod generate;
+pub mod init;
 pub mod inspect;
 pub mod lifecycle;
 pub mod logs;

@@ -139,7 +139,7 @@ fn supervise(engine: &Engine, id: &str, ready: &mut Option<std::fs::File>) -> Re
             let _ = lifecycle::unmount_rootfs(engine, id);
             return Ok(code);
         };
-        if !current.stop_requested && policy.should_restart(code, restarts) {
+        if policy.should_restart(code, restarts, current.stop_requested) {
             let db = engine.db()?;
             db.set_restarting(id, code, crate::now_ms())?;
             restarts += 1;

@@ -56,6 +56,9 @@ pub struct RunOptions {
     pub security_opt: Vec<String>,
     pub privileged: bool,
     pub init: bool,
+    /// `--init-path`: the init binary on the host (with `--init`).
+    #[serde(default)]
+    pub init_path: Option<PathBuf>,
     pub restart: Option<String>,
     pub labels: Vec<String>,
     pub network: Option<String>,
@@ -89,7 +92,13 @@ pub struct RunOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RestartPolicy {
     No,
+    /// Restart whatever the exit code. Docker also restarts a container
+    /// the user stopped when its daemon starts again; berth has no daemon,
+    /// so a user's stop holds until `berth start`, as with `UnlessStopped`.
     Always,
+    /// Restart whatever the exit code, unless the user stopped it
+    /// (`berth stop`/`kill`): that stop always holds.
+    UnlessStopped,
     /// Restart on a non-zero exit, at most `max` times (0 = no limit).
     OnFailure {
         max: u32,
@@ -98,29 +107,55 @@ pub enum RestartPolicy {
 
 impl RestartPolicy {
     /// Whether a container that exited with `code` after `restarts`
-    /// restarts is started again (a stop by the user never is).
-    pub fn should_restart(self, code: i32, restarts: u32) -> bool {
+    /// restarts is started again; `stopped_by_user` says `berth stop` or
+    /// `kill` ended it, which no policy overrides while the engine runs.
+    pub fn should_restart(self, code: i32, restarts: u32, stopped_by_user: bool) -> bool {
+        if stopped_by_user {
+            return false;
+        }
         match self {
             RestartPolicy::No => false,
-            RestartPolicy::Always => true,
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
             RestartPolicy::OnFailure { max } => code != 0 && (max == 0 || restarts < max),
+        }
+    }
+
+    /// Docker's name of the policy (inspect's HostConfig.RestartPolicy).
+    pub fn name(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::Always => "always",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+            RestartPolicy::OnFailure { .. } => "on-failure",
+        }
+    }
+
+    /// The retry limit of `on-failure:N` (0 otherwise or without a limit).
+    pub fn maximum_retry_count(self) -> u32 {
+        match self {
+            RestartPolicy::OnFailure { max } => max,
+            _ => 0,
         }
     }
 }
 
-/// `--restart no|always|on-failure[:N]`.
+/// `--restart no|always|unless-stopped|on-failure[:N]`.
 pub fn parse_restart(s: &str) -> Result<RestartPolicy, OptsError> {
     match s {
         "" | "no" => Ok(RestartPolicy::No),
         "always" => Ok(RestartPolicy::Always),
+        "unless-stopped" => Ok(RestartPolicy::UnlessStopped),
         "on-failure" => Ok(RestartPolicy::OnFailure { max: 0 }),
-        "unless-stopped" => Err(OptsError::Unsupported("--restart unless-stopped".into())),
         other => match other.strip_prefix("on-failure:") {
             Some(n) => n
                 .parse()
                 .map(|max| RestartPolicy::OnFailure { max })
                 .map_err(|_| invalid("--restart", s, "the retry count must be a number")),
-            None => Err(invalid("--restart", s, "use no, always or on-failure[:N]")),
+            None => Err(invalid(
+                "--restart",
+                s,
+                "use no, always, unless-stopped or on-failure[:N]",
+            )),
         },
     }
 }
@@ -407,13 +442,24 @@ mod tests {
             parse_restart("on-failure:3"),
             Ok(RestartPolicy::OnFailure { max: 3 })
         );
+        assert_eq!(
+            parse_restart("unless-stopped"),
+            Ok(RestartPolicy::UnlessStopped)
+        );
         assert!(parse_restart("on-failure:x").is_err());
         assert!(parse_restart("sometimes").is_err());
         let p = RestartPolicy::OnFailure { max: 2 };
-        assert!(p.should_restart(1, 0) && p.should_restart(1, 1));
-        assert!(!p.should_restart(1, 2) && !p.should_restart(0, 0));
-        assert!(RestartPolicy::Always.should_restart(0, 100));
-        assert!(!RestartPolicy::No.should_restart(1, 0));
+        assert!(p.should_restart(1, 0, false) && p.should_restart(1, 1, false));
+        assert!(!p.should_restart(1, 2, false) && !p.should_restart(0, 0, false));
+        assert!(!p.should_restart(1, 0, true));
+        assert!(RestartPolicy::Always.should_restart(0, 100, false));
+        let u = RestartPolicy::UnlessStopped;
+        assert!(u.should_restart(0, 100, false) && u.should_restart(1, 0, false));
+        assert!(!u.should_restart(1, 0, true), "a user's stop holds");
+        assert!(!RestartPolicy::No.should_restart(1, 0, false));
+        assert_eq!(u.name(), "unless-stopped");
+        assert_eq!(p.name(), "on-failure");
+        assert_eq!(p.maximum_retry_count(), 2);
     }
 
     #[test]

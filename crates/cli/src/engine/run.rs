@@ -110,10 +110,17 @@ pub struct RunArgs {
     /// All capabilities, no seccomp, no masked paths.
     #[arg(long)]
     pub privileged: bool,
-    /// Run an init as PID 1 (not supported yet).
+    /// Run a static init (catatonit or tini from the host) as PID 1: it
+    /// reaps orphaned processes and forwards signals to the command
+    /// (example: `berth run --init IMAGE sh -c 'exit 7'`).
     #[arg(long)]
     pub init: bool,
-    /// Restart policy: no, always, on-failure[:N].
+    /// The host's static init binary for --init (default: $BERTH_INIT_PATH,
+    /// else /usr/libexec/podman/catatonit, /usr/bin/catatonit,
+    /// /usr/bin/tini-static, /usr/bin/docker-init, /usr/bin/tini).
+    #[arg(long, value_name = "PATH", requires = "init")]
+    pub init_path: Option<PathBuf>,
+    /// Restart policy: no, always, unless-stopped, on-failure[:N].
     #[arg(long)]
     pub restart: Option<String>,
     /// Set a label (K=V).
@@ -186,6 +193,7 @@ impl RunArgs {
             security_opt: self.security_opt.clone(),
             privileged: self.privileged,
             init: self.init,
+            init_path: self.init_path.clone(),
             restart: self.restart.clone(),
             labels: self.label.clone(),
             network: self.network.clone(),

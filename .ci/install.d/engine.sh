@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# berth-engine: static inits for `berth run --init` (crates/cli/tests/
+# engine_init.rs). berth bundles none; it takes the host's, as podman does:
+# catatonit (/usr/bin/catatonit, /usr/libexec/podman/catatonit) and tini
+# (/usr/bin/tini-static; /usr/bin/tini is dynamic and cannot be used).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y -qq --no-install-recommends tini catatonit >/dev/null
