@@ -426,7 +426,7 @@ fn volume_rm_racing_create_never_orphans_a_container() {
     for i in 0..12u64 {
         env.ok(&["volume", "create", &vol]);
         let name = format!("racer{i}");
-        let mut create = env
+        let create = env
             .cmd()
             .args(["create", "--name", &name, "-v", &spec, &img, "true"])
             .stdout(std::process::Stdio::null())
