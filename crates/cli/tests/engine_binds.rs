@@ -54,8 +54,7 @@ impl Drop for SharedTmpfs {
 fn optional_fields(mountinfo: &str, target: &str) -> Vec<String> {
     let line = mountinfo
         .lines()
-        .filter(|l| l.split(' ').nth(4) == Some(target))
-        .last()
+        .rfind(|l| l.split(' ').nth(4) == Some(target))
         .unwrap_or_else(|| panic!("no mount at {target} in:\n{mountinfo}"));
     line.split(' ')
         .skip(6)

@@ -251,14 +251,16 @@ pub fn parse_volume(s: &str) -> Result<MountRequest, OptsError> {
             "U" => chown = true,
             "bind" => recursive = false,
             "rbind" => recursive = true,
-            other => return Err(invalid(
-                "-v",
-                s,
-                format!(
+            other => {
+                return Err(invalid(
+                    "-v",
+                    s,
+                    format!(
                     "unknown option {other:?} (berth knows ro, rw, z, Z, U, bind, rbind and {})",
                     PROPAGATIONS.join(", ")
                 ),
-            )),
+                ))
+            }
         }
     }
     Ok(MountRequest {
