@@ -5,6 +5,11 @@
 //! `PRAGMA integrity_check`, every listed container has its directory,
 //! markers written by completed runs survive; at the end, after `rm -f` of
 //! everything and `volume prune`, no mount and no cgroup of the test remain.
+//!
+//! `pull` from a local registry (Debian's docker-registry in the test's
+//! network namespace) is killed the same way; after each kill `images`
+//! works, every blob in the store hashes to its name (no half-written blob
+//! is visible) and a retried pull succeeds and runs.
 
 mod common;
 use common::*;
@@ -104,6 +109,15 @@ fn check_markers(env: &EngineEnv, vol: &str, done: &[u64]) {
     }
 }
 
+/// Mounts under the test's dir besides its network namespace pin.
+fn leftover_mounts(env: &EngineEnv) -> Vec<String> {
+    let pin = env.netns.display().to_string();
+    env.mounts()
+        .into_iter()
+        .filter(|l| l.split(' ').nth(4) != Some(pin.as_str()))
+        .collect()
+}
+
 /// Cgroup dirs left below the test's parent in any hierarchy.
 fn cgroup_children(env: &EngineEnv) -> Vec<PathBuf> {
     let mut v = Vec::new();
@@ -188,7 +202,7 @@ fn killed_commands_leave_a_consistent_engine() {
     check_markers(&env, vol, &done);
     env.ok(&["volume", "prune"]);
     check_db(&env.root());
-    let mounts = env.mounts();
+    let mounts = leftover_mounts(&env);
     assert!(
         mounts.is_empty(),
         "mounts left under the test root: {mounts:#?}"
@@ -198,5 +212,75 @@ fn killed_commands_leave_a_consistent_engine() {
         left.is_empty(),
         "cgroups left under {}: {left:#?}",
         env.cgroup_parent
+    );
+}
+
+/// Every blob under the image store hashes to its file name; their count.
+fn check_blobs(root: &Path) -> usize {
+    let dir = root.join("images/blobs/sha256");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .flatten()
+    {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().to_string();
+        let out = std::process::Command::new("sha256sum")
+            .arg(&path)
+            .output()
+            .expect("run sha256sum");
+        let sum = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            sum.split_whitespace().next(),
+            Some(name.as_str()),
+            "blob {} does not match its digest (half-written?)",
+            path.display()
+        );
+        n += 1;
+    }
+    n
+}
+
+const PULL_ITERATIONS: u64 = 8;
+
+#[test]
+fn killed_pulls_leave_a_consistent_store() {
+    require_root!();
+    let env = EngineEnv::new();
+    let Some(reg) = Registry::start_in(&env) else {
+        eprintln!("SKIP: killed_pulls_leave_a_consistent_store: docker-registry is not installed");
+        return;
+    };
+    let img = env.busybox_image();
+    let remote = format!("127.0.0.1:{}/berth/crash:1", reg.port);
+    env.ok(&["push", "-q", &img, &remote]);
+    env.ok(&["rmi", &img]);
+    let mut took = MAX_DELAY_US;
+    for i in 0..PULL_ITERATIONS {
+        let seed = BASE_SEED ^ (0x9011 + i);
+        let mut rng = Rng(seed);
+        let delay = rng.next() % (took.min(MAX_DELAY_US) + 1);
+        eprintln!("pull iteration {i}: seed {seed:#x}, delay {delay} us");
+        if let Some(us) = kill_after(&env, &["pull", "-q", &remote], delay) {
+            took = us;
+        }
+        // The store reads, and holds no blob that is not what it claims.
+        env.ok(&["images"]);
+        let blobs = check_blobs(&env.root());
+        eprintln!("pull iteration {i}: {blobs} blobs verified");
+        // A retry completes the image, and it runs.
+        env.ok(&["pull", "-q", &remote]);
+        check_blobs(&env.root());
+        assert_eq!(
+            env.ok(&["run", "--rm", &remote, "echo", "pulled"]),
+            "pulled\n"
+        );
+        env.ok(&["rmi", &remote]);
+    }
+    assert_eq!(check_blobs(&env.root()), 0, "rmi collected every blob");
+    let mounts = leftover_mounts(&env);
+    assert!(
+        mounts.is_empty(),
+        "mounts left under the test root: {mounts:#?}"
     );
 }

@@ -412,3 +412,61 @@ fn image_volumes_get_anonymous_volumes() {
     );
     assert_eq!(volume_names(&env), vec![named]);
 }
+
+/// `volume rm` racing `create -v NAME:/x` (bounded): whichever wins, no
+/// container is left whose volume dir is gone.
+#[test]
+fn volume_rm_racing_create_never_orphans_a_container() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    let vol = unique_name(&env, "race");
+    let spec = format!("{vol}:/x");
+    let (mut refused, mut removed_first) = (0, 0);
+    for i in 0..12u64 {
+        env.ok(&["volume", "create", &vol]);
+        let name = format!("racer{i}");
+        let create = env
+            .cmd()
+            .args(["create", "--name", &name, "-v", &spec, &img, "true"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn create");
+        // Spread the rm over the create's run.
+        std::thread::sleep(std::time::Duration::from_millis(i * 7));
+        let rm = env.berth(&["volume", "rm", &vol]);
+        let created = create.wait_with_output().expect("wait create");
+        eprintln!(
+            "iteration {i}: create {} ({}), rm {}",
+            created.status,
+            String::from_utf8_lossy(&created.stderr).trim(),
+            rm.status
+        );
+        if !rm.status.success() {
+            assert!(stderr(&rm).contains("in use"), "{}", stderr(&rm));
+            refused += 1;
+        } else if created.status.success() {
+            removed_first += 1;
+        }
+        // The invariant: every container's volumes exist, dirs included.
+        for id in env.ok(&["ps", "-aq", "--no-trunc"]).split_whitespace() {
+            let mounts = env.inspect(id)["Mounts"].clone();
+            for m in mounts.as_array().expect("Mounts") {
+                if m["Type"] != "volume" {
+                    continue;
+                }
+                let n = m["Name"].as_str().expect("Name");
+                assert!(
+                    volume_names(&env).iter().any(|v| v == n),
+                    "container {id} uses volume {n}, which is gone"
+                );
+                let src = PathBuf::from(m["Source"].as_str().expect("Source"));
+                assert!(src.is_dir(), "container {id}: {} missing", src.display());
+            }
+            env.ok(&["rm", "-f", id]);
+        }
+        env.ok(&["volume", "rm", "-f", &vol]);
+    }
+    eprintln!("rm refused (in use) {refused} times, won before create {removed_first} times");
+}

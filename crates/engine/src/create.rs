@@ -133,8 +133,27 @@ fn host_name() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
+/// How often `create` starts over when a volume it attached was removed
+/// before the container row committed.
+const VANISHED_RETRIES: usize = 3;
+
 /// Creates a container from `o`; returns its row.
 pub fn create(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
+    let mut tries = 0;
+    loop {
+        match create_once(engine, o) {
+            Err(EngineError::Volume(volumes::VolumeError::Vanished { name, .. }))
+                if tries < VANISHED_RETRIES =>
+            {
+                tracing::debug!("volume {name} was removed during create; starting over");
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
     let mut o = o.clone();
     if o.cgroup_parent.is_empty() {
         o.cgroup_parent = engine.cgroup_parent.clone();
@@ -217,6 +236,7 @@ pub fn create(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
             init_binary: init_binary.as_deref(),
         },
     )?;
+    crate::binds::prepare(&crate::binds::requests(&gen_opts)?, &generated.identity)?;
     let (volume_mounts, uses, anonymous) = attach_volumes(engine, &volume_refs)?;
     let mut anon_guard = AnonGuard(engine, anonymous);
     generated.spec["mounts"]
@@ -284,17 +304,18 @@ pub fn create(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
             Some(n) => n.clone(),
             None => names::generated_name(attempt)?,
         };
-        match db.insert(&row) {
+        // The row and its volume uses commit together, and only while
+        // every volume still exists (a racing `volume rm` loses or wins
+        // as a whole).
+        match volume_store::insert_container(&mut db, &row, &uses) {
             Ok(()) => break,
-            Err(DbError::NameInUse { .. }) if explicit_name.is_none() && attempt < 20 => {
+            Err(EngineError::Db(DbError::NameInUse { .. }))
+                if explicit_name.is_none() && attempt < 20 =>
+            {
                 attempt += 1
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
-    }
-    if let Err(e) = volume_store::record_uses(engine, &id, &uses) {
-        let _ = db.remove(&id);
-        return Err(e);
     }
     anon_guard.1.clear();
     net_guard.1 = None;

@@ -230,58 +230,7 @@ impl Db {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(q("begin insert"))?;
-        let holder: Option<String> = tx
-            .query_row(
-                "SELECT id FROM containers WHERE name = ?1",
-                params![c.name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(q("look up name"))?;
-        if let Some(holder) = holder {
-            return Err(DbError::NameInUse {
-                name: c.name.clone(),
-                holder: short(&holder).to_string(),
-            });
-        }
-        let res = tx.execute(
-            &format!(
-                "INSERT INTO containers ({COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
-            ),
-            params![
-                c.id,
-                c.name,
-                c.image,
-                c.image_id,
-                c.config.to_string(),
-                c.status.as_str(),
-                c.created,
-                c.started,
-                c.finished,
-                c.exit_code,
-                c.pid,
-                c.monitor_pid,
-                c.monitor_start,
-                c.restart_policy,
-                c.restart_count,
-                c.stop_requested as i64,
-                serde_json::to_string(&c.labels).expect("labels serialize"),
-                c.auto_remove as i64,
-            ],
-        );
-        match res {
-            Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                return Err(DbError::NameInUse {
-                    name: c.name.clone(),
-                    holder: "another container".into(),
-                })
-            }
-            Err(e) => return Err(q(format!("insert container {}", c.name))(e)),
-        }
+        insert_in(&tx, c)?;
         tx.commit().map_err(q("commit insert"))
     }
 
@@ -457,13 +406,70 @@ impl Db {
     }
 }
 
+/// Inserts a new container inside the caller's (immediate) transaction;
+/// the name must be free.
+pub(crate) fn insert_in(tx: &Connection, c: &ContainerRow) -> Result<(), DbError> {
+    let holder: Option<String> = tx
+        .query_row(
+            "SELECT id FROM containers WHERE name = ?1",
+            params![c.name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(q("look up name"))?;
+    if let Some(holder) = holder {
+        return Err(DbError::NameInUse {
+            name: c.name.clone(),
+            holder: short(&holder).to_string(),
+        });
+    }
+    let res = tx.execute(
+        &format!(
+            "INSERT INTO containers ({COLUMNS}) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+        ),
+        params![
+            c.id,
+            c.name,
+            c.image,
+            c.image_id,
+            c.config.to_string(),
+            c.status.as_str(),
+            c.created,
+            c.started,
+            c.finished,
+            c.exit_code,
+            c.pid,
+            c.monitor_pid,
+            c.monitor_start,
+            c.restart_policy,
+            c.restart_count,
+            c.stop_requested as i64,
+            serde_json::to_string(&c.labels).expect("labels serialize"),
+            c.auto_remove as i64,
+        ],
+    );
+    match res {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(DbError::NameInUse {
+                name: c.name.clone(),
+                holder: "another container".into(),
+            })
+        }
+        Err(e) => Err(q(format!("insert container {}", c.name))(e)),
+    }
+}
+
 /// The 12-digit short form of an ID.
 pub fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn row(id: &str, name: &str) -> ContainerRow {

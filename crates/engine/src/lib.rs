@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod attach;
+pub mod binds;
 pub mod copy;
 pub mod create;
 pub mod db;

@@ -210,7 +210,16 @@ pub struct MountRequest {
     pub kind: String,
     pub source: Option<PathBuf>,
     pub target: String,
+    /// The OCI mount options (config.md "mounts").
     pub options: Vec<String>,
+    /// podman's `:U`: chown the host source, recursively, to the
+    /// container's user and group before it starts.
+    #[serde(default)]
+    pub chown: bool,
+    /// `--mount ...,bind-create-src`: a missing host source is created
+    /// (otherwise it is an error).
+    #[serde(default)]
+    pub create_source: bool,
 }
 
 fn check_target(flag: &'static str, value: &str, target: &str) -> Result<(), OptsError> {
@@ -220,8 +229,34 @@ fn check_target(flag: &'static str, value: &str, target: &str) -> Result<(), Opt
     Ok(())
 }
 
-/// `-v /host:/ctr[:ro|rw]` (host binds; named and anonymous volumes are
-/// taken out first by [`crate::volumes::plan`]).
+/// The bind propagation words Docker and podman take (runtime-spec
+/// config-linux.md "rootfsPropagation" values).
+const PROPAGATIONS: [&str; 6] = [
+    "rprivate", "private", "rshared", "shared", "rslave", "slave",
+];
+
+/// `z`/`Z` ask for an SELinux relabel; berth has no SELinux support, so
+/// they are accepted and ignored, as Docker does on a host without it.
+fn ignore_relabel(flag: &str, opt: &str) {
+    tracing::debug!("{flag}: option {opt:?} ignored: SELinux relabelling is not supported");
+}
+
+/// Options of a bind mount: `rbind` (or `bind`), the read-only flag and
+/// exactly one propagation (Docker's default `rprivate`).
+fn bind_options(recursive: bool, readonly: Option<bool>, propagation: Option<&str>) -> Vec<String> {
+    let mut options = vec![if recursive { "rbind" } else { "bind" }.to_string()];
+    if let Some(ro) = readonly {
+        options.push(if ro { "ro" } else { "rw" }.into());
+    }
+    options.push(propagation.unwrap_or("rprivate").into());
+    options
+}
+
+/// `-v /host:/ctr[:OPTS]` (host binds; named and anonymous volumes are
+/// taken out first by [`crate::volumes::plan`]). OPTS, comma separated:
+/// `ro`/`rw`, one propagation (`rprivate` by default, `private`,
+/// `rshared`, `shared`, `rslave`, `slave`), `z`/`Z` (ignored: no SELinux),
+/// `U` (podman: chown the source to the container's user), `bind`/`rbind`.
 pub fn parse_volume(s: &str) -> Result<MountRequest, OptsError> {
     let parts: Vec<&str> = s.split(':').collect();
     let (src, dst, opts) = match parts.as_slice() {
@@ -236,19 +271,40 @@ pub fn parse_volume(s: &str) -> Result<MountRequest, OptsError> {
         )));
     }
     check_target("-v", s, dst)?;
-    let mut options = vec!["rbind".to_string()];
+    let (mut readonly, mut propagation, mut recursive, mut chown) = (None, None, true, false);
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o {
-            "ro" | "rw" => options.push(o.to_string()),
-            "z" | "Z" => {}
-            other => return Err(invalid("-v", s, format!("unknown option {other:?}"))),
+            "ro" => readonly = Some(true),
+            "rw" => readonly = Some(false),
+            p if PROPAGATIONS.contains(&p) => {
+                if propagation.is_some_and(|q| q != p) {
+                    return Err(invalid("-v", s, "give at most one propagation option"));
+                }
+                propagation = Some(p);
+            }
+            "z" | "Z" => ignore_relabel("-v", o),
+            "U" => chown = true,
+            "bind" => recursive = false,
+            "rbind" => recursive = true,
+            other => {
+                return Err(invalid(
+                    "-v",
+                    s,
+                    format!(
+                    "unknown option {other:?} (berth knows ro, rw, z, Z, U, bind, rbind and {})",
+                    PROPAGATIONS.join(", ")
+                ),
+                ))
+            }
         }
     }
     Ok(MountRequest {
         kind: "bind".into(),
         source: Some(PathBuf::from(src)),
         target: dst.into(),
-        options,
+        options: bind_options(recursive, readonly, propagation),
+        chown,
+        create_source: false,
     })
 }
 
@@ -267,29 +323,92 @@ pub fn parse_tmpfs(s: &str) -> Result<MountRequest, OptsError> {
         source: None,
         target: dst.into(),
         options,
+        chown: false,
+        create_source: false,
     })
 }
 
-/// `--mount type=bind,source=/a,target=/b[,readonly]` or
+/// A boolean `--mount` value: empty (the key alone), true/false, 1/0.
+fn mount_bool(s: &str, key: &str, v: &str) -> Result<bool, OptsError> {
+    match v {
+        "" | "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(invalid("--mount", s, format!("{key}= takes true or false"))),
+    }
+}
+
+/// `--mount type=bind,source=/a,target=/b[,readonly][,bind-propagation=P]
+/// [,bind-nonrecursive][,bind-recursive=enabled|disabled][,bind-create-src]
+/// [,U|chown][,relabel=shared|private]` or
 /// `--mount type=tmpfs,target=/t[,tmpfs-size=N][,tmpfs-mode=O]`.
 pub fn parse_mount(s: &str) -> Result<MountRequest, OptsError> {
     let mut kind = None;
     let mut source = None;
     let mut target = None;
-    let mut options = Vec::new();
+    let mut readonly = None;
+    let mut propagation = None;
+    let mut recursive = true;
+    let mut chown = false;
+    let mut create_source = false;
+    let mut tmpfs_options = Vec::new();
+    let mut bind_only = Vec::new();
     for kv in s.split(',') {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         match k {
             "type" => kind = Some(v.to_string()),
             "source" | "src" => source = Some(PathBuf::from(v)),
             "target" | "destination" | "dst" => target = Some(v.to_string()),
-            "readonly" | "ro" if v.is_empty() || v == "true" || v == "1" => {
-                options.push("ro".into())
+            "readonly" | "ro" => readonly = Some(mount_bool(s, k, v)?),
+            "tmpfs-size" => tmpfs_options.push(format!("size={v}")),
+            "tmpfs-mode" => tmpfs_options.push(format!("mode={v}")),
+            "bind-propagation" => {
+                if !PROPAGATIONS.contains(&v) {
+                    return Err(invalid(
+                        "--mount",
+                        s,
+                        format!(
+                            "bind-propagation must be one of {}",
+                            PROPAGATIONS.join(", ")
+                        ),
+                    ));
+                }
+                propagation = Some(v);
+                bind_only.push(k);
             }
-            "readonly" | "ro" if v == "false" || v == "0" => {}
-            "tmpfs-size" => options.push(format!("size={v}")),
-            "tmpfs-mode" => options.push(format!("mode={v}")),
-            "bind-propagation" => options.push(v.to_string()),
+            "bind-nonrecursive" => {
+                recursive = !mount_bool(s, k, v)?;
+                bind_only.push(k);
+            }
+            "bind-recursive" => {
+                recursive = match v {
+                    "enabled" => true,
+                    "disabled" => false,
+                    "writable" | "readonly" => {
+                        return Err(OptsError::Unsupported(format!(
+                            "--mount bind-recursive={v} (use enabled or disabled)"
+                        )))
+                    }
+                    _ => {
+                        return Err(invalid(
+                            "--mount",
+                            s,
+                            "bind-recursive takes enabled or disabled",
+                        ))
+                    }
+                };
+                bind_only.push(k);
+            }
+            "bind-create-src" => {
+                create_source = mount_bool(s, k, v)?;
+                bind_only.push(k);
+            }
+            "U" | "chown" => {
+                chown = mount_bool(s, k, v)?;
+                bind_only.push(k);
+            }
+            "z" | "Z" => ignore_relabel("--mount", k),
+            "relabel" if matches!(v, "shared" | "private") => ignore_relabel("--mount", kv),
+            "consistency" => {}
             other => return Err(invalid("--mount", s, format!("unknown key {other:?}"))),
         }
     }
@@ -305,21 +424,34 @@ pub fn parse_mount(s: &str) -> Result<MountRequest, OptsError> {
                     "source must be an absolute host path",
                 ));
             }
-            options.insert(0, "rbind".into());
+            if !tmpfs_options.is_empty() {
+                return Err(invalid("--mount", s, "tmpfs-* keys need type=tmpfs"));
+            }
             Ok(MountRequest {
                 kind: "bind".into(),
                 source: Some(src),
                 target,
-                options,
+                options: bind_options(recursive, readonly.filter(|ro| *ro), propagation),
+                chown,
+                create_source,
             })
         }
         Some("tmpfs") => {
-            options.splice(0..0, ["nosuid".to_string(), "nodev".to_string()]);
+            if let Some(k) = bind_only.first() {
+                return Err(invalid("--mount", s, format!("{k} needs type=bind")));
+            }
+            let mut options: Vec<String> = vec!["nosuid".into(), "nodev".into()];
+            options.extend(tmpfs_options);
+            if readonly == Some(true) {
+                options.push("ro".into());
+            }
             Ok(MountRequest {
                 kind: "tmpfs".into(),
                 source: None,
                 target,
                 options,
+                chown: false,
+                create_source: false,
             })
         }
         Some(other) => Err(OptsError::Unsupported(format!("--mount type={other}"))),
@@ -485,7 +617,16 @@ mod tests {
     fn volumes_and_mounts() {
         let v = parse_volume("/h:/c:ro").expect("volume");
         assert_eq!(v.kind, "bind");
-        assert_eq!(v.options, vec!["rbind", "ro"]);
+        assert_eq!(v.options, vec!["rbind", "ro", "rprivate"]);
+        assert!(!v.chown && !v.create_source);
+        let v = parse_volume("/h:/c:rshared,U,z").expect("volume");
+        assert_eq!(v.options, vec!["rbind", "rshared"]);
+        assert!(v.chown);
+        let v = parse_volume("/h:/c:rw,slave,bind").expect("volume");
+        assert_eq!(v.options, vec!["bind", "rw", "slave"]);
+        assert!(parse_volume("/h:/c:shared,rslave").is_err());
+        let e = parse_volume("/h:/c:bogus").unwrap_err().to_string();
+        assert!(e.contains("\"bogus\"") && e.contains("rshared"), "{e}");
         assert!(matches!(
             parse_volume("data:/c"),
             Err(OptsError::Unsupported(_))
@@ -494,8 +635,24 @@ mod tests {
         let m = parse_mount("type=bind,source=/a,target=/b,readonly").expect("mount");
         assert_eq!(
             (m.target.as_str(), m.options.clone()),
-            ("/b", vec!["rbind".into(), "ro".into()])
+            ("/b", vec!["rbind".into(), "ro".into(), "rprivate".into()])
         );
+        let m = parse_mount(
+            "type=bind,src=/a,dst=/b,bind-propagation=rslave,bind-nonrecursive,U,bind-create-src",
+        )
+        .expect("mount");
+        assert_eq!(m.options, vec!["bind", "rslave"]);
+        assert!(m.chown && m.create_source);
+        let m = parse_mount("type=bind,src=/a,dst=/b,readonly=false,bind-recursive=disabled")
+            .expect("mount");
+        assert_eq!(m.options, vec!["bind", "rprivate"]);
+        assert!(parse_mount("type=bind,src=/a,dst=/b,bind-propagation=weird").is_err());
+        assert!(parse_mount("type=bind,src=/a,dst=/b,tmpfs-size=1m").is_err());
+        assert!(parse_mount("type=tmpfs,dst=/b,bind-propagation=shared").is_err());
+        assert!(matches!(
+            parse_mount("type=bind,src=/a,dst=/b,bind-recursive=readonly"),
+            Err(OptsError::Unsupported(_))
+        ));
         let t = parse_mount("type=tmpfs,target=/t,tmpfs-size=1m").expect("tmpfs");
         assert_eq!(t.options, vec!["nosuid", "nodev", "size=1m"]);
         assert!(parse_mount("type=volume,target=/x").is_err());

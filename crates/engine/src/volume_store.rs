@@ -6,7 +6,17 @@
 //! names a missing dir (a leftover dir without a row is reused).
 //!
 //! A use counts only while its container row exists, so a container
-//! removed by any path (rm, prune, --rm) frees its volumes.
+//! removed by any path (rm, prune, --rm) frees its volumes. A container
+//! row and its use rows are inserted in one immediate transaction that
+//! also checks each volume still exists, and `volume rm` checks the uses
+//! and deletes the row in one immediate transaction: whichever commits
+//! first, no container is left mounting a removed volume.
+//!
+//! `volume create` and `volume rm` also hold `<root>/volumes/.lock`
+//! (flock) across their transaction and their dir change, and `rm`
+//! renames the dir away (into `.trash/`) before unlocking: a volume
+//! re-created under the same name never gets its new dir deleted by the
+//! `rm` that came before it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -70,6 +80,38 @@ fn q(op: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> VolumeError {
 /// `<root>/volumes/<name>`.
 pub fn volume_dir(engine: &Engine, name: &str) -> PathBuf {
     engine.root.join("volumes").join(name)
+}
+
+/// `<root>/volumes/.trash`: dirs of removed volumes being deleted.
+fn trash_dir(engine: &Engine) -> PathBuf {
+    engine.root.join("volumes").join(".trash")
+}
+
+/// Holds the volume dir lock (`<root>/volumes/.lock`) until dropped.
+struct DirLock(#[allow(dead_code)] std::os::fd::OwnedFd);
+
+fn lock_dirs(engine: &Engine, name: &str) -> Result<DirLock> {
+    let base = engine.root.join("volumes");
+    let path = base.join(".lock");
+    let io = |op, path: &Path| {
+        let (name, path) = (name.to_string(), path.to_path_buf());
+        move |source| VolumeError::Io {
+            name,
+            op,
+            path,
+            source,
+        }
+    };
+    std::fs::create_dir_all(&base).map_err(io("create", &base))?;
+    let fd = rustix::fs::open(
+        &path,
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CREATE | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| io("open the lock", &path)(e.into()))?;
+    rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| io("lock", &path)(e.into()))?;
+    Ok(DirLock(fd))
 }
 
 fn conn(db: &mut crate::Db) -> Result<&mut Connection> {
@@ -138,6 +180,7 @@ pub fn create(
     anonymous: bool,
 ) -> Result<Volume> {
     check_name(name)?;
+    let _lock = lock_dirs(engine, name)?;
     let mut db = engine.db()?;
     let c = conn(&mut db)?;
     let tx = c
@@ -156,6 +199,16 @@ pub fn create(
             source,
         }
     };
+    // A dir without a row is what a killed `volume rm` (or `create`)
+    // left: a new volume starts empty.
+    let dir = volume_dir(engine, name);
+    if dir.exists() {
+        let trash = trash_dir(engine);
+        let doomed = trash.join(format!("{name}-{}", crate::now_ms()));
+        std::fs::create_dir_all(&trash).map_err(io("create", &trash))?;
+        std::fs::rename(&dir, &doomed).map_err(io("move aside the leftover", &dir))?;
+        let _ = std::fs::remove_dir_all(&doomed);
+    }
     std::fs::create_dir_all(&data).map_err(io("create", &data))?;
     let created = crate::now_ms();
     tx.execute(
@@ -255,6 +308,7 @@ pub fn users(engine: &Engine, name: &str) -> Result<Vec<String>> {
 /// `volume rm`: refused while a container uses it; `force` only ignores a
 /// missing volume. True when it existed.
 pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<bool> {
+    let lock = lock_dirs(engine, name)?;
     let mut db = engine.db()?;
     let c = conn(&mut db)?;
     let tx = c
@@ -281,12 +335,27 @@ pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<bool> {
         .map_err(q(format!("remove volume {name}")))?;
     tx.commit()
         .map_err(q(format!("commit rm of volume {name}")))?;
+    drop(db);
+    // Move the dir out of the way under the lock (a re-create of the name
+    // then makes a fresh one), delete it after unlocking.
     let dir = volume_dir(engine, name);
-    match std::fs::remove_dir_all(&dir) {
+    let trash = trash_dir(engine);
+    let doomed = trash.join(format!("{name}-{}", crate::now_ms()));
+    let moved = std::fs::create_dir_all(&trash).and_then(|_| std::fs::rename(&dir, &doomed));
+    let doomed = match moved {
+        Ok(()) => doomed,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        // Could not move it (another filesystem?): delete in place, still
+        // under the lock.
+        Err(_) => dir,
+    };
+    let res = std::fs::remove_dir_all(&doomed);
+    drop(lock);
+    match res {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(VolumeError::Io {
             name: name.into(),
             op: "remove the data dir",
-            path: dir,
+            path: doomed,
             source: e,
         }
         .into()),
@@ -294,8 +363,19 @@ pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<bool> {
     }
 }
 
+/// Deletes dirs a killed `volume rm` left in `.trash/` (best effort: one
+/// another `rm` is deleting may vanish under us).
+fn sweep_trash(engine: &Engine) {
+    if let Ok(rd) = std::fs::read_dir(trash_dir(engine)) {
+        for e in rd.flatten() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// `volume prune`: removes every volume no container uses; their names.
 pub fn prune(engine: &Engine) -> Result<Vec<String>> {
+    sweep_trash(engine);
     let mut removed = Vec::new();
     for v in list(engine)? {
         match remove(engine, &v.name, true) {
@@ -307,8 +387,50 @@ pub fn prune(engine: &Engine) -> Result<Vec<String>> {
     Ok(removed)
 }
 
+/// Inserts the container row and its volume uses in one immediate
+/// transaction, checking each volume still exists (a `volume rm` or
+/// `prune` that committed first makes this fail with `Vanished`, and the
+/// caller may retry from scratch).
+pub fn insert_container(
+    db: &mut crate::Db,
+    row: &crate::db::ContainerRow,
+    uses: &[VolumeUse],
+) -> Result<()> {
+    let c = conn(db)?;
+    let tx = c
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(q("begin container insert"))?;
+    crate::db::insert_in(&tx, row)?;
+    for u in uses {
+        let exists: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM volumes WHERE name = ?1)",
+                params![u.volume],
+                |r| r.get(0),
+            )
+            .map_err(q(format!("check volume {}", u.volume)))?;
+        if !exists {
+            return Err(VolumeError::Vanished {
+                name: u.volume.clone(),
+                container: row.name.clone(),
+            }
+            .into());
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO volume_uses (container, volume, target, readonly) \
+             VALUES (?1, ?2, ?3, ?4)",
+            params![row.id, u.volume, u.target, u.readonly as i64],
+        )
+        .map_err(q(format!("record use of volume {}", u.volume)))?;
+    }
+    tx.commit()
+        .map_err(q(format!("commit container {}", row.name)))?;
+    Ok(())
+}
+
 /// Records the container's volumes (after its row is inserted).
-pub fn record_uses(engine: &Engine, container: &str, uses: &[VolumeUse]) -> Result<()> {
+#[cfg(test)]
+fn record_uses(engine: &Engine, container: &str, uses: &[VolumeUse]) -> Result<()> {
     let mut db = engine.db()?;
     let c = conn(&mut db)?;
     let tx = c.transaction().map_err(q("begin record volume uses"))?;
@@ -460,6 +582,60 @@ mod tests {
         release(&e, "gone").expect("release");
         assert!(uses_of(&e, "gone").expect("uses").is_empty());
         assert!(get(&e, "anon1").expect("get").is_none());
+    }
+
+    #[test]
+    fn container_insert_checks_its_volumes_and_rm_checks_uses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = engine(dir.path());
+        create(&e, "vv", &BTreeMap::new(), &VolumeOpts::default(), false).expect("create");
+        let u = |v: &str| VolumeUse {
+            volume: v.into(),
+            target: "/v".into(),
+            readonly: false,
+        };
+        let mut db = e.db().expect("db");
+        // A volume removed before the insert: nothing is recorded.
+        let r1 = crate::db::tests::row("c1", "one");
+        let err = insert_container(&mut db, &r1, &[u("vv"), u("gone")]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                crate::EngineError::Volume(VolumeError::Vanished { ref name, .. }) if name == "gone"
+            ),
+            "{err}"
+        );
+        assert!(db.get("c1").expect("get").is_none(), "row rolled back");
+        assert!(uses_of(&e, "c1").expect("uses").is_empty());
+        // Recorded: rm is refused and the dir stays.
+        insert_container(&mut db, &r1, &[u("vv")]).expect("insert");
+        assert!(matches!(
+            remove(&e, "vv", false),
+            Err(crate::EngineError::Volume(VolumeError::InUse { .. }))
+        ));
+        assert!(volume_dir(&e, "vv").join("_data").is_dir());
+        db.remove("c1").expect("rm row");
+        assert!(remove(&e, "vv", false).expect("rm"));
+        assert!(!volume_dir(&e, "vv").exists());
+    }
+
+    #[test]
+    fn a_leftover_dir_does_not_leak_into_a_new_volume() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = engine(dir.path());
+        let old = volume_dir(&e, "lv").join("_data");
+        std::fs::create_dir_all(&old).expect("mkdir");
+        std::fs::write(old.join("stale"), "x").expect("write");
+        let v = create(&e, "lv", &BTreeMap::new(), &VolumeOpts::default(), false).expect("create");
+        assert!(v.mountpoint.is_dir());
+        assert!(!v.mountpoint.join("stale").exists());
+        std::fs::create_dir_all(trash_dir(&e).join("lv-1")).expect("fake trash");
+        prune(&e).expect("prune");
+        assert_eq!(
+            std::fs::read_dir(trash_dir(&e)).expect("trash").count(),
+            0,
+            "prune sweeps the trash"
+        );
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub enum VolumeError {
     NotFound(String),
     #[error("volume {name} is in use by container(s) {containers}; remove them first (or use volume rm -f)")]
     InUse { name: String, containers: String },
+    #[error("volume {name} was removed while container {container} was being created; run the command again")]
+    Vanished { name: String, container: String },
     #[error("volume database: {op}")]
     Query {
         op: String,

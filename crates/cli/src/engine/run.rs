@@ -69,12 +69,15 @@ pub struct RunArgs {
     /// Container host name.
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Bind mount /host:/container[:ro], named volume NAME:/container[:ro],
-    /// or anonymous volume /container.
+    /// Bind mount /host:/container[:OPTS], named volume NAME:/container[:ro],
+    /// or anonymous volume /container. Bind OPTS: ro|rw, rprivate (default)|private|
+    /// rshared|shared|rslave|slave, U (chown the host path to the container user),
+    /// z|Z (ignored: no SELinux). The host path must exist.
+    /// Example: -v /srv/data:/data:ro,rslave
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
-    /// Mount: type=bind,source=..,target=..[,readonly], type=volume,source=NAME,target=..
-    /// or type=tmpfs,target=..
+    /// Mount: type=bind,source=..,target=..[,readonly][,bind-propagation=P][,bind-nonrecursive]
+    /// [,bind-create-src][,U], type=volume,source=NAME,target=.. or type=tmpfs,target=..
     #[arg(long)]
     pub mount: Vec<String>,
     /// Mount the volumes of another container (CONTAINER[:ro|rw]).

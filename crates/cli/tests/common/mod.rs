@@ -659,3 +659,79 @@ impl Drop for EngineEnv {
         let _ = berth_network::netns::remove(&self.netns);
     }
 }
+
+/// Debian's docker-registry serving on a free port of 127.0.0.1 inside an
+/// engine test's network namespace (where its `berth` commands run);
+/// killed (by its pid) on drop.
+pub struct Registry {
+    child: std::process::Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// `None` (the caller prints a SKIP) when docker-registry is missing.
+    pub fn start_in(env: &EngineEnv) -> Option<Registry> {
+        if Command::new("docker-registry")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("berth-registry-")
+            .tempdir()
+            .expect("tempdir");
+        let reachable = |port: u16| {
+            berth_network::netns::run_in(&env.netns, move || {
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            })
+            .unwrap_or(false)
+        };
+        for attempt in 0..5u16 {
+            // A fresh namespace has no listeners: any port is free.
+            let port = 5000 + attempt;
+            let cfg = format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            );
+            let cfg_path = dir.path().join("config.yml");
+            std::fs::write(&cfg_path, cfg).expect("registry config");
+            // nsenter execs docker-registry (no fork for a network
+            // namespace alone), so the child's pid is the registry's.
+            let mut child = env
+                .in_netns("docker-registry")
+                .arg("serve")
+                .arg(&cfg_path)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start docker-registry");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                if reachable(port) {
+                    return Some(Registry {
+                        child,
+                        port,
+                        _dir: dir,
+                    });
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("docker-registry did not start in {}", env.netns.display());
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,8 +1,9 @@
 //! Safe layer unpacking into read-only snapshot directories keyed by diff
 //! ID (image-spec layer.md, "Applying Changesets"), shared by all images.
 //! A layer is applied into a private temp dir inside the store, its diff ID
-//! checked against the config's `rootfs.diff_ids` (config.md), then renamed
-//! into `snapshots/<diff-id hex>`: a snapshot is complete or absent.
+//! checked against the config's `rootfs.diff_ids` (config.md), synced to
+//! disk (syncfs) and renamed into `snapshots/<diff-id hex>`: a snapshot is
+//! complete or absent, even after a power cut.
 
 mod apply;
 mod compress;
@@ -107,7 +108,11 @@ pub fn unpack_layer(
             actual: actual.to_string(),
         });
     }
-    root.sync_all().map_err(ioerr("sync snapshot"))?;
+    // The snapshot is recorded complete (renamed into place) only once
+    // its files are on disk: one syncfs of the store's filesystem flushes
+    // every file of the layer (cheaper than an fsync per file), then the
+    // rename and the fsync of `snapshots/`.
+    rustix::fs::syncfs(&root).map_err(|e| ioerr("sync (syncfs) snapshot")(e.into()))?;
     drop(root);
     crate::store::rename_new(&rootfs, &dest).map_err(ioerr("move snapshot into place"))?;
     Ok(dest)
