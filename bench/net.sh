@@ -5,17 +5,22 @@
 #   1. TCP throughput (iperf3, DURATION s) and TCP round-trip latency (1-byte
 #      ping-pong, ROUNDS round trips) between two plain network namespaces
 #      joined by a veth pair: the floor;
+#   1b. the same between two namespaces on a plain Linux bridge (no
+#      nftables): the cost of the bridge topology itself;
 #   2. the same container to container over a berth bridge network;
 #   3. the same host to container through a published port (DNAT);
 #   4. time to attach a running container to a network (`network connect`
 #      + `disconnect`, N times).
 # Reported: absolute numbers and ratios to the plain veth pair.
-# Usage: bench/net.sh   (BERTH=path/to/berth; DURATION=5 ROUNDS=20000 N=20)
+# The three paths are measured interleaved, REPEAT times, and the medians
+# reported, so that load on the machine hits every path alike.
+# Usage: bench/net.sh   (BERTH=path/to/berth; DURATION=5 ROUNDS=20000 N=20 REPEAT=3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-20000}
 N=${N:-20}
+REPEAT=${REPEAT:-3}
 BERTH=${BERTH:-}
 if [ -z "$BERTH" ]; then
   cargo build --release -q -p berth-cli
@@ -30,10 +35,8 @@ echo "berth binary: $BERTH"
 T=$(mktemp -d /tmp/berth-netbench-XXXXXX)
 CG=/berth-netbench-$$
 HOSTNS=$T/hostns
-touch "$HOSTNS" "$T/a" "$T/b"
-unshare --net="$HOSTNS" true
-unshare --net="$T/a" true
-unshare --net="$T/b" true
+touch "$HOSTNS" "$T/a" "$T/b" "$T/brh" "$T/c" "$T/d"
+for ns in "$HOSTNS" "$T/a" "$T/b" "$T/brh" "$T/c" "$T/d"; do unshare --net="$ns" true; done
 inhost() { nsenter --net="$HOSTNS" -- "$@"; }
 B=(nsenter --net="$HOSTNS" -- "$BERTH" --root "$T/root" --runroot "$T/run" --cgroup-parent "$CG")
 PIDS=()
@@ -41,7 +44,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   "${B[@]}" ps -aq --no-trunc 2>/dev/null | xargs -r "${B[@]}" rm -f >/dev/null 2>&1 || true
   "${B[@]}" network prune >/dev/null 2>&1 || true
-  for f in "$HOSTNS" "$T/a" "$T/b"; do umount "$f" 2>/dev/null || true; done
+  for f in "$HOSTNS" "$T/a" "$T/b" "$T/brh" "$T/c" "$T/d"; do umount "$f" 2>/dev/null || true; done
   grep -F "$T" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
     [ -d "$h$CG" ] && rmdir "$h$CG" 2>/dev/null || true
@@ -102,7 +105,15 @@ measure() {
 ip link add bnA netns "$T/a" type veth peer name bnB netns "$T/b"
 nsenter --net="$T/a" -- sh -c 'ip link set lo up; ip addr add 10.254.0.1/24 dev bnA; ip link set bnA up'
 nsenter --net="$T/b" -- sh -c 'ip link set lo up; ip addr add 10.254.0.2/24 dev bnB; ip link set bnB up'
-read -r veth_gbps veth_us < <(measure "$T/b" "$T/a" 10.254.0.2 10.254.0.2 5201 5301)
+
+# 1b. A plain Linux bridge (no nftables) between two namespaces: what the
+# bridge topology itself costs, berth or not.
+nsenter --net="$T/brh" -- sh -c 'ip link add br0 type bridge; ip link set br0 up'
+ip link add bhc netns "$T/brh" type veth peer name bc netns "$T/c"
+ip link add bhd netns "$T/brh" type veth peer name bd netns "$T/d"
+nsenter --net="$T/brh" -- sh -c 'for i in bhc bhd; do ip link set $i master br0; ip link set $i up; done'
+nsenter --net="$T/c" -- sh -c 'ip link set lo up; ip addr add 10.253.0.2/24 dev bc; ip link set bc up'
+nsenter --net="$T/d" -- sh -c 'ip link set lo up; ip addr add 10.253.0.3/24 dev bd; ip link set bd up'
 
 # A busybox image (no network needed).
 R=$T/rootfs
@@ -123,10 +134,20 @@ ip_of() { "${B[@]}" inspect "$1" | python3 -c 'import json,sys; print(json.load(
 SRV_NS=/proc/$(pid_of srv)/ns/net
 CLI_NS=/proc/$(pid_of cli)/ns/net
 SRV_IP=$(ip_of srv)
-read -r br_gbps br_us < <(measure "$SRV_NS" "$CLI_NS" "$SRV_IP" "$SRV_IP" 5201 5301)
 
 # 3. Host to container through the published ports (DNAT to 5202/5302).
-read -r pub_gbps pub_us < <(measure "$SRV_NS" "$HOSTNS" 127.0.0.1 "$SRV_IP" 5202 5302 15201 15301)
+: >"$T/results"
+for r in $(seq "$REPEAT"); do
+  echo "veth $(measure "$T/b" "$T/a" 10.254.0.2 10.254.0.2 5201 5301)" >>"$T/results"
+  echo "plainbr $(measure "$T/d" "$T/c" 10.253.0.3 10.253.0.3 5201 5301)" >>"$T/results"
+  echo "bridge $(measure "$SRV_NS" "$CLI_NS" "$SRV_IP" "$SRV_IP" 5201 5301)" >>"$T/results"
+  echo "published $(measure "$SRV_NS" "$HOSTNS" 127.0.0.1 "$SRV_IP" 5202 5302 15201 15301)" >>"$T/results"
+done
+med() { awk -v k="$1" -v c="$2" '$1==k {print $c}' "$T/results" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+veth_gbps=$(med veth 2); veth_us=$(med veth 3)
+br_gbps=$(med bridge 2); br_us=$(med bridge 3)
+pb_gbps=$(med plainbr 2); pb_us=$(med plainbr 3)
+pub_gbps=$(med published 2); pub_us=$(med published 3)
 
 # 4. Attach time.
 "${B[@]}" network create other >/dev/null
@@ -138,14 +159,16 @@ done
 end=$(date +%s%N)
 attach_ms=$(python3 -c "print(f'{($end-$start)/1e6/$N:.1f}')")
 
-python3 - "$veth_gbps" "$veth_us" "$br_gbps" "$br_us" "$pub_gbps" "$pub_us" "$attach_ms" "$DURATION" "$ROUNDS" <<'PY'
+python3 - "$veth_gbps" "$veth_us" "$br_gbps" "$br_us" "$pub_gbps" "$pub_us" "$attach_ms" "$DURATION" "$ROUNDS" "$pb_gbps" "$pb_us" <<'PY'
 import sys
-vg, vu, bg, bu, pg, pu, am, dur, rounds = sys.argv[1:]
-vg, vu, bg, bu, pg, pu = map(float, (vg, vu, bg, bu, pg, pu))
-print(f"iperf3 {dur}s per path, TCP RR {rounds} round trips (median of 5 batches)")
+vg, vu, bg, bu, pg, pu, am, dur, rounds, xg, xu = sys.argv[1:]
+vg, vu, bg, bu, pg, pu, xg, xu = map(float, (vg, vu, bg, bu, pg, pu, xg, xu))
+print(f"iperf3 {dur}s per path, TCP RR {rounds} round trips; medians of the interleaved repeats")
 print(f"{'path':38} {'Gbit/s':>8} {'x veth':>7} {'RTT us':>8} {'x veth':>7}")
 print(f"{'plain veth pair (floor)':38} {vg:8.2f} {1:7.2f} {vu:8.1f} {1:7.2f}")
+print(f"{'plain Linux bridge, no nftables':38} {xg:8.2f} {xg/vg:7.2f} {xu:8.1f} {xu/vu:7.2f}")
 print(f"{'berth: container -> container (bridge)':38} {bg:8.2f} {bg/vg:7.2f} {bu:8.1f} {bu/vu:7.2f}")
 print(f"{'berth: host -> published port (DNAT)':38} {pg:8.2f} {pg/vg:7.2f} {pu:8.1f} {pu/vu:7.2f}")
+print(f"berth bridge / plain bridge: throughput {bg/xg:.2f}x, RTT {bu/xu:.2f}x")
 print(f"attach (network connect + disconnect of a running container): {am} ms")
 PY

@@ -442,6 +442,34 @@ fn forward_rules(r: &Ruleset) -> Vec<Value> {
     out
 }
 
+/// `raw` prerouting: traffic between two containers of one network is
+/// bridged and needs no connection tracking (no NAT applies to it), but
+/// with br_netfilter (`bridge-nf-call-iptables=1`, the default) it would
+/// still be tracked: `notrack` it. Traffic to a local address (the
+/// gateway: DNS, published ports, hairpin) stays tracked.
+fn raw_rules(r: &Ruleset) -> Vec<Value> {
+    let mut out = Vec::new();
+    for n in &r.networks {
+        for net in &n.subnets {
+            let v6 = net.addr().is_ipv6();
+            out.push(rule(
+                "raw",
+                vec![
+                    saddr_in(net),
+                    matches("==", payload(ip_proto(v6), "daddr"), prefix(net)),
+                    matches(
+                        "!=",
+                        json!({"fib": {"result": "type", "flags": ["daddr"]}}),
+                        json!("local"),
+                    ),
+                    json!({"notrack": null}),
+                ],
+            ));
+        }
+    }
+    out
+}
+
 /// The nft JSON of the whole transaction that [`apply`] runs: for an
 /// empty ruleset the deletion of the table (what [`remove`] runs), else
 /// `add table`, `delete table`, then the new table, chains and rules.
@@ -459,10 +487,12 @@ pub fn render(r: &Ruleset) -> Value {
         cmds.push(chain("output", "nat", "output", -100));
         cmds.push(chain("postrouting", "nat", "postrouting", 100));
         cmds.push(chain("forward", "filter", "forward", 0));
+        cmds.push(chain("raw", "filter", "prerouting", -300));
         cmds.extend(r.ports.iter().map(|p| dnat_rule("prerouting", p)));
         cmds.extend(r.ports.iter().map(|p| dnat_rule("output", p)));
         cmds.extend(postrouting_rules(r));
         cmds.extend(forward_rules(r));
+        cmds.extend(raw_rules(r));
     }
     json!({ "nftables": cmds })
 }
@@ -639,6 +669,7 @@ mod tests {
                 ("output", "nat", "output", -100),
                 ("postrouting", "nat", "postrouting", 100),
                 ("forward", "filter", "forward", 0),
+                ("raw", "filter", "prerouting", -300),
             ]
         );
     }
