@@ -4,7 +4,8 @@
 //! command must reconcile. Checked after every kill: the database passes
 //! `PRAGMA integrity_check`, every listed container has its directory,
 //! markers written by completed runs survive; at the end, after `rm -f` of
-//! everything and `volume prune`, no mount and no cgroup of the test remain.
+//! everything and `volume prune`, no mount and no cgroup of the test remain,
+//! and no veth, published port or address of a container.
 //!
 //! `pull` from a local registry (Debian's docker-registry in the test's
 //! network namespace) is killed the same way; after each kill `images`
@@ -157,7 +158,8 @@ fn killed_commands_leave_a_consistent_engine() {
                 kill_after(
                     &env,
                     &[
-                        "run", "-d", "--name", &name, "-v", &spec, &img, "sh", "-c", &cmd,
+                        "run", "-d", "--name", &name, "-p", "80", "-v", &spec, &img, "sh", "-c",
+                        &cmd,
                     ],
                     delay,
                 )
@@ -212,6 +214,28 @@ fn killed_commands_leave_a_consistent_engine() {
         left.is_empty(),
         "cgroups left under {}: {left:#?}",
         env.cgroup_parent
+    );
+    // Networking: no container veth, no published port, no address held.
+    let links = env
+        .in_netns("ip")
+        .args(["-o", "link"])
+        .output()
+        .expect("ip link");
+    let links = String::from_utf8_lossy(&links.stdout).to_string();
+    assert!(!links.contains(": vb"), "container veths left: {links}");
+    let table = env
+        .in_netns("nft")
+        .args(["list", "table", "inet", "berth"])
+        .output()
+        .expect("nft");
+    let table = String::from_utf8_lossy(&table.stdout).to_string();
+    assert!(!table.contains(" dport "), "published ports left: {table}");
+    let net: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", "berth"])).expect("network JSON");
+    assert_eq!(
+        net[0]["Containers"].as_object().map(|m| m.len()),
+        Some(0),
+        "addresses still held: {net}"
     );
 }
 

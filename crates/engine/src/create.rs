@@ -36,6 +36,67 @@ impl ContainerConfig {
     }
 }
 
+const CREATE_LOCK: &str = "create.lock";
+
+fn lock_creation(dir: &std::path::Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir).map_err(io("create container dir", dir))?;
+    let p = dir.join(CREATE_LOCK);
+    let f = std::fs::File::create(&p).map_err(io("create", &p))?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| io("lock", &p)(e.into()))?;
+    Ok(f)
+}
+
+/// Finishes what killed `create`s left: a container dir, addresses and
+/// ports without a container row, whose creator is gone (its lock is
+/// free). Returns the IDs cleaned.
+pub fn reap_interrupted(engine: &Engine) -> Result<Vec<String>> {
+    let rows: std::collections::BTreeSet<String> =
+        engine.db()?.list()?.into_iter().map(|r| r.id).collect();
+    let mut candidates: std::collections::BTreeSet<String> =
+        crate::networks::unowned(engine)?.into_iter().collect();
+    if let Ok(rd) = std::fs::read_dir(engine.root.join("containers")) {
+        for e in rd.flatten() {
+            if let Some(name) = e.file_name().to_str() {
+                if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    candidates.insert(name.to_string());
+                }
+            }
+        }
+    }
+    let mut cleaned = Vec::new();
+    for id in candidates {
+        if rows.contains(&id) {
+            continue;
+        }
+        let dir = engine.dir(&id);
+        let lock = dir.join(CREATE_LOCK);
+        if let Ok(f) = std::fs::File::open(&lock) {
+            if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err()
+            {
+                continue; // being created right now
+            }
+        } else if dir.exists() {
+            // A dir without a lock file: not ours to judge (made before
+            // the lock existed, or not a container dir).
+            continue;
+        }
+        // The row may have appeared since the list was read.
+        if engine.db()?.get(&id)?.is_some() {
+            continue;
+        }
+        crate::networks::release(engine, &id)?;
+        crate::volume_store::release(engine, &id)?;
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("remove container dir", &dir)(e)),
+        }
+        cleaned.push(id);
+    }
+    Ok(cleaned)
+}
+
 /// Removes a half-made container dir unless disarmed.
 struct DirGuard(Option<PathBuf>);
 
@@ -192,6 +253,9 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
     let id = names::new_id()?;
     let dir = engine.dir(&id);
     let guard = DirGuard(Some(dir.clone()));
+    // Held until the row exists: tells a half-made container of a killed
+    // `create` (no row, lock free) from one being made now.
+    let _creating = lock_creation(&dir)?;
     for sub in ["upper", "work", "merged", "bundle"] {
         let p = dir.join(sub);
         std::fs::create_dir_all(&p).map_err(io("create container dir", &p))?;

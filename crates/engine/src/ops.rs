@@ -194,7 +194,7 @@ pub fn rename(engine: &Engine, reference: &str, new_name: &str) -> Result<()> {
 
 /// `container prune`: removes every stopped container; their IDs.
 pub fn prune(engine: &Engine) -> Result<Vec<String>> {
-    let mut removed = Vec::new();
+    let mut removed = crate::create::reap_interrupted(engine)?;
     for row in engine.db()?.list()? {
         let row = refresh(engine, row)?;
         if row.status != Status::Running {

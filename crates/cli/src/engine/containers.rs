@@ -164,6 +164,8 @@ fn emit(text: &str) {
 /// `ps`.
 pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
     let engine = e.engine(root)?;
+    // What killed `create`s left (dir, addresses, no row).
+    berth_engine::create::reap_interrupted(&engine)?;
     let now = berth_engine::now_ms();
     let mut rows = Vec::new();
     for r in engine.db()?.list()? {

@@ -115,6 +115,10 @@ pub struct DnsArgs {
 /// Runs a `network` subcommand.
 pub fn network_command(root: &Path, e: &EngineArgs, c: NetworkCommand) -> Result<()> {
     let engine = e.engine(root)?;
+    if !matches!(c, NetworkCommand::Create(_)) {
+        // Addresses held by killed `create`s are released first.
+        berth_engine::create::reap_interrupted(&engine)?;
+    }
     match c {
         NetworkCommand::Create(a) => {
             let n = networks::create(

@@ -380,6 +380,14 @@ pub fn endpoints_on(engine: &Engine, network: &str) -> Result<Vec<Endpoint>> {
     Ok(store::endpoints_on(store::conn(&mut db)?, network)?)
 }
 
+/// Containers holding addresses or ports that have no container row (a
+/// killed `create`); see [`crate::create::reap_interrupted`].
+pub fn unowned(engine: &Engine) -> Result<Vec<String>> {
+    let mut db = engine.db()?;
+    let c = store::conn(&mut db)?;
+    Ok(store::unowned(c)?)
+}
+
 /// A container's endpoints and published ports.
 pub fn of_container(engine: &Engine, id: &str) -> Result<(Vec<Endpoint>, Vec<PortMap>)> {
     let mut db = engine.db()?;

@@ -537,6 +537,22 @@ fn rand_u32(seed: &str) -> u32 {
     u32::from_str_radix(&seed.chars().take(8).collect::<String>(), 16).unwrap_or(0x0a000002)
 }
 
+/// Containers with endpoints or ports but no container row.
+pub fn unowned(c: &Connection) -> Result<Vec<String>, NetworkError> {
+    let mut st = c
+        .prepare(
+            "SELECT container FROM endpoints WHERE container NOT IN (SELECT id FROM containers) \
+             UNION SELECT container FROM ports WHERE container NOT IN (SELECT id FROM containers)",
+        )
+        .map_err(q("list unowned endpoints"))?;
+    let v = st
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(q("list unowned endpoints"))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(q("list unowned endpoints"))?;
+    Ok(v)
+}
+
 /// Releases a container's endpoint on one network (or all with `None`).
 pub fn detach(c: &Connection, container: &str, network: Option<&str>) -> Result<(), NetworkError> {
     match network {
