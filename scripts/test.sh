@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 cargo build --workspace --all-targets
 log=$(mktemp /tmp/berth-test-XXXXXX.log)
 set +e
-cargo test --workspace -- --test-threads="${BERTH_TEST_THREADS:-4}" --show-output 2>&1 |
+cargo test --workspace --no-fail-fast -- --test-threads="${BERTH_TEST_THREADS:-4}" --show-output 2>&1 |
     tee "$log" |
     awk '
         /^successes:$/ { succ = 1 }

@@ -245,9 +245,12 @@ fn apply_replace_delete_and_leave_other_tables() {
             ("prerouting", "prerouting"),
             ("output", "output"),
             ("postrouting", "postrouting"),
-            ("forward", "forward")
+            ("forward", "forward"),
+            ("raw", "prerouting")
         ]
     );
+    // One notrack rule per subnet (container-to-container traffic).
+    assert_eq!(count(&rules, "raw"), 3);
     assert_eq!(count(&rules, "prerouting"), 3);
     assert_eq!(count(&rules, "output"), 3);
     // 2 outgoing + berth0: loopback, 2 subnets + berth1: loopback, subnet.
@@ -326,7 +329,8 @@ fn network_without_subnets_or_ports() {
     };
     apply_in(&ns, &r).unwrap();
     let (chains, rules) = chains_and_rules(&berth_table(&ns).unwrap());
-    assert_eq!(chains.len(), 4);
+    assert_eq!(chains.len(), 5);
+    assert_eq!(count(&rules, "raw"), 0, "no subnet, no notrack rule");
     // established + isolation; the loopback rule for the bridge.
     assert_eq!(count(&rules, "forward"), 2);
     assert_eq!(count(&rules, "postrouting"), 1);
