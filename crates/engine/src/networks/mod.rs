@@ -599,6 +599,15 @@ fn resolv_for(
     Ok(dns::render_resolv_conf(&servers, &search, &options))
 }
 
+/// An `--ip` value.
+fn parse_ip(s: &str) -> std::result::Result<IpAddr, NetworkError> {
+    s.parse().map_err(|_| NetworkError::Invalid {
+        what: "--ip",
+        value: s.into(),
+        why: "not an IP address".into(),
+    })
+}
+
 fn free_port(proto: Proto, host_ip: Option<IpAddr>, taken: &BTreeSet<(Proto, u16)>) -> Option<u16> {
     let ip = host_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
     (32768u16..=60999).find(|p| {
@@ -651,16 +660,7 @@ pub fn prepare(
     match &mode {
         NetworkMode::Bridge(name) => {
             let net = get_or_default(engine, name)?;
-            let ip =
-                o.ip.as_deref()
-                    .map(|s| {
-                        s.parse::<IpAddr>().map_err(|_| NetworkError::Invalid {
-                            what: "--ip",
-                            value: s.into(),
-                            why: "not an IP address".into(),
-                        })
-                    })
-                    .transpose()?;
+            let ip = o.ip.as_deref().map(parse_ip).transpose()?;
             let mut db = engine.db()?;
             let c = store::conn(&mut db)?;
             let ep = store::attach(
@@ -1037,15 +1037,7 @@ pub fn connect(
         .into());
     }
     let net = find(engine, network)?;
-    let ip = ip
-        .map(|s| {
-            s.parse::<IpAddr>().map_err(|_| NetworkError::Invalid {
-                what: "--ip",
-                value: s.into(),
-                why: "not an IP address".into(),
-            })
-        })
-        .transpose()?;
+    let ip = ip.map(parse_ip).transpose()?;
     let _l = lock(engine)?;
     let ep = {
         let mut db = engine.db()?;
