@@ -536,7 +536,7 @@ fn ipv6_network_gives_v6_addresses_that_carry_traffic() {
     require_root!();
     let env = EngineEnv::new();
     let img = env.busybox_image();
-    env.ok(&["network", "create", "--ipv6", "dual"]);
+    env.ok(&["network", "create", "--ipv6", "-o", "mtu=1400", "dual"]);
     web(&env, &img, "web6", &["--network", "dual"]);
     let s = inspect(&env, "web6");
     let v6 = s["NetworkSettings"]["Networks"]["dual"]["GlobalIPv6Address"]
@@ -546,6 +546,14 @@ fn ipv6_network_gives_v6_addresses_that_carry_traffic() {
     assert!(v6.starts_with("fd"), "a unique local address: {s}");
     let inside = env.ok(&["exec", "web6", "ip", "-o", "-6", "addr", "show", "eth0"]);
     assert!(inside.contains(&format!("{v6}/64")), "{inside}");
+    let mtu = env.ok(&["exec", "web6", "cat", "/sys/class/net/eth0/mtu"]);
+    assert_eq!(
+        mtu.trim(),
+        "1400",
+        "-o mtu reaches the container's interface"
+    );
+    let o = env.berth(&["network", "create", "-o", "mtu=12", "tiny"]);
+    assert!(stderr(&o).contains("MTU"), "{}", stderr(&o));
     let got = wait_for("web6 answers over IPv6", 10, || {
         let (ok, out) = fetch_from(&env, &img, "dual", &v6, 80);
         ok.then_some(out)

@@ -118,6 +118,10 @@ fn conn(db: &mut crate::Db) -> Result<&mut Connection> {
     let c = db.conn_mut();
     c.execute_batch(SCHEMA)
         .map_err(q("create the volume tables"))?;
+    // A volume's record is the only way to its data: its commits reach
+    // the disk before they return (a power cut cannot undo a create).
+    c.pragma_update(None, "synchronous", "FULL")
+        .map_err(q("set synchronous=FULL"))?;
     Ok(c)
 }
 

@@ -53,6 +53,9 @@ pub struct CreateArgs {
     /// Driver (only bridge).
     #[arg(long, short = 'd')]
     pub driver: Option<String>,
+    /// Driver option KEY=VALUE: mtu=N (repeatable).
+    #[arg(long = "opt", short = 'o')]
+    pub opts: Vec<String>,
     /// Network name.
     pub name: String,
 }
@@ -131,6 +134,7 @@ pub fn network_command(root: &Path, e: &EngineArgs, c: NetworkCommand) -> Result
                     internal: a.internal,
                     labels: a.labels,
                     driver: a.driver,
+                    opts: a.opts,
                 },
             )?;
             println!("{}", n.name);

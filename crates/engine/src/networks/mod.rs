@@ -217,6 +217,39 @@ pub struct CreateRequest {
     pub labels: Vec<String>,
     /// `-d/--driver`: only `bridge`.
     pub driver: Option<String>,
+    /// `-o/--opt KEY=VALUE`: `mtu` (also Docker's
+    /// `com.docker.network.driver.mtu`).
+    pub opts: Vec<String>,
+}
+
+/// The `--opt` values of a network: its MTU.
+fn parse_opts(opts: &[String]) -> std::result::Result<Option<u32>, NetworkError> {
+    let mut mtu = None;
+    for o in opts {
+        let (k, v) = o.split_once('=').unwrap_or((o, ""));
+        match k {
+            "mtu" | "com.docker.network.driver.mtu" => {
+                let m: u32 = v
+                    .parse()
+                    .ok()
+                    .filter(|m| (68..=65535).contains(m))
+                    .ok_or_else(|| NetworkError::Invalid {
+                        what: "--opt",
+                        value: o.clone(),
+                        why: "the MTU must be a number from 68 to 65535".into(),
+                    })?;
+                mtu = Some(m);
+            }
+            _ => {
+                return Err(NetworkError::Invalid {
+                    what: "--opt",
+                    value: o.clone(),
+                    why: "unknown network option (berth knows mtu=N)".into(),
+                })
+            }
+        }
+    }
+    Ok(mtu)
 }
 
 fn check_network_name(name: &str) -> std::result::Result<(), NetworkError> {
@@ -316,6 +349,7 @@ fn insert_network(
         why: e.to_string(),
     })?;
     let labels = crate::opts::parse_labels(&r.labels);
+    let mtu = parse_opts(&r.opts)?;
     let routes = host_routes();
     let mut db = engine.db().map_err(|e| NetworkError::Resolver {
         network: name.into(),
@@ -336,6 +370,7 @@ fn insert_network(
             labels: &labels,
             host_routes: &routes,
             default,
+            mtu,
         },
     )
 }
@@ -457,7 +492,7 @@ fn realize(net: &Network) -> std::result::Result<(), NetworkError> {
     link::ensure_bridge(&link::BridgeSpec {
         name: net.bridge.clone(),
         addrs,
-        mtu: None,
+        mtu: net.mtu,
     })
     .map_err(host_err(&net.name, format!("create bridge {}", net.bridge)))?;
     let set = |k: String, v: &str| {
@@ -859,7 +894,7 @@ fn attach_endpoint(
         addrs,
         gateway4: gw4,
         gateway6: gw6,
-        mtu: None,
+        mtu: net.mtu,
     })
     .map_err(host_err(
         &net.name,
@@ -1347,6 +1382,7 @@ pub fn inspect_json(engine: &Engine, net: &Network) -> Value {
         "EnableIPv6": net.subnet6.is_some(),
         "Internal": net.internal,
         "DNSEnabled": net.dns,
+        "Options": net.mtu.map(|m| json!({"mtu": m.to_string()})).unwrap_or_else(|| json!({})),
         "IPAM": {"Driver": "default", "Config": config},
         "Labels": net.labels,
         "Containers": containers,

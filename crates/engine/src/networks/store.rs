@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS networks (
     internal INTEGER NOT NULL,
     dns INTEGER NOT NULL,
     labels TEXT NOT NULL,
-    created INTEGER NOT NULL
+    created INTEGER NOT NULL,
+    mtu INTEGER
 );
 CREATE TABLE IF NOT EXISTS endpoints (
     network TEXT NOT NULL,
@@ -70,6 +71,9 @@ pub struct Network {
     pub labels: BTreeMap<String, String>,
     /// Unix time in milliseconds.
     pub created: i64,
+    /// MTU of the bridge and the containers' interfaces (kernel default
+    /// when unset).
+    pub mtu: Option<u32>,
 }
 
 /// A container's attachment to a network.
@@ -106,7 +110,7 @@ fn parse<T: std::str::FromStr>(what: &'static str, s: &str) -> Result<T, Network
 }
 
 const NET_COLS: &str =
-    "name, id, bridge, subnet, gateway, subnet6, gateway6, internal, dns, labels, created";
+    "name, id, bridge, subnet, gateway, subnet6, gateway6, internal, dns, labels, created, mtu";
 
 type RawNet = (
     String,
@@ -120,6 +124,7 @@ type RawNet = (
     i64,
     String,
     i64,
+    Option<i64>,
 );
 
 fn raw_net(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawNet> {
@@ -135,6 +140,7 @@ fn raw_net(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawNet> {
         r.get(8)?,
         r.get(9)?,
         r.get(10)?,
+        r.get(11)?,
     ))
 }
 
@@ -154,6 +160,7 @@ fn finish_net(r: RawNet) -> Result<Network, NetworkError> {
             value: r.9.clone(),
         })?,
         created: r.10,
+        mtu: r.11.and_then(|m| u32::try_from(m).ok()),
     })
 }
 
@@ -217,6 +224,7 @@ pub struct NewNetwork<'a> {
     pub host_routes: &'a [IpNet],
     /// The default network (gets a /16).
     pub default: bool,
+    pub mtu: Option<u32>,
 }
 
 /// Inserts a network in one write transaction: picks a free bridge name
@@ -298,9 +306,12 @@ pub fn insert(c: &mut Connection, n: &NewNetwork<'_>) -> Result<Network, Network
         dns: n.dns,
         labels: n.labels.clone(),
         created: crate::now_ms(),
+        mtu: n.mtu,
     };
     tx.execute(
-        &format!("INSERT INTO networks ({NET_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"),
+        &format!(
+            "INSERT INTO networks ({NET_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"
+        ),
         params![
             net.name,
             net.id,
@@ -313,6 +324,7 @@ pub fn insert(c: &mut Connection, n: &NewNetwork<'_>) -> Result<Network, Network
             net.dns as i64,
             serde_json::to_string(&net.labels).expect("labels serialize"),
             net.created,
+            net.mtu,
         ],
     )
     .map_err(q("insert network"))?;
