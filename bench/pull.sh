@@ -5,6 +5,7 @@
 # by berth, podman, and skopeo+umoci, timed with hyperfine in one run.
 # Prints mean times and ratios to berth. Run by hand as root:
 #   bench/pull.sh [path/to/berth]
+# LAYER=plain pushes the layer uncompressed (default: gzip).
 # Needs: debootstrap docker-registry skopeo umoci podman hyperfine (installs
 # the missing ones with apt-get).
 set -euo pipefail
@@ -58,6 +59,14 @@ else
     if [ -n "${SAVE_ROOTFS_TAR:-}" ]; then cp "$W/rootfs.tar" "$SAVE_ROOTFS_TAR"; fi
 fi
 ls -l "$W/rootfs.tar" | awk '{printf "rootfs tarball: %.0f MB\n", $5/1e6}'
+# Registries serve gzip layers: the rootfs is pushed gzipped (berth import
+# stores a layer as given). LAYER=plain pushes the uncompressed tar.
+LAYER_TAR="$W/rootfs.tar"
+if [ "${LAYER:-gzip}" = gzip ]; then
+    gzip -c "$W/rootfs.tar" >"$W/rootfs.tar.gz"
+    LAYER_TAR="$W/rootfs.tar.gz"
+fi
+ls -l "$LAYER_TAR" | awk '{printf "layer blob: %.0f MB\n", $5/1e6}'
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$W/registry.yml" <<YML
@@ -78,7 +87,7 @@ for _ in $(seq 50); do
 done
 
 IMG=127.0.0.1:$PORT/bench/minbase:1
-"$BERTH" --root "$W/berth-src" import "$W/rootfs.tar" localhost/minbase:1 >/dev/null
+"$BERTH" --root "$W/berth-src" import "$LAYER_TAR" localhost/minbase:1 >/dev/null
 "$BERTH" --root "$W/berth-src" push -q localhost/minbase:1 "$IMG" >/dev/null
 echo "pushed $IMG"
 

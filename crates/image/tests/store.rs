@@ -141,3 +141,31 @@ fn names_move_untag_and_lookup() {
         "docker.io/library/busybox:latest"
     );
 }
+
+/// Snapshots are built under `tmp/`, marked as the top of unrelated trees
+/// (ext4 `chattr +T`) so each lands in a fresh block group.
+#[test]
+fn store_tmp_is_marked_top_of_directory_trees() {
+    use rustix::fs::{ioctl_getflags, IFlags};
+    let ts = TempStore::new();
+    let tmp = ts.root().join("images/tmp");
+    let flags = match ioctl_getflags(fs::File::open(&tmp).unwrap()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!(
+                "SKIP: store_tmp_is_marked_top_of_directory_trees: no inode flags here ({e})"
+            );
+            return;
+        }
+    };
+    let fs_type = rustix::fs::statfs(&tmp).unwrap().f_type;
+    if fs_type != 0xEF53 {
+        eprintln!("SKIP: store_tmp_is_marked_top_of_directory_trees: not ext2/3/4 ({fs_type:#x})");
+        return;
+    }
+    assert!(flags.contains(IFlags::TOPDIR), "{flags:?}");
+    // Not inherited: a snapshot dir built inside carries no flag.
+    let snap = ts.store.temp_dir("unpack-").unwrap();
+    let inner = ioctl_getflags(fs::File::open(snap.path()).unwrap()).unwrap();
+    assert!(!inner.contains(IFlags::TOPDIR), "{inner:?}");
+}

@@ -1,10 +1,14 @@
 //! `pull` (distribution-spec "Pulling manifests" / "Pulling blobs"):
 //! resolve the manifest (OCI or Docker schema2, image or index; an index is
-//! narrowed to `--platform`), download config and layers in parallel with
-//! every blob's digest verified, resume an interrupted download with an
-//! HTTP Range request, then commit and unpack under the store lock.
+//! narrowed to `--platform`), download the config, then the layers in
+//! parallel with every blob's digest verified, resume an interrupted
+//! download with an HTTP Range request, then commit under the store lock.
+//! Each layer is unpacked while it downloads (one pass: hash, store the
+//! blob, decompress, check the diff ID, apply); its snapshot becomes
+//! visible only once both digests matched.
 
 use std::io::{Read, Write};
+use std::sync::mpsc::{channel, sync_channel, Receiver, SendError, Sender, SyncSender};
 use std::sync::Mutex;
 
 use sha2::{Digest as _, Sha256};
@@ -13,11 +17,12 @@ use super::client::{Body, Client, RegistryError, RegistryOptions};
 use crate::digest::Digest;
 use crate::image::{commit, ImageError, ResolvedImage};
 use crate::manifest::{
-    parse_manifest, select_platform, Descriptor, ManifestError, ManifestKind, Platform,
-    DOCKER_MANIFEST, OCI_MANIFEST,
+    parse_manifest, select_platform, Descriptor, ImageConfig, ManifestError, ManifestKind,
+    Platform, DOCKER_MANIFEST, OCI_MANIFEST,
 };
 use crate::reference::Reference;
 use crate::store::{Store, StoreError};
+use crate::unpack::{self, UnpackLimits};
 
 /// Largest manifest accepted (distribution-spec suggests registries accept
 /// at least 4 MiB).
@@ -217,55 +222,21 @@ pub fn pull(
     }
     // The lock covers the downloads: GC clears tmp/ only under it.
     let lock = store.lock().map_err(serr)?;
-    let mut todo: Vec<Descriptor> = std::iter::once(manifest.config.clone())
-        .chain(manifest.layers.iter().cloned())
-        .filter(|d| !store.has_blob(&d.digest))
-        .collect();
-    todo.dedup_by(|a, b| a.digest == b.digest);
-    let queue = Mutex::new(todo);
-    let first_error: Mutex<Option<PullError>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..opts.jobs.max(1) {
-            s.spawn(|| loop {
-                if first_error.lock().expect("error lock").is_some() {
-                    return;
-                }
-                let Some(d) = queue.lock().expect("queue lock").pop() else {
-                    return;
-                };
-                if let Err(e) = download_blob(
-                    &client,
-                    store,
-                    reference,
-                    &d,
-                    opts.attempts,
-                    &scope,
-                    &label,
-                    progress,
-                ) {
-                    first_error.lock().expect("error lock").get_or_insert(e);
-                    return;
-                }
-            });
-        }
+    let fetched = fetch_blobs(
+        &client, store, reference, &manifest, opts, &scope, &label, progress,
+    );
+    let result = fetched.and_then(|()| {
+        store.put_blob(&data[..], Some(&digest)).map_err(serr)?;
+        let names: Vec<Reference> = if reference.tag.is_some() {
+            vec![Reference {
+                digest: None,
+                ..reference.clone()
+            }]
+        } else {
+            Vec::new()
+        };
+        Ok(commit(store, &lock, &digest, Some(&media_type), &names)?)
     });
-    let result = match first_error.into_inner().expect("error lock") {
-        Some(e) => Err(e),
-        None => store
-            .put_blob(&data[..], Some(&digest))
-            .map_err(serr)
-            .and_then(|_| {
-                let names: Vec<Reference> = if reference.tag.is_some() {
-                    vec![Reference {
-                        digest: None,
-                        ..reference.clone()
-                    }]
-                } else {
-                    Vec::new()
-                };
-                Ok(commit(store, &lock, &digest, Some(&media_type), &names)?)
-            }),
-    };
     if result.is_err() {
         // Blobs of an image that was not committed are unreferenced: a
         // failed pull leaves nothing behind.
@@ -276,13 +247,115 @@ pub fn pull(
     result
 }
 
+/// Downloads the config, then the layers in parallel (`opts.jobs`). The
+/// config comes first: its diff IDs let each layer be unpacked as it
+/// streams in (see [`download_blob`]).
+#[allow(clippy::too_many_arguments)]
+fn fetch_blobs(
+    client: &Client,
+    store: &Store,
+    reference: &Reference,
+    manifest: &crate::manifest::Manifest,
+    opts: &RegistryOptions,
+    scope: &str,
+    label: &str,
+    progress: &dyn Progress,
+) -> Result<(), PullError> {
+    let config = &manifest.config;
+    if !store.has_blob(&config.digest) {
+        download_blob(
+            client,
+            store,
+            reference,
+            config,
+            None,
+            opts.attempts,
+            scope,
+            label,
+            progress,
+        )?;
+    }
+    // A config that does not parse or does not match the layers only
+    // turns streaming off; `commit` reports the problem.
+    let diff_ids: Vec<Digest> = store
+        .read_blob(&config.digest, false)
+        .ok()
+        .and_then(|c| serde_json::from_slice::<ImageConfig>(&c).ok())
+        .map(|c| c.rootfs.diff_ids)
+        .filter(|d| d.len() == manifest.layers.len())
+        .unwrap_or_default();
+    let mut todo: Vec<(Descriptor, Option<Digest>)> = Vec::new();
+    for (i, layer) in manifest.layers.iter().enumerate() {
+        if store.has_blob(&layer.digest) || todo.iter().any(|(d, _)| d.digest == layer.digest) {
+            continue;
+        }
+        let diff_id = diff_ids
+            .get(i)
+            .filter(|d| !store.snapshot_path(d).is_dir())
+            .cloned();
+        todo.push((layer.clone(), diff_id));
+    }
+    // Largest first (popped from the end): the longest transfer starts
+    // at once and small ones fill in around it.
+    todo.sort_by_key(|(d, _)| d.size);
+    let queue = Mutex::new(todo);
+    let first_error: Mutex<Option<PullError>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..opts.jobs.max(1) {
+            s.spawn(|| loop {
+                if first_error.lock().expect("error lock").is_some() {
+                    return;
+                }
+                let Some((d, diff_id)) = queue.lock().expect("queue lock").pop() else {
+                    return;
+                };
+                if let Err(e) = download_blob(
+                    client,
+                    store,
+                    reference,
+                    &d,
+                    diff_id.as_ref(),
+                    opts.attempts,
+                    scope,
+                    label,
+                    progress,
+                ) {
+                    first_error.lock().expect("error lock").get_or_insert(e);
+                    return;
+                }
+            });
+        }
+    });
+    match first_error.into_inner().expect("error lock") {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Size of the download chunks handed to the unpacker.
+const CHUNK: usize = 256 * 1024;
+
+/// Chunks in flight between download and unpack (backpressure).
+const CHUNKS_IN_FLIGHT: usize = 16;
+
 /// Downloads one blob into the store, resuming after dropped connections.
+///
+/// With `diff_id` (a layer whose snapshot is missing) the layer is also
+/// unpacked while it downloads: the bytes are hashed and written to the
+/// blob's temp file here, and handed to an unpacker thread that
+/// decompresses, hashes (diff ID) and applies them to a temp snapshot, so
+/// the blob is never read back. The snapshot is renamed into place only
+/// after the blob matched its digest (and was stored) and the stream its
+/// diff ID; otherwise it is removed. If the streamed unpack fails for any
+/// other reason, the download goes on and `commit` unpacks the stored
+/// blob the ordinary way (and reports the error if there is one).
 #[allow(clippy::too_many_arguments)]
 fn download_blob(
     client: &Client,
     store: &Store,
     reference: &Reference,
     desc: &Descriptor,
+    diff_id: Option<&Digest>,
     attempts: u32,
     scope: &str,
     label: &str,
@@ -298,27 +371,118 @@ fn download_blob(
         .prefix("pull-")
         .tempfile_in(&tmp_dir)
         .map_err(ioerr)?;
-    let mut hasher = Sha256::new();
-    let mut done: u64 = 0;
+    let Some(diff_id) = diff_id else {
+        let mut sink = BlobSink::new(tmp.as_file_mut(), None);
+        let fetched = fetch_with_retries(
+            client, reference, desc, attempts, scope, label, &mut sink, progress,
+        );
+        let hash = sink.hasher.finalize();
+        fetched?;
+        return finish_blob(store, tmp, desc, &hash, label, progress);
+    };
+    let (tx, rx) = sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
+    let (spare_tx, spare_rx) = channel::<Vec<u8>>();
+    let (fetched, hash, snapshot) = std::thread::scope(|s| {
+        let unpack = s.spawn(|| {
+            let reader = ChunkReader {
+                rx,
+                cur: None,
+                pos: 0,
+                spare: spare_tx,
+            };
+            unpack::prepare_snapshot(
+                store,
+                label,
+                &desc.digest,
+                diff_id,
+                reader,
+                UnpackLimits::default(),
+            )
+        });
+        let mut sink = BlobSink::new(tmp.as_file_mut(), Some((tx, spare_rx)));
+        let fetched = fetch_with_retries(
+            client, reference, desc, attempts, scope, label, &mut sink, progress,
+        );
+        let BlobSink {
+            hasher, unpacker, ..
+        } = sink;
+        // Closes the stream: the unpacker sees its end.
+        drop(unpacker);
+        let hash = hasher.finalize();
+        let snapshot = unpack.join();
+        (fetched, hash, snapshot)
+    });
+    fetched?;
+    finish_blob(store, tmp, desc, &hash, label, progress)?;
+    match snapshot {
+        Ok(Ok(snapshot)) => {
+            snapshot.commit().map_err(ImageError::from)?;
+        }
+        Ok(Err(e)) => tracing::debug!(
+            "pull {label}: streamed unpack of {} failed ({e}); unpacking the stored blob instead",
+            desc.digest
+        ),
+        Err(_) => tracing::debug!(
+            "pull {label}: streamed unpack of {} panicked; unpacking the stored blob instead",
+            desc.digest
+        ),
+    }
+    Ok(())
+}
+
+/// Checks a downloaded blob against its digest and moves it into place.
+fn finish_blob(
+    store: &Store,
+    tmp: tempfile::NamedTempFile,
+    desc: &Descriptor,
+    hash: &[u8],
+    label: &str,
+    progress: &dyn Progress,
+) -> Result<(), PullError> {
+    let actual = Digest::from_hex(&hex::encode(hash)).expect("sha256 hex is valid");
+    if actual != desc.digest {
+        progress.finish(&desc.digest, false);
+        return Err(PullError::DigestMismatch {
+            image: label.to_string(),
+            what: "blob",
+            digest: desc.digest.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    store
+        .adopt_verified_blob(tmp, &desc.digest)
+        .map_err(|source| PullError::Store {
+            image: label.to_string(),
+            source,
+        })?;
+    progress.finish(&desc.digest, true);
+    Ok(())
+}
+
+/// Fetches a whole blob into `sink`, resuming with a Range request after
+/// a dropped connection, up to `attempts` tries.
+#[allow(clippy::too_many_arguments)]
+fn fetch_with_retries(
+    client: &Client,
+    reference: &Reference,
+    desc: &Descriptor,
+    attempts: u32,
+    scope: &str,
+    label: &str,
+    sink: &mut BlobSink<'_>,
+    progress: &dyn Progress,
+) -> Result<(), PullError> {
     progress.start(&desc.digest, desc.size);
     let mut last_err = None;
     for attempt in 0..attempts.max(1) {
         if attempt > 0 {
             std::thread::sleep(std::time::Duration::from_millis(200 << attempt.min(5)));
         }
-        match fetch_range(
-            client,
-            reference,
-            desc,
-            scope,
-            label,
-            &mut tmp,
-            &mut hasher,
-            &mut done,
-            progress,
-        ) {
-            Ok(()) => {
-                last_err = None;
+        match fetch_range(client, reference, desc, scope, label, sink, progress) {
+            Ok(()) => return Ok(()),
+            // More bytes than the descriptor says: retrying cannot help.
+            Err(e @ PullError::DigestMismatch { .. }) => {
+                last_err = Some(e);
                 break;
             }
             Err(e) => {
@@ -331,47 +495,122 @@ fn download_blob(
             }
         }
     }
-    if let Some(e) = last_err {
-        progress.finish(&desc.digest, false);
-        return Err(PullError::Blob {
-            image: label.to_string(),
-            digest: desc.digest.to_string(),
-            attempts,
-            source: Box::new(e),
-        });
+    progress.finish(&desc.digest, false);
+    let e = last_err.expect("at least one attempt ran");
+    if matches!(e, PullError::DigestMismatch { .. }) {
+        return Err(e);
     }
-    let actual = Digest::from_hex(&hex::encode(hasher.finalize())).expect("sha256 hex is valid");
-    if actual != desc.digest {
-        progress.finish(&desc.digest, false);
-        return Err(PullError::DigestMismatch {
-            image: label.to_string(),
-            what: "blob",
-            digest: desc.digest.to_string(),
-            actual: actual.to_string(),
-        });
-    }
-    tmp.flush().map_err(ioerr)?;
-    store
-        .adopt_verified_blob(tmp, &desc.digest)
-        .map_err(|source| PullError::Store {
-            image: label.to_string(),
-            source,
-        })?;
-    progress.finish(&desc.digest, true);
-    Ok(())
+    Err(PullError::Blob {
+        image: label.to_string(),
+        digest: desc.digest.to_string(),
+        attempts,
+        source: Box::new(e),
+    })
 }
 
-/// One GET of a blob from byte `done` on, appending to `out`.
-#[allow(clippy::too_many_arguments)]
+/// A chunk of the download: a `CHUNK`-sized buffer and how much of it is
+/// data.
+type Chunk = (Vec<u8>, usize);
+
+/// The download side of the stream to the unpacker: chunks out, emptied
+/// buffers back.
+type ToUnpacker = (SyncSender<Chunk>, Receiver<Vec<u8>>);
+
+/// Where downloaded bytes go: the blob's temp file and digest, and (while
+/// it still reads) the streaming unpacker.
+struct BlobSink<'a> {
+    file: &'a mut std::fs::File,
+    hasher: Sha256,
+    /// Bytes received so far (the resume offset).
+    done: u64,
+    /// Chunks to the unpacker and the buffers it hands back; `None` once
+    /// it stopped reading (or for a blob that is not unpacked).
+    unpacker: Option<ToUnpacker>,
+}
+
+impl<'a> BlobSink<'a> {
+    fn new(file: &'a mut std::fs::File, unpacker: Option<ToUnpacker>) -> Self {
+        Self {
+            file,
+            hasher: Sha256::new(),
+            done: 0,
+            unpacker,
+        }
+    }
+
+    /// A buffer of `CHUNK` bytes, recycled from the unpacker when it can.
+    fn buffer(&self) -> Vec<u8> {
+        self.unpacker
+            .as_ref()
+            .and_then(|(_, spare)| spare.try_recv().ok())
+            .unwrap_or_else(|| vec![0; CHUNK])
+    }
+
+    /// Takes `buf[..n]`: into the file, the digest and the unpacker.
+    /// Returns the buffer when the unpacker did not take it.
+    fn push(&mut self, buf: Vec<u8>, n: usize) -> std::io::Result<Option<Vec<u8>>> {
+        self.file.write_all(&buf[..n])?;
+        self.hasher.update(&buf[..n]);
+        self.done += n as u64;
+        if let Some((tx, _)) = &self.unpacker {
+            match tx.send((buf, n)) {
+                Ok(()) => return Ok(None),
+                Err(SendError((buf, _))) => {
+                    // The unpacker gave up (its error is looked at
+                    // later); the download itself goes on.
+                    self.unpacker = None;
+                    return Ok(Some(buf));
+                }
+            }
+        }
+        Ok(Some(buf))
+    }
+}
+
+/// The unpacker's end of the stream: chunks from the download, in order;
+/// end of stream when the download side closes it.
+struct ChunkReader {
+    rx: Receiver<Chunk>,
+    cur: Option<Chunk>,
+    pos: usize,
+    spare: Sender<Vec<u8>>,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if let Some((buf, len)) = &self.cur {
+                if self.pos < *len {
+                    let n = out.len().min(len - self.pos);
+                    out[..n].copy_from_slice(&buf[self.pos..self.pos + n]);
+                    self.pos += n;
+                    return Ok(n);
+                }
+            }
+            if let Some((buf, _)) = self.cur.take() {
+                // The download side may be gone already: then the buffer
+                // is simply freed.
+                let _ = self.spare.send(buf);
+            }
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.cur = Some(chunk);
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+    }
+}
+
+/// One GET of a blob from byte `sink.done` on.
 fn fetch_range(
     client: &Client,
     reference: &Reference,
     desc: &Descriptor,
     scope: &str,
     label: &str,
-    out: &mut tempfile::NamedTempFile,
-    hasher: &mut Sha256,
-    done: &mut u64,
+    sink: &mut BlobSink<'_>,
     progress: &dyn Progress,
 ) -> Result<(), PullError> {
     let rerr = |source| PullError::Registry {
@@ -384,8 +623,8 @@ fn fetch_range(
         source,
     };
     let op = format!("get blob {}", desc.digest);
-    let headers = if *done > 0 {
-        vec![("Range", format!("bytes={done}-"))]
+    let headers = if sink.done > 0 {
+        vec![("Range", format!("bytes={}-", sink.done))]
     } else {
         Vec::new()
     };
@@ -400,38 +639,44 @@ fn fetch_range(
         )
         .map_err(rerr)?;
     let resp = client.expect(resp, &[200, 206], &op).map_err(rerr)?;
-    if resp.status() == 200 && *done > 0 {
-        // The server ignored the range: start over.
-        out.as_file_mut().set_len(0).map_err(ioerr)?;
-        use std::io::Seek;
-        out.as_file_mut().rewind().map_err(ioerr)?;
-        *hasher = Sha256::new();
-        *done = 0;
-    }
+    // A server that ignores the range sends everything again: the bytes
+    // already received are skipped (the digest still covers exactly the
+    // bytes kept, so a server changing the blob is caught).
+    let mut skip = if resp.status() == 200 { sink.done } else { 0 };
     let mut r = resp.into_reader();
-    let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = r.read(&mut buf).map_err(ioerr)?;
+        let mut buf = sink.buffer();
+        let mut n = r.read(&mut buf).map_err(ioerr)?;
         if n == 0 {
             break;
         }
-        out.write_all(&buf[..n]).map_err(ioerr)?;
-        hasher.update(&buf[..n]);
-        *done += n as u64;
-        if *done > desc.size {
+        if skip > 0 {
+            let k = (skip.min(n as u64)) as usize;
+            skip -= k as u64;
+            buf.copy_within(k..n, 0);
+            n -= k;
+            if n == 0 {
+                continue;
+            }
+        }
+        if sink.done + n as u64 > desc.size {
             return Err(PullError::DigestMismatch {
                 image: label.to_string(),
                 what: "blob (longer than its descriptor says)",
                 digest: desc.digest.to_string(),
-                actual: format!("{} bytes", done),
+                actual: format!("{} bytes", sink.done + n as u64),
             });
         }
-        progress.update(&desc.digest, *done);
+        sink.push(buf, n).map_err(ioerr)?;
+        progress.update(&desc.digest, sink.done);
     }
-    if *done < desc.size {
+    if skip > 0 || sink.done < desc.size {
         return Err(ioerr(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
-            format!("connection ended after {done} of {} bytes", desc.size),
+            format!(
+                "connection ended after {} of {} bytes",
+                sink.done, desc.size
+            ),
         )));
     }
     Ok(())

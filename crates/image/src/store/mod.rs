@@ -80,6 +80,29 @@ pub struct StoreLock {
     _file: File,
 }
 
+/// Marks `dir` (the store's `tmp/`, where every snapshot is built) as the
+/// top of unrelated directory trees (`chattr +T`, `FS_TOPDIR_FL`), so ext4
+/// places each new snapshot in a fresh block group instead of next to its
+/// parent. Without it every snapshot lands in the group where the last
+/// one was, and on ext4 without a journal each file creation there first
+/// skips every inode deleted in the last 30 s (`recently_deleted`): after
+/// an `rmi` or `rm -rf` of a store, unpacking a 7000-file layer spent 3.5 s
+/// of system time in that scan, 0.25 s with the flag. Best effort: other
+/// filesystems have no such flag, and nothing depends on it.
+fn spread_subtrees(dir: &Path) {
+    use rustix::fs::{ioctl_getflags, ioctl_setflags, IFlags};
+    let Ok(f) = File::open(dir) else { return };
+    match ioctl_getflags(&f) {
+        Ok(flags) if !flags.contains(IFlags::TOPDIR) => {
+            if let Err(e) = ioctl_setflags(&f, flags | IFlags::TOPDIR) {
+                tracing::debug!("set FS_TOPDIR_FL on {}: {e}", dir.display());
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!("get inode flags of {}: {e}", dir.display()),
+    }
+}
+
 /// Default `--root`.
 pub const DEFAULT_ROOT: &str = "/var/lib/berth";
 
@@ -91,6 +114,7 @@ impl Store {
             let p = dir.join(d);
             fs::create_dir_all(&p).map_err(|source| StoreError::CreateDir { path: p, source })?;
         }
+        spread_subtrees(&dir.join("tmp"));
         let store = Self { dir };
         let layout = store.dir.join("oci-layout");
         if !layout.exists() {

@@ -10,7 +10,7 @@ mod compress;
 pub mod path;
 
 use std::fs::{self, File};
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::PathBuf;
 
 pub use apply::{ApplyError, UnpackLimits};
@@ -74,6 +74,57 @@ pub fn unpack_layer(
         layer: layer.to_string(),
         source,
     };
+    if verify_blob {
+        store.verify_blob(layer).map_err(serr)?;
+    }
+    let blob = store.open_blob(layer).map_err(serr)?;
+    prepare_snapshot(store, image, layer, diff_id, blob, limits)?.commit()
+}
+
+/// A layer applied into a temp dir of the store, its diff ID checked and
+/// its files on disk, not yet visible as a snapshot: [`commit`] renames it
+/// into place, dropping it removes it.
+///
+/// [`commit`]: PreparedSnapshot::commit
+pub struct PreparedSnapshot {
+    tmp: tempfile::TempDir,
+    image: String,
+    layer: String,
+    dest: PathBuf,
+}
+
+impl PreparedSnapshot {
+    /// Makes the snapshot visible (a rename and an fsync of `snapshots/`).
+    /// When another pull made it first, that one is kept.
+    pub fn commit(self) -> Result<PathBuf, UnpackError> {
+        let rootfs = self.tmp.path().join("rootfs");
+        crate::store::rename_new(&rootfs, &self.dest).map_err(|source| UnpackError::Io {
+            image: self.image.clone(),
+            layer: self.layer.clone(),
+            op: "move snapshot into place",
+            source,
+        })?;
+        Ok(self.dest)
+    }
+}
+
+/// Applies the layer stream `reader` (the blob `layer`, any compression)
+/// into a temp dir of the store, checks that the uncompressed stream
+/// hashes to `diff_id` and syncs the files to disk. The caller holds the
+/// store lock; nothing is visible until [`PreparedSnapshot::commit`].
+pub fn prepare_snapshot(
+    store: &Store,
+    image: &str,
+    layer: &Digest,
+    diff_id: &Digest,
+    reader: impl Read,
+    limits: UnpackLimits,
+) -> Result<PreparedSnapshot, UnpackError> {
+    let serr = |source| UnpackError::Store {
+        image: image.to_string(),
+        layer: layer.to_string(),
+        source,
+    };
     let ioerr = |op: &'static str| {
         move |source| UnpackError::Io {
             image: image.to_string(),
@@ -82,16 +133,12 @@ pub fn unpack_layer(
             source,
         }
     };
-    if verify_blob {
-        store.verify_blob(layer).map_err(serr)?;
-    }
     let tmp = store.temp_dir("unpack-").map_err(serr)?;
     let rootfs = tmp.path().join("rootfs");
     fs::create_dir(&rootfs).map_err(ioerr("create temp snapshot"))?;
     let root = File::open(&rootfs).map_err(ioerr("open temp snapshot"))?;
-    let blob = store.open_blob(layer).map_err(serr)?;
-    let (_, stream) =
-        decompress(BufReader::with_capacity(1 << 20, blob)).map_err(ioerr("detect compression"))?;
+    let (_, stream) = decompress(BufReader::with_capacity(1 << 20, reader))
+        .map_err(ioerr("detect compression"))?;
     let hashing = HashingReader::new(stream);
     let hashing =
         apply::apply_tar(&root, hashing, limits).map_err(|source| UnpackError::Apply {
@@ -113,9 +160,12 @@ pub fn unpack_layer(
     // every file of the layer (cheaper than an fsync per file), then the
     // rename and the fsync of `snapshots/`.
     rustix::fs::syncfs(&root).map_err(|e| ioerr("sync (syncfs) snapshot")(e.into()))?;
-    drop(root);
-    crate::store::rename_new(&rootfs, &dest).map_err(ioerr("move snapshot into place"))?;
-    Ok(dest)
+    Ok(PreparedSnapshot {
+        tmp,
+        image: image.to_string(),
+        layer: layer.to_string(),
+        dest: store.snapshot_path(diff_id),
+    })
 }
 
 /// Computes the diff ID (digest of the uncompressed stream) of a layer blob.
