@@ -511,6 +511,19 @@ fn realize(net: &Network) -> std::result::Result<(), NetworkError> {
 /// Rebuilds berth's nftables table from the database (networks and the
 /// ports of running containers). Caller holds the lock.
 fn sync_firewall(engine: &Engine) -> std::result::Result<(), NetworkError> {
+    sync_firewall_if(engine, true)
+}
+
+/// The last ruleset applied (`<runroot>/networks/firewall.json`, on the
+/// same tmpfs as the table's lifetime): container starts and stops that
+/// leave the rules unchanged skip `nft`.
+fn applied_path(engine: &Engine) -> PathBuf {
+    state_dir(engine).join("firewall.json")
+}
+
+/// Rebuilds the table; unless `force`, only when the rules differ from
+/// the last ones applied. Caller holds the lock.
+fn sync_firewall_if(engine: &Engine, force: bool) -> std::result::Result<(), NetworkError> {
     let mut db = engine.db().map_err(|e| NetworkError::Resolver {
         network: "*".into(),
         why: e.to_string(),
@@ -557,7 +570,19 @@ fn sync_firewall(engine: &Engine) -> std::result::Result<(), NetworkError> {
         ports: rules,
         bridge_prefix: BRIDGE_PREFIX.into(),
     };
-    firewall::apply(&ruleset).map_err(host_err("*", "apply berth's nftables table"))
+    let rendered = firewall::render(&ruleset).to_string();
+    let last = applied_path(engine);
+    if !force && std::fs::read_to_string(&last).is_ok_and(|t| t == rendered) {
+        return Ok(());
+    }
+    // Forget the old state first: a failure below must not be skipped next time.
+    let _ = std::fs::remove_file(&last);
+    firewall::apply(&ruleset).map_err(host_err("*", "apply berth's nftables table"))?;
+    let tmp = last.with_extension("tmp");
+    if std::fs::write(&tmp, &rendered).is_ok() {
+        let _ = std::fs::rename(&tmp, &last);
+    }
+    Ok(())
 }
 
 /// What the engine records and mounts for a new container's networking.
@@ -847,7 +872,7 @@ fn plumb(engine: &Engine, id: &str) -> Result<()> {
         let mut db = db;
         store::set_ports_active(store::conn(&mut db)?, id, true)?;
     }
-    sync_firewall(engine)?;
+    sync_firewall_if(engine, false)?;
     for ep in &eps {
         if let Some(net) = nets.iter().find(|n| n.name == ep.network && n.dns) {
             refresh_records(engine, net)?;
@@ -1004,13 +1029,20 @@ pub fn teardown(engine: &Engine, id: &str) -> Result<()> {
         let c = store::conn(&mut db)?;
         (store::endpoints_of(c, id)?, store::ports_of(c, id)?)
     };
-    if eps.is_empty() && ports.is_empty() && !pin.exists() {
+    if (eps.is_empty() && ports.is_empty() && !pin.exists())
+        || (!pin.exists() && !ports_active(engine, id)?)
+    {
+        // Nothing plumbed (or torn down already: the pin goes after the
+        // veths, the ports are switched off before both).
         return Ok(());
     }
     let _l = lock(engine)?;
     unplumb(engine, id)
 }
 
+/// Order matters for crash safety: ports off and the rules rebuilt, DNS
+/// records without the container, veths deleted, and the namespace pin
+/// last, so a missing pin means everything before it was done.
 fn unplumb(engine: &Engine, id: &str) -> Result<()> {
     let pin = netns_path(engine, id);
     let (eps, nets) = {
@@ -1020,6 +1052,16 @@ fn unplumb(engine: &Engine, id: &str) -> Result<()> {
         (store::endpoints_of(c, id)?, store::list(c)?)
     };
     let mut first: Option<crate::EngineError> = None;
+    if let Err(e) = sync_firewall_if(engine, false) {
+        first.get_or_insert(e.into());
+    }
+    for ep in &eps {
+        if let Some(net) = nets.iter().find(|n| n.name == ep.network && n.dns) {
+            if let Err(e) = refresh_records_without(engine, net, Some(id)) {
+                first.get_or_insert(e.into());
+            }
+        }
+    }
     for ep in &eps {
         if let Err(e) = link::delete_link(&host_veth(id, &ep.ifname)) {
             first.get_or_insert(host_err(&ep.network, "delete a container veth")(e).into());
@@ -1028,17 +1070,13 @@ fn unplumb(engine: &Engine, id: &str) -> Result<()> {
     if let Err(e) = netns::remove(&pin) {
         first.get_or_insert(host_err("*", "remove the namespace pin")(e).into());
     }
-    if let Err(e) = sync_firewall(engine) {
-        first.get_or_insert(e.into());
-    }
-    for ep in &eps {
-        if let Some(net) = nets.iter().find(|n| n.name == ep.network && n.dns) {
-            if let Err(e) = refresh_records(engine, net) {
-                first.get_or_insert(e.into());
-            }
-        }
-    }
     first.map_or(Ok(()), Err)
+}
+
+fn ports_active(engine: &Engine, id: &str) -> Result<bool> {
+    let mut db = engine.db()?;
+    let c = store::conn(&mut db)?;
+    Ok(store::active_ports(c)?.iter().any(|(cid, _)| cid == id))
 }
 
 /// When the container is removed: teardown, then its addresses and ports
@@ -1144,6 +1182,15 @@ pub fn disconnect(engine: &Engine, network: &str, container: &str) -> Result<()>
 /// aliases, short ID) and starts its resolver; with none running the
 /// records file goes and the resolver exits. Caller holds the lock.
 fn refresh_records(engine: &Engine, net: &Network) -> std::result::Result<(), NetworkError> {
+    refresh_records_without(engine, net, None)
+}
+
+/// [`refresh_records`] leaving out container `gone` (being torn down).
+fn refresh_records_without(
+    engine: &Engine,
+    net: &Network,
+    gone: Option<&str>,
+) -> std::result::Result<(), NetworkError> {
     let path = records_path(engine, &net.name);
     let eps = {
         let mut db = engine.db().map_err(|e| NetworkError::Resolver {
@@ -1158,7 +1205,9 @@ fn refresh_records(engine: &Engine, net: &Network) -> std::result::Result<(), Ne
         why: e.to_string(),
     })?;
     for ep in &eps {
-        if !netns::is_pinned(&netns_path(engine, &ep.container)) {
+        if Some(ep.container.as_str()) == gone
+            || !netns::is_pinned(&netns_path(engine, &ep.container))
+        {
             continue;
         }
         let name = db

@@ -99,6 +99,19 @@ pub fn conn(db: &mut crate::Db) -> Result<&mut Connection, NetworkError> {
     let c = db.conn_mut();
     c.execute_batch(SCHEMA)
         .map_err(q("create the network tables"))?;
+    // Databases made before networks had an MTU.
+    let has_mtu = c
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('networks') WHERE name = 'mtu'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(q("read the networks schema"))?
+        > 0;
+    if !has_mtu {
+        c.execute_batch("ALTER TABLE networks ADD COLUMN mtu INTEGER")
+            .map_err(q("add the mtu column"))?;
+    }
     Ok(c)
 }
 
