@@ -2,7 +2,11 @@
 # berth engine vs podman (crun and runc), by hand, as root (not in CI):
 #   1. `run --rm IMAGE true` wall time (hyperfine, one run of all three);
 #   2. host memory per detached container: the berth monitor vs conmon,
-#      with N `sleep` containers (PSS summed from /proc/PID/smaps_rollup).
+#      with N `sleep` containers (PSS summed from /proc/PID/smaps_rollup,
+#      RSS averaged). Idle, berth's monitor is the small `berth-monitor`
+#      (built next to `berth`); BERTH_MONITOR= (empty) measures the full
+#      monitor waiting itself.
+# Both sides run with --network none: the host's network is left alone.
 # Usage: bench/engine.sh [N]   (BERTH=path/to/berth to pick a build;
 # BENCH_ULIMITS overrides the --ulimit flags given to podman.)
 set -euo pipefail
@@ -52,7 +56,7 @@ echo 'root:x:0:' >"$R/etc/group"
 tar -C "$R" -cf "$T/bb.tar" .
 "${B[@]}" import "$T/bb.tar" localhost/bb:1 >/dev/null
 
-cmds=("${B[*]} run --rm localhost/bb:1 true")
+cmds=("${B[*]} run --rm --network none localhost/bb:1 true")
 names=(berth)
 if command -v podman >/dev/null; then
   "${P[@]}" import "$T/bb.tar" localhost/bb:1 >/dev/null
@@ -80,9 +84,14 @@ for n, r in zip(names, res):
 EOF
 
 pss_of() { # sum of PSS (kB) of the given pids
-  local sum=0 p v
+  sum_of Pss "$@"
+}
+
+sum_of() { # sum of a smaps_rollup field (kB) of the given pids
+  local field=$1 sum=0 p v
+  shift
   for p in "$@"; do
-    v=$(awk '/^Pss:/{print $2}' /proc/"$p"/smaps_rollup 2>/dev/null || echo 0)
+    v=$(awk -v f="$field:" '$1==f{print $2}' /proc/"$p"/smaps_rollup 2>/dev/null || echo 0)
     sum=$((sum + ${v:-0}))
   done
   echo "$sum"
@@ -97,11 +106,12 @@ pids_matching() { # pids whose command line contains both words
 }
 
 echo "== memory of $N detached sleep containers =="
-for i in $(seq "$N"); do "${B[@]}" run -d localhost/bb:1 sleep 1000 >/dev/null; done
+for i in $(seq "$N"); do "${B[@]}" run -d --network none localhost/bb:1 sleep 1000 >/dev/null; done
 sleep 1
 mons=$(pids_matching "$T/berth" container-monitor)
 berth_kb=$(pss_of $mons)
-echo "berth monitors: $(echo $mons | wc -w) processes, PSS total ${berth_kb} kB, $((berth_kb / N)) kB per container"
+berth_rss=$(sum_of Rss $mons)
+echo "berth monitors: $(echo $mons | wc -w) processes, PSS total ${berth_kb} kB, $((berth_kb / N)) kB per container, RSS $((berth_rss / N)) kB per monitor"
 "${B[@]}" ps -aq --no-trunc | xargs -r -n1 "${B[@]}" rm -f >/dev/null
 
 if [ "${#names[@]}" -gt 1 ]; then
@@ -112,7 +122,8 @@ if [ "${#names[@]}" -gt 1 ]; then
   sleep 1
   cons=$(pids_matching conmon "$T/podman")
   conmon_kb=$(pss_of $cons)
-  echo "conmon:         $(echo $cons | wc -w) processes, PSS total ${conmon_kb} kB, $((conmon_kb / N)) kB per container"
+  conmon_rss=$(sum_of Rss $cons)
+  echo "conmon:         $(echo $cons | wc -w) processes, PSS total ${conmon_kb} kB, $((conmon_kb / N)) kB per container, RSS $((conmon_rss / N)) kB per conmon"
   if [ "$conmon_kb" -gt 0 ]; then
     python3 -c "print(f'monitor/conmon memory ratio: {$berth_kb/$conmon_kb:.2f}')"
   fi

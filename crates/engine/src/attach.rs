@@ -49,6 +49,26 @@ impl Hub {
         })
     }
 
+    /// A hub over an inherited listener and clients (the monitor's
+    /// hand-off, see [`crate::handoff`]); `path` is removed on drop.
+    pub fn from_fds(
+        path: PathBuf,
+        listener: Option<std::os::fd::OwnedFd>,
+        clients: Vec<std::os::fd::OwnedFd>,
+    ) -> Hub {
+        let listener = listener.map(UnixListener::from);
+        let path = if listener.is_some() {
+            path
+        } else {
+            PathBuf::new()
+        };
+        Hub {
+            path,
+            listener,
+            clients: clients.into_iter().map(UnixStream::from).collect(),
+        }
+    }
+
     /// A hub without a socket: no client ever attaches.
     pub fn disabled() -> Hub {
         Hub {
@@ -119,7 +139,7 @@ impl Hub {
 
 impl Drop for Hub {
     fn drop(&mut self) {
-        if self.listener.is_some() {
+        if self.listener.is_some() && !self.path.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.path);
         }
     }

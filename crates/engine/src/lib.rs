@@ -21,6 +21,7 @@ pub mod create;
 pub mod db;
 pub mod error;
 pub mod generate;
+pub mod handoff;
 pub mod init;
 pub mod inspect;
 pub mod lifecycle;

@@ -16,19 +16,21 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use crate::attach::{self, Hub};
 use crate::create::ContainerConfig;
 use crate::error::{io, sys, EngineError, Result};
+use crate::handoff;
 use crate::lifecycle;
 use crate::logs::LogWriter;
 use crate::opts;
 use crate::Engine;
 
 /// The monitor's entry: `ready` is where it reports `ok` (or `error: ...`)
-/// once the container runs. Returns the container's last exit code.
+/// once the container runs (`None` when resumed after a hand-off).
+/// Returns the container's last exit code.
 /// Must run in a fresh single-threaded process (it changes its own stdio).
-pub fn run(engine: &Engine, id: &str, ready: OwnedFd) -> Result<i32> {
+pub fn run(engine: &Engine, id: &str, ready: Option<OwnedFd>, opts: Options) -> Result<i32> {
     let _ = nix::unistd::setsid();
     let _ = std::env::set_current_dir("/");
-    let mut ready = Some(std::fs::File::from(ready));
-    match supervise(engine, id, &mut ready) {
+    let mut ready = ready.map(std::fs::File::from);
+    match supervise(engine, id, &mut ready, opts) {
         Ok(code) => Ok(code),
         Err(e) => {
             if let Some(mut r) = ready.take() {
@@ -57,6 +59,9 @@ struct Stdio {
     /// `-i`: a stdin pipe whose write end the monitor keeps open.
     input: Option<(OwnedFd, OwnedFd)>,
     null: std::fs::File,
+    /// Our stderr as we were started (the monitor's log): where our own
+    /// messages go between launches, and the small monitor's too.
+    own_err: Option<OwnedFd>,
 }
 
 fn pipe(id: &str) -> Result<(OwnedFd, OwnedFd)> {
@@ -74,6 +79,7 @@ impl Stdio {
                 .write(true)
                 .open("/dev/null")
                 .map_err(io("open", "/dev/null"))?,
+            own_err: rustix::io::fcntl_dupfd_cloexec(std::io::stderr(), 3).ok(),
         })
     }
 
@@ -88,35 +94,96 @@ impl Stdio {
         rustix::stdio::dup2_stderr(&self.err.1).map_err(sys(id, "redirect stderr"))
     }
 
-    /// Our fds 0-2 back to /dev/null.
+    /// Our fds 0-1 back to /dev/null, 2 to our own stderr.
     fn take_back(&self, id: &str) -> Result<()> {
         rustix::stdio::dup2_stdin(&self.null).map_err(sys(id, "reset stdin"))?;
         rustix::stdio::dup2_stdout(&self.null).map_err(sys(id, "reset stdout"))?;
-        rustix::stdio::dup2_stderr(&self.null).map_err(sys(id, "reset stderr"))
+        let err = match &self.own_err {
+            Some(e) => e.as_fd(),
+            None => self.null.as_fd(),
+        };
+        rustix::stdio::dup2_stderr(err).map_err(sys(id, "reset stderr"))
     }
 }
 
-fn supervise(engine: &Engine, id: &str, ready: &mut Option<std::fs::File>) -> Result<i32> {
+/// Where [`run`] starts: a fresh monitor, or one that the small monitor
+/// exec'd back into once the container exited (see [`crate::handoff`]).
+#[derive(Debug, Default)]
+pub struct Resume {
+    /// The container's exit status.
+    pub code: i32,
+    /// Restarts done so far (restart policy).
+    pub restarts: u32,
+    /// The attach socket and its clients, kept across the round trip.
+    pub listener: Option<OwnedFd>,
+    pub clients: Vec<OwnedFd>,
+}
+
+/// How the monitor runs.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// `Some`: this process exec'd back from the small monitor.
+    pub resume: Option<Resume>,
+    /// `Some`: once the container runs, exec this small monitor to wait
+    /// for it (see [`crate::handoff`]); `None`: wait in this process.
+    pub small: Option<handoff::Small>,
+}
+
+/// What to do once the container's process exited.
+enum Next {
+    Exit(i32),
+    Restart,
+}
+
+fn supervise(
+    engine: &Engine,
+    id: &str,
+    ready: &mut Option<std::fs::File>,
+    opts: Options,
+) -> Result<i32> {
     berth_runtime::foreground::block_signals().map_err(|source| EngineError::Wait {
         id: id.into(),
         source,
     })?;
-    let row = engine.db()?.lookup(id)?;
+    let mut restarts: u32 = 0;
+    let resumed = opts.resume.map(|r| {
+        restarts = r.restarts;
+        let hub = Hub::from_fds(attach::socket_path(engine, id), r.listener, r.clients);
+        (r.code, hub)
+    });
+    let row = match (&resumed, engine.db()?.get(id)?) {
+        (_, Some(row)) => row,
+        (Some((code, _)), None) => {
+            // Removed while running (rm -f): clean what is ours and go.
+            let _ = berth_runtime::delete(&engine.state_root(), id, true);
+            let _ = lifecycle::unmount_rootfs(engine, id);
+            return Ok(*code);
+        }
+        // Its error names the container.
+        (None, None) => engine.db()?.lookup(id)?,
+    };
     let cfg = ContainerConfig::of(&row)?;
     let policy = opts::parse_restart(&row.restart_policy)?;
+    let mut hub = match resumed {
+        Some((code, hub)) => match after_exit(engine, &row, &policy, code, &mut restarts)? {
+            Next::Exit(code) => return Ok(code),
+            Next::Restart => hub,
+        },
+        // `berth attach` clients connect here (kept across restarts).
+        // Without it (e.g. a runroot too long for a socket path) the
+        // container still runs; only attaching is off.
+        None => Hub::bind(engine, id).unwrap_or_else(|e| {
+            eprintln!("berth monitor: container {id}: attach is disabled: {e}");
+            Hub::disabled()
+        }),
+    };
+    let tty = cfg.options.tty;
     let stdio = Stdio::new(id, cfg.options.interactive)?;
+    drop(cfg);
     let mut log = LogWriter::open(&engine.log_path(id))?;
-    // `berth attach` clients connect here (kept across restarts).
-    // Without it (e.g. a runroot too long for a socket path) the
-    // container still runs; only attaching is off.
-    let mut hub = Hub::bind(engine, id).unwrap_or_else(|e| {
-        eprintln!("berth monitor: container {id}: attach is disabled: {e}");
-        Hub::disabled()
-    });
-    let mut restarts: u32 = 0;
     loop {
         stdio.lend(id)?;
-        let launched = lifecycle::launch(engine, &row, cfg.options.tty);
+        let launched = lifecycle::launch(engine, &row, tty);
         stdio.take_back(id)?;
         let spawned = match launched {
             Ok(s) => s,
@@ -131,41 +198,92 @@ fn supervise(engine: &Engine, id: &str, ready: &mut Option<std::fs::File>) -> Re
         if let Some(mut r) = ready.take() {
             let _ = writeln!(r, "ok {}", spawned.pid);
         }
-        let code = pump(id, spawned.pid, spawned.console, &stdio, &mut log, &mut hub)?;
-        let _ = berth_runtime::delete(&engine.state_root(), id, true);
-        let current = engine.db()?.get(id)?;
-        let Some(current) = current else {
-            // Removed while running (rm -f): clean what is ours and go.
-            let _ = lifecycle::unmount_rootfs(engine, id);
-            return Ok(code);
-        };
-        if policy.should_restart(code, restarts, current.stop_requested) {
-            let db = engine.db()?;
-            db.set_restarting(id, code, crate::now_ms())?;
-            restarts += 1;
-            // Docker's back-off: doubling from 100ms, capped.
-            let delay = 100u64.saturating_mul(1 << restarts.min(6));
-            std::thread::sleep(Duration::from_millis(delay.min(5000)));
-            if engine.db()?.get(id)?.is_some_and(|r| !r.stop_requested) {
-                continue;
-            }
+        let streams = Streams::of(spawned.console.as_ref(), &stdio);
+        if let Some(small) = &opts.small {
+            // Returns only when the exec failed: wait here instead.
+            let e = handoff::exec_small(engine, small, id, spawned.pid, &streams, &hub, restarts);
+            eprintln!("berth monitor: container {id}: {e}; waiting in this process");
         }
-        lifecycle::cleanup_after_exit(engine, id, Some(code))?;
-        if row.auto_remove {
-            lifecycle::remove_files(engine, id)?;
+        let code = pump(id, spawned.pid, &streams, &mut log, &mut hub)?;
+        drop(streams);
+        match after_exit(engine, &row, &policy, code, &mut restarts)? {
+            Next::Exit(code) => return Ok(code),
+            Next::Restart => continue,
         }
-        return Ok(code);
+    }
+}
+
+/// After the container's process exited with `code`: runtime delete,
+/// then either a restart (policy, after Docker's back-off) or the
+/// cleanup (exit recorded, `--rm` removal).
+fn after_exit(
+    engine: &Engine,
+    row: &crate::db::ContainerRow,
+    policy: &opts::RestartPolicy,
+    code: i32,
+    restarts: &mut u32,
+) -> Result<Next> {
+    let id = row.id.as_str();
+    let _ = berth_runtime::delete(&engine.state_root(), id, true);
+    let current = engine.db()?.get(id)?;
+    let Some(current) = current else {
+        // Removed while running (rm -f): clean what is ours and go.
+        let _ = lifecycle::unmount_rootfs(engine, id);
+        return Ok(Next::Exit(code));
+    };
+    if policy.should_restart(code, *restarts, current.stop_requested) {
+        let db = engine.db()?;
+        db.set_restarting(id, code, crate::now_ms())?;
+        drop(db);
+        *restarts += 1;
+        // Docker's back-off: doubling from 100ms, capped.
+        let delay = 100u64.saturating_mul(1 << (*restarts).min(6));
+        std::thread::sleep(Duration::from_millis(delay.min(5000)));
+        if engine.db()?.get(id)?.is_some_and(|r| !r.stop_requested) {
+            return Ok(Next::Restart);
+        }
+    }
+    lifecycle::cleanup_after_exit(engine, id, Some(code))?;
+    if row.auto_remove {
+        lifecycle::remove_files(engine, id)?;
+    }
+    Ok(Next::Exit(code))
+}
+
+/// The container's output streams and where clients' input goes.
+pub struct Streams<'a> {
+    /// Read ends of the output: the pty master (as "stdout"), or the
+    /// stdout and stderr pipes.
+    pub sources: Vec<(BorrowedFd<'a>, &'static str)>,
+    /// The pty master, or the write end of the `-i` stdin pipe.
+    pub input: Option<BorrowedFd<'a>>,
+}
+
+impl<'a> Streams<'a> {
+    fn of(console: Option<&'a OwnedFd>, stdio: &'a Stdio) -> Streams<'a> {
+        match console {
+            Some(m) => Streams {
+                sources: vec![(m.as_fd(), "stdout")],
+                input: Some(m.as_fd()),
+            },
+            None => Streams {
+                sources: vec![
+                    (stdio.out.0.as_fd(), "stdout"),
+                    (stdio.err.0.as_fd(), "stderr"),
+                ],
+                input: stdio.input.as_ref().map(|(_, w)| w.as_fd()),
+            },
+        }
     }
 }
 
 /// Copies the container's output to the log and to attached clients, and
 /// clients' input to the container's stdin (`-i`), until its process
 /// exits; returns its exit status (128+N when killed by signal N).
-fn pump(
+pub fn pump(
     id: &str,
     pid: i32,
-    console: Option<OwnedFd>,
-    stdio: &Stdio,
+    streams: &Streams<'_>,
     log: &mut LogWriter,
     hub: &mut Hub,
 ) -> Result<i32> {
@@ -173,21 +291,16 @@ fn pump(
     set.add(Signal::SIGCHLD);
     let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(sys(id, "create signalfd"))?;
-    let mut buf = vec![0u8; 16 * 1024];
-    let sources: Vec<(BorrowedFd<'_>, &'static str)> = match &console {
-        Some(m) => vec![(m.as_fd(), "stdout")],
-        None => vec![
-            (stdio.out.0.as_fd(), "stdout"),
-            (stdio.err.0.as_fd(), "stderr"),
-        ],
-    };
+    // The exit may have come before the signalfd existed (a hand-off
+    // exec in between): its SIGCHLD stays pending, but look once anyway.
+    if let Some(code) = reap(pid) {
+        return finish(streams, log, hub, code);
+    }
+    // 4 KiB: what a pipe or pty hands over per read in practice; the
+    // monitor idles with as little memory as it can.
+    let mut buf = vec![0u8; 4 * 1024];
+    let sources = &streams.sources;
     let mut open = vec![true; sources.len()];
-    // Where clients' input goes: the pty, or the `-i` stdin pipe.
-    let input: Option<BorrowedFd<'_>> = match (&console, &stdio.input) {
-        (Some(m), _) => Some(m.as_fd()),
-        (None, Some((_, w))) => Some(w.as_fd()),
-        (None, None) => None,
-    };
     loop {
         use nix::poll::{PollFd, PollFlags, PollTimeout};
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
@@ -229,20 +342,34 @@ fn pump(
             }
         }
         let accept = listening.is_some_and(|i| ready[i]);
-        serve_clients(hub, accept, &ready[clients_at..], input, &mut buf);
+        serve_clients(hub, accept, &ready[clients_at..], streams.input, &mut buf);
         if ready[0] {
             while let Ok(Some(_)) = sfd.read_signal() {}
             if let Some(code) = reap(pid) {
-                for (i, (fd, stream)) in sources.iter().enumerate() {
-                    if open[i] {
-                        drain(*fd, stream, &mut buf, log, hub)?;
-                    }
-                }
-                log.flush_partial()?;
-                return Ok(code);
+                let sources: Vec<_> = sources
+                    .iter()
+                    .zip(&open)
+                    .filter(|(_, o)| **o)
+                    .map(|(s, _)| *s)
+                    .collect();
+                let rest = Streams {
+                    sources,
+                    input: None,
+                };
+                return finish(&rest, log, hub, code);
             }
         }
     }
+}
+
+/// Drains the streams after the exit and flushes the log.
+fn finish(streams: &Streams<'_>, log: &mut LogWriter, hub: &mut Hub, code: i32) -> Result<i32> {
+    let mut buf = vec![0u8; 4 * 1024];
+    for (fd, stream) in &streams.sources {
+        drain(*fd, stream, &mut buf, log, hub)?;
+    }
+    log.flush_partial()?;
+    Ok(code)
 }
 
 /// Accepts new attach clients and forwards what clients sent to the

@@ -116,8 +116,9 @@ fn sealed_copy(exe: &File) -> Result<OwnedFd, SelfExeError> {
 }
 
 /// The protected executable to re-exec: a read-only bind mount when the
-/// kernel and our privileges allow it, else a sealed memfd copy.
-fn protected_exe(exe: &File) -> Result<OwnedFd, SelfExeError> {
+/// kernel and our privileges allow it, else a sealed memfd copy. The
+/// engine execs its small monitor binary through it too.
+pub fn protected_exe(exe: &File) -> Result<OwnedFd, SelfExeError> {
     match readonly_bind(exe) {
         Ok(fd) => Ok(fd),
         Err(err) => {

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::Result;
-use berth_engine::{lifecycle, Engine, RunOptions};
+use anyhow::{Context, Result};
+use berth_engine::{handoff, lifecycle, Engine, RunOptions};
 use clap::Args;
 
 /// Engine-wide flags (global to every subcommand).
@@ -241,11 +241,37 @@ pub struct RestartArgs {
 pub struct MonitorArgs {
     /// Container ID.
     pub id: String,
+    /// Resume after the small monitor saw the container exit with this
+    /// status (set by `berth-monitor` only).
+    #[arg(long, hide = true, allow_negative_numbers = true)]
+    pub exited: Option<i32>,
+    /// Restarts done so far (with --exited).
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub restarts: u32,
+    /// The attach socket's descriptor, inherited (with --exited).
+    #[arg(long, hide = true)]
+    pub listener: Option<i32>,
+    /// Attached clients' descriptors, inherited (with --exited).
+    #[arg(long, hide = true)]
+    pub client: Vec<i32>,
 }
 
 /// Re-executes from a read-only view of our binary before touching a
 /// container (CVE-2019-5736), as berth-runtime does.
+/// Before that, notes where the small monitor binary is (next to ours),
+/// as the protected copy's path says nothing about it.
 fn protect_binary() -> Result<()> {
+    if std::env::var_os(handoff::ENV).is_none() {
+        let dir = std::fs::read_link("/proc/self/exe")
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf));
+        if let Some(small) = handoff::find_small(None, dir.as_deref()) {
+            // Single-threaded here (nothing has started a thread yet).
+            std::env::set_var(handoff::ENV, small);
+        } else {
+            std::env::set_var(handoff::ENV, "");
+        }
+    }
     berth_runtime::selfexe::ensure_sealed()?;
     Ok(())
 }
@@ -332,9 +358,55 @@ pub fn restart(root: &Path, e: &EngineArgs, a: &RestartArgs) -> Result<i32> {
 }
 
 /// The monitor process: reports on its stdout, then holds the container.
+/// Without --exited it was started by `berth run -d`/`start`; with it,
+/// the small monitor (`berth-monitor`) exec'd it back after the exit.
 pub fn monitor(root: &Path, e: &EngineArgs, a: &MonitorArgs) -> Result<i32> {
     let engine = e.engine(root)?;
-    let ready = rustix::io::fcntl_dupfd_cloexec(std::io::stdout(), 3)?;
-    let code = berth_engine::monitor::run(&engine, &a.id, ready)?;
+    let small = handoff::find_small(std::env::var_os(handoff::ENV), None).map(|exe| {
+        let back = monitor_command(root, &engine, &a.id);
+        handoff::Small {
+            exe,
+            back: std::iter::once(back.get_program().to_os_string())
+                .chain(back.get_args().map(|a| a.to_os_string()))
+                .collect(),
+        }
+    });
+    let (ready, resume) = match a.exited {
+        None => {
+            if a.listener.is_some() || !a.client.is_empty() {
+                anyhow::bail!("container-monitor: --listener and --client go with --exited");
+            }
+            let ready = rustix::io::fcntl_dupfd_cloexec(std::io::stdout(), 3)?;
+            (Some(ready), None)
+        }
+        Some(code) => {
+            let mut fds = a
+                .listener
+                .iter()
+                .chain(&a.client)
+                .copied()
+                .collect::<Vec<_>>();
+            fds.sort_unstable();
+            if fds.windows(2).any(|w| w[0] == w[1]) {
+                anyhow::bail!("container-monitor: a descriptor is handed over twice");
+            }
+            let take = |fd: i32| -> Result<std::os::fd::OwnedFd> {
+                let owned = berth_sys::fd::owned_from_inherited(fd).with_context(|| {
+                    format!("container-monitor {}: inherited descriptor {fd}", a.id)
+                })?;
+                rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)?;
+                Ok(owned)
+            };
+            let resume = berth_engine::monitor::Resume {
+                code,
+                restarts: a.restarts,
+                listener: a.listener.map(take).transpose()?,
+                clients: a.client.iter().map(|&fd| take(fd)).collect::<Result<_>>()?,
+            };
+            (None, Some(resume))
+        }
+    };
+    let opts = berth_engine::monitor::Options { resume, small };
+    let code = berth_engine::monitor::run(&engine, &a.id, ready, opts)?;
     Ok(code)
 }
