@@ -215,11 +215,30 @@ impl Db {
         let conn = Connection::open(&path).map_err(open_err)?;
         conn.busy_timeout(Duration::from_secs(30))
             .map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(open_err)?;
-        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        // Switching a new database to WAL takes an exclusive lock and can
+        // fail with "database is locked" at once (without the busy
+        // handler) while another process makes it too: retry briefly.
+        let mut tries = 0;
+        loop {
+            let r = conn
+                .pragma_update(None, "journal_mode", "WAL")
+                .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
+                .and_then(|_| conn.execute_batch(SCHEMA));
+            match r {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if tries < 200
+                        && matches!(
+                            e.code,
+                            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                        ) =>
+                {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(open_err(e)),
+            }
+        }
         Ok(Db { conn })
     }
 

@@ -28,7 +28,7 @@ fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
         if Instant::now() >= end {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -55,7 +55,7 @@ fn settle(engine: &Engine, id: &str, timeout: Duration) -> Result<Option<Contain
             }
             return Ok(Some(row));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -139,6 +139,28 @@ pub fn rm(engine: &Engine, reference: &str, force: bool) -> Result<String> {
     }
     lifecycle::remove_files(engine, &row.id)?;
     Ok(row.id)
+}
+
+/// The first half of `rm -f` of several containers: SIGKILL to a running
+/// one (no restart), so that their monitors clean up side by side while
+/// [`rm`] removes them one by one. Errors are left to [`rm`].
+pub fn kill_for_removal(engine: &Engine, reference: &str) {
+    let Ok(row) = find(engine, reference) else {
+        return;
+    };
+    if row.status != Status::Running {
+        return;
+    }
+    if engine
+        .db()
+        .and_then(|db| Ok(db.set_stop_requested(&row.id, true)?))
+        .is_err()
+    {
+        return;
+    }
+    let root = engine.state_root();
+    let _ = berth_runtime::kill(&root, &row.id, libc::SIGKILL, true);
+    let _ = berth_runtime::kill(&root, &row.id, libc::SIGKILL, false);
 }
 
 /// `rm [-f] [-v]`: [`rm`], and with `volumes` also the container's

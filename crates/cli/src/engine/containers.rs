@@ -299,6 +299,12 @@ pub fn kill(root: &Path, e: &EngineArgs, a: &KillArgs) -> Result<i32> {
 pub fn rm(root: &Path, e: &EngineArgs, a: &RmArgs) -> Result<i32> {
     let engine = e.engine(root)?;
     let mut failed = false;
+    if a.force && a.containers.len() > 1 {
+        // Kill them all first: their monitors then clean up in parallel.
+        for c in &a.containers {
+            ops::kill_for_removal(&engine, c);
+        }
+    }
     for c in &a.containers {
         match ops::rm_with_volumes(&engine, c, a.force, a.volumes) {
             Ok(_) => println!("{c}"),
