@@ -5,8 +5,9 @@
 # (`berth-runtime run`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! [ -x /bin/busybox ] || ! command -v pkg-config >/dev/null || ! [ -e /usr/include/seccomp.h ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static libseccomp-dev pkg-config >/dev/null
+if ! [ -x /bin/busybox ] || ! command -v pkg-config >/dev/null || ! [ -e /usr/include/seccomp.h ] ||
+    ! [ -x /usr/sbin/nft ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static libseccomp-dev pkg-config nftables >/dev/null
 fi
 cargo build --release -p berth-cli
 berth=./target/release/berth
@@ -17,5 +18,5 @@ trap 'rm -rf "$work"' EXIT
 tar -C "$work/bundle/rootfs" -cf "$work/rootfs.tar" .
 "$berth" import --cmd '["/bin/sh"]' "$work/rootfs.tar" localhost/busybox-demo:latest >/dev/null
 "$berth" run --rm --name "demo-$$" localhost/busybox-demo:latest \
-    sh -c 'echo "hello from a berth container: $(hostname), pid $$"; id; grep -E "^(NSpid|CapEff|NoNewPrivs|Seccomp):" /proc/self/status; ls /'
+    sh -c 'echo "hello from a berth container: $(hostname), pid $$"; id; grep -E "^(NSpid|CapEff|NoNewPrivs|Seccomp):" /proc/self/status; ip -o -4 addr show eth0; ls /'
 ./target/release/berth-runtime --root /run/berth run --bundle "$work/bundle" "demo-rt-$$"
