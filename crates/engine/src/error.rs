@@ -118,3 +118,16 @@ pub fn sys<E: Into<std::io::Error>>(id: &str, op: &'static str) -> impl FnOnce(E
         source: e.into(),
     }
 }
+
+/// An error and its sources on one line (`a: b: c`), for messages that
+/// leave the process (the monitor's answer, CLI errors).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -42,14 +42,7 @@ pub fn run(engine: &Engine, id: &str, ready: Option<OwnedFd>, opts: Options) -> 
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
+    crate::error::error_chain(e)
 }
 
 /// Pipes that become the container's stdio.

@@ -318,14 +318,7 @@ pub fn rm(root: &Path, e: &EngineArgs, a: &RmArgs) -> Result<i32> {
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
+    berth_engine::error::error_chain(e)
 }
 
 /// `wait`: prints each container's exit code.
