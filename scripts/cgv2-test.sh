@@ -6,7 +6,7 @@
 #   LIVE_BIN     an already built live test binary (else: cargo builds it)
 #   QEMU_CGV2    the qemu helper (default: ../shared/tools/qemu-cgv2.sh beside the repository)
 #   CARGO_TARGET_DIR  as usual (default target-cgroups)
-#   TIMEOUT      guest timeout in seconds (default 240)
+#   TIMEOUT      guest timeout in seconds (default 600: TCG is slow on a busy 2-core host)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QEMU_CGV2=${QEMU_CGV2:-$(cd "$(dirname "$0")/.." && pwd)/../shared/tools/qemu-cgv2.sh}
@@ -29,7 +29,7 @@ start=$SECONDS
 rc=0
 # The helper streams the console, but can miss its start; print the log
 # from the file once qemu is done instead.
-WORK="$work/qemu" TIMEOUT=${TIMEOUT:-240} "$QEMU_CGV2" "$work/payload" \
+WORK="$work/qemu" TIMEOUT=${TIMEOUT:-600} "$QEMU_CGV2" "$work/payload" \
     'BERTH_CGROUPS_REQUIRE_LIVE=1 RUST_BACKTRACE=1 ./live --test-threads=2' >"$work/qemu.out" 2>&1 || rc=$?
 if [ -f "$work/qemu/console.log" ]; then
     tr -d '\r' <"$work/qemu/console.log" | sed -n '/qemu-cgv2: ready at/,$p'
