@@ -103,6 +103,8 @@ pub enum NetworkError {
     Default(String),
     #[error("--network container:{target}: {why}")]
     Share { target: String, why: String },
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
     #[error("engine database: {op}")]
     Query {
         op: String,
@@ -151,6 +153,11 @@ fn io_err<'a>(
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// The engine database, for functions whose errors are [`NetworkError`]s.
+fn db(engine: &Engine) -> std::result::Result<crate::Db, NetworkError> {
+    Ok(crate::Db::open(&engine.root)?)
 }
 
 /// `<runroot>/networks`.
@@ -351,10 +358,7 @@ fn insert_network(
     let labels = crate::opts::parse_labels(&r.labels);
     let mtu = parse_opts(&r.opts)?;
     let routes = host_routes();
-    let mut db = engine.db().map_err(|e| NetworkError::Resolver {
-        network: name.into(),
-        why: e.to_string(),
-    })?;
+    let mut db = db(engine)?;
     store::insert(
         store::conn(&mut db)?,
         &store::NewNetwork {
@@ -524,10 +528,7 @@ fn applied_path(engine: &Engine) -> PathBuf {
 /// Rebuilds the table; unless `force`, only when the rules differ from
 /// the last ones applied. Caller holds the lock.
 fn sync_firewall_if(engine: &Engine, force: bool) -> std::result::Result<(), NetworkError> {
-    let mut db = engine.db().map_err(|e| NetworkError::Resolver {
-        network: "*".into(),
-        why: e.to_string(),
-    })?;
+    let mut db = db(engine)?;
     let c = store::conn(&mut db)?;
     let nets = store::list(c)?;
     let by_name: BTreeMap<&str, &Network> = nets.iter().map(|n| (n.name.as_str(), n)).collect();
@@ -771,16 +772,13 @@ pub fn prepare(
                 why: e.to_string(),
             })?;
             let tdir = engine.dir(&t.id);
+            write_file(&hostname_p, &format!("{hostname}\n"))?;
             return Ok(Prepared {
                 mounts: vec![
                     etc_mount("/etc/hosts", &tdir.join("hosts")),
                     etc_mount("/etc/resolv.conf", &tdir.join("resolv.conf")),
                     etc_mount("/etc/hostname", &hostname_p),
                 ],
-            })
-            .and_then(|p| {
-                write_file(&hostname_p, &format!("{hostname}\n"))?;
-                Ok(p)
             });
         }
         NetworkMode::None | NetworkMode::Host => {}
@@ -1023,17 +1021,9 @@ fn share_netns(engine: &Engine, row: &ContainerRow, target: &str) -> Result<()> 
 /// namespace pin removed, DNS records updated. Idempotent and cheap for
 /// containers without bridge networks.
 pub fn teardown(engine: &Engine, id: &str) -> Result<()> {
-    let pin = netns_path(engine, id);
-    let (eps, ports) = {
-        let mut db = engine.db()?;
-        let c = store::conn(&mut db)?;
-        (store::endpoints_of(c, id)?, store::ports_of(c, id)?)
-    };
-    if (eps.is_empty() && ports.is_empty() && !pin.exists())
-        || (!pin.exists() && !ports_active(engine, id)?)
-    {
-        // Nothing plumbed (or torn down already: the pin goes after the
-        // veths, the ports are switched off before both).
+    if !netns_path(engine, id).exists() && !ports_active(engine, id)? {
+        // Nothing plumbed, or torn down already: the pin goes last, the
+        // ports are switched off first.
         return Ok(());
     }
     let _l = lock(engine)?;
@@ -1192,18 +1182,9 @@ fn refresh_records_without(
     gone: Option<&str>,
 ) -> std::result::Result<(), NetworkError> {
     let path = records_path(engine, &net.name);
-    let eps = {
-        let mut db = engine.db().map_err(|e| NetworkError::Resolver {
-            network: net.name.clone(),
-            why: e.to_string(),
-        })?;
-        store::endpoints_on(store::conn(&mut db)?, &net.name)?
-    };
+    let mut db = db(engine)?;
+    let eps = store::endpoints_on(store::conn(&mut db)?, &net.name)?;
     let mut names: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
-    let db = engine.db().map_err(|e| NetworkError::Resolver {
-        network: net.name.clone(),
-        why: e.to_string(),
-    })?;
     for ep in &eps {
         if Some(ep.container.as_str()) == gone
             || !netns::is_pinned(&netns_path(engine, &ep.container))
