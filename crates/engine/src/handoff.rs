@@ -23,7 +23,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use crate::attach::Hub;
+use crate::attach::{Hub, HubFds};
 use crate::logs::LogWriter;
 use crate::monitor::{pump, Streams};
 use crate::Engine;
@@ -183,17 +183,32 @@ pub fn exec_small(
             fds.push(fd);
         }
     }
-    if let Some(fd) = hub.listener_fd() {
-        arg("--listener", fd.as_raw_fd().to_string());
-        fds.push(fd);
-    }
-    for fd in hub.client_fds() {
-        arg("--client", fd.as_raw_fd().to_string());
-        fds.push(fd);
-    }
+    hub_args(hub, &mut args, &mut fds);
     args.push(cstr("--"));
     args.extend(small.back.iter().map(|a| cstr(a.clone())));
     fail(exec_with(target.as_fd(), &args, &fds))
+}
+
+/// Hands the hub's sockets over: `--listener`, `--client`,
+/// `--ctl-listener` and `--ctl-client` (the same flags both ways).
+fn hub_args<'a>(hub: &'a Hub, args: &mut Vec<CString>, fds: &mut Vec<BorrowedFd<'a>>) {
+    let one = |flag: &str, fd: BorrowedFd<'a>, args: &mut Vec<CString>, fds: &mut Vec<_>| {
+        args.push(cstr(flag));
+        args.push(cstr(fd.as_raw_fd().to_string()));
+        fds.push(fd);
+    };
+    if let Some(fd) = hub.listener_fd() {
+        one("--listener", fd, args, fds);
+    }
+    for fd in hub.client_fds() {
+        one("--client", fd, args, fds);
+    }
+    if let Some(fd) = hub.ctl_listener_fd() {
+        one("--ctl-listener", fd, args, fds);
+    }
+    for fd in hub.ctl_client_fds() {
+        one("--ctl-client", fd, args, fds);
+    }
 }
 
 /// What the small monitor was handed.
@@ -207,8 +222,7 @@ struct Handed {
     input: Option<OwnedFd>,
     /// The only source is a pty master, which takes the input too.
     console: bool,
-    listener: Option<OwnedFd>,
-    clients: Vec<OwnedFd>,
+    hub: HubFds,
     back: Vec<OsString>,
 }
 
@@ -238,7 +252,7 @@ fn parse(args: Vec<OsString>) -> Result<Handed, HandoffError> {
             Ok(owned)
         };
     let (mut id, mut pid, mut restarts, mut log, mut exe) = (None, None, 0u32, None, None);
-    let (mut sources, mut input, mut listener, mut clients) = (Vec::new(), None, None, Vec::new());
+    let (mut sources, mut input, mut hub) = (Vec::new(), None, HubFds::default());
     let mut console = false;
     loop {
         let Some(flag) = it.next() else {
@@ -271,8 +285,10 @@ fn parse(args: Vec<OsString>) -> Result<Handed, HandoffError> {
             }
             "--stderr" => sources.push((take_fd(&v, "stderr")?, "stderr")),
             "--input" => input = Some(take_fd(&v, "stdin")?),
-            "--listener" => listener = Some(take_fd(&v, "attach socket")?),
-            "--client" => clients.push(take_fd(&v, "attach client")?),
+            "--listener" => hub.listener = Some(take_fd(&v, "attach socket")?),
+            "--client" => hub.clients.push(take_fd(&v, "attach client")?),
+            "--ctl-listener" => hub.ctl_listener = Some(take_fd(&v, "control socket")?),
+            "--ctl-client" => hub.ctl_clients.push(take_fd(&v, "control client")?),
             other => return Err(usage(format!("unknown option {other}"))),
         }
     }
@@ -295,8 +311,7 @@ fn parse(args: Vec<OsString>) -> Result<Handed, HandoffError> {
         sources,
         input,
         console,
-        listener,
-        clients,
+        hub,
         back,
     })
 }
@@ -329,13 +344,18 @@ fn small(args: Vec<OsString>) -> Result<std::convert::Infallible, HandoffError> 
         id: id.into(),
         source: to_io(e),
     })?;
-    let mut hub = Hub::from_fds(PathBuf::new(), h.listener, h.clients);
+    let mut hub = Hub::from_fds(h.hub, None);
     let streams = Streams {
         sources: h.sources.iter().map(|(fd, s)| (fd.as_fd(), *s)).collect(),
         input: match (&h.input, h.console) {
             (Some(fd), _) => Some(fd.as_fd()),
             (None, true) => h.sources.first().map(|(fd, _)| fd.as_fd()),
             (None, false) => None,
+        },
+        console: if h.console {
+            h.sources.first().map(|(fd, _)| fd.as_fd())
+        } else {
+            None
         },
     };
     let code =
@@ -353,14 +373,7 @@ fn small(args: Vec<OsString>) -> Result<std::convert::Infallible, HandoffError> 
     arg("--exited", code.to_string());
     arg("--restarts", h.restarts.to_string());
     let mut fds = Vec::new();
-    if let Some(fd) = hub.listener_fd() {
-        arg("--listener", fd.as_raw_fd().to_string());
-        fds.push(fd);
-    }
-    for fd in hub.client_fds() {
-        arg("--client", fd.as_raw_fd().to_string());
-        fds.push(fd);
-    }
+    hub_args(&hub, &mut args, &mut fds);
     Err(HandoffError::ExecBack {
         id: id.into(),
         source: exec_with(h.exe.as_fd(), &args, &fds),

@@ -13,7 +13,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
-use crate::attach::{self, Hub};
+use crate::attach::{self, Hub, HubFds, Request};
 use crate::create::ContainerConfig;
 use crate::error::{io, sys, EngineError, Result};
 use crate::handoff;
@@ -107,9 +107,9 @@ pub struct Resume {
     pub code: i32,
     /// Restarts done so far (restart policy).
     pub restarts: u32,
-    /// The attach socket and its clients, kept across the round trip.
-    pub listener: Option<OwnedFd>,
-    pub clients: Vec<OwnedFd>,
+    /// The attach and control sockets and their clients, kept across the
+    /// round trip.
+    pub hub: HubFds,
 }
 
 /// How the monitor runs.
@@ -124,7 +124,7 @@ pub struct Options {
 
 /// What to do once the container's process exited.
 enum Next {
-    Exit(i32),
+    Exit,
     Restart,
 }
 
@@ -141,26 +141,29 @@ fn supervise(
     let mut restarts: u32 = 0;
     let resumed = opts.resume.map(|r| {
         restarts = r.restarts;
-        let hub = Hub::from_fds(attach::socket_path(engine, id), r.listener, r.clients);
-        (r.code, hub)
+        (r.code, Hub::from_fds(r.hub, Some((engine, id))))
     });
-    let row = match (&resumed, engine.db()?.get(id)?) {
-        (_, Some(row)) => row,
-        (Some((code, _)), None) => {
+    let (row, resumed) = match (resumed, engine.db()?.get(id)?) {
+        (resumed, Some(row)) => (row, resumed),
+        (Some((code, mut hub)), None) => {
             // Removed while running (rm -f): clean what is ours and go.
             let _ = berth_runtime::delete(&engine.state_root(), id, true);
             let _ = lifecycle::unmount_rootfs(engine, id);
-            return Ok(*code);
+            hub.exited(code);
+            return Ok(code);
         }
         // Its error names the container.
-        (None, None) => engine.db()?.lookup(id)?,
+        (None, None) => (engine.db()?.lookup(id)?, None),
     };
     let cfg = ContainerConfig::of(&row)?;
     let policy = opts::parse_restart(&row.restart_policy)?;
     let mut hub = match resumed {
-        Some((code, hub)) => match after_exit(engine, &row, &policy, code, &mut restarts)? {
-            Next::Exit(code) => return Ok(code),
-            Next::Restart => hub,
+        Some((code, mut hub)) => match after_exit(engine, &row, &policy, code, &mut restarts) {
+            Ok(Next::Restart) => hub,
+            done => {
+                hub.exited(code);
+                return done.map(|_| code);
+            }
         },
         // `berth attach` clients connect here (kept across restarts).
         // Without it (e.g. a runroot too long for a socket path) the
@@ -199,9 +202,14 @@ fn supervise(
         }
         let code = pump(id, spawned.pid, &streams, &mut log, &mut hub)?;
         drop(streams);
-        match after_exit(engine, &row, &policy, code, &mut restarts)? {
-            Next::Exit(code) => return Ok(code),
-            Next::Restart => continue,
+        match after_exit(engine, &row, &policy, code, &mut restarts) {
+            Ok(Next::Restart) => continue,
+            // Attached clients learn the status before the sockets close
+            // (with --rm the database forgot it already).
+            done => {
+                hub.exited(code);
+                return done.map(|_| code);
+            }
         }
     }
 }
@@ -222,7 +230,7 @@ fn after_exit(
     let Some(current) = current else {
         // Removed while running (rm -f): clean what is ours and go.
         let _ = lifecycle::unmount_rootfs(engine, id);
-        return Ok(Next::Exit(code));
+        return Ok(Next::Exit);
     };
     if policy.should_restart(code, *restarts, current.stop_requested) {
         let db = engine.db()?;
@@ -240,7 +248,7 @@ fn after_exit(
     if row.auto_remove {
         lifecycle::remove_files(engine, id)?;
     }
-    Ok(Next::Exit(code))
+    Ok(Next::Exit)
 }
 
 /// The container's output streams and where clients' input goes.
@@ -250,6 +258,8 @@ pub struct Streams<'a> {
     pub sources: Vec<(BorrowedFd<'a>, &'static str)>,
     /// The pty master, or the write end of the `-i` stdin pipe.
     pub input: Option<BorrowedFd<'a>>,
+    /// The pty master (`-t`): control clients resize it.
+    pub console: Option<BorrowedFd<'a>>,
 }
 
 impl<'a> Streams<'a> {
@@ -258,6 +268,7 @@ impl<'a> Streams<'a> {
             Some(m) => Streams {
                 sources: vec![(m.as_fd(), "stdout")],
                 input: Some(m.as_fd()),
+                console: Some(m.as_fd()),
             },
             None => Streams {
                 sources: vec![
@@ -265,14 +276,16 @@ impl<'a> Streams<'a> {
                     (stdio.err.0.as_fd(), "stderr"),
                 ],
                 input: stdio.input.as_ref().map(|(_, w)| w.as_fd()),
+                console: None,
             },
         }
     }
 }
 
-/// Copies the container's output to the log and to attached clients, and
-/// clients' input to the container's stdin (`-i`), until its process
-/// exits; returns its exit status (128+N when killed by signal N).
+/// Copies the container's output to the log and to attached clients,
+/// clients' input to the container's stdin (`-i`) and their window sizes
+/// to its pty (`-t`), until its process exits; returns its exit status
+/// (128+N when killed by signal N).
 pub fn pump(
     id: &str,
     pid: i32,
@@ -308,9 +321,18 @@ pub fn pump(
             fds.push(PollFd::new(l, PollFlags::POLLIN));
             fds.len() - 1
         });
+        let ctl_listening = hub.ctl_listener_fd().map(|l| {
+            fds.push(PollFd::new(l, PollFlags::POLLIN));
+            fds.len() - 1
+        });
         let clients_at = fds.len();
         let client_fds = hub.client_fds();
         for c in &client_fds {
+            fds.push(PollFd::new(*c, PollFlags::POLLIN));
+        }
+        let ctl_at = fds.len();
+        let ctl_fds = hub.ctl_client_fds();
+        for c in &ctl_fds {
             fds.push(PollFd::new(*c, PollFlags::POLLIN));
         }
         match nix::poll::poll(&mut fds, PollTimeout::NONE) {
@@ -323,6 +345,7 @@ pub fn pump(
             .collect();
         drop(fds);
         drop(client_fds);
+        drop(ctl_fds);
         for (k, &i) in which.iter().enumerate() {
             if ready[k + 1] {
                 match nix::unistd::read(sources[i].0, &mut buf) {
@@ -334,8 +357,15 @@ pub fn pump(
                 }
             }
         }
-        let accept = listening.is_some_and(|i| ready[i]);
-        serve_clients(hub, accept, &ready[clients_at..], streams.input, &mut buf);
+        let accept = listening.is_some_and(|i| ready[i]) || ctl_listening.is_some_and(|i| ready[i]);
+        let polled = Polled {
+            clients: &ready[clients_at..ctl_at],
+            ctl: &ready[ctl_at..],
+        };
+        serve_clients(hub, &polled, streams, &mut buf);
+        if accept {
+            hub.accept();
+        }
         if ready[0] {
             while let Ok(Some(_)) = sfd.read_signal() {}
             if let Some(code) = reap(pid) {
@@ -348,6 +378,7 @@ pub fn pump(
                 let rest = Streams {
                     sources,
                     input: None,
+                    console: None,
                 };
                 return finish(&rest, log, hub, code);
             }
@@ -365,18 +396,18 @@ fn finish(streams: &Streams<'_>, log: &mut LogWriter, hub: &mut Hub, code: i32) 
     Ok(code)
 }
 
-/// Accepts new attach clients and forwards what clients sent to the
-/// container's stdin (dropped when it has none). `ready` says which of
-/// the clients polled have something.
-fn serve_clients(
-    hub: &mut Hub,
-    accept: bool,
-    ready: &[bool],
-    input: Option<BorrowedFd<'_>>,
-    buf: &mut [u8],
-) {
+/// Which of the clients polled have something: attach clients, then
+/// control clients (by index).
+struct Polled<'a> {
+    clients: &'a [bool],
+    ctl: &'a [bool],
+}
+
+/// Forwards what attach clients sent to the container's stdin (dropped
+/// when it has none) and applies control clients' requests.
+fn serve_clients(hub: &mut Hub, ready: &Polled<'_>, streams: &Streams<'_>, buf: &mut [u8]) {
     let mut gone = Vec::new();
-    for (i, r) in ready.iter().enumerate() {
+    for (i, r) in ready.clients.iter().enumerate() {
         if !r {
             continue;
         }
@@ -384,16 +415,37 @@ fn serve_clients(
             None => gone.push(i),
             Some(0) => {}
             Some(n) => {
-                if let Some(fd) = input {
+                if let Some(fd) = streams.input {
                     let _ = attach::write_fd(fd, &buf[..n]);
                 }
             }
         }
     }
     hub.forget(&gone);
-    if accept {
-        hub.accept();
+    let mut gone = Vec::new();
+    for (i, r) in ready.ctl.iter().enumerate() {
+        if !r {
+            continue;
+        }
+        match hub.read_requests(i, buf) {
+            None => gone.push(i),
+            Some(requests) => {
+                for Request::Resize { rows, cols } in requests {
+                    // Without a pty there is nothing to resize.
+                    if let Some(pty) = streams.console {
+                        let ws = rustix::termios::Winsize {
+                            ws_row: rows,
+                            ws_col: cols,
+                            ws_xpixel: 0,
+                            ws_ypixel: 0,
+                        };
+                        let _ = rustix::termios::tcsetwinsize(pty, ws);
+                    }
+                }
+            }
+        }
     }
+    hub.forget_ctl(&gone);
 }
 
 /// Reaps exited children; the exit code once `pid` is among them.

@@ -2,8 +2,10 @@
 //! holds (`berth_engine::attach`), copies the container's output to our
 //! stdout and (for `-i` containers) our stdin to the container. Detaches
 //! on end of our stdin or on ctrl-p ctrl-q (exit 0, the container keeps
-//! running); when the container exits, returns its exit status.
-//! Single-threaded (poll).
+//! running); when the container exits, returns its exit status. On the
+//! control socket beside it, sends our terminal's size to a `-t`
+//! container's pty (at attach and on SIGWINCH) and receives the exit
+//! status (which `--rm` removes from the database). Single-threaded (poll).
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
@@ -54,6 +56,9 @@ pub fn attach(root: &Path, e: &EngineArgs, a: &AttachArgs) -> Result<i32> {
             path.display()
         )
     })?;
+    // Resize requests out, the exit status in; a monitor of an older
+    // berth has no control socket (then: no resize, status from the db).
+    let ctl = UnixStream::connect(attach::control_path(&engine, &row.id)).ok();
     let forward = !a.no_stdin && (cfg.options.interactive || cfg.options.tty);
     // A pty container: our terminal goes raw (the container's pty does
     // the echo and line editing); restored on drop.
@@ -62,16 +67,112 @@ pub fn attach(root: &Path, e: &EngineArgs, a: &AttachArgs) -> Result<i32> {
     } else {
         None
     };
-    match copy(&sock, forward)? {
+    let resizer = match (&ctl, cfg.options.tty) {
+        (Some(c), true) => Resizer::new(c),
+        _ => None,
+    };
+    match copy(&sock, forward, resizer.as_ref())? {
         Next::Detach => Ok(0),
-        Next::Exited => match ops::wait(&engine, &row.id) {
-            Ok(code) => Ok(code),
-            // --rm: the monitor removed it before we could read its status.
-            Err(e) => {
-                eprintln!("berth: attach {}: exit status unknown: {e}", a.container);
-                Ok(0)
-            }
+        Next::Exited => match ctl.and_then(read_exit) {
+            Some(code) => Ok(code),
+            None => wait_status(&engine, &row.id, &a.container),
         },
+    }
+}
+
+/// What the monitor sent on the control socket once the container exited
+/// (it closes the socket right after).
+fn read_exit(mut ctl: UnixStream) -> Option<i32> {
+    let _ = ctl.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    loop {
+        if let Some(code) = attach::parse_exit(&got) {
+            if got.ends_with(b"\n") {
+                return Some(code);
+            }
+        }
+        match ctl.read(&mut buf) {
+            Ok(0) | Err(_) => return attach::parse_exit(&got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// The exit status from the database (a monitor without control socket).
+fn wait_status(engine: &berth_engine::Engine, id: &str, name: &str) -> Result<i32> {
+    match ops::wait(engine, id) {
+        Ok(code) => Ok(code),
+        // --rm: the monitor removed it before we could read its status.
+        Err(e) => {
+            eprintln!("berth: attach {name}: exit status unknown: {e}");
+            Ok(0)
+        }
+    }
+}
+
+/// Sends our terminal's window size to the container's pty: once at
+/// attach, then on every SIGWINCH.
+struct Resizer<'a> {
+    ctl: &'a UnixStream,
+    /// Our terminal is stdin (else stdout).
+    term_in: bool,
+    winch: nix::sys::signalfd::SignalFd,
+}
+
+impl<'a> Resizer<'a> {
+    /// `None` when neither stdin nor stdout is a terminal.
+    fn new(ctl: &'a UnixStream) -> Option<Resizer<'a>> {
+        use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+        use nix::sys::signalfd::{SfdFlags, SignalFd};
+        let term_in = if rustix::termios::isatty(std::io::stdin()) {
+            true
+        } else if rustix::termios::isatty(std::io::stdout()) {
+            false
+        } else {
+            return None;
+        };
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGWINCH);
+        // Blocked before the first size is read: no change is missed.
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).ok()?;
+        let winch =
+            SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok()?;
+        let r = Resizer {
+            ctl,
+            term_in,
+            winch,
+        };
+        r.send();
+        Some(r)
+    }
+
+    /// Sends the current size (nothing when the terminal has none).
+    fn send(&self) {
+        let size = if self.term_in {
+            rustix::termios::tcgetwinsize(std::io::stdin())
+        } else {
+            rustix::termios::tcgetwinsize(std::io::stdout())
+        };
+        let Ok(ws) = size else {
+            return;
+        };
+        if ws.ws_row == 0 && ws.ws_col == 0 {
+            return;
+        }
+        let line = attach::Request::Resize {
+            rows: ws.ws_row,
+            cols: ws.ws_col,
+        }
+        .line();
+        let mut ctl = self.ctl;
+        let _ = ctl.write_all(line.as_bytes());
+    }
+
+    /// After the signalfd polled ready: reads the signals, sends the size.
+    fn changed(&self) {
+        while let Ok(Some(_)) = self.winch.read_signal() {}
+        self.send();
     }
 }
 
@@ -123,8 +224,8 @@ pub fn detach_keys(held: &mut bool, data: &[u8]) -> (Vec<u8>, bool) {
 }
 
 /// Copies both ways until the container exits or (with `forward`) our
-/// stdin ends.
-fn copy(sock: &UnixStream, forward: bool) -> Result<Next> {
+/// stdin ends; passes window size changes on to `resizer`.
+fn copy(sock: &UnixStream, forward: bool, resizer: Option<&Resizer<'_>>) -> Result<Next> {
     use nix::poll::{PollFd, PollFlags, PollTimeout};
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();
@@ -133,8 +234,11 @@ fn copy(sock: &UnixStream, forward: bool) -> Result<Next> {
     let mut writer = sock;
     let mut held = false;
     loop {
-        let (sock_ready, in_ready) = {
+        let (sock_ready, in_ready, winch_ready) = {
             let mut fds = vec![PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+            if let Some(r) = resizer {
+                fds.push(PollFd::new(r.winch.as_fd(), PollFlags::POLLIN));
+            }
             if forward {
                 fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
             }
@@ -143,8 +247,14 @@ fn copy(sock: &UnixStream, forward: bool) -> Result<Next> {
                 Err(e) => return Err(std::io::Error::from(e)).context("attach: poll"),
             }
             let r = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
-            (r(&fds[0]), fds.get(1).is_some_and(r))
+            let w = usize::from(resizer.is_some());
+            (r(&fds[0]), forward && r(&fds[1 + w]), w == 1 && r(&fds[1]))
         };
+        if winch_ready {
+            if let Some(r) = resizer {
+                r.changed();
+            }
+        }
         if sock_ready {
             match reader.read(&mut buf) {
                 Ok(0) | Err(_) => {

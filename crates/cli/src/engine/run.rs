@@ -254,6 +254,12 @@ pub struct MonitorArgs {
     /// Attached clients' descriptors, inherited (with --exited).
     #[arg(long, hide = true)]
     pub client: Vec<i32>,
+    /// The control socket's descriptor, inherited (with --exited).
+    #[arg(long, hide = true)]
+    pub ctl_listener: Option<i32>,
+    /// Control clients' descriptors, inherited (with --exited).
+    #[arg(long, hide = true)]
+    pub ctl_client: Vec<i32>,
 }
 
 /// Re-executes from a read-only view of our binary before touching a
@@ -373,8 +379,14 @@ pub fn monitor(root: &Path, e: &EngineArgs, a: &MonitorArgs) -> Result<i32> {
     });
     let (ready, resume) = match a.exited {
         None => {
-            if a.listener.is_some() || !a.client.is_empty() {
-                anyhow::bail!("container-monitor: --listener and --client go with --exited");
+            if a.listener.is_some()
+                || !a.client.is_empty()
+                || a.ctl_listener.is_some()
+                || !a.ctl_client.is_empty()
+            {
+                anyhow::bail!(
+                    "container-monitor: --listener, --client, --ctl-listener and --ctl-client go with --exited"
+                );
             }
             let ready = rustix::io::fcntl_dupfd_cloexec(std::io::stdout(), 3)?;
             (Some(ready), None)
@@ -384,6 +396,8 @@ pub fn monitor(root: &Path, e: &EngineArgs, a: &MonitorArgs) -> Result<i32> {
                 .listener
                 .iter()
                 .chain(&a.client)
+                .chain(&a.ctl_listener)
+                .chain(&a.ctl_client)
                 .copied()
                 .collect::<Vec<_>>();
             fds.sort_unstable();
@@ -400,8 +414,16 @@ pub fn monitor(root: &Path, e: &EngineArgs, a: &MonitorArgs) -> Result<i32> {
             let resume = berth_engine::monitor::Resume {
                 code,
                 restarts: a.restarts,
-                listener: a.listener.map(take).transpose()?,
-                clients: a.client.iter().map(|&fd| take(fd)).collect::<Result<_>>()?,
+                hub: berth_engine::attach::HubFds {
+                    listener: a.listener.map(take).transpose()?,
+                    clients: a.client.iter().map(|&fd| take(fd)).collect::<Result<_>>()?,
+                    ctl_listener: a.ctl_listener.map(take).transpose()?,
+                    ctl_clients: a
+                        .ctl_client
+                        .iter()
+                        .map(|&fd| take(fd))
+                        .collect::<Result<_>>()?,
+                },
             };
             (None, Some(resume))
         }
