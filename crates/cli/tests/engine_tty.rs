@@ -1,7 +1,8 @@
 //! `berth run -it` through a real pty (python3's pty module plays the
 //! user's terminal): the shell sees a terminal of the terminal's size,
-//! follows a resize, and its exit status comes back. Also `-dt`: a
-//! detached container's pty output lands in its log. And `berth attach`
+//! follows a resize, and its exit status comes back (also `start -ai` of
+//! a created `-it` container). Also `-dt`: a detached container's pty
+//! output lands in its log. And `berth attach`
 //! to a detached `-t` container: the attaching terminal's size reaches
 //! the container's pty, at attach and on SIGWINCH, with both monitor
 //! stages (the full monitor, and the small `berth-monitor`), and the
@@ -69,24 +70,8 @@ fn interactive_session_through_a_pty_with_resize() {
     }
     let env = EngineEnv::new();
     let img = env.busybox_image();
-    let o = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(DRIVER)
-        .arg("/usr/bin/nsenter")
-        .arg(format!("--net={}", env.netns.display()))
-        .arg("--")
-        .arg(berth_bin())
-        .arg("--root")
-        .arg(env.root())
-        .arg("--runroot")
-        .arg(env.runroot())
-        .arg("--cgroup-parent")
-        .arg(&env.cgroup_parent)
-        .args(["run", "-it", "--rm", &img, "sh"])
-        .output()
-        .expect("python3 pty driver");
+    let o = through_pty(&env, DRIVER, &["run", "-it", "--rm", &img, "sh"]);
     let out = stdout(&o);
-    eprintln!("session:\n{out}\nstderr: {}", stderr(&o));
     assert!(
         out.contains("30 100"),
         "initial size reaches the container: {out}"
@@ -99,6 +84,59 @@ fn interactive_session_through_a_pty_with_resize() {
     assert!(out.contains("/dev/pts/"), "stdin is a pty: {out}");
     assert_eq!(o.status.code(), Some(4), "exit status of the shell");
     assert_eq!(env.ok(&["ps", "-aq"]), "", "--rm removed it");
+}
+
+/// Runs `berth ARGS` (in the test's dirs and network namespace) under
+/// the python pty `driver`.
+fn through_pty(env: &EngineEnv, driver: &str, args: &[&str]) -> std::process::Output {
+    let o = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(driver)
+        .arg("/usr/bin/nsenter")
+        .arg(format!("--net={}", env.netns.display()))
+        .arg("--")
+        .arg(berth_bin())
+        .arg("--root")
+        .arg(env.root())
+        .arg("--runroot")
+        .arg(env.runroot())
+        .arg("--cgroup-parent")
+        .arg(&env.cgroup_parent)
+        .args(args)
+        .output()
+        .expect("python3 pty driver");
+    eprintln!(
+        "berth {args:?}\nsession:\n{}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+#[test]
+fn start_ai_of_a_created_tty_container_follows_the_terminal_size() {
+    require_root!();
+    if !have_python() {
+        eprintln!("SKIP: start_ai_of_a_created_tty_container_follows_the_terminal_size needs python3 (pty module)");
+        return;
+    }
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    let name = unique("sai");
+    env.ok(&["create", "-it", "--name", &name, &img, "sh"]);
+    let o = through_pty(&env, DRIVER, &["start", "-ai", &name]);
+    let out = stdout(&o);
+    assert!(
+        out.contains("30 100"),
+        "the terminal's size at start: {out}"
+    );
+    assert!(out.contains("SUM=42"), "{out}");
+    assert!(
+        out.contains("40 120"),
+        "a resize reaches the container: {out}"
+    );
+    assert_eq!(o.status.code(), Some(4), "exit status of the shell");
+    assert_eq!(env.inspect(&name)["State"]["ExitCode"], 4);
 }
 
 #[test]
@@ -203,27 +241,8 @@ fn attach_to_a_detached_tty_follows_the_terminal_size() {
             .output()
             .expect("berth run");
         assert!(o.status.success(), "run -dt: {}", stderr(&o));
-        let o = std::process::Command::new("python3")
-            .arg("-c")
-            .arg(ATTACH_DRIVER)
-            .arg("/usr/bin/nsenter")
-            .arg(format!("--net={}", env.netns.display()))
-            .arg("--")
-            .arg(berth_bin())
-            .arg("--root")
-            .arg(env.root())
-            .arg("--runroot")
-            .arg(env.runroot())
-            .arg("--cgroup-parent")
-            .arg(&env.cgroup_parent)
-            .args(["attach", &name])
-            .output()
-            .expect("python3 pty driver");
+        let o = through_pty(&env, ATTACH_DRIVER, &["attach", &name]);
         let out = stdout(&o);
-        eprintln!(
-            "small monitor: {small}\nsession:\n{out}\nstderr: {}",
-            stderr(&o)
-        );
         assert!(
             out.contains("31 101"),
             "the attaching terminal's size reaches the container (small monitor: {small}): {out}"

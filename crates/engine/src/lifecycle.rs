@@ -206,9 +206,10 @@ pub fn find(engine: &Engine, reference: &str) -> Result<ContainerRow> {
 
 /// Runs a created or exited container in the foreground: this process
 /// holds it, its exit status is returned. Signals are forwarded; with
-/// `tty` the pty is proxied to our terminal; without `interactive` the
+/// `tty` the pty is proxied to our terminal; without `interactive` (nor
+/// `stdin`, `start -i` of a container created without `-i`) the
 /// container's stdin is /dev/null. The caller must be single-threaded.
-pub fn run_foreground(engine: &Engine, row: &ContainerRow) -> Result<i32> {
+pub fn run_foreground(engine: &Engine, row: &ContainerRow, stdin: bool) -> Result<i32> {
     let cfg = ContainerConfig::of(row)?;
     let id = row.id.as_str();
     check_startable(row)?;
@@ -217,7 +218,7 @@ pub fn run_foreground(engine: &Engine, row: &ContainerRow) -> Result<i32> {
         id: id.into(),
         source,
     })?;
-    if !cfg.options.interactive {
+    if !cfg.options.interactive && !stdin {
         let null = std::fs::File::open("/dev/null").map_err(io("open", "/dev/null"))?;
         rustix::stdio::dup2_stdin(&null).map_err(sys(id, "redirect stdin"))?;
     }

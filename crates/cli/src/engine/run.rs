@@ -218,9 +218,14 @@ impl RunArgs {
 /// Options of `start`.
 #[derive(Debug, Args)]
 pub struct StartArgs {
-    /// Attach: run in the foreground and return the container's status.
+    /// Attach: run in the foreground and return the container's status
+    /// (a `-t` container's pty follows our terminal's size).
     #[arg(short = 'a', long)]
     pub attach: bool,
+    /// Attach our stdin too (implies --attach; example: `berth create -it
+    /// --name box IMAGE sh` then `berth start -ai box`).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
     /// Containers (name or ID).
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -326,19 +331,19 @@ pub fn run(root: &Path, e: &EngineArgs, a: &RunArgs) -> Result<i32> {
         println!("{}", row.id);
         return Ok(0);
     }
-    Ok(lifecycle::run_foreground(&engine, &row)?)
+    Ok(lifecycle::run_foreground(&engine, &row, false)?)
 }
 
 /// `berth start [-a]`.
 pub fn start(root: &Path, e: &EngineArgs, a: &StartArgs) -> Result<i32> {
     protect_binary()?;
     let engine = e.engine(root)?;
-    if a.attach {
+    if a.attach || a.interactive {
         if a.containers.len() != 1 {
-            anyhow::bail!("start --attach takes exactly one container");
+            anyhow::bail!("start --attach/--interactive takes exactly one container");
         }
         let row = lifecycle::find(&engine, &a.containers[0])?;
-        return Ok(lifecycle::run_foreground(&engine, &row)?);
+        return Ok(lifecycle::run_foreground(&engine, &row, a.interactive)?);
     }
     for c in &a.containers {
         let row = lifecycle::find(&engine, c)?;
