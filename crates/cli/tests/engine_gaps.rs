@@ -236,10 +236,12 @@ fn attach_to_a_tty_container_and_detach_keys() {
     let img = env.busybox_image();
     let name = unique("at");
     env.ok(&["run", "-d", "-i", "-t", "--name", &name, &img, "sh"]);
-    let attach = |input: &[u8]| {
+    let attach_with = |flags: &[&str], input: &[u8]| {
         let mut child = Reap(
             env.cmd()
-                .args(["attach", &name])
+                .arg("attach")
+                .args(flags)
+                .arg(&name)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()
@@ -254,10 +256,22 @@ fn attach_to_a_tty_container_and_detach_keys() {
             .expect("read");
         (st, out)
     };
+    let attach = |input: &[u8]| attach_with(&[], input);
     // ctrl-p ctrl-q detaches while our stdin is still open.
     let (st, _) = attach(b"\x10\x11");
     assert_eq!(st.code(), Some(0), "detached");
     assert_eq!(env.inspect(&name)["State"]["Running"], true);
+    // Other keys: what follows them is never sent.
+    let (st, out) = attach_with(
+        &["--detach-keys", "ctrl-a,x"],
+        b"\x01xecho after-$((2+3))\n",
+    );
+    assert!(!out.contains("after-5"), "{out}");
+    assert_eq!(st.code(), Some(0), "detached");
+    assert_eq!(env.inspect(&name)["State"]["Running"], true);
+    let o = env.berth(&["attach", "--detach-keys", "ctrl-1", &name]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("--detach-keys"), "{}", stderr(&o));
     let (st, out) = attach(b"echo tty-$((6*7)); exit 4\n");
     assert_eq!(st.code(), Some(4), "the shell's status");
     assert!(out.contains("tty-42"), "{out}");

@@ -1,7 +1,8 @@
 //! `berth attach CONTAINER`: connects to the attach socket its monitor
 //! holds (`berth_engine::attach`), copies the container's output to our
 //! stdout and (for `-i` containers) our stdin to the container. Detaches
-//! on end of our stdin or on ctrl-p ctrl-q (exit 0, the container keeps
+//! on end of our stdin or on the detach keys (ctrl-p ctrl-q unless
+//! `--detach-keys` says otherwise; exit 0, the container keeps
 //! running); when the container exits, returns its exit status. On the
 //! control socket beside it, sends our terminal's size to a `-t`
 //! container's pty (at attach and on SIGWINCH) and receives the exit
@@ -23,6 +24,10 @@ pub struct AttachArgs {
     /// Do not forward our stdin (only watch the output).
     #[arg(long)]
     pub no_stdin: bool,
+    /// The keys that detach, comma-separated: single characters or
+    /// ctrl-X; empty for none (example: --detach-keys ctrl-a,x).
+    #[arg(long, default_value = "ctrl-p,ctrl-q")]
+    pub detach_keys: String,
     /// Container (name or ID).
     pub container: String,
 }
@@ -38,6 +43,7 @@ pub enum Next {
 
 /// `attach`.
 pub fn attach(root: &Path, e: &EngineArgs, a: &AttachArgs) -> Result<i32> {
+    let keys = DetachKeys::parse(&a.detach_keys).map_err(|e| anyhow::anyhow!("attach: {e}"))?;
     let engine = e.engine(root)?;
     let row = lifecycle::find(&engine, &a.container)?;
     if row.status != Status::Running {
@@ -71,7 +77,8 @@ pub fn attach(root: &Path, e: &EngineArgs, a: &AttachArgs) -> Result<i32> {
         (Some(c), true) => Resizer::new(c),
         _ => None,
     };
-    match copy(&sock, forward, resizer.as_ref())? {
+    let input = forward.then_some(keys);
+    match copy(&sock, input, resizer.as_ref())? {
         Next::Detach => Ok(0),
         Next::Exited => match ctl.and_then(read_exit) {
             Some(code) => Ok(code),
@@ -199,40 +206,98 @@ impl Drop for RawMode {
     }
 }
 
-/// Docker's detach keys, ctrl-p ctrl-q: returns what to forward of
-/// `data` and whether the sequence was typed. A ctrl-p at the end of a
-/// read is held back in `held` until the next byte decides.
-pub fn detach_keys(held: &mut bool, data: &[u8]) -> (Vec<u8>, bool) {
-    const CTRL_P: u8 = 0x10;
-    const CTRL_Q: u8 = 0x11;
-    let mut out = Vec::with_capacity(data.len() + 1);
-    for &b in data {
-        if *held {
-            *held = false;
-            if b == CTRL_Q {
-                return (out, true);
-            }
-            out.push(CTRL_P);
-        }
-        if b == CTRL_P {
-            *held = true;
-        } else {
-            out.push(b);
-        }
-    }
-    (out, false)
+/// The key sequence that detaches (docker's and podman's
+/// `--detach-keys`): typed on our stdin, it is not forwarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetachKeys {
+    keys: Vec<u8>,
+    /// How many bytes of `keys` the input ended with (held back until
+    /// the next bytes decide).
+    matched: usize,
 }
 
-/// Copies both ways until the container exits or (with `forward`) our
-/// stdin ends; passes window size changes on to `resizer`.
-fn copy(sock: &UnixStream, forward: bool, resizer: Option<&Resizer<'_>>) -> Result<Next> {
+impl DetachKeys {
+    /// Parses docker's format: comma-separated keys, each a single
+    /// character or `ctrl-X` with X one of `a-z @ [ \ ] ^ _`; empty: no
+    /// detach keys (only the end of our stdin detaches).
+    pub fn parse(spec: &str) -> std::result::Result<DetachKeys, String> {
+        let mut keys = Vec::new();
+        if !spec.is_empty() {
+            for key in spec.split(',') {
+                keys.push(Self::key(key).ok_or_else(|| {
+                    format!(
+                        "--detach-keys {spec:?}: {key:?} is not a key (a single character, or ctrl- followed by one of a-z @ [ \\ ] ^ _; example: ctrl-p,ctrl-q)"
+                    )
+                })?);
+            }
+        }
+        Ok(DetachKeys { keys, matched: 0 })
+    }
+
+    fn key(key: &str) -> Option<u8> {
+        match key.strip_prefix("ctrl-") {
+            Some(c) if c.len() == 1 => {
+                let b = c.as_bytes()[0].to_ascii_lowercase();
+                match b {
+                    b'a'..=b'z' => Some(b - b'a' + 1),
+                    b'@' | b'[' | b'\\' | b']' | b'^' | b'_' => Some(b & 0x1f),
+                    _ => None,
+                }
+            }
+            _ if key.len() == 1 => Some(key.as_bytes()[0]),
+            _ => None,
+        }
+    }
+
+    /// Returns what to forward of `data` and whether the sequence was
+    /// typed (what followed it in `data` is dropped).
+    pub fn feed(&mut self, data: &[u8]) -> (Vec<u8>, bool) {
+        if self.keys.is_empty() {
+            return (data.to_vec(), false);
+        }
+        let mut out = Vec::with_capacity(data.len() + self.keys.len());
+        for &b in data {
+            if b == self.keys[self.matched] {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    self.matched = 0;
+                    return (out, true);
+                }
+                continue;
+            }
+            // Not the sequence after all: what was held goes through,
+            // and this byte may start the sequence anew.
+            out.extend_from_slice(&self.keys[..self.matched]);
+            self.matched = 0;
+            if b == self.keys[0] {
+                self.matched = 1;
+                if self.keys.len() == 1 {
+                    self.matched = 0;
+                    return (out, true);
+                }
+            } else {
+                out.push(b);
+            }
+        }
+        (out, false)
+    }
+}
+
+/// Copies the output until the container exits, and (with `input`) our
+/// stdin until it ends or the detach keys are typed; passes window size
+/// changes on to `resizer`.
+fn copy(
+    sock: &UnixStream,
+    mut input: Option<DetachKeys>,
+    resizer: Option<&Resizer<'_>>,
+) -> Result<Next> {
     use nix::poll::{PollFd, PollFlags, PollTimeout};
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();
     let mut buf = vec![0u8; 16 * 1024];
     let mut reader = sock;
     let mut writer = sock;
-    let mut held = false;
+    let forward = input.is_some();
     loop {
         let (sock_ready, in_ready, winch_ready) = {
             let mut fds = vec![PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
@@ -269,13 +334,13 @@ fn copy(sock: &UnixStream, forward: bool, resizer: Option<&Resizer<'_>>) -> Resu
                 }
             }
         }
-        if in_ready {
+        if let (true, Some(keys)) = (in_ready, input.as_mut()) {
             // Unbuffered: poll must see whatever we have not read.
             let n = rustix::io::read(stdin.as_fd(), &mut buf).unwrap_or(0);
             if n == 0 {
                 return Ok(Next::Detach);
             }
-            let (send, detach) = detach_keys(&mut held, &buf[..n]);
+            let (send, detach) = keys.feed(&buf[..n]);
             if writer.write_all(&send).is_err() {
                 return Ok(Next::Exited);
             }
@@ -288,32 +353,53 @@ fn copy(sock: &UnixStream, forward: bool, resizer: Option<&Resizer<'_>>) -> Resu
 
 #[cfg(test)]
 mod tests {
-    use super::detach_keys;
+    use super::DetachKeys;
+
+    fn default() -> DetachKeys {
+        DetachKeys::parse("ctrl-p,ctrl-q").expect("docker's default")
+    }
 
     #[test]
     fn plain_input_passes() {
-        let mut held = false;
-        assert_eq!(detach_keys(&mut held, b"ls\n"), (b"ls\n".to_vec(), false));
+        assert_eq!(default().feed(b"ls\n"), (b"ls\n".to_vec(), false));
     }
 
     #[test]
     fn ctrl_p_ctrl_q_detaches() {
-        let mut held = false;
-        assert_eq!(detach_keys(&mut held, b"a\x10\x11b"), (b"a".to_vec(), true));
+        assert_eq!(default().feed(b"a\x10\x11b"), (b"a".to_vec(), true));
     }
 
     #[test]
     fn split_sequence_across_reads() {
-        let mut held = false;
-        assert_eq!(detach_keys(&mut held, b"a\x10"), (b"a".to_vec(), false));
-        assert!(held);
-        assert_eq!(detach_keys(&mut held, b"\x11"), (Vec::new(), true));
+        let mut k = default();
+        assert_eq!(k.feed(b"a\x10"), (b"a".to_vec(), false));
+        assert_eq!(k.feed(b"\x11"), (Vec::new(), true));
     }
 
     #[test]
     fn lone_ctrl_p_is_forwarded() {
-        let mut held = false;
-        assert_eq!(detach_keys(&mut held, b"\x10x"), (b"\x10x".to_vec(), false));
-        assert!(!held);
+        let mut k = default();
+        assert_eq!(k.feed(b"\x10x"), (b"\x10x".to_vec(), false));
+        assert_eq!(k.feed(b"\x10\x10\x11"), (b"\x10".to_vec(), true));
+    }
+
+    #[test]
+    fn detach_keys_are_parsed_as_docker_does() {
+        assert_eq!(
+            DetachKeys::parse("ctrl-a,x").expect("ok").keys,
+            vec![1, b'x']
+        );
+        assert_eq!(
+            DetachKeys::parse("ctrl-[,ctrl-@").expect("ok").keys,
+            vec![0x1b, 0]
+        );
+        assert_eq!(DetachKeys::parse("ctrl-Z").expect("ok").keys, vec![26]);
+        assert!(DetachKeys::parse("ctrl-1").is_err());
+        assert!(DetachKeys::parse("ctrl-p,").is_err());
+        assert!(DetachKeys::parse("pq").is_err());
+        let mut none = DetachKeys::parse("").expect("empty: none");
+        assert_eq!(none.feed(b"\x10\x11"), (b"\x10\x11".to_vec(), false));
+        let mut one = DetachKeys::parse("ctrl-x").expect("ok");
+        assert_eq!(one.feed(b"ab\x18cd"), (b"ab".to_vec(), true));
     }
 }
