@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 N=${1:-10}
 BERTH=${BERTH:-}
 if [ -z "$BERTH" ]; then
-  for c in target/release/berth target-engine/release/berth target-engine/debug/berth target/debug/berth; do
+  for c in target/x86_64-unknown-linux-gnu/release/berth target/x86_64-unknown-linux-gnu/debug/berth; do
     if [ -x "$c" ]; then BERTH=$PWD/$c; break; fi
   done
 fi

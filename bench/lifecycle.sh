@@ -58,7 +58,7 @@ done
 target=${CARGO_TARGET_DIR:-$PWD/target-bench}
 if [ -z "${BERTH:-}" ]; then
     CARGO_TARGET_DIR=$target cargo build -q --release -p berth-cli --bin berth-runtime
-    BERTH=$target/release/berth-runtime
+    BERTH=$target/x86_64-unknown-linux-gnu/release/berth-runtime
 fi
 # STATIC=1: also measure a static-pie build with opt-level "s" (glibc and
 # libseccomp linked in; the proposal in the README) as runtime "berth-b".

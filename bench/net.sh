@@ -24,7 +24,7 @@ REPEAT=${REPEAT:-3}
 BERTH=${BERTH:-}
 if [ -z "$BERTH" ]; then
   cargo build --release -q -p berth-cli
-  BERTH=$PWD/target/release/berth
+  BERTH=$PWD/target/x86_64-unknown-linux-gnu/release/berth
 fi
 [ "$(id -u)" = 0 ] || { echo "run as root"; exit 1; }
 for c in iperf3 python3 nsenter ip nft; do

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 BERTH=${1:-}
 if [ -z "$BERTH" ]; then
     CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target-image} cargo build --release -p berth-cli --bin berth
-    BERTH=${CARGO_TARGET_DIR:-$PWD/target-image}/release/berth
+    BERTH=${CARGO_TARGET_DIR:-$PWD/target-image}/x86_64-unknown-linux-gnu/release/berth
 fi
 RUNS=${RUNS:-5}
 

@@ -6,7 +6,7 @@ set -euo pipefail
 dir=${1:?usage: busybox-bundle.sh DIR [ARGS...]}
 shift || true
 here=$(cd "$(dirname "$0")/.." && pwd)
-rt=${BERTH_RUNTIME:-$here/target/release/berth-runtime}
+rt=${BERTH_RUNTIME:-$here/target/x86_64-unknown-linux-gnu/release/berth-runtime}
 bb=/bin/busybox
 [ -x "$bb" ] || { echo "busybox-bundle: $bb missing: apt-get install busybox-static" >&2; exit 1; }
 mkdir -p "$dir/rootfs"/{bin,sbin,etc,proc,sys,dev,tmp,root,usr/bin,usr/sbin}

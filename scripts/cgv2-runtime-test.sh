@@ -22,7 +22,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target-cgsec}
 bin=${RUNTIME_BIN:-}
 if [ -z "$bin" ]; then
     cargo build -q -p berth-cli --bin berth-runtime >&2 || { echo "cgv2-runtime-test: cargo build failed" >&2; exit 2; }
-    bin=$CARGO_TARGET_DIR/debug/berth-runtime
+    bin=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/debug/berth-runtime
 fi
 [ -x "$bin" ] || { echo "cgv2-runtime-test: no berth-runtime at $bin" >&2; exit 2; }
 

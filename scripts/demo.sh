@@ -10,7 +10,7 @@ if ! [ -x /bin/busybox ] || ! command -v pkg-config >/dev/null || ! [ -e /usr/in
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static libseccomp-dev pkg-config nftables >/dev/null
 fi
 cargo build --release -p berth-cli
-berth=./target/release/berth
+berth=./target/x86_64-unknown-linux-gnu/release/berth
 work=$(mktemp -d /tmp/berth-demo-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 # An image: the busybox rootfs of an OCI bundle, imported as one layer.
@@ -19,4 +19,4 @@ tar -C "$work/bundle/rootfs" -cf "$work/rootfs.tar" .
 "$berth" import --cmd '["/bin/sh"]' "$work/rootfs.tar" localhost/busybox-demo:latest >/dev/null
 "$berth" run --rm --name "demo-$$" localhost/busybox-demo:latest \
     sh -c 'echo "hello from a berth container: $(hostname), pid $$"; id; grep -E "^(NSpid|CapEff|NoNewPrivs|Seccomp):" /proc/self/status; ip -o -4 addr show eth0; ls /'
-./target/release/berth-runtime --root /run/berth run --bundle "$work/bundle" "demo-rt-$$"
+./target/x86_64-unknown-linux-gnu/release/berth-runtime --root /run/berth run --bundle "$work/bundle" "demo-rt-$$"

@@ -72,18 +72,19 @@ pub fn launch(engine: &Engine, row: &ContainerRow, internal_console: bool) -> Re
             id: id.into(),
             bundle: engine.bundle(id),
             internal_console,
+            start_now: true,
             ..Default::default()
         },
     )
     .map_err(rt(id, "create"));
-    let spawned = match spawned {
+    let mut spawned = match spawned {
         Ok(s) => s,
         Err(e) => {
             let _ = crate::networks::teardown(engine, id);
             return Err(e);
         }
     };
-    if let Err(e) = berth_runtime::start(&root, id) {
+    if let Err(e) = berth_runtime::start_spawned(&root, id, &mut spawned) {
         let _ = berth_runtime::delete(&root, id, true);
         let _ = crate::networks::teardown(engine, id);
         return Err(rt(id, "start")(e));

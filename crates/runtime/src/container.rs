@@ -27,6 +27,11 @@ pub struct CreateOptions {
     /// `run` in the foreground with a terminal and no console socket: the
     /// runtime keeps the pty master itself.
     pub internal_console: bool,
+    /// Created to be started at once by the same caller (`run`, the
+    /// engine): no exec fifo; [`start_spawned`] releases the process over
+    /// the setup channel (one file less to create and remove per container,
+    /// and a creator that dies before starting takes the process with it).
+    pub start_now: bool,
 }
 
 /// A container (or exec'd process) that has been set up.
@@ -36,6 +41,8 @@ pub struct Spawned {
     pub pid: i32,
     /// The pty master, when the runtime kept it (`internal_console`).
     pub console: Option<OwnedFd>,
+    /// `start_now`: the setup channel the process waits on for its start.
+    pub release: Option<Channel>,
 }
 
 /// State JSON of a container for hooks and the seccomp listener.
@@ -206,6 +213,11 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
         })?),
         None => None,
     };
+    let cg_err = |source| Error::Cgroup {
+        id: id.into(),
+        source,
+    };
+    let mut cg = Cgroup::new(cfg.cgroups_path.as_deref(), id).map_err(cg_err)?;
     let dir = root.create(id)?;
     let mut guard = CreateGuard {
         id: id.into(),
@@ -228,7 +240,9 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
         created: now_rfc3339(),
         owner: "root".into(),
         annotations: cfg.annotations.clone(),
-        cgroup: None,
+        // Recorded before its directories exist: a create killed inside
+        // cg.create() leaves dirs that delete must still find.
+        cgroup: serde_json::to_value(&cg).ok(),
         poststart: cfg.hooks.poststart.clone(),
         poststop: cfg.hooks.poststop.clone(),
         namespaces: cfg.namespaces.new.clone(),
@@ -239,19 +253,24 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
             .and_then(|s| serde_json::to_value(s).ok()),
     };
     dir.save(&rec)?;
-    let fifo_path = dir.fifo_path();
+    let fifo = if o.start_now {
+        None
+    } else {
+        let fifo_path = dir.fifo_path();
+        nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+            .map_err(|e| sys(id, "create exec fifo")(e.into()))?;
+        std::fs::set_permissions(&fifo_path, std::fs::Permissions::from_mode(0o622))
+            .map_err(sys(id, "chmod exec fifo"))?;
+        Some(
+            rustix::fs::open(
+                &fifo_path,
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| sys(id, "open exec fifo")(e.into()))?,
+        )
+    };
     guard.dir = Some(dir);
-
-    nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
-        .map_err(|e| sys(id, "create exec fifo")(e.into()))?;
-    std::fs::set_permissions(&fifo_path, std::fs::Permissions::from_mode(0o622))
-        .map_err(sys(id, "chmod exec fifo"))?;
-    let fifo = rustix::fs::open(
-        &fifo_path,
-        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(|e| sys(id, "open exec fifo")(e.into()))?;
 
     let (console_socket, console_keep) = console_sockets(id, &cfg, o)?;
     let notify_socket = match (&seccomp, &cfg.seccomp) {
@@ -272,28 +291,20 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
         _ => None,
     };
 
-    let cg_err = |source| Error::Cgroup {
-        id: id.into(),
-        source,
-    };
-    let mut cg = Cgroup::new(cfg.cgroups_path.as_deref(), id).map_err(cg_err)?;
-    // Recorded before its directories exist too: a create killed inside
-    // cg.create() leaves dirs that delete must still find.
-    rec.cgroup = serde_json::to_value(&cg).ok();
-    guard
-        .dir
-        .as_ref()
-        .expect("state dir is set above")
-        .save(&rec)?;
     cg.create().map_err(cg_err)?;
     guard.cgroup = Some(cg.clone());
-    // Recorded at once, so a delete after an interrupted create finds it.
-    rec.cgroup = serde_json::to_value(&cg).ok();
-    guard
-        .dir
-        .as_ref()
-        .expect("state dir is set above")
-        .save(&rec)?;
+    // Parent directories this create made are recorded at once, so a
+    // delete after an interrupted create removes them too (the leaves it
+    // finds from the record above either way).
+    let leaves = cg.dirs();
+    if cg.created().iter().any(|d| !leaves.contains(d)) {
+        rec.cgroup = serde_json::to_value(&cg).ok();
+        guard
+            .dir
+            .as_ref()
+            .expect("state dir is set above")
+            .save(&rec)?;
+    }
     let resources = crate::devices::cgroup_device_rules(&cfg).or_else(|| cfg.resources.clone());
     if let Some(r) = &resources {
         cg.apply(r).map_err(cg_err)?;
@@ -400,7 +411,11 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     }
     let console = receive_console(id, console_keep)?;
     guard.disarm();
-    Ok(Spawned { pid, console })
+    Ok(Spawned {
+        pid,
+        console,
+        release: o.start_now.then_some(chan),
+    })
 }
 
 /// The console socket handed to the child, and the end the runtime keeps
@@ -619,6 +634,27 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
         }
     }
     let _ = std::fs::remove_file(&fifo);
+    r.status = Status::Running;
+    dir.save(&r)?;
+    hooks::run_hooks_warn(
+        "poststart",
+        &r.poststart,
+        &record_state(&r, Status::Running),
+    );
+    Ok(())
+}
+
+/// runtime.md "start" for a container created with `start_now` by this
+/// same caller: release the process over its setup channel. A container
+/// created without `start_now` is started through its fifo ([`start`]).
+pub fn start_spawned(root: &StateRoot, id: &str, spawned: &mut Spawned) -> Result<()> {
+    let Some(mut chan) = spawned.release.take() else {
+        return start(root, id);
+    };
+    let dir = root.open(id)?;
+    let mut r = dir.load()?;
+    chan.send(&Msg::Start)
+        .map_err(|e| child_error(id, spawned.pid, e))?;
     r.status = Status::Running;
     dir.save(&r)?;
     hooks::run_hooks_warn(

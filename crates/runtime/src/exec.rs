@@ -168,5 +168,9 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
         write_pid_file(id, pf, pid)?;
     }
     let console = receive_console(id, console_keep)?;
-    Ok(Spawned { pid, console })
+    Ok(Spawned {
+        pid,
+        console,
+        release: None,
+    })
 }

@@ -102,7 +102,7 @@ fn enter_namespaces(a: &mut ChildArgs<'_>) -> Res<()> {
 pub fn container_init(
     cfg: &ContainerConfig,
     mut a: ChildArgs<'_>,
-    fifo: OwnedFd,
+    fifo: Option<OwnedFd>,
     no_pivot: bool,
 ) -> ! {
     let res = init_steps(cfg, &mut a, fifo, no_pivot);
@@ -127,7 +127,7 @@ fn fail(chan: &mut Channel, res: Res<std::convert::Infallible>) -> ! {
 fn init_steps(
     cfg: &ContainerConfig,
     a: &mut ChildArgs<'_>,
-    fifo: OwnedFd,
+    fifo: Option<OwnedFd>,
     no_pivot: bool,
 ) -> Res<std::convert::Infallible> {
     enter_namespaces(a)?;
@@ -220,7 +220,7 @@ fn finish_process(
     p: &ProcessConfig,
     a: &mut ChildArgs<'_>,
     userns: bool,
-    init: Option<(OwnedFd, &ContainerConfig)>,
+    init: Option<(Option<OwnedFd>, &ContainerConfig)>,
 ) -> Res<std::convert::Infallible> {
     if p.terminal {
         let sock = a
@@ -265,17 +265,29 @@ fn finish_process(
     reset_sigpipe();
     a.chan.send(&Msg::Ready).map_err(err("setup channel"))?;
     if let Some((fifo, cfg)) = init {
-        // runtime.md "start": block here until `start` opens the fifo.
-        let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
-        let mut w = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(err("cannot open the exec fifo"))?;
-        use std::io::Write;
-        w.write_all(b"0")
-            .map_err(err("cannot write the exec fifo"))?;
-        drop(w);
-        drop(fifo);
+        match fifo {
+            // runtime.md "start": block here until `start` opens the fifo.
+            Some(fifo) => {
+                let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+                let mut w = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(err("cannot open the exec fifo"))?;
+                use std::io::Write;
+                w.write_all(b"0")
+                    .map_err(err("cannot write the exec fifo"))?;
+                drop(w);
+                drop(fifo);
+            }
+            // `run`: the runtime that created us starts us at once, over
+            // the setup channel; if it dies first the channel closes and
+            // we exit instead of waiting forever.
+            None => match a.chan.recv() {
+                Ok(Msg::Start) => {}
+                Ok(m) => return Err(format!("unexpected setup message {m:?} (wanted Start)")),
+                Err(e) => return Err(format!("waiting for start: {e}")),
+            },
+        }
         if !cfg.hooks.start_container.is_empty() {
             let state = crate::container::with_status(&a.state_json, "running");
             hooks::run_hooks("startContainer", &cfg.hooks.start_container, &state)

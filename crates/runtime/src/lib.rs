@@ -33,7 +33,9 @@ pub mod spec;
 pub mod state;
 mod sync;
 
-pub use container::{create, delete, kill, list, start, state, CreateOptions, Spawned};
+pub use container::{
+    create, delete, kill, list, start, start_spawned, state, CreateOptions, Spawned,
+};
 pub use error::{Error, Result};
 pub use exec::{exec, ExecOptions};
 pub use state::{StateRoot, Status};

@@ -26,6 +26,9 @@ pub enum Msg {
     Ready,
     /// child -> parent: setup failed; the message says why.
     Error(String),
+    /// parent -> child: `run` (create and start in one call) releases the
+    /// container over the channel instead of the exec fifo.
+    Start,
 }
 
 /// Errors of the handshake.
@@ -40,6 +43,7 @@ pub enum SyncError {
 }
 
 /// One end of the handshake.
+#[derive(Debug)]
 pub struct Channel {
     reader: BufReader<UnixStream>,
 }

@@ -133,6 +133,7 @@ fn create_options(c: &CreateArgs, internal_console: bool) -> CreateOptions {
         no_new_keyring: c.no_new_keyring,
         preserve_fds: c.preserve_fds,
         internal_console,
+        start_now: false,
     }
 }
 
@@ -141,11 +142,14 @@ fn run(root: &StateRoot, c: &CreateArgs, detach: bool, keep: bool) -> Result<i32
     if !detach {
         foreground::block_signals()?;
     }
-    let spawned = container::create(
+    let mut spawned = container::create(
         root,
-        &create_options(c, !detach && c.console_socket.is_none()),
+        &CreateOptions {
+            start_now: true,
+            ..create_options(c, !detach && c.console_socket.is_none())
+        },
     )?;
-    if let Err(e) = berth_runtime::start(root, &c.id) {
+    if let Err(e) = berth_runtime::start_spawned(root, &c.id, &mut spawned) {
         let _ = berth_runtime::delete(root, &c.id, true);
         return Err(e.into());
     }
