@@ -207,10 +207,14 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
         });
     }
     let seccomp = match &cfg.seccomp {
-        Some(s) => Some(berth_seccomp::compile(s).map_err(|e| Error::Seccomp {
-            id: id.into(),
-            message: e.to_string(),
-        })?),
+        Some(s) => Some(
+            berth_seccomp::compile_cached(s, &root.seccomp_cache()).map_err(|e| {
+                Error::Seccomp {
+                    id: id.into(),
+                    message: e.to_string(),
+                }
+            })?,
+        ),
         None => None,
     };
     let cg_err = |source| Error::Cgroup {

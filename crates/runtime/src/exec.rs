@@ -57,10 +57,14 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
                     id: id.into(),
                     message: e.to_string(),
                 })?;
-            Some(berth_seccomp::compile(&s).map_err(|e| Error::Seccomp {
-                id: id.into(),
-                message: e.to_string(),
-            })?)
+            Some(
+                berth_seccomp::compile_cached(&s, &root.seccomp_cache()).map_err(|e| {
+                    Error::Seccomp {
+                        id: id.into(),
+                        message: e.to_string(),
+                    }
+                })?,
+            )
         }
         None => None,
     };

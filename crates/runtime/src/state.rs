@@ -214,6 +214,12 @@ impl StateRoot {
         })
     }
 
+    /// Where generated seccomp programs are kept (see
+    /// `berth_seccomp::cache`); container IDs cannot start with a dot.
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.path.join(".seccomp-cache")
+    }
+
     /// IDs of all containers under this root.
     pub fn list(&self) -> Result<Vec<String>, StateError> {
         let rd = match std::fs::read_dir(&self.path) {

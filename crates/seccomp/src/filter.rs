@@ -76,18 +76,22 @@ pub enum FilterError {
 pub struct Filter {
     program: Vec<SockFilter>,
     flags: u32,
-    plan: FilterPlan,
+    uses_notify: bool,
 }
 
 impl Filter {
-    /// Whether loading returns a notify fd (some rule uses SCMP_ACT_NOTIFY).
-    pub fn uses_notify(&self) -> bool {
-        self.plan.uses_notify
+    /// A filter from a program generated earlier (the program cache).
+    pub(crate) fn from_parts(program: Vec<SockFilter>, flags: u32, uses_notify: bool) -> Filter {
+        Filter {
+            program,
+            flags,
+            uses_notify,
+        }
     }
 
-    /// The validated plan this filter was built from.
-    pub fn plan(&self) -> &FilterPlan {
-        &self.plan
+    /// Whether loading returns a notify fd (some rule uses SCMP_ACT_NOTIFY).
+    pub fn uses_notify(&self) -> bool {
+        self.uses_notify
     }
 
     /// The generated BPF program (`struct sock_filter` records).
@@ -194,7 +198,7 @@ pub fn build(plan: FilterPlan) -> Result<Filter, FilterError> {
     Ok(Filter {
         program,
         flags,
-        plan,
+        uses_notify: plan.uses_notify,
     })
 }
 

@@ -20,6 +20,7 @@
 //! [`defaults::harden`]; `features()` feeds `berth features`.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod defaults;
 pub mod features;
 pub mod filter;
@@ -28,6 +29,7 @@ pub mod plan;
 pub mod program;
 pub mod support;
 
+pub use cache::compile_cached;
 pub use features::{features, SeccompFeatures};
 pub use filter::{compile, Filter, FilterError};
 pub use notify::{connect_listener, send_to_listener, ContainerProcessState, NotifyError};
