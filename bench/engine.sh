@@ -6,12 +6,27 @@
 #      RSS averaged). Idle, berth's monitor is the small `berth-monitor`
 #      (built next to `berth`); BERTH_MONITOR= (empty) measures the full
 #      monitor waiting itself.
+#   3. teardown (issue 6): TEARDOWN_N (default 200) detached `sleep`
+#      containers, then the wall time of one `berth rm -f ID...` of all of
+#      them, and of `podman rm -af -t 0` for as many podman containers.
 # Both sides run with --network none: the host's network is left alone.
+#
+# Conditions: crun 1.8 refuses the host's hybrid cgroup layout ("cgroups
+# in hybrid mode not supported"), so, as bench/lifecycle.sh does, the
+# whole benchmark runs in a private mount namespace where
+# /sys/fs/cgroup/unified is unmounted (plain cgroup v1 for everyone); the
+# host's mounts are untouched. podman lowers the hard RLIMIT_NPROC of its
+# children to 32768 and asks the OCI runtime for the limits it was given,
+# so pinning the host's hard limits (higher) makes crun and runc fail with
+# "setrlimit RLIMIT_NPROC: Operation not permitted": podman gets
+# --ulimit nproc=1024:1024 --ulimit nofile=1024:1024.
 # Usage: bench/engine.sh [N]   (BERTH=path/to/berth to pick a build;
-# BENCH_ULIMITS overrides the --ulimit flags given to podman.)
+# BENCH_ULIMITS overrides the --ulimit flags given to podman;
+# TEARDOWN_N=0 skips the teardown section, SKIP_RUN=1 the first two.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10}
+TEARDOWN_N=${TEARDOWN_N:-200}
 BERTH=${BERTH:-}
 if [ -z "$BERTH" ]; then
   for c in target/x86_64-unknown-linux-gnu/release/berth target/x86_64-unknown-linux-gnu/debug/berth; do
@@ -21,27 +36,48 @@ fi
 [ -n "$BERTH" ] || { echo "build berth first: cargo build --release -p berth-cli"; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "run as root"; exit 1; }
 command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)"; exit 1; }
+command -v unshare >/dev/null || { echo "needs unshare (apt-get install util-linux)"; exit 1; }
+
+# Into a private mount namespace, /sys/fs/cgroup/unified unmounted there.
+if [ -z "${BERTH_BENCH_INNER:-}" ]; then
+  export BERTH BERTH_BENCH_INNER=1 TEARDOWN_N
+  exec unshare -m --propagation private "$0" "$@"
+fi
+if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi
 echo "berth binary: $BERTH"
+echo "kernel $(uname -r), $(nproc) cpus; private mount ns, /sys/fs/cgroup/unified unmounted (cgroup v1)"
 
 T=$(mktemp -d /tmp/berth-bench-XXXXXX)
 CG=/berth-bench-$$
+PCG=$CG-podman
 B=("$BERTH" --root "$T/berth" --runroot "$T/berth-run" --cgroup-parent "$CG")
 P=(podman --root "$T/podman" --runroot "$T/podman-run" --cgroup-manager cgroupfs
    --events-backend none --storage-driver overlay)
-# podman raises RLIMIT_NOFILE/NPROC by default, which needs CAP_SYS_RESOURCE;
-# pin them to ours so it also runs in a restricted sandbox.
-read -r -a ULIMITS <<<"${BENCH_ULIMITS:---ulimit nofile=$(ulimit -Hn):$(ulimit -Hn) --ulimit nproc=$(ulimit -Hu):$(ulimit -Hu)}"
+# podman's containers get their own cgroup parent, removed at the end.
+PRUN=(run --network none --cgroup-parent "$PCG")
+# Pinned limits: podman's defaults (and the host's hard limits) fail in
+# the OCI runtime under podman's lowered hard RLIMIT_NPROC (see the top).
+read -r -a ULIMITS <<<"${BENCH_ULIMITS:---ulimit nproc=1024:1024 --ulimit nofile=1024:1024}"
 
 cleanup() {
-  "${B[@]}" ps -aq --no-trunc 2>/dev/null | xargs -r -n1 "${B[@]}" rm -f >/dev/null 2>&1 || true
+  "${B[@]}" ps -aq --no-trunc 2>/dev/null | xargs -r "${B[@]}" rm -f >/dev/null 2>&1 || true
   if command -v podman >/dev/null; then
     "${P[@]}" rm -af -t 0 >/dev/null 2>&1 || true
     "${P[@]}" system reset -f >/dev/null 2>&1 || true
   fi
   grep -F "$T" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
-    [ -d "$h$CG" ] && rmdir "$h$CG" 2>/dev/null || true
+    [ -d "$h$CG" ] && find "$h$CG" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
+  for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
+    [ -d "$h$PCG" ] && find "$h$PCG" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
+  # crun writes below /sys/fs/cgroup/unified once it is unmounted: then a
+  # plain dir of the host's /sys/fs/cgroup tmpfs (hidden under the
+  # cgroup2 mount on the host), removed here, inside.
+  if ! mountpoint -q /sys/fs/cgroup/unified; then
+    rm -rf "/sys/fs/cgroup/unified$CG" "/sys/fs/cgroup/unified$PCG"
+  fi
   rm -rf "$T"
 }
 trap cleanup EXIT
@@ -59,9 +95,9 @@ tar -C "$R" -cf "$T/bb.tar" .
 cmds=("${B[*]} run --rm --network none localhost/bb:1 true")
 names=(berth)
 if command -v podman >/dev/null; then
-  "${P[@]}" import "$T/bb.tar" localhost/bb:1 >/dev/null
+  "${P[@]}" import "$T/bb.tar" localhost/bb:1 >/dev/null 2>"$T/podman-import.err" || { cat "$T/podman-import.err"; exit 1; }
   for rt in crun runc; do
-    c="${P[*]} run --rm --network none ${ULIMITS[*]} --runtime $rt localhost/bb:1 true"
+    c="${P[*]} ${PRUN[*]} --rm ${ULIMITS[*]} --runtime $rt localhost/bb:1 true"
     if err=$($c 2>&1); then
       cmds+=("$c"); names+=("podman+$rt")
     else
@@ -72,6 +108,7 @@ else
   echo "podman not installed: berth alone"
 fi
 
+if [ -z "${SKIP_RUN:-}" ]; then
 echo "== run --rm true =="
 hyperfine -N --warmup 3 --runs 20 --export-json "$T/run.json" "${cmds[@]}" >/dev/null
 python3 - "$T/run.json" "${names[@]}" <<'EOF'
@@ -82,6 +119,8 @@ base = res[0]["mean"]
 for n, r in zip(names, res):
     print(f"{n:12} mean {r['mean']*1000:8.1f} ms  (+- {r['stddev']*1000:.1f})  ratio to berth {r['mean']/base:5.2f}")
 EOF
+
+fi
 
 pss_of() { # sum of PSS (kB) of the given pids
   sum_of Pss "$@"
@@ -105,6 +144,7 @@ pids_matching() { # pids whose command line contains both words
   done
 }
 
+if [ -z "${SKIP_RUN:-}" ]; then
 echo "== memory of $N detached sleep containers =="
 for i in $(seq "$N"); do "${B[@]}" run -d --network none localhost/bb:1 sleep 1000 >/dev/null; done
 sleep 1
@@ -112,12 +152,12 @@ mons=$(pids_matching "$T/berth" container-monitor)
 berth_kb=$(pss_of $mons)
 berth_rss=$(sum_of Rss $mons)
 echo "berth monitors: $(echo $mons | wc -w) processes, PSS total ${berth_kb} kB, $((berth_kb / N)) kB per container, RSS $((berth_rss / N)) kB per monitor"
-"${B[@]}" ps -aq --no-trunc | xargs -r -n1 "${B[@]}" rm -f >/dev/null
+"${B[@]}" ps -aq --no-trunc | xargs -r "${B[@]}" rm -f >/dev/null
 
 if [ "${#names[@]}" -gt 1 ]; then
   rt=${names[1]#podman+}
   for i in $(seq "$N"); do
-    "${P[@]}" run -d --network none "${ULIMITS[@]}" --runtime "$rt" localhost/bb:1 sleep 1000 >/dev/null
+    "${P[@]}" "${PRUN[@]}" -d "${ULIMITS[@]}" --runtime "$rt" localhost/bb:1 sleep 1000 >/dev/null
   done
   sleep 1
   cons=$(pids_matching conmon "$T/podman")
@@ -127,4 +167,35 @@ if [ "${#names[@]}" -gt 1 ]; then
   if [ "$conmon_kb" -gt 0 ]; then
     python3 -c "print(f'monitor/conmon memory ratio: {$berth_kb/$conmon_kb:.2f}')"
   fi
+fi
+
+if [ "${#names[@]}" -gt 1 ]; then
+  "${P[@]}" rm -af -t 0 >/dev/null
+fi
+fi
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+if [ "$TEARDOWN_N" -gt 0 ]; then
+  echo "== teardown: remove $TEARDOWN_N running detached sleep containers in one command =="
+  for i in $(seq "$TEARDOWN_N"); do "${B[@]}" run -d --network none localhost/bb:1 sleep 1000 >/dev/null; done
+  ids=$("${B[@]}" ps -q --no-trunc)
+  [ "$(echo "$ids" | wc -l)" = "$TEARDOWN_N" ] || { echo "berth: not all $TEARDOWN_N containers run"; exit 1; }
+  t0=$(now_ms)
+  # shellcheck disable=SC2086
+  "${B[@]}" rm -f $ids >/dev/null
+  berth_ms=$(($(now_ms) - t0))
+  left=$("${B[@]}" ps -aq | wc -l)
+  echo "berth rm -f <$TEARDOWN_N ids>:       ${berth_ms} ms ($((berth_ms * 1000 / TEARDOWN_N)) us per container, $left left)"
+  for rt in "${names[@]:1}"; do
+    rt=${rt#podman+}
+    for i in $(seq "$TEARDOWN_N"); do
+      "${P[@]}" "${PRUN[@]}" -d "${ULIMITS[@]}" --runtime "$rt" localhost/bb:1 sleep 1000 >/dev/null
+    done
+    t0=$(now_ms)
+    "${P[@]}" rm -af -t 0 >/dev/null
+    p_ms=$(($(now_ms) - t0))
+    left=$("${P[@]}" ps -aq | wc -l)
+    echo "podman+$rt rm -af -t 0 ($TEARDOWN_N): ${p_ms} ms ($((p_ms * 1000 / TEARDOWN_N)) us per container, $left left); podman/berth $(python3 -c "print(f'{$p_ms/max($berth_ms,1):.2f}')")"
+  done
 fi

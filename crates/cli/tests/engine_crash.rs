@@ -1,7 +1,7 @@
 //! Crash safety of the engine (issue 8), bounded for CI: `berth` commands
-//! (`run -d` with a named volume, `rm -f`, `volume create`/`rm`,
-//! `run --rm`) are SIGKILLed at a pseudo-random moment; the next normal
-//! command must reconcile. Checked after every kill: the database passes
+//! (`run -d` with a named volume, `rm -f` of three containers, `volume
+//! create`/`rm`, `run --rm`) are SIGKILLed at a pseudo-random moment; the
+//! next normal command must reconcile. Checked after every kill: the database passes
 //! `PRAGMA integrity_check`, every listed container has its directory,
 //! markers written by completed runs survive; at the end, after `rm -f` of
 //! everything and `volume prune`, no mount and no cgroup of the test remain,
@@ -165,11 +165,16 @@ fn killed_commands_leave_a_consistent_engine() {
                 )
             }
             1 => {
-                // A victim that surely exists, then the killed `rm -f`.
+                // Victims that surely exist, then the killed `rm -f` of
+                // them all (removed side by side, see ops::rm_all).
+                let others = [format!("{name}b"), format!("{name}c")];
                 env.ok(&[
                     "run", "-d", "--name", &name, "-v", &spec, &img, "sleep", "30",
                 ]);
-                kill_after(&env, &["rm", "-f", &name], delay)
+                for o in &others {
+                    env.ok(&["run", "-d", "--name", o, &img, "sleep", "30"]);
+                }
+                kill_after(&env, &["rm", "-f", &name, &others[0], &others[1]], delay)
             }
             2 => kill_after(&env, &["volume", "create", &scratch], delay),
             3 => {

@@ -5,6 +5,7 @@
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use berth_runtime::{CreateOptions, Spawned};
 
@@ -167,6 +168,67 @@ pub fn holder_alive(row: &ContainerRow) -> bool {
             berth_runtime::state::init_alive(pid, start.max(0) as u64)
         }
         _ => false,
+    }
+}
+
+/// Waits until process `pid` has exited (or `timeout`): true when it is
+/// gone. A pidfd pins the pid while `same` checks that it still is the
+/// process meant (pids are reused); then poll on the pidfd wakes at the
+/// exit, with no sleeping loop.
+fn wait_pid_exit(pid: i32, timeout: Duration, same: impl FnOnce() -> bool) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let Some(p) = rustix::process::Pid::from_raw(pid) else {
+        return true;
+    };
+    let fd = match rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::SRCH) => return true, // gone (and reaped)
+        Err(_) => {
+            // No pidfd (fd limit, old kernel): look again a bit later.
+            std::thread::sleep(Duration::from_millis(10).min(timeout));
+            return !same();
+        }
+    };
+    if !same() {
+        return true;
+    }
+    let end = Instant::now() + timeout;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let ts = Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(n) if n > 0 => return true,
+            Ok(_) => return false,
+            Err(rustix::io::Errno::INTR) if !left.is_zero() => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Waits until the process holding the container (its monitor, or a
+/// foreground `berth`) has exited, after it recorded the exit and cleaned
+/// up; true when no holder is left.
+pub fn wait_holder_exit(row: &ContainerRow, timeout: Duration) -> bool {
+    match row.monitor_pid {
+        Some(pid) if pid > 0 => wait_pid_exit(pid, timeout, || holder_alive(row)),
+        _ => true,
+    }
+}
+
+/// Waits until the container's process has exited (runtime state); true
+/// when it is gone.
+pub fn wait_process_exit(engine: &Engine, id: &str, timeout: Duration) -> bool {
+    let pid = match berth_runtime::state(&engine.state_root(), id) {
+        Ok(s) if !matches!(s.status, berth_runtime::Status::Stopped) => s.pid,
+        _ => return true,
+    };
+    match pid {
+        Some(pid) => wait_pid_exit(pid, timeout, || process_running(engine, id)),
+        None => !process_running(engine, id),
     }
 }
 

@@ -33,7 +33,9 @@ fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
 }
 
 /// Waits until the holder recorded the exit (or cleans up itself when the
-/// holder is gone). Returns the refreshed row, `None` when removed.
+/// holder is gone). Returns the refreshed row, `None` when removed. Waits
+/// on pidfds (the holder's, else the container process's), not in a loop
+/// of sleeps.
 fn settle(engine: &Engine, id: &str, timeout: Duration) -> Result<Option<ContainerRow>> {
     let end = Instant::now() + timeout;
     loop {
@@ -47,7 +49,8 @@ fn settle(engine: &Engine, id: &str, timeout: Duration) -> Result<Option<Contain
         if row.status != Status::Running {
             return Ok(Some(row));
         }
-        if Instant::now() >= end {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             if !lifecycle::process_running(engine, id) {
                 // The holder is alive but has not recorded it: do it.
                 lifecycle::cleanup_after_exit(engine, id, None)?;
@@ -55,7 +58,17 @@ fn settle(engine: &Engine, id: &str, timeout: Duration) -> Result<Option<Contain
             }
             return Ok(Some(row));
         }
-        std::thread::sleep(Duration::from_millis(10));
+        // Wake when the holder exits (it records the exit first), or, with
+        // no holder, when the process does (then `refresh` cleans up).
+        let gone = if lifecycle::holder_alive(&row) {
+            lifecycle::wait_holder_exit(&row, left)
+        } else {
+            lifecycle::wait_process_exit(engine, id, left)
+        };
+        if !gone {
+            // Timed out: one last look (and clean-up) above.
+            continue;
+        }
     }
 }
 
@@ -87,12 +100,10 @@ pub fn stop(engine: &Engine, reference: &str, timeout: Duration) -> Result<Conta
     let root = engine.state_root();
     let sig = signal_number(&id, &cfg.generated.stop_signal)?;
     let _ = berth_runtime::kill(&root, &id, sig, false);
-    if !wait_until(timeout, || !lifecycle::process_running(engine, &id)) {
+    if !lifecycle::wait_process_exit(engine, &id, timeout) {
         let _ = berth_runtime::kill(&root, &id, libc::SIGKILL, true);
         let _ = berth_runtime::kill(&root, &id, libc::SIGKILL, false);
-        wait_until(Duration::from_secs(10), || {
-            !lifecycle::process_running(engine, &id)
-        });
+        lifecycle::wait_process_exit(engine, &id, Duration::from_secs(10));
     }
     Ok(settle(engine, &id, Duration::from_secs(10))?.unwrap_or(row))
 }
@@ -132,35 +143,108 @@ pub fn rm(engine: &Engine, reference: &str, force: bool) -> Result<String> {
         let root = engine.state_root();
         let _ = berth_runtime::kill(&root, &row.id, libc::SIGKILL, true);
         let _ = berth_runtime::kill(&root, &row.id, libc::SIGKILL, false);
-        wait_until(Duration::from_secs(10), || {
-            !lifecycle::process_running(engine, &row.id)
-        });
+        lifecycle::wait_process_exit(engine, &row.id, Duration::from_secs(10));
         settle(engine, &row.id, Duration::from_secs(10))?;
     }
     lifecycle::remove_files(engine, &row.id)?;
     Ok(row.id)
 }
 
-/// The first half of `rm -f` of several containers: SIGKILL to a running
-/// one (no restart), so that their monitors clean up side by side while
-/// [`rm`] removes them one by one. Errors are left to [`rm`].
-pub fn kill_for_removal(engine: &Engine, reference: &str) {
-    let Ok(row) = find(engine, reference) else {
-        return;
-    };
-    if row.status != Status::Running {
-        return;
+/// How many containers `rm` of several removes at once. The work is
+/// mostly waiting for the kernel (the RCU grace periods of unmount and
+/// cgroup removal, exits), not CPU, so more workers than cores pay.
+pub const REMOVAL_WORKERS: usize = 16;
+
+/// Runs `f` on every item on up to `workers` threads; the results in the
+/// items' order. Not for code that creates or execs containers (that
+/// needs a single-threaded process).
+pub fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let workers = workers.clamp(1, items.len().max(1));
+    if workers == 1 {
+        return items.iter().map(f).collect();
     }
-    if engine
-        .db()
-        .and_then(|db| Ok(db.set_stop_requested(&row.id, true)?))
-        .is_err()
-    {
-        return;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            return mine;
+                        };
+                        mine.push((i, f(item)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
+/// `rm [-f] [-v]` of several containers, side by side on
+/// [`REMOVAL_WORKERS`] threads. With `force`, every running one is first
+/// marked "do not restart" (one transaction) and SIGKILLed, so that their
+/// monitors record the exits and clean up in parallel; then each is
+/// removed as [`rm_with_volumes`] does. One result per reference, in
+/// order: a failure names its container and does not stop the others.
+/// The same container named twice is removed once.
+pub fn rm_all(engine: &Engine, refs: &[String], force: bool, volumes: bool) -> Vec<Result<String>> {
+    let found = in_parallel(refs, REMOVAL_WORKERS, |r| find(engine, r));
+    if force {
+        let live: Vec<&ContainerRow> = found
+            .iter()
+            .flatten()
+            .filter(|r| r.status == Status::Running || lifecycle::holder_alive(r))
+            .collect();
+        let ids: Vec<&str> = live.iter().map(|r| r.id.as_str()).collect();
+        // Not fatal here: `rm` marks each one again and reports the error.
+        let marked = engine
+            .db()
+            .and_then(|mut db| Ok(db.set_stop_requested_all(&ids)?))
+            .is_ok();
+        if marked {
+            let root = engine.state_root();
+            in_parallel(&live, REMOVAL_WORKERS, |r| {
+                if r.status == Status::Running {
+                    let _ = berth_runtime::kill(&root, &r.id, libc::SIGKILL, true);
+                    let _ = berth_runtime::kill(&root, &r.id, libc::SIGKILL, false);
+                }
+            });
+        }
     }
-    let root = engine.state_root();
-    let _ = berth_runtime::kill(&root, &row.id, libc::SIGKILL, true);
-    let _ = berth_runtime::kill(&root, &row.id, libc::SIGKILL, false);
+    let mut seen = std::collections::HashSet::new();
+    let jobs: Vec<(usize, String, bool)> = found
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().ok().map(|r| (i, r.id.clone())))
+        .map(|(i, id)| {
+            let first = seen.insert(id.clone());
+            (i, id, first)
+        })
+        .collect();
+    let removed = in_parallel(&jobs, REMOVAL_WORKERS, |(_, id, first)| {
+        if *first {
+            rm_with_volumes(engine, id, force, volumes)
+        } else {
+            Ok(id.clone())
+        }
+    });
+    let mut out: Vec<Result<String>> = found.into_iter().map(|r| r.map(|r| r.id)).collect();
+    for ((i, _, _), r) in jobs.into_iter().zip(removed) {
+        out[i] = r;
+    }
+    out
 }
 
 /// `rm [-f] [-v]`: [`rm`], and with `volumes` also the container's
@@ -214,14 +298,23 @@ pub fn rename(engine: &Engine, reference: &str, new_name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `container prune`: removes every stopped container; their IDs.
+/// `container prune`: removes every stopped container, side by side on
+/// [`REMOVAL_WORKERS`] threads; their IDs. The first error is returned
+/// once the others are done.
 pub fn prune(engine: &Engine) -> Result<Vec<String>> {
     let mut removed = crate::create::reap_interrupted(engine)?;
-    for row in engine.db()?.list()? {
-        let row = refresh(engine, row)?;
-        if row.status != Status::Running {
-            lifecycle::remove_files(engine, &row.id)?;
-            removed.push(row.id);
+    let rows = engine.db()?.list()?;
+    let results = in_parallel(&rows, REMOVAL_WORKERS, |row| -> Result<Option<String>> {
+        let row = refresh(engine, row.clone())?;
+        if row.status == Status::Running {
+            return Ok(None);
+        }
+        lifecycle::remove_files(engine, &row.id)?;
+        Ok(Some(row.id))
+    });
+    for r in results {
+        if let Some(id) = r? {
+            removed.push(id);
         }
     }
     Ok(removed)
@@ -347,4 +440,23 @@ pub fn stats(engine: &Engine, reference: &str) -> Result<(ContainerRow, berth_cg
     let s = berth_runtime::manage::stats(&engine.state_root(), &row.id)
         .map_err(rt(&row.id, "read stats"))?;
     Ok((row, s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_parallel_runs_every_item_once_and_keeps_the_order() {
+        let items: Vec<u32> = (0..100).collect();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let out = in_parallel(&items, 7, |i| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            i * 2
+        });
+        assert_eq!(calls.into_inner(), 100);
+        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        assert!(in_parallel(&Vec::<u32>::new(), 4, |i| *i).is_empty());
+        assert_eq!(in_parallel(&[5u32], 16, |i| *i + 1), vec![6]);
+    }
 }

@@ -295,18 +295,15 @@ pub fn kill(root: &Path, e: &EngineArgs, a: &KillArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `rm`.
+/// `rm`: several containers are removed side by side; each failure is
+/// reported (naming its container) and the others go on; the status is 1
+/// if any failed.
 pub fn rm(root: &Path, e: &EngineArgs, a: &RmArgs) -> Result<i32> {
     let engine = e.engine(root)?;
     let mut failed = false;
-    if a.force && a.containers.len() > 1 {
-        // Kill them all first: their monitors then clean up in parallel.
-        for c in &a.containers {
-            ops::kill_for_removal(&engine, c);
-        }
-    }
-    for c in &a.containers {
-        match ops::rm_with_volumes(&engine, c, a.force, a.volumes) {
+    let results = ops::rm_all(&engine, &a.containers, a.force, a.volumes);
+    for (c, r) in a.containers.iter().zip(results) {
+        match r {
             Ok(_) => println!("{c}"),
             Err(err) => {
                 eprintln!("berth: {}", chain(&err));
