@@ -149,7 +149,62 @@ const COLUMNS: &str = "id, name, image, image_id, config, status, created, start
 
 /// An open engine database.
 pub struct Db {
-    conn: Connection,
+    conn: Pooled,
+}
+
+/// Connections a process keeps open for reuse (see [`Engine::db`]): a
+/// command touches the database a dozen times, and opening a connection
+/// (pragmas, schema check, reading the schema back) cost more than the
+/// queries themselves.
+///
+/// [`Engine::db`]: crate::Engine::db
+#[derive(Default)]
+pub struct DbPool {
+    idle: std::sync::Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for DbPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DbPool")
+    }
+}
+
+/// Connections kept per pool; more are opened when threads need them and
+/// closed when they are done.
+const POOL_KEEP: usize = 4;
+
+/// A connection that goes back to its pool when dropped.
+struct Pooled {
+    conn: Option<Connection>,
+    home: Option<std::sync::Arc<DbPool>>,
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("connection present until drop")
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.conn.as_mut().expect("connection present until drop")
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let (Some(conn), Some(home)) = (self.conn.take(), &self.home) {
+            // Only a connection with no transaction left open is reused.
+            if conn.is_autocommit() {
+                if let Ok(mut idle) = home.idle.lock() {
+                    if idle.len() < POOL_KEEP {
+                        idle.push(conn);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Raw columns before the JSON ones are parsed.
@@ -249,7 +304,29 @@ impl Db {
                 Err(e) => return Err(open_err(e)),
             }
         }
-        Ok(Db { conn })
+        Ok(Db {
+            conn: Pooled {
+                conn: Some(conn),
+                home: None,
+            },
+        })
+    }
+
+    /// A connection from `pool` (one this process opened before), or a new
+    /// one that returns to `pool` when dropped.
+    pub fn pooled(root: &Path, pool: &std::sync::Arc<DbPool>) -> Result<Db, DbError> {
+        let reused = pool.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let mut db = match reused {
+            Some(conn) => Db {
+                conn: Pooled {
+                    conn: Some(conn),
+                    home: None,
+                },
+            },
+            None => Db::open(root)?,
+        };
+        db.conn.home = Some(pool.clone());
+        Ok(db)
     }
 
     /// Inserts a new container; the name must be free (checked inside the
@@ -441,7 +518,7 @@ impl Db {
 
     /// The connection, for the engine's other tables (volumes).
     pub(crate) fn conn_mut(&mut self) -> &mut Connection {
-        &mut self.conn
+        &mut *self.conn
     }
 
     /// Deletes the row; true when it existed.

@@ -56,6 +56,8 @@ pub struct Engine {
     pub runroot: PathBuf,
     /// Absolute cgroup parent for new containers.
     pub cgroup_parent: String,
+    /// Database connections this process reuses (shared by clones).
+    pub db_pool: std::sync::Arc<db::DbPool>,
 }
 
 impl Engine {
@@ -65,12 +67,14 @@ impl Engine {
             root: root.to_path_buf(),
             runroot: runroot.to_path_buf(),
             cgroup_parent: cgroup_parent.to_string(),
+            db_pool: Default::default(),
         }
     }
 
-    /// Opens the database.
+    /// The database: a connection this process opened before when one is
+    /// free, else a new one (kept for reuse when dropped).
     pub fn db(&self) -> Result<Db> {
-        Ok(Db::open(&self.root)?)
+        Ok(Db::pooled(&self.root, &self.db_pool)?)
     }
 
     /// The runtime's state root (`<runroot>/runtime`).

@@ -157,7 +157,7 @@ fn io_err<'a>(
 
 /// The engine database, for functions whose errors are [`NetworkError`]s.
 fn db(engine: &Engine) -> std::result::Result<crate::Db, NetworkError> {
-    Ok(crate::Db::open(&engine.root)?)
+    Ok(crate::Db::pooled(&engine.root, &engine.db_pool)?)
 }
 
 /// `<runroot>/networks`.
