@@ -10,6 +10,10 @@
 #      containers, then the wall time of one `berth rm -f ID...` of all of
 #      them, and of `podman rm -af -t 0` for as many podman containers.
 # Both sides run with --network none: the host's network is left alone.
+# NETWORK=bridge: the whole benchmark runs in a private network namespace
+# as well (loopback up), and `run --rm` uses each engine's default bridge
+# network there (berth's `berth` network, podman's `podman`, CNI or netavark):
+# bridges, veths and firewall rules land in that namespace only.
 #
 # Conditions: crun 1.8 refuses the host's hybrid cgroup layout ("cgroups
 # in hybrid mode not supported"), so, as bench/lifecycle.sh does, the
@@ -40,10 +44,21 @@ command -v unshare >/dev/null || { echo "needs unshare (apt-get install util-lin
 
 # Into a private mount namespace, /sys/fs/cgroup/unified unmounted there.
 if [ -z "${BERTH_BENCH_INNER:-}" ]; then
-  export BERTH BERTH_BENCH_INNER=1 TEARDOWN_N
+  export BERTH BERTH_BENCH_INNER=1 TEARDOWN_N NETWORK
+  if [ "${NETWORK:-none}" = bridge ]; then
+    exec unshare -m -n --propagation private "$0" "$@"
+  fi
   exec unshare -m --propagation private "$0" "$@"
 fi
 if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi
+NET_FLAG="--network none"
+if [ "${NETWORK:-none}" = bridge ]; then
+  ip link set lo up
+  NET_FLAG=""
+  # podman keeps its netns pins in /run/netns: private to this mount ns.
+  mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns
+  echo "private network namespace; run --rm on each engine's default bridge network"
+fi
 echo "berth binary: $BERTH"
 echo "kernel $(uname -r), $(nproc) cpus; private mount ns, /sys/fs/cgroup/unified unmounted (cgroup v1)"
 
@@ -92,12 +107,12 @@ echo 'root:x:0:' >"$R/etc/group"
 tar -C "$R" -cf "$T/bb.tar" .
 "${B[@]}" import "$T/bb.tar" localhost/bb:1 >/dev/null
 
-cmds=("${B[*]} run --rm --network none localhost/bb:1 true")
+cmds=("${B[*]} run --rm $NET_FLAG localhost/bb:1 true")
 names=(berth)
 if command -v podman >/dev/null; then
   "${P[@]}" import "$T/bb.tar" localhost/bb:1 >/dev/null 2>"$T/podman-import.err" || { cat "$T/podman-import.err"; exit 1; }
   for rt in crun runc; do
-    c="${P[*]} ${PRUN[*]} --rm ${ULIMITS[*]} --runtime $rt localhost/bb:1 true"
+    c="${P[*]} run $NET_FLAG --cgroup-parent $PCG --rm ${ULIMITS[*]} --runtime $rt localhost/bb:1 true"
     if err=$($c 2>&1); then
       cmds+=("$c"); names+=("podman+$rt")
     else

@@ -14,7 +14,8 @@
 # Reported: absolute numbers and ratios to the plain veth pair.
 # The three paths are measured interleaved, REPEAT times, and the medians
 # reported, so that load on the machine hits every path alike.
-# Usage: bench/net.sh   (BERTH=path/to/berth; DURATION=5 ROUNDS=20000 N=20 REPEAT=3)
+# Usage: bench/net.sh   (BERTH=path/to/berth; DURATION=5 ROUNDS=20000 N=20 REPEAT=3;
+#                       BR_NETFILTER=0|1, see below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-5}
@@ -53,6 +54,24 @@ cleanup() {
 }
 trap cleanup EXIT
 inhost ip link set lo up
+# br_netfilter: where the module is loaded (Docker and Kubernetes hosts; this
+# machine), every bridged IPv4/IPv6 frame also runs the IP netfilter hooks
+# while net.bridge.bridge-nf-call-ip{,6}tables is 1 (the default): about a
+# tenth of the throughput of any bridge, berth's or not. A bridge's own
+# nf_call_iptables attribute can only add to the namespace-wide setting,
+# so berth leaves it as the host has it. BR_NETFILTER=0 (or 1) sets it in
+# this benchmark's own namespaces (the sysctls are per network namespace).
+if [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; then
+  if [ -n "${BR_NETFILTER:-}" ]; then
+    for ns in "$HOSTNS" "$T/brh"; do
+      nsenter --net="$ns" -- sysctl -qw net.bridge.bridge-nf-call-iptables="$BR_NETFILTER" \
+        net.bridge.bridge-nf-call-ip6tables="$BR_NETFILTER"
+    done
+  fi
+  echo "br_netfilter loaded; bridge-nf-call-iptables in the bench namespaces: $(inhost cat /proc/sys/net/bridge/bridge-nf-call-iptables)"
+else
+  echo "br_netfilter not loaded: bridged frames skip the IP netfilter hooks"
+fi
 
 # The round-trip probe: a 1-byte TCP ping-pong; prints microseconds per
 # round trip (median of 5 batches).
