@@ -518,7 +518,7 @@ impl Db {
 
     /// The connection, for the engine's other tables (volumes).
     pub(crate) fn conn_mut(&mut self) -> &mut Connection {
-        &mut *self.conn
+        &mut self.conn
     }
 
     /// Deletes the row; true when it existed.
