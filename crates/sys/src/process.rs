@@ -135,3 +135,42 @@ pub fn set_rlimit(resource: i32, soft: u64, hard: u64) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Ignore SIGPIPE, as Rust's runtime does for a normal `main`: a write to
+/// a closed pipe or socket fails with EPIPE instead of killing us. For
+/// binaries whose entry is [`c_main!`](crate::c_main), which skips that
+/// runtime start-up.
+pub fn ignore_sigpipe() -> io::Result<()> {
+    // SAFETY: installing SIG_IGN runs no handler code of ours.
+    let r = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    if r == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Defines the C `main` of a binary crate marked `#![no_main]`, calling
+/// `$f: fn() -> i32` for the exit status. It skips Rust's runtime start-up
+/// (`std::rt::lang_start`: the main thread's stack guard lookup, which
+/// parses /proc/self/maps with the C library's scanf, the stack-overflow
+/// handler, SIGPIPE set to ignore), which for a tiny long-lived process is
+/// most of the code it ever touches. `std::env::args` still works (the
+/// standard library captures argv from `.init_array` on glibc); the
+/// function must ignore SIGPIPE itself ([`process::ignore_sigpipe`]) if it
+/// writes to pipes or sockets.
+///
+/// [`process::ignore_sigpipe`]: crate::process::ignore_sigpipe
+#[macro_export]
+macro_rules! c_main {
+    ($f:path) => {
+        // SAFETY: the only `main` symbol of the binary (`#![no_main]`); the C
+        // runtime calls it once with argc/argv, which are not used here.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn main(
+            _argc: ::std::os::raw::c_int,
+            _argv: *const *const ::std::os::raw::c_char,
+        ) -> ::std::os::raw::c_int {
+            $f()
+        }
+    };
+}
