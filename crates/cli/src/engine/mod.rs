@@ -114,7 +114,27 @@ pub fn main() -> i32 {
     }
 }
 
+/// Commands that only print (to a terminal or a pipe): as other Unix
+/// tools, they end quietly by SIGPIPE when the reader goes away
+/// (`berth ps | head`) instead of failing on EPIPE. Everything else keeps
+/// Rust's default (SIGPIPE ignored): monitors, `run`, `exec`, `attach` and
+/// the resolver write to sockets and pipes whose peers may go first.
+fn only_prints(c: &Command) -> bool {
+    use container_cmds::ContainerCmd as C;
+    match c {
+        Command::Images(_) => true,
+        Command::Containers(c) => matches!(
+            c,
+            C::Ps(_) | C::Logs(_) | C::Inspect(_) | C::Top(_) | C::Stats(_) | C::Port(_)
+        ),
+        _ => false,
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if only_prints(&cli.command) {
+        berth_sys::process::reset_signal_to_default(nix::sys::signal::Signal::SIGPIPE);
+    }
     match cli.command {
         Command::Images(a) => images::list(&cli.root, &a),
         Command::Image(c) => images::image_command(&cli.root, c),
