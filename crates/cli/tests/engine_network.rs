@@ -560,3 +560,217 @@ fn ipv6_network_gives_v6_addresses_that_carry_traffic() {
     });
     assert!(got.contains("hello from web6"), "{got}");
 }
+
+#[test]
+fn several_networks_at_once_interfaces_routes_names_release() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    env.ok(&["network", "create", "--subnet", "10.61.0.0/24", "neta"]);
+    env.ok(&["network", "create", "--subnet", "10.62.0.0/24", "netb"]);
+    web(&env, &img, "wa", &["--network", "neta"]);
+    web(&env, &img, "wb", &["--network", "netb"]);
+    let (ip_wa, ip_wb) = (ip_on(&env, "wa", "neta"), ip_on(&env, "wb", "netb"));
+    // Repeated flags; `-p` rides along (published on the first network).
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "both",
+        "--network",
+        "neta",
+        "--network",
+        "netb",
+        "--network-alias",
+        "twin",
+        &img,
+        "sleep",
+        "300",
+    ]);
+    let (ip_a, ip_b) = (ip_on(&env, "both", "neta"), ip_on(&env, "both", "netb"));
+    assert!(
+        ip_a.starts_with("10.61.0.") && ip_b.starts_with("10.62.0."),
+        "{ip_a} {ip_b}"
+    );
+    // From inside: eth0 on the first network, eth1 on the second.
+    let addrs = env.ok(&["exec", "both", "ip", "-o", "-4", "addr"]);
+    let line = |dev: &str| {
+        addrs
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(dev))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("eth0").contains(&format!("{ip_a}/24")),
+        "eth0: {addrs}"
+    );
+    assert!(
+        line("eth1").contains(&format!("{ip_b}/24")),
+        "eth1: {addrs}"
+    );
+    // The default route goes through the first network's gateway
+    // (10.61.0.1 is 01003D0A in /proc/net/route), none through eth1.
+    let routes = env.ok(&["exec", "both", "cat", "/proc/net/route"]);
+    assert!(
+        routes
+            .lines()
+            .any(|l| l.starts_with("eth0\t00000000\t01003D0A")),
+        "default via 10.61.0.1: {routes}"
+    );
+    assert!(
+        !routes.lines().any(|l| l.starts_with("eth1\t00000000")),
+        "no default route on eth1: {routes}"
+    );
+    // Names on both networks resolve, and both web servers answer by name.
+    for (name, ip) in [("wa", &ip_wa), ("wb", &ip_wb)] {
+        let got = wait_for(&format!("{name} resolves from both"), 10, || {
+            let o = env.berth(&["exec", "both", "nslookup", name]);
+            stdout(&o).contains(ip.as_str()).then(|| stdout(&o))
+        });
+        assert!(got.contains(ip.as_str()), "{got}");
+        let o = env.berth(&["exec", "both", "sh", "-c", &get_cmd(name, 80)]);
+        assert!(
+            stdout(&o).contains(&format!("hello from {name}")),
+            "{name} by name from both: {} {}",
+            stdout(&o),
+            stderr(&o)
+        );
+    }
+    // The container is known on each network under its name and alias,
+    // with that network's address; a container on netb alone still
+    // does not see neta's names.
+    for (net, ip) in [("neta", &ip_a), ("netb", &ip_b)] {
+        for name in ["both", "twin"] {
+            let o = env.berth(&["run", "--rm", "--network", net, &img, "nslookup", name]);
+            assert!(
+                stdout(&o).contains(ip.as_str()),
+                "{name} on {net}: {}",
+                stdout(&o)
+            );
+        }
+    }
+    let o = env.berth(&["run", "--rm", "--network", "netb", &img, "nslookup", "wa"]);
+    assert!(
+        !stdout(&o).contains(&ip_wa),
+        "netb alone sees wa: {}",
+        stdout(&o)
+    );
+    // /etc/hosts carries both addresses; inspect shows both networks.
+    let hosts = env.ok(&["exec", "both", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&ip_a) && hosts.contains(&ip_b), "{hosts}");
+    let nets = inspect(&env, "both")["NetworkSettings"]["Networks"].clone();
+    assert_eq!(nets["neta"]["InterfaceName"], "eth0", "{nets}");
+    assert_eq!(nets["netb"]["InterfaceName"], "eth1", "{nets}");
+    // A crash (kill -9 of monitor and container) is reconciled on every
+    // network: both veths gone, the name gone from netb's resolver; a
+    // start brings both interfaces back with the same addresses.
+    let row = inspect(&env, "both");
+    let id = row["Id"].as_str().unwrap_or_default().to_string();
+    let veth = |n: u8| format!("vb{}{n}", &id[..10]);
+    let l = links(&env);
+    assert!(
+        l.contains(&veth(0)) && l.contains(&veth(1)),
+        "veths while running: {l}"
+    );
+    let pid = row["State"]["Pid"].as_i64().expect("pid") as i32;
+    for p in row["State"]["ConmonPid"]
+        .as_i64()
+        .filter(|p| *p > 0)
+        .into_iter()
+        .chain([i64::from(pid)])
+    {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    wait_for("container process gone", 10, || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    let ps = env.ok(&["ps", "-a", "--format", "json"]);
+    assert!(ps.contains("exited"), "{ps}");
+    let l = links(&env);
+    assert!(
+        !l.contains(&veth(0)) && !l.contains(&veth(1)),
+        "veths left after the crash: {l}"
+    );
+    let o = env.berth(&["run", "--rm", "--network", "netb", &img, "nslookup", "both"]);
+    assert!(
+        !stdout(&o).contains(&ip_b),
+        "stale name on netb: {}",
+        stdout(&o)
+    );
+    env.ok(&["start", "both"]);
+    let addrs = env.ok(&["exec", "both", "ip", "-o", "-4", "addr"]);
+    assert!(
+        addrs.contains(&format!("{ip_a}/24")) && addrs.contains(&format!("{ip_b}/24")),
+        "{addrs}"
+    );
+    // rm frees both addresses: --ip of each is accepted again.
+    let id = inspect(&env, "both")["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    env.ok(&["rm", "-f", "both"]);
+    let l = links(&env);
+    assert!(!l.contains(&format!("vb{}", &id[..10])), "veths left: {l}");
+    env.ok(&[
+        "create",
+        "--name",
+        "ra",
+        "--network",
+        "neta",
+        "--ip",
+        &ip_a,
+        &img,
+        "true",
+    ]);
+    env.ok(&[
+        "create",
+        "--name",
+        "rb",
+        "--network",
+        "netb",
+        "--ip",
+        &ip_b,
+        &img,
+        "true",
+    ]);
+    // A comma list works too (recorded, shown by inspect).
+    env.ok(&[
+        "create",
+        "--name",
+        "comma",
+        "--network",
+        "neta,netb",
+        &img,
+        "true",
+    ]);
+    let nets = inspect(&env, "comma")["NetworkSettings"]["Networks"].clone();
+    assert!(
+        nets["neta"].is_object() && nets["netb"].is_object(),
+        "{nets}"
+    );
+    // none/host/container: stand alone.
+    for mixed in [["none", "neta"], ["neta", "host"]] {
+        let o = env.berth(&[
+            "create",
+            "--network",
+            mixed[0],
+            "--network",
+            mixed[1],
+            &img,
+            "true",
+        ]);
+        assert!(!o.status.success(), "{mixed:?} accepted");
+        let e = stderr(&o);
+        assert!(
+            e.contains(&format!("--network {}", mixed[0]))
+                && e.contains(&format!("--network {}", mixed[1])),
+            "{mixed:?}: {e}"
+        );
+    }
+    env.ok(&["rm", "-f", "wa", "wb", "ra", "rb", "comma"]);
+    env.ok(&["network", "rm", "neta", "netb"]);
+}

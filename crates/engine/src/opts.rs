@@ -534,19 +534,76 @@ pub enum NetworkMode {
     None,
     /// The host's namespace.
     Host,
-    /// Its own namespace on this bridge network.
-    Bridge(String),
+    /// Its own namespace on these bridge networks (at least one; the
+    /// first one gets `eth0`, the default route and the published ports).
+    Bridge(Vec<String>),
     /// The namespace of another container (name or ID).
     Container(String),
 }
 
-/// `--network`: a network name (default: the default bridge network;
-/// `bridge` is its Docker alias), `none`, `host`, `container:NAME`.
-pub fn parse_network(s: Option<&str>) -> Result<NetworkMode, OptsError> {
-    match s.unwrap_or("") {
-        "" | "bridge" | "default" => {
-            Ok(NetworkMode::Bridge(crate::networks::DEFAULT_NETWORK.into()))
+impl NetworkMode {
+    /// The bridge networks, first one first (empty for other modes).
+    pub fn bridges(&self) -> &[String] {
+        match self {
+            NetworkMode::Bridge(n) => n,
+            _ => &[],
         }
+    }
+}
+
+/// `--network`: a network name (default: the default bridge network;
+/// `bridge` is its Docker alias), `none`, `host`, `container:NAME`, or
+/// several bridge networks as a comma list (`a,b`: the CLI joins repeated
+/// `--network` flags so).
+pub fn parse_network(s: Option<&str>) -> Result<NetworkMode, OptsError> {
+    let text = s.unwrap_or("");
+    let items: Vec<&str> = text.split(',').map(str::trim).collect();
+    if items.len() > 1 {
+        let mut names: Vec<String> = Vec::new();
+        for item in &items {
+            if item.is_empty() {
+                return Err(invalid(
+                    "--network",
+                    text,
+                    "an empty network name in the list",
+                ));
+            }
+            let alone = match parse_one_network(item)? {
+                NetworkMode::Bridge(mut n) => {
+                    let n = n.pop().expect("one network");
+                    if names.contains(&n) {
+                        return Err(invalid(
+                            "--network",
+                            text,
+                            format!("network {n} is given twice; name each network once"),
+                        ));
+                    }
+                    names.push(n);
+                    continue;
+                }
+                _ => item,
+            };
+            let others: Vec<&str> = items.iter().copied().filter(|i| i != item).collect();
+            return Err(invalid(
+                "--network",
+                text,
+                format!(
+                    "--network {alone} cannot be used together with --network {}: \
+                     {alone} stands alone, only bridge networks combine",
+                    others.join(" --network ")
+                ),
+            ));
+        }
+        return Ok(NetworkMode::Bridge(names));
+    }
+    parse_one_network(text)
+}
+
+fn parse_one_network(s: &str) -> Result<NetworkMode, OptsError> {
+    match s {
+        "" | "bridge" | "default" => Ok(NetworkMode::Bridge(vec![
+            crate::networks::DEFAULT_NETWORK.into(),
+        ])),
         "none" => Ok(NetworkMode::None),
         "host" => Ok(NetworkMode::Host),
         other => match other.split_once(':') {
@@ -554,10 +611,7 @@ pub fn parse_network(s: Option<&str>) -> Result<NetworkMode, OptsError> {
             Some((kind, _)) => Err(OptsError::Unsupported(format!(
                 "--network {kind}:... (use a network name, none, host or container:NAME)"
             ))),
-            None if other.contains(',') => Err(OptsError::Unsupported(format!(
-                "--network {other} (one network at a time; add more with `berth network connect`)"
-            ))),
-            None => Ok(NetworkMode::Bridge(other.into())),
+            None => Ok(NetworkMode::Bridge(vec![other.into()])),
         },
     }
 }
@@ -676,23 +730,25 @@ mod tests {
         assert!(parse_security_opts(&["apparmor=x".into()]).is_err());
         assert_eq!(cap_name("net_admin"), "CAP_NET_ADMIN");
         assert_eq!(cap_name("CAP_KILL"), "CAP_KILL");
-        assert_eq!(parse_network(None), Ok(NetworkMode::Bridge("berth".into())));
-        assert_eq!(
-            parse_network(Some("bridge")),
-            Ok(NetworkMode::Bridge("berth".into()))
-        );
+        let bridge = |n: &[&str]| NetworkMode::Bridge(n.iter().map(|s| s.to_string()).collect());
+        assert_eq!(parse_network(None), Ok(bridge(&["berth"])));
+        assert_eq!(parse_network(Some("bridge")), Ok(bridge(&["berth"])));
         assert_eq!(parse_network(Some("none")), Ok(NetworkMode::None));
         assert_eq!(parse_network(Some("host")), Ok(NetworkMode::Host));
-        assert_eq!(
-            parse_network(Some("front")),
-            Ok(NetworkMode::Bridge("front".into()))
-        );
+        assert_eq!(parse_network(Some("front")), Ok(bridge(&["front"])));
         assert_eq!(
             parse_network(Some("container:web")),
             Ok(NetworkMode::Container("web".into()))
         );
         assert!(parse_network(Some("ns:/x")).is_err());
-        assert!(parse_network(Some("a,b")).is_err());
+        assert_eq!(parse_network(Some("a,b")), Ok(bridge(&["a", "b"])));
+        assert_eq!(parse_network(Some("a,bridge")), Ok(bridge(&["a", "berth"])));
+        assert!(parse_network(Some("a,a")).is_err());
+        assert!(parse_network(Some("a,")).is_err());
+        for mixed in ["none,a", "a,host", "a,container:web", "none,host"] {
+            let e = parse_network(Some(mixed)).expect_err(mixed).to_string();
+            assert!(e.contains("cannot be used together with"), "{mixed}: {e}");
+        }
         assert_eq!(
             parse_labels(&["a=1".into(), "b".into()]),
             BTreeMap::from([("a".into(), "1".into()), ("b".into(), String::new())])

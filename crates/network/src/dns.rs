@@ -77,6 +77,12 @@ pub struct Records {
     /// Empty: no domain.
     #[serde(default = "default_domain")]
     pub domain: String,
+    /// Names only the client with this source address sees, besides
+    /// [`Records::names`]: a container on several networks asks the
+    /// resolver of its first one, which answers for the others too (as
+    /// Podman's aardvark-dns does).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scoped: BTreeMap<IpAddr, BTreeMap<String, Vec<IpAddr>>>,
 }
 
 fn default_domain() -> String {
@@ -89,6 +95,7 @@ impl Default for Records {
             names: BTreeMap::new(),
             upstreams: Vec::new(),
             domain: default_domain(),
+            scoped: BTreeMap::new(),
         }
     }
 }
@@ -150,6 +157,25 @@ impl Records {
             path: path.to_path_buf(),
             source,
         })
+    }
+
+    /// The records as `client` sees them: its [`Records::scoped`] names
+    /// added (the network's own names first).
+    pub fn view_for(&self, client: IpAddr) -> std::borrow::Cow<'_, Records> {
+        let Some(extra) = self.scoped.get(&client) else {
+            return std::borrow::Cow::Borrowed(self);
+        };
+        let mut view = self.clone();
+        view.scoped.clear();
+        for (name, addrs) in extra {
+            let e = view.names.entry(name.clone()).or_default();
+            for a in addrs {
+                if !e.contains(a) {
+                    e.push(*a);
+                }
+            }
+        }
+        std::borrow::Cow::Owned(view)
     }
 
     /// The addresses of `qname`: case-insensitive, trailing dot ignored,
@@ -627,7 +653,8 @@ fn handle_udp<'s, 'e>(
         return;
     };
     let records = shared.records();
-    match decide(&req, &records) {
+    let action = decide(&req, &records.view_for(peer.ip()));
+    match action {
         Action::Ignore => {}
         Action::Reply(m) => {
             if let Some(bytes) = encode(&m, udp_limit(&req)) {
@@ -680,7 +707,11 @@ fn serve_tcp_client(shared: &Shared<'_>, mut stream: TcpStream) {
             return;
         };
         let records = shared.records();
-        let answer = match decide(&req, &records) {
+        let action = match stream.peer_addr() {
+            Ok(peer) => decide(&req, &records.view_for(peer.ip())),
+            Err(_) => decide(&req, &records),
+        };
+        let answer = match action {
             Action::Ignore => return,
             Action::Reply(m) => encode(&m, usize::from(u16::MAX)),
             Action::Forward => forward(
@@ -863,6 +894,30 @@ mod tests {
             .insert("db.internal".into(), vec!["10.89.0.4".parse().unwrap()]);
         r.names.insert("empty".into(), vec![]);
         r
+    }
+
+    #[test]
+    fn scoped_names_only_for_their_client() {
+        let mut r = recs();
+        let client: IpAddr = "10.89.0.7".parse().unwrap();
+        r.scoped.insert(
+            client,
+            BTreeMap::from([("other".to_string(), vec!["10.90.0.2".parse().unwrap()])]),
+        );
+        assert!(r
+            .view_for("10.89.0.8".parse().unwrap())
+            .lookup("other")
+            .is_empty());
+        let v = r.view_for(client);
+        assert_eq!(
+            v.lookup("other"),
+            vec!["10.90.0.2".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(v.lookup("web"), r.lookup("web"));
+        let m = reply(decide(&query("other.", RecordType::A), &v));
+        assert_eq!(m.answers.len(), 1);
+        let m = reply(decide(&query("other.", RecordType::A), &r));
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
     }
 
     #[test]

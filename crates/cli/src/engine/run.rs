@@ -130,17 +130,20 @@ pub struct RunArgs {
     #[arg(short = 'l', long)]
     pub label: Vec<String>,
     /// Network: a bridge network's name (default: the `berth` network;
-    /// `bridge` is its alias), none, host, or container:NAME.
+    /// `bridge` is its alias), none, host, or container:NAME. Repeat it
+    /// (or give `a,b`) to join several bridge networks: eth0, eth1, ... in
+    /// that order, the default route and published ports on the first.
     #[arg(long, alias = "net")]
-    pub network: Option<String>,
+    pub network: Vec<String>,
     /// Publish a port: [hostIP:][hostPort:]containerPort[/tcp|udp]
     /// (ranges allowed; no hostPort = a free one is chosen).
     #[arg(short = 'p', long)]
     pub publish: Vec<String>,
-    /// The container's address on its network.
+    /// The container's address on its network (on the first one with
+    /// several --network).
     #[arg(long)]
     pub ip: Option<String>,
-    /// Another name the container answers to on its network's DNS.
+    /// Another name the container answers to on its networks' DNS.
     #[arg(long = "network-alias", alias = "net-alias")]
     pub network_alias: Vec<String>,
     /// DNS server for /etc/resolv.conf.
@@ -199,7 +202,8 @@ impl RunArgs {
             init_path: self.init_path.clone(),
             restart: self.restart.clone(),
             labels: self.label.clone(),
-            network: self.network.clone(),
+            // Repeated flags are stored as one comma list.
+            network: (!self.network.is_empty()).then(|| self.network.join(",")),
             publish: self.publish.clone(),
             ip: self.ip.clone(),
             network_aliases: self.network_alias.clone(),

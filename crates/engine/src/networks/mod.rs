@@ -612,7 +612,7 @@ fn host_resolv() -> String {
 
 fn resolv_for(
     o: &RunOptions,
-    dns_server: Option<IpAddr>,
+    dns_servers: &[IpAddr],
     own_netns: bool,
 ) -> std::result::Result<String, NetworkError> {
     let host = dns::parse_resolv_conf(&host_resolv());
@@ -625,8 +625,8 @@ fn resolv_for(
         })?);
     }
     if servers.is_empty() {
-        if let Some(d) = dns_server {
-            servers.push(d);
+        if !dns_servers.is_empty() {
+            servers.extend_from_slice(dns_servers);
         } else {
             servers = host
                 .nameservers
@@ -717,38 +717,60 @@ pub fn prepare(
     }
     let mut own: Vec<IpAddr> = Vec::new();
     let mut gateway = None;
-    let mut dns_server = None;
+    let mut dns_servers = Vec::new();
     match &mode {
-        NetworkMode::Bridge(name) => {
-            let net = get_or_default(engine, name)?;
+        NetworkMode::Bridge(names) => {
+            let mut nets = Vec::new();
+            for name in names {
+                nets.push(get_or_default(engine, name)?);
+            }
             let ip = o.ip.as_deref().map(parse_ip).transpose()?;
             let mut db = engine.db()?;
             let c = store::conn(&mut db)?;
-            let ep = store::attach(
-                c,
-                &store::Attach {
-                    network: &net,
-                    container: id,
-                    ip,
-                    aliases: &o.network_aliases,
-                },
-            )?;
-            own.push(ep.ip);
-            own.extend(ep.ip6);
-            gateway = Some(net.gateway);
-            if net.dns {
-                dns_server = Some(net.gateway);
+            // One endpoint per network, eth0 on the first; `--ip` is the
+            // address on the first network.
+            for (i, net) in nets.iter().enumerate() {
+                let ep = store::attach(
+                    c,
+                    &store::Attach {
+                        network: net,
+                        container: id,
+                        ip: if i == 0 { ip } else { None },
+                        aliases: &o.network_aliases,
+                    },
+                );
+                let ep = match ep {
+                    Ok(ep) => ep,
+                    Err(e) => {
+                        let _ = store::detach(c, id, None);
+                        return Err(e.into());
+                    }
+                };
+                own.push(ep.ip);
+                own.extend(ep.ip6);
+                gateway.get_or_insert(net.gateway);
+                if net.dns {
+                    dns_servers.push(net.gateway);
+                }
             }
-            let mut taken: BTreeSet<(Proto, u16)> = store::all_ports(c)?
-                .into_iter()
-                .map(|(_, p)| (p.proto, p.host_port))
-                .collect();
+            let mut taken: BTreeSet<(Proto, u16)> = match store::all_ports(c) {
+                Ok(p) => p.into_iter().map(|(_, p)| (p.proto, p.host_port)).collect(),
+                Err(e) => {
+                    let _ = store::detach(c, id, None);
+                    return Err(e.into());
+                }
+            };
             let mut maps = Vec::new();
             for r in &requests {
                 let host_port = match r.host_port {
                     Some(p) => p,
-                    None => free_port(r.proto, r.host_ip, &taken)
-                        .ok_or(NetworkError::NoFreePort(r.container_port))?,
+                    None => match free_port(r.proto, r.host_ip, &taken) {
+                        Some(p) => p,
+                        None => {
+                            let _ = store::detach(c, id, None);
+                            return Err(NetworkError::NoFreePort(r.container_port).into());
+                        }
+                    },
                 };
                 taken.insert((r.proto, host_port));
                 maps.push(PortMap {
@@ -798,7 +820,7 @@ pub fn prepare(
             files::hosts(hostname, name_hint, &own, &extra)
         };
         write_file(&hosts_p, &hosts)?;
-        let resolv = resolv_for(o, dns_server, mode != NetworkMode::Host)?;
+        let resolv = resolv_for(o, &dns_servers, mode != NetworkMode::Host)?;
         write_file(&resolv_p, &resolv)?;
         write_file(&hostname_p, &format!("{hostname}\n"))?;
         Ok(())
@@ -871,11 +893,11 @@ fn plumb(engine: &Engine, id: &str) -> Result<()> {
         store::set_ports_active(store::conn(&mut db)?, id, true)?;
     }
     sync_firewall_if(engine, false)?;
-    for ep in &eps {
-        if let Some(net) = nets.iter().find(|n| n.name == ep.network && n.dns) {
-            refresh_records(engine, net)?;
-        }
-    }
+    refresh_linked(
+        engine,
+        eps.iter().map(|e| e.network.clone()).collect(),
+        None,
+    )?;
     Ok(())
 }
 
@@ -1035,22 +1057,19 @@ pub fn teardown(engine: &Engine, id: &str) -> Result<()> {
 /// last, so a missing pin means everything before it was done.
 fn unplumb(engine: &Engine, id: &str) -> Result<()> {
     let pin = netns_path(engine, id);
-    let (eps, nets) = {
+    let eps = {
         let mut db = engine.db()?;
         let c = store::conn(&mut db)?;
         store::set_ports_active(c, id, false)?;
-        (store::endpoints_of(c, id)?, store::list(c)?)
+        store::endpoints_of(c, id)?
     };
     let mut first: Option<crate::EngineError> = None;
     if let Err(e) = sync_firewall_if(engine, false) {
         first.get_or_insert(e.into());
     }
-    for ep in &eps {
-        if let Some(net) = nets.iter().find(|n| n.name == ep.network && n.dns) {
-            if let Err(e) = refresh_records_without(engine, net, Some(id)) {
-                first.get_or_insert(e.into());
-            }
-        }
+    let changed = eps.iter().map(|e| e.network.clone()).collect();
+    if let Err(e) = refresh_linked(engine, changed, Some(id)) {
+        first.get_or_insert(e.into());
     }
     for ep in &eps {
         if let Err(e) = link::delete_link(&host_veth(id, &ep.ifname)) {
@@ -1119,13 +1138,7 @@ pub fn connect(
         let plugged = realize(&net)
             .and_then(|_| attach_endpoint(&row.id, &net, &ep, &pin, ep.ifname == "eth0"))
             .and_then(|_| sync_firewall(engine))
-            .and_then(|_| {
-                if net.dns {
-                    refresh_records(engine, &net)
-                } else {
-                    Ok(())
-                }
-            });
+            .and_then(|_| refresh_linked(engine, networks_of(engine, &row.id, &net)?, None));
         if let Err(e) = plugged {
             let _ = link::delete_link(&host_veth(&row.id, &ep.ifname));
             let mut db = engine.db()?;
@@ -1162,20 +1175,33 @@ pub fn disconnect(engine: &Engine, network: &str, container: &str) -> Result<()>
         store::detach(store::conn(&mut db)?, &row.id, Some(&net.name))?;
     }
     sync_firewall(engine)?;
-    if net.dns {
-        refresh_records(engine, &net)?;
-    }
+    refresh_linked(engine, networks_of(engine, &row.id, &net)?, None)?;
     Ok(())
+}
+
+/// The networks of container `id` and `net`: whose DNS records change
+/// when the container joins or leaves `net`.
+fn networks_of(
+    engine: &Engine,
+    id: &str,
+    net: &Network,
+) -> std::result::Result<BTreeSet<String>, NetworkError> {
+    let mut db = db(engine)?;
+    let eps = store::endpoints_of(store::conn(&mut db)?, id)?;
+    Ok(eps
+        .into_iter()
+        .map(|e| e.network)
+        .chain([net.name.clone()])
+        .collect())
 }
 
 /// Rewrites a DNS network's records from its running endpoints (name,
 /// aliases, short ID) and starts its resolver; with none running the
-/// records file goes and the resolver exits. Caller holds the lock.
-fn refresh_records(engine: &Engine, net: &Network) -> std::result::Result<(), NetworkError> {
-    refresh_records_without(engine, net, None)
-}
-
-/// [`refresh_records`] leaving out container `gone` (being torn down).
+/// records file goes and the resolver exits. Leaves out container `gone`
+/// (being torn down). Caller holds the lock.
+/// A container on several DNS networks asks its first network's
+/// resolver, so each network's records also carry, scoped to the
+/// addresses of such containers, the names of their other networks.
 fn refresh_records_without(
     engine: &Engine,
     net: &Network,
@@ -1183,36 +1209,76 @@ fn refresh_records_without(
 ) -> std::result::Result<(), NetworkError> {
     let path = records_path(engine, &net.name);
     let mut db = db(engine)?;
-    let eps = store::endpoints_on(store::conn(&mut db)?, &net.name)?;
-    let mut names: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
-    for ep in &eps {
-        if Some(ep.container.as_str()) == gone
-            || !netns::is_pinned(&netns_path(engine, &ep.container))
-        {
-            continue;
-        }
-        let name = db
-            .get(&ep.container)
-            .ok()
-            .flatten()
-            .map(|r| r.name)
-            .unwrap_or_default();
-        let ips: Vec<IpAddr> = std::iter::once(ep.ip).chain(ep.ip6).collect();
-        let short = crate::db::short(&ep.container).to_string();
-        for n in std::iter::once(name)
-            .chain(ep.aliases.iter().cloned())
-            .chain([short])
-        {
-            if n.is_empty() {
-                continue;
-            }
-            let e = names.entry(n.to_ascii_lowercase()).or_default();
-            e.extend(ips.iter().copied());
-        }
+    let (all, nets) = {
+        let c = store::conn(&mut db)?;
+        (store::all_endpoints(c)?, store::list(c)?)
+    };
+    let running: BTreeSet<&str> = all
+        .iter()
+        .map(|e| e.container.as_str())
+        .filter(|c| Some(*c) != gone && netns::is_pinned(&netns_path(engine, c)))
+        .collect();
+    let mut container_names: BTreeMap<&str, String> = BTreeMap::new();
+    for c in &running {
+        let name = db.get(c).ok().flatten().map(|r| r.name).unwrap_or_default();
+        container_names.insert(c, name);
     }
+    let names_on = |network: &str| {
+        let mut names: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
+        for ep in all
+            .iter()
+            .filter(|e| e.network == network && running.contains(e.container.as_str()))
+        {
+            let ips: Vec<IpAddr> = std::iter::once(ep.ip).chain(ep.ip6).collect();
+            let name = container_names
+                .get(ep.container.as_str())
+                .cloned()
+                .unwrap_or_default();
+            let short = crate::db::short(&ep.container).to_string();
+            for n in std::iter::once(name)
+                .chain(ep.aliases.iter().cloned())
+                .chain([short])
+            {
+                if n.is_empty() {
+                    continue;
+                }
+                let e = names.entry(n.to_ascii_lowercase()).or_default();
+                e.extend(ips.iter().copied());
+            }
+        }
+        names
+    };
+    let names = names_on(&net.name);
     if names.is_empty() {
         stop_resolver(engine, &net.name);
         return Ok(());
+    }
+    let mut scoped: BTreeMap<IpAddr, BTreeMap<String, Vec<IpAddr>>> = BTreeMap::new();
+    for ep in all
+        .iter()
+        .filter(|e| e.network == net.name && running.contains(e.container.as_str()))
+    {
+        let others = all.iter().filter(|o| {
+            o.container == ep.container
+                && o.network != net.name
+                && nets.iter().any(|n| n.name == o.network && n.dns)
+        });
+        let mut extra: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
+        for o in others {
+            for (n, ips) in names_on(&o.network) {
+                let e = extra.entry(n).or_default();
+                e.extend(
+                    ips.into_iter()
+                        .filter(|i| !e.contains(i))
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+        if !extra.is_empty() {
+            for ip in std::iter::once(ep.ip).chain(ep.ip6) {
+                scoped.insert(ip, extra.clone());
+            }
+        }
     }
     let dir = path.parent().expect("records dir");
     std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
@@ -1220,11 +1286,55 @@ fn refresh_records_without(
         names,
         upstreams: dns::upstreams_from_host(&host_resolv()),
         domain: DNS_DOMAIN.into(),
+        scoped,
     };
     records
         .write_atomic(&path)
         .map_err(host_err(&net.name, "write the DNS records"))?;
     ensure_resolver(engine, net)
+}
+
+/// The DNS networks whose records change when containers on the
+/// `changed` networks come or go: those, and every network that shares a
+/// container with one of them (its scoped names change).
+fn linked_dns_networks(
+    engine: &Engine,
+    changed: &BTreeSet<String>,
+) -> std::result::Result<Vec<Network>, NetworkError> {
+    let mut db = db(engine)?;
+    let c = store::conn(&mut db)?;
+    let (all, nets) = (store::all_endpoints(c)?, store::list(c)?);
+    let sharing: BTreeSet<&str> = all
+        .iter()
+        .filter(|e| changed.contains(&e.network))
+        .map(|e| e.container.as_str())
+        .collect();
+    let wanted: BTreeSet<&str> = all
+        .iter()
+        .filter(|e| sharing.contains(e.container.as_str()))
+        .map(|e| e.network.as_str())
+        .chain(changed.iter().map(String::as_str))
+        .collect();
+    Ok(nets
+        .into_iter()
+        .filter(|n| n.dns && wanted.contains(n.name.as_str()))
+        .collect())
+}
+
+/// [`refresh_records_without`] for every network [`linked_dns_networks`]
+/// names; goes on after an error and returns the first.
+fn refresh_linked(
+    engine: &Engine,
+    changed: BTreeSet<String>,
+    gone: Option<&str>,
+) -> std::result::Result<(), NetworkError> {
+    let mut first = None;
+    for net in linked_dns_networks(engine, &changed)? {
+        if let Err(e) = refresh_records_without(engine, &net, gone) {
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
 }
 
 fn resolver_alive(engine: &Engine, network: &str) -> Option<i32> {

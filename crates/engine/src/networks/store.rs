@@ -441,6 +441,11 @@ pub fn endpoints_of(c: &Connection, container: &str) -> Result<Vec<Endpoint>, Ne
     endpoints_where(c, "container = ?1", container)
 }
 
+/// Every endpoint of every container.
+pub fn all_endpoints(c: &Connection) -> Result<Vec<Endpoint>, NetworkError> {
+    endpoints_where(c, "?1 = ?1", "")
+}
+
 /// A network's endpoints.
 pub fn endpoints_on(c: &Connection, network: &str) -> Result<Vec<Endpoint>, NetworkError> {
     endpoints_where(c, "network = ?1", network)
