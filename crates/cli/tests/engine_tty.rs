@@ -11,17 +11,11 @@
 mod common;
 use common::*;
 
-const DRIVER: &str = r#"
-import os, pty, sys, time, struct, fcntl, termios, select
-
-argv = sys.argv[1:]
-pid, fd = pty.fork()
-if pid == 0:
-    os.execv(argv[0], argv)
-
-def setsize(rows, cols):
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', rows, cols, 0, 0))
-
+/// The pty drivers' reader: `read_until(marker, secs)` collects the pty's
+/// output in `buf` until `marker` shows up or time runs out.
+macro_rules! read_until_py {
+    () => {
+        r#"
 buf = b''
 def read_until(marker, secs):
     global buf
@@ -37,7 +31,25 @@ def read_until(marker, secs):
                 break
             buf += data
     return marker in buf
+"#
+    };
+}
 
+const DRIVER: &str = concat!(
+    r#"
+import os, pty, sys, time, struct, fcntl, termios, select
+
+argv = sys.argv[1:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+
+def setsize(rows, cols):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', rows, cols, 0, 0))
+
+"#,
+    read_until_py!(),
+    r#"
 setsize(30, 100)
 if not read_until(b'# ', 60):
     print('NO PROMPT', repr(buf)); sys.exit(90)
@@ -51,7 +63,8 @@ read_until(b'NEVER', 30)
 _, status = os.waitpid(pid, 0)
 sys.stdout.write(buf.decode('utf-8', 'replace'))
 sys.exit(os.waitstatus_to_exitcode(status))
-"#;
+"#
+);
 
 fn have_python() -> bool {
     std::process::Command::new("python3")
@@ -167,7 +180,8 @@ fn detached_tty_output_goes_to_the_log() {
 /// resizes to 41x121 (TIOCSWINSZ, and SIGWINCH to the client), waits
 /// for that, then types ctrl-p ctrl-q. Prints what the pty showed;
 /// exits with the client's status.
-const ATTACH_DRIVER: &str = r#"
+const ATTACH_DRIVER: &str = concat!(
+    r#"
 import os, pty, sys, time, struct, fcntl, termios, select, signal
 
 argv = sys.argv[1:]
@@ -176,22 +190,9 @@ if pid == 0:
     fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack('HHHH', 31, 101, 0, 0))
     os.execv(argv[0], argv)
 
-buf = b''
-def read_until(marker, secs):
-    global buf
-    end = time.time() + secs
-    while marker not in buf and time.time() < end:
-        r, _, _ = select.select([fd], [], [], 0.2)
-        if r:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            buf += data
-    return marker in buf
-
+"#,
+    read_until_py!(),
+    r#"
 def done(code):
     sys.stdout.write(buf.decode('utf-8', 'replace'))
     sys.stdout.flush()
@@ -211,7 +212,8 @@ read_until(b'NEVER', 30)
 _, status = os.waitpid(pid, 0)
 done(None)
 sys.exit(os.waitstatus_to_exitcode(status))
-"#;
+"#
+);
 
 /// `small`: whether the monitor hands off to `berth-monitor` (the
 /// default next to the built binary) or waits itself (`BERTH_MONITOR=`).

@@ -596,7 +596,7 @@ pub fn state(root: &StateRoot, id: &str) -> Result<OciState> {
 /// runtime.md "start": release the process blocked in create.
 pub fn start(root: &StateRoot, id: &str) -> Result<()> {
     let dir = root.open(id)?;
-    let mut r = dir.load()?;
+    let r = dir.load()?;
     let status = live_status(&r, &dir.path);
     if status != Status::Created {
         return Err(Error::WrongStatus {
@@ -638,6 +638,12 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
         }
     }
     let _ = std::fs::remove_file(&fifo);
+    mark_running(&dir, r)
+}
+
+/// Records a started container as running and runs its poststart hooks
+/// (runtime.md "start": their failures are only warnings).
+fn mark_running(dir: &state::StateDir, mut r: Record) -> Result<()> {
     r.status = Status::Running;
     dir.save(&r)?;
     hooks::run_hooks_warn(
@@ -656,17 +662,10 @@ pub fn start_spawned(root: &StateRoot, id: &str, spawned: &mut Spawned) -> Resul
         return start(root, id);
     };
     let dir = root.open(id)?;
-    let mut r = dir.load()?;
+    let r = dir.load()?;
     chan.send(&Msg::Start)
         .map_err(|e| child_error(id, spawned.pid, e))?;
-    r.status = Status::Running;
-    dir.save(&r)?;
-    hooks::run_hooks_warn(
-        "poststart",
-        &r.poststart,
-        &record_state(&r, Status::Running),
-    );
-    Ok(())
+    mark_running(&dir, r)
 }
 
 use std::os::unix::fs::OpenOptionsExt;
