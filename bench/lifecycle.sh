@@ -34,7 +34,7 @@
 #   JSON=file    also write the raw samples as JSON
 #   BERTH_B=path a second berth build, measured as runtime "berth-b" in
 #                the same run (before/after comparisons)
-#   STATIC=1     build a static-pie, opt-level "s" berth as "berth-b"
+#   OPT_S=1      also build berth with opt-level "s" and measure it as "berth-b"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-${N:-50}}
@@ -60,14 +60,12 @@ if [ -z "${BERTH:-}" ]; then
     CARGO_TARGET_DIR=$target cargo build -q --release -p berth-cli --bin berth-runtime
     BERTH=$target/x86_64-unknown-linux-gnu/release/berth-runtime
 fi
-# STATIC=1: also measure a static-pie build with opt-level "s" (glibc and
-# libseccomp linked in; the proposal in the README) as runtime "berth-b".
-if [ "${STATIC:-}" = 1 ] && [ -z "${BERTH_B:-}" ]; then
-    CARGO_TARGET_DIR=$target-static CARGO_PROFILE_RELEASE_OPT_LEVEL=s \
-        RUSTFLAGS="-C target-feature=+crt-static" LIBSECCOMP_LINK_TYPE=static \
-        LIBSECCOMP_LIB_PATH=/usr/lib/x86_64-linux-gnu \
-        cargo build -q --release --target x86_64-unknown-linux-gnu -p berth-cli --bin berth-runtime
-    BERTH_B=$target-static/x86_64-unknown-linux-gnu/release/berth-runtime
+# OPT_S=1: also measure the same (static) build with opt-level "s" as
+# runtime "berth-b" (smaller text, so less of it mapped: RSS).
+if [ "${OPT_S:-}" = 1 ] && [ -z "${BERTH_B:-}" ]; then
+    CARGO_TARGET_DIR=$target-opt-s CARGO_PROFILE_RELEASE_OPT_LEVEL=s \
+        cargo build -q --release -p berth-cli --bin berth-runtime
+    BERTH_B=$target-opt-s/x86_64-unknown-linux-gnu/release/berth-runtime
 fi
 BERTH=$(readlink -f "$BERTH")
 
