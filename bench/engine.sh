@@ -29,6 +29,7 @@
 # TEARDOWN_N=0 skips the teardown section, SKIP_RUN=1 the first two.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 N=${1:-10}
 TEARDOWN_N=${TEARDOWN_N:-200}
 BERTH=${BERTH:-}
@@ -98,13 +99,7 @@ cleanup() {
 trap cleanup EXIT
 
 # A busybox image from the host's busybox-static, no network.
-R=$T/rootfs
-mkdir -p "$R"/{bin,etc,proc,sys,dev,tmp,root}
-cp /bin/busybox "$R/bin/"
-for a in $(/bin/busybox --list); do [ -e "$R/bin/$a" ] || ln -s busybox "$R/bin/$a"; done
-echo 'root:x:0:0:root:/root:/bin/sh' >"$R/etc/passwd"
-echo 'root:x:0:' >"$R/etc/group"
-tar -C "$R" -cf "$T/bb.tar" .
+busybox_rootfs_tar "$T/rootfs" "$T/bb.tar"
 "${B[@]}" import "$T/bb.tar" localhost/bb:1 >/dev/null
 
 cmds=("${B[*]} run --rm $NET_FLAG localhost/bb:1 true")

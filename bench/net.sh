@@ -18,6 +18,7 @@
 #                       BR_NETFILTER=0|1, see below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-20000}
 N=${N:-20}
@@ -135,13 +136,7 @@ nsenter --net="$T/c" -- sh -c 'ip link set lo up; ip addr add 10.253.0.2/24 dev 
 nsenter --net="$T/d" -- sh -c 'ip link set lo up; ip addr add 10.253.0.3/24 dev bd; ip link set bd up'
 
 # A busybox image (no network needed).
-R=$T/rootfs
-mkdir -p "$R"/{bin,etc,proc,sys,dev,tmp,root}
-cp /bin/busybox "$R/bin/"
-for a in $(/bin/busybox --list); do [ -e "$R/bin/$a" ] || ln -s busybox "$R/bin/$a"; done
-echo 'root:x:0:0:root:/root:/bin/sh' >"$R/etc/passwd"
-echo 'root:x:0:' >"$R/etc/group"
-tar -C "$R" -cf "$T/bb.tar" .
+busybox_rootfs_tar "$T/rootfs" "$T/bb.tar"
 "${B[@]}" import "$T/bb.tar" localhost/bb:1 >/dev/null
 
 # 2. Container to container over a berth bridge.

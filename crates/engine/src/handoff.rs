@@ -323,14 +323,7 @@ pub fn small_main() -> i32 {
     match small(std::env::args_os().collect()) {
         Ok(never) => match never {},
         Err(e) => {
-            let mut msg = e.to_string();
-            let mut cur = std::error::Error::source(&e);
-            while let Some(c) = cur {
-                msg.push_str(": ");
-                msg.push_str(&c.to_string());
-                cur = c.source();
-            }
-            eprintln!("{msg}");
+            eprintln!("{}", crate::error::error_chain(&e));
             1
         }
     }
