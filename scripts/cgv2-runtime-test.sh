@@ -91,10 +91,14 @@ field() { grep "^$2 " "$1" | cut -d' ' -f2; }
 dir() { echo $CG/$PARENT/$1; }
 cleanup() { $RT delete --force $1 >/dev/null 2>&1; }
 
-# --- memory.max: an allocation past it is OOM-killed; events says oom
+# --- memory.max: an allocation past it is OOM-killed; events says oom.
+# The shell is exempt from the OOM killer (oomScoreAdj -1000) and tail is
+# its first pick (1000): on a slow guest the killer may strike twice before
+# the first victim's memory is freed, and the shell must live to report.
 t=memory
-bundle $t '["sh","-c","while [ ! -e /go ]; do sleep 0.1; done; head -c 200m /dev/zero | tail >/dev/null; echo tail=$?; sleep 2; echo done"]' \
+bundle $t '["sh","-c","while [ ! -e /go ]; do sleep 0.1; done; head -c 200m /dev/zero | sh -c \"echo 1000 >/proc/self/oom_score_adj; exec tail\" >/dev/null; echo tail=$?; sleep 2; echo done"]' \
   ',"memory":{"limit":33554432}'
+sed -i 's/"process":{/"process":{"oomScoreAdj":-1000,/' /tmp/b/$t/config.json
 if start $t; then
   $RT events --interval 1s $t >/tmp/b/$t/events 2>&1 &
   ev=$!

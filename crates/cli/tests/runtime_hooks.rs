@@ -23,6 +23,13 @@ fn recorder(dir: &str, kind: &str) -> Value {
     )
 }
 
+/// The hook, after a 0.3 s sleep.
+fn slow(mut hook: Value) -> Value {
+    let script = format!("sleep 0.3; {}", hook["args"][2].as_str().expect("script"));
+    hook["args"][2] = script.into();
+    hook
+}
+
 fn read_json(p: &Path) -> Value {
     let text =
         std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{} missing: {e}", p.display()));
@@ -41,7 +48,8 @@ fn all_six_hooks_run_at_their_moment_with_state_args_and_env() {
         "createRuntime": [recorder(&dir, "createRuntime")],
         "createContainer": [recorder(&dir, "createContainer")],
         // Runs inside the container: /bin/sh and / are the container's.
-        "startContainer": [recorder("", "startContainer")],
+        // Slow on purpose: `start` returns only after it (and the exec).
+        "startContainer": [slow(recorder("", "startContainer"))],
         "poststart": [recorder(&dir, "poststart")],
         "poststop": [recorder(&dir, "poststop")],
     });
@@ -200,4 +208,29 @@ fn failing_poststart_hook_is_only_a_warning() {
         stderr(&o)
     );
     assert_eq!(env.state(&id)["status"], "running");
+}
+
+#[test]
+fn run_waits_for_start_container_hooks_and_reports_their_failure() {
+    require_root!();
+    let env = Env::new();
+    // A slow hook that succeeds: its file exists before the program runs.
+    let mut b = env.bundle(&["sh", "-c", "cat /hooked"]);
+    b.config["hooks"] = json!({"startContainer": [sh_hook("sleep 0.3; echo hook-ran > /hooked", "startContainer")]});
+    let id = env.id("runhook");
+    let o = env.run(&b, &id);
+    assert!(o.status.success(), "run: {}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "hook-ran");
+    // A failing one: run fails naming the hook and leaves no state.
+    let mut b = env.bundle(&["true"]);
+    b.config["hooks"] = json!({"startContainer": [sh_hook("echo start-hook-says-no >&2; exit 4", "startContainer")]});
+    let id = env.id("runhookfail");
+    let o = env.run(&b, &id);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "run must fail");
+    assert!(
+        err.contains("startContainer") && err.contains("start-hook-says-no"),
+        "{err}"
+    );
+    assert!(!env.state.path().join(&id).exists(), "no state left");
 }

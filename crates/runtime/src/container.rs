@@ -637,6 +637,22 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
             Err(e) => return Err(sys(id, "read exec fifo")(e.into())),
         }
     }
+    // The process keeps its end open until it executes the program (or
+    // exits): end of file means the startContainer hooks are done.
+    loop {
+        match nix::unistd::read(&f, &mut buf) {
+            Ok(0) => break,
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(nix::Error::EAGAIN) => {
+                let mut pfd = [nix::poll::PollFd::new(
+                    f.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::NONE);
+            }
+            Err(e) => return Err(sys(id, "read exec fifo")(e.into())),
+        }
+    }
     let _ = std::fs::remove_file(&fifo);
     mark_running(&dir, r)
 }
@@ -665,6 +681,23 @@ pub fn start_spawned(root: &StateRoot, id: &str, spawned: &mut Spawned) -> Resul
     let r = dir.load()?;
     chan.send(&Msg::Start)
         .map_err(|e| child_error(id, spawned.pid, e))?;
+    // As in [`start`]: the channel closes when the program is executing;
+    // a failed startContainer hook reports here.
+    match chan.recv() {
+        Ok(Msg::Error(message)) => {
+            return Err(Error::Setup {
+                id: id.into(),
+                message,
+            })
+        }
+        Ok(m) => {
+            return Err(Error::Setup {
+                id: id.into(),
+                message: format!("unexpected setup message {m:?} after start"),
+            })
+        }
+        Err(_) => {}
+    }
     mark_running(&dir, r)
 }
 

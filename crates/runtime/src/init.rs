@@ -264,6 +264,11 @@ fn finish_process(
     .map_err(err("reset signal mask"))?;
     reset_sigpipe();
     a.chan.send(&Msg::Ready).map_err(err("setup channel"))?;
+    // The fifo's write end stays open (close-on-exec) until the program
+    // replaces us: `start` reads to end of file, so it returns once the
+    // startContainer hooks ran and the program is executing, and its
+    // poststart hooks follow that (runtime.md "start" steps 3-4).
+    let mut _open_until_exec = None;
     if let Some((fifo, cfg)) = init {
         match fifo {
             // runtime.md "start": block here until `start` opens the fifo.
@@ -276,7 +281,7 @@ fn finish_process(
                 use std::io::Write;
                 w.write_all(b"0")
                     .map_err(err("cannot write the exec fifo"))?;
-                drop(w);
+                _open_until_exec = Some(w);
                 drop(fifo);
             }
             // `run`: the runtime that created us starts us at once, over
