@@ -132,6 +132,17 @@ impl Cgroup {
     /// each ancestor's cgroup.subtree_control below the mount.
     pub fn create(&mut self) -> Result<()> {
         for dir in self.dirs() {
+            // Usually only the leaf is missing: try it first (one mkdir
+            // instead of a stat of every level).
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {
+                    self.created.push(dir);
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(Error::Create { path: dir, source }),
+            }
             let mut missing = Vec::new();
             let mut cur = dir.as_path();
             while !cur.exists() {

@@ -149,6 +149,35 @@ pub fn ignore_sigpipe() -> io::Result<()> {
     Ok(())
 }
 
+/// Opens /dev/null on each of descriptors 0, 1 and 2 that is closed, as
+/// Rust's runtime start-up does for a normal `main`: otherwise the next
+/// file opened would become a standard stream (and, in a runtime, the
+/// container's). For binaries whose entry is [`c_main!`](crate::c_main).
+/// The descriptors opened are inheritable, like the streams they stand for.
+pub fn ensure_stdio_open() -> io::Result<()> {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only queries the descriptor table.
+        let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1
+            && io::Error::last_os_error().raw_os_error() == Some(libc::EBADF);
+        if closed {
+            // The lowest free descriptor is `fd`: those below it are open.
+            let null = rustix::fs::open(
+                "/dev/null",
+                rustix::fs::OFlags::RDWR,
+                rustix::fs::Mode::empty(),
+            )?;
+            if std::os::fd::AsRawFd::as_raw_fd(&null) != fd {
+                return Err(io::Error::other(format!(
+                    "/dev/null opened on descriptor {} instead of {fd}",
+                    std::os::fd::AsRawFd::as_raw_fd(&null)
+                )));
+            }
+            let _ = std::os::fd::IntoRawFd::into_raw_fd(null);
+        }
+    }
+    Ok(())
+}
+
 /// Defines the C `main` of a binary crate marked `#![no_main]`, calling
 /// `$f: fn() -> i32` for the exit status. It skips Rust's runtime start-up
 /// (`std::rt::lang_start`: the main thread's stack guard lookup, which

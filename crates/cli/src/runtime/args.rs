@@ -1,254 +1,1120 @@
 //! runc's command line, flag for flag. Flags may come before or after the
-//! container ID, as with runc.
+//! container ID, as with runc, and global flags anywhere.
+//!
+//! Parsed from tables ([`GLOBAL`], [`COMMANDS`]) with `lexopt` rather than
+//! clap: the runtime starts for every container, and building clap's model
+//! of all fifteen commands cost more start-up time and memory than the rest
+//! of a `run` in user space. The tables also make the help text.
 
-use clap::{Args, Parser, Subcommand};
+use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "berth-runtime",
-    version,
-    about = "berth's OCI runtime, command-line compatible with runc",
-    long_about = "berth's OCI runtime, command-line compatible with runc.\n\n\
-        Example:\n  berth-runtime spec && berth-runtime run --bundle . mycontainer"
-)]
+#[derive(Debug)]
 pub struct Cli {
-    #[command(flatten)]
     pub global: Global,
-    #[command(subcommand)]
     pub cmd: Cmd,
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub struct Global {
-    /// Directory for container state (tmpfs recommended)
-    #[arg(long, global = true, default_value = "/run/berth")]
+    /// Directory for container state.
     pub root: PathBuf,
-    /// Log file (errors and debug output go there too)
-    #[arg(long, global = true)]
+    /// Log file (errors and debug output go there too).
     pub log: Option<PathBuf>,
-    /// Log format: text or json
-    #[arg(long = "log-format", global = true, default_value = "text", value_parser = ["text", "json"])]
+    /// `text` or `json`.
     pub log_format: String,
-    /// Debug logging
-    #[arg(long, global = true)]
     pub debug: bool,
-    /// Use systemd to manage cgroups (not supported by berth yet)
-    #[arg(long = "systemd-cgroup")]
+    /// Refused by `dispatch` (not supported yet).
     pub systemd_cgroup: bool,
-    /// Rootless mode: true, false or auto (berth supports false and auto as root)
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    /// `true`, `false` or `auto`.
     pub rootless: Option<String>,
-    /// Path to criu (checkpoint/restore is not supported by berth yet)
-    #[arg(long)]
+    /// Refused by `dispatch` (not supported yet).
     pub criu: Option<String>,
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub struct CreateArgs {
-    /// Container ID
     pub id: String,
-    /// Path to the bundle (directory with config.json)
-    #[arg(short, long, default_value = ".")]
     pub bundle: PathBuf,
-    /// Write the container's pid to this file
-    #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
-    /// Unix socket that receives the pty master (SCM_RIGHTS)
-    #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
-    /// Use MS_MOVE + chroot instead of pivot_root
-    #[arg(long = "no-pivot")]
     pub no_pivot: bool,
-    /// Do not create a new session keyring
-    #[arg(long = "no-new-keyring")]
     pub no_new_keyring: bool,
-    /// Pass N extra descriptors (3..3+N) to the container
-    #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Debug)]
 pub enum Cmd {
-    /// Create a container, blocked before its program until `start`
     Create(CreateArgs),
-    /// Start a created container
-    Start { id: String },
-    /// Print a container's state as JSON
-    State { id: String },
-    /// Send a signal (name or number, default SIGTERM) to a container
+    Start {
+        id: String,
+    },
+    State {
+        id: String,
+    },
     Kill {
         id: String,
-        #[arg(default_value = "SIGTERM")]
         signal: String,
-        /// Signal every process of the container
-        #[arg(short, long)]
         all: bool,
     },
-    /// Delete a container and everything it holds
     Delete {
         id: String,
-        /// Kill a running container first
-        #[arg(short, long)]
         force: bool,
     },
-    /// Create and start a container; in the foreground, wait for it
     Run {
-        #[command(flatten)]
         create: CreateArgs,
-        /// Do not wait for the container
-        #[arg(short, long)]
         detach: bool,
-        /// Keep the container after it exits
-        #[arg(long)]
         keep: bool,
     },
-    /// List containers
-    #[command(alias = "ls")]
     List {
-        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
         format: String,
-        /// Only IDs
-        #[arg(short, long)]
         quiet: bool,
     },
-    /// Write a default config.json for a new bundle
     Spec {
-        #[arg(short, long, default_value = ".")]
         bundle: PathBuf,
-        /// A spec for running without root
-        #[arg(long)]
         rootless: bool,
-        /// berth extension: apply berth's hardened defaults (default seccomp
-        /// profile, Docker's default capabilities, podman's masked and
-        /// read-only paths, no_new_privs)
-        #[arg(long)]
         hardened: bool,
     },
-    /// Print what this runtime supports (runtime-spec features.md)
     Features,
-    /// Run a new process inside a container
     Exec(ExecArgs),
-    /// List a container's processes
     Ps {
         id: String,
-        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
         format: String,
-        /// Arguments for ps(1) in table format (default -ef)
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
-    /// Freeze every process of a container
-    Pause { id: String },
-    /// Thaw a paused container
-    Resume { id: String },
-    /// Change a container's resource limits live
+    Pause {
+        id: String,
+    },
+    Resume {
+        id: String,
+    },
     Update(UpdateArgs),
-    /// Print container statistics and OOM events as JSON
     Events {
         id: String,
-        /// Print one statistics object and exit
-        #[arg(long)]
         stats: bool,
-        /// Interval between statistics, e.g. 5s, 500ms
-        #[arg(long, default_value = "5s")]
         interval: String,
     },
-    /// Checkpoint a container (not supported by berth yet)
-    Checkpoint {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
-    /// Restore a container (not supported by berth yet)
-    Restore {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    /// Refused by `dispatch` (not supported yet), whatever its arguments.
+    Checkpoint,
+    /// Refused by `dispatch` (not supported yet), whatever its arguments.
+    Restore,
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub struct ExecArgs {
-    /// Container ID
     pub id: String,
-    /// Command and arguments (unless --process is given)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
-    /// A process.json (runtime-spec "process" object) to run
-    #[arg(short, long)]
     pub process: Option<PathBuf>,
-    /// Allocate a pseudo-TTY
-    #[arg(short, long)]
     pub tty: bool,
-    /// Do not wait for the process
-    #[arg(short, long)]
     pub detach: bool,
-    #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
-    #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
-    /// Extra environment variable (KEY=VALUE), repeatable
-    #[arg(short, long)]
     pub env: Vec<String>,
-    /// Working directory inside the container
-    #[arg(long)]
     pub cwd: Option<PathBuf>,
-    /// UID[:GID] to run as
-    #[arg(short, long)]
     pub user: Option<String>,
-    /// Additional group IDs, repeatable
-    #[arg(short = 'g', long = "additional-gids")]
     pub additional_gids: Vec<u32>,
-    /// Add a capability, repeatable
-    #[arg(short, long)]
     pub cap: Vec<String>,
-    /// Set no_new_privs
-    #[arg(long = "no-new-privs")]
     pub no_new_privs: bool,
-    /// AppArmor profile
-    #[arg(long)]
     pub apparmor: Option<String>,
-    /// SELinux label
-    #[arg(long = "process-label")]
     pub process_label: Option<String>,
-    #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
-    /// Join a sub-cgroup (not supported by berth yet)
-    #[arg(long)]
     pub cgroup: Vec<String>,
-    /// Ignore paused state (not supported by berth yet)
-    #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub struct UpdateArgs {
     pub id: String,
-    /// resources.json (runtime-spec linux.resources); `-` for stdin
-    #[arg(short, long)]
     pub resources: Option<PathBuf>,
-    #[arg(long = "blkio-weight")]
     pub blkio_weight: Option<u16>,
-    #[arg(long = "cpu-period")]
     pub cpu_period: Option<u64>,
-    #[arg(long = "cpu-quota")]
     pub cpu_quota: Option<i64>,
-    #[arg(long = "cpu-rt-period")]
     pub cpu_rt_period: Option<u64>,
-    #[arg(long = "cpu-rt-runtime")]
     pub cpu_rt_runtime: Option<i64>,
-    #[arg(long = "cpu-share")]
     pub cpu_share: Option<u64>,
-    #[arg(long = "cpuset-cpus")]
     pub cpuset_cpus: Option<String>,
-    #[arg(long = "cpuset-mems")]
     pub cpuset_mems: Option<String>,
-    /// Memory limit in bytes (or with k, m, g suffix)
-    #[arg(long)]
     pub memory: Option<String>,
-    #[arg(long = "memory-reservation")]
     pub memory_reservation: Option<String>,
-    #[arg(long = "memory-swap")]
     pub memory_swap: Option<String>,
-    #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
+}
+
+/// What a command line asks for.
+#[derive(Debug)]
+pub enum Parsed {
+    Run(Box<Cli>),
+    /// `--help`, `-h` or `help [COMMAND]`: this text on stdout.
+    Help(String),
+    /// `--version` or `-v`.
+    Version,
+}
+
+/// A command line that cannot be parsed; the message says what to do.
+#[derive(Debug)]
+pub struct ArgError(String);
+
+impl std::fmt::Display for ArgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ArgError {}
+
+/// One flag: `--long`, maybe `-s`, with a value named `value` or none.
+struct Flag {
+    long: &'static str,
+    short: Option<char>,
+    value: Option<&'static str>,
+    help: &'static str,
+}
+
+const fn flag(long: &'static str, short: Option<char>, help: &'static str) -> Flag {
+    Flag {
+        long,
+        short,
+        value: None,
+        help,
+    }
+}
+
+const fn opt(
+    long: &'static str,
+    short: Option<char>,
+    value: &'static str,
+    help: &'static str,
+) -> Flag {
+    Flag {
+        long,
+        short,
+        value: Some(value),
+        help,
+    }
+}
+
+const GLOBAL: &[Flag] = &[
+    opt(
+        "root",
+        None,
+        "DIR",
+        "directory for container state (default /run/berth; tmpfs recommended)",
+    ),
+    opt(
+        "log",
+        None,
+        "FILE",
+        "log file (errors and debug output go there too)",
+    ),
+    opt(
+        "log-format",
+        None,
+        "FORMAT",
+        "log format: text (default) or json",
+    ),
+    flag("debug", None, "debug logging"),
+    flag(
+        "systemd-cgroup",
+        None,
+        "use systemd to manage cgroups (not supported by berth yet)",
+    ),
+    opt(
+        "rootless",
+        None,
+        "true|false|auto",
+        "rootless mode (berth supports false and auto as root); bare --rootless means true",
+    ),
+    opt(
+        "criu",
+        None,
+        "PATH",
+        "path to criu (checkpoint/restore is not supported by berth yet)",
+    ),
+];
+
+const CREATE_FLAGS: &[Flag] = &[
+    opt(
+        "bundle",
+        Some('b'),
+        "DIR",
+        "path to the bundle (directory with config.json; default .)",
+    ),
+    opt(
+        "pid-file",
+        None,
+        "FILE",
+        "write the container's pid to this file",
+    ),
+    opt(
+        "console-socket",
+        None,
+        "SOCKET",
+        "unix socket that receives the pty master (SCM_RIGHTS)",
+    ),
+    flag(
+        "no-pivot",
+        None,
+        "use MS_MOVE + chroot instead of pivot_root",
+    ),
+    flag(
+        "no-new-keyring",
+        None,
+        "do not create a new session keyring",
+    ),
+    opt(
+        "preserve-fds",
+        None,
+        "N",
+        "pass N extra descriptors (3..3+N) to the container",
+    ),
+];
+
+const RUN_FLAGS: &[Flag] = &[
+    flag("detach", Some('d'), "do not wait for the container"),
+    flag("keep", None, "keep the container after it exits"),
+];
+
+const EXEC_FLAGS: &[Flag] = &[
+    opt(
+        "process",
+        Some('p'),
+        "FILE",
+        "a process.json (runtime-spec \"process\" object) to run",
+    ),
+    flag("tty", Some('t'), "allocate a pseudo-TTY"),
+    flag("detach", Some('d'), "do not wait for the process"),
+    opt(
+        "pid-file",
+        None,
+        "FILE",
+        "write the process's pid to this file",
+    ),
+    opt(
+        "console-socket",
+        None,
+        "SOCKET",
+        "unix socket that receives the pty master",
+    ),
+    opt(
+        "env",
+        Some('e'),
+        "KEY=VALUE",
+        "extra environment variable, repeatable",
+    ),
+    opt("cwd", None, "DIR", "working directory inside the container"),
+    opt("user", Some('u'), "UID[:GID]", "user to run as"),
+    opt(
+        "additional-gids",
+        Some('g'),
+        "GID",
+        "additional group ID, repeatable",
+    ),
+    opt("cap", Some('c'), "CAP", "add a capability, repeatable"),
+    flag("no-new-privs", None, "set no_new_privs"),
+    opt("apparmor", None, "PROFILE", "AppArmor profile"),
+    opt("process-label", None, "LABEL", "SELinux label"),
+    opt(
+        "preserve-fds",
+        None,
+        "N",
+        "pass N extra descriptors (3..3+N) to the process",
+    ),
+    opt(
+        "cgroup",
+        None,
+        "PATH",
+        "join a sub-cgroup (not supported by berth yet)",
+    ),
+    flag(
+        "ignore-paused",
+        None,
+        "ignore paused state (not supported by berth yet)",
+    ),
+];
+
+const UPDATE_FLAGS: &[Flag] = &[
+    opt(
+        "resources",
+        Some('r'),
+        "FILE",
+        "resources.json (runtime-spec linux.resources); - for stdin",
+    ),
+    opt("blkio-weight", None, "N", "block IO weight (10-1000)"),
+    opt("cpu-period", None, "US", "CPU CFS period"),
+    opt("cpu-quota", None, "US", "CPU CFS quota"),
+    opt("cpu-rt-period", None, "US", "CPU realtime period"),
+    opt("cpu-rt-runtime", None, "US", "CPU realtime runtime"),
+    opt("cpu-share", None, "N", "CPU shares (relative weight)"),
+    opt("cpuset-cpus", None, "LIST", "CPUs to run on"),
+    opt("cpuset-mems", None, "LIST", "memory nodes to use"),
+    opt(
+        "memory",
+        None,
+        "SIZE",
+        "memory limit in bytes (or with a k, m, g suffix)",
+    ),
+    opt("memory-reservation", None, "SIZE", "memory soft limit"),
+    opt("memory-swap", None, "SIZE", "memory plus swap limit"),
+    opt("pids-limit", None, "N", "maximum number of processes"),
+];
+
+const FORMAT_FLAG: Flag = opt("format", Some('f'), "FORMAT", "table (default) or json");
+
+/// How a command takes its operands.
+#[derive(Clone, Copy, PartialEq)]
+enum Operands {
+    None,
+    /// The container ID.
+    Id,
+    /// The container ID and an optional signal.
+    IdSignal,
+    /// The container ID, then everything after it verbatim.
+    IdTrailing,
+    /// Everything verbatim.
+    Trailing,
+}
+
+struct CmdSpec {
+    name: &'static str,
+    alias: Option<&'static str>,
+    usage: &'static str,
+    about: &'static str,
+    operands: Operands,
+    flags: &'static [&'static [Flag]],
+}
+
+const COMMANDS: &[CmdSpec] = &[
+    CmdSpec {
+        name: "create",
+        alias: None,
+        usage: "create [FLAGS] ID",
+        about: "create a container, blocked before its program until `start`",
+        operands: Operands::Id,
+        flags: &[CREATE_FLAGS],
+    },
+    CmdSpec {
+        name: "start",
+        alias: None,
+        usage: "start ID",
+        about: "start a created container",
+        operands: Operands::Id,
+        flags: &[],
+    },
+    CmdSpec {
+        name: "state",
+        alias: None,
+        usage: "state ID",
+        about: "print a container's state as JSON",
+        operands: Operands::Id,
+        flags: &[],
+    },
+    CmdSpec {
+        name: "kill",
+        alias: None,
+        usage: "kill [--all] ID [SIGNAL]",
+        about: "send a signal (name or number, default SIGTERM) to a container",
+        operands: Operands::IdSignal,
+        flags: &[&[flag(
+            "all",
+            Some('a'),
+            "signal every process of the container",
+        )]],
+    },
+    CmdSpec {
+        name: "delete",
+        alias: None,
+        usage: "delete [--force] ID",
+        about: "delete a container and everything it holds",
+        operands: Operands::Id,
+        flags: &[&[flag("force", Some('f'), "kill a running container first")]],
+    },
+    CmdSpec {
+        name: "run",
+        alias: None,
+        usage: "run [FLAGS] ID",
+        about: "create and start a container; in the foreground, wait for it",
+        operands: Operands::Id,
+        flags: &[CREATE_FLAGS, RUN_FLAGS],
+    },
+    CmdSpec {
+        name: "list",
+        alias: Some("ls"),
+        usage: "list [--format table|json] [--quiet]",
+        about: "list containers",
+        operands: Operands::None,
+        flags: &[&[FORMAT_FLAG, flag("quiet", Some('q'), "only IDs")]],
+    },
+    CmdSpec {
+        name: "spec",
+        alias: None,
+        usage: "spec [--bundle DIR] [--rootless] [--hardened]",
+        about: "write a default config.json for a new bundle",
+        operands: Operands::None,
+        flags: &[&[
+            opt("bundle", Some('b'), "DIR", "where to write config.json (default .)"),
+            flag("rootless", None, "a spec for running without root"),
+            flag(
+                "hardened",
+                None,
+                "berth's hardened defaults: default seccomp profile, Docker's default capabilities, podman's masked and read-only paths, no_new_privs",
+            ),
+        ]],
+    },
+    CmdSpec {
+        name: "features",
+        alias: None,
+        usage: "features",
+        about: "print what this runtime supports (runtime-spec features.md)",
+        operands: Operands::None,
+        flags: &[],
+    },
+    CmdSpec {
+        name: "exec",
+        alias: None,
+        usage: "exec [FLAGS] ID [COMMAND [ARG...]]",
+        about: "run a new process inside a container",
+        operands: Operands::IdTrailing,
+        flags: &[EXEC_FLAGS],
+    },
+    CmdSpec {
+        name: "ps",
+        alias: None,
+        usage: "ps [--format table|json] ID [PS_ARGS...]",
+        about: "list a container's processes (table: ps(1) with PS_ARGS, default -ef)",
+        operands: Operands::IdTrailing,
+        flags: &[&[FORMAT_FLAG]],
+    },
+    CmdSpec {
+        name: "pause",
+        alias: None,
+        usage: "pause ID",
+        about: "freeze every process of a container",
+        operands: Operands::Id,
+        flags: &[],
+    },
+    CmdSpec {
+        name: "resume",
+        alias: None,
+        usage: "resume ID",
+        about: "thaw a paused container",
+        operands: Operands::Id,
+        flags: &[],
+    },
+    CmdSpec {
+        name: "update",
+        alias: None,
+        usage: "update [FLAGS] ID",
+        about: "change a container's resource limits live",
+        operands: Operands::Id,
+        flags: &[UPDATE_FLAGS],
+    },
+    CmdSpec {
+        name: "events",
+        alias: None,
+        usage: "events [--stats] [--interval DURATION] ID",
+        about: "print container statistics and OOM events as JSON",
+        operands: Operands::Id,
+        flags: &[&[
+            flag("stats", None, "print one statistics object and exit"),
+            opt(
+                "interval",
+                None,
+                "DURATION",
+                "interval between statistics, e.g. 5s, 500ms (default 5s)",
+            ),
+        ]],
+    },
+    CmdSpec {
+        name: "checkpoint",
+        alias: None,
+        usage: "checkpoint ...",
+        about: "checkpoint a container (not supported by berth yet)",
+        operands: Operands::Trailing,
+        flags: &[],
+    },
+    CmdSpec {
+        name: "restore",
+        alias: None,
+        usage: "restore ...",
+        about: "restore a container (not supported by berth yet)",
+        operands: Operands::Trailing,
+        flags: &[],
+    },
+];
+
+fn find_command(name: &str) -> Option<&'static CmdSpec> {
+    COMMANDS
+        .iter()
+        .find(|c| c.name == name || c.alias == Some(name))
+}
+
+/// The flags given, by long name: every value of each (bare flags have one
+/// empty value per occurrence).
+#[derive(Default)]
+struct Given {
+    values: HashMap<&'static str, Vec<String>>,
+}
+
+impl Given {
+    fn has(&self, long: &str) -> bool {
+        self.values.contains_key(long)
+    }
+
+    /// The last value of a flag (runc: a repeated flag's last value wins).
+    fn last(&self, long: &str) -> Option<String> {
+        self.values.get(long).and_then(|v| v.last().cloned())
+    }
+
+    fn all(&self, long: &str) -> Vec<String> {
+        self.values.get(long).cloned().unwrap_or_default()
+    }
+
+    fn path(&self, long: &str) -> Option<PathBuf> {
+        self.last(long).map(PathBuf::from)
+    }
+
+    fn number<T: std::str::FromStr>(&self, long: &str) -> Result<Option<T>, ArgError> {
+        self.last(long)
+            .map(|v| {
+                v.parse::<T>().map_err(|_| {
+                    ArgError(format!(
+                        "--{long}: {v:?} is not a valid number for this flag"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    fn choice(&self, long: &str, default: &str, allowed: &[&str]) -> Result<String, ArgError> {
+        let v = self.last(long).unwrap_or_else(|| default.to_owned());
+        if allowed.contains(&v.as_str()) {
+            Ok(v)
+        } else {
+            Err(ArgError(format!(
+                "--{long}: {v:?} is not one of {}",
+                allowed.join(", ")
+            )))
+        }
+    }
+}
+
+fn text(s: OsString, what: &str) -> Result<String, ArgError> {
+    s.into_string()
+        .map_err(|s| ArgError(format!("{what} is not valid UTF-8: {s:?}")))
+}
+
+fn lex_err(e: lexopt::Error) -> ArgError {
+    ArgError(e.to_string())
+}
+
+/// Parses a command line (without the program name).
+pub fn parse<I>(args: I) -> Result<Parsed, ArgError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    let mut p = lexopt::Parser::from_args(args);
+    let mut given = Given::default();
+    let mut cmd: Option<&'static CmdSpec> = None;
+    let mut operands: Vec<String> = Vec::new();
+    let mut help = false;
+    while let Some(arg) = p.next().map_err(lex_err)? {
+        let (long, short) = match arg {
+            lexopt::Arg::Long(l) => (Some(l.to_owned()), None),
+            lexopt::Arg::Short(c) => (None, Some(c)),
+            lexopt::Arg::Value(v) => {
+                let v = text(v, "an argument")?;
+                let Some(c) = cmd else {
+                    if v == "help" {
+                        help = true;
+                        continue;
+                    }
+                    cmd = Some(find_command(&v).ok_or_else(|| {
+                        ArgError(format!(
+                            "unknown command {v:?}; see `berth-runtime --help` for the commands"
+                        ))
+                    })?);
+                    continue;
+                };
+                operands.push(v);
+                // After the ID, exec's command and ps's arguments are taken
+                // verbatim, flags included (runc: flags end at the ID);
+                // a leading `--` is dropped.
+                let trailing = match c.operands {
+                    Operands::Trailing => true,
+                    Operands::IdTrailing => operands.len() == 1,
+                    _ => false,
+                };
+                if trailing {
+                    let mut raw = p.raw_args().map_err(lex_err)?;
+                    let _ = raw.next_if(|a| a == "--");
+                    for rest in raw {
+                        operands.push(text(rest, "an argument")?);
+                    }
+                }
+                continue;
+            }
+        };
+        if long.as_deref() == Some("help") || short == Some('h') {
+            help = true;
+            continue;
+        }
+        if cmd.is_none() && (long.as_deref() == Some("version") || short == Some('v')) {
+            return Ok(Parsed::Version);
+        }
+        let tables = cmd.map(|c| c.flags).unwrap_or(&[]);
+        let spec = std::iter::once(GLOBAL)
+            .chain(tables.iter().copied())
+            .flat_map(|t| t.iter())
+            .find(|f| match (&long, short) {
+                (Some(l), _) => f.long == l,
+                (None, Some(s)) => f.short == Some(s),
+                _ => false,
+            });
+        let shown = match (&long, short) {
+            (Some(l), _) => format!("--{l}"),
+            (_, Some(s)) => format!("-{s}"),
+            _ => String::new(),
+        };
+        let Some(f) = spec else {
+            let where_ = match cmd {
+                Some(c) => format!("`{}`; see `berth-runtime {} --help`", c.name, c.name),
+                None => "berth-runtime; see `berth-runtime --help`".to_owned(),
+            };
+            return Err(ArgError(format!("unknown flag {shown} for {where_}")));
+        };
+        let value = if f.long == "rootless" {
+            // runc's --rootless takes a value; a bare one means true.
+            match p.optional_value() {
+                Some(v) => text(v, "--rootless")?,
+                None => match p
+                    .raw_args()
+                    .map_err(lex_err)?
+                    .next_if(|a| a == "true" || a == "false" || a == "auto")
+                {
+                    Some(v) => text(v, "--rootless")?,
+                    None => "true".to_owned(),
+                },
+            }
+        } else if f.value.is_some() {
+            let v = p.value().map_err(|_| {
+                ArgError(format!("{shown} needs a value ({})", f.value.unwrap_or("")))
+            })?;
+            text(v, &shown)?
+        } else {
+            // (Only a long flag can carry `=value`: after a short one,
+            // lexopt's optional value is the rest of its cluster.)
+            if let Some(v) = long.is_some().then(|| p.optional_value()).flatten() {
+                return Err(ArgError(format!(
+                    "{shown} takes no value (got {:?})",
+                    v.to_string_lossy()
+                )));
+            }
+            String::new()
+        };
+        given.values.entry(f.long).or_default().push(value);
+    }
+    if help {
+        return Ok(Parsed::Help(help_text(cmd)));
+    }
+    let Some(c) = cmd else {
+        return Err(ArgError(
+            "no command given; see `berth-runtime --help` for the commands".into(),
+        ));
+    };
+    build(c, &given, operands).map(|c| Parsed::Run(Box::new(c)))
+}
+
+fn build(c: &CmdSpec, g: &Given, mut ops: Vec<String>) -> Result<Cli, ArgError> {
+    let global = Global {
+        root: g
+            .path("root")
+            .unwrap_or_else(|| PathBuf::from("/run/berth")),
+        log: g.path("log"),
+        log_format: g.choice("log-format", "text", &["text", "json"])?,
+        debug: g.has("debug"),
+        systemd_cgroup: g.has("systemd-cgroup"),
+        rootless: g.last("rootless"),
+        criu: g.last("criu"),
+    };
+    let usage = || format!("usage: berth-runtime {}", c.usage);
+    match c.operands {
+        Operands::None if !ops.is_empty() => {
+            return Err(ArgError(format!(
+                "`{}` takes no arguments (got {:?}); {}",
+                c.name,
+                ops[0],
+                usage()
+            )))
+        }
+        Operands::Id | Operands::IdSignal | Operands::IdTrailing if ops.is_empty() => {
+            return Err(ArgError(format!(
+                "`{}` needs a container ID; {}",
+                c.name,
+                usage()
+            )))
+        }
+        Operands::Id if ops.len() > 1 => {
+            return Err(ArgError(format!(
+                "`{}` takes one container ID, got {:?}; {}",
+                c.name,
+                ops,
+                usage()
+            )))
+        }
+        Operands::IdSignal if ops.len() > 2 => {
+            return Err(ArgError(format!(
+                "`kill` takes an ID and one signal, got {ops:?}; {}",
+                usage()
+            )))
+        }
+        _ => {}
+    }
+    let id = if matches!(c.operands, Operands::None | Operands::Trailing) {
+        String::new()
+    } else {
+        ops.remove(0)
+    };
+    let create = |id: String| -> Result<CreateArgs, ArgError> {
+        Ok(CreateArgs {
+            id,
+            bundle: g.path("bundle").unwrap_or_else(|| PathBuf::from(".")),
+            pid_file: g.path("pid-file"),
+            console_socket: g.path("console-socket"),
+            no_pivot: g.has("no-pivot"),
+            no_new_keyring: g.has("no-new-keyring"),
+            preserve_fds: g.number("preserve-fds")?.unwrap_or(0),
+        })
+    };
+    let cmd = match c.name {
+        "create" => Cmd::Create(create(id)?),
+        "start" => Cmd::Start { id },
+        "state" => Cmd::State { id },
+        "kill" => Cmd::Kill {
+            id,
+            signal: ops.pop().unwrap_or_else(|| "SIGTERM".into()),
+            all: g.has("all"),
+        },
+        "delete" => Cmd::Delete {
+            id,
+            force: g.has("force"),
+        },
+        "run" => Cmd::Run {
+            create: create(id)?,
+            detach: g.has("detach"),
+            keep: g.has("keep"),
+        },
+        "list" => Cmd::List {
+            format: g.choice("format", "table", &["table", "json"])?,
+            quiet: g.has("quiet"),
+        },
+        "spec" => Cmd::Spec {
+            bundle: g.path("bundle").unwrap_or_else(|| PathBuf::from(".")),
+            rootless: g.has("rootless"),
+            hardened: g.has("hardened"),
+        },
+        "features" => Cmd::Features,
+        "exec" => Cmd::Exec(ExecArgs {
+            id,
+            command: ops,
+            process: g.path("process"),
+            tty: g.has("tty"),
+            detach: g.has("detach"),
+            pid_file: g.path("pid-file"),
+            console_socket: g.path("console-socket"),
+            env: g.all("env"),
+            cwd: g.path("cwd"),
+            user: g.last("user"),
+            additional_gids: g
+                .all("additional-gids")
+                .iter()
+                .map(|v| {
+                    v.parse().map_err(|_| {
+                        ArgError(format!("--additional-gids: {v:?} is not a group ID"))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            cap: g.all("cap"),
+            no_new_privs: g.has("no-new-privs"),
+            apparmor: g.last("apparmor"),
+            process_label: g.last("process-label"),
+            preserve_fds: g.number("preserve-fds")?.unwrap_or(0),
+            cgroup: g.all("cgroup"),
+            ignore_paused: g.has("ignore-paused"),
+        }),
+        "ps" => Cmd::Ps {
+            id,
+            format: g.choice("format", "table", &["table", "json"])?,
+            ps_args: ops,
+        },
+        "pause" => Cmd::Pause { id },
+        "resume" => Cmd::Resume { id },
+        "update" => Cmd::Update(UpdateArgs {
+            id,
+            resources: g.path("resources"),
+            blkio_weight: g.number("blkio-weight")?,
+            cpu_period: g.number("cpu-period")?,
+            cpu_quota: g.number("cpu-quota")?,
+            cpu_rt_period: g.number("cpu-rt-period")?,
+            cpu_rt_runtime: g.number("cpu-rt-runtime")?,
+            cpu_share: g.number("cpu-share")?,
+            cpuset_cpus: g.last("cpuset-cpus"),
+            cpuset_mems: g.last("cpuset-mems"),
+            memory: g.last("memory"),
+            memory_reservation: g.last("memory-reservation"),
+            memory_swap: g.last("memory-swap"),
+            pids_limit: g.number("pids-limit")?,
+        }),
+        "events" => Cmd::Events {
+            id,
+            stats: g.has("stats"),
+            interval: g.last("interval").unwrap_or_else(|| "5s".into()),
+        },
+        "checkpoint" => Cmd::Checkpoint,
+        "restore" => Cmd::Restore,
+        other => unreachable!("command {other} is in COMMANDS but not built"),
+    };
+    Ok(Cli { global, cmd })
+}
+
+fn flag_lines(out: &mut String, flags: &[Flag]) {
+    for f in flags {
+        let mut left = match f.short {
+            Some(s) => format!("-{s}, --{}", f.long),
+            None => format!("    --{}", f.long),
+        };
+        if let Some(v) = f.value {
+            left.push(' ');
+            left.push_str(v);
+        }
+        out.push_str(&format!("  {left:<34} {}\n", f.help));
+    }
+}
+
+/// The help text of the program, or of one command.
+fn help_text(cmd: Option<&CmdSpec>) -> String {
+    let mut out = String::new();
+    match cmd {
+        Some(c) => {
+            out.push_str(&format!(
+                "berth-runtime {}: {}\n\nUsage: berth-runtime [GLOBAL FLAGS] {}\n",
+                c.name, c.about, c.usage
+            ));
+            if !c.flags.is_empty() {
+                out.push_str("\nFlags:\n");
+                for t in c.flags {
+                    flag_lines(&mut out, t);
+                }
+            }
+        }
+        None => {
+            out.push_str(
+                "berth's OCI runtime, command-line compatible with runc.\n\n\
+                 Usage: berth-runtime [GLOBAL FLAGS] COMMAND [FLAGS] ARGS\n\nCommands:\n",
+            );
+            for c in COMMANDS {
+                out.push_str(&format!("  {:<11} {}\n", c.name, c.about));
+            }
+            out.push_str(
+                "\n`berth-runtime COMMAND --help` shows a command's flags.\n\n\
+                 Example:\n  berth-runtime spec && berth-runtime run --bundle . mycontainer\n",
+            );
+        }
+    }
+    out.push_str("\nGlobal flags (before or after the command):\n");
+    flag_lines(&mut out, GLOBAL);
+    out.push_str("  -h, --help                         this help\n");
+    if cmd.is_none() {
+        out.push_str("  -v, --version                      the version\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        match parse(args.iter().copied()) {
+            Ok(Parsed::Run(c)) => *c,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    fn err(args: &[&str]) -> String {
+        match parse(args.iter().copied()) {
+            Err(e) => e.to_string(),
+            other => panic!("{args:?} should fail: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn create_flags_before_and_after_the_id_and_globals_anywhere() {
+        let c = cli(&[
+            "--root",
+            "/r",
+            "create",
+            "--bundle=/b",
+            "c1",
+            "--pid-file",
+            "/p",
+            "--no-pivot",
+            "--log-format",
+            "json",
+            "--preserve-fds",
+            "2",
+        ]);
+        assert_eq!(c.global.root, PathBuf::from("/r"));
+        assert_eq!(c.global.log_format, "json");
+        let Cmd::Create(a) = c.cmd else {
+            panic!("{:?}", c.cmd)
+        };
+        assert_eq!(a.id, "c1");
+        assert_eq!(a.bundle, PathBuf::from("/b"));
+        assert_eq!(a.pid_file, Some(PathBuf::from("/p")));
+        assert!(a.no_pivot && !a.no_new_keyring);
+        assert_eq!(a.preserve_fds, 2);
+    }
+
+    #[test]
+    fn defaults() {
+        let c = cli(&["run", "-d", "x"]);
+        assert_eq!(c.global.root, PathBuf::from("/run/berth"));
+        assert_eq!(c.global.log_format, "text");
+        let Cmd::Run {
+            create,
+            detach,
+            keep,
+        } = c.cmd
+        else {
+            panic!()
+        };
+        assert_eq!(create.bundle, PathBuf::from("."));
+        assert!(detach && !keep);
+    }
+
+    #[test]
+    fn exec_command_keeps_its_own_flags() {
+        let c = cli(&[
+            "exec", "-t", "--env", "A=1", "-e", "B=2", "c1", "sh", "-c", "echo -e",
+        ]);
+        let Cmd::Exec(e) = c.cmd else { panic!() };
+        assert!(e.tty);
+        assert_eq!(e.env, ["A=1", "B=2"]);
+        assert_eq!(e.command, ["sh", "-c", "echo -e"]);
+        let c = cli(&["exec", "c1", "-t", "sh"]);
+        let Cmd::Exec(e) = c.cmd else { panic!() };
+        assert!(!e.tty, "flags end at the ID, as in runc");
+        assert_eq!(e.command, ["-t", "sh"]);
+        let c = cli(&["exec", "c1", "--", "ls", "-l"]);
+        let Cmd::Exec(e) = c.cmd else { panic!() };
+        assert_eq!(e.command, ["ls", "-l"]);
+    }
+
+    #[test]
+    fn kill_signal_ps_args_and_short_clusters() {
+        let c = cli(&["kill", "-a", "c1", "KILL"]);
+        let Cmd::Kill { id, signal, all } = c.cmd else {
+            panic!()
+        };
+        assert_eq!((id.as_str(), signal.as_str(), all), ("c1", "KILL", true));
+        let c = cli(&["kill", "c1"]);
+        let Cmd::Kill { signal, .. } = c.cmd else {
+            panic!()
+        };
+        assert_eq!(signal, "SIGTERM");
+        let c = cli(&["ps", "--format", "json", "c1"]);
+        let Cmd::Ps {
+            format, ps_args, ..
+        } = c.cmd
+        else {
+            panic!()
+        };
+        assert_eq!(format, "json");
+        assert!(ps_args.is_empty());
+        for args in [
+            &["ps", "c1", "-o", "pid"][..],
+            &["ps", "c1", "--", "-o", "pid"],
+        ] {
+            let c = cli(args);
+            let Cmd::Ps { ps_args, .. } = c.cmd else {
+                panic!()
+            };
+            assert_eq!(ps_args, ["-o", "pid"]);
+        }
+        let c = cli(&["exec", "-td", "c1", "sh"]);
+        let Cmd::Exec(e) = c.cmd else { panic!() };
+        assert!(e.tty && e.detach);
+    }
+
+    #[test]
+    fn rootless_forms() {
+        assert_eq!(
+            cli(&["--rootless", "list"]).global.rootless.as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            cli(&["--rootless", "false", "list"])
+                .global
+                .rootless
+                .as_deref(),
+            Some("false")
+        );
+        assert_eq!(
+            cli(&["--rootless=auto", "list"]).global.rootless.as_deref(),
+            Some("auto")
+        );
+        assert_eq!(cli(&["list"]).global.rootless, None);
+    }
+
+    #[test]
+    fn update_numbers_and_aliases() {
+        let c = cli(&["update", "--pids-limit", "15", "--memory", "48m", "c1"]);
+        let Cmd::Update(u) = c.cmd else { panic!() };
+        assert_eq!(u.pids_limit, Some(15));
+        assert_eq!(u.memory.as_deref(), Some("48m"));
+        assert!(matches!(
+            cli(&["ls", "-q"]).cmd,
+            Cmd::List { quiet: true, .. }
+        ));
+    }
+
+    #[test]
+    fn bad_command_lines_say_what_is_wrong() {
+        assert!(err(&["frobnicate"]).contains("unknown command \"frobnicate\""));
+        assert!(err(&["create", "--bogus", "x"]).contains("unknown flag --bogus for `create`"));
+        assert!(err(&["start"]).contains("needs a container ID"));
+        assert!(err(&["start", "a", "b"]).contains("takes one container ID"));
+        assert!(err(&["create", "--bundle"]).contains("--bundle needs a value"));
+        assert!(err(&["update", "--pids-limit", "many", "c"]).contains("not a valid number"));
+        assert!(err(&["list", "--format", "xml"]).contains("not one of table, json"));
+        assert!(err(&["delete", "--force=yes", "c"]).contains("takes no value"));
+        assert!(err(&[]).contains("no command given"));
+    }
+
+    #[test]
+    fn help_and_version() {
+        let Ok(Parsed::Help(h)) = parse(["--help"]) else {
+            panic!()
+        };
+        assert!(h.contains("create") && h.contains("--root"));
+        let Ok(Parsed::Help(h)) = parse(["exec", "--help"]) else {
+            panic!()
+        };
+        assert!(h.contains("--process") && h.contains("--root"));
+        let Ok(Parsed::Help(h)) = parse(["help", "kill"]) else {
+            panic!()
+        };
+        assert!(h.contains("--all"));
+        assert!(matches!(parse(["--version"]), Ok(Parsed::Version)));
+        // Every command in the table builds.
+        for c in COMMANDS {
+            let args: Vec<&str> = match c.operands {
+                Operands::None | Operands::Trailing => vec![c.name],
+                _ => vec![c.name, "id"],
+            };
+            assert!(matches!(parse(args), Ok(Parsed::Run(_))), "{}", c.name);
+        }
+    }
 }

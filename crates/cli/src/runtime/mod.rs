@@ -6,19 +6,40 @@ mod args;
 mod cmd;
 mod log;
 
-use clap::Parser;
-
 /// Entry point of the `berth-runtime` binary; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = match args::Cli::try_parse() {
-        Ok(c) => c,
+    let cli = match args::parse(std::env::args_os().skip(1)) {
+        Ok(args::Parsed::Run(c)) => *c,
+        Ok(args::Parsed::Help(text)) => {
+            print!("{text}");
+            return 0;
+        }
+        Ok(args::Parsed::Version) => {
+            println!(
+                "berth-runtime version {}\nspec: 1.2.0",
+                env!("CARGO_PKG_VERSION")
+            );
+            return 0;
+        }
         Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
-            let _ = e.print();
-            return code;
+            eprintln!("berth-runtime: {e}");
+            return 1;
         }
     };
+    // Commands that put a process into a container first re-execute the
+    // runtime from a copy the container cannot write (CVE-2019-5736, see
+    // berth_runtime::selfexe), before anything else is set up.
+    let sealed = match cli.cmd {
+        args::Cmd::Create(_) | args::Cmd::Run { .. } | args::Cmd::Exec(_) => {
+            berth_runtime::selfexe::ensure_sealed().err()
+        }
+        _ => None,
+    };
     let logger = log::Logger::new(&cli.global);
+    if let Some(e) = sealed {
+        logger.error(&message(&anyhow::Error::new(e)));
+        return 1;
+    }
     match cmd::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
