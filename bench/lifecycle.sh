@@ -34,7 +34,8 @@
 #   JSON=file    also write the raw samples as JSON
 #   BERTH_B=path a second berth build, measured as runtime "berth-b" in
 #                the same run (before/after comparisons)
-#   OPT_S=1      also build berth with opt-level "s" and measure it as "berth-b"
+#   OPT3=1       also build berth with opt-level 3 (the release profile's is
+#                "s") and measure it as "berth-b"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-${N:-50}}
@@ -60,12 +61,12 @@ if [ -z "${BERTH:-}" ]; then
     CARGO_TARGET_DIR=$target cargo build -q --release -p berth-cli --bin berth-runtime
     BERTH=$target/x86_64-unknown-linux-gnu/release/berth-runtime
 fi
-# OPT_S=1: also measure the same (static) build with opt-level "s" as
-# runtime "berth-b" (smaller text, so less of it mapped: RSS).
-if [ "${OPT_S:-}" = 1 ] && [ -z "${BERTH_B:-}" ]; then
-    CARGO_TARGET_DIR=$target-opt-s CARGO_PROFILE_RELEASE_OPT_LEVEL=s \
+# OPT3=1: also measure the same build with opt-level 3 as runtime "berth-b"
+# (faster code, more of it mapped: RSS).
+if [ "${OPT3:-}" = 1 ] && [ -z "${BERTH_B:-}" ]; then
+    CARGO_TARGET_DIR=$target-opt3 CARGO_PROFILE_RELEASE_OPT_LEVEL=3 \
         cargo build -q --release -p berth-cli --bin berth-runtime
-    BERTH_B=$target-opt-s/x86_64-unknown-linux-gnu/release/berth-runtime
+    BERTH_B=$target-opt3/x86_64-unknown-linux-gnu/release/berth-runtime
 fi
 BERTH=$(readlink -f "$BERTH")
 

@@ -50,7 +50,13 @@ pub fn prepare_rootfs(cfg: &ContainerConfig) -> Result<OwnedFd, MountError> {
     // so nothing the container mounts leaks to the host.
     mount(None::<&str>, root, None::<&str>, prop, None::<&str>)
         .map_err(merr("root propagation", root))?;
-    make_parent_mount_private(&cfg.rootfs)?;
+    // After a recursive slave or private, no mount is shared any more: the
+    // rootfs' parent needs no fix (and mountinfo no reading).
+    let none_shared = prop.contains(MsFlags::MS_REC)
+        && prop.intersects(MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE);
+    if !none_shared {
+        make_parent_mount_private(&cfg.rootfs)?;
+    }
     mount(
         Some(&cfg.rootfs),
         &cfg.rootfs,
