@@ -637,6 +637,9 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
             Err(e) => return Err(sys(id, "read exec fifo")(e.into())),
         }
     }
+    // Released: record it as running while it runs its startContainer
+    // hooks and executes the program.
+    let r = save_running(&dir, r)?;
     // The process keeps its end open until it executes the program (or
     // exits): end of file means the startContainer hooks are done.
     loop {
@@ -654,20 +657,21 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
         }
     }
     let _ = std::fs::remove_file(&fifo);
-    mark_running(&dir, r)
+    poststart(&r);
+    Ok(())
 }
 
-/// Records a started container as running and runs its poststart hooks
-/// (runtime.md "start": their failures are only warnings).
-fn mark_running(dir: &state::StateDir, mut r: Record) -> Result<()> {
+/// Records a released container as running.
+fn save_running(dir: &state::StateDir, mut r: Record) -> Result<Record> {
     r.status = Status::Running;
     dir.save(&r)?;
-    hooks::run_hooks_warn(
-        "poststart",
-        &r.poststart,
-        &record_state(&r, Status::Running),
-    );
-    Ok(())
+    Ok(r)
+}
+
+/// Runs the poststart hooks of a started container (runtime.md "start":
+/// after the program started; their failures are only warnings).
+fn poststart(r: &Record) {
+    hooks::run_hooks_warn("poststart", &r.poststart, &record_state(r, Status::Running));
 }
 
 /// runtime.md "start" for a container created with `start_now` by this
@@ -681,6 +685,7 @@ pub fn start_spawned(root: &StateRoot, id: &str, spawned: &mut Spawned) -> Resul
     let r = dir.load()?;
     chan.send(&Msg::Start)
         .map_err(|e| child_error(id, spawned.pid, e))?;
+    let r = save_running(&dir, r)?;
     // As in [`start`]: the channel closes when the program is executing;
     // a failed startContainer hook reports here.
     match chan.recv() {
@@ -698,7 +703,8 @@ pub fn start_spawned(root: &StateRoot, id: &str, spawned: &mut Spawned) -> Resul
         }
         Err(_) => {}
     }
-    mark_running(&dir, r)
+    poststart(&r);
+    Ok(())
 }
 
 use std::os::unix::fs::OpenOptionsExt;

@@ -52,8 +52,8 @@ pub fn prepare_rootfs(cfg: &ContainerConfig) -> Result<OwnedFd, MountError> {
         .map_err(merr("root propagation", root))?;
     // After a recursive slave or private, no mount is shared any more: the
     // rootfs' parent needs no fix (and mountinfo no reading).
-    let none_shared = prop.contains(MsFlags::MS_REC)
-        && prop.intersects(MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE);
+    let none_shared =
+        prop.contains(MsFlags::MS_REC) && prop.intersects(MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE);
     if !none_shared {
         make_parent_mount_private(&cfg.rootfs)?;
     }
