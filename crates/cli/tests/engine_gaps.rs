@@ -276,3 +276,47 @@ fn attach_to_a_tty_container_and_detach_keys() {
     assert_eq!(st.code(), Some(4), "the shell's status");
     assert!(out.contains("tty-42"), "{out}");
 }
+
+/// Docker's rule: `start -a` attaches output only, even to a container
+/// created with -i; `start -ai` (and `run -i`) forward stdin.
+#[test]
+fn start_a_forwards_stdin_only_with_i() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    let with_stdin = |args: &[&str]| -> String {
+        let mut child = Reap(
+            env.cmd()
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("spawn berth"),
+        );
+        let mut input = child.0.stdin.take().expect("stdin");
+        let _ = input.write_all(b"typed\n");
+        drop(input);
+        let st = wait_exit(&mut child.0, Duration::from_secs(60)).expect("ends");
+        assert!(st.success(), "{args:?}: {st}");
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut child.0.stdout.take().expect("stdout"), &mut out)
+            .expect("read");
+        out
+    };
+    let script = "read x; echo got:$x";
+    for (name, start, want) in [
+        (unique("sa"), "-a", "got:\n"),
+        (unique("sai"), "-ai", "got:typed\n"),
+    ] {
+        env.ok(&["create", "-i", "--name", &name, &img, "sh", "-c", script]);
+        assert_eq!(with_stdin(&["start", start, &name]), want, "start {start}");
+    }
+    assert_eq!(
+        with_stdin(&["run", "--rm", "-i", &img, "sh", "-c", script]),
+        "got:typed\n"
+    );
+    assert_eq!(
+        with_stdin(&["run", "--rm", &img, "sh", "-c", script]),
+        "got:\n"
+    );
+}

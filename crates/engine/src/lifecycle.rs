@@ -269,9 +269,9 @@ pub fn find(engine: &Engine, reference: &str) -> Result<ContainerRow> {
 
 /// Runs a created or exited container in the foreground: this process
 /// holds it, its exit status is returned. Signals are forwarded; with
-/// `tty` the pty is proxied to our terminal; without `interactive` (nor
-/// `stdin`, `start -i` of a container created without `-i`) the
-/// container's stdin is /dev/null. The caller must be single-threaded.
+/// `tty` the pty is proxied to our terminal; without `stdin` (`run -i`,
+/// `start -i`) the container's stdin is /dev/null. The caller must be
+/// single-threaded.
 pub fn run_foreground(engine: &Engine, row: &ContainerRow, stdin: bool) -> Result<i32> {
     let cfg = ContainerConfig::of(row)?;
     let id = row.id.as_str();
@@ -281,7 +281,9 @@ pub fn run_foreground(engine: &Engine, row: &ContainerRow, stdin: bool) -> Resul
         id: id.into(),
         source,
     })?;
-    if !cfg.options.interactive && !stdin {
+    // Docker's rule: `run -i` and `start -i` forward stdin; `start -a`
+    // alone does not, even for a container created with -i.
+    if !stdin {
         let null = std::fs::File::open("/dev/null").map_err(io("open", "/dev/null"))?;
         rustix::stdio::dup2_stdin(&null).map_err(sys(id, "redirect stdin"))?;
     }

@@ -335,7 +335,10 @@ pub fn run(root: &Path, e: &EngineArgs, a: &RunArgs) -> Result<i32> {
         println!("{}", row.id);
         return Ok(0);
     }
-    Ok(lifecycle::run_foreground(&engine, &row, false)?)
+    let interactive = berth_engine::create::ContainerConfig::of(&row)?
+        .options
+        .interactive;
+    Ok(lifecycle::run_foreground(&engine, &row, interactive)?)
 }
 
 /// `berth start [-a]`.
