@@ -137,10 +137,8 @@ pub fn set_rlimit(resource: i32, soft: u64, hard: u64) -> io::Result<()> {
 }
 
 /// Ignore SIGPIPE, as Rust's runtime does for a normal `main`: a write to
-/// a closed pipe or socket fails with EPIPE instead of killing us. For
-/// binaries whose entry is [`c_main!`](crate::c_main), which skips that
-/// runtime start-up.
-pub fn ignore_sigpipe() -> io::Result<()> {
+/// a closed pipe or socket fails with EPIPE instead of killing us.
+fn ignore_sigpipe() -> io::Result<()> {
     // SAFETY: installing SIG_IGN runs no handler code of ours.
     let r = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     if r == libc::SIG_ERR {
@@ -152,9 +150,9 @@ pub fn ignore_sigpipe() -> io::Result<()> {
 /// Opens /dev/null on each of descriptors 0, 1 and 2 that is closed, as
 /// Rust's runtime start-up does for a normal `main`: otherwise the next
 /// file opened would become a standard stream (and, in a runtime, the
-/// container's). For binaries whose entry is [`c_main!`](crate::c_main).
-/// The descriptors opened are inheritable, like the streams they stand for.
-pub fn ensure_stdio_open() -> io::Result<()> {
+/// container's). The descriptors opened are inheritable, like the streams
+/// they stand for.
+fn ensure_stdio_open() -> io::Result<()> {
     for fd in 0..3 {
         // SAFETY: F_GETFD only queries the descriptor table.
         let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1
@@ -178,17 +176,29 @@ pub fn ensure_stdio_open() -> io::Result<()> {
     Ok(())
 }
 
+/// What [`c_main!`](crate::c_main) does before the binary's function: the
+/// parts of Rust's runtime start-up a program relies on (SIGPIPE ignored,
+/// closed standard streams opened on /dev/null). Not for direct use.
+#[doc(hidden)]
+pub fn c_main_start() -> io::Result<()> {
+    ignore_sigpipe().map_err(|e| io::Error::other(format!("cannot ignore SIGPIPE: {e}")))?;
+    ensure_stdio_open().map_err(|e| {
+        io::Error::other(format!(
+            "cannot open /dev/null for a closed standard stream: {e}"
+        ))
+    })
+}
+
 /// Defines the C `main` of a binary crate marked `#![no_main]`, calling
 /// `$f: fn() -> i32` for the exit status. It skips Rust's runtime start-up
 /// (`std::rt::lang_start`: the main thread's stack guard lookup, which
-/// parses /proc/self/maps with the C library's scanf, the stack-overflow
-/// handler, SIGPIPE set to ignore), which for a tiny long-lived process is
-/// most of the code it ever touches. `std::env::args` still works (the
-/// standard library captures argv from `.init_array` on glibc); the
-/// function must ignore SIGPIPE itself ([`process::ignore_sigpipe`]) if it
-/// writes to pipes or sockets.
-///
-/// [`process::ignore_sigpipe`]: crate::process::ignore_sigpipe
+/// parses /proc/self/maps with the C library's scanf, and the
+/// stack-overflow handler), which for a small or short-lived process is
+/// much of the code it touches; what of it programs rely on is done here
+/// ([`c_main_start`]: SIGPIPE ignored, closed standard streams opened on
+/// /dev/null), and the exit goes through `std::process::exit`, which
+/// flushes Rust's buffered stdout. `std::env::args` still works (the
+/// standard library captures argv from `.init_array` on glibc).
 #[macro_export]
 macro_rules! c_main {
     ($f:path) => {
@@ -199,7 +209,12 @@ macro_rules! c_main {
             _argc: ::std::os::raw::c_int,
             _argv: *const *const ::std::os::raw::c_char,
         ) -> ::std::os::raw::c_int {
-            $f()
+            if let Err(e) = $crate::process::c_main_start() {
+                let exe = ::std::env::args().next().unwrap_or_default();
+                ::std::eprintln!("{exe}: {e}");
+                ::std::process::exit(1);
+            }
+            ::std::process::exit($f())
         }
     };
 }

@@ -8,12 +8,4 @@
 //! monitor itself (see the macro).
 #![no_main]
 
-fn monitor() -> i32 {
-    if let Err(e) = berth_sys::process::ignore_sigpipe() {
-        eprintln!("berth-monitor: cannot ignore SIGPIPE: {e}");
-        return 1;
-    }
-    berth_engine::handoff::small_main()
-}
-
-berth_sys::c_main!(monitor);
+berth_sys::c_main!(berth_engine::handoff::small_main);
