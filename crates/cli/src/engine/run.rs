@@ -335,10 +335,7 @@ pub fn run(root: &Path, e: &EngineArgs, a: &RunArgs) -> Result<i32> {
         println!("{}", row.id);
         return Ok(0);
     }
-    let interactive = berth_engine::create::ContainerConfig::of(&row)?
-        .options
-        .interactive;
-    Ok(lifecycle::run_foreground(&engine, &row, interactive)?)
+    Ok(lifecycle::run_foreground(&engine, &row, a.interactive)?)
 }
 
 /// `berth start [-a]`.
