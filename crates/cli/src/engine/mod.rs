@@ -16,6 +16,7 @@ mod run;
 mod stats;
 mod system;
 mod system_prune;
+pub mod template;
 mod volumes;
 
 use std::path::PathBuf;
