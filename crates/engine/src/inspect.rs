@@ -57,9 +57,16 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
     let command: Vec<String> = g
         .map(|g| g.entrypoint.iter().chain(g.cmd.iter()).cloned().collect())
         .unwrap_or_default();
+    let network_settings = crate::networks::settings_json(engine, &row.id);
+    let volumes: serde_json::Map<String, Value> = mounts
+        .iter()
+        .filter(|m| m["Type"] == "volume")
+        .filter_map(|m| Some((m["Destination"].as_str()?.to_string(), json!({}))))
+        .collect();
     json!({
         "Id": row.id,
-        "Name": row.name,
+        // Docker's leading slash (podman prints the bare name).
+        "Name": format!("/{}", row.name),
         "Created": crate::rfc3339_ms(row.created),
         // The user's command (Docker's shape), not the `--init` wrapper.
         "Path": command.first().cloned().unwrap_or_default(),
@@ -76,7 +83,14 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
             "StartedAt": time(row.started),
             "FinishedAt": time(row.finished),
             "RestartCount": row.restart_count,
+            "OOMKilled": false,
+            "Dead": false,
+            "Restarting": false,
+            "Error": "",
         },
+        "RestartCount": row.restart_count,
+        "Driver": "overlay",
+        "Platform": "linux",
         "Config": {
             "Hostname": g.map(|g| g.hostname.clone()),
             "Image": row.image,
@@ -89,6 +103,10 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
             "StopSignal": g.map(|g| g.stop_signal.clone()),
             "Tty": o.map(|o| o.tty),
             "OpenStdin": o.map(|o| o.interactive),
+            "StdinOnce": false,
+            "AttachStdin": o.map(|o| o.interactive),
+            "Domainname": "",
+            "Volumes": volumes,
         },
         "HostConfig": {
             "AutoRemove": row.auto_remove,
@@ -104,9 +122,19 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
             "PidsLimit": g.map(|g| g.spec["linux"]["resources"]["pids"]["limit"].clone()),
             "CgroupParent": o.map(|o| o.cgroup_parent.clone()),
             "CgroupsPath": g.map(|g| g.cgroups_path.clone()),
+            "Binds": o.map(|o| o.volumes.clone()),
+            "Tmpfs": o.map(|o| o.tmpfs.clone()),
+            "VolumesFrom": o.map(|o| o.volumes_from.clone()),
+            "PortBindings": network_settings["Ports"].clone(),
+            "Dns": o.map(|o| o.dns.clone()),
+            "DnsSearch": o.map(|o| o.dns_search.clone()),
+            "DnsOptions": o.map(|o| o.dns_option.clone()),
+            "ExtraHosts": o.map(|o| o.add_host.clone()),
+            "CpuShares": o.and_then(|o| o.cpu_shares).unwrap_or(0),
+            "LogConfig": {"Type": "json-file", "Config": {}},
         },
         "Mounts": mounts,
-        "NetworkSettings": crate::networks::settings_json(engine, &row.id),
+        "NetworkSettings": network_settings,
         "Rootfs": engine.rootfs(&row.id),
         "LogPath": engine.log_path(&row.id),
         "BundlePath": engine.bundle(&row.id),
@@ -273,6 +301,6 @@ mod tests {
         assert_eq!(v["State"]["ExitCode"], 3);
         assert_eq!(v["State"]["Running"], false);
         assert_eq!(v["Config"]["Labels"]["tier"], "db");
-        assert_eq!(v["Name"], "web");
+        assert_eq!(v["Name"], "/web");
     }
 }

@@ -36,8 +36,9 @@ pub enum ContainerCmd {
     /// Attach to a detached container's output (and stdin with -i)
     /// (example: `berth attach web`).
     Attach(super::attach::AttachArgs),
-    /// Show containers as JSON (example: `berth inspect web`).
-    Inspect(c::ContainersArgs),
+    /// Show containers (or images, volumes, networks) as JSON or through a
+    /// template (example: `berth inspect -f '{{.State.Pid}}' web`).
+    Inspect(super::inspect_cmd::InspectArgs),
     /// List the processes of a container (example: `berth top web`).
     Top(c::ContainersArgs),
     /// Resource usage of containers (example: `berth stats --no-stream web`).
@@ -51,10 +52,11 @@ pub enum ContainerCmd {
     Container(ContainerCommand),
     /// List a container's published ports (example: `berth port web 80/tcp`).
     Port(c::ContainersArgs),
-    /// Print berth's version.
-    Version,
-    /// Show what the host offers: cgroups, overlay, user namespaces, seccomp.
-    Info,
+    /// Print berth's version (example: `berth version --format '{{.Client.Version}}'`).
+    Version(c::FormatArgs),
+    /// Show what the host offers: cgroups, overlay, user namespaces, seccomp
+    /// (example: `berth info --format '{{.Host.Kernel}}'`).
+    Info(c::FormatArgs),
     /// Internal: the per-container monitor.
     #[command(hide = true)]
     ContainerMonitor(r::MonitorArgs),
@@ -76,15 +78,15 @@ pub fn dispatch(root: &Path, e: &EngineArgs, cmd: ContainerCmd) -> anyhow::Resul
         ContainerCmd::Wait(a) => c::wait(root, e, a),
         ContainerCmd::Exec(a) => c::exec(root, e, a),
         ContainerCmd::Attach(a) => super::attach::attach(root, e, a),
-        ContainerCmd::Inspect(a) => c::inspect_cmd(root, e, a),
+        ContainerCmd::Inspect(a) => super::inspect_cmd::inspect_cmd(root, e, a),
         ContainerCmd::Top(a) => c::top(root, e, a),
         ContainerCmd::Stats(a) => c::stats(root, e, a),
         ContainerCmd::Cp(a) => c::cp(root, e, a),
         ContainerCmd::Rename(a) => c::rename(root, e, a),
         ContainerCmd::Container(sub) => c::container_command(root, e, sub),
         ContainerCmd::Port(a) => c::port(root, e, a),
-        ContainerCmd::Version => c::version(),
-        ContainerCmd::Info => c::info(root, e),
+        ContainerCmd::Version(a) => c::version(a),
+        ContainerCmd::Info(a) => c::info(root, e, a),
         ContainerCmd::ContainerMonitor(a) => r::monitor(root, e, a),
     }?;
     if code != 0 {

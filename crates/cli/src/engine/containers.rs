@@ -10,6 +10,8 @@ use clap::{Args, Subcommand};
 
 use super::format::print_table;
 use super::run::EngineArgs;
+use super::template::Format;
+use super::views;
 
 /// `ps`.
 #[derive(Debug, Args)]
@@ -20,15 +22,25 @@ pub struct PsArgs {
     /// Only IDs.
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Output: table or json.
+    /// Output: table, json, a Go template, or `table TEMPLATE`
+    /// (example: `--format '{{.Names}} {{.Status}}'`).
     #[arg(long, default_value = "table")]
     pub format: String,
     /// name=, id=, status=, label=K[=V], ancestor=
     #[arg(short = 'f', long)]
     pub filter: Vec<String>,
-    /// Full IDs.
+    /// Full IDs and commands.
     #[arg(long)]
     pub no_trunc: bool,
+    /// Only the latest created container (of every state).
+    #[arg(short = 'l', long)]
+    pub latest: bool,
+    /// Only the N last created containers (of every state).
+    #[arg(short = 'n', long = "last", value_name = "N")]
+    pub last: Option<usize>,
+    /// Show sizes: the writable layer's and, as virtual, with the image's.
+    #[arg(short = 's', long)]
+    pub size: bool,
 }
 
 /// `logs`.
@@ -179,7 +191,8 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
             lifecycle::remove_files(&engine, &r.id)?;
             continue;
         }
-        let mut keep = a.all || r.status == Status::Running;
+        let limited = a.latest || a.last.is_some();
+        let mut keep = a.all || limited || r.status == Status::Running;
         for f in &a.filter {
             match inspect::matches_filter(&r, f) {
                 Some(m) => keep &= m,
@@ -192,50 +205,73 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
             rows.push(r);
         }
     }
+    // Newest first, as Docker lists them.
+    rows.reverse();
+    if let Some(n) = if a.latest { Some(1) } else { a.last } {
+        rows.truncate(n);
+    }
     if a.quiet {
         for r in &rows {
             println!("{}", if a.no_trunc { &r.id } else { db::short(&r.id) });
         }
         return Ok(0);
     }
-    match a.format.as_str() {
-        "json" => {
-            let v: Vec<_> = rows.iter().map(|r| inspect::ps_json(r, now)).collect();
-            emit(&serde_json::to_string_pretty(&v)?);
-        }
-        "table" => {
-            let table: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    vec![
-                        if a.no_trunc {
-                            r.id.clone()
-                        } else {
-                            db::short(&r.id).to_string()
-                        },
-                        r.image.clone(),
-                        inspect::command_text(r),
-                        format!("{} ago", inspect::ago(now - r.created)),
-                        inspect::status_text(r, now),
-                        r.name.clone(),
-                    ]
-                })
-                .collect();
-            print_table(
-                &[
-                    "CONTAINER ID",
-                    "IMAGE",
-                    "COMMAND",
-                    "CREATED",
-                    "STATUS",
-                    "NAMES",
-                ],
-                &table,
-            );
-        }
-        other => anyhow::bail!("unknown --format {other:?} (use table or json)"),
+    let sizes: Vec<Option<(u64, u64)>> = rows
+        .iter()
+        .map(|r| a.size.then(|| container_size(root, &engine, r)))
+        .collect();
+    let format = Format::parse(&a.format);
+    if format == Format::Json {
+        let v: Vec<_> = rows
+            .iter()
+            .zip(&sizes)
+            .map(|(r, size)| {
+                let mut doc = inspect::ps_json(r, now);
+                let ports = berth_engine::networks::of_container(&engine, &r.id)
+                    .map(|(_, p)| p)
+                    .unwrap_or_default();
+                doc["Ports"] = serde_json::json!(ports
+                    .iter()
+                    .map(|p| serde_json::json!({
+                        "host_ip": p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+                        "container_port": p.container_port,
+                        "host_port": p.host_port,
+                        "range": 1,
+                        "protocol": p.proto.as_str(),
+                    }))
+                    .collect::<Vec<_>>());
+                if let Some((rw, image)) = size {
+                    doc["Size"] = serde_json::json!({"rwSize": rw, "rootFsSize": rw + image});
+                }
+                doc
+            })
+            .collect();
+        emit(&serde_json::to_string_pretty(&v)?);
+        return Ok(0);
     }
+    let docs: Vec<serde_json::Value> = rows
+        .iter()
+        .zip(&sizes)
+        .map(|(r, size)| views::ps_row(&engine, r, now, a.no_trunc, *size))
+        .collect();
+    let default = if a.size {
+        "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
+    } else {
+        "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+    };
+    print!("{}", format.rows(default, views::PS_HEADERS, &docs)?);
     Ok(0)
+}
+
+/// A container's writable layer's bytes and its image's (`ps -s`).
+fn container_size(root: &Path, engine: &berth_engine::Engine, r: &db::ContainerRow) -> (u64, u64) {
+    let rw = views::dir_size(&engine.dir(&r.id).join("upper"));
+    let image = super::images::open(root)
+        .ok()
+        .and_then(|store| berth_image::image::resolve_name(&store, &r.image_id).ok())
+        .map(|img| super::images::image_size(&img))
+        .unwrap_or(0);
+    (rw, image)
 }
 
 /// `logs`.
@@ -343,18 +379,6 @@ pub fn exec(root: &Path, e: &EngineArgs, a: &ExecArgs) -> Result<i32> {
     Ok(ops::exec(&engine, &a.container, &req)?)
 }
 
-/// `inspect`: a JSON array, one document per container.
-pub fn inspect_cmd(root: &Path, e: &EngineArgs, a: &ContainersArgs) -> Result<i32> {
-    let engine = e.engine(root)?;
-    let mut docs = Vec::new();
-    for c in &a.containers {
-        let row = lifecycle::find(&engine, c)?;
-        docs.push(inspect::inspect(&engine, &row));
-    }
-    emit(&serde_json::to_string_pretty(&docs)?);
-    Ok(0)
-}
-
 /// `top`.
 pub fn top(root: &Path, e: &EngineArgs, a: &ContainersArgs) -> Result<i32> {
     let engine = e.engine(root)?;
@@ -432,15 +456,93 @@ pub fn port(root: &Path, e: &EngineArgs, a: &ContainersArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `version`.
-pub fn version() -> Result<i32> {
-    println!("berth version {}", env!("CARGO_PKG_VERSION"));
-    println!("OCI runtime: berth-runtime (in-process), runtime-spec 1.2.0");
+/// `version` and `info`.
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    /// json or a Go template (example: `--format '{{.Client.Version}}'`).
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+}
+
+/// Go's name of this machine's architecture (`amd64`, `arm64`).
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// Prints `doc` as JSON (no format or `json`) or through the template.
+fn emit_doc(doc: &serde_json::Value, format: Option<&str>) -> Result<()> {
+    match format {
+        Some(f) if f != "json" => {
+            print!(
+                "{}",
+                super::template::render_lines(f, std::slice::from_ref(doc))?
+            )
+        }
+        _ => emit(&serde_json::to_string_pretty(doc)?),
+    }
+    Ok(())
+}
+
+/// `version`: two lines, or Docker's `{"Client": ..., "Server": ...}`
+/// through `--format`.
+pub fn version(a: &FormatArgs) -> Result<i32> {
+    let Some(format) = &a.format else {
+        println!("berth version {}", env!("CARGO_PKG_VERSION"));
+        println!("OCI runtime: berth-runtime (in-process), runtime-spec 1.2.0");
+        return Ok(0);
+    };
+    let side = serde_json::json!({
+        "Version": env!("CARGO_PKG_VERSION"),
+        "APIVersion": env!("CARGO_PKG_VERSION"),
+        "Os": std::env::consts::OS,
+        "Arch": go_arch(),
+        "OsArch": format!("{}/{}", std::env::consts::OS, go_arch()),
+        "GoVersion": "",
+        "GitCommit": "",
+        "BuiltTime": "",
+        "Built": 0,
+        "KernelVersion": read_trim("/proc/sys/kernel/osrelease"),
+        "OCIRuntime": "berth-runtime",
+        "OCIRuntimeSpec": "1.2.0",
+    });
+    emit_doc(
+        &serde_json::json!({"Client": side, "Server": side}),
+        Some(format),
+    )?;
     Ok(0)
 }
 
+fn read_trim(p: &str) -> String {
+    std::fs::read_to_string(p)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// A `/proc/meminfo` value in bytes.
+fn meminfo(key: &str) -> u64 {
+    read_trim("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn os_name() -> String {
+    read_trim("/etc/os-release")
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_string())
+        .unwrap_or_else(|| "linux".into())
+}
+
 /// `info`: what the host offers the engine.
-pub fn info(root: &Path, e: &EngineArgs) -> Result<i32> {
+pub fn info(root: &Path, e: &EngineArgs, a: &FormatArgs) -> Result<i32> {
     let engine = e.engine(root)?;
     let layout = berth_cgroups::Layout::detect().ok();
     let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
@@ -450,7 +552,12 @@ pub fn info(root: &Path, e: &EngineArgs) -> Result<i32> {
     let seccomp = std::fs::read_to_string("/proc/self/status")
         .map(|s| s.contains("Seccomp:"))
         .unwrap_or(false);
-    let count = engine.db()?.list()?.len();
+    let rows = engine.db()?.list()?;
+    let count = rows.len();
+    let running = rows.iter().filter(|r| r.status == Status::Running).count();
+    let images = super::images::open(root)
+        .and_then(|s| Ok(s.images()?.len()))
+        .unwrap_or(0);
     let nft = ["/usr/sbin/nft", "/sbin/nft"]
         .iter()
         .any(|p| std::path::Path::new(p).exists());
@@ -478,6 +585,69 @@ pub fn info(root: &Path, e: &EngineArgs) -> Result<i32> {
         },
         "version": env!("CARGO_PKG_VERSION"),
     });
-    emit(&serde_json::to_string_pretty(&v)?);
+    let Some(format) = a.format.as_deref().filter(|f| *f != "json") else {
+        emit(&serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    };
+    // Templates also see podman's (`.Host.Kernel`, `.Store.GraphRoot`)
+    // and Docker's (`.KernelVersion`, `.Containers`) field names.
+    let kernel = read_trim("/proc/sys/kernel/osrelease");
+    let cgroup_version = match v["host"]["cgroupVersion"].as_str() {
+        Some("v2") => "2",
+        _ => "1",
+    };
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let hostname = read_trim("/proc/sys/kernel/hostname");
+    let mut doc = v.clone();
+    let extra = serde_json::json!({
+        "Host": {
+            "Kernel": kernel,
+            "Arch": go_arch(),
+            "Os": std::env::consts::OS,
+            "Hostname": hostname,
+            "CPUs": ncpu,
+            "MemTotal": meminfo("MemTotal"),
+            "MemFree": meminfo("MemFree"),
+            "CgroupManager": "cgroupfs",
+            "CgroupsVersion": v["host"]["cgroupVersion"],
+            "Distribution": {"Distribution": os_name()},
+        },
+        "Store": {
+            "GraphRoot": engine.root,
+            "RunRoot": engine.runroot,
+            "GraphDriverName": "overlay",
+            "ContainerStore": {"Number": count, "Running": running, "Stopped": count - running, "Paused": 0},
+            "ImageStore": {"Number": images},
+        },
+        "Version": {
+            "Version": env!("CARGO_PKG_VERSION"),
+            "APIVersion": env!("CARGO_PKG_VERSION"),
+            "OsArch": format!("{}/{}", std::env::consts::OS, go_arch()),
+        },
+        "ID": "",
+        "Name": hostname,
+        "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "Containers": count,
+        "ContainersRunning": running,
+        "ContainersPaused": 0,
+        "ContainersStopped": count - running,
+        "Images": images,
+        "Driver": "overlay",
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": cgroup_version,
+        "KernelVersion": kernel,
+        "OperatingSystem": os_name(),
+        "OSType": std::env::consts::OS,
+        "Architecture": std::env::consts::ARCH,
+        "NCPU": ncpu,
+        "MemTotal": meminfo("MemTotal"),
+        "DockerRootDir": engine.root,
+        "DefaultRuntime": "berth-runtime",
+        "Runtimes": {"berth-runtime": {"path": "berth-runtime"}},
+    });
+    if let (Some(d), serde_json::Value::Object(x)) = (doc.as_object_mut(), extra) {
+        d.extend(x);
+    }
+    emit_doc(&doc, Some(format))?;
     Ok(0)
 }

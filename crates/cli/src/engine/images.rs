@@ -11,7 +11,9 @@ use berth_image::{Reference, Store};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::format::{human_size, print_table, OutputFormat};
+use super::format::human_size;
+use super::template::Format;
+use super::views;
 
 /// `berth image ...`
 #[derive(Debug, Subcommand)]
@@ -22,6 +24,8 @@ pub enum ImageCommand {
     Inspect(InspectArgs),
     /// Add names to an image.
     Tag(TagArgs),
+    /// Show an image's layers (same as `berth history`).
+    History(super::history::HistoryArgs),
     /// Remove images (same as `berth rmi`).
     Rm(RmiArgs),
     /// Remove unnamed images, or with --all every image, and unused data
@@ -36,9 +40,13 @@ pub enum ImageCommand {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: OutputFormat,
+    /// Output: table, json, a Go template, or `table TEMPLATE`
+    /// (example: `--format '{{.Repository}}:{{.Tag}}'`).
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Full image IDs.
+    #[arg(long)]
+    pub no_trunc: bool,
     /// Print image IDs only.
     #[arg(short, long)]
     pub quiet: bool,
@@ -46,6 +54,9 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
+    /// A Go template for each image (example: `--format '{{.Id}} {{.Size}}'`), or json.
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
     #[arg(required = true)]
     pub images: Vec<String>,
 }
@@ -89,6 +100,7 @@ pub fn image_command(root: &Path, c: ImageCommand) -> anyhow::Result<()> {
         ImageCommand::Ls(a) => list(root, &a),
         ImageCommand::Inspect(a) => inspect(root, &a),
         ImageCommand::Tag(a) => tag(root, &a),
+        ImageCommand::History(a) => super::history::history(root, &a),
         ImageCommand::Rm(a) => rmi(root, &a),
         ImageCommand::Prune(a) => prune(root, &a),
         ImageCommand::Mount(a) => {
@@ -106,7 +118,7 @@ pub fn image_command(root: &Path, c: ImageCommand) -> anyhow::Result<()> {
     }
 }
 
-fn image_size(img: &ResolvedImage) -> u64 {
+pub(super) fn image_size(img: &ResolvedImage) -> u64 {
     img.manifest.config.size + img.manifest.layers.iter().map(|l| l.size).sum::<u64>()
 }
 
@@ -132,52 +144,62 @@ pub fn list(root: &Path, a: &ListArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    match a.format {
-        OutputFormat::Json => {
-            let v: Vec<_> = images
-                .iter()
-                .map(|img| {
-                    json!({
-                        "Id": img.record.id.hex(),
-                        "Digest": img.record.manifest.digest.to_string(),
-                        "Names": img.record.names,
-                        "Created": img.config.created,
-                        "Size": image_size(img),
-                    })
+    let format = Format::parse(&a.format);
+    if format == Format::Json {
+        let v: Vec<_> = images
+            .iter()
+            .map(|img| {
+                json!({
+                    "Id": img.record.id.hex(),
+                    "Digest": img.record.manifest.digest.to_string(),
+                    "Names": img.record.names,
+                    "Created": img.config.created,
+                    "Size": image_size(img),
                 })
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&v)?);
-        }
-        OutputFormat::Table => {
-            let mut rows = Vec::new();
-            for img in &images {
-                let created = img.config.created.clone().unwrap_or_default();
-                let size = human_size(image_size(img));
-                let names: Vec<(String, String)> = if img.record.names.is_empty() {
-                    vec![("<none>".into(), "<none>".into())]
-                } else {
-                    img.record
-                        .names
-                        .iter()
-                        .map(|n| match Reference::parse(n) {
-                            Ok(r) => (r.repository(), r.tag.unwrap_or_else(|| "<none>".into())),
-                            Err(_) => (n.clone(), "<none>".into()),
-                        })
-                        .collect()
-                };
-                for (repo, tag) in names {
-                    rows.push(vec![
-                        repo,
-                        tag,
-                        img.record.id.short().to_string(),
-                        created.clone(),
-                        size.clone(),
-                    ]);
-                }
-            }
-            print_table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows);
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let now = berth_engine::now_ms();
+    let mut rows = Vec::new();
+    for img in &images {
+        let created = img
+            .config
+            .created
+            .as_deref()
+            .and_then(views::parse_rfc3339_ms);
+        let size = views::si_size(image_size(img));
+        let names: Vec<(String, String)> = if img.record.names.is_empty() {
+            vec![("<none>".into(), "<none>".into())]
+        } else {
+            img.record
+                .names
+                .iter()
+                .map(|n| match Reference::parse(n) {
+                    Ok(r) => (r.repository(), r.tag.unwrap_or_else(|| "<none>".into())),
+                    Err(_) => (n.clone(), "<none>".into()),
+                })
+                .collect()
+        };
+        for (repo, tag) in names {
+            rows.push(json!({
+                "Repository": repo,
+                "Tag": tag,
+                "ID": if a.no_trunc { img.record.id.to_string() } else { img.record.id.short().to_string() },
+                "Digest": img.record.manifest.digest.to_string(),
+                "CreatedSince": created.map(|c| views::since(c, now)).unwrap_or_else(|| "N/A".into()),
+                "CreatedAt": created.map(views::docker_time).unwrap_or_default(),
+                "Size": size,
+                "VirtualSize": size,
+                "SharedSize": "N/A",
+                "UniqueSize": "N/A",
+                "Containers": "N/A",
+            }));
         }
     }
+    let default = "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+    print!("{}", format.rows(default, views::IMAGE_HEADERS, &rows)?);
     Ok(())
 }
 
@@ -186,24 +208,52 @@ fn inspect(root: &Path, a: &InspectArgs) -> anyhow::Result<()> {
     let mut out = Vec::new();
     for name in &a.images {
         let img = berth_image::image::resolve_name(&store, name)?;
-        out.push(json!({
-            "Id": img.record.id.hex(),
-            "Digest": img.record.manifest.digest.to_string(),
-            "RepoTags": img.record.names,
-            "ManifestMediaType": img.record.manifest.media_type,
-            "Created": img.config.created,
-            "Architecture": img.config.architecture,
-            "Os": img.config.os,
-            "Variant": img.config.variant,
-            "Config": img.config.config,
-            "RootFS": img.config.rootfs,
-            "Layers": img.manifest.layers,
-            "Size": image_size(&img),
-            "LowerDirs": img.lower_dirs(&store),
-        }));
+        out.push(image_doc(&store, &img));
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    match &a.format {
+        Some(f) if f != "json" => print!("{}", super::template::render_lines(f, &out)?),
+        _ => println!("{}", serde_json::to_string_pretty(&out)?),
+    }
     Ok(())
+}
+
+/// The `image inspect` document: Docker's fields (`Id`, `RepoTags`,
+/// `RepoDigests`, `Created`, `Size`, `Config`, `Architecture`, `Os`,
+/// `RootFS`, ...) and berth's own (`Digest`, `Layers`, `LowerDirs`).
+pub(super) fn image_doc(store: &Store, img: &ResolvedImage) -> serde_json::Value {
+    let digest = img.record.manifest.digest.to_string();
+    let repo_digests: Vec<String> = img
+        .record
+        .names
+        .iter()
+        .filter_map(|n| Reference::parse(n).ok())
+        .map(|r| format!("{}@{digest}", r.repository()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let size = image_size(img);
+    json!({
+        "Id": img.record.id.hex(),
+        "Digest": digest,
+        "RepoTags": img.record.names,
+        "RepoDigests": repo_digests,
+        "Parent": "",
+        "Comment": img.config.history.last().and_then(|h| h["comment"].as_str()).unwrap_or_default(),
+        "ManifestMediaType": img.record.manifest.media_type,
+        "Created": img.config.created,
+        "Author": img.config.history.last().and_then(|h| h["author"].as_str()).unwrap_or_default(),
+        "Architecture": img.config.architecture,
+        "Os": img.config.os,
+        "Variant": img.config.variant,
+        "Config": img.config.config,
+        "RootFS": {"Type": img.config.rootfs.kind, "Layers": img.config.rootfs.diff_ids},
+        "Layers": img.manifest.layers,
+        "Size": size,
+        "VirtualSize": size,
+        "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": img.lower_dirs(store).iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")}},
+        "LowerDirs": img.lower_dirs(store),
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    })
 }
 
 pub fn tag(root: &Path, a: &TagArgs) -> anyhow::Result<()> {

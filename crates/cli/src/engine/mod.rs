@@ -9,7 +9,9 @@ mod container_cmds;
 mod containers;
 pub mod exit;
 mod format;
+mod history;
 mod images;
+mod inspect_cmd;
 mod networks;
 mod registry;
 mod run;
@@ -17,6 +19,7 @@ mod stats;
 mod system;
 mod system_prune;
 pub mod template;
+mod views;
 mod volumes;
 
 use std::path::PathBuf;
@@ -45,6 +48,8 @@ pub enum Command {
     /// Manage images.
     #[command(subcommand)]
     Image(images::ImageCommand),
+    /// Show an image's layers (example: `berth history busybox`).
+    History(history::HistoryArgs),
     /// Add names to an image (example: `berth tag busybox localhost/bb:1`).
     Tag(images::TagArgs),
     /// Remove images (example: `berth rmi busybox`).
@@ -123,7 +128,7 @@ pub fn main() -> i32 {
 fn only_prints(c: &Command) -> bool {
     use container_cmds::ContainerCmd as C;
     match c {
-        Command::Images(_) => true,
+        Command::Images(_) | Command::History(_) => true,
         Command::Containers(c) => matches!(
             c,
             C::Ps(_) | C::Logs(_) | C::Inspect(_) | C::Top(_) | C::Stats(_) | C::Port(_)
@@ -139,6 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Images(a) => images::list(&cli.root, &a),
         Command::Image(c) => images::image_command(&cli.root, c),
+        Command::History(a) => history::history(&cli.root, &a),
         Command::Tag(a) => images::tag(&cli.root, &a),
         Command::Rmi(a) => images::rmi(&cli.root, &a),
         Command::Load(a) => archive::load(&cli.root, &a),

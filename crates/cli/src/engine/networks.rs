@@ -8,8 +8,8 @@ use berth_engine::networks::{self, CreateRequest};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use super::format::print_table;
 use super::run::EngineArgs;
+use super::template::Format;
 
 /// `network` subcommands.
 #[derive(Debug, Subcommand)]
@@ -19,8 +19,8 @@ pub enum NetworkCommand {
     /// List networks.
     #[command(alias = "list")]
     Ls(LsArgs),
-    /// Show networks as JSON.
-    Inspect(NamesArgs),
+    /// Show networks as JSON or through a template.
+    Inspect(InspectArgs),
     /// Remove networks (refused while containers are attached).
     #[command(alias = "remove")]
     Rm(NamesArgs),
@@ -66,14 +66,28 @@ pub struct LsArgs {
     /// Only names.
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Output: table or json.
+    /// Output: table, json, a Go template, or `table TEMPLATE`
+    /// (example: `--format '{{.Name}} {{.Driver}}'`).
     #[arg(long, default_value = "table")]
     pub format: String,
+    /// Full network IDs.
+    #[arg(long)]
+    pub no_trunc: bool,
 }
 
 /// Commands taking network names.
 #[derive(Debug, Args)]
 pub struct NamesArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// `network inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A Go template for each network (example: `-f '{{range .IPAM.Config}}{{.Subnet}}{{end}}'`), or json.
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
     #[arg(required = true)]
     pub names: Vec<String>,
 }
@@ -145,38 +159,22 @@ pub fn network_command(root: &Path, e: &EngineArgs, c: NetworkCommand) -> Result
                 for n in &nets {
                     println!("{}", n.name);
                 }
-            } else if a.format == "json" {
-                let v: Vec<Value> = nets
+            } else {
+                let format = Format::parse(&a.format);
+                let docs: Vec<Value> = nets
                     .iter()
                     .map(|n| networks::inspect_json(&engine, n))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else if a.format == "table" {
-                let rows: Vec<Vec<String>> = nets
-                    .iter()
-                    .map(|n| {
-                        let mut subnets = n.subnet.to_string();
-                        if let Some(s6) = n.subnet6 {
-                            subnets.push_str(&format!(",{s6}"));
-                        }
-                        vec![
-                            n.id[..12].to_string(),
-                            n.name.clone(),
-                            "bridge".into(),
-                            subnets,
-                            if n.internal { "internal" } else { "" }.into(),
-                        ]
-                    })
-                    .collect();
-                print_table(
-                    &["NETWORK ID", "NAME", "DRIVER", "SUBNETS", "OPTIONS"],
-                    &rows,
-                );
-            } else {
-                anyhow::bail!(
-                    "--format {:?} is not supported: use table or json",
-                    a.format
-                );
+                if format == Format::Json {
+                    println!("{}", serde_json::to_string_pretty(&docs)?);
+                } else {
+                    let rows: Vec<Value> = nets.iter().map(|n| ls_row(n, a.no_trunc)).collect();
+                    let default = "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Subnets}}\t{{.Options}}";
+                    print!(
+                        "{}",
+                        format.rows(default, super::views::NETWORK_HEADERS, &rows)?
+                    );
+                }
             }
         }
         NetworkCommand::Inspect(a) => {
@@ -185,7 +183,10 @@ pub fn network_command(root: &Path, e: &EngineArgs, c: NetworkCommand) -> Result
                 let n = networks::find(&engine, name)?;
                 out.push(networks::inspect_json(&engine, &n));
             }
-            println!("{}", serde_json::to_string_pretty(&json!(out))?);
+            match &a.format {
+                Some(f) if f != "json" => print!("{}", super::template::render_lines(f, &out)?),
+                _ => println!("{}", serde_json::to_string_pretty(&json!(out))?),
+            }
         }
         NetworkCommand::Rm(a) => {
             let mut failed = None;
@@ -215,6 +216,28 @@ pub fn network_command(root: &Path, e: &EngineArgs, c: NetworkCommand) -> Result
         }
     }
     Ok(())
+}
+
+/// A `network ls` row for templates (Docker's fields, and berth's
+/// `Subnets` and `Options` columns).
+fn ls_row(n: &networks::Network, no_trunc: bool) -> Value {
+    let mut subnets = n.subnet.to_string();
+    if let Some(s6) = n.subnet6 {
+        subnets.push_str(&format!(",{s6}"));
+    }
+    let labels: Vec<String> = n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    json!({
+        "ID": if no_trunc { &n.id[..] } else { &n.id[..12.min(n.id.len())] },
+        "Name": n.name,
+        "Driver": "bridge",
+        "Scope": "local",
+        "IPv6": n.subnet6.is_some(),
+        "Internal": n.internal,
+        "Labels": labels.join(","),
+        "CreatedAt": super::views::docker_time(n.created),
+        "Subnets": subnets,
+        "Options": if n.internal { "internal" } else { "" },
+    })
 }
 
 /// The resolver process of one network.

@@ -10,13 +10,17 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use berth_engine::{db, lifecycle, ops, Engine, Status};
 
+use serde_json::Value;
+
 use super::containers::StatsArgs;
-use super::format::{human_size, print_table};
+use super::template::Format;
+use super::views::{binary_size, si_size, STATS_HEADERS};
 
 /// One container's sample.
 struct Sample {
     id: String,
     name: String,
+    pid: Option<i32>,
     stats: berth_cgroups::Stats,
 }
 
@@ -28,14 +32,6 @@ pub fn cpu_percent(prev_ns: u64, now_ns: u64, elapsed: Duration) -> f64 {
         return 0.0;
     }
     (now_ns - prev_ns) as f64 / e * 100.0
-}
-
-fn limit_text(limit: u64) -> String {
-    if limit == 0 || limit >= 1 << 60 {
-        "unlimited".to_string()
-    } else {
-        human_size(limit)
-    }
 }
 
 /// The containers to sample: those named, or every running one.
@@ -61,6 +57,7 @@ fn sample(engine: &Engine, names: &[String], skip_stopped: bool) -> Result<Vec<S
             Ok((row, stats)) => out.push(Sample {
                 id: row.id,
                 name: row.name,
+                pid: row.pid,
                 stats,
             }),
             Err(e) if skip_stopped && !still_running(engine, c) => {
@@ -83,53 +80,138 @@ fn still_running(engine: &Engine, reference: &str) -> bool {
 pub fn stats(engine: &Engine, a: &StatsArgs) -> Result<i32> {
     let names = targets(engine, a)?;
     if a.no_stream {
-        let samples = sample(engine, &names, false)?;
-        print_once(&samples, a.format == "json")?;
+        let format = Format::parse(&a.format);
+        // Two samples a moment apart give the CPU %, as Docker's one-shot
+        // stats carry the previous sample.
+        let first = sample(engine, &names, false)?;
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_millis(250));
+        let samples = sample(engine, &names, true)?;
+        let elapsed = t0.elapsed();
+        if format == Format::Json {
+            let docs: Vec<_> = samples
+                .iter()
+                .map(|s| serde_json::json!({"Id": s.id, "Name": s.name, "Stats": s.stats}))
+                .collect();
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::to_string_pretty(&docs)?
+            );
+            return Ok(0);
+        }
+        let rows: Vec<Value> = samples
+            .iter()
+            .map(|s| {
+                let prev = first
+                    .iter()
+                    .find(|p| p.id == s.id)
+                    .map_or(s.stats.cpu.usage.total, |p| p.stats.cpu.usage.total);
+                row(s, cpu_percent(prev, s.stats.cpu.usage.total, elapsed))
+            })
+            .collect();
+        print!("{}", format.rows(DEFAULT, STATS_HEADERS, &rows)?);
         return Ok(0);
     }
     stream(engine, a, &names)
 }
 
-fn print_once(samples: &[Sample], json: bool) -> Result<()> {
-    if json {
-        let docs: Vec<_> = samples
-            .iter()
-            .map(|s| serde_json::json!({"Id": s.id, "Name": s.name, "Stats": s.stats}))
+/// Docker's default `stats` columns.
+const DEFAULT: &str = "{{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+
+/// Received and sent bytes of the container's interfaces (not `lo`).
+fn net_io(pid: Option<i32>) -> (u64, u64) {
+    let Some(pid) = pid else { return (0, 0) };
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default();
+    let mut rx = 0;
+    let mut tx = 0;
+    for line in text.lines().skip(2) {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if name.trim() == "lo" {
+            continue;
+        }
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
             .collect();
-        let _ = writeln!(
-            std::io::stdout().lock(),
-            "{}",
-            serde_json::to_string_pretty(&docs)?
-        );
-        return Ok(());
+        rx += f.first().copied().unwrap_or(0);
+        tx += f.get(8).copied().unwrap_or(0);
     }
-    let rows: Vec<Vec<String>> = samples
-        .iter()
-        .map(|s| {
-            vec![
-                db::short(&s.id).to_string(),
-                s.name.clone(),
-                format!("{:.3}s", s.stats.cpu.usage.total as f64 / 1e9),
-                format!(
-                    "{} / {}",
-                    human_size(s.stats.memory.usage.usage),
-                    limit_text(s.stats.memory.usage.limit)
-                ),
-                s.stats.pids.current.to_string(),
-            ]
-        })
-        .collect();
-    print_table(
-        &["ID", "NAME", "CPU TIME", "MEM USAGE / LIMIT", "PIDS"],
-        &rows,
-    );
-    Ok(())
+    (rx, tx)
+}
+
+/// Bytes read and written by the container's processes (blkio).
+fn block_io(s: &berth_cgroups::Stats) -> (u64, u64) {
+    let mut r = 0;
+    let mut w = 0;
+    for e in &s.blkio.io_service_bytes_recursive {
+        match e.op.to_ascii_lowercase().as_str() {
+            "read" | "rbytes" => r += e.value,
+            "write" | "wbytes" => w += e.value,
+            _ => {}
+        }
+    }
+    (r, w)
+}
+
+/// Memory in use as Docker counts it: without the inactive page cache.
+fn mem_used(m: &berth_cgroups::stats::Memory) -> u64 {
+    let inactive = m
+        .raw
+        .get("total_inactive_file")
+        .or_else(|| m.raw.get("inactive_file"))
+        .copied()
+        .unwrap_or(0);
+    m.usage.usage.saturating_sub(inactive)
+}
+
+/// The memory limit, or the host's memory when there is none.
+fn mem_limit(limit: u64) -> u64 {
+    if limit == 0 || limit >= 1 << 60 {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            })
+            .map_or(limit, |kb| kb * 1024)
+    } else {
+        limit
+    }
+}
+
+/// A `stats` row for templates: Docker's fields.
+fn row(s: &Sample, cpu: f64) -> Value {
+    let used = mem_used(&s.stats.memory);
+    let limit = mem_limit(s.stats.memory.usage.limit);
+    let mem_pct = if limit > 0 {
+        used as f64 / limit as f64 * 100.0
+    } else {
+        0.0
+    };
+    let (rx, tx) = net_io(s.pid);
+    let (r, w) = block_io(&s.stats);
+    serde_json::json!({
+        "Container": s.name,
+        "ID": db::short(&s.id),
+        "Name": s.name,
+        "CPUPerc": format!("{cpu:.2}%"),
+        "MemUsage": format!("{} / {}", binary_size(used), binary_size(limit)),
+        "MemPerc": format!("{mem_pct:.2}%"),
+        "NetIO": format!("{} / {}", si_size(rx), si_size(tx)),
+        "BlockIO": format!("{} / {}", si_size(r), si_size(w)),
+        "PIDs": s.stats.pids.current,
+    })
 }
 
 /// Refreshes every second; returns 0 once none of the containers runs.
 /// A closed stdout (`| head`) ends the command too.
 fn stream(engine: &Engine, a: &StatsArgs, names: &[String]) -> Result<i32> {
-    let json = a.format == "json";
+    let format = Format::parse(&a.format);
+    let json = format == Format::Json;
     let tty = std::io::stdout().is_terminal();
     // `berth stats | head`: end quietly when the reader goes, as Unix
     // tools do (Rust ignores SIGPIPE, and printing would panic).
@@ -158,17 +240,7 @@ fn stream(engine: &Engine, a: &StatsArgs, names: &[String]) -> Result<i32> {
             docs.push(serde_json::json!({
                 "Id": s.id, "Name": s.name, "CPUPercent": pct, "Stats": s.stats,
             }));
-            rows.push(vec![
-                db::short(&s.id).to_string(),
-                s.name.clone(),
-                format!("{pct:.2}%"),
-                format!(
-                    "{} / {}",
-                    human_size(s.stats.memory.usage.usage),
-                    limit_text(s.stats.memory.usage.limit)
-                ),
-                s.stats.pids.current.to_string(),
-            ]);
+            rows.push(row(s, pct));
         }
         let written = if json {
             writeln!(
@@ -177,12 +249,13 @@ fn stream(engine: &Engine, a: &StatsArgs, names: &[String]) -> Result<i32> {
                 serde_json::to_string(&docs)?
             )
         } else {
+            let text = format.rows(DEFAULT, STATS_HEADERS, &rows)?;
             if tty {
                 // Clear the screen and go home, as `docker stats` does.
                 print!("\x1b[2J\x1b[H");
             }
-            print_table(&["ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS"], &rows);
-            writeln!(std::io::stdout().lock())
+            write!(std::io::stdout().lock(), "{text}")
+                .and_then(|()| writeln!(std::io::stdout().lock()))
         };
         if written.and_then(|()| std::io::stdout().flush()).is_err() {
             return Ok(0);
@@ -205,12 +278,5 @@ mod tests {
     fn cpu_percent_guards_odd_samples() {
         assert_eq!(cpu_percent(5, 3, Duration::from_secs(1)), 0.0);
         assert_eq!(cpu_percent(0, 3, Duration::ZERO), 0.0);
-    }
-
-    #[test]
-    fn unlimited_memory_is_named() {
-        assert_eq!(limit_text(0), "unlimited");
-        assert_eq!(limit_text(u64::MAX), "unlimited");
-        assert_ne!(limit_text(1 << 20), "unlimited");
     }
 }

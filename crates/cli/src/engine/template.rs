@@ -155,7 +155,18 @@ pub fn align(text: &str) -> String {
     let _ = tw.write_all(text.as_bytes());
     let _ = tw.flush();
     let bytes = tw.into_inner().unwrap_or_default();
-    String::from_utf8_lossy(&bytes).into_owned()
+    // Padding after an empty last column is dropped.
+    let mut out = String::new();
+    for line in String::from_utf8_lossy(&bytes).split_inclusive('\n') {
+        match line.strip_suffix('\n') {
+            Some(l) => {
+                out.push_str(l.trim_end_matches(' '));
+                out.push('\n');
+            }
+            None => out.push_str(line.trim_end_matches(' ')),
+        }
+    }
+    out
 }
 
 /// A parsed template (and its header-rendering twin).

@@ -8,8 +8,8 @@ use berth_engine::volumes;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use super::format::print_table;
 use super::run::EngineArgs;
+use super::template::Format;
 
 /// `volume` subcommands.
 #[derive(Debug, Subcommand)]
@@ -19,8 +19,8 @@ pub enum VolumeCommand {
     /// List volumes.
     #[command(alias = "list")]
     Ls(LsArgs),
-    /// Show volumes as JSON.
-    Inspect(NamesArgs),
+    /// Show volumes as JSON or through a template.
+    Inspect(InspectArgs),
     /// Remove volumes (refused while a container uses one).
     #[command(alias = "remove")]
     Rm(RmArgs),
@@ -50,7 +50,8 @@ pub struct LsArgs {
     /// Only names.
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Output: table or json.
+    /// Output: table, json, a Go template, or `table TEMPLATE`
+    /// (example: `--format '{{.Name}} {{.Mountpoint}}'`).
     #[arg(long, default_value = "table")]
     pub format: String,
 }
@@ -58,6 +59,16 @@ pub struct LsArgs {
 /// Commands taking volume names.
 #[derive(Debug, Args)]
 pub struct NamesArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// `volume inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A Go template for each volume (example: `-f '{{.Mountpoint}}'`), or json.
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
     #[arg(required = true)]
     pub names: Vec<String>,
 }
@@ -104,6 +115,22 @@ pub fn volume_json(v: &Volume) -> Value {
     })
 }
 
+/// A `volume ls` row for templates: the inspect fields, `Labels` as
+/// Docker's `k=v,k=v` text.
+fn ls_row(mut v: Value) -> Value {
+    let labels = v["Labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, x)| format!("{k}={}", x.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    v["Labels"] = Value::String(labels);
+    v
+}
+
 fn print_json(v: &Value) {
     println!(
         "{}",
@@ -136,19 +163,22 @@ pub fn volume_command(root: &Path, e: &EngineArgs, c: &VolumeCommand) -> Result<
             let all = volume_store::list(&engine)?;
             if a.quiet {
                 all.iter().for_each(|v| println!("{}", v.name));
-            } else if a.format == "json" {
-                print_json(&Value::Array(all.iter().map(volume_json).collect()));
-            } else if a.format == "table" {
-                let rows: Vec<Vec<String>> = all
-                    .iter()
-                    .map(|v| vec![v.driver.clone(), v.name.clone()])
-                    .collect();
-                print_table(&["DRIVER", "VOLUME NAME"], &rows);
             } else {
-                anyhow::bail!(
-                    "--format {:?} is not supported: use table or json",
-                    a.format
-                );
+                let format = Format::parse(&a.format);
+                let docs: Vec<Value> = all.iter().map(volume_json).collect();
+                if format == Format::Json {
+                    print_json(&Value::Array(docs));
+                } else {
+                    let rows: Vec<Value> = docs.into_iter().map(ls_row).collect();
+                    print!(
+                        "{}",
+                        format.rows(
+                            "{{.Driver}}\t{{.Name}}",
+                            super::views::VOLUME_HEADERS,
+                            &rows
+                        )?
+                    );
+                }
             }
             Ok(0)
         }
@@ -164,7 +194,10 @@ pub fn volume_command(root: &Path, e: &EngineArgs, c: &VolumeCommand) -> Result<
                     }
                 }
             }
-            print_json(&Value::Array(out));
+            match &a.format {
+                Some(f) if f != "json" => print!("{}", super::template::render_lines(f, &out)?),
+                _ => print_json(&Value::Array(out)),
+            }
             Ok(i32::from(failed))
         }
         VolumeCommand::Rm(a) => {

@@ -1482,8 +1482,11 @@ pub fn settings_json(engine: &Engine, id: &str) -> Value {
         }
     }
     let first = eps.first();
+    let first_net = first.and_then(|e| nets.iter().find(|n| n.name == e.network));
     json!({
         "IPAddress": first.map(|e| e.ip.to_string()).unwrap_or_default(),
+        "IPPrefixLen": first_net.map(|n| n.subnet.prefix_len()).unwrap_or(0),
+        "GlobalIPv6Address": first.and_then(|e| e.ip6).map(|i| i.to_string()).unwrap_or_default(),
         "MacAddress": first.map(|e| e.mac.clone()).unwrap_or_default(),
         "Gateway": first.and_then(|e| nets.iter().find(|n| n.name == e.network)).map(|n| n.gateway.to_string()).unwrap_or_default(),
         "Networks": networks,
@@ -1518,12 +1521,16 @@ pub fn inspect_json(engine: &Engine, net: &Network) -> Value {
         "Id": net.id,
         "Created": crate::rfc3339_ms(net.created),
         "Driver": "bridge",
+        "Scope": "local",
+        "Attachable": false,
+        "Ingress": false,
+        "ConfigOnly": false,
         "NetworkInterface": net.bridge,
         "EnableIPv6": net.subnet6.is_some(),
         "Internal": net.internal,
         "DNSEnabled": net.dns,
         "Options": net.mtu.map(|m| json!({"mtu": m.to_string()})).unwrap_or_else(|| json!({})),
-        "IPAM": {"Driver": "default", "Config": config},
+        "IPAM": {"Driver": "default", "Options": {}, "Config": config},
         "Labels": net.labels,
         "Containers": containers,
     })
