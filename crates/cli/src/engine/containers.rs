@@ -165,6 +165,8 @@ pub enum ContainerCommand {
     /// List containers (as `ps`).
     #[command(alias = "list")]
     Ls(PsArgs),
+    /// Show containers as JSON or through a template (as `inspect --type container`).
+    Inspect(super::inspect_cmd::InspectArgs),
 }
 
 /// Prints a document; a closed pipe (`| head`) is not an error.
@@ -423,6 +425,9 @@ pub fn container_command(root: &Path, e: &EngineArgs, c: &ContainerCommand) -> R
             Ok(0)
         }
         ContainerCommand::Ls(a) => ps(root, e, a),
+        ContainerCommand::Inspect(a) => {
+            super::inspect_cmd::inspect_kind(root, e, a, super::inspect_cmd::Kind::Container)
+        }
     }
 }
 
@@ -604,6 +609,7 @@ pub fn info(root: &Path, e: &EngineArgs, a: &FormatArgs) -> Result<i32> {
             "Kernel": kernel,
             "Arch": go_arch(),
             "Os": std::env::consts::OS,
+            "OS": std::env::consts::OS,
             "Hostname": hostname,
             "CPUs": ncpu,
             "MemTotal": meminfo("MemTotal"),

@@ -71,8 +71,20 @@ fn find(root: &Path, engine: &Engine, kind: Kind, name: &str, size: bool) -> Opt
 /// `inspect`: every object found is printed; a name that matches nothing
 /// is reported and the status is 1, as Docker does.
 pub fn inspect_cmd(root: &Path, e: &EngineArgs, a: &InspectArgs) -> Result<i32> {
+    run(root, e, a, a.kind)
+}
+
+/// `container inspect` and the like: only objects of one kind.
+pub fn inspect_kind(root: &Path, e: &EngineArgs, a: &InspectArgs, kind: Kind) -> Result<i32> {
+    if a.kind.is_some_and(|k| k != kind) {
+        anyhow::bail!("--type cannot change the kind of object this command inspects");
+    }
+    run(root, e, a, Some(kind))
+}
+
+fn run(root: &Path, e: &EngineArgs, a: &InspectArgs, kind: Option<Kind>) -> Result<i32> {
     let engine = e.engine(root)?;
-    let kinds = match a.kind {
+    let kinds = match kind {
         Some(k) => vec![k],
         None => vec![Kind::Container, Kind::Image, Kind::Volume, Kind::Network],
     };
@@ -96,7 +108,7 @@ pub fn inspect_cmd(root: &Path, e: &EngineArgs, a: &InspectArgs) -> Result<i32> 
         let _ = std::io::stdout().lock().write_all(text.as_bytes());
     }
     for name in &missing {
-        let what = match a.kind {
+        let what = match kind {
             Some(Kind::Container) => "container",
             Some(Kind::Image) => "image",
             Some(Kind::Volume) => "volume",

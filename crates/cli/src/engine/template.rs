@@ -434,7 +434,7 @@ fn len_fn(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::from(n as u64))
 }
 
-/// Go's `index`: a map's missing key is the zero value (here empty).
+/// Go's `index`: a map's missing key is the zero value (an empty string).
 fn index_fn(args: &[Value]) -> Result<Value, FuncError> {
     if args.len() < 2 {
         return Err(FuncError::AtLeastXArgs("index".into(), 2));
@@ -450,10 +450,11 @@ fn index_fn(args: &[Value]) -> Result<Value, FuncError> {
                     .cloned()
                     .ok_or_else(|| FuncError::Generic(format!("index out of range: {i}")))?
             }
+            // Docker's maps hold strings: a missing key is "".
             (Value::Object(m) | Value::Map(m), k) => {
-                m.get(&text(k)).cloned().unwrap_or(Value::NoValue)
+                m.get(&text(k)).cloned().unwrap_or(Value::from(""))
             }
-            (Value::Nil | Value::NoValue, _) => Value::NoValue,
+            (Value::Nil | Value::NoValue, _) => Value::from(""),
             (other, _) => {
                 return Err(FuncError::Generic(format!(
                     "can't index item of type {}",
@@ -740,6 +741,7 @@ mod tests {
         assert_eq!(r("{{join .Env \",\"}}", v.clone()), "A=1,B=2");
         assert_eq!(r("{{lower .Name}}{{upper .Name}}", v.clone()), "webWEB");
         assert_eq!(r("{{index .Env 1}}", v.clone()), "B=2");
+        assert_eq!(r("{{index .Config \"Nope\"}}", v.clone()), "");
         assert_eq!(r("{{len .Env}}", v.clone()), "2");
         assert_eq!(r("{{printf \"%s-%d\" .Name 3}}", v.clone()), "Web-3");
         assert_eq!(r("{{title \"hello world\"}}", v.clone()), "Hello World");
