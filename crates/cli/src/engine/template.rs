@@ -773,6 +773,10 @@ mod tests {
         assert_eq!(r("{{$n := .Name}}{{$n}}", v.clone()), "web");
         assert_eq!(r("{{\"}}\"}}", v.clone()), "}}");
         assert!(render("{{.Name", &v).is_err());
+        assert_eq!(
+            r("{{define \"n\"}}<{{.}}>{{end}}{{template \"n\" .Name}}", v),
+            "<web>"
+        );
     }
 
     #[test]
