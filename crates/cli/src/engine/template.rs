@@ -41,8 +41,9 @@ impl Format {
         } else if t == "json" {
             Format::Json
         } else if let Some(rest) = t.strip_prefix("table") {
+            let rest = unescape(rest);
             if rest.starts_with(char::is_whitespace) {
-                Format::Table(Some(unescape(rest.trim())))
+                Format::Table(Some(rest.trim().to_string()))
             } else {
                 Format::Template(unescape(s))
             }
@@ -788,6 +789,10 @@ mod tests {
             Format::Table(Some("{{.ID}}\t{{.Names}}".into()))
         );
         assert_eq!(Format::parse("{{.ID}}"), Format::Template("{{.ID}}".into()));
+        assert_eq!(
+            Format::parse("table\\t{{.ID}}"),
+            Format::Table(Some("{{.ID}}".into()))
+        );
     }
 
     #[test]
