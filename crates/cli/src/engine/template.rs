@@ -225,6 +225,9 @@ const FUNCS: &[(&str, Func)] = &[
     ("truncate", truncate_fn),
     ("pad", pad_fn),
     ("len", len_fn),
+    ("print", print_fn),
+    ("println", println_fn),
+    ("printf", printf_fn),
     ("index", index_fn),
     ("berthStr", str_fn),
     ("berthVals", vals_fn),
@@ -465,6 +468,31 @@ fn index_fn(args: &[Value]) -> Result<Value, FuncError> {
         };
     }
     Ok(cur)
+}
+
+/// Arguments for gtmpl's printing functions: lists, maps and nil as Go
+/// prints them (gtmpl would print Rust's debug form).
+fn go_args(args: &[Value]) -> Vec<Value> {
+    args.iter()
+        .map(|v| match v {
+            Value::Array(_) | Value::Object(_) | Value::Map(_) | Value::Nil | Value::NoValue => {
+                Value::String(go_string(v))
+            }
+            other => other.clone(),
+        })
+        .collect()
+}
+
+fn print_fn(args: &[Value]) -> Result<Value, FuncError> {
+    gtmpl::funcs::print(&go_args(args))
+}
+
+fn println_fn(args: &[Value]) -> Result<Value, FuncError> {
+    gtmpl::funcs::println(&go_args(args))
+}
+
+fn printf_fn(args: &[Value]) -> Result<Value, FuncError> {
+    gtmpl::funcs::printf(&go_args(args))
 }
 
 fn first_fn(args: &[Value]) -> Result<Value, FuncError> {
@@ -746,6 +774,11 @@ mod tests {
         assert_eq!(r("{{len .Env}}", v.clone()), "2");
         assert_eq!(r("{{printf \"%s-%d\" .Name 3}}", v.clone()), "Web-3");
         assert_eq!(r("{{title \"hello world\"}}", v.clone()), "Hello World");
+        assert_eq!(
+            r("{{printf \"%v|%s\" .Env .Name}}", v.clone()),
+            "[A=1 B=2]|Web"
+        );
+        assert_eq!(r("{{print .Env}}", v.clone()), "[A=1 B=2]");
         assert_eq!(r("{{truncate .Name 2}}", v.clone()), "We");
         assert_eq!(r("{{split \"a:b\" \":\"}}", v.clone()), "[a b]");
         assert_eq!(r("{{if .Config.Tty}}tty{{else}}no{{end}}", v), "no");
