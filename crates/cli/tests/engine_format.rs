@@ -639,10 +639,12 @@ fn templates_match_podman() {
         Words,
         Table,
     }
-    let f_inspect = "{{.State.Status}}|{{.State.Running}}|{{.State.ExitCode}}|{{.Path}}|{{.Args}}|{{.Config.Cmd}}|{{json .Config.Cmd}}|{{.Config.Image}}|{{index .Config.Labels \"a\"}}|{{len .Config.Labels}}|{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}|{{.NetworkSettings.IPAddress}}|{{.Config.Tty}}|{{.HostConfig.AutoRemove}}|{{if .State.Running}}up{{else}}down{{end}}|{{upper .State.Status}}|{{printf \"%s/%d\" .State.Status .State.ExitCode}}|{{join .Config.Cmd \"+\"}}";
+    let f_inspect = "{{.State.Status}}|{{.State.Running}}|{{.State.ExitCode}}|{{.Path}}|{{.Args}}|{{.Config.Cmd}}|{{json .Config.Cmd}}|{{.Config.Image}}|{{index .Config.Labels \"a\"}}|{{len .Config.Labels}}|{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}|{{.NetworkSettings.IPAddress}}|{{.Config.Tty}}|{{.HostConfig.AutoRemove}}|{{if .State.Running}}up{{else}}down{{end}}|{{upper .State.Status}}|{{printf \"%s/%d\" .State.Status .State.ExitCode}}|{{join .Config.Cmd \"+\"}}|{{.Config.Labels}}|{{.HostConfig.PortBindings}}|{{printf \"%v\" .Config.Cmd}}";
     let cases: Vec<(Vec<&str>, Cmp)> = vec![
         (vec!["inspect", "--format", f_inspect, &web, &ex], Cmp::Exact),
         (vec!["container", "inspect", "-f", "{{.State.Status}} {{len .Config.Cmd}}", &ex], Cmp::Exact),
+        // Without labels, podman's map is nil (`null`), Docker's empty (`{}`).
+        (vec!["inspect", "-f", "{{json .Config.Labels}}", &web], Cmp::Exact),
         (vec!["ps", "-a", "--format", "{{.Names}} {{.Image}}"], Cmp::Lines),
         (vec!["ps", "--format", "{{.Names}}"], Cmp::Exact),
         (vec!["ps", "-l", "--format", "{{.Names}} {{.Image}}"], Cmp::Exact),
