@@ -143,6 +143,30 @@ fn ps_templates_tables_ports_and_limits() {
     assert_eq!(v[0]["Names"][0], web.as_str());
     assert_eq!(v[0]["Ports"][0]["host_port"], 18080, "{v}");
     assert_eq!(v[0]["Ports"][0]["container_port"], 80, "{v}");
+    // .Mounts names the volumes (and bind sources), .Networks the networks.
+    let m = unique("fmnt");
+    let vol = unique("fvol");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &m,
+        "-v",
+        &format!("{vol}:/data"),
+        &img,
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(
+        env.ok(&[
+            "ps",
+            "--filter",
+            &format!("name={m}"),
+            "--format",
+            "{{.Mounts}} {{.LocalVolumes}} {{.Networks}}"
+        ]),
+        format!("{vol} 1 berth\n")
+    );
 }
 
 #[test]

@@ -40,6 +40,13 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
                 .filter(|m| {
                     !(o.is_some_and(|o| o.init) && m["destination"] == crate::init::INIT_DEST)
                 })
+                // Nor are /etc/hosts, resolv.conf and hostname, made in the
+                // container's dir (Docker does not list them either).
+                .filter(|m| {
+                    !m["source"]
+                        .as_str()
+                        .is_some_and(|s| std::path::Path::new(s).starts_with(engine.dir(&row.id)))
+                })
                 .map(|m| {
                     let opts = m["options"].as_array().cloned().unwrap_or_default();
                     json!({

@@ -251,10 +251,11 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
         emit(&serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
+    let with_mounts = views::wants_mounts(&a.format);
     let docs: Vec<serde_json::Value> = rows
         .iter()
         .zip(&sizes)
-        .map(|(r, size)| views::ps_row(&engine, r, now, a.no_trunc, *size))
+        .map(|(r, size)| views::ps_row(&engine, r, now, a.no_trunc, *size, with_mounts))
         .collect();
     let default = if a.size {
         "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"

@@ -170,18 +170,32 @@ pub fn ellipsis(s: &str, n: usize) -> String {
     out
 }
 
+/// Whether a `ps --format` reads the mounts (which cost an inspect
+/// document per container).
+pub fn wants_mounts(format: &str) -> bool {
+    ["Mounts", "LocalVolumes", "json", "{{.}}", "{{ . }}"]
+        .iter()
+        .any(|w| format.contains(w))
+}
+
 /// A `ps` row for templates: Docker's fields (`.ID`, `.Names`, `.Ports`,
 /// ...), the ID short and the command cut unless `no_trunc`. `size` is
-/// the writable layer's and the image's bytes (`ps -s`).
+/// the writable layer's and the image's bytes (`ps -s`). `.Mounts` and
+/// `.LocalVolumes` are filled only `with_mounts`.
 pub fn ps_row(
     engine: &Engine,
     r: &ContainerRow,
     now: i64,
     no_trunc: bool,
     size: Option<(u64, u64)>,
+    with_mounts: bool,
 ) -> Value {
     let (eps, ports) = berth_engine::networks::of_container(engine, &r.id).unwrap_or_default();
-    let doc = inspect::inspect(engine, r);
+    let doc = if with_mounts {
+        inspect::inspect(engine, r)
+    } else {
+        Value::Null
+    };
     let mounts: Vec<String> = doc["Mounts"]
         .as_array()
         .map(|ms| {
