@@ -842,6 +842,18 @@ mod tests {
              abc            web       x\n\
              abcdefabcdef   db        y\n"
         );
+        // Functions leave the header names alone, as Docker's do.
+        let f = Format::parse("table {{upper .Names}}\\t{{json .ID}}");
+        let out = f.rows("", &[("ID", "CONTAINER ID")], &rows).unwrap();
+        assert!(
+            out.starts_with("NAMES     CONTAINER ID\nWEB       \"abc\"\n"),
+            "{out}"
+        );
+        // The default table when no template follows `table`.
+        let out = Format::parse("table")
+            .rows("{{.Names}}", &[], &rows)
+            .unwrap();
+        assert_eq!(out, "NAMES\nweb\ndb\n");
         let plain = Format::parse("{{.Names}}").rows("", &[], &rows).unwrap();
         assert_eq!(plain, "web\ndb\n");
     }
