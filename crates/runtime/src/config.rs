@@ -401,7 +401,7 @@ pub fn validate(spec: Spec, bundle: &Path) -> Result<ContainerConfig, ConfigErro
 
     let mut mounts = Vec::new();
     for m in spec.mounts().iter().flatten() {
-        mounts.push(mount_spec(m)?);
+        mounts.push(mount_spec(m, bundle)?);
     }
     if !namespaces.has(NsKind::Mount) && !mounts.is_empty() {
         return Err(ConfigError::Unsupported(
@@ -414,8 +414,8 @@ pub fn validate(spec: Spec, bundle: &Path) -> Result<ContainerConfig, ConfigErro
         devices.push(device_spec(d)?);
     }
 
-    let masked_paths = abs_paths("maskedPaths", linux.masked_paths().as_deref())?;
-    let readonly_paths = abs_paths("readonlyPaths", linux.readonly_paths().as_deref())?;
+    let masked_paths = abs_paths(linux.masked_paths().as_deref());
+    let readonly_paths = abs_paths(linux.readonly_paths().as_deref());
 
     let rootfs_propagation = match linux.rootfs_propagation().as_deref() {
         None | Some("") => None,
@@ -686,7 +686,7 @@ pub fn rlimit_resource(name: &str) -> Option<i32> {
     })
 }
 
-fn mount_spec(m: &oci_spec::runtime::Mount) -> Result<MountSpec, ConfigError> {
+fn mount_spec(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountSpec, ConfigError> {
     let dest = m.destination().clone();
     if !dest.is_absolute() {
         return Err(ConfigError::MountDestination(dest));
@@ -707,10 +707,13 @@ fn mount_spec(m: &oci_spec::runtime::Mount) -> Result<MountSpec, ConfigError> {
         return Err(err("a mount needs a type (or a bind/rbind option)"));
     }
     let is_bind = options.bind || typ == "bind";
+    let mut source = m.source().clone();
     if is_bind {
-        match m.source() {
+        match &source {
             Some(s) if s.is_absolute() => {}
-            Some(_) => return Err(err("a bind mount's source must be an absolute path")),
+            // config.md "Mounts": a bind mount's source is absolute or
+            // relative to the bundle (runc resolves it so too).
+            Some(s) => source = Some(bundle.join(s)),
             None => return Err(err("a bind mount needs a source")),
         }
     }
@@ -741,7 +744,7 @@ fn mount_spec(m: &oci_spec::runtime::Mount) -> Result<MountSpec, ConfigError> {
     Ok(MountSpec {
         destination: dest,
         typ,
-        source: m.source().clone(),
+        source,
         options,
         uid_mappings,
         gid_mappings,
@@ -779,17 +782,12 @@ fn device_spec(d: &oci_spec::runtime::LinuxDevice) -> Result<DeviceSpec, ConfigE
     })
 }
 
-fn abs_paths(what: &'static str, list: Option<&[String]>) -> Result<Vec<PathBuf>, ConfigError> {
+/// maskedPaths/readonlyPaths: a relative path is taken relative to the
+/// rootfs, as runc does (it joins every path onto the rootfs).
+fn abs_paths(list: Option<&[String]>) -> Vec<PathBuf> {
     list.unwrap_or(&[])
         .iter()
-        .map(|p| {
-            let path = PathBuf::from(p);
-            if path.is_absolute() {
-                Ok(path)
-            } else {
-                Err(ConfigError::RelativePath { what, path })
-            }
-        })
+        .map(|p| Path::new("/").join(p))
         .collect()
 }
 

@@ -155,8 +155,20 @@ fn init_steps(
             .map(|(c, s, n)| format!("{c} {s} {n}\n"))
             .collect();
         if !text.is_empty() {
-            std::fs::write("/proc/self/timens_offsets", text)
-                .map_err(err("cannot write time offsets"))?;
+            // After the switch to root of a new user namespace the process
+            // is not dumpable, so its /proc files belong to the host's root
+            // and the write is refused: be dumpable just for it (runc's
+            // nsexec does the same for its id maps).
+            let was = nix::sys::prctl::get_dumpable().unwrap_or(true);
+            if !was {
+                nix::sys::prctl::set_dumpable(true).map_err(err("set dumpable"))?;
+            }
+            let res = std::fs::write("/proc/self/timens_offsets", text)
+                .map_err(err("cannot write time offsets"));
+            if !was {
+                nix::sys::prctl::set_dumpable(false).map_err(err("clear dumpable"))?;
+            }
+            res?;
         }
     }
     if a.new_keyring {
@@ -174,6 +186,7 @@ fn init_steps(
     mounts::mount_all(cfg, rootfs.as_fd(), &a.idmaps).map_err(|e| chain(&e))?;
     a.idmaps.clear();
     devices::create_devices(cfg, rootfs.as_fd()).map_err(|e| chain(&e))?;
+    mounts::remount_dev_readonly(cfg, rootfs.as_fd()).map_err(|e| chain(&e))?;
     // As runc does, create a missing process.cwd inside the rootfs (before
     // the user switch); a failure shows up as the chdir error later.
     let _ = crate::rootfs_path::mkdir_all(rootfs.as_fd(), &cfg.process.cwd, 0o755);
@@ -186,8 +199,13 @@ fn init_steps(
     }
     if !cfg.hooks.create_container.is_empty() {
         let state = a.state_json.as_bytes().to_vec();
-        hooks::run_hooks("createContainer", &cfg.hooks.create_container, &state)
-            .map_err(|e| chain(&e))?;
+        hooks::run_container_hooks(
+            "createContainer",
+            &cfg.hooks.create_container,
+            &state,
+            &cfg.process.env,
+        )
+        .map_err(|e| chain(&e))?;
     }
     drop(rootfs);
     if no_pivot {
@@ -246,8 +264,9 @@ fn finish_process(
         }
     }
     let setgroups_allowed = !userns || setgroups_allowed();
+    let cwd_done = process::enter_cwd_early(p).map_err(|e| chain(&e))?;
     process::finalize_identity(p, setgroups_allowed).map_err(|e| chain(&e))?;
-    let exec = process::prepare_exec(p).map_err(|e| chain(&e))?;
+    let exec = process::prepare_exec(p, !cwd_done).map_err(|e| chain(&e))?;
     // Nothing but stdio and the preserved descriptors reaches the program.
     let keep = 3 + a.preserve_fds;
     berth_sys::process::cloexec_from(keep).map_err(err("close_range"))?;
@@ -295,8 +314,13 @@ fn finish_process(
         }
         if !cfg.hooks.start_container.is_empty() {
             let state = crate::container::with_status(&a.state_json, "running");
-            hooks::run_hooks("startContainer", &cfg.hooks.start_container, &state)
-                .map_err(|e| chain(&e))?;
+            hooks::run_container_hooks(
+                "startContainer",
+                &cfg.hooks.start_container,
+                &state,
+                &cfg.process.env,
+            )
+            .map_err(|e| chain(&e))?;
         }
     }
     if p.no_new_privileges {
