@@ -376,7 +376,6 @@ fn no_pivot_container_cannot_mount_a_fresh_procfs() {
             show("runc", &r)
         );
     }
-    eprintln!("{}", show("berth", &o));
     assert!(!o.status.success(), "{}", show("berth", &o));
     assert!(!stdout(&o).contains("mounted"), "{}", show("berth", &o));
 }

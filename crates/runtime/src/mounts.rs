@@ -545,6 +545,7 @@ pub fn pivot_root(rootfs: &Path) -> Result<(), MountError> {
 
 /// `--no-pivot`: move the rootfs over / and chroot into it.
 pub fn move_root(rootfs: &Path) -> Result<(), MountError> {
+    hide_host_proc_sys(rootfs)?;
     nix::unistd::chdir(rootfs).map_err(merr("chdir", rootfs))?;
     mount(
         Some(rootfs),
@@ -556,6 +557,68 @@ pub fn move_root(rootfs: &Path) -> Result<(), MountError> {
     .map_err(merr("move rootfs", rootfs))?;
     nix::unistd::chroot(".").map_err(merr("chroot", rootfs))?;
     nix::unistd::chdir("/").map_err(merr("chdir", Path::new("/")))?;
+    Ok(())
+}
+
+/// Before `--no-pivot` moves the rootfs over `/`, take away every full
+/// procfs and sysfs of the host's tree that stays in the mount namespace
+/// (runc's msMoveRoot): the container could otherwise mount a fresh procfs
+/// in a user namespace of its own (the kernel allows that only where a full
+/// one is visible) and see what maskedPaths hide. Unmounted lazily, or
+/// covered with an empty tmpfs where that is not allowed.
+fn hide_host_proc_sys(rootfs: &Path) -> Result<(), MountError> {
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| MountError::Io {
+            op: "read",
+            path: "/proc/self/mountinfo".into(),
+            source,
+        })?;
+    let mut targets = Vec::new();
+    for line in info.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let f: Vec<&str> = pre.split(' ').collect();
+        let fstype = post.split(' ').next().unwrap_or("");
+        if f.len() < 5 || f[3] != "/" || !matches!(fstype, "proc" | "sysfs") {
+            continue;
+        }
+        let mp = PathBuf::from(unescape_mountinfo(f[4]));
+        if mp.starts_with(rootfs) {
+            continue;
+        }
+        targets.push(mp);
+    }
+    for mp in targets {
+        // Our tree is already a slave of the host's: nothing propagates
+        // back; make sure of it for this mount as well.
+        match mount(
+            None::<&str>,
+            &mp,
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
+            Ok(()) => {}
+            // A parent of it went away already.
+            Err(nix::Error::ENOENT) => continue,
+            Err(e) => return Err(merr("slave propagation", &mp)(e)),
+        }
+        match umount2(&mp, MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(nix::Error::EINVAL | nix::Error::EPERM) => {
+                mount(
+                    Some("tmpfs"),
+                    &mp,
+                    Some("tmpfs"),
+                    MsFlags::empty(),
+                    None::<&str>,
+                )
+                .map_err(merr("tmpfs cover", &mp))?;
+            }
+            Err(e) => return Err(merr("detach host filesystem", &mp)(e)),
+        }
+    }
     Ok(())
 }
 
