@@ -418,3 +418,115 @@ fn time_offsets_with_a_new_user_namespace() {
     assert_eq!(secs, ten_days, "{out}");
     assert!(out.contains("100000"), "in the user namespace: {out}");
 }
+
+// ---- 1: linux.memoryPolicy ------------------------------------------------
+
+/// The policy column of the container shell's first mapping.
+const NUMA_POLICY: &str = "head -1 /proc/self/numa_maps | cut -d' ' -f2";
+
+#[test]
+fn memory_policy_modes_and_flags_apply() {
+    require_root!();
+    if !Path::new("/proc/self/numa_maps").exists() {
+        eprintln!("SKIP: kernel without NUMA (no /proc/self/numa_maps)");
+        return;
+    }
+    let env = Env::new();
+    for (policy, want) in [
+        (json!({"mode": "MPOL_BIND", "nodes": "0"}), "bind:0"),
+        (
+            json!({"mode": "MPOL_INTERLEAVE", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]}),
+            "interleave=static:0",
+        ),
+        (json!({"mode": "MPOL_PREFERRED", "nodes": "0"}), "prefer:0"),
+        (json!({"mode": "MPOL_DEFAULT"}), "default"),
+    ] {
+        let out = run_ok(&env, &["sh", "-c", NUMA_POLICY], |b| {
+            b.config["linux"]["memoryPolicy"] = policy.clone();
+        });
+        assert_eq!(out.trim(), want, "{policy}");
+    }
+}
+
+#[test]
+fn memory_policy_on_a_missing_node_fails_clearly() {
+    require_root!();
+    let env = Env::new();
+    let o = run_with(&env, &["true"], |b| {
+        b.config["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "1000"});
+    });
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("linux.memoryPolicy"), "{}", stderr(&o));
+    let o = run_with(&env, &["true"], |b| {
+        b.config["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND"});
+    });
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("needs at least one node"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+// ---- 2: process.ioPriority -------------------------------------------------
+
+#[test]
+fn io_priority_classes_apply() {
+    require_root!();
+    let env = Env::new();
+    for (prio, want) in [
+        (
+            json!({"class": "IOPRIO_CLASS_RT", "priority": 3}),
+            "realtime: prio 3",
+        ),
+        (
+            json!({"class": "IOPRIO_CLASS_BE", "priority": 6}),
+            "best-effort: prio 6",
+        ),
+        (json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0}), "idle"),
+    ] {
+        let out = run_ok(&env, &["sh", "-c", "ionice -p $$"], |b| {
+            b.config["process"]["ioPriority"] = prio.clone();
+        });
+        assert_eq!(out.trim(), want, "{prio}");
+    }
+    let o = run_with(&env, &["true"], |b| {
+        b.config["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 9});
+    });
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("ioPriority"), "{}", stderr(&o));
+}
+
+// ---- 3: process.scheduler --------------------------------------------------
+
+/// nice, rt_priority and policy of the shell, then of a child it forks.
+const SCHED_FIELDS: &str =
+    "cut -d' ' -f19,40,41 /proc/$$/stat; cut -d' ' -f19,40,41 /proc/self/stat; true";
+
+#[test]
+fn scheduler_policies_nice_and_flags_apply() {
+    require_root!();
+    let env = Env::new();
+    for (sched, want) in [
+        (
+            json!({"policy": "SCHED_BATCH", "nice": 7}),
+            "7 0 3\n7 0 3\n",
+        ),
+        (json!({"policy": "SCHED_IDLE"}), "0 0 5\n0 0 5\n"),
+        // Reset on fork: the shell keeps its negative nice, its child not.
+        (
+            json!({"policy": "SCHED_OTHER", "nice": -5, "flags": ["SCHED_FLAG_RESET_ON_FORK"]}),
+            "-5 0 0\n0 0 0\n",
+        ),
+    ] {
+        let out = run_ok(&env, &["sh", "-c", SCHED_FIELDS], |b| {
+            b.config["process"]["scheduler"] = sched.clone();
+        });
+        assert_eq!(out, want, "{sched}");
+    }
+    let o = run_with(&env, &["true"], |b| {
+        b.config["process"]["scheduler"] = json!({"policy": "SCHED_FIFO", "priority": 0});
+    });
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("process.scheduler"), "{}", stderr(&o));
+}

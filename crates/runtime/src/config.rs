@@ -78,6 +78,9 @@ pub enum ConfigError {
     TimeOffsetsWithoutTimens,
     #[error("time offset clock {0:?} is not monotonic or boottime")]
     TimeClock(String),
+    /// process.scheduler, process.ioPriority or linux.memoryPolicy.
+    #[error("{0}")]
+    Scheduling(String),
     #[error("{0} is not supported by berth yet")]
     Unsupported(String),
 }
@@ -265,6 +268,10 @@ pub struct ProcessConfig {
     pub oom_score_adj: Option<i32>,
     pub apparmor_profile: Option<String>,
     pub selinux_label: Option<String>,
+    /// `process.scheduler`.
+    pub scheduler: Option<berth_sys::sched::SchedAttr>,
+    /// `process.ioPriority`.
+    pub io_priority: Option<crate::sched::IoPriority>,
 }
 
 /// One hook (config.md "POSIX-platform Hooks").
@@ -308,6 +315,8 @@ pub struct ContainerConfig {
     pub sysctl: BTreeMap<String, String>,
     pub personality_linux32: bool,
     pub time_offsets: Vec<(String, i64, u32)>,
+    /// `linux.memoryPolicy`.
+    pub memory_policy: Option<crate::sched::MemPolicy>,
     pub hooks: Hooks,
     pub cgroups_path: Option<String>,
     pub resources: Option<LinuxResources>,
@@ -324,11 +333,27 @@ pub fn load(bundle: &Path) -> Result<ContainerConfig, ConfigError> {
         path: path.clone(),
         source,
     })?;
-    let spec: Spec = serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
+    let spec: Spec = parse_spec(&text).map_err(|e| ConfigError::Parse {
         path: path.clone(),
         message: e.to_string(),
     })?;
     validate(spec, bundle)
+}
+
+/// Parse a config.json, accepting the scheduler flag names of config.md.
+pub fn parse_spec(text: &str) -> Result<Spec, serde_json::Error> {
+    let mut v: serde_json::Value = serde_json::from_str(text)?;
+    if let Some(p) = v.get_mut("process") {
+        crate::sched::normalize_process_json(p);
+    }
+    serde_json::from_value(v)
+}
+
+/// Parse a process.json (exec --process), as [`parse_spec`] does.
+pub fn parse_process(text: &str) -> Result<Process, serde_json::Error> {
+    let mut v: serde_json::Value = serde_json::from_str(text)?;
+    crate::sched::normalize_process_json(&mut v);
+    serde_json::from_value(v)
 }
 
 /// Validate a parsed spec whose bundle directory is `bundle`.
@@ -461,9 +486,11 @@ pub fn validate(spec: Spec, bundle: &Path) -> Result<ContainerConfig, ConfigErro
     if linux.intel_rdt().is_some() {
         return Err(ConfigError::Unsupported("linux.intelRdt".into()));
     }
-    if linux.memory_policy().is_some() {
-        return Err(ConfigError::Unsupported("linux.memoryPolicy".into()));
-    }
+    let memory_policy = linux
+        .memory_policy()
+        .as_ref()
+        .map(crate::sched::memory_policy)
+        .transpose()?;
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
         return Err(ConfigError::Unsupported("linux.netDevices".into()));
     }
@@ -499,6 +526,7 @@ pub fn validate(spec: Spec, bundle: &Path) -> Result<ContainerConfig, ConfigErro
         sysctl,
         personality_linux32,
         time_offsets,
+        memory_policy,
         hooks,
         cgroups_path: linux
             .cgroups_path()
@@ -614,12 +642,16 @@ pub fn process_config(p: &Process) -> Result<ProcessConfig, ConfigError> {
             hard: r.hard(),
         });
     }
-    if p.io_priority().is_some() {
-        return Err(ConfigError::Unsupported("process.ioPriority".into()));
-    }
-    if p.scheduler().is_some() {
-        return Err(ConfigError::Unsupported("process.scheduler".into()));
-    }
+    let io_priority = p
+        .io_priority()
+        .as_ref()
+        .map(crate::sched::io_priority)
+        .transpose()?;
+    let scheduler = p
+        .scheduler()
+        .as_ref()
+        .map(crate::sched::scheduler)
+        .transpose()?;
     Ok(ProcessConfig {
         args,
         env,
@@ -639,6 +671,8 @@ pub fn process_config(p: &Process) -> Result<ProcessConfig, ConfigError> {
         oom_score_adj: p.oom_score_adj(),
         apparmor_profile: p.apparmor_profile().clone().filter(|s| !s.is_empty()),
         selinux_label: p.selinux_label().clone().filter(|s| !s.is_empty()),
+        scheduler,
+        io_priority,
     })
 }
 

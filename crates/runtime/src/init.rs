@@ -248,6 +248,10 @@ fn finish_process(
         console::setup_terminal(sock.as_fd(), p.console_size).map_err(|e| chain(&e))?;
     }
     process::apply_rlimits(p).map_err(|e| chain(&e))?;
+    // Before the identity switch: a real-time policy or class needs
+    // CAP_SYS_NICE / CAP_SYS_ADMIN (runc's order).
+    let mem = init.as_ref().and_then(|(_, c)| c.memory_policy.as_ref());
+    crate::sched::apply(p.scheduler.as_ref(), p.io_priority.as_ref(), mem)?;
     if let Some(v) = p.oom_score_adj {
         process::set_oom_score_adj(v).map_err(|e| chain(&e))?;
     }
