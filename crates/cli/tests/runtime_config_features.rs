@@ -530,3 +530,45 @@ fn scheduler_policies_nice_and_flags_apply() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("process.scheduler"), "{}", stderr(&o));
 }
+
+// ---- 8: no mount namespace -------------------------------------------------
+
+#[test]
+fn without_a_mount_namespace_mounts_apply_in_the_callers_namespace() {
+    require_root!();
+    if !Path::new("/usr/bin/unshare").exists() {
+        eprintln!("SKIP: util-linux unshare is missing");
+        return;
+    }
+    let env = Env::new();
+    let mut b = env.bundle(&[
+        "sh",
+        "-c",
+        "test -c /dev/null && echo dev; test -e /proc/self/status && echo proc; \
+         ls /data",
+    ]);
+    let data = tempfile::tempdir().expect("data");
+    std::fs::write(data.path().join("f"), "").expect("write");
+    add_mount(
+        &mut b,
+        json!({"destination": "/data", "type": "bind",
+               "source": data.path().to_str().expect("utf-8"), "options": ["rbind", "ro"]}),
+    );
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .expect("ns")
+        .retain(|n| n["type"] != "mount");
+    // Never the host's namespace: one the test makes, private.
+    let private_ns = ["/usr/bin/unshare", "-m", "--propagation", "private", "--"];
+    // Both refuse masked paths there (they would land in the caller's
+    // namespace).
+    b.config["linux"]["maskedPaths"] = json!(["/proc/kcore"]);
+    let o = same_with(&env, &b, &private_ns);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("maskedPaths"), "{}", stderr(&o));
+    b.config["linux"]["maskedPaths"] = json!([]);
+    b.config["linux"]["readonlyPaths"] = json!([]);
+    let o = same_with(&env, &b, &private_ns);
+    assert_eq!(ok(&o), "dev\nproc\nf\n");
+    assert!(host_mounts_under(b.path()).is_empty());
+}

@@ -78,9 +78,9 @@ pub enum ConfigError {
     TimeOffsetsWithoutTimens,
     #[error("time offset clock {0:?} is not monotonic or boottime")]
     TimeClock(String),
-    /// process.scheduler, process.ioPriority or linux.memoryPolicy.
+    /// A setting that is wrong as given; the text names it.
     #[error("{0}")]
-    Scheduling(String),
+    Setting(String),
     #[error("{0} is not supported by berth yet")]
     Unsupported(String),
 }
@@ -428,11 +428,8 @@ pub fn validate(spec: Spec, bundle: &Path) -> Result<ContainerConfig, ConfigErro
     for m in spec.mounts().iter().flatten() {
         mounts.push(mount_spec(m, bundle)?);
     }
-    if !namespaces.has(NsKind::Mount) && !mounts.is_empty() {
-        return Err(ConfigError::Unsupported(
-            "mounts without a mount namespace".into(),
-        ));
-    }
+    // Without a mount namespace the mounts apply in the caller's namespace
+    // and the container is entered by chroot, as runc does.
 
     let mut devices = Vec::new();
     for d in linux.devices().iter().flatten() {
@@ -441,6 +438,14 @@ pub fn validate(spec: Spec, bundle: &Path) -> Result<ContainerConfig, ConfigErro
 
     let masked_paths = abs_paths(linux.masked_paths().as_deref());
     let readonly_paths = abs_paths(linux.readonly_paths().as_deref());
+    let restricts = !masked_paths.is_empty() || !readonly_paths.is_empty();
+    if restricts && !namespaces.has(NsKind::Mount) {
+        // runc's rule: these would be mounted in the caller's namespace.
+        return Err(ConfigError::Setting(
+            "maskedPaths and readonlyPaths need a mount namespace: add one, or leave them empty"
+                .into(),
+        ));
+    }
 
     let rootfs_propagation = match linux.rootfs_propagation().as_deref() {
         None | Some("") => None,

@@ -210,6 +210,10 @@ fn init_steps(
     drop(rootfs);
     if no_pivot {
         mounts::move_root(&cfg.rootfs).map_err(|e| chain(&e))?;
+    } else if !cfg.namespaces.has(NsKind::Mount) {
+        // pivot_root would move the root of every process sharing the
+        // caller's mount namespace: chroot instead (runc does the same).
+        mounts::chroot_root(&cfg.rootfs).map_err(|e| chain(&e))?;
     } else {
         mounts::pivot_root(&cfg.rootfs).map_err(|e| chain(&e))?;
     }

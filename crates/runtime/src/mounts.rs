@@ -560,6 +560,15 @@ pub fn move_root(rootfs: &Path) -> Result<(), MountError> {
     Ok(())
 }
 
+/// A container without a mount namespace: chroot into the rootfs (the
+/// mounts were made in the caller's namespace).
+pub fn chroot_root(rootfs: &Path) -> Result<(), MountError> {
+    nix::unistd::chdir(rootfs).map_err(merr("chdir", rootfs))?;
+    nix::unistd::chroot(".").map_err(merr("chroot", rootfs))?;
+    nix::unistd::chdir("/").map_err(merr("chdir", Path::new("/")))?;
+    Ok(())
+}
+
 /// Before `--no-pivot` moves the rootfs over `/`, take away every full
 /// procfs and sysfs of the host's tree that stays in the mount namespace
 /// (runc's msMoveRoot): the container could otherwise mount a fresh procfs

@@ -29,7 +29,7 @@ pub struct IoPriority {
 }
 
 fn bad(what: &str, why: impl std::fmt::Display) -> ConfigError {
-    ConfigError::Scheduling(format!("{what}: {why}"))
+    ConfigError::Setting(format!("{what}: {why}"))
 }
 
 /// `process.scheduler` as a sched_attr.
