@@ -572,3 +572,27 @@ fn without_a_mount_namespace_mounts_apply_in_the_callers_namespace() {
     assert_eq!(ok(&o), "dev\nproc\nf\n");
     assert!(host_mounts_under(b.path()).is_empty());
 }
+
+// ---- 9: read-only root with a user namespace and cgroup mounts -------------
+
+#[test]
+fn read_only_root_with_userns_and_cgroup_mounts() {
+    require_root!();
+    let env = Env::new();
+    let mut b = env.bundle(&[
+        "sh",
+        "-c",
+        "test -d /sys/fs/cgroup/memory -o -f /sys/fs/cgroup/cgroup.controllers && echo cgroup; \
+         grep -qx 1 /sys/fs/cgroup/pids/cgroup.procs && echo own-cgroup; \
+         touch /x 2>/dev/null || echo root-readonly",
+    ]);
+    with_userns(&mut b);
+    b.config["root"]["readonly"] = json!(true);
+    add_mount(
+        &mut b,
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+               "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+    );
+    let o = same(&env, &b);
+    assert_eq!(ok(&o), "cgroup\nown-cgroup\nroot-readonly\n");
+}

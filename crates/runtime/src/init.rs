@@ -141,6 +141,7 @@ fn init_steps(
     // The parent placed us in the cgroup; only now may the cgroup
     // namespace be created, rooted there.
     if cfg.namespaces.creates(NsKind::Cgroup) {
+        crate::cgroup_mount::remember_own_cgroups();
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .map_err(err("cannot create the cgroup namespace"))?;
     }
