@@ -323,6 +323,13 @@ fn personality_linux32_shows_i686() {
     assert_eq!(out, "i686\n");
     let out = run_ok(&env, &["uname", "-m"], |_| {});
     assert_eq!(out, "x86_64\n");
+    // An exec'd process gets it too (runc applies it in setns init).
+    let mut b = env.bundle(&["sleep", "30"]);
+    b.config["linux"]["personality"] = json!({"domain": "LINUX32"});
+    let id = env.id("pers");
+    env.create_and_start(&b, &id);
+    let o = env.rt_out(&["exec", &id, "uname", "-m"]);
+    assert_eq!(ok(&o), "i686\n");
 }
 
 // ---- 13: --no-pivot hides the host's procfs -------------------------------

@@ -109,9 +109,13 @@ pub fn container_init(
     fail(&mut a.chan, res)
 }
 
-/// The child of `exec`: never returns.
-pub fn exec_init(p: &ProcessConfig, mut a: ChildArgs<'_>, userns: bool) -> ! {
+/// The child of `exec`: never returns. `linux32`: the container runs
+/// with personality LINUX32, so the exec'd process does too (as in runc).
+pub fn exec_init(p: &ProcessConfig, mut a: ChildArgs<'_>, userns: bool, linux32: bool) -> ! {
     let res = (|| {
+        if linux32 {
+            set_linux32()?;
+        }
         enter_namespaces(&mut a)?;
         finish_process(p, &mut a, userns, None)
     })();
@@ -225,11 +229,25 @@ fn init_steps(
     mounts::mask_and_protect(cfg).map_err(|e| chain(&e))?;
     mounts::finish_root(cfg).map_err(|e| chain(&e))?;
     if cfg.personality_linux32 {
-        nix::sys::personality::set(nix::sys::personality::Persona::empty())
-            .and_then(|_| nix::sys::personality::set(linux32()))
-            .map_err(err("cannot set personality LINUX32"))?;
+        set_linux32()?;
     }
     finish_process(&cfg.process, a, userns, Some((fifo, cfg)))
+}
+
+/// config-linux.md "Personality": domain LINUX32.
+fn set_linux32() -> Res<()> {
+    nix::sys::personality::set(nix::sys::personality::Persona::empty())
+        .and_then(|_| nix::sys::personality::set(linux32()))
+        .map(|_| ())
+        .map_err(err("cannot set personality LINUX32"))
+}
+
+/// Does process `pid` run with personality LINUX32?
+pub fn runs_linux32(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/personality"))
+        .ok()
+        .and_then(|s| u64::from_str_radix(s.trim(), 16).ok())
+        .is_some_and(|v| v & 0xff == linux32().bits() as u64)
 }
 
 fn linux32() -> nix::sys::personality::Persona {
