@@ -603,3 +603,28 @@ fn read_only_root_with_userns_and_cgroup_mounts() {
     let o = same(&env, &b);
     assert_eq!(ok(&o), "cgroup\nown-cgroup\nroot-readonly\n");
 }
+
+#[test]
+fn exec_process_json_with_scheduler_and_io_priority() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle(&["sleep", "30"]);
+    let id = env.id("schedexec");
+    env.create_and_start(&b, &id);
+    let pj = b.path().join("process.json");
+    std::fs::write(
+        &pj,
+        serde_json::to_vec(&json!({
+            "args": ["sh", "-c", "cut -d' ' -f19,41 /proc/$$/stat; ionice -p $$; true"],
+            "cwd": "/",
+            "env": ["PATH=/bin"],
+            "user": {"uid": 0, "gid": 0},
+            "scheduler": {"policy": "SCHED_BATCH", "nice": 4, "flags": ["SCHED_FLAG_RESET_ON_FORK"]},
+            "ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 2}
+        }))
+        .expect("json"),
+    )
+    .expect("write");
+    let o = env.rt_out(&["exec", "--process", pj.to_str().expect("utf-8"), &id]);
+    assert_eq!(ok(&o), "4 3\nbest-effort: prio 2\n");
+}

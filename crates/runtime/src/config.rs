@@ -961,6 +961,51 @@ mod tests {
     }
 
     #[test]
+    fn relative_bind_source_and_masked_paths() {
+        let j = spec_json(r#","maskedPaths":["proc/kcore"],"readonlyPaths":["sys"]"#).replace(
+            r#""linux""#,
+            r#""mounts":[{"destination":"/d","type":"bind","source":"data","options":["rbind"]}],"linux""#,
+        );
+        let c = check(&j).expect("valid");
+        assert_eq!(c.mounts[0].source, Some(c.bundle.join("data")));
+        assert_eq!(c.masked_paths, vec![PathBuf::from("/proc/kcore")]);
+        assert_eq!(c.readonly_paths, vec![PathBuf::from("/sys")]);
+    }
+
+    #[test]
+    fn scheduler_io_priority_and_memory_policy_are_checked() {
+        let proc_with = |extra: &str| {
+            spec_json("").replace(
+                r#""user":{"uid":0,"gid":0}"#,
+                &format!(r#""user":{{"uid":0,"gid":0}},{extra}"#),
+            )
+        };
+        let c = check(&proc_with(
+            r#""scheduler":{"policy":"SCHED_BATCH","nice":3,"flags":["SCHED_FLAG_RESET_ON_FORK"]},
+               "ioPriority":{"class":"IOPRIO_CLASS_IDLE","priority":0}"#,
+        ))
+        .expect("valid");
+        let s = c.process.scheduler.expect("scheduler");
+        assert_eq!((s.sched_policy, s.sched_nice, s.sched_flags), (3, 3, 1));
+        assert_eq!(c.process.io_priority.map(|p| p.class), Some(3));
+        assert!(check(&proc_with(
+            r#""scheduler":{"policy":"SCHED_OTHER","nice":40}"#
+        ))
+        .is_err());
+        assert!(check(&proc_with(r#""scheduler":{"policy":"SCHED_RR"}"#)).is_err());
+        let c = check(&spec_json(
+            r#","memoryPolicy":{"mode":"MPOL_BIND","nodes":"0-1","flags":["MPOL_F_STATIC_NODES"]}"#,
+        ))
+        .expect("valid");
+        let m = c.memory_policy.expect("policy");
+        assert_eq!((m.mode, m.nodes), (2 | 1 << 15, vec![0b11]));
+        assert!(check(&spec_json(
+            r#","memoryPolicy":{"mode":"MPOL_LOCAL","nodes":"0"}"#
+        ))
+        .is_err());
+    }
+
+    #[test]
     fn userns_needs_mappings() {
         let j = spec_json("").replace(r#"{"type":"pid"}"#, r#"{"type":"pid"},{"type":"user"}"#);
         assert!(matches!(check(&j), Err(ConfigError::UsernsWithoutMappings)));

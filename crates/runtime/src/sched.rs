@@ -226,7 +226,12 @@ pub fn apply(
     mem: Option<&MemPolicy>,
 ) -> Result<(), String> {
     if let Some(m) = mem {
-        berth_sys::sched::set_mempolicy(m.mode, &m.nodes).map_err(|e| {
+        match berth_sys::sched::set_mempolicy(m.mode, &m.nodes) {
+            // A kernel without NUMA has only the default policy.
+            Err(e) if m.mode == 0 && e.raw_os_error() == Some(libc::ENOSYS) => Ok(()),
+            r => r,
+        }
+        .map_err(|e| {
             format!(
                 "cannot set the memory policy (linux.memoryPolicy, nodes {:?}): {e}; check the nodes exist (/sys/devices/system/node/online)",
                 m.text
