@@ -290,6 +290,23 @@ fn runtime_hooks_run_in_the_bundle_directory() {
     }
 }
 
+#[test]
+fn create_container_hook_runs_in_the_rootfs() {
+    require_root!();
+    let env = Env::new();
+    let mut b = env.bundle(&["cat", "/created.cwd"]);
+    // Relative: the file lands in the hook's working directory, which the
+    // container then reads at its root (runc changes into the rootfs
+    // before these hooks, libcontainer/rootfs_linux.go).
+    b.config["hooks"] = json!({
+        "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "pwd > created.cwd"]}],
+    });
+    b.config["process"]["cwd"] = json!("/tmp");
+    let rootfs = std::fs::canonicalize(b.rootfs()).expect("rootfs");
+    let o = same(&env, &b);
+    assert_eq!(ok(&o), format!("{}\n", rootfs.display()));
+}
+
 // ---- 11: a cwd the container user cannot enter ----------------------------
 
 #[test]

@@ -5,7 +5,7 @@
 use crate::config::HookSpec;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -72,15 +72,19 @@ pub fn run_hooks(
 
 /// Run the createContainer or startContainer hooks inside the container:
 /// a hook that sets no `env` inherits the container process's environment
-/// (runc sets the process environment up before running them).
+/// (runc sets the process environment up before running them). `cwd` is
+/// the hooks' working directory (`None` keeps the caller's): runc runs
+/// createContainer hooks in the container's rootfs (it changes into
+/// `config.Rootfs` before them, libcontainer/rootfs_linux.go).
 pub fn run_container_hooks(
     kind: &'static str,
     hooks: &[HookSpec],
     state_json: &[u8],
     process_env: &[String],
+    cwd: Option<&Path>,
 ) -> Result<(), HookError> {
     let ctx = Context {
-        cwd: None,
+        cwd: cwd.map(Path::to_path_buf),
         env: Some(process_env),
     };
     for h in hooks {

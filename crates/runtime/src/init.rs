@@ -209,6 +209,7 @@ fn init_steps(
             &cfg.hooks.create_container,
             &state,
             &cfg.process.env,
+            Some(&cfg.rootfs),
         )
         .map_err(|e| chain(&e))?;
     }
@@ -346,6 +347,7 @@ fn finish_process(
                 &cfg.hooks.start_container,
                 &state,
                 &cfg.process.env,
+                None,
             )
             .map_err(|e| chain(&e))?;
         }
