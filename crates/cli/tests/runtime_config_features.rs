@@ -473,6 +473,30 @@ fn memory_policy_modes_and_flags_apply() {
 }
 
 #[test]
+fn memory_policy_applies_to_exec_processes() {
+    require_root!();
+    if !Path::new("/proc/self/numa_maps").exists() {
+        eprintln!("SKIP: kernel without NUMA (no /proc/self/numa_maps)");
+        return;
+    }
+    // Not differential: runc 1.1 does not know linux.memoryPolicy.
+    let env = Env::new();
+    for (policy, want) in [
+        (Some(json!({"mode": "MPOL_BIND", "nodes": "0"})), "bind:0"),
+        (None, "default"),
+    ] {
+        let mut b = env.bundle(&["sleep", "30"]);
+        if let Some(p) = &policy {
+            b.config["linux"]["memoryPolicy"] = p.clone();
+        }
+        let id = env.id("mpolexec");
+        env.create_and_start(&b, &id);
+        let o = env.rt_out(&["exec", &id, "sh", "-c", NUMA_POLICY]);
+        assert_eq!(ok(&o).trim(), want, "{policy:?}");
+    }
+}
+
+#[test]
 fn memory_policy_on_a_missing_node_fails_clearly() {
     require_root!();
     let env = Env::new();

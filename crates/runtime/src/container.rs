@@ -248,6 +248,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
             .seccomp
             .as_ref()
             .and_then(|s| serde_json::to_value(s).ok()),
+        memory_policy: cfg.memory_policy.clone(),
     };
     dir.save(&rec)?;
     let fifo = if o.start_now {

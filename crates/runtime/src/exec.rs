@@ -112,7 +112,7 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
                 state_json: String::new(),
                 idmaps: Vec::new(),
             };
-            init::exec_init(p, args, userns, linux32)
+            init::exec_init(p, args, userns, linux32, r.memory_policy.as_ref())
         }
         Forked::Parent(pid) => pid,
     };

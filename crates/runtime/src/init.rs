@@ -111,13 +111,21 @@ pub fn container_init(
 
 /// The child of `exec`: never returns. `linux32`: the container runs
 /// with personality LINUX32, so the exec'd process does too (as in runc).
-pub fn exec_init(p: &ProcessConfig, mut a: ChildArgs<'_>, userns: bool, linux32: bool) -> ! {
+/// `mem`: the container's `linux.memoryPolicy`, which the exec'd process
+/// gets as well (config-linux.md "Memory policy" sets it for the container).
+pub fn exec_init(
+    p: &ProcessConfig,
+    mut a: ChildArgs<'_>,
+    userns: bool,
+    linux32: bool,
+    mem: Option<&crate::sched::MemPolicy>,
+) -> ! {
     let res = (|| {
         if linux32 {
             set_linux32()?;
         }
         enter_namespaces(&mut a)?;
-        finish_process(p, &mut a, userns, None)
+        finish_process(p, &mut a, userns, None, mem)
     })();
     fail(&mut a.chan, res)
 }
@@ -232,7 +240,13 @@ fn init_steps(
     if cfg.personality_linux32 {
         set_linux32()?;
     }
-    finish_process(&cfg.process, a, userns, Some((fifo, cfg)))
+    finish_process(
+        &cfg.process,
+        a,
+        userns,
+        Some((fifo, cfg)),
+        cfg.memory_policy.as_ref(),
+    )
 }
 
 /// config-linux.md "Personality": domain LINUX32.
@@ -263,6 +277,7 @@ fn finish_process(
     a: &mut ChildArgs<'_>,
     userns: bool,
     init: Option<(Option<OwnedFd>, &ContainerConfig)>,
+    mem: Option<&crate::sched::MemPolicy>,
 ) -> Res<std::convert::Infallible> {
     if p.terminal {
         let sock = a
@@ -274,7 +289,6 @@ fn finish_process(
     process::apply_rlimits(p).map_err(|e| chain(&e))?;
     // Before the identity switch: a real-time policy or class needs
     // CAP_SYS_NICE / CAP_SYS_ADMIN (runc's order).
-    let mem = init.as_ref().and_then(|(_, c)| c.memory_policy.as_ref());
     crate::sched::apply(p.scheduler.as_ref(), p.io_priority.as_ref(), mem)?;
     if let Some(v) = p.oom_score_adj {
         process::set_oom_score_adj(v).map_err(|e| chain(&e))?;

@@ -12,8 +12,9 @@ use oci_spec::runtime::{
     MemoryPolicyFlagType, MemoryPolicyModeType, Scheduler,
 };
 
-/// A checked `linux.memoryPolicy`: mode with flags, and the node mask.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A checked `linux.memoryPolicy`: mode with flags, and the node mask
+/// (kept in the state record for exec'd processes).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MemPolicy {
     pub mode: i32,
     pub nodes: Vec<u64>,
