@@ -90,6 +90,17 @@ pub fn own_path(proc_cgroup: &str, h: &Hierarchy) -> Option<String> {
     None
 }
 
+/// /proc/self/cgroup as read before the container's cgroup namespace was
+/// created (paths from the hierarchies' roots), for the bind fallback.
+static OWN_BEFORE_CGROUPNS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Remember our cgroups; call before unsharing the cgroup namespace.
+pub fn remember_own_cgroups() {
+    if let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") {
+        let _ = OWN_BEFORE_CGROUPNS.set(text);
+    }
+}
+
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> MountError + 'a {
     move |source| MountError::Io {
         op,
@@ -108,7 +119,10 @@ pub fn mount_cgroup(
         .map_err(io("read", Path::new("/proc/self/mountinfo")))?;
     let own = std::fs::read_to_string("/proc/self/cgroup")
         .map_err(io("read", Path::new("/proc/self/cgroup")))?;
-    let hs = hierarchies(&info);
+    let mut hs = hierarchies(&info);
+    // Only the host's hierarchies: not those of a /sys bound into the
+    // rootfs earlier (those are covered by this mount).
+    hs.retain(|h| !h.mount_point.starts_with(&cfg.rootfs));
     let cgroupns = cfg.namespaces.has(NsKind::Cgroup);
     let flags = (m.options.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
         & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
@@ -188,17 +202,29 @@ fn mount_hierarchy(
         let dest = dest.to_path_buf();
         move |source| MountError::Mount { what, dest, source }
     };
+    let mut own = own;
     if cgroupns {
         let data = h.controllers.join(",");
-        mount(
+        match mount(
             Some(h.fstype.as_str()),
             target,
             Some(h.fstype.as_str()),
             flags,
             (!data.is_empty()).then_some(data.as_str()),
-        )
-        .map_err(merr(format!("{} ({})", h.fstype, data)))?;
-        return Ok(());
+        ) {
+            Ok(()) => return Ok(()),
+            // A v1 hierarchy's superblock belongs to the host's user
+            // namespace: a cgroup namespace owned by the container's user
+            // namespace cannot mount it (EBUSY). Bind our own directory of
+            // the host's mount instead, found from before the cgroup
+            // namespace existed.
+            Err(nix::Error::EBUSY | nix::Error::EPERM)
+                if h.fstype == "cgroup" && OWN_BEFORE_CGROUPNS.get().is_some() =>
+            {
+                own = OWN_BEFORE_CGROUPNS.get().map(String::as_str).unwrap_or(own);
+            }
+            Err(e) => return Err(merr(format!("{} ({})", h.fstype, data))(e)),
+        }
     }
     let rel = own_path(own, h).unwrap_or_else(|| "/".into());
     let src = h.mount_point.join(rel.trim_start_matches('/'));

@@ -6,10 +6,13 @@
 use crate::mount_opts::{self, MountOptions};
 use nix::mount::MsFlags;
 use oci_spec::runtime::{
-    Capability, LinuxIdMapping, LinuxNamespaceType, LinuxResources, LinuxSeccomp, Process, Spec,
+    LinuxIdMapping, LinuxNamespaceType, LinuxResources, LinuxSeccomp, Process, Spec,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+
+mod process;
+pub use process::{oci_cap_to_caps, process_config, rlimit_resource};
 
 /// Why a config.json (or a process.json for exec) was refused.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +81,9 @@ pub enum ConfigError {
     TimeOffsetsWithoutTimens,
     #[error("time offset clock {0:?} is not monotonic or boottime")]
     TimeClock(String),
+    /// A setting that is wrong as given; the text names it.
+    #[error("{0}")]
+    Setting(String),
     #[error("{0} is not supported by berth yet")]
     Unsupported(String),
 }
@@ -265,6 +271,10 @@ pub struct ProcessConfig {
     pub oom_score_adj: Option<i32>,
     pub apparmor_profile: Option<String>,
     pub selinux_label: Option<String>,
+    /// `process.scheduler`.
+    pub scheduler: Option<berth_sys::sched::SchedAttr>,
+    /// `process.ioPriority`.
+    pub io_priority: Option<crate::sched::IoPriority>,
 }
 
 /// One hook (config.md "POSIX-platform Hooks").
@@ -308,6 +318,8 @@ pub struct ContainerConfig {
     pub sysctl: BTreeMap<String, String>,
     pub personality_linux32: bool,
     pub time_offsets: Vec<(String, i64, u32)>,
+    /// `linux.memoryPolicy`.
+    pub memory_policy: Option<crate::sched::MemPolicy>,
     pub hooks: Hooks,
     pub cgroups_path: Option<String>,
     pub resources: Option<LinuxResources>,
@@ -324,11 +336,27 @@ pub fn load(bundle: &Path) -> Result<ContainerConfig, ConfigError> {
         path: path.clone(),
         source,
     })?;
-    let spec: Spec = serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
+    let spec: Spec = parse_spec(&text).map_err(|e| ConfigError::Parse {
         path: path.clone(),
         message: e.to_string(),
     })?;
     validate(spec, bundle)
+}
+
+/// Parse a config.json, accepting the scheduler flag names of config.md.
+pub fn parse_spec(text: &str) -> Result<Spec, serde_json::Error> {
+    let mut v: serde_json::Value = serde_json::from_str(text)?;
+    if let Some(p) = v.get_mut("process") {
+        crate::sched::normalize_process_json(p);
+    }
+    serde_json::from_value(v)
+}
+
+/// Parse a process.json (exec --process), as [`parse_spec`] does.
+pub fn parse_process(text: &str) -> Result<Process, serde_json::Error> {
+    let mut v: serde_json::Value = serde_json::from_str(text)?;
+    crate::sched::normalize_process_json(&mut v);
+    serde_json::from_value(v)
 }
 
 /// Validate a parsed spec whose bundle directory is `bundle`.
@@ -401,21 +429,26 @@ pub fn validate(spec: Spec, bundle: &Path) -> Result<ContainerConfig, ConfigErro
 
     let mut mounts = Vec::new();
     for m in spec.mounts().iter().flatten() {
-        mounts.push(mount_spec(m)?);
+        mounts.push(mount_spec(m, bundle)?);
     }
-    if !namespaces.has(NsKind::Mount) && !mounts.is_empty() {
-        return Err(ConfigError::Unsupported(
-            "mounts without a mount namespace".into(),
-        ));
-    }
+    // Without a mount namespace the mounts apply in the caller's namespace
+    // and the container is entered by chroot, as runc does.
 
     let mut devices = Vec::new();
     for d in linux.devices().iter().flatten() {
         devices.push(device_spec(d)?);
     }
 
-    let masked_paths = abs_paths("maskedPaths", linux.masked_paths().as_deref())?;
-    let readonly_paths = abs_paths("readonlyPaths", linux.readonly_paths().as_deref())?;
+    let masked_paths = abs_paths(linux.masked_paths().as_deref());
+    let readonly_paths = abs_paths(linux.readonly_paths().as_deref());
+    let restricts = !masked_paths.is_empty() || !readonly_paths.is_empty();
+    if restricts && !namespaces.has(NsKind::Mount) {
+        // runc's rule: these would be mounted in the caller's namespace.
+        return Err(ConfigError::Setting(
+            "maskedPaths and readonlyPaths need a mount namespace: add one, or leave them empty"
+                .into(),
+        ));
+    }
 
     let rootfs_propagation = match linux.rootfs_propagation().as_deref() {
         None | Some("") => None,
@@ -461,9 +494,11 @@ pub fn validate(spec: Spec, bundle: &Path) -> Result<ContainerConfig, ConfigErro
     if linux.intel_rdt().is_some() {
         return Err(ConfigError::Unsupported("linux.intelRdt".into()));
     }
-    if linux.memory_policy().is_some() {
-        return Err(ConfigError::Unsupported("linux.memoryPolicy".into()));
-    }
+    let memory_policy = linux
+        .memory_policy()
+        .as_ref()
+        .map(crate::sched::memory_policy)
+        .transpose()?;
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
         return Err(ConfigError::Unsupported("linux.netDevices".into()));
     }
@@ -499,6 +534,7 @@ pub fn validate(spec: Spec, bundle: &Path) -> Result<ContainerConfig, ConfigErro
         sysctl,
         personality_linux32,
         time_offsets,
+        memory_policy,
         hooks,
         cgroups_path: linux
             .cgroups_path()
@@ -568,125 +604,7 @@ fn namespaces(list: &[oci_spec::runtime::LinuxNamespace]) -> Result<Namespaces, 
     Ok(ns)
 }
 
-/// Validate a `process` object (config.json's, or exec's process.json).
-pub fn process_config(p: &Process) -> Result<ProcessConfig, ConfigError> {
-    let args = p.args().clone().unwrap_or_default();
-    if args.is_empty() {
-        return Err(ConfigError::NoArgs);
-    }
-    if p.command_line().is_some() {
-        return Err(ConfigError::Unsupported(
-            "process.commandLine (Windows only)".into(),
-        ));
-    }
-    let cwd = p.cwd().clone();
-    if !cwd.is_absolute() {
-        return Err(ConfigError::Cwd(cwd));
-    }
-    let env = p.env().clone().unwrap_or_default();
-    for e in &env {
-        if !e.contains('=') {
-            return Err(ConfigError::Env(e.clone()));
-        }
-    }
-    let user = p.user();
-    let caps = p.capabilities().as_ref().map(|c| CapSets {
-        bounding: cap_list(c.bounding().as_ref()),
-        effective: cap_list(c.effective().as_ref()),
-        inheritable: cap_list(c.inheritable().as_ref()),
-        permitted: cap_list(c.permitted().as_ref()),
-        ambient: cap_list(c.ambient().as_ref()),
-    });
-    let mut rlimits = Vec::new();
-    for r in p.rlimits().iter().flatten() {
-        let name = r.typ().to_string();
-        let resource = rlimit_resource(&name).ok_or_else(|| ConfigError::Rlimit(name.clone()))?;
-        if r.soft() > r.hard() {
-            return Err(ConfigError::RlimitOrder {
-                name,
-                soft: r.soft(),
-                hard: r.hard(),
-            });
-        }
-        rlimits.push(Rlimit {
-            resource,
-            soft: r.soft(),
-            hard: r.hard(),
-        });
-    }
-    if p.io_priority().is_some() {
-        return Err(ConfigError::Unsupported("process.ioPriority".into()));
-    }
-    if p.scheduler().is_some() {
-        return Err(ConfigError::Unsupported("process.scheduler".into()));
-    }
-    Ok(ProcessConfig {
-        args,
-        env,
-        cwd,
-        uid: user.uid(),
-        gid: user.gid(),
-        additional_gids: user.additional_gids().clone().unwrap_or_default(),
-        umask: user.umask(),
-        terminal: p.terminal().unwrap_or(false),
-        console_size: p
-            .console_size()
-            .as_ref()
-            .map(|b| (b.height() as u16, b.width() as u16)),
-        caps,
-        rlimits,
-        no_new_privileges: p.no_new_privileges().unwrap_or(false),
-        oom_score_adj: p.oom_score_adj(),
-        apparmor_profile: p.apparmor_profile().clone().filter(|s| !s.is_empty()),
-        selinux_label: p.selinux_label().clone().filter(|s| !s.is_empty()),
-    })
-}
-
-fn cap_list(set: Option<&HashSet<Capability>>) -> Vec<caps::Capability> {
-    let mut out: Vec<caps::Capability> = set
-        .into_iter()
-        .flatten()
-        .filter_map(|c| oci_cap_to_caps(*c))
-        .collect();
-    out.sort_by_key(|c| c.index());
-    out
-}
-
-/// oci-spec's capability to the `caps` crate's, through the kernel name.
-/// A capability this kernel/crate does not know is skipped, as runc does.
-pub fn oci_cap_to_caps(c: Capability) -> Option<caps::Capability> {
-    let name = format!("CAP_{}", c.to_string().trim_start_matches("CAP_"));
-    let parsed = name.parse::<caps::Capability>().ok();
-    if parsed.is_none() {
-        tracing::debug!("skipping capability {name} unknown to this kernel");
-    }
-    parsed
-}
-
-/// RLIMIT_* name to its resource number.
-pub fn rlimit_resource(name: &str) -> Option<i32> {
-    Some(match name {
-        "RLIMIT_AS" => libc::RLIMIT_AS as i32,
-        "RLIMIT_CORE" => libc::RLIMIT_CORE as i32,
-        "RLIMIT_CPU" => libc::RLIMIT_CPU as i32,
-        "RLIMIT_DATA" => libc::RLIMIT_DATA as i32,
-        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE as i32,
-        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS as i32,
-        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK as i32,
-        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE as i32,
-        "RLIMIT_NICE" => libc::RLIMIT_NICE as i32,
-        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE as i32,
-        "RLIMIT_NPROC" => libc::RLIMIT_NPROC as i32,
-        "RLIMIT_RSS" => libc::RLIMIT_RSS as i32,
-        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO as i32,
-        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME as i32,
-        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING as i32,
-        "RLIMIT_STACK" => libc::RLIMIT_STACK as i32,
-        _ => return None,
-    })
-}
-
-fn mount_spec(m: &oci_spec::runtime::Mount) -> Result<MountSpec, ConfigError> {
+fn mount_spec(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountSpec, ConfigError> {
     let dest = m.destination().clone();
     if !dest.is_absolute() {
         return Err(ConfigError::MountDestination(dest));
@@ -707,10 +625,13 @@ fn mount_spec(m: &oci_spec::runtime::Mount) -> Result<MountSpec, ConfigError> {
         return Err(err("a mount needs a type (or a bind/rbind option)"));
     }
     let is_bind = options.bind || typ == "bind";
+    let mut source = m.source().clone();
     if is_bind {
-        match m.source() {
+        match &source {
             Some(s) if s.is_absolute() => {}
-            Some(_) => return Err(err("a bind mount's source must be an absolute path")),
+            // config.md "Mounts": a bind mount's source is absolute or
+            // relative to the bundle (runc resolves it so too).
+            Some(s) => source = Some(bundle.join(s)),
             None => return Err(err("a bind mount needs a source")),
         }
     }
@@ -741,7 +662,7 @@ fn mount_spec(m: &oci_spec::runtime::Mount) -> Result<MountSpec, ConfigError> {
     Ok(MountSpec {
         destination: dest,
         typ,
-        source: m.source().clone(),
+        source,
         options,
         uid_mappings,
         gid_mappings,
@@ -779,17 +700,12 @@ fn device_spec(d: &oci_spec::runtime::LinuxDevice) -> Result<DeviceSpec, ConfigE
     })
 }
 
-fn abs_paths(what: &'static str, list: Option<&[String]>) -> Result<Vec<PathBuf>, ConfigError> {
+/// maskedPaths/readonlyPaths: a relative path is taken relative to the
+/// rootfs, as runc does (it joins every path onto the rootfs).
+fn abs_paths(list: Option<&[String]>) -> Vec<PathBuf> {
     list.unwrap_or(&[])
         .iter()
-        .map(|p| {
-            let path = PathBuf::from(p);
-            if path.is_absolute() {
-                Ok(path)
-            } else {
-                Err(ConfigError::RelativePath { what, path })
-            }
-        })
+        .map(|p| Path::new("/").join(p))
         .collect()
 }
 
@@ -855,142 +771,4 @@ pub fn check_sysctl(key: &str, ns: &Namespaces) -> Result<(), ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec_json(extra_linux: &str) -> String {
-        format!(
-            r#"{{"ociVersion":"1.2.0","root":{{"path":"rootfs"}},
-            "process":{{"args":["/bin/sh"],"cwd":"/","user":{{"uid":0,"gid":0}}}},
-            "linux":{{"namespaces":[{{"type":"pid"}},{{"type":"mount"}}]{extra_linux}}}}}"#
-        )
-    }
-
-    fn check(json: &str) -> Result<ContainerConfig, ConfigError> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir(dir.path().join("rootfs")).expect("mkdir");
-        std::fs::write(dir.path().join("config.json"), json).expect("write");
-        load(dir.path())
-    }
-
-    #[test]
-    fn minimal_config_is_accepted() {
-        let c = check(&spec_json("")).expect("valid");
-        assert_eq!(c.process.args, vec!["/bin/sh"]);
-        assert!(c.namespaces.creates(NsKind::Pid));
-        assert_eq!(
-            c.namespaces.new_flags(),
-            libc::CLONE_NEWPID | libc::CLONE_NEWNS
-        );
-    }
-
-    #[test]
-    fn unknown_major_version_is_refused() {
-        let j = spec_json("").replace("1.2.0", "2.0.0");
-        assert!(matches!(check(&j), Err(ConfigError::Version(_))));
-    }
-
-    #[test]
-    fn duplicate_namespace_is_refused() {
-        let j = spec_json("").replace(r#"{"type":"mount"}"#, r#"{"type":"pid"}"#);
-        assert!(matches!(check(&j), Err(ConfigError::DuplicateNamespace(_))));
-    }
-
-    #[test]
-    fn missing_rootfs_is_refused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("config.json"), spec_json("")).expect("write");
-        assert!(matches!(load(dir.path()), Err(ConfigError::Rootfs { .. })));
-    }
-
-    #[test]
-    fn missing_config_is_a_read_error() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        assert!(matches!(load(dir.path()), Err(ConfigError::Read { .. })));
-    }
-
-    #[test]
-    fn garbage_config_is_a_parse_error() {
-        assert!(matches!(check("{not json"), Err(ConfigError::Parse { .. })));
-    }
-
-    #[test]
-    fn relative_mount_destination_is_refused() {
-        let j = spec_json("").replace(
-            r#""linux""#,
-            r#""mounts":[{"destination":"tmp","type":"tmpfs","source":"tmpfs"}],"linux""#,
-        );
-        assert!(matches!(check(&j), Err(ConfigError::MountDestination(_))));
-    }
-
-    #[test]
-    fn userns_needs_mappings() {
-        let j = spec_json("").replace(r#"{"type":"pid"}"#, r#"{"type":"pid"},{"type":"user"}"#);
-        assert!(matches!(check(&j), Err(ConfigError::UsernsWithoutMappings)));
-    }
-
-    #[test]
-    fn sysctl_rules() {
-        let ns = Namespaces {
-            new: vec![NsKind::Ipc],
-            join: vec![],
-        };
-        assert!(check_sysctl("kernel.shmmax", &ns).is_ok());
-        assert!(check_sysctl("fs.mqueue.msg_max", &ns).is_ok());
-        assert!(check_sysctl("net.ipv4.ip_forward", &ns).is_err());
-        assert!(check_sysctl("vm.swappiness", &ns).is_err());
-        assert!(check_sysctl("kernel.hostname", &ns).is_err());
-    }
-
-    #[test]
-    fn hostname_without_uts_is_refused() {
-        let j = spec_json("").replace(r#""linux""#, r#""hostname":"x","linux""#);
-        assert!(matches!(check(&j), Err(ConfigError::HostnameWithoutUts)));
-    }
-
-    #[test]
-    fn rlimit_names_map() {
-        assert_eq!(
-            rlimit_resource("RLIMIT_NOFILE"),
-            Some(libc::RLIMIT_NOFILE as i32)
-        );
-        assert_eq!(rlimit_resource("RLIMIT_BOGUS"), None);
-    }
-
-    #[test]
-    fn id_map_text_format() {
-        let t = id_map_text(&[IdMap {
-            container: 0,
-            host: 100000,
-            size: 65536,
-        }]);
-        assert_eq!(t, "0 100000 65536\n");
-    }
-
-    #[test]
-    fn joined_namespaces_are_ordered_user_first_mount_last() {
-        let list: Vec<oci_spec::runtime::LinuxNamespace> = serde_json::from_str(
-            r#"[{"type":"mount","path":"/proc/1/ns/mnt"},{"type":"network","path":"/proc/1/ns/net"},{"type":"user","path":"/proc/1/ns/user"}]"#,
-        )
-        .expect("json");
-        let ns = namespaces(&list).expect("valid");
-        let kinds: Vec<NsKind> = ns.join.iter().map(|(k, _)| *k).collect();
-        assert_eq!(kinds, vec![NsKind::User, NsKind::Network, NsKind::Mount]);
-    }
-
-    #[test]
-    fn zero_blkio_weight_is_unset_as_in_runc() {
-        let r: LinuxResources =
-            serde_json::from_str(r#"{"blockIO":{"weight":0,"leafWeight":0},"cpu":{"shares":0}}"#)
-                .expect("json");
-        let r = zero_weights_unset(Some(r)).expect("some");
-        let b = r.block_io().clone().expect("blockIO kept");
-        assert_eq!(b.weight(), None);
-        assert_eq!(b.leaf_weight(), None);
-        let r: LinuxResources =
-            serde_json::from_str(r#"{"blockIO":{"weight":500}}"#).expect("json");
-        let r = zero_weights_unset(Some(r)).expect("some");
-        assert_eq!(r.block_io().clone().and_then(|b| b.weight()), Some(500));
-        assert!(zero_weights_unset(None).is_none());
-    }
-}
+mod tests;

@@ -199,13 +199,6 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     })?;
     let cfg = config::load(&bundle)?;
     let id = o.id.as_str();
-    if !cfg.namespaces.has(NsKind::Mount) {
-        return Err(Error::Invalid {
-            id: id.into(),
-            message: "the config has no mount namespace; berth needs one to set up the rootfs"
-                .into(),
-        });
-    }
     let seccomp = match &cfg.seccomp {
         Some(s) => Some(
             berth_seccomp::compile_cached(s, &root.seccomp_cache()).map_err(|e| {
@@ -255,6 +248,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
             .seccomp
             .as_ref()
             .and_then(|s| serde_json::to_value(s).ok()),
+        memory_policy: cfg.memory_policy.clone(),
     };
     dir.save(&rec)?;
     let fifo = if o.start_now {

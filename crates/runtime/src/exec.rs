@@ -92,6 +92,7 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
         o.console_socket.as_deref(),
         o.internal_console,
     )?;
+    let linux32 = init::runs_linux32(r.pid);
     let (mut chan, child_chan) = Channel::pair().map_err(sys(id, "create setup channel"))?;
     let first = match clone_fork(0).map_err(sys(id, "fork"))? {
         Forked::Child => {
@@ -111,7 +112,7 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
                 state_json: String::new(),
                 idmaps: Vec::new(),
             };
-            init::exec_init(p, args, userns)
+            init::exec_init(p, args, userns, linux32, r.memory_policy.as_ref())
         }
         Forked::Parent(pid) => pid,
     };

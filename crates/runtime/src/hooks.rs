@@ -5,6 +5,7 @@
 use crate::config::HookSpec;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,14 +34,61 @@ pub enum HookError {
     },
 }
 
-/// Run `hooks` in order, stopping at the first failure.
+/// Where a hook runs and what environment it gets when it names none.
+#[derive(Default)]
+struct Context<'a> {
+    /// The hook's working directory; `None` keeps the caller's.
+    cwd: Option<PathBuf>,
+    /// The environment of a hook without `env`; `None` is an empty one.
+    env: Option<&'a [String]>,
+}
+
+/// The hooks the runtime runs in its own namespaces work in the bundle
+/// directory (runc runs them from there: it changes into the bundle).
+fn runtime_context(state_json: &[u8]) -> Context<'static> {
+    let bundle = serde_json::from_slice::<serde_json::Value>(state_json)
+        .ok()
+        .and_then(|v| v.get("bundle")?.as_str().map(PathBuf::from))
+        .filter(|p| p.is_dir());
+    Context {
+        cwd: bundle,
+        env: None,
+    }
+}
+
+/// Run `hooks` (of a kind the runtime runs in its own namespaces) in order,
+/// stopping at the first failure.
 pub fn run_hooks(
     kind: &'static str,
     hooks: &[HookSpec],
     state_json: &[u8],
 ) -> Result<(), HookError> {
+    let ctx = runtime_context(state_json);
     for h in hooks {
-        run_hook(kind, h, state_json)?;
+        run_hook(kind, h, state_json, &ctx)?;
+    }
+    Ok(())
+}
+
+/// Run the createContainer or startContainer hooks inside the container:
+/// a hook that sets no `env` inherits the container process's environment
+/// (runc sets the process environment up before running them). `cwd` is
+/// the hooks' working directory (`None` keeps the caller's): runc runs
+/// createContainer hooks in the container's rootfs (it changes into
+/// `config.Rootfs` before them, libcontainer/rootfs_linux.go).
+pub fn run_container_hooks(
+    kind: &'static str,
+    hooks: &[HookSpec],
+    state_json: &[u8],
+    process_env: &[String],
+    cwd: Option<&Path>,
+) -> Result<(), HookError> {
+    let ctx = Context {
+        cwd: cwd.map(Path::to_path_buf),
+        env: Some(process_env),
+    };
+    for h in hooks {
+        run_hook(kind, h, state_json, &ctx)?;
     }
     Ok(())
 }
@@ -48,22 +96,35 @@ pub fn run_hooks(
 /// Run every hook, logging failures instead of stopping (poststart and
 /// poststop failures are warnings, config.md "Lifecycle").
 pub fn run_hooks_warn(kind: &'static str, hooks: &[HookSpec], state_json: &[u8]) {
+    let ctx = runtime_context(state_json);
     for h in hooks {
-        if let Err(e) = run_hook(kind, h, state_json) {
+        if let Err(e) = run_hook(kind, h, state_json, &ctx) {
             tracing::warn!("{e}");
         }
     }
 }
 
-fn run_hook(kind: &'static str, h: &HookSpec, state_json: &[u8]) -> Result<(), HookError> {
+fn run_hook(
+    kind: &'static str,
+    h: &HookSpec,
+    state_json: &[u8],
+    ctx: &Context<'_>,
+) -> Result<(), HookError> {
     let path = h.path.display().to_string();
     let mut cmd = Command::new(&h.path);
     if let Some(a0) = h.args.first() {
         cmd.arg0(a0);
         cmd.args(&h.args[1..]);
     }
+    if let Some(dir) = &ctx.cwd {
+        cmd.current_dir(dir);
+    }
     cmd.env_clear();
-    for e in &h.env {
+    let env = match (h.env.is_empty(), ctx.env) {
+        (true, Some(inherited)) => inherited,
+        _ => &h.env,
+    };
+    for e in env {
         if let Some((k, v)) = e.split_once('=') {
             cmd.env(k, v);
         }
@@ -124,7 +185,6 @@ fn run_hook(kind: &'static str, h: &HookSpec, state_json: &[u8]) -> Result<(), H
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn hook(args: &[&str], timeout: Option<u64>) -> HookSpec {
         HookSpec {

@@ -109,11 +109,23 @@ pub fn container_init(
     fail(&mut a.chan, res)
 }
 
-/// The child of `exec`: never returns.
-pub fn exec_init(p: &ProcessConfig, mut a: ChildArgs<'_>, userns: bool) -> ! {
+/// The child of `exec`: never returns. `linux32`: the container runs
+/// with personality LINUX32, so the exec'd process does too (as in runc).
+/// `mem`: the container's `linux.memoryPolicy`, which the exec'd process
+/// gets as well (config-linux.md "Memory policy" sets it for the container).
+pub fn exec_init(
+    p: &ProcessConfig,
+    mut a: ChildArgs<'_>,
+    userns: bool,
+    linux32: bool,
+    mem: Option<&crate::sched::MemPolicy>,
+) -> ! {
     let res = (|| {
+        if linux32 {
+            set_linux32()?;
+        }
         enter_namespaces(&mut a)?;
-        finish_process(p, &mut a, userns, None)
+        finish_process(p, &mut a, userns, None, mem)
     })();
     fail(&mut a.chan, res)
 }
@@ -141,6 +153,7 @@ fn init_steps(
     // The parent placed us in the cgroup; only now may the cgroup
     // namespace be created, rooted there.
     if cfg.namespaces.creates(NsKind::Cgroup) {
+        crate::cgroup_mount::remember_own_cgroups();
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .map_err(err("cannot create the cgroup namespace"))?;
     }
@@ -155,8 +168,20 @@ fn init_steps(
             .map(|(c, s, n)| format!("{c} {s} {n}\n"))
             .collect();
         if !text.is_empty() {
-            std::fs::write("/proc/self/timens_offsets", text)
-                .map_err(err("cannot write time offsets"))?;
+            // After the switch to root of a new user namespace the process
+            // is not dumpable, so its /proc files belong to the host's root
+            // and the write is refused: be dumpable just for it (runc's
+            // nsexec does the same for its id maps).
+            let was = nix::sys::prctl::get_dumpable().unwrap_or(true);
+            if !was {
+                nix::sys::prctl::set_dumpable(true).map_err(err("set dumpable"))?;
+            }
+            let res = std::fs::write("/proc/self/timens_offsets", text)
+                .map_err(err("cannot write time offsets"));
+            if !was {
+                nix::sys::prctl::set_dumpable(false).map_err(err("clear dumpable"))?;
+            }
+            res?;
         }
     }
     if a.new_keyring {
@@ -174,6 +199,7 @@ fn init_steps(
     mounts::mount_all(cfg, rootfs.as_fd(), &a.idmaps).map_err(|e| chain(&e))?;
     a.idmaps.clear();
     devices::create_devices(cfg, rootfs.as_fd()).map_err(|e| chain(&e))?;
+    mounts::remount_dev_readonly(cfg, rootfs.as_fd()).map_err(|e| chain(&e))?;
     // As runc does, create a missing process.cwd inside the rootfs (before
     // the user switch); a failure shows up as the chdir error later.
     let _ = crate::rootfs_path::mkdir_all(rootfs.as_fd(), &cfg.process.cwd, 0o755);
@@ -186,12 +212,22 @@ fn init_steps(
     }
     if !cfg.hooks.create_container.is_empty() {
         let state = a.state_json.as_bytes().to_vec();
-        hooks::run_hooks("createContainer", &cfg.hooks.create_container, &state)
-            .map_err(|e| chain(&e))?;
+        hooks::run_container_hooks(
+            "createContainer",
+            &cfg.hooks.create_container,
+            &state,
+            &cfg.process.env,
+            Some(&cfg.rootfs),
+        )
+        .map_err(|e| chain(&e))?;
     }
     drop(rootfs);
     if no_pivot {
         mounts::move_root(&cfg.rootfs).map_err(|e| chain(&e))?;
+    } else if !cfg.namespaces.has(NsKind::Mount) {
+        // pivot_root would move the root of every process sharing the
+        // caller's mount namespace: chroot instead (runc does the same).
+        mounts::chroot_root(&cfg.rootfs).map_err(|e| chain(&e))?;
     } else {
         mounts::pivot_root(&cfg.rootfs).map_err(|e| chain(&e))?;
     }
@@ -202,11 +238,31 @@ fn init_steps(
     mounts::mask_and_protect(cfg).map_err(|e| chain(&e))?;
     mounts::finish_root(cfg).map_err(|e| chain(&e))?;
     if cfg.personality_linux32 {
-        nix::sys::personality::set(nix::sys::personality::Persona::empty())
-            .and_then(|_| nix::sys::personality::set(linux32()))
-            .map_err(err("cannot set personality LINUX32"))?;
+        set_linux32()?;
     }
-    finish_process(&cfg.process, a, userns, Some((fifo, cfg)))
+    finish_process(
+        &cfg.process,
+        a,
+        userns,
+        Some((fifo, cfg)),
+        cfg.memory_policy.as_ref(),
+    )
+}
+
+/// config-linux.md "Personality": domain LINUX32.
+fn set_linux32() -> Res<()> {
+    nix::sys::personality::set(nix::sys::personality::Persona::empty())
+        .and_then(|_| nix::sys::personality::set(linux32()))
+        .map(|_| ())
+        .map_err(err("cannot set personality LINUX32"))
+}
+
+/// Does process `pid` run with personality LINUX32?
+pub fn runs_linux32(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/personality"))
+        .ok()
+        .and_then(|s| u64::from_str_radix(s.trim(), 16).ok())
+        .is_some_and(|v| v & 0xff == linux32().bits() as u64)
 }
 
 fn linux32() -> nix::sys::personality::Persona {
@@ -221,6 +277,7 @@ fn finish_process(
     a: &mut ChildArgs<'_>,
     userns: bool,
     init: Option<(Option<OwnedFd>, &ContainerConfig)>,
+    mem: Option<&crate::sched::MemPolicy>,
 ) -> Res<std::convert::Infallible> {
     if p.terminal {
         let sock = a
@@ -230,6 +287,9 @@ fn finish_process(
         console::setup_terminal(sock.as_fd(), p.console_size).map_err(|e| chain(&e))?;
     }
     process::apply_rlimits(p).map_err(|e| chain(&e))?;
+    // Before the identity switch: a real-time policy or class needs
+    // CAP_SYS_NICE / CAP_SYS_ADMIN (runc's order).
+    crate::sched::apply(p.scheduler.as_ref(), p.io_priority.as_ref(), mem)?;
     if let Some(v) = p.oom_score_adj {
         process::set_oom_score_adj(v).map_err(|e| chain(&e))?;
     }
@@ -246,8 +306,9 @@ fn finish_process(
         }
     }
     let setgroups_allowed = !userns || setgroups_allowed();
+    let cwd_done = process::enter_cwd_early(p).map_err(|e| chain(&e))?;
     process::finalize_identity(p, setgroups_allowed).map_err(|e| chain(&e))?;
-    let exec = process::prepare_exec(p).map_err(|e| chain(&e))?;
+    let exec = process::prepare_exec(p, !cwd_done).map_err(|e| chain(&e))?;
     // Nothing but stdio and the preserved descriptors reaches the program.
     let keep = 3 + a.preserve_fds;
     berth_sys::process::cloexec_from(keep).map_err(err("close_range"))?;
@@ -295,8 +356,14 @@ fn finish_process(
         }
         if !cfg.hooks.start_container.is_empty() {
             let state = crate::container::with_status(&a.state_json, "running");
-            hooks::run_hooks("startContainer", &cfg.hooks.start_container, &state)
-                .map_err(|e| chain(&e))?;
+            hooks::run_container_hooks(
+                "startContainer",
+                &cfg.hooks.start_container,
+                &state,
+                &cfg.process.env,
+                None,
+            )
+            .map_err(|e| chain(&e))?;
         }
     }
     if p.no_new_privileges {

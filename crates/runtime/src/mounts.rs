@@ -30,6 +30,8 @@ pub enum MountError {
     },
     #[error("{0} is not supported by berth yet")]
     Unsupported(String),
+    #[error("filesystem {typ:?} must be mounted on an ordinary directory, but {dest:?} in the rootfs is a symlink or not a directory (or has a symlink on its way): replace it with a directory")]
+    NotOrdinaryDir { typ: String, dest: PathBuf },
 }
 
 fn merr(what: impl Into<String>, dest: &Path) -> impl FnOnce(nix::Error) -> MountError {
@@ -43,8 +45,11 @@ fn merr(what: impl Into<String>, dest: &Path) -> impl FnOnce(nix::Error) -> Moun
 /// pivot_root. Returns an O_PATH fd of the rootfs.
 pub fn prepare_rootfs(cfg: &ContainerConfig) -> Result<OwnedFd, MountError> {
     let root = Path::new("/");
+    // An unbindable root could not be bound onto itself below: it becomes
+    // unbindable only after pivot_root (finish_root).
     let prop = cfg
         .rootfs_propagation
+        .filter(|p| !p.contains(MsFlags::MS_UNBINDABLE))
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     // runc: the whole tree becomes rslave (or the configured propagation),
     // so nothing the container mounts leaks to the host.
@@ -150,6 +155,10 @@ pub fn mount_all(
     root: BorrowedFd<'_>,
     idmaps: &[Option<OwnedFd>],
 ) -> Result<(), MountError> {
+    // Refuse before anything is mounted (CVE-2019-16884, CVE-2019-19921).
+    for m in &cfg.mounts {
+        check_ordinary_dir(root, m)?;
+    }
     for (i, m) in cfg.mounts.iter().enumerate() {
         match idmaps.get(i).and_then(Option::as_ref) {
             Some(tree) => idmapped_bind(root, m, tree.as_fd())?,
@@ -192,6 +201,82 @@ fn idmapped_bind(
     finish_mount(fd.as_fd(), m)
 }
 
+/// procfs and sysfs go on an ordinary directory only: a symlink at (or on
+/// the way to) their destination is refused, even one that stays inside
+/// the rootfs, as runc and youki do (CVE-2019-16884, CVE-2019-19921). A
+/// missing destination is fine: it is created as a directory.
+fn check_ordinary_dir(root: BorrowedFd<'_>, m: &MountSpec) -> Result<(), MountError> {
+    if m.is_bind() || !matches!(m.typ.as_str(), "proc" | "sysfs") {
+        return Ok(());
+    }
+    let refuse = || MountError::NotOrdinaryDir {
+        typ: m.typ.clone(),
+        dest: m.destination.clone(),
+    };
+    let rel: PathBuf = m
+        .destination
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .collect();
+    if rel.as_os_str().is_empty() {
+        return Err(refuse());
+    }
+    match rustix::fs::openat2(
+        root,
+        &rel,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+        rustix::fs::ResolveFlags::NO_SYMLINKS | rustix::fs::ResolveFlags::BENEATH,
+    ) {
+        Ok(fd) if rootfs_path::is_dir(&fd) => Ok(()),
+        Ok(_) | Err(rustix::io::Errno::LOOP) | Err(rustix::io::Errno::NOTDIR) => Err(refuse()),
+        Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(MountError::Io {
+            op: "check the mount point",
+            path: m.destination.clone(),
+            source: e.into(),
+        }),
+    }
+}
+
+/// The mount on `/dev`, if any (runc: the flags of "/dev" exactly).
+fn dev_mount(cfg: &ContainerConfig) -> Option<&MountSpec> {
+    cfg.mounts.iter().rev().find(|m| {
+        m.destination
+            .components()
+            .eq(Path::new("/dev").components())
+    })
+}
+
+/// A read-only `/dev` is mounted read-write first, so that `/dev/pts`,
+/// `/dev/shm`, `/dev/mqueue` and the default devices can be made in it,
+/// and remounted read-only once they are (runc's finalizeRootfs).
+pub fn remount_dev_readonly(cfg: &ContainerConfig, root: BorrowedFd<'_>) -> Result<(), MountError> {
+    let Some(m) = dev_mount(cfg) else {
+        return Ok(());
+    };
+    if !m.options.flags.contains(MsFlags::MS_RDONLY) {
+        return Ok(());
+    }
+    let fd = rootfs_path::open_in_root(root, &m.destination, OFlags::PATH)?;
+    let keep = m.options.flags
+        & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_NOATIME);
+    remount_bind(fd.as_fd(), MsFlags::MS_RDONLY | keep, &m.destination)
+}
+
+/// The flags to mount `m` with now: without MS_RDONLY for `/dev` (see
+/// [`remount_dev_readonly`]).
+fn first_flags(m: &MountSpec) -> MsFlags {
+    let mut f = m.options.flags;
+    if m.destination
+        .components()
+        .eq(Path::new("/dev").components())
+    {
+        f.remove(MsFlags::MS_RDONLY);
+    }
+    f
+}
+
 fn mount_one(cfg: &ContainerConfig, root: BorrowedFd<'_>, m: &MountSpec) -> Result<(), MountError> {
     if m.is_bind() {
         return bind_mount(root, m);
@@ -200,6 +285,7 @@ fn mount_one(cfg: &ContainerConfig, root: BorrowedFd<'_>, m: &MountSpec) -> Resu
         "cgroup" | "cgroup2" => return crate::cgroup_mount::mount_cgroup(cfg, root, m),
         _ => {}
     }
+    check_ordinary_dir(root, m)?;
     let dest_fd = rootfs_path::mkdir_all(root, &m.destination, 0o755)?;
     let target = fd_path(dest_fd.as_fd());
     let source = m
@@ -207,7 +293,7 @@ fn mount_one(cfg: &ContainerConfig, root: BorrowedFd<'_>, m: &MountSpec) -> Resu
         .clone()
         .unwrap_or_else(|| PathBuf::from(m.typ.clone()));
     let data = (!m.options.data.is_empty()).then_some(m.options.data.as_str());
-    let flags = m.options.flags & !MsFlags::MS_REMOUNT;
+    let flags = first_flags(m) & !MsFlags::MS_REMOUNT;
     let res = mount(Some(&source), &target, Some(m.typ.as_str()), flags, data);
     match res {
         Ok(()) => {}
@@ -275,7 +361,7 @@ fn bind_mount(root: BorrowedFd<'_>, m: &MountSpec) -> Result<(), MountError> {
         &m.destination,
     ))?;
     let fd = rootfs_path::open_in_root(root, &m.destination, OFlags::PATH)?;
-    let extra = m.options.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    let extra = first_flags(m) & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
         remount_bind(fd.as_fd(), extra, &m.destination)?;
     }
@@ -459,6 +545,7 @@ pub fn pivot_root(rootfs: &Path) -> Result<(), MountError> {
 
 /// `--no-pivot`: move the rootfs over / and chroot into it.
 pub fn move_root(rootfs: &Path) -> Result<(), MountError> {
+    hide_host_proc_sys(rootfs)?;
     nix::unistd::chdir(rootfs).map_err(merr("chdir", rootfs))?;
     mount(
         Some(rootfs),
@@ -470,6 +557,77 @@ pub fn move_root(rootfs: &Path) -> Result<(), MountError> {
     .map_err(merr("move rootfs", rootfs))?;
     nix::unistd::chroot(".").map_err(merr("chroot", rootfs))?;
     nix::unistd::chdir("/").map_err(merr("chdir", Path::new("/")))?;
+    Ok(())
+}
+
+/// A container without a mount namespace: chroot into the rootfs (the
+/// mounts were made in the caller's namespace).
+pub fn chroot_root(rootfs: &Path) -> Result<(), MountError> {
+    nix::unistd::chdir(rootfs).map_err(merr("chdir", rootfs))?;
+    nix::unistd::chroot(".").map_err(merr("chroot", rootfs))?;
+    nix::unistd::chdir("/").map_err(merr("chdir", Path::new("/")))?;
+    Ok(())
+}
+
+/// Before `--no-pivot` moves the rootfs over `/`, take away every full
+/// procfs and sysfs of the host's tree that stays in the mount namespace
+/// (runc's msMoveRoot): the container could otherwise mount a fresh procfs
+/// in a user namespace of its own (the kernel allows that only where a full
+/// one is visible) and see what maskedPaths hide. Unmounted lazily, or
+/// covered with an empty tmpfs where that is not allowed.
+fn hide_host_proc_sys(rootfs: &Path) -> Result<(), MountError> {
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| MountError::Io {
+            op: "read",
+            path: "/proc/self/mountinfo".into(),
+            source,
+        })?;
+    let mut targets = Vec::new();
+    for line in info.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let f: Vec<&str> = pre.split(' ').collect();
+        let fstype = post.split(' ').next().unwrap_or("");
+        if f.len() < 5 || f[3] != "/" || !matches!(fstype, "proc" | "sysfs") {
+            continue;
+        }
+        let mp = PathBuf::from(unescape_mountinfo(f[4]));
+        if mp.starts_with(rootfs) {
+            continue;
+        }
+        targets.push(mp);
+    }
+    for mp in targets {
+        // Our tree is already a slave of the host's: nothing propagates
+        // back; make sure of it for this mount as well.
+        match mount(
+            None::<&str>,
+            &mp,
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
+            Ok(()) => {}
+            // A parent of it went away already.
+            Err(nix::Error::ENOENT) => continue,
+            Err(e) => return Err(merr("slave propagation", &mp)(e)),
+        }
+        match umount2(&mp, MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(nix::Error::EINVAL | nix::Error::EPERM) => {
+                mount(
+                    Some("tmpfs"),
+                    &mp,
+                    Some("tmpfs"),
+                    MsFlags::empty(),
+                    None::<&str>,
+                )
+                .map_err(merr("tmpfs cover", &mp))?;
+            }
+            Err(e) => return Err(merr("detach host filesystem", &mp)(e)),
+        }
+    }
     Ok(())
 }
 

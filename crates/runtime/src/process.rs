@@ -150,15 +150,33 @@ fn cstring(s: &str) -> Result<CString, ProcessError> {
     CString::new(s).map_err(|_| ProcessError::Nul(s.chars().take(64).collect()))
 }
 
-/// Prepare what execve(2) needs, after pivot_root.
-pub fn prepare_exec(p: &ProcessConfig) -> Result<Exec, ProcessError> {
+/// Change into process.cwd before the user switch, as runc does, so that
+/// a directory only the runtime's user may enter still works. Returns
+/// whether it is done; a permission error is retried after the switch
+/// (the container user may be the one who can enter it).
+pub fn enter_cwd_early(p: &ProcessConfig) -> Result<bool, ProcessError> {
+    match nix::unistd::chdir(&p.cwd) {
+        Ok(()) => Ok(true),
+        Err(nix::Error::EACCES | nix::Error::EPERM) => Ok(false),
+        Err(source) => Err(ProcessError::Cwd {
+            path: p.cwd.clone(),
+            source,
+        }),
+    }
+}
+
+/// Prepare what execve(2) needs, after pivot_root; `chdir` when
+/// [`enter_cwd_early`] could not.
+pub fn prepare_exec(p: &ProcessConfig, chdir: bool) -> Result<Exec, ProcessError> {
     if let Some(m) = p.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m as libc::mode_t));
     }
-    nix::unistd::chdir(&p.cwd).map_err(|source| ProcessError::Cwd {
-        path: p.cwd.clone(),
-        source,
-    })?;
+    if chdir {
+        nix::unistd::chdir(&p.cwd).map_err(|source| ProcessError::Cwd {
+            path: p.cwd.clone(),
+            source,
+        })?;
+    }
     let path = find_program(&p.args[0], path_var(&p.env))?;
     // As runc (exec.LookPath) does, check the program before reporting
     // ready: an error after that point has nobody left to read it.

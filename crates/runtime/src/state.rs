@@ -125,6 +125,9 @@ pub struct Record {
     pub process: serde_json::Value,
     /// The config's seccomp section, re-applied to exec'd processes.
     pub seccomp: Option<serde_json::Value>,
+    /// `linux.memoryPolicy`, applied to exec'd processes too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_policy: Option<crate::sched::MemPolicy>,
 }
 
 /// The OCI state JSON (schema/state-schema.json).

@@ -198,7 +198,7 @@ fn exec(root: &StateRoot, e: ExecArgs) -> Result<i32> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            let p: oci_spec::runtime::Process = serde_json::from_str(&text)
+            let p: oci_spec::runtime::Process = berth_runtime::config::parse_process(&text)
                 .with_context(|| format!("invalid process file {}", path.display()))?;
             p
         }
