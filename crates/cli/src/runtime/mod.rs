@@ -22,7 +22,7 @@ pub fn main() -> i32 {
             return 0;
         }
         Err(e) => {
-            eprintln!("berth-runtime: {e}");
+            log::early_error(&e.to_string());
             return 1;
         }
     };
@@ -40,6 +40,11 @@ pub fn main() -> i32 {
         logger.error(&message(&anyhow::Error::new(e)));
         return 1;
     }
+    tracing::debug!(
+        "berth-runtime {} called as: {}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::args().collect::<Vec<_>>().join(" ")
+    );
     match cmd::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
