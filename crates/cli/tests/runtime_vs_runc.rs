@@ -108,3 +108,92 @@ fn debug_lines_go_to_the_log_in_its_format() {
         assert!(log_levels(&outs[0].stderr).is_empty(), "{name}: {outs:?}");
     }
 }
+
+/// `kill ID 0` (and `kill --all ID 0`) checks the container has a live
+/// process: exit 0 while it runs, an error once it stopped.
+#[test]
+fn kill_with_signal_zero_checks_the_container() {
+    require_root!();
+    let Some(pair) = Pair::new() else { return };
+    let [runc, berth] = pair.each(|p| {
+        let b = p.bundle(&["sleep", "100"]);
+        let id = p.id("k0");
+        let mut outs = p.run_seq(
+            &b,
+            &id,
+            &[
+                &["create", "--bundle", "{bundle}", "{id}"],
+                &["kill", "{id}", "0"],
+                &["start", "{id}"],
+                &["kill", "{id}", "0"],
+                &["kill", "--all", "{id}", "0"],
+                &["kill", "{id}", "KILL"],
+            ],
+        );
+        assert!(p.wait_status(&id, "stopped"), "{}: not stopped", p.name());
+        outs.extend(p.run_seq(&b, &id, &[&["kill", "{id}", "0"], &["delete", "{id}"]]));
+        outs
+    });
+    assert_same_codes("kill 0", &runc, &berth);
+    assert_eq!(
+        common::differential::codes(&berth)[..6],
+        [0, 0, 0, 0, 0, 0],
+        "{berth:#?}"
+    );
+    assert_ne!(berth[6].code, 0, "kill 0 of a stopped container");
+}
+
+/// `linux.resources.pids.limit` 0 is no limit (pids.max stays "max").
+#[test]
+fn pids_limit_zero_is_unlimited() {
+    require_root_v1!();
+    let Some(pair) = Pair::new() else { return };
+    let [runc, berth] = pair.each(|p| {
+        let mut b = p.bundle(&["sh", "-c", "/bin/true && echo forked"]);
+        b.config["linux"]["resources"]["pids"] = serde_json::json!({"limit": 0});
+        let id = p.id("pids0");
+        let mut outs = p.run_seq(&b, &id, &[&["create", "--bundle", "{bundle}", "{id}"]]);
+        let max =
+            std::fs::read_to_string(p.cgroup_dir(&b, "pids").join("pids.max")).unwrap_or_default();
+        outs.extend(p.run_seq(&b, &id, &[&["start", "{id}"]]));
+        p.wait_status(&id, "stopped");
+        outs.extend(p.run_seq(&b, &id, &[&["delete", "{id}"]]));
+        (outs, max.trim().to_owned())
+    });
+    assert_same_codes("pids.limit 0", &runc.0, &berth.0);
+    assert_eq!(runc.1, "max");
+    assert_eq!(berth.1, runc.1);
+}
+
+/// `--preserve-fds N` with fewer than N extra descriptors open: runc goes
+/// on; berth too, passing the ones that are open.
+#[test]
+fn preserve_fds_tolerates_missing_descriptors() {
+    require_root!();
+    let Some(pair) = Pair::new() else { return };
+    let [runc, berth] = pair.each(|p| {
+        let b = p.bundle(&["sh", "-c", "cat <&4"]);
+        b.write();
+        let data = b.path().join("fd4.txt");
+        std::fs::write(&data, "through fd 4\n").unwrap();
+        let id = p.id("pfd");
+        // fd 4 open, 3 and 5 not.
+        let mut c = std::process::Command::new("sh");
+        c.arg("-c")
+            .arg(format!("exec \"$@\" 4<{}", data.display()))
+            .arg("sh")
+            .arg(&p.bin)
+            .arg("--root")
+            .arg(p.root.path())
+            .args(["run", "--preserve-fds", "3", "--bundle"])
+            .arg(b.path())
+            .arg(&id)
+            .stdin(std::process::Stdio::null());
+        let run = p.output(c);
+        let del = p.out(&["delete", "--force", &id]);
+        vec![run, del]
+    });
+    assert_same_codes("run --preserve-fds 3 with only fd 4", &runc, &berth);
+    assert_eq!(berth[0].stdout, "through fd 4\n", "{berth:#?}");
+    assert_eq!(berth[0].stdout, runc[0].stdout);
+}

@@ -764,6 +764,11 @@ fn send_signal(id: &str, r: &Record, sig: i32) -> Result<()> {
             what: "container not running: there is no process to signal".into(),
         });
     }
+    if sig == 0 {
+        // Signal 0 only checks that the process exists (kill(2)); the
+        // pinned, still-alive init is that check.
+        return Ok(());
+    }
     let signal = rustix::process::Signal::from_named_raw(sig).ok_or_else(|| Error::Invalid {
         id: id.into(),
         message: format!("invalid signal {sig}"),
@@ -772,7 +777,8 @@ fn send_signal(id: &str, r: &Record, sig: i32) -> Result<()> {
         .map_err(|e| sys(id, format!("send signal {sig}"))(e.into()))
 }
 
-/// runtime.md "kill" (and runc's `--all`).
+/// runtime.md "kill" (and runc's `--all`); signal 0 only checks that the
+/// container has a live process, as kill(2) and runc do.
 pub fn kill(root: &StateRoot, id: &str, sig: i32, all: bool) -> Result<()> {
     let dir = root.open(id)?;
     let r = dir.load()?;
@@ -791,6 +797,10 @@ pub fn kill(root: &StateRoot, id: &str, sig: i32, all: bool) -> Result<()> {
             id: id.into(),
             message: "no cgroup recorded; cannot signal all processes".into(),
         })?;
+        if sig == 0 {
+            // Existence check only (runc signals every process with 0).
+            return Ok(());
+        }
         let signal = nix::sys::signal::Signal::try_from(sig)
             .map_err(|e| sys(id, "parse signal")(e.into()))?;
         return cg.kill_all(signal).map_err(|source| Error::Cgroup {

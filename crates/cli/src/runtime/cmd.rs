@@ -33,7 +33,12 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Kill { id, signal, all } => {
-            let sig = container::parse_signal(&signal).ok_or_else(|| {
+            // Signal 0 checks the container is running (runc, kill(2)).
+            let zero = signal.parse::<i32>() == Ok(0);
+            let sig = zero
+                .then_some(0)
+                .or_else(|| container::parse_signal(&signal));
+            let sig = sig.ok_or_else(|| {
                 anyhow!("invalid signal {signal:?}: use a name like SIGTERM or KILL, or a number")
             })?;
             berth_runtime::kill(&root, &id, sig, all)?;

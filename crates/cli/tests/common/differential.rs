@@ -197,6 +197,18 @@ impl Peer {
         })
     }
 
+    /// Polls `state` until the container's status is `status` (30 s).
+    pub fn wait_status(&self, id: &str, status: &str) -> bool {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < end {
+            if self.state(id).is_some_and(|s| s.status == status) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        false
+    }
+
     /// The container's host cgroup directory for a v1 controller.
     pub fn cgroup_dir(&self, b: &Bundle, controller: &str) -> PathBuf {
         Path::new("/sys/fs/cgroup")
