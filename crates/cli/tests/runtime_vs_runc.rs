@@ -197,3 +197,104 @@ fn preserve_fds_tolerates_missing_descriptors() {
     assert_eq!(berth[0].stdout, "through fd 4\n", "{berth:#?}");
     assert_eq!(berth[0].stdout, runc[0].stdout);
 }
+
+/// `exec --env K=V` replaces K of process.env; a failure before the
+/// process runs (missing sub-cgroup, pid file in a missing directory,
+/// paused container) exits 255; `--cgroup CONTROLLER:SUB` puts the process
+/// in a sub-cgroup; `--ignore-paused` execs into a paused container (the
+/// process runs once it is resumed).
+#[test]
+fn exec_env_cgroup_paused_and_early_failures() {
+    require_root_v1!();
+    let Some(pair) = Pair::new() else { return };
+    let [runc, berth] = pair.each(|p| {
+        let mut b = p.bundle(&["sleep", "100"]);
+        b.config["process"]["env"] = serde_json::json!(["PATH=/bin", "FOO=config", "BAR=kept"]);
+        let id = p.id("ex");
+        let mut outs = p.run_seq(
+            &b,
+            &id,
+            &[
+                &["create", "--bundle", "{bundle}", "{id}"],
+                &["start", "{id}"],
+                &[
+                    "exec",
+                    "--env",
+                    "FOO=exec",
+                    "{id}",
+                    "sh",
+                    "-c",
+                    "echo $FOO $BAR",
+                ],
+                &["exec", "--cgroup", "memory:no-such-sub", "{id}", "true"],
+                &[
+                    "exec",
+                    "--pid-file",
+                    "/no/such/dir/exec.pid",
+                    "{id}",
+                    "true",
+                ],
+            ],
+        );
+        let sub = p.cgroup_dir(&b, "memory").join("sub");
+        std::fs::create_dir(&sub).expect("mkdir sub-cgroup");
+        let cg = p.out(&[
+            "exec",
+            "--cgroup",
+            "memory:sub",
+            &id,
+            "cat",
+            "/proc/self/cgroup",
+        ]);
+        let line = cg
+            .stdout
+            .lines()
+            .find(|l| l.contains(":memory:"))
+            .unwrap_or_default()
+            .to_owned();
+        outs.push(cg);
+        outs.extend(p.run_seq(&b, &id, &[&["pause", "{id}"], &["exec", "{id}", "true"]]));
+        // --ignore-paused: exec waits for the frozen process; resume frees it.
+        let marker = b.rootfs().join("tmp/ran");
+        let mut c = p.cmd();
+        c.args(["exec", "--ignore-paused", &id, "touch", "/tmp/ran"]);
+        let waiter = std::thread::spawn(move || c.output().expect("exec --ignore-paused"));
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let ran_while_paused = marker.exists();
+        outs.extend(p.run_seq(&b, &id, &[&["resume", "{id}"]]));
+        let o = waiter.join().unwrap();
+        outs.push(common::differential::Outcome {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into(),
+            stderr: String::from_utf8_lossy(&o.stderr).into(),
+        });
+        let ran = marker.exists();
+        outs.extend(p.run_seq(&b, &id, &[&["kill", "{id}", "KILL"]]));
+        p.wait_status(&id, "stopped");
+        let _ = std::fs::remove_dir(&sub);
+        outs.extend(p.run_seq(&b, &id, &[&["delete", "{id}"]]));
+        (outs, line, ran_while_paused, ran)
+    });
+    assert_same_codes("exec sequence", &runc.0, &berth.0);
+    assert_eq!(
+        common::differential::codes(&berth.0),
+        [0, 0, 0, 255, 255, 0, 0, 255, 0, 0, 0, 0],
+        "{:#?}",
+        berth.0
+    );
+    assert_eq!(berth.0[2].stdout, "exec kept\n");
+    assert_eq!(berth.0[2].stdout, runc.0[2].stdout);
+    for (name, side) in [("runc", &runc), ("berth", &berth)] {
+        assert!(
+            side.1.ends_with("/sub"),
+            "{name}: memory cgroup {:?}",
+            side.1
+        );
+        assert!(!side.2, "{name}: the exec'd process ran while paused");
+        assert!(
+            side.3,
+            "{name}: the exec'd process did not run after resume"
+        );
+    }
+    assert_eq!(log_levels(&berth.0[3].stderr), ["error"]);
+}

@@ -52,8 +52,15 @@ pub fn main() -> i32 {
         env!("CARGO_PKG_VERSION"),
         std::env::args().collect::<Vec<_>>().join(" ")
     );
+    // runc: every failure of `exec` before its process runs exits 255
+    // ("exec failed: ..."), so callers tell it from the process's own codes.
+    let is_exec = matches!(cli.cmd, args::Cmd::Exec(_));
     match cmd::dispatch(cli) {
         Ok(code) => code,
+        Err(e) if is_exec => {
+            logger.error(&format!("exec failed: {}", message(&e)));
+            255
+        }
         Err(e) => {
             logger.error(&message(&e));
             1
