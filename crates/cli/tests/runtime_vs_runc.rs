@@ -298,3 +298,49 @@ fn exec_env_cgroup_paused_and_early_failures() {
     }
     assert_eq!(log_levels(&berth.0[3].stderr), ["error"]);
 }
+
+/// A failing poststart hook: `run` fails with the hook's message and the
+/// container is gone (runtime.md "Lifecycle" step 9). A failing poststop
+/// hook: `delete` reports it at level error and, as runc 1.1 does, still
+/// succeeds (step 13: the lifecycle goes on); the state is gone.
+#[test]
+fn failing_poststart_and_poststop_hooks_fail_the_command() {
+    require_root!();
+    let Some(pair) = Pair::new() else { return };
+    let hook = |msg: &str, code: i32| serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {msg} >&2; exit {code}")]});
+    let [runc, berth] = pair.each(|p| {
+        let mut b = p.bundle(&["sleep", "100"]);
+        b.config["hooks"] = serde_json::json!({"poststart": [hook("poststart-broke", 3)]});
+        let id = p.id("hps");
+        let mut outs = p.run_seq(
+            &b,
+            &id,
+            &[
+                &["run", "-d", "--bundle", "{bundle}", "{id}"],
+                &["state", "{id}"],
+            ],
+        );
+        let mut b = p.bundle(&["sleep", "100"]);
+        b.config["hooks"] = serde_json::json!({"poststop": [hook("poststop-broke", 4)]});
+        let id = p.id("hpo");
+        outs.extend(p.run_seq(
+            &b,
+            &id,
+            &[
+                &["run", "-d", "--bundle", "{bundle}", "{id}"],
+                &["kill", "{id}", "KILL"],
+            ],
+        ));
+        p.wait_status(&id, "stopped");
+        outs.extend(p.run_seq(&b, &id, &[&["delete", "{id}"], &["state", "{id}"]]));
+        outs
+    });
+    assert_same_codes("failing poststart/poststop hooks", &runc, &berth);
+    assert_eq!(common::differential::codes(&berth), [1, 1, 0, 0, 0, 1]);
+    assert!(berth[0].stderr.contains("poststart-broke"), "{berth:#?}");
+    assert!(berth[4].stderr.contains("poststop-broke"), "{berth:#?}");
+    assert_eq!(
+        log_levels(&berth[4].stderr).last().map(String::as_str),
+        Some("error")
+    );
+}

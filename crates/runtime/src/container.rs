@@ -657,8 +657,8 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
         }
     }
     let _ = std::fs::remove_file(&fifo);
-    poststart(&r);
-    Ok(())
+    drop(dir);
+    poststart(root, id, &r)
 }
 
 /// Records a released container as running.
@@ -668,10 +668,22 @@ fn save_running(dir: &state::StateDir, mut r: Record) -> Result<Record> {
     Ok(r)
 }
 
-/// Runs the poststart hooks of a started container (runtime.md "start":
-/// after the program started; their failures are only warnings).
-fn poststart(r: &Record) {
-    hooks::run_hooks_warn("poststart", &r.poststart, &record_state(r, Status::Running));
+/// Runs the poststart hooks of a started container, after the program
+/// started. runtime.md "Lifecycle" step 9: a failing hook is an error, the
+/// container is stopped and destroyed (steps 12-13, poststop hooks
+/// included), as runc does; `start` then fails with the hook's message.
+fn poststart(root: &StateRoot, id: &str, r: &Record) -> Result<()> {
+    let state = record_state(r, Status::Running);
+    let Err(source) = hooks::run_hooks("poststart", &r.poststart, &state) else {
+        return Ok(());
+    };
+    if let Err(e) = delete(root, id, true) {
+        tracing::error!("{e}");
+    }
+    Err(Error::Hook {
+        id: id.into(),
+        source,
+    })
 }
 
 /// runtime.md "start" for a container created with `start_now` by this
@@ -703,8 +715,8 @@ pub fn start_spawned(root: &StateRoot, id: &str, spawned: &mut Spawned) -> Resul
         }
         Err(_) => {}
     }
-    poststart(&r);
-    Ok(())
+    drop(dir);
+    poststart(root, id, &r)
 }
 
 use std::os::unix::fs::OpenOptionsExt;
@@ -874,7 +886,15 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
             }
         }
     }
-    hooks::run_hooks_warn("poststop", &r.poststop, &record_state(&r, Status::Stopped));
+    // runtime.md "Lifecycle" step 13: every poststop hook runs; a failure
+    // does not stop the lifecycle. runc (1.1) logs it at level error and
+    // `delete` still succeeds: so do we.
+    for h in &r.poststop {
+        let one = std::slice::from_ref(h);
+        if let Err(e) = hooks::run_hooks("poststop", one, &record_state(&r, Status::Stopped)) {
+            tracing::error!("container {id:?}: {e}");
+        }
+    }
     if let Err(e) = dir.remove() {
         errors.push(e.to_string());
     }
