@@ -344,3 +344,87 @@ fn failing_poststart_and_poststop_hooks_fail_the_command() {
         Some("error")
     );
 }
+
+/// An exec'd process is in every cgroup of the container (all v1
+/// hierarchies, name=systemd and the cgroup2 membership on hybrid hosts),
+/// the devices rules hold for it (also a deny set by `update`), a process
+/// file can come through a pipe (`-p /dev/fd/N`), and `exec --user` leaves
+/// /dev/null owned by root.
+#[test]
+fn exec_joins_every_cgroup_and_obeys_device_rules() {
+    require_root_v1!();
+    let Some(pair) = Pair::new() else { return };
+    let [runc, berth] = pair.each(|p| {
+        let b = p.bundle(&["sleep", "100"]);
+        let id = p.id("exc");
+        let mut outs = p.run_seq(
+            &b,
+            &id,
+            &[
+                &["run", "-d", "--bundle", "{bundle}", "{id}"],
+                &["exec", "-d", "--pid-file", "{bundle}/e.pid", "{id}", "sleep", "30"],
+                &["exec", "{id}", "sh", "-c", "head -c1 /dev/zero | wc -c"],
+                &["exec", "--user", "65534:65534", "{id}", "sh", "-c", "stat -c %u:%g /dev/null"],
+            ],
+        );
+        let res = b.path().join("deny.json");
+        std::fs::write(
+            &res,
+            r#"{"devices": [{"allow": false, "type": "c", "major": 1, "minor": 5, "access": "rwm"}]}"#,
+        )
+        .unwrap();
+        outs.push(p.out(&["update", "-r", res.to_str().unwrap(), &id]));
+        outs.push(p.out(&["exec", &id, "sh", "-c", "head -c1 /dev/zero | wc -c"]));
+        // process.json through a pipe on fd 5.
+        let proc_json = serde_json::json!({
+            "args": ["echo", "from-a-pipe"], "cwd": "/", "env": ["PATH=/bin"],
+            "user": {"uid": 0, "gid": 0}
+        });
+        let pj = b.path().join("p.json");
+        std::fs::write(&pj, proc_json.to_string()).unwrap();
+        let mut c = std::process::Command::new("sh");
+        c.arg("-c")
+            .arg(format!("cat {} | \"$@\" 5<&0 </dev/null", pj.display()))
+            .arg("sh")
+            .arg(&p.bin)
+            .arg("--root")
+            .arg(p.root.path())
+            .args(["exec", "-p", "/dev/fd/5", &id]);
+        outs.push(p.output(c));
+        let init_pid = p.state(&id).map(|_| ()).and_then(|_| {
+            let o = p.out(&["state", &id]);
+            serde_json::from_str::<serde_json::Value>(&o.stdout).ok()?["pid"].as_i64()
+        });
+        let init_cg = std::fs::read_to_string(format!("/proc/{}/cgroup", init_pid.unwrap_or(0)))
+            .unwrap_or_default();
+        let epid = std::fs::read_to_string(b.path().join("e.pid")).unwrap_or_default();
+        let exec_cg = std::fs::read_to_string(format!("/proc/{}/cgroup", epid.trim()))
+            .unwrap_or_default();
+        outs.extend(p.run_seq(&b, &id, &[&["delete", "--force", "{id}"]]));
+        (outs, init_cg, exec_cg)
+    });
+    assert_same_codes("exec cgroups/devices", &runc.0, &berth.0);
+    // runc 1.1's `update -r` ignores `devices`; berth applies them, and
+    // the deny holds for processes exec'd afterwards.
+    assert_eq!(
+        berth.0[5].stdout.trim(),
+        "0",
+        "/dev/zero denied: {:#?}",
+        berth.0
+    );
+    for (name, (outs, init_cg, exec_cg)) in [("runc", &runc), ("berth", &berth)] {
+        // Same membership as the init, hierarchy by hierarchy (host view).
+        assert!(
+            init_cg.contains("name=systemd:/berth-test-"),
+            "{name}: {init_cg}"
+        );
+        let mut a: Vec<&str> = exec_cg.lines().collect();
+        let mut b: Vec<&str> = init_cg.lines().collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{name}: exec'd process vs init cgroups");
+        assert_eq!(outs[2].stdout.trim(), "1", "{name}: {outs:#?}");
+        assert_eq!(outs[3].stdout.trim(), "0:0", "{name}: {outs:#?}");
+        assert_eq!(outs[6].stdout.trim(), "from-a-pipe", "{name}: {outs:#?}");
+    }
+}
