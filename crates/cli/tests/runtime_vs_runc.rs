@@ -428,3 +428,65 @@ fn exec_joins_every_cgroup_and_obeys_device_rules() {
         assert_eq!(outs[6].stdout.trim(), "from-a-pipe", "{name}: {outs:#?}");
     }
 }
+
+/// `<runtime> --root <state> ARGS` on a pty of its own (runc's foreground
+/// terminal needs one), through script(1).
+fn under_pty(p: &common::differential::Peer, args: &[&str]) -> common::differential::Outcome {
+    let q = |a: &str| format!("'{}'", a.replace('\'', "'\\''"));
+    let mut line = format!(
+        "{} --root {}",
+        q(p.bin.to_str().unwrap()),
+        q(p.root.path().to_str().unwrap())
+    );
+    for a in args {
+        line.push(' ');
+        line.push_str(&q(a));
+    }
+    let mut c = std::process::Command::new("script");
+    c.args(["-qec", &line, "/dev/null"]);
+    p.output(c)
+}
+
+/// The terminal of a run or exec'd process belongs to the process's user;
+/// its group stays devpts' tty group (runc's fixStdioPermissions).
+#[test]
+fn terminal_is_owned_by_the_process_user() {
+    require_root!();
+    let Some(pair) = Pair::new() else { return };
+    let [runc, berth] = pair.each(|p| {
+        let mut b = p.bundle(&["sh", "-c", "stat -c %u:%g $(tty)"]);
+        b.config["process"]["terminal"] = serde_json::json!(true);
+        b.config["process"]["user"] = serde_json::json!({"uid": 65534, "gid": 65534});
+        b.write();
+        let id = p.id("tty");
+        let bundle = b.path().to_str().unwrap().to_owned();
+        let mut outs = vec![under_pty(p, &["run", "--bundle", &bundle, &id])];
+        b.config["process"]["terminal"] = serde_json::json!(false);
+        b.config["process"]["user"] = serde_json::json!({"uid": 0, "gid": 0});
+        b.config["process"]["args"] = serde_json::json!(["sleep", "100"]);
+        let id = p.id("ttyx");
+        outs.extend(p.run_seq(&b, &id, &[&["run", "-d", "--bundle", "{bundle}", "{id}"]]));
+        outs.push(under_pty(
+            p,
+            &[
+                "exec",
+                "-t",
+                "--user",
+                "1000:1001",
+                &id,
+                "sh",
+                "-c",
+                "stat -c %u:%g $(tty)",
+            ],
+        ));
+        outs.extend(p.run_seq(&b, &id, &[&["delete", "--force", "{id}"]]));
+        outs
+    });
+    assert_same_codes("terminal ownership", &runc, &berth);
+    // script(1) echoes ^@ for the end of its (empty) input.
+    let owner = |o: &common::differential::Outcome| o.stdout.replace("^@", "").trim().to_owned();
+    assert_eq!(owner(&berth[0]), "65534:5", "{berth:#?}");
+    assert_eq!(owner(&berth[2]), "1000:5", "{berth:#?}");
+    assert_eq!(owner(&berth[0]), owner(&runc[0]));
+    assert_eq!(owner(&berth[2]), owner(&runc[2]));
+}
