@@ -490,3 +490,98 @@ fn terminal_is_owned_by_the_process_user() {
     assert_eq!(owner(&berth[0]), owner(&runc[0]));
     assert_eq!(owner(&berth[2]), owner(&runc[2]));
 }
+
+/// Makes the bundle's cgroup in every v1 hierarchy (and the cgroup2 one)
+/// before `create`, as a caller that prepares it would.
+fn precreate_cgroup(b: &common::Bundle) -> Vec<std::path::PathBuf> {
+    let rel = b.cgroups_path().trim_start_matches('/').to_owned();
+    let mut dirs = Vec::new();
+    for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let d = e.path().join(&rel);
+        if e.path().join("cgroup.procs").exists() && std::fs::create_dir_all(&d).is_ok() {
+            dirs.push(d);
+        }
+    }
+    let cpuset = std::path::Path::new("/sys/fs/cgroup/cpuset");
+    if cpuset.exists() {
+        // Empty cpuset.cpus/mems refuse tasks: copy the root's down.
+        let mut cur = cpuset.to_path_buf();
+        for part in rel.split('/') {
+            cur = cur.join(part);
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                let v = std::fs::read_to_string(cpuset.join(f)).unwrap();
+                let _ = std::fs::write(cur.join(f), v.trim());
+            }
+        }
+    }
+    dirs
+}
+
+/// A pre-existing frozen cgroup is refused at once (no hang); one with a
+/// process in it gets runc's warning and the container runs.
+#[test]
+fn preexisting_frozen_or_busy_cgroup() {
+    require_root_v1!();
+    let Some(pair) = Pair::new() else { return };
+    let [runc, berth] = pair.each(|p| {
+        // Frozen.
+        let b = p.bundle(&["true"]);
+        let dirs = precreate_cgroup(&b);
+        let freezer = p.cgroup_dir(&b, "freezer");
+        std::fs::write(freezer.join("freezer.state"), "FROZEN").unwrap();
+        b.write();
+        let id = p.id("frozen");
+        let mut c = std::process::Command::new("timeout");
+        c.arg("60")
+            .arg(&p.bin)
+            .arg("--root")
+            .arg(p.root.path())
+            .args(["run", "-d", "--bundle"])
+            .arg(b.path())
+            .arg(&id)
+            .stdin(std::process::Stdio::null());
+        let frozen = p.output(c);
+        let _ = std::fs::write(freezer.join("freezer.state"), "THAWED");
+        let _ = p.out(&["delete", "--force", &id]);
+        for d in dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+        // Busy: a process of the test's own is in it.
+        let b = p.bundle(&["sleep", "100"]);
+        let dirs = precreate_cgroup(&b);
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        for d in &dirs {
+            let _ = std::fs::write(d.join("cgroup.procs"), sleeper.id().to_string());
+        }
+        let id = p.id("busy");
+        let busy = p.run_seq(
+            &b,
+            &id,
+            &[
+                &["run", "-d", "--bundle", "{bundle}", "{id}"],
+                &["state", "{id}"],
+            ],
+        );
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
+        let _ = p.out(&["delete", "--force", &id]);
+        for d in dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+        (frozen, busy)
+    });
+    assert_eq!(runc.0.code, berth.0.code, "frozen: {runc:#?}\n{berth:#?}");
+    assert_eq!(berth.0.code, 1, "frozen cgroup: {:#?}", berth.0);
+    assert!(berth.0.stderr.contains("frozen"), "{:#?}", berth.0);
+    assert_same_codes("busy cgroup", &runc.1, &berth.1);
+    for (name, side) in [("runc", &runc), ("berth", &berth)] {
+        let w = &side.1[0].stderr;
+        assert!(
+            log_levels(w).iter().any(|l| l == "warning") && w.contains("cgroup is not empty"),
+            "{name}: {w}"
+        );
+    }
+}

@@ -296,6 +296,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     };
 
     cg.create().map_err(cg_err)?;
+    check_cgroup_usable(id, &cg)?;
     guard.cgroup = Some(cg.clone());
     // Parent directories this create made are recorded at once, so a
     // delete after an interrupted create removes them too (the leaves it
@@ -659,6 +660,40 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
     let _ = std::fs::remove_file(&fifo);
     drop(dir);
     poststart(root, id, &r)
+}
+
+/// runc's checks of a cgroup that may have existed before `create`: a
+/// frozen one is refused at once (the process would hang in it); one with
+/// processes in it gets runc's warning. On refusal the directories this
+/// create made are removed, and nothing in a pre-existing cgroup is touched.
+fn check_cgroup_usable(id: &str, cg: &Cgroup) -> Result<()> {
+    let existed = cg
+        .main_dir()
+        .is_some_and(|d| !cg.created().iter().any(|c| c == d));
+    if existed {
+        let n = cg.pids().map(|p| p.len()).unwrap_or(0);
+        if n != 0 {
+            tracing::warn!("container's cgroup is not empty: {n} process(es) found");
+        }
+    }
+    if matches!(cg.freezer_state(), Ok(berth_cgroups::FreezerState::Frozen)) {
+        let mut made = cg.created().to_vec();
+        made.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for d in made {
+            let _ = std::fs::remove_dir(d);
+        }
+        let where_ = cg
+            .dir_for("freezer", "freezer state")
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        return Err(Error::Invalid {
+            id: id.into(),
+            message: format!(
+                "container's cgroup unexpectedly frozen ({where_}): thaw it or use another cgroupsPath"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Records a released container as running.
