@@ -585,3 +585,61 @@ fn preexisting_frozen_or_busy_cgroup() {
         );
     }
 }
+
+/// `update --cpu-period/--cpu-quota` under a parent that limits CPU: the
+/// kernel refuses the smaller period while the old quota stands, so the
+/// quota goes first (runc's order) and both values land.
+#[test]
+fn update_cpu_period_below_a_limiting_parent() {
+    require_root_v1!();
+    let Some(pair) = Pair::new() else { return };
+    let cpu_root = std::path::Path::new("/sys/fs/cgroup/cpu");
+    if !cpu_root.join("cpu.cfs_period_us").exists() {
+        eprintln!("SKIP: no v1 cpu hierarchy with CFS bandwidth");
+        return;
+    }
+    let [runc, berth] = pair.each(|p| {
+        let parent = cpu_root.join(p.cgroup_parent.trim_start_matches('/'));
+        std::fs::create_dir_all(&parent).unwrap();
+        std::fs::write(parent.join("cpu.cfs_period_us"), "100000").unwrap();
+        std::fs::write(parent.join("cpu.cfs_quota_us"), "50000").unwrap();
+        let mut b = p.bundle(&["sleep", "100"]);
+        b.config["linux"]["resources"]["cpu"] =
+            serde_json::json!({"period": 100000, "quota": 50000});
+        let id = p.id("cpu");
+        let outs = p.run_seq(
+            &b,
+            &id,
+            &[
+                &["run", "-d", "--bundle", "{bundle}", "{id}"],
+                &[
+                    "update",
+                    "--cpu-period",
+                    "50000",
+                    "--cpu-quota",
+                    "25000",
+                    "{id}",
+                ],
+            ],
+        );
+        let dir = p.cgroup_dir(&b, "cpu");
+        let read = |f: &str| {
+            std::fs::read_to_string(dir.join(f))
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        };
+        let vals = (read("cpu.cfs_period_us"), read("cpu.cfs_quota_us"));
+        let _ = p.out(&["delete", "--force", &id]);
+        (outs, vals)
+    });
+    assert_same_codes("update cpu period/quota", &runc.0, &berth.0);
+    assert_eq!(
+        common::differential::codes(&berth.0),
+        [0, 0],
+        "{:#?}",
+        berth.0
+    );
+    assert_eq!(berth.1, ("50000".to_owned(), "25000".to_owned()));
+    assert_eq!(berth.1, runc.1);
+}
