@@ -79,6 +79,18 @@ impl Cgroup {
         // A new, smaller cpu.cfs_period_us can be refused (EINVAL) while the
         // old quota over it exceeds a parent's limit: as runc, set the
         // quota first and then the period again.
+        let mut p = p;
+        if let (Driver::V1, Some(rules)) = (self.driver(), &p.devices) {
+            // runc's minimal transition from what the cgroup has now.
+            if let Ok(dir) = self.dir_for("devices", "devices") {
+                let current = fsio::read(dir, "devices.list")
+                    .ok()
+                    .and_then(|l| crate::devices::parse_v1_list(&l));
+                p.writes.retain(|w| w.controller != "devices");
+                p.writes
+                    .extend(crate::devices::v1_transition(current.as_ref(), rules));
+            }
+        }
         let mut retry_period: Option<&FileWrite> = None;
         for (i, w) in p.writes.iter().enumerate() {
             let dir = self.dir_for(&w.controller, &w.file)?;

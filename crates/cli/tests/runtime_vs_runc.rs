@@ -643,3 +643,58 @@ fn update_cpu_period_below_a_limiting_parent() {
     assert_eq!(berth.1, ("50000".to_owned(), "25000".to_owned()));
     assert_eq!(berth.1, runc.1);
 }
+
+/// Device rules: an access string with letters besides r, w, m ("rwa", as
+/// in runc's own tests) keeps r, w, m; `update` of the rules never denies,
+/// even for a moment, a device that stays allowed (runc's minimal
+/// transition; runc 1.1's `update -r` leaves devices as they are, so it
+/// trivially never denies /dev/null either).
+#[test]
+fn device_rules_odd_access_and_updates_without_gaps() {
+    require_root_v1!();
+    let Some(pair) = Pair::new() else { return };
+    let [runc, berth] = pair.each(|p| {
+        let mut b = p.bundle(&[
+            "sh",
+            "-c",
+            "n=0; touch /tmp/go; while [ ! -e /tmp/stop ]; do : </dev/null || n=$((n+1)); done 2>/dev/null; echo $n > /tmp/fails; sleep 100",
+        ]);
+        let devs = b.config["linux"]["resources"]["devices"].as_array().cloned().unwrap_or_default();
+        let mut devs = devs;
+        devs.push(serde_json::json!({"allow": true, "type": "c", "major": 4, "minor": 1, "access": "rwa"}));
+        b.config["linux"]["resources"]["devices"] = serde_json::json!(devs);
+        let id = p.id("dev");
+        let mut outs = p.run_seq(&b, &id, &[&["run", "-d", "--bundle", "{bundle}", "{id}"]]);
+        let list = std::fs::read_to_string(p.cgroup_dir(&b, "devices").join("devices.list"))
+            .unwrap_or_default();
+        common::wait_for("the loop to start", 30, || b.rootfs().join("tmp/go").exists().then_some(()));
+        let base = r#"{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}"#;
+        let with = b.path().join("with.json");
+        let without = b.path().join("without.json");
+        std::fs::write(&with, format!(r#"{{"devices": [{base}, {{"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"}}]}}"#)).unwrap();
+        std::fs::write(&without, format!(r#"{{"devices": [{base}]}}"#)).unwrap();
+        let mut failed_updates = 0;
+        for i in 0..60 {
+            let f = if i % 2 == 0 { &without } else { &with };
+            if !p.out(&["update", "-r", f.to_str().unwrap(), &id]).ok() {
+                failed_updates += 1;
+            }
+        }
+        std::fs::write(b.rootfs().join("tmp/stop"), "").unwrap();
+        let fails = common::wait_for("the loop's count", 30, || {
+            std::fs::read_to_string(b.rootfs().join("tmp/fails")).ok().filter(|s| !s.is_empty())
+        });
+        outs.extend(p.run_seq(&b, &id, &[&["delete", "--force", "{id}"]]));
+        (outs, list, failed_updates, fails.trim().to_owned())
+    });
+    assert_same_codes("devices", &runc.0, &berth.0);
+    for (name, side) in [("runc", &runc), ("berth", &berth)] {
+        assert!(
+            side.1.lines().any(|l| l == "c 4:1 rw"),
+            "{name}: {}",
+            side.1
+        );
+        assert_eq!(side.2, 0, "{name}: updates failed");
+        assert_eq!(side.3, "0", "{name}: /dev/null was denied during updates");
+    }
+}
