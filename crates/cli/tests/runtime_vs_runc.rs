@@ -232,10 +232,15 @@ fn exec_env_cgroup_paused_and_early_failures() {
                     "--pid-file",
                     "/no/such/dir/exec.pid",
                     "{id}",
-                    "true",
+                    "sh",
+                    "-c",
+                    "sleep 2; touch /tmp/survived",
                 ],
             ],
         );
+        // The process whose pid file could not be written was killed.
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let survived = b.rootfs().join("tmp/survived").exists();
         let sub = p.cgroup_dir(&b, "memory").join("sub");
         std::fs::create_dir(&sub).expect("mkdir sub-cgroup");
         let cg = p.out(&[
@@ -273,7 +278,7 @@ fn exec_env_cgroup_paused_and_early_failures() {
         p.wait_status(&id, "stopped");
         let _ = std::fs::remove_dir(&sub);
         outs.extend(p.run_seq(&b, &id, &[&["delete", "{id}"]]));
-        (outs, line, ran_while_paused, ran)
+        (outs, line, ran_while_paused, ran, survived)
     });
     assert_same_codes("exec sequence", &runc.0, &berth.0);
     assert_eq!(
@@ -295,6 +300,7 @@ fn exec_env_cgroup_paused_and_early_failures() {
             side.3,
             "{name}: the exec'd process did not run after resume"
         );
+        assert!(!side.4, "{name}: a process whose exec failed kept running");
     }
     assert_eq!(log_levels(&berth.0[3].stderr), ["error"]);
 }

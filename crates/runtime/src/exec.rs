@@ -225,7 +225,12 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
         return Err(e);
     }
     if let Some(pf) = &o.pid_file {
-        write_pid_file(id, pf, pid)?;
+        if let Err(e) = write_pid_file(id, pf, pid) {
+            // runc terminates a process whose exec failed after it started.
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            return Err(e);
+        }
     }
     let console = receive_console(id, console_keep)?;
     Ok(Spawned {
