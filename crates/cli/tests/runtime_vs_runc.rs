@@ -268,11 +268,7 @@ fn exec_env_cgroup_paused_and_early_failures() {
         let ran_while_paused = marker.exists();
         outs.extend(p.run_seq(&b, &id, &[&["resume", "{id}"]]));
         let o = waiter.join().unwrap();
-        outs.push(common::differential::Outcome {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into(),
-            stderr: String::from_utf8_lossy(&o.stderr).into(),
-        });
+        outs.push(o.into());
         let ran = marker.exists();
         outs.extend(p.run_seq(&b, &id, &[&["kill", "{id}", "KILL"]]));
         p.wait_status(&id, "stopped");

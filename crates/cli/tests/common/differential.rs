@@ -47,6 +47,21 @@ impl Outcome {
     }
 }
 
+impl From<std::process::Output> for Outcome {
+    /// For commands run with pipes (`Command::output`).
+    fn from(o: std::process::Output) -> Outcome {
+        use std::os::unix::process::ExitStatusExt;
+        Outcome {
+            code: o
+                .status
+                .code()
+                .unwrap_or_else(|| 128 + o.status.signal().unwrap_or(0)),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
 /// The fields of `state ID` that runc and berth must agree on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateView {
