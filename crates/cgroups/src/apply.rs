@@ -11,7 +11,7 @@ use crate::devices_bpf::compile;
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::path::Driver;
-use crate::resources::{plan, HostFacts};
+use crate::resources::{plan, FileWrite, HostFacts};
 
 impl Cgroup {
     /// Applies every resource in `res` (at create).
@@ -76,9 +76,42 @@ impl Cgroup {
                 " (or its controller is not enabled in the parent's cgroup.subtree_control)"
             }
         };
-        for w in &p.writes {
+        // A new, smaller cpu.cfs_period_us can be refused (EINVAL) while the
+        // old quota over it exceeds a parent's limit: as runc, set the
+        // quota first and then the period again.
+        let mut p = p;
+        if let (Driver::V1, Some(rules)) = (self.driver(), &p.devices) {
+            // runc's minimal transition from what the cgroup has now.
+            if let Ok(dir) = self.dir_for("devices", "devices") {
+                let current = fsio::read(dir, "devices.list")
+                    .ok()
+                    .and_then(|l| crate::devices::parse_v1_list(&l));
+                p.writes.retain(|w| w.controller != "devices");
+                p.writes
+                    .extend(crate::devices::v1_transition(current.as_ref(), rules));
+            }
+        }
+        let mut retry_period: Option<&FileWrite> = None;
+        for (i, w) in p.writes.iter().enumerate() {
             let dir = self.dir_for(&w.controller, &w.file)?;
-            fsio::write(dir, &w.file, &w.value, hint)?;
+            match fsio::write(dir, &w.file, &w.value, hint) {
+                Ok(()) => {}
+                Err(Error::Write { source, .. })
+                    if w.file == "cpu.cfs_period_us"
+                        && source.raw_os_error() == Some(nix::errno::Errno::EINVAL as i32)
+                        && p.writes[i + 1..]
+                            .iter()
+                            .any(|x| x.file == "cpu.cfs_quota_us") =>
+                {
+                    retry_period = Some(w);
+                }
+                Err(e) => return Err(e),
+            }
+            if w.file == "cpu.cfs_quota_us" {
+                if let Some(pw) = retry_period.take() {
+                    fsio::write(dir, &pw.file, &pw.value, hint)?;
+                }
+            }
         }
         if let (Some(rules), Some(dir)) = (&p.devices, self.unified_path()) {
             attach_device_program(dir, rules)?;

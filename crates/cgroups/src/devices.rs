@@ -66,24 +66,30 @@ pub fn access_string(a: u8) -> String {
     s
 }
 
+/// Access letters. As runc, letters besides r, w and m are ignored (runc's
+/// own tests use "rwa"); a string with none of r, w, m is refused (runc
+/// fails such a container too), an absent or empty one means rwm.
 fn parse_access(s: Option<&str>) -> Result<u8, ResourceError> {
-    let Some(s) = s else { return Ok(RWM) };
+    let Some(s) = s.filter(|s| !s.is_empty()) else {
+        return Ok(RWM);
+    };
     let mut a = 0;
     for c in s.chars() {
         a |= match c {
             'r' => READ,
             'w' => WRITE,
             'm' => MKNOD,
-            _ => {
-                return Err(ResourceError::Invalid {
-                    resource: "devices.access",
-                    value: s.to_string(),
-                    why: "only r, w and m are allowed",
-                })
-            }
+            _ => 0,
         };
     }
-    Ok(if a == 0 { RWM } else { a })
+    if a == 0 {
+        return Err(ResourceError::Invalid {
+            resource: "devices.access",
+            value: s.to_string(),
+            why: "it has none of r, w and m",
+        });
+    }
+    Ok(a)
 }
 
 fn number(v: Option<i64>, what: &'static str) -> Result<Option<u32>, ResourceError> {
@@ -187,6 +193,92 @@ pub fn v1_writes(rules: &[DeviceRule]) -> Vec<FileWrite> {
     w
 }
 
+/// Parses a v1 devices.list. The kernel shows `a *:* rwm` alone for an
+/// allow-by-default cgroup (its deny exceptions are not listed: `None`,
+/// the state is unknown), else each allowed exception.
+pub fn parse_v1_list(text: &str) -> Option<DeviceState> {
+    let mut st = DeviceState {
+        default_allow: false,
+        exceptions: Vec::new(),
+    };
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let mut f = line.split_whitespace();
+        let (t, mm, acc) = (f.next()?, f.next()?, f.next()?);
+        let typ = match t {
+            "a" => return None,
+            "c" => DevType::Char,
+            "b" => DevType::Block,
+            _ => return None,
+        };
+        let (ma, mi) = mm.split_once(':')?;
+        let n = |v: &str| -> Option<Option<u32>> {
+            if v == "*" {
+                Some(None)
+            } else {
+                v.parse().ok().map(Some)
+            }
+        };
+        let access = parse_access(Some(acc)).ok()?;
+        let (major, minor) = (n(ma)?, n(mi)?);
+        match st
+            .exceptions
+            .iter_mut()
+            .find(|e| e.typ == typ && e.major == major && e.minor == minor)
+        {
+            Some(e) => e.access |= access,
+            None => st.exceptions.push(DeviceRule {
+                allow: true,
+                typ,
+                major,
+                minor,
+                access,
+            }),
+        }
+    }
+    Some(st)
+}
+
+/// v1 writes that take a cgroup from `current` (its devices.list, when
+/// known) to what `rules` lead to. Between two deny-by-default states only
+/// the differences are written (runc's minimal transition), so a device
+/// that stays allowed is never denied, even for a moment; otherwise the
+/// list is reset and rebuilt ([`v1_writes`]).
+pub fn v1_transition(current: Option<&DeviceState>, rules: &[DeviceRule]) -> Vec<FileWrite> {
+    let target = emulate(rules);
+    let Some(cur) = current.filter(|c| !c.default_allow && !target.default_allow) else {
+        return v1_writes(rules);
+    };
+    let key =
+        |a: &DeviceRule, b: &DeviceRule| a.typ == b.typ && a.major == b.major && a.minor == b.minor;
+    let bits_in = |list: &[DeviceRule], r: &DeviceRule| {
+        list.iter()
+            .filter(|e| key(e, r))
+            .fold(0, |a, e| a | e.access)
+    };
+    let mut w = Vec::new();
+    for c in &cur.exceptions {
+        let gone = c.access & !bits_in(&target.exceptions, c);
+        if gone != 0 {
+            let r = DeviceRule {
+                access: gone,
+                ..c.clone()
+            };
+            w.push(FileWrite::new("devices", "devices.deny", r.v1_line()));
+        }
+    }
+    for t in &target.exceptions {
+        let new = t.access & !bits_in(&cur.exceptions, t);
+        if new != 0 {
+            let r = DeviceRule {
+                access: new,
+                ..t.clone()
+            };
+            w.push(FileWrite::new("devices", "devices.allow", r.v1_line()));
+        }
+    }
+    w
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +297,9 @@ mod tests {
         assert_eq!(r[1].v1_line(), "c 1:* rw");
         let l: Vec<LinuxDeviceCgroup> =
             serde_json::from_str(r#"[{"allow": true, "access": "rx"}]"#).expect("json");
+        assert_eq!(rules_from_spec(&l).expect("rx")[0].access, READ);
+        let l: Vec<LinuxDeviceCgroup> =
+            serde_json::from_str(r#"[{"allow": true, "access": "ax"}]"#).expect("json");
         assert!(rules_from_spec(&l).is_err());
     }
 
@@ -228,6 +323,32 @@ mod tests {
                 ("devices.allow".to_string(), "c 1:3 rwm".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn transition_between_whitelists_is_minimal() {
+        let cur = parse_v1_list("c 1:3 rwm\nc 1:5 rwm\nc *:* m\n").expect("list");
+        let r = spec(
+            r#"[{"allow": false, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "r"},
+                {"allow": true, "type": "c", "major": 4, "minor": 1, "access": "rw"}]"#,
+        );
+        let w: Vec<(String, String)> = v1_transition(Some(&cur), &r)
+            .into_iter()
+            .map(|w| (w.file, w.value))
+            .collect();
+        assert_eq!(
+            w,
+            vec![
+                ("devices.deny".to_string(), "c 1:5 wm".to_string()),
+                ("devices.deny".to_string(), "c *:* m".to_string()),
+                ("devices.allow".to_string(), "c 4:1 rw".to_string()),
+            ]
+        );
+        // From allow-all (exceptions unknown): reset and rebuild.
+        assert!(parse_v1_list("a *:* rwm\n").is_none());
+        assert_eq!(v1_transition(None, &r)[0].value, "a");
     }
 
     #[test]

@@ -194,20 +194,20 @@ fn failing_create_runtime_hook_fails_create_and_leaves_nothing() {
 }
 
 #[test]
-fn failing_poststart_hook_is_only_a_warning() {
+fn failing_poststart_hook_fails_start_and_destroys_the_container() {
     require_root!();
     let env = Env::new();
     let mut b = env.bundle(&["sleep", "60"]);
-    b.config["hooks"] = json!({"poststart": [sh_hook("exit 1", "poststart")]});
+    b.config["hooks"] =
+        json!({"poststart": [sh_hook("echo poststart-says-no >&2; exit 1", "poststart")]});
     let id = env.id("poststartfail");
     env.create_pid(&b, &id);
     let o = env.rt_out(&["start", &id]);
-    assert!(
-        o.status.success(),
-        "runtime.md: poststart failures are logged, not fatal: {}",
-        stderr(&o)
-    );
-    assert_eq!(env.state(&id)["status"], "running");
+    // runtime.md "Lifecycle" step 9 (and runc): an error, the container
+    // is stopped and destroyed.
+    assert!(!o.status.success(), "start must fail");
+    assert!(stderr(&o).contains("poststart-says-no"), "{}", stderr(&o));
+    assert!(!env.rt_out(&["state", &id]).status.success());
 }
 
 #[test]

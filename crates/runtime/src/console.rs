@@ -32,6 +32,7 @@ fn sys(op: &'static str) -> impl FnOnce(rustix::io::Errno) -> ConsoleError {
 pub fn setup_terminal(
     socket: BorrowedFd<'_>,
     size: Option<(u16, u16)>,
+    uid: u32,
 ) -> Result<(), ConsoleError> {
     use rustix::pty::{ioctl_tiocgptpeer, openpt, ptsname, unlockpt, OpenptFlags};
     let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
@@ -48,6 +49,11 @@ pub fn setup_terminal(
         };
         rustix::termios::tcsetwinsize(&slave, ws).map_err(sys("set the terminal size"))?;
     }
+    // The process's own terminal belongs to its user, its group stays
+    // devpts' (tty) as runc's fixStdioPermissions leaves it, so the process
+    // can reopen /dev/pts/N or /proc/self/fd/0.
+    rustix::fs::fchown(&slave, Some(rustix::fs::Uid::from_raw(uid)), None)
+        .map_err(sys("chown the pty to the process's user"))?;
     let name = ptsname(&master, Vec::new())
         .map(|n| n.into_bytes())
         .unwrap_or_default();

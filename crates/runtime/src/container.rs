@@ -290,6 +290,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     };
 
     cg.create().map_err(cg_err)?;
+    check_cgroup_usable(id, &cg)?;
     guard.cgroup = Some(cg.clone());
     // Parent directories this create made are recorded at once, so a
     // delete after an interrupted create removes them too (the leaves it
@@ -651,7 +652,41 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
         }
     }
     let _ = std::fs::remove_file(&fifo);
-    poststart(&r);
+    drop(dir);
+    poststart(root, id, &r)
+}
+
+/// runc's checks of a cgroup that may have existed before `create`: a
+/// frozen one is refused at once (the process would hang in it); one with
+/// processes in it gets runc's warning. On refusal the directories this
+/// create made are removed, and nothing in a pre-existing cgroup is touched.
+fn check_cgroup_usable(id: &str, cg: &Cgroup) -> Result<()> {
+    let existed = cg
+        .main_dir()
+        .is_some_and(|d| !cg.created().iter().any(|c| c == d));
+    if existed {
+        let n = cg.pids().map(|p| p.len()).unwrap_or(0);
+        if n != 0 {
+            tracing::warn!("container's cgroup is not empty: {n} process(es) found");
+        }
+    }
+    if matches!(cg.freezer_state(), Ok(berth_cgroups::FreezerState::Frozen)) {
+        let mut made = cg.created().to_vec();
+        made.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for d in made {
+            let _ = std::fs::remove_dir(d);
+        }
+        let where_ = cg
+            .dir_for("freezer", "freezer state")
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        return Err(Error::Invalid {
+            id: id.into(),
+            message: format!(
+                "container's cgroup unexpectedly frozen ({where_}): thaw it or use another cgroupsPath"
+            ),
+        });
+    }
     Ok(())
 }
 
@@ -662,10 +697,22 @@ fn save_running(dir: &state::StateDir, mut r: Record) -> Result<Record> {
     Ok(r)
 }
 
-/// Runs the poststart hooks of a started container (runtime.md "start":
-/// after the program started; their failures are only warnings).
-fn poststart(r: &Record) {
-    hooks::run_hooks_warn("poststart", &r.poststart, &record_state(r, Status::Running));
+/// Runs the poststart hooks of a started container, after the program
+/// started. runtime.md "Lifecycle" step 9: a failing hook is an error, the
+/// container is stopped and destroyed (steps 12-13, poststop hooks
+/// included), as runc does; `start` then fails with the hook's message.
+fn poststart(root: &StateRoot, id: &str, r: &Record) -> Result<()> {
+    let state = record_state(r, Status::Running);
+    let Err(source) = hooks::run_hooks("poststart", &r.poststart, &state) else {
+        return Ok(());
+    };
+    if let Err(e) = delete(root, id, true) {
+        tracing::error!("{e}");
+    }
+    Err(Error::Hook {
+        id: id.into(),
+        source,
+    })
 }
 
 /// runtime.md "start" for a container created with `start_now` by this
@@ -697,8 +744,8 @@ pub fn start_spawned(root: &StateRoot, id: &str, spawned: &mut Spawned) -> Resul
         }
         Err(_) => {}
     }
-    poststart(&r);
-    Ok(())
+    drop(dir);
+    poststart(root, id, &r)
 }
 
 use std::os::unix::fs::OpenOptionsExt;
@@ -758,6 +805,11 @@ fn send_signal(id: &str, r: &Record, sig: i32) -> Result<()> {
             what: "container not running: there is no process to signal".into(),
         });
     }
+    if sig == 0 {
+        // Signal 0 only checks that the process exists (kill(2)); the
+        // pinned, still-alive init is that check.
+        return Ok(());
+    }
     let signal = rustix::process::Signal::from_named_raw(sig).ok_or_else(|| Error::Invalid {
         id: id.into(),
         message: format!("invalid signal {sig}"),
@@ -766,7 +818,8 @@ fn send_signal(id: &str, r: &Record, sig: i32) -> Result<()> {
         .map_err(|e| sys(id, format!("send signal {sig}"))(e.into()))
 }
 
-/// runtime.md "kill" (and runc's `--all`).
+/// runtime.md "kill" (and runc's `--all`); signal 0 only checks that the
+/// container has a live process, as kill(2) and runc do.
 pub fn kill(root: &StateRoot, id: &str, sig: i32, all: bool) -> Result<()> {
     let dir = root.open(id)?;
     let r = dir.load()?;
@@ -785,6 +838,10 @@ pub fn kill(root: &StateRoot, id: &str, sig: i32, all: bool) -> Result<()> {
             id: id.into(),
             message: "no cgroup recorded; cannot signal all processes".into(),
         })?;
+        if sig == 0 {
+            // Existence check only (runc signals every process with 0).
+            return Ok(());
+        }
         let signal = nix::sys::signal::Signal::try_from(sig)
             .map_err(|e| sys(id, "parse signal")(e.into()))?;
         return cg.kill_all(signal).map_err(|source| Error::Cgroup {
@@ -858,7 +915,15 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
             }
         }
     }
-    hooks::run_hooks_warn("poststop", &r.poststop, &record_state(&r, Status::Stopped));
+    // runtime.md "Lifecycle" step 13: every poststop hook runs; a failure
+    // does not stop the lifecycle. runc (1.1) logs it at level error and
+    // `delete` still succeeds: so do we.
+    for h in &r.poststop {
+        let one = std::slice::from_ref(h);
+        if let Err(e) = hooks::run_hooks("poststop", one, &record_state(&r, Status::Stopped)) {
+            tracing::error!("container {id:?}: {e}");
+        }
+    }
     if let Err(e) = dir.remove() {
         errors.push(e.to_string());
     }

@@ -23,6 +23,43 @@ pub struct ExecOptions {
     pub preserve_fds: u32,
     /// Keep the pty master in the runtime (foreground `exec -t`).
     pub internal_console: bool,
+    /// runc's `--ignore-paused`: exec into a paused container (the process
+    /// stays frozen, and `exec` waits, until it is resumed).
+    pub ignore_paused: bool,
+    /// runc's `--cgroup [CONTROLLERS:]PATH`: existing sub-cgroups of the
+    /// container's to put the process in.
+    pub sub_cgroups: Vec<SubCgroup>,
+}
+
+/// One `exec --cgroup [CONTROLLERS:]PATH` (runc 1.1): the process goes to
+/// PATH below the container's cgroup, for the listed v1 controllers or,
+/// without a list, for every hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubCgroup {
+    /// v1 controllers (e.g. ["cpu", "cpuacct"]); empty means all.
+    pub controllers: Vec<String>,
+    /// Relative to the container's cgroup, never leaving it.
+    pub path: PathBuf,
+}
+
+impl SubCgroup {
+    pub fn parse(s: &str) -> std::result::Result<SubCgroup, String> {
+        let (ctrls, path) = match s.split_once(':') {
+            Some((c, p)) => (c.split(',').map(str::to_owned).collect(), p),
+            None => (Vec::new(), s),
+        };
+        let rel = berth_cgroups::path::clean(path);
+        if rel.as_os_str().is_empty() || path.split('/').any(|c| c == "..") {
+            return Err(format!(
+                "exec --cgroup {s:?}: want [CONTROLLER[,CONTROLLER]:]PATH with PATH inside the container's cgroup"
+            ));
+        }
+        let rel = rel.strip_prefix("/").unwrap_or(&rel).to_path_buf();
+        Ok(SubCgroup {
+            controllers: ctrls,
+            path: rel,
+        })
+    }
 }
 
 /// The container's process (from config.json) as the base of an exec'd
@@ -42,7 +79,15 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
     let dir = root.open(id)?;
     let r = dir.load()?;
     let status = live_status(&r, &dir.path);
-    if !matches!(status, Status::Running | Status::Created) {
+    if status == Status::Paused && !o.ignore_paused {
+        return Err(Error::WrongStatus {
+            id: id.into(),
+            status,
+            what: "cannot exec in a paused container (use --ignore-paused to override)".into(),
+        });
+    }
+    let paused_ok = status == Status::Paused && o.ignore_paused;
+    if !paused_ok && !matches!(status, Status::Running | Status::Created) {
         return Err(Error::WrongStatus {
             id: id.into(),
             status,
@@ -123,13 +168,24 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     };
     if let Some(cg) = cgroup_of(&r) {
-        if let Err(source) = cg.add_process(first) {
-            kill_first(first);
-            return Err(Error::Cgroup {
+        let joined = if o.sub_cgroups.is_empty() {
+            cg.add_process(first).map_err(|source| Error::Cgroup {
                 id: id.into(),
                 source,
-            });
+            })
+        } else {
+            join_sub_cgroups(id, &cg, &o.sub_cgroups, first)
+        };
+        if let Err(e) = joined {
+            kill_first(first);
+            return Err(e);
         }
+    } else if !o.sub_cgroups.is_empty() {
+        kill_first(first);
+        return Err(Error::Invalid {
+            id: id.into(),
+            message: "exec --cgroup: the container has no cgroup".into(),
+        });
     }
     let mut pid = first;
     let res = (|| -> Result<()> {
@@ -170,7 +226,12 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
         return Err(e);
     }
     if let Some(pf) = &o.pid_file {
-        write_pid_file(id, pf, pid)?;
+        if let Err(e) = write_pid_file(id, pf, pid) {
+            // runc terminates a process whose exec failed after it started.
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            return Err(e);
+        }
     }
     let console = receive_console(id, console_keep)?;
     Ok(Spawned {
@@ -178,4 +239,72 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
         console,
         release: None,
     })
+}
+
+/// Puts `pid` in the container's cgroup on every hierarchy, below it where
+/// an `exec --cgroup` names that hierarchy (runc's addIntoCgroup).
+fn join_sub_cgroups(
+    id: &str,
+    cg: &berth_cgroups::Cgroup,
+    subs: &[SubCgroup],
+    pid: i32,
+) -> Result<()> {
+    let for_key = |key: &str| {
+        subs.iter()
+            .find(|s| s.controllers.iter().any(|c| c == key))
+            .or_else(|| subs.iter().find(|s| s.controllers.is_empty()))
+    };
+    let mut targets: Vec<PathBuf> = Vec::new();
+    if let Some(u) = cg.unified_path() {
+        if let Some(s) = subs.iter().find(|s| !s.controllers.is_empty()) {
+            return Err(Error::Invalid {
+                id: id.into(),
+                message: format!(
+                    "exec --cgroup {}: naming controllers needs cgroup v1; on cgroup v2 give only a path",
+                    s.controllers.join(",")
+                ),
+            });
+        }
+        targets.push(match for_key("") {
+            Some(s) => u.join(&s.path),
+            None => u.to_path_buf(),
+        });
+    }
+    for known in subs.iter().flat_map(|s| s.controllers.iter()) {
+        if !cg.v1_paths().contains_key(known) {
+            return Err(Error::Invalid {
+                id: id.into(),
+                message: format!(
+                    "exec --cgroup: controller {known:?} is not one of the container's cgroups"
+                ),
+            });
+        }
+    }
+    // Co-mounted controllers share a directory: a sub-cgroup named for
+    // any of them applies to the directory.
+    let mut v1: Vec<(PathBuf, PathBuf, bool)> = Vec::new();
+    for (key, dir) in cg.v1_paths() {
+        let specific = subs.iter().find(|s| s.controllers.iter().any(|c| c == key));
+        let (t, is_specific) = match specific.or_else(|| for_key("")) {
+            Some(s) => (dir.join(&s.path), specific.is_some()),
+            None => (dir.clone(), false),
+        };
+        match v1.iter_mut().find(|(d, _, _)| d == dir) {
+            Some(e) if is_specific && !e.2 => *e = (dir.clone(), t, true),
+            Some(_) => {}
+            None => v1.push((dir.clone(), t, is_specific)),
+        }
+    }
+    targets.extend(v1.into_iter().map(|(_, t, _)| t));
+    for t in targets {
+        let procs = t.join("cgroup.procs");
+        std::fs::write(&procs, pid.to_string()).map_err(|e| Error::Invalid {
+            id: id.into(),
+            message: format!(
+                "exec --cgroup: cannot join {}: {e} (the sub-cgroup must exist)",
+                t.display()
+            ),
+        })?;
+    }
+    Ok(())
 }

@@ -284,7 +284,7 @@ fn finish_process(
             .console_socket
             .take()
             .ok_or("process.terminal is set but there is no console socket")?;
-        console::setup_terminal(sock.as_fd(), p.console_size).map_err(|e| chain(&e))?;
+        console::setup_terminal(sock.as_fd(), p.console_size, p.uid).map_err(|e| chain(&e))?;
     }
     process::apply_rlimits(p).map_err(|e| chain(&e))?;
     // Before the identity switch: a real-time policy or class needs

@@ -2,8 +2,13 @@
 
 use super::FileWrite;
 
-/// pids.max value: negative is "max"; 0 is a real limit (the spec says so).
+/// pids.max value: negative is "max"; 0 leaves pids.max as it is (a new
+/// cgroup's "max"), as runc and youki treat it (runc's fs/pids.go writes
+/// only a non-zero limit).
 pub fn writes(limit: i64) -> Vec<FileWrite> {
+    if limit == 0 {
+        return Vec::new();
+    }
     let v = if limit < 0 {
         "max".to_string()
     } else {
@@ -19,7 +24,7 @@ mod tests {
     #[test]
     fn values() {
         assert_eq!(writes(-1)[0].value, "max");
-        assert_eq!(writes(0)[0].value, "0");
+        assert!(writes(0).is_empty());
         assert_eq!(writes(32)[0].value, "32");
         assert_eq!(writes(32)[0].file, "pids.max");
     }

@@ -33,7 +33,12 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Kill { id, signal, all } => {
-            let sig = container::parse_signal(&signal).ok_or_else(|| {
+            // Signal 0 checks the container is running (runc, kill(2)).
+            let zero = signal.parse::<i32>() == Ok(0);
+            let sig = zero
+                .then_some(0)
+                .or_else(|| container::parse_signal(&signal));
+            let sig = sig.ok_or_else(|| {
                 anyhow!("invalid signal {signal:?}: use a name like SIGTERM or KILL, or a number")
             })?;
             berth_runtime::kill(&root, &id, sig, all)?;
@@ -188,12 +193,12 @@ fn list(root: &StateRoot, format: &str, quiet: bool) -> Result<i32> {
 }
 
 fn exec(root: &StateRoot, e: ExecArgs) -> Result<i32> {
-    if !e.cgroup.is_empty() {
-        bail!("exec --cgroup is not supported by berth yet");
-    }
-    if e.ignore_paused {
-        bail!("exec --ignore-paused is not supported by berth yet");
-    }
+    let sub_cgroups = e
+        .cgroup
+        .iter()
+        .map(|c| berth_runtime::exec::SubCgroup::parse(c))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
     let process = match &e.process {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -215,6 +220,8 @@ fn exec(root: &StateRoot, e: ExecArgs) -> Result<i32> {
         console_socket: e.console_socket.clone(),
         preserve_fds: e.preserve_fds,
         internal_console: !e.detach && e.console_socket.is_none(),
+        ignore_paused: e.ignore_paused,
+        sub_cgroups,
     };
     let spawned = berth_runtime::exec(root, &opts, &p)?;
     if e.detach {
@@ -233,8 +240,13 @@ fn exec_process_from_flags(root: &StateRoot, e: &ExecArgs) -> Result<oci_spec::r
     p.set_args(Some(e.command.clone()));
     p.set_terminal(Some(e.tty));
     p.set_console_size(None);
+    // runc: --env K=V replaces K of process.env (the last one wins).
     let mut env = p.env().clone().unwrap_or_default();
-    env.extend(e.env.iter().cloned());
+    for kv in &e.env {
+        let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+        env.retain(|old| old.split_once('=').map_or(old.as_str(), |(k, _)| k) != key);
+        env.push(kv.clone());
+    }
     p.set_env(Some(env));
     if let Some(cwd) = &e.cwd {
         p.set_cwd(cwd.clone());

@@ -22,10 +22,17 @@ pub fn main() -> i32 {
             return 0;
         }
         Err(e) => {
-            eprintln!("berth-runtime: {e}");
+            log::early_error(&e.to_string());
             return 1;
         }
     };
+    match &cli.cmd {
+        args::Cmd::Create(c) | args::Cmd::Run { create: c, .. } => {
+            fill_preserved_fds(c.preserve_fds)
+        }
+        args::Cmd::Exec(e) => fill_preserved_fds(e.preserve_fds),
+        _ => {}
+    }
     // Commands that put a process into a container first re-execute the
     // runtime from a copy the container cannot write (CVE-2019-5736, see
     // berth_runtime::selfexe), before anything else is set up.
@@ -40,11 +47,58 @@ pub fn main() -> i32 {
         logger.error(&message(&anyhow::Error::new(e)));
         return 1;
     }
+    tracing::debug!(
+        "berth-runtime {} called as: {}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::args().collect::<Vec<_>>().join(" ")
+    );
+    // runc: every failure of `exec` before its process runs exits 255
+    // ("exec failed: ..."), so callers tell it from the process's own codes.
+    let is_exec = matches!(cli.cmd, args::Cmd::Exec(_));
     match cmd::dispatch(cli) {
         Ok(code) => code,
+        Err(e) if is_exec => {
+            logger.error(&format!("exec failed: {}", message(&e)));
+            255
+        }
         Err(e) => {
             logger.error(&message(&e));
             1
+        }
+    }
+}
+
+/// `--preserve-fds N` with fewer than N extra descriptors open: runc goes
+/// on, and so do we. The missing numbers get /dev/null (inherited, so the
+/// program sees what the caller left there: nothing useful), which also keeps
+/// the runtime's own descriptors from taking those numbers and leaking into
+/// the container.
+fn fill_preserved_fds(n: u32) {
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    let end = 3 + n as i32;
+    let missing: Vec<i32> = (3..end)
+        .filter(|fd| !std::path::Path::new(&format!("/proc/self/fd/{fd}")).exists())
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let Ok(f) = std::fs::File::open("/dev/null") else {
+        return;
+    };
+    // A copy above the range, so the number `f` took is free again.
+    let Ok(null) = rustix::io::fcntl_dupfd_cloexec(&f, end) else {
+        return;
+    };
+    drop(f);
+    for fd in missing {
+        // The lowest free number >= fd is fd itself.
+        let Ok(d) = rustix::io::fcntl_dupfd_cloexec(&null, fd) else {
+            continue;
+        };
+        if d.as_raw_fd() == fd && rustix::io::fcntl_setfd(&d, rustix::io::FdFlags::empty()).is_ok()
+        {
+            // Stays open, inherited by the container's process.
+            let _ = d.into_raw_fd();
         }
     }
 }

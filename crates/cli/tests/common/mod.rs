@@ -3,6 +3,8 @@
 //! cgroup that the test owns, and cleanup even when a test fails.
 #![allow(dead_code)]
 
+pub mod differential;
+
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
