@@ -153,6 +153,8 @@ pub enum ContainerCommand {
     /// List containers (as `ps`).
     #[command(alias = "list")]
     Ls(PsArgs),
+    /// Exit 0 when the container exists, 1 when not (example: `berth container exists web`).
+    Exists(super::manage_cmds::ExistsArgs),
 }
 
 /// Prints a document; a closed pipe (`| head`) is not an error.
@@ -200,7 +202,10 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
     }
     match a.format.as_str() {
         "json" => {
-            let v: Vec<_> = rows.iter().map(|r| inspect::ps_json(r, now)).collect();
+            let v: Vec<_> = rows
+                .iter()
+                .map(|r| berth_engine::manage::mark_paused(&engine, r, inspect::ps_json(r, now)))
+                .collect();
             emit(&serde_json::to_string_pretty(&v)?);
         }
         "table" => {
@@ -216,7 +221,7 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
                         r.image.clone(),
                         inspect::command_text(r),
                         format!("{} ago", inspect::ago(now - r.created)),
-                        inspect::status_text(r, now),
+                        berth_engine::manage::status_text(&engine, r, now),
                         r.name.clone(),
                     ]
                 })
@@ -355,19 +360,6 @@ pub fn inspect_cmd(root: &Path, e: &EngineArgs, a: &ContainersArgs) -> Result<i3
     Ok(0)
 }
 
-/// `top`.
-pub fn top(root: &Path, e: &EngineArgs, a: &ContainersArgs) -> Result<i32> {
-    let engine = e.engine(root)?;
-    for c in &a.containers {
-        let rows: Vec<Vec<String>> = ops::top(&engine, c)?
-            .into_iter()
-            .map(|(pid, cmd)| vec![pid.to_string(), cmd])
-            .collect();
-        print_table(&["PID", "COMMAND"], &rows);
-    }
-    Ok(0)
-}
-
 /// `stats` (see `super::stats`).
 pub fn stats(root: &Path, e: &EngineArgs, a: &StatsArgs) -> Result<i32> {
     let engine = e.engine(root)?;
@@ -399,6 +391,7 @@ pub fn container_command(root: &Path, e: &EngineArgs, c: &ContainerCommand) -> R
             Ok(0)
         }
         ContainerCommand::Ls(a) => ps(root, e, a),
+        ContainerCommand::Exists(a) => super::manage_cmds::container_exists(root, e, a),
     }
 }
 

@@ -5,11 +5,13 @@
 
 mod archive;
 mod attach;
+mod commit;
 mod container_cmds;
 mod containers;
 pub mod exit;
 mod format;
 mod images;
+mod manage_cmds;
 mod networks;
 mod registry;
 mod run;
@@ -125,7 +127,15 @@ fn only_prints(c: &Command) -> bool {
         Command::Images(_) => true,
         Command::Containers(c) => matches!(
             c,
-            C::Ps(_) | C::Logs(_) | C::Inspect(_) | C::Top(_) | C::Stats(_) | C::Port(_)
+            C::Ps(_)
+                | C::Logs(_)
+                | C::Inspect(_)
+                | C::Top(_)
+                | C::Stats(_)
+                | C::Port(_)
+                | C::Diff(_)
+                | C::Export(_)
+                | C::Events(_)
         ),
         _ => false,
     }
