@@ -72,10 +72,12 @@ fn sorted_entries(dir: &Path) -> io::Result<Vec<fs::DirEntry>> {
 
 /// The changes an overlayfs upper dir holds over `lowers` (topmost
 /// first): a whiteout is a deletion, a path present in a lower is a
-/// change, anything else an addition. Sorted by path.
+/// change, anything else an addition. An opaque directory that hid a
+/// lower one is a deletion and what it holds additions (podman's and
+/// Docker's reading, from moby's `overlayDeletedFile`). Sorted by path.
 pub fn upper_changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<Change>> {
     let mut out = Vec::new();
-    walk_changes(upper, Path::new(""), lowers, &mut out)?;
+    walk_changes(upper, Path::new(""), lowers, false, &mut out)?;
     out.sort();
     Ok(out)
 }
@@ -90,22 +92,25 @@ fn walk_changes(
     dir: &Path,
     rel: &Path,
     lowers: &[PathBuf],
+    hidden: bool,
     out: &mut Vec<Change>,
 ) -> io::Result<()> {
     for e in sorted_entries(dir)? {
         let m = e.metadata()?;
         let rel = rel.join(e.file_name());
         let path = format!("/{}", rel.display());
-        let kind = if is_whiteout(&m) {
+        let in_lower = !hidden && in_lowers(lowers, &rel);
+        let opaque = m.is_dir() && in_lower && is_opaque(&e.path());
+        let kind = if is_whiteout(&m) || opaque {
             ChangeKind::Deleted
-        } else if in_lowers(lowers, &rel) {
+        } else if in_lower {
             ChangeKind::Changed
         } else {
             ChangeKind::Added
         };
         out.push(Change { path, kind });
         if m.is_dir() {
-            walk_changes(&e.path(), &rel, lowers, out)?;
+            walk_changes(&e.path(), &rel, lowers, hidden || opaque, out)?;
         }
     }
     Ok(())
@@ -176,7 +181,11 @@ fn walk_tar<W: Write>(
         let mut h = header_for(&m);
         if ft.is_dir() {
             h.set_entry_type(tar::EntryType::Directory);
-            b.append_data(&mut h, &rel, io::empty())?;
+            // Directory names end in `/`, as GNU tar, Docker and podman
+            // write them.
+            let mut name = rel.clone().into_os_string();
+            name.push("/");
+            b.append_data(&mut h, &name, io::empty())?;
             if kind == TreeKind::OverlayUpper && is_opaque(&path) {
                 let mut h = header_for(&m);
                 h.set_entry_type(tar::EntryType::Regular);
@@ -370,7 +379,7 @@ mod tests {
         std::os::unix::fs::symlink("b/f", d.path().join("c")).unwrap();
         let mut out = Vec::new();
         write_tree(d.path(), TreeKind::Plain, &|_| false, &mut out).unwrap();
-        assert_eq!(names(&out), vec!["a", "b", "b/f", "c"]);
+        assert_eq!(names(&out), vec!["a", "b/", "b/f", "c"]);
         let mut a = tar::Archive::new(&out[..]);
         let kinds: Vec<tar::EntryType> = a
             .entries()

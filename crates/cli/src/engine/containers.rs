@@ -43,10 +43,18 @@ pub struct LogsArgs {
     /// Only since a time (RFC 3339, unix seconds, or 10s/5m/2h ago).
     #[arg(long)]
     pub since: Option<String>,
+    /// Only until a time (same forms as --since).
+    #[arg(long)]
+    pub until: Option<String>,
     /// Prefix each line with its time.
     #[arg(short = 't', long)]
     pub timestamps: bool,
-    pub container: String,
+    /// With several containers, prefix lines with the name instead of the ID.
+    #[arg(short = 'n', long)]
+    pub names: bool,
+    /// Containers; with several, each line starts with its container.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
 }
 
 /// `stop` (and the timeout of `rm`).
@@ -243,40 +251,82 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `logs`.
+/// `logs`: one container's output, or several (podman's way: each line
+/// prefixed with its container's short ID, or name with `--names`;
+/// followed side by side with `-f`).
 pub fn logs(root: &Path, e: &EngineArgs, a: &LogsArgs) -> Result<i32> {
     let engine = e.engine(root)?;
-    let row = lifecycle::find(&engine, &a.container)?;
-    let since = match &a.since {
-        Some(s) => Some(
-            berth_engine::logs::parse_since(s, berth_engine::now_ms()).ok_or_else(|| {
-                anyhow::anyhow!("invalid --since {s:?} (RFC 3339, unix seconds, or 10s/5m/2h)")
-            })?,
-        ),
-        None => None,
+    let rows = a
+        .containers
+        .iter()
+        .map(|c| lifecycle::find(&engine, c))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let now = berth_engine::now_ms();
+    let time = |flag: &str, v: &Option<String>| -> Result<Option<String>> {
+        v.as_deref()
+            .map(|s| {
+                berth_engine::logs::parse_since(s, now).ok_or_else(|| {
+                    anyhow::anyhow!("invalid {flag} {s:?} (RFC 3339, unix seconds, or 10s/5m/2h)")
+                })
+            })
+            .transpose()
     };
     let o = berth_engine::logs::LogOptions {
         follow: a.follow,
         tail: a.tail,
-        since,
+        since: time("--since", &a.since)?,
+        until: time("--until", &a.until)?,
         timestamps: a.timestamps,
     };
-    let id = row.id.clone();
-    let mut running = || {
-        engine
-            .db()
-            .ok()
-            .and_then(|db| db.get(&id).ok().flatten())
-            .and_then(|r| lifecycle::refresh(&engine, r).ok())
-            .is_some_and(|r| r.status == Status::Running)
+    let show = |row: &db::ContainerRow, prefix: Option<String>| -> Result<()> {
+        let id = row.id.clone();
+        let mut running = || {
+            engine
+                .db()
+                .ok()
+                .and_then(|db| db.get(&id).ok().flatten())
+                .and_then(|r| lifecycle::refresh(&engine, r).ok())
+                .is_some_and(|r| r.status == Status::Running)
+        };
+        let mut out = super::logs_prefix::Prefixed::new(std::io::stdout(), prefix.clone());
+        let mut err = super::logs_prefix::Prefixed::new(std::io::stderr(), prefix);
+        berth_engine::logs::show(
+            &engine.log_path(&row.id),
+            &o,
+            &mut running,
+            &mut out,
+            &mut err,
+        )?;
+        Ok(())
     };
-    berth_engine::logs::show(
-        &engine.log_path(&row.id),
-        &o,
-        &mut running,
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
-    )?;
+    if rows.len() == 1 {
+        show(&rows[0], None)?;
+        return Ok(0);
+    }
+    let prefix = |r: &db::ContainerRow| {
+        Some(if a.names {
+            r.name.clone()
+        } else {
+            db::short(&r.id).to_string()
+        })
+    };
+    if !a.follow {
+        for r in &rows {
+            show(r, prefix(r))?;
+        }
+        return Ok(0);
+    }
+    std::thread::scope(|s| -> Result<()> {
+        let handles: Vec<_> = rows
+            .iter()
+            .map(|r| s.spawn(move || show(r, prefix(r))))
+            .collect();
+        for h in handles {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("logs: a follower panicked"))??;
+        }
+        Ok(())
+    })?;
     Ok(0)
 }
 

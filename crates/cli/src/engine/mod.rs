@@ -11,6 +11,7 @@ mod containers;
 pub mod exit;
 mod format;
 mod images;
+mod logs_prefix;
 mod manage_cmds;
 mod networks;
 mod registry;
