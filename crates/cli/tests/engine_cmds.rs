@@ -305,6 +305,8 @@ impl Podman {
             d.join("run").display().to_string(),
             "--tmpdir".into(),
             d.join("tmp").display().to_string(),
+            "--network-config-dir".into(),
+            d.join("net").display().to_string(),
             "--cgroup-manager".into(),
             "cgroupfs".into(),
             "--events-backend".into(),
@@ -374,9 +376,15 @@ impl Drop for Podman {
             .args(self.args())
             .args(["rm", "-af"])
             .output();
+        // Not `system reset`: it also clears the machine's network
+        // config dir. Images and volumes go with the temp dir.
         let _ = Command::new("podman")
             .args(self.args())
-            .args(["system", "reset", "-f"])
+            .args(["volume", "rm", "-af"])
+            .output();
+        let _ = Command::new("podman")
+            .args(self.args())
+            .args(["rmi", "-af"])
             .output();
         for l in host_mounts_under(self.dir.path()).iter().rev() {
             if let Some(mp) = l.split_whitespace().nth(4) {
