@@ -436,6 +436,50 @@ fn listing(tar_path: &Path) -> Vec<String> {
     v
 }
 
+/// The entry names (without each engine's own files, sorted) of the top
+/// layer of an image in a docker-archive: the layer `commit` made.
+fn top_layer(archive: &[u8]) -> Vec<String> {
+    let mut files = std::collections::HashMap::new();
+    let mut a = tar::Archive::new(archive);
+    for e in a.entries().expect("archive entries") {
+        let mut e = e.expect("entry");
+        let name = e.path().expect("path").display().to_string();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).expect("read entry");
+        files.insert(name, data);
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&files["manifest.json"]).expect("manifest.json");
+    let layers = manifest[0]["Layers"].as_array().expect("Layers");
+    let top = layers.last().and_then(|l| l.as_str()).expect("a layer");
+    let mut inner = tar::Archive::new(&files[top][..]);
+    let mut v: Vec<String> = inner
+        .entries()
+        .expect("layer entries")
+        .map(|x| {
+            x.expect("layer entry")
+                .path()
+                .expect("path")
+                .display()
+                .to_string()
+        })
+        .filter(|n| {
+            !matches!(
+                n.as_str(),
+                "etc/hosts"
+                    | "etc/hostname"
+                    | "etc/resolv.conf"
+                    | "etc/mtab"
+                    | "run"
+                    | "run/"
+                    | "run/.containerenv"
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 #[test]
 fn diff_export_and_exists_match_podman() {
     require_root!();
@@ -481,6 +525,20 @@ fn diff_export_and_exists_match_podman() {
         vec![Some(0), Some(1), Some(0), Some(1), Some(0), Some(1)]
     );
     assert_eq!(code(&["network", "exists", "nosuch"]), Some(1));
+    // The layer commit makes (docker-archive through a pipe).
+    env.ok(&["commit", "d", "localhost/dc:1"]);
+    let saved = env
+        .cmd()
+        .args(["save", "localhost/dc:1"])
+        .stdout(Stdio::piped())
+        .output()
+        .expect("save");
+    assert!(saved.status.success());
+    let berth_layer = top_layer(&saved.stdout);
+    assert!(
+        berth_layer.contains(&"etc/.wh.group".to_string()),
+        "{berth_layer:?}"
+    );
 
     let Some(p) = Podman::new() else {
         eprintln!("SKIP: podman or runc missing: no differential half");
@@ -517,6 +575,17 @@ fn diff_export_and_exists_match_podman() {
         pcode(&["volume", "exists", "nosuch"]),
     ];
     assert_eq!(podman_codes, berth_codes);
+    assert!(p.run(&["commit", "d", "localhost/dc:1"]).status.success());
+    let parch = env.dir.path().join("podman-save.tar");
+    assert!(p
+        .run(&["save", "-o", parch.to_str().unwrap(), "localhost/dc:1"])
+        .status
+        .success());
+    let podman_layer = top_layer(&std::fs::read(&parch).unwrap());
+    assert_eq!(
+        podman_layer, berth_layer,
+        "the committed layer differs from podman's"
+    );
 }
 
 fn events_json(env: &EngineEnv, args: &[&str]) -> Vec<serde_json::Value> {
