@@ -160,7 +160,7 @@ fn commit_makes_an_image_from_the_changes_that_runs_and_saves() {
     env.ok(&[
         "run",
         "--name",
-        "c",
+        "cm",
         "-e",
         "FROM_RUN=1",
         &img,
@@ -184,7 +184,7 @@ fn commit_makes_an_image_from_the_changes_that_runs_and_saves() {
         "EXPOSE 8080",
         "-c",
         "WORKDIR /tmp",
-        "c",
+        "cm",
         "localhost/committed:1",
     ]);
     assert!(out.trim().starts_with("sha256:"), "{out}");
@@ -261,7 +261,7 @@ fn commit_makes_an_image_from_the_changes_that_runs_and_saves() {
     );
     // Bad input: clear errors, no image left.
     fails_with(
-        &env.berth(&["commit", "-c", "RUN true", "c", "localhost/bad:1"]),
+        &env.berth(&["commit", "-c", "RUN true", "cm", "localhost/bad:1"]),
         "RUN is not supported",
     );
     fails_with(
@@ -486,23 +486,23 @@ fn diff_export_and_exists_match_podman() {
     let env = EngineEnv::new();
     let img = env.busybox_image();
     let script = "echo hi > /tmp/new; rm /etc/group; mkdir -p /var/x; rm -rf /root; mkdir /root; touch /root/f";
-    env.ok(&["run", "--name", "d", &img, "sh", "-c", script]);
-    let berth_diff = env.ok(&["diff", "d"]);
+    env.ok(&["run", "--name", "diffbox", &img, "sh", "-c", script]);
+    let berth_diff = env.ok(&["diff", "diffbox"]);
     let expected =
         "C /etc\nD /etc/group\nD /root\nA /root/f\nC /tmp\nA /tmp/new\nC /var\nA /var/x\n";
     assert_eq!(berth_diff, expected);
     let js: serde_json::Value =
-        serde_json::from_str(&env.ok(&["diff", "--format", "json", "d"])).unwrap();
+        serde_json::from_str(&env.ok(&["diff", "--format", "json", "diffbox"])).unwrap();
     assert_eq!(js["deleted"], serde_json::json!(["/etc/group", "/root"]));
     let btar = env.dir.path().join("berth-export.tar");
-    env.ok(&["export", "-o", btar.to_str().unwrap(), "d"]);
+    env.ok(&["export", "-o", btar.to_str().unwrap(), "diffbox"]);
     let blist = listing(&btar);
     assert!(blist.contains(&"tmp/new".to_string()) && blist.contains(&"var/x/".to_string()));
     assert!(!blist.contains(&"etc/group".to_string()), "{blist:?}");
     // export to a pipe: the same tar.
     let piped = env
         .cmd()
-        .args(["export", "d"])
+        .args(["export", "diffbox"])
         .stdout(Stdio::piped())
         .output()
         .expect("export");
@@ -513,7 +513,7 @@ fn diff_export_and_exists_match_podman() {
     let code = |args: &[&str]| env.berth(args).status.code();
     env.ok(&["volume", "create", "vol"]);
     let berth_codes = vec![
-        code(&["container", "exists", "d"]),
+        code(&["container", "exists", "diffbox"]),
         code(&["container", "exists", "nosuch"]),
         code(&["image", "exists", &img]),
         code(&["image", "exists", "localhost/nosuch:1"]),
@@ -526,7 +526,7 @@ fn diff_export_and_exists_match_podman() {
     );
     assert_eq!(code(&["network", "exists", "nosuch"]), Some(1));
     // The layer commit makes (docker-archive through a pipe).
-    env.ok(&["commit", "d", "localhost/dc:1"]);
+    env.ok(&["commit", "diffbox", "localhost/dc:1"]);
     let saved = env
         .cmd()
         .args(["save", "localhost/dc:1"])
@@ -547,16 +547,16 @@ fn diff_export_and_exists_match_podman() {
     let tar = env.dir.path().join("rootfs.tar");
     let imp = p.run(&["import", tar.to_str().unwrap(), &img]);
     assert!(imp.status.success(), "podman import");
-    let r = p.run_container(&["--name", "d", &img, "sh", "-c", script]);
+    let r = p.run_container(&["--name", "diffbox", &img, "sh", "-c", script]);
     if !r.status.success() {
         eprintln!("SKIP: podman cannot run containers here: {}", stderr(&r));
         return;
     }
-    let pd = p.run(&["diff", "d"]);
+    let pd = p.run(&["diff", "diffbox"]);
     assert_eq!(stdout(&pd), berth_diff, "diff differs from podman's");
     let ptar = env.dir.path().join("podman-export.tar");
     assert!(p
-        .run(&["export", "-o", ptar.to_str().unwrap(), "d"])
+        .run(&["export", "-o", ptar.to_str().unwrap(), "diffbox"])
         .status
         .success());
     assert_eq!(
@@ -567,7 +567,7 @@ fn diff_export_and_exists_match_podman() {
     p.run(&["volume", "create", "vol"]);
     let pcode = |args: &[&str]| p.run(args).status.code();
     let podman_codes = vec![
-        pcode(&["container", "exists", "d"]),
+        pcode(&["container", "exists", "diffbox"]),
         pcode(&["container", "exists", "nosuch"]),
         pcode(&["image", "exists", &img]),
         pcode(&["image", "exists", "localhost/nosuch:1"]),
@@ -575,7 +575,10 @@ fn diff_export_and_exists_match_podman() {
         pcode(&["volume", "exists", "nosuch"]),
     ];
     assert_eq!(podman_codes, berth_codes);
-    assert!(p.run(&["commit", "d", "localhost/dc:1"]).status.success());
+    assert!(p
+        .run(&["commit", "diffbox", "localhost/dc:1"])
+        .status
+        .success());
     let parch = env.dir.path().join("podman-save.tar");
     assert!(p
         .run(&["save", "-o", parch.to_str().unwrap(), "localhost/dc:1"])
@@ -601,14 +604,14 @@ fn events_record_what_commands_did_and_filter_them() {
     let env = EngineEnv::new();
     let img = env.busybox_image();
     assert_eq!(
-        env.berth(&["run", "--name", "e1", &img, "sh", "-c", "exit 3"])
+        env.berth(&["run", "--name", "ev1", &img, "sh", "-c", "exit 3"])
             .status
             .code(),
         Some(3)
     );
     env.ok(&["volume", "create", "ev"]);
     env.ok(&["tag", &img, "localhost/evtag:1"]);
-    env.ok(&["rm", "e1"]);
+    env.ok(&["rm", "ev1"]);
     let all = events_json(
         &env,
         &[
@@ -651,12 +654,12 @@ fn events_record_what_commands_did_and_filter_them() {
             "--filter",
             "event=die",
             "--filter",
-            "container=e1",
+            "container=ev1",
         ],
     );
     assert_eq!(die.len(), 1, "{die:?}");
     assert_eq!(die[0]["Actor"]["Attributes"]["exitCode"], "3");
-    assert_eq!(die[0]["Actor"]["Attributes"]["name"], "e1");
+    assert_eq!(die[0]["Actor"]["Attributes"]["name"], "ev1");
     let plain = env.ok(&[
         "events",
         "--since",
@@ -685,7 +688,7 @@ fn events_record_what_commands_did_and_filter_them() {
         .spawn()
         .expect("events");
     std::thread::sleep(Duration::from_millis(500));
-    env.ok(&["run", "--rm", "--name", "e2", &img, "true"]);
+    env.ok(&["run", "--rm", "--name", "ev2", &img, "true"]);
     let mut out = follower.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -699,7 +702,7 @@ fn events_record_what_commands_did_and_filter_them() {
     let got = got.expect("a streamed event");
     let ev: serde_json::Value = serde_json::from_str(got.lines().next().unwrap()).unwrap();
     assert_eq!(ev["Action"], "start");
-    assert_eq!(ev["Actor"]["Attributes"]["name"], "e2");
+    assert_eq!(ev["Actor"]["Attributes"]["name"], "ev2");
 }
 
 #[test]
