@@ -52,6 +52,9 @@ fn pause_freezes_the_container_and_unpause_thaws_it() {
     assert!(ps.contains("(Paused)"), "{ps}");
     let js: serde_json::Value = serde_json::from_str(&env.ok(&["ps", "--format", "json"])).unwrap();
     assert_eq!(js[0]["State"], "paused");
+    assert!(env
+        .ok(&["ps", "-q", "--filter", "status=paused"])
+        .contains(&id[..12]));
     // exec into frozen processes is refused with the reason.
     fails_with(&env.berth(&["exec", "p", "true"]), "paused");
     fails_with(&env.berth(&["pause", "p"]), "already paused");

@@ -191,6 +191,11 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
         }
         let mut keep = a.all || r.status == Status::Running;
         for f in &a.filter {
+            // Paused is the runtime's (freezer) state, not the row's.
+            if f == "status=paused" {
+                keep &= berth_engine::manage::is_paused(&engine, &r);
+                continue;
+            }
             match inspect::matches_filter(&r, f) {
                 Some(m) => keep &= m,
                 None => anyhow::bail!(
