@@ -385,5 +385,6 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
     net_guard.1 = None;
     let mut guard = guard;
     guard.0 = None;
+    crate::events::container(engine, &row, "create", &[]);
     Ok(row)
 }

@@ -456,6 +456,22 @@ impl Db {
         Ok(())
     }
 
+    /// Records a changed config and restart policy (`update`).
+    pub fn set_config(
+        &self,
+        id: &str,
+        config: &serde_json::Value,
+        restart_policy: &str,
+    ) -> Result<(), DbError> {
+        self.conn
+            .execute(
+                "UPDATE containers SET config = ?2, restart_policy = ?3 WHERE id = ?1",
+                params![id, config.to_string(), restart_policy],
+            )
+            .map_err(q(format!("record the update of {id}")))?;
+        Ok(())
+    }
+
     /// Sets the "do not restart" flag of several containers in one
     /// transaction (`rm -f` of many).
     pub fn set_stop_requested_all(&mut self, ids: &[&str]) -> Result<(), DbError> {

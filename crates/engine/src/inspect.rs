@@ -27,6 +27,7 @@ fn mark_volumes(engine: &Engine, id: &str, mut mounts: Vec<Value>) -> Vec<Value>
 /// The inspect document of a container.
 pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
     let cfg = ContainerConfig::of(row).ok();
+    let paused = crate::manage::is_paused(engine, row);
     let (o, g) = match &cfg {
         Some(c) => (Some(&c.options), Some(&c.generated)),
         None => (None, None),
@@ -81,9 +82,9 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
         "Image": row.image_id,
         "ImageName": row.image,
         "State": {
-            "Status": row.status.as_str(),
+            "Status": if paused { "paused" } else { row.status.as_str() },
             "Running": row.status == Status::Running,
-            "Paused": false,
+            "Paused": paused,
             "Pid": row.pid.unwrap_or(0),
             "ConmonPid": row.monitor_pid.unwrap_or(0),
             "ExitCode": row.exit_code.unwrap_or(if row.status == Status::Exited { -1 } else { 0 }),

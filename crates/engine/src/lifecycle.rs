@@ -93,6 +93,7 @@ pub fn launch(engine: &Engine, row: &ContainerRow, internal_console: bool) -> Re
     engine
         .db()?
         .set_running(id, spawned.pid, crate::now_ms(), me())?;
+    crate::events::container(engine, row, "start", &[]);
     Ok(spawned)
 }
 
@@ -100,6 +101,12 @@ pub fn launch(engine: &Engine, row: &ContainerRow, internal_console: bool) -> Re
 /// unmount, record the exit. Collects errors and goes on.
 pub fn cleanup_after_exit(engine: &Engine, id: &str, code: Option<i32>) -> Result<()> {
     let mut first: Option<EngineError> = None;
+    if let Ok(Some(row)) = engine.db().and_then(|db| Ok(db.get(id)?)) {
+        if row.status == Status::Running {
+            let code = code.map_or_else(|| "-1".to_string(), |c| c.to_string());
+            crate::events::container(engine, &row, "die", &[("exitCode", &code)]);
+        }
+    }
     if let Err(e) = berth_runtime::delete(&engine.state_root(), id, true) {
         first.get_or_insert(rt(id, "delete")(e));
     }
@@ -123,11 +130,8 @@ pub fn cleanup_after_exit(engine: &Engine, id: &str, code: Option<i32>) -> Resul
 pub fn remove_files(engine: &Engine, id: &str) -> Result<()> {
     let mut first: Option<EngineError> = None;
     // Docker's rule: `--rm` also removes the container's anonymous volumes.
-    let auto_remove = engine
-        .db()
-        .ok()
-        .and_then(|db| db.get(id).ok().flatten())
-        .is_some_and(|r| r.auto_remove);
+    let row = engine.db().ok().and_then(|db| db.get(id).ok().flatten());
+    let auto_remove = row.as_ref().is_some_and(|r| r.auto_remove);
     let volumes = crate::volume_store::uses_of(engine, id).unwrap_or_default();
     if let Err(e) = berth_runtime::delete(&engine.state_root(), id, true) {
         first.get_or_insert(rt(id, "delete")(e));
@@ -146,8 +150,16 @@ pub fn remove_files(engine: &Engine, id: &str) -> Result<()> {
             first.get_or_insert(io("remove container dir", &dir)(e));
         }
     }
-    if let Err(e) = engine.db().and_then(|db| Ok(db.remove(id)?)) {
-        first.get_or_insert(e);
+    match engine.db().and_then(|db| Ok(db.remove(id)?)) {
+        Err(e) => {
+            first.get_or_insert(e);
+        }
+        Ok(true) => {
+            if let Some(row) = &row {
+                crate::events::container(engine, row, "destroy", &[]);
+            }
+        }
+        Ok(false) => {}
     }
     if let Err(e) = crate::volume_store::release(engine, id) {
         first.get_or_insert(e);

@@ -105,7 +105,17 @@ pub struct LogOptions {
     /// Only entries at or after this RFC 3339 time (string compare of the
     /// normalised UTC form).
     pub since: Option<String>,
+    /// Only entries at or before this RFC 3339 time (same form).
+    pub until: Option<String>,
     pub timestamps: bool,
+}
+
+impl LogOptions {
+    /// Whether the entry's time is within `since` and `until`.
+    fn in_window(&self, e: &Entry) -> bool {
+        self.since.as_deref().is_none_or(|s| e.t.as_str() >= s)
+            && self.until.as_deref().is_none_or(|u| e.t.as_str() <= u)
+    }
 }
 
 /// Parses entries from log text; broken lines are skipped.
@@ -117,10 +127,7 @@ pub fn parse(text: &str) -> Vec<Entry> {
 
 /// The entries `logs` shows for `o` (before following).
 pub fn select(entries: Vec<Entry>, o: &LogOptions) -> Vec<Entry> {
-    let mut v: Vec<Entry> = entries
-        .into_iter()
-        .filter(|e| o.since.as_deref().is_none_or(|s| e.t.as_str() >= s))
-        .collect();
+    let mut v: Vec<Entry> = entries.into_iter().filter(|e| o.in_window(e)).collect();
     if let Some(n) = o.tail {
         let skip = v.len().saturating_sub(n);
         v.drain(..skip);
@@ -212,12 +219,17 @@ pub fn show(
                 break;
             }
             if let Ok(e) = serde_json::from_str::<Entry>(&line) {
-                if o.since.as_deref().is_none_or(|s| e.t.as_str() >= s) {
+                if o.in_window(&e) {
                     print(&e, o, out, err)?;
                 }
             }
         }
-        if !alive {
+        // Docker: following stops once `until` has passed.
+        let past_until = o
+            .until
+            .as_deref()
+            .is_some_and(|u| crate::rfc3339_ms(crate::now_ms()).as_str() > u);
+        if !alive || past_until {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100));

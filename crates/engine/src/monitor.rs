@@ -234,6 +234,8 @@ fn after_exit(
     };
     if policy.should_restart(code, *restarts, current.stop_requested) {
         let db = engine.db()?;
+        let exit_code = code.to_string();
+        crate::events::container(engine, &current, "die", &[("exitCode", &exit_code)]);
         db.set_restarting(id, code, crate::now_ms())?;
         drop(db);
         *restarts += 1;

@@ -100,11 +100,14 @@ pub fn stop(engine: &Engine, reference: &str, timeout: Duration) -> Result<Conta
     let root = engine.state_root();
     let sig = signal_number(&id, &cfg.generated.stop_signal)?;
     let _ = berth_runtime::kill(&root, &id, sig, false);
+    // A paused container gets the signal once thawed (Docker's order).
+    crate::manage::thaw_if_paused(engine, &id);
     if !lifecycle::wait_process_exit(engine, &id, timeout) {
         let _ = berth_runtime::kill(&root, &id, libc::SIGKILL, true);
         let _ = berth_runtime::kill(&root, &id, libc::SIGKILL, false);
         lifecycle::wait_process_exit(engine, &id, Duration::from_secs(10));
     }
+    crate::events::container(engine, &row, "stop", &[]);
     Ok(settle(engine, &id, Duration::from_secs(10))?.unwrap_or(row))
 }
 
@@ -121,7 +124,10 @@ pub fn kill(engine: &Engine, reference: &str, signal: &str) -> Result<()> {
     }
     let sig = signal_number(&row.id, signal)?;
     engine.db()?.set_stop_requested(&row.id, true)?;
-    berth_runtime::kill(&engine.state_root(), &row.id, sig, false).map_err(rt(&row.id, "kill"))
+    berth_runtime::kill(&engine.state_root(), &row.id, sig, false).map_err(rt(&row.id, "kill"))?;
+    let signal = sig.to_string();
+    crate::events::container(engine, &row, "kill", &[("signal", &signal)]);
+    Ok(())
 }
 
 /// `rm [-f]`: removes a stopped container (`force` kills a running one).
@@ -143,6 +149,7 @@ pub fn rm(engine: &Engine, reference: &str, force: bool) -> Result<String> {
         let root = engine.state_root();
         let _ = berth_runtime::kill(&root, &row.id, libc::SIGKILL, true);
         let _ = berth_runtime::kill(&root, &row.id, libc::SIGKILL, false);
+        crate::manage::thaw_if_paused(engine, &row.id);
         lifecycle::wait_process_exit(engine, &row.id, Duration::from_secs(10));
         settle(engine, &row.id, Duration::from_secs(10))?;
     }
@@ -219,6 +226,7 @@ pub fn rm_all(engine: &Engine, refs: &[String], force: bool, volumes: bool) -> V
                 if r.status == Status::Running {
                     let _ = berth_runtime::kill(&root, &r.id, libc::SIGKILL, true);
                     let _ = berth_runtime::kill(&root, &r.id, libc::SIGKILL, false);
+                    crate::manage::thaw_if_paused(engine, &r.id);
                 }
             });
         }
@@ -348,6 +356,13 @@ fn running(engine: &Engine, reference: &str) -> Result<ContainerRow> {
 /// unless `detach`; returns its exit status. Single-threaded callers only.
 pub fn exec(engine: &Engine, reference: &str, req: &ExecRequest) -> Result<i32> {
     let row = running(engine, reference)?;
+    if crate::manage::is_paused(engine, &row) {
+        return Err(EngineError::WrongState {
+            name: row.name,
+            status: "paused".into(),
+            what: "its processes are frozen; unpause it first".into(),
+        });
+    }
     let id = row.id.as_str();
     let root = engine.state_root();
     let mut p = berth_runtime::exec::base_process(&root, id).map_err(rt(id, "exec"))?;

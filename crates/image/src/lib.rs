@@ -11,6 +11,7 @@ pub mod archive;
 pub mod digest;
 pub mod gc;
 pub mod image;
+pub mod layer_diff;
 pub mod manifest;
 pub mod mount;
 pub mod reference;

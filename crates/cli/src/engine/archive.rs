@@ -30,9 +30,9 @@ pub enum ArchiveFormat {
 
 #[derive(Debug, Args)]
 pub struct SaveArgs {
-    /// Output file.
+    /// Output file (default: standard output, unless it is a terminal).
     #[arg(short, long)]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
     /// Archive format.
     #[arg(long, value_enum, default_value = "docker-archive")]
     pub format: ArchiveFormat,
@@ -106,7 +106,25 @@ pub fn save(root: &Path, a: &SaveArgs) -> anyhow::Result<()> {
         ArchiveFormat::DockerArchive => SaveFormat::DockerArchive,
         ArchiveFormat::OciArchive => SaveFormat::OciArchive,
     };
-    save_archive(&store, &images, &names, &a.output, format)?;
+    match &a.output {
+        Some(p) => save_archive(&store, &images, &names, p, format)?,
+        None => {
+            // Refused before any work when stdout is a terminal (Docker's
+            // rule); else written to a temp file in the store, then copied.
+            let mut out = super::manage_cmds::binary_output(None, "save")?;
+            let tmp = store.temp_dir("save-")?;
+            let p = tmp.path().join("archive.tar");
+            save_archive(&store, &images, &names, &p, format)?;
+            let mut f = std::fs::File::open(&p).context("save: read the archive back")?;
+            match std::io::copy(&mut f, &mut out).and_then(|_| out.flush()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context("save: write to standard output"))
+                }
+            }
+        }
+    }
     Ok(())
 }
 

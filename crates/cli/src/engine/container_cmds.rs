@@ -6,6 +6,7 @@ use std::path::Path;
 use clap::Subcommand;
 
 use super::containers::{self as c, ContainerCommand};
+use super::manage_cmds as m;
 use super::run::{self as r, EngineArgs};
 
 /// Container lifecycle commands.
@@ -39,8 +40,9 @@ pub enum ContainerCmd {
     /// Show containers (or images, volumes, networks) as JSON or through a
     /// template (example: `berth inspect -f '{{.State.Pid}}' web`).
     Inspect(super::inspect_cmd::InspectArgs),
-    /// List the processes of a container (example: `berth top web`).
-    Top(c::ContainersArgs),
+    /// List the processes of a container, optionally through ps options
+    /// (example: `berth top web -eo pid,comm`).
+    Top(m::TopArgs),
     /// Resource usage of containers (example: `berth stats --no-stream web`).
     Stats(c::StatsArgs),
     /// Copy files between the host and a container (example: `berth cp ./conf web:/etc/app`).
@@ -52,6 +54,23 @@ pub enum ContainerCmd {
     Container(ContainerCommand),
     /// List a container's published ports (example: `berth port web 80/tcp`).
     Port(c::ContainersArgs),
+    /// Freeze every process of containers (example: `berth pause web`).
+    Pause(m::PauseArgs),
+    /// Thaw paused containers (example: `berth unpause web`).
+    Unpause(m::PauseArgs),
+    /// Change the resources of containers (example: `berth update --memory 64m web`).
+    Update(m::UpdateArgs),
+    /// The changes of a container's filesystem (example: `berth diff web`).
+    Diff(m::DiffArgs),
+    /// A container's filesystem as a tar archive (example: `berth export -o web.tar web`).
+    Export(m::ExportArgs),
+    /// Make an image from a container's changes (example: `berth commit -c 'CMD ["sh"]' web localhost/web:1`).
+    Commit(m::CommitArgs),
+    /// Show what berth did: container, image, network and volume events
+    /// (example: `berth events --since 10m --until 0s`).
+    Events(m::EventsArgs),
+    /// Search a registry for images (example: `berth search quay.io/busybox`).
+    Search(m::SearchArgs),
     /// Print berth's version (example: `berth version --format '{{.Client.Version}}'`).
     Version(c::FormatArgs),
     /// Show what the host offers: cgroups, overlay, user namespaces, seccomp
@@ -79,7 +98,15 @@ pub fn dispatch(root: &Path, e: &EngineArgs, cmd: ContainerCmd) -> anyhow::Resul
         ContainerCmd::Exec(a) => c::exec(root, e, a),
         ContainerCmd::Attach(a) => super::attach::attach(root, e, a),
         ContainerCmd::Inspect(a) => super::inspect_cmd::inspect_cmd(root, e, a),
-        ContainerCmd::Top(a) => c::top(root, e, a),
+        ContainerCmd::Top(a) => m::top(root, e, a),
+        ContainerCmd::Pause(a) => m::pause(root, e, a),
+        ContainerCmd::Unpause(a) => m::unpause(root, e, a),
+        ContainerCmd::Update(a) => m::update(root, e, a),
+        ContainerCmd::Diff(a) => m::diff(root, e, a),
+        ContainerCmd::Export(a) => m::export(root, e, a),
+        ContainerCmd::Commit(a) => super::commit::commit(root, e, a),
+        ContainerCmd::Events(a) => m::events(root, a),
+        ContainerCmd::Search(a) => m::search(root, a),
         ContainerCmd::Stats(a) => c::stats(root, e, a),
         ContainerCmd::Cp(a) => c::cp(root, e, a),
         ContainerCmd::Rename(a) => c::rename(root, e, a),

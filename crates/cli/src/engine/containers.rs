@@ -8,7 +8,6 @@ use anyhow::Result;
 use berth_engine::{db, inspect, lifecycle, ops, Status};
 use clap::{Args, Subcommand};
 
-use super::format::print_table;
 use super::run::EngineArgs;
 use super::template::Format;
 use super::views;
@@ -55,10 +54,18 @@ pub struct LogsArgs {
     /// Only since a time (RFC 3339, unix seconds, or 10s/5m/2h ago).
     #[arg(long)]
     pub since: Option<String>,
+    /// Only until a time (same forms as --since).
+    #[arg(long)]
+    pub until: Option<String>,
     /// Prefix each line with its time.
     #[arg(short = 't', long)]
     pub timestamps: bool,
-    pub container: String,
+    /// With several containers, prefix lines with the name instead of the ID.
+    #[arg(short = 'n', long)]
+    pub names: bool,
+    /// Containers; with several, each line starts with its container.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
 }
 
 /// `stop` (and the timeout of `rm`).
@@ -167,6 +174,8 @@ pub enum ContainerCommand {
     Ls(PsArgs),
     /// Show containers as JSON or through a template (as `inspect --type container`).
     Inspect(super::inspect_cmd::InspectArgs),
+    /// Exit 0 when the container exists, 1 when not (example: `berth container exists web`).
+    Exists(super::manage_cmds::ExistsArgs),
 }
 
 /// Prints a document; a closed pipe (`| head`) is not an error.
@@ -196,6 +205,11 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
         let limited = a.latest || a.last.is_some();
         let mut keep = a.all || limited || r.status == Status::Running;
         for f in &a.filter {
+            // Paused is the runtime's (freezer) state, not the row's.
+            if f == "status=paused" {
+                keep &= berth_engine::manage::is_paused(&engine, &r);
+                continue;
+            }
             match inspect::matches_filter(&r, f) {
                 Some(m) => keep &= m,
                 None => anyhow::bail!(
@@ -228,7 +242,8 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
             .iter()
             .zip(&sizes)
             .map(|(r, size)| {
-                let mut doc = inspect::ps_json(r, now);
+                let mut doc =
+                    berth_engine::manage::mark_paused(&engine, r, inspect::ps_json(r, now));
                 let ports = berth_engine::networks::of_container(&engine, &r.id)
                     .map(|(_, p)| p)
                     .unwrap_or_default();
@@ -277,40 +292,82 @@ fn container_size(root: &Path, engine: &berth_engine::Engine, r: &db::ContainerR
     (rw, image)
 }
 
-/// `logs`.
+/// `logs`: one container's output, or several (podman's way: each line
+/// prefixed with its container's short ID, or name with `--names`;
+/// followed side by side with `-f`).
 pub fn logs(root: &Path, e: &EngineArgs, a: &LogsArgs) -> Result<i32> {
     let engine = e.engine(root)?;
-    let row = lifecycle::find(&engine, &a.container)?;
-    let since = match &a.since {
-        Some(s) => Some(
-            berth_engine::logs::parse_since(s, berth_engine::now_ms()).ok_or_else(|| {
-                anyhow::anyhow!("invalid --since {s:?} (RFC 3339, unix seconds, or 10s/5m/2h)")
-            })?,
-        ),
-        None => None,
+    let rows = a
+        .containers
+        .iter()
+        .map(|c| lifecycle::find(&engine, c))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let now = berth_engine::now_ms();
+    let time = |flag: &str, v: &Option<String>| -> Result<Option<String>> {
+        v.as_deref()
+            .map(|s| {
+                berth_engine::logs::parse_since(s, now).ok_or_else(|| {
+                    anyhow::anyhow!("invalid {flag} {s:?} (RFC 3339, unix seconds, or 10s/5m/2h)")
+                })
+            })
+            .transpose()
     };
     let o = berth_engine::logs::LogOptions {
         follow: a.follow,
         tail: a.tail,
-        since,
+        since: time("--since", &a.since)?,
+        until: time("--until", &a.until)?,
         timestamps: a.timestamps,
     };
-    let id = row.id.clone();
-    let mut running = || {
-        engine
-            .db()
-            .ok()
-            .and_then(|db| db.get(&id).ok().flatten())
-            .and_then(|r| lifecycle::refresh(&engine, r).ok())
-            .is_some_and(|r| r.status == Status::Running)
+    let show = |row: &db::ContainerRow, prefix: Option<String>| -> Result<()> {
+        let id = row.id.clone();
+        let mut running = || {
+            engine
+                .db()
+                .ok()
+                .and_then(|db| db.get(&id).ok().flatten())
+                .and_then(|r| lifecycle::refresh(&engine, r).ok())
+                .is_some_and(|r| r.status == Status::Running)
+        };
+        let mut out = super::logs_prefix::Prefixed::new(std::io::stdout(), prefix.clone());
+        let mut err = super::logs_prefix::Prefixed::new(std::io::stderr(), prefix);
+        berth_engine::logs::show(
+            &engine.log_path(&row.id),
+            &o,
+            &mut running,
+            &mut out,
+            &mut err,
+        )?;
+        Ok(())
     };
-    berth_engine::logs::show(
-        &engine.log_path(&row.id),
-        &o,
-        &mut running,
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
-    )?;
+    if rows.len() == 1 {
+        show(&rows[0], None)?;
+        return Ok(0);
+    }
+    let prefix = |r: &db::ContainerRow| {
+        Some(if a.names {
+            r.name.clone()
+        } else {
+            db::short(&r.id).to_string()
+        })
+    };
+    if !a.follow {
+        for r in &rows {
+            show(r, prefix(r))?;
+        }
+        return Ok(0);
+    }
+    std::thread::scope(|s| -> Result<()> {
+        let handles: Vec<_> = rows
+            .iter()
+            .map(|r| s.spawn(move || show(r, prefix(r))))
+            .collect();
+        for h in handles {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("logs: a follower panicked"))??;
+        }
+        Ok(())
+    })?;
     Ok(0)
 }
 
@@ -382,19 +439,6 @@ pub fn exec(root: &Path, e: &EngineArgs, a: &ExecArgs) -> Result<i32> {
     Ok(ops::exec(&engine, &a.container, &req)?)
 }
 
-/// `top`.
-pub fn top(root: &Path, e: &EngineArgs, a: &ContainersArgs) -> Result<i32> {
-    let engine = e.engine(root)?;
-    for c in &a.containers {
-        let rows: Vec<Vec<String>> = ops::top(&engine, c)?
-            .into_iter()
-            .map(|(pid, cmd)| vec![pid.to_string(), cmd])
-            .collect();
-        print_table(&["PID", "COMMAND"], &rows);
-    }
-    Ok(0)
-}
-
 /// `stats` (see `super::stats`).
 pub fn stats(root: &Path, e: &EngineArgs, a: &StatsArgs) -> Result<i32> {
     let engine = e.engine(root)?;
@@ -429,6 +473,7 @@ pub fn container_command(root: &Path, e: &EngineArgs, c: &ContainerCommand) -> R
         ContainerCommand::Inspect(a) => {
             super::inspect_cmd::inspect_kind(root, e, a, super::inspect_cmd::Kind::Container)
         }
+        ContainerCommand::Exists(a) => super::manage_cmds::container_exists(root, e, a),
     }
 }
 

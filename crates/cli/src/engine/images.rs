@@ -36,6 +36,8 @@ pub enum ImageCommand {
     Mount(NameArgs),
     /// Unmount a view made by `image mount`.
     Unmount(NameArgs),
+    /// Exit 0 when the image exists, 1 when not (example: `berth image exists busybox`).
+    Exists(super::manage_cmds::ExistsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +116,10 @@ pub fn image_command(root: &Path, c: ImageCommand) -> anyhow::Result<()> {
                 eprintln!("berth: image {} was not mounted", a.image);
             }
             Ok(())
+        }
+        ImageCommand::Exists(a) => {
+            let code = super::manage_cmds::image_exists(root, &a)?;
+            std::process::exit(code)
         }
     }
 }
@@ -269,6 +275,13 @@ pub fn tag(root: &Path, a: &TagArgs) -> anyhow::Result<()> {
         bail!("tag {n}: a new name cannot contain a digest");
     }
     store.put_image(&lock, &rec.id, &rec.manifest, &names)?;
+    for n in &names {
+        let n = n.to_string();
+        berth_engine::events::record(
+            root,
+            &berth_engine::events::Event::new("image", "tag", &rec.id.to_string(), &[("name", &n)]),
+        );
+    }
     Ok(())
 }
 
@@ -302,6 +315,15 @@ pub fn rmi(root: &Path, a: &RmiArgs) -> anyhow::Result<()> {
             Some(n) if rec.names.len() > 1 && !a.force => {
                 store.remove_name(&lock, &Reference::parse(&n)?)?;
                 println!("Untagged: {n}");
+                berth_engine::events::record(
+                    root,
+                    &berth_engine::events::Event::new(
+                        "image",
+                        "untag",
+                        &rec.id.to_string(),
+                        &[("name", &n)],
+                    ),
+                );
             }
             _ => {
                 let users = containers_using(root, &rec.id)?;
@@ -322,9 +344,28 @@ pub fn rmi(root: &Path, a: &RmiArgs) -> anyhow::Result<()> {
                 }
                 for n in &rec.names {
                     println!("Untagged: {n}");
+                    berth_engine::events::record(
+                        root,
+                        &berth_engine::events::Event::new(
+                            "image",
+                            "untag",
+                            &rec.id.to_string(),
+                            &[("name", n)],
+                        ),
+                    );
                 }
                 store.remove_image(&lock, &rec.manifest.digest)?;
                 println!("Deleted: {}", rec.id.hex());
+                let name = rec.names.first().cloned().unwrap_or_default();
+                berth_engine::events::record(
+                    root,
+                    &berth_engine::events::Event::new(
+                        "image",
+                        "delete",
+                        &rec.id.to_string(),
+                        &[("name", &name)],
+                    ),
+                );
             }
         }
     }

@@ -5,6 +5,7 @@
 
 mod archive;
 mod attach;
+mod commit;
 mod container_cmds;
 mod containers;
 pub mod exit;
@@ -12,6 +13,8 @@ mod format;
 mod history;
 mod images;
 mod inspect_cmd;
+mod logs_prefix;
+mod manage_cmds;
 mod networks;
 mod registry;
 mod run;
@@ -131,7 +134,15 @@ fn only_prints(c: &Command) -> bool {
         Command::Images(_) | Command::History(_) => true,
         Command::Containers(c) => matches!(
             c,
-            C::Ps(_) | C::Logs(_) | C::Inspect(_) | C::Top(_) | C::Stats(_) | C::Port(_)
+            C::Ps(_)
+                | C::Logs(_)
+                | C::Inspect(_)
+                | C::Top(_)
+                | C::Stats(_)
+                | C::Port(_)
+                | C::Diff(_)
+                | C::Export(_)
+                | C::Events(_)
         ),
         _ => false,
     }

@@ -30,6 +30,8 @@ pub enum NetworkCommand {
     Connect(ConnectArgs),
     /// Disconnect a container from a network.
     Disconnect(DisconnectArgs),
+    /// Exit 0 when the network exists, 1 when not (example: `berth network exists front`).
+    Exists(super::manage_cmds::ExistsArgs),
 }
 
 /// `network create`.
@@ -152,6 +154,15 @@ pub fn network_command(root: &Path, e: &EngineArgs, c: NetworkCommand) -> Result
                 },
             )?;
             println!("{}", n.name);
+            berth_engine::events::record(
+                &engine.root,
+                &berth_engine::events::Event::new(
+                    "network",
+                    "create",
+                    &n.id,
+                    &[("name", &n.name), ("type", "bridge")],
+                ),
+            );
         }
         NetworkCommand::Ls(a) => {
             let nets = networks::list(&engine)?;
@@ -192,7 +203,18 @@ pub fn network_command(root: &Path, e: &EngineArgs, c: NetworkCommand) -> Result
             let mut failed = None;
             for name in &a.names {
                 match networks::remove(&engine, name) {
-                    Ok(n) => println!("{n}"),
+                    Ok(n) => {
+                        println!("{n}");
+                        berth_engine::events::record(
+                            &engine.root,
+                            &berth_engine::events::Event::new(
+                                "network",
+                                "remove",
+                                &n,
+                                &[("name", &n)],
+                            ),
+                        );
+                    }
                     Err(err) => {
                         eprintln!("berth: {err}");
                         failed = Some(err);
@@ -210,10 +232,37 @@ pub fn network_command(root: &Path, e: &EngineArgs, c: NetworkCommand) -> Result
         }
         NetworkCommand::Connect(a) => {
             networks::connect(&engine, &a.network, &a.container, a.ip.as_deref(), &a.alias)?;
+            berth_engine::events::record(
+                &engine.root,
+                &berth_engine::events::Event::new(
+                    "network",
+                    "connect",
+                    &a.network,
+                    &[("name", &a.network), ("container", &a.container)],
+                ),
+            );
         }
         NetworkCommand::Disconnect(a) => {
             networks::disconnect(&engine, &a.network, &a.container)?;
+            berth_engine::events::record(
+                &engine.root,
+                &berth_engine::events::Event::new(
+                    "network",
+                    "disconnect",
+                    &a.network,
+                    &[("name", &a.network), ("container", &a.container)],
+                ),
+            );
         }
+        NetworkCommand::Exists(a) => match networks::find(&engine, &a.name) {
+            Ok(_) => {}
+            Err(berth_engine::EngineError::Network(n))
+                if matches!(*n, networks::NetworkError::NotFound(_)) =>
+            {
+                std::process::exit(1)
+            }
+            Err(e) => return Err(e.into()),
+        },
     }
     Ok(())
 }

@@ -175,6 +175,16 @@ fn pull_image(root: &Path, a: &PullArgs) -> anyhow::Result<Digest> {
     opts.jobs = a.jobs.max(1);
     let bars = Bars::new(a.quiet);
     let img = registry::pull(&store, &reference, &platform, &opts, &bars)?;
+    let name = reference.to_string();
+    berth_engine::events::record(
+        root,
+        &berth_engine::events::Event::new(
+            "image",
+            "pull",
+            &img.record.id.to_string(),
+            &[("name", &name)],
+        ),
+    );
     Ok(img.record.id)
 }
 

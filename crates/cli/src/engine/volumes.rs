@@ -26,6 +26,8 @@ pub enum VolumeCommand {
     Rm(RmArgs),
     /// Remove every volume no container uses.
     Prune(PruneArgs),
+    /// Exit 0 when the volume exists, 1 when not (example: `berth volume exists data`).
+    Exists(super::manage_cmds::ExistsArgs),
 }
 
 /// `volume create`.
@@ -157,6 +159,15 @@ pub fn volume_command(root: &Path, e: &EngineArgs, c: &VolumeCommand) -> Result<
             let v =
                 volume_store::create(&engine, &name, &volumes::labels(&a.labels), &opts, false)?;
             println!("{}", v.name);
+            berth_engine::events::record(
+                &engine.root,
+                &berth_engine::events::Event::new(
+                    "volume",
+                    "create",
+                    &v.name,
+                    &[("driver", "local")],
+                ),
+            );
             Ok(0)
         }
         VolumeCommand::Ls(a) => {
@@ -204,7 +215,13 @@ pub fn volume_command(root: &Path, e: &EngineArgs, c: &VolumeCommand) -> Result<
             let mut failed = false;
             for n in &a.names {
                 match volume_store::remove(&engine, n, a.force) {
-                    Ok(true) => println!("{n}"),
+                    Ok(true) => {
+                        println!("{n}");
+                        berth_engine::events::record(
+                            &engine.root,
+                            &berth_engine::events::Event::new("volume", "destroy", n, &[]),
+                        );
+                    }
                     Ok(false) => {}
                     Err(err) => {
                         eprintln!("berth: {err}");
@@ -220,5 +237,6 @@ pub fn volume_command(root: &Path, e: &EngineArgs, c: &VolumeCommand) -> Result<
             }
             Ok(0)
         }
+        VolumeCommand::Exists(a) => Ok(i32::from(volume_store::get(&engine, &a.name)?.is_none())),
     }
 }

@@ -7,7 +7,7 @@ mod pull;
 mod push;
 pub mod tls;
 
-pub use client::{api_host, Client, RegistryError, RegistryOptions};
+pub use client::{api_host, query_escape, Body, Client, RegistryError, RegistryOptions};
 pub use pull::{pull, NoProgress, Progress, PullError};
 pub use push::{push, PushError, PushOptions};
 
