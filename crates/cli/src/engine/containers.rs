@@ -340,7 +340,13 @@ pub fn exec(root: &Path, e: &EngineArgs, a: &ExecArgs) -> Result<i32> {
         env: a.env.clone(),
         detach: a.detach,
     };
-    Ok(ops::exec(&engine, &a.container, &req)?)
+    let code = ops::exec(&engine, &a.container, &req)?;
+    if a.detach {
+        // podman prints the exec session's ID. berth keeps no exec
+        // sessions, so the ID names this exec only.
+        println!("{}", berth_engine::names::new_id()?);
+    }
+    Ok(code)
 }
 
 /// `inspect`: a JSON array, one document per container.

@@ -188,18 +188,19 @@ pub fn network_command(root: &Path, e: &EngineArgs, c: NetworkCommand) -> Result
             println!("{}", serde_json::to_string_pretty(&json!(out))?);
         }
         NetworkCommand::Rm(a) => {
-            let mut failed = None;
+            let mut failed = false;
             for name in &a.names {
                 match networks::remove(&engine, name) {
                     Ok(n) => println!("{n}"),
                     Err(err) => {
                         eprintln!("berth: {err}");
-                        failed = Some(err);
+                        failed = true;
                     }
                 }
             }
-            if let Some(err) = failed {
-                return Err(anyhow::Error::new(err).context("network rm"));
+            // Each error was printed once, above.
+            if failed {
+                std::process::exit(1);
             }
         }
         NetworkCommand::Prune(_) => {

@@ -715,6 +715,24 @@ pub fn prepare(
         }
         .into());
     }
+    // podman: "conflicting options: dns and the network mode: none".
+    if mode == NetworkMode::None
+        && !(o.dns.is_empty() && o.dns_search.is_empty() && o.dns_option.is_empty())
+    {
+        return Err(NetworkError::Invalid {
+            what: "--dns/--dns-search/--dns-option",
+            value: o
+                .dns
+                .iter()
+                .chain(&o.dns_search)
+                .chain(&o.dns_option)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" "),
+            why: "a container with --network none has no DNS to configure".into(),
+        }
+        .into());
+    }
     let mut own: Vec<IpAddr> = Vec::new();
     let mut gateway = None;
     let mut dns_servers = Vec::new();
@@ -1036,6 +1054,18 @@ fn share_netns(engine: &Engine, row: &ContainerRow, target: &str) -> Result<()> 
     std::fs::write(&path, out)
         .map_err(io_err("write", &path))
         .map_err(crate::EngineError::from)?;
+    Ok(())
+}
+
+/// `--network none`: the runtime gave the container a fresh namespace
+/// whose `lo` is down; it goes up (as podman and Docker do) so 127.0.0.1
+/// works inside. `pid` is the created, not yet started, process.
+pub fn loopback_for_none(o: &RunOptions, pid: i32) -> Result<()> {
+    if crate::opts::parse_network(o.network.as_deref())? != NetworkMode::None {
+        return Ok(());
+    }
+    link::loopback_up(Path::new(&format!("/proc/{pid}/ns/net")))
+        .map_err(host_err("none", "bring up lo"))?;
     Ok(())
 }
 

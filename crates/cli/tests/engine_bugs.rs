@@ -1,0 +1,137 @@
+//! Engine bugs of issue 14, each observed from outside: `--network none`
+//! loopback, logs of foreground runs, `cp` streams, short names, forced
+//! removals and prunes, limits, error printing, failed starts, `exec -d`,
+//! and host network objects of two roots.
+
+mod common;
+use common::*;
+
+fn code(o: &std::process::Output) -> Option<i32> {
+    o.status.code()
+}
+
+#[test]
+fn network_none_has_loopback_up() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    // A server on 127.0.0.1 inside, reached from inside (lo down: refused).
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &img,
+        "sh",
+        "-c",
+        "cat /sys/class/net/lo/operstate /sys/class/net/lo/flags; \
+         (echo hello | nc -l -p 8080 127.0.0.1 &); sleep 0.3; nc 127.0.0.1 8080 </dev/null",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    let flags = u32::from_str_radix(lines[1].trim_start_matches("0x"), 16).expect("flags");
+    assert_eq!(flags & 1, 1, "lo must be IFF_UP: {out}");
+    assert!(out.contains("hello"), "127.0.0.1 must answer inside: {out}");
+}
+
+#[test]
+fn dns_with_network_none_is_refused() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    for flag in ["--dns", "--dns-search", "--dns-option"] {
+        let value = if flag == "--dns" { "10.0.0.1" } else { "x" };
+        let o = env.berth(&[
+            "run",
+            "--name",
+            "dnsnone",
+            "--network",
+            "none",
+            flag,
+            value,
+            &img,
+            "true",
+        ]);
+        assert_eq!(code(&o), Some(125), "{flag} with --network none");
+        assert!(stderr(&o).contains("--network none"), "{}", stderr(&o));
+        // Nothing left behind.
+        assert!(env.inspect("dnsnone").is_null(), "{flag}: container left");
+    }
+}
+
+#[test]
+fn logs_are_kept_for_foreground_runs() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    let o = env.berth(&[
+        "run",
+        "--name",
+        "fg",
+        &img,
+        "sh",
+        "-c",
+        "echo to-out; echo to-err >&2",
+    ]);
+    assert_eq!(code(&o), Some(0));
+    // The terminal (here pipes) still gets each stream on its own fd.
+    assert_eq!(stdout(&o), "to-out\n");
+    assert_eq!(stderr(&o), "to-err\n");
+    let logs = env.berth(&["logs", "fg"]);
+    assert_eq!(stdout(&logs), "to-out\n");
+    assert_eq!(stderr(&logs), "to-err\n");
+    // start -a of the same container appends a second run.
+    let o = env.berth(&["start", "-a", "fg"]);
+    assert_eq!(stdout(&o), "to-out\n");
+    let logs = env.berth(&["logs", "fg"]);
+    assert_eq!(stdout(&logs), "to-out\nto-out\n");
+    // With a terminal the pty's output is logged.
+    let o = env.berth(&["run", "-t", "--name", "fgt", &img, "echo", "tty-out"]);
+    assert_eq!(code(&o), Some(0));
+    assert!(stdout(&env.berth(&["logs", "fgt"])).contains("tty-out"));
+}
+
+#[test]
+fn too_small_memory_limit_is_refused_up_front() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    let o = env.berth(&["run", "--name", "tiny", "-m", "4", &img, "true"]);
+    assert_eq!(code(&o), Some(125));
+    let err = stderr(&o);
+    assert!(err.contains("minimum memory limit allowed is 6MB"), "{err}");
+    assert!(!err.contains("Ok(") && !err.contains("Pid("), "{err}");
+    assert!(env.inspect("tiny").is_null(), "container left behind");
+    let o = env.berth(&["create", "-m", "5m", &img, "true"]);
+    assert_eq!(code(&o), Some(125));
+}
+
+#[test]
+fn network_rm_prints_each_error_once() {
+    require_root!();
+    let env = EngineEnv::new();
+    let o = env.berth(&["network", "rm", "nosuch1"]);
+    assert_eq!(code(&o), Some(1));
+    assert_eq!(stderr(&o).matches("nosuch1").count(), 1, "{}", stderr(&o));
+    let o = env.berth(&["network", "rm", "nosuch1", "nosuch2"]);
+    assert_eq!(code(&o), Some(1));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 2, "{err}");
+}
+
+#[test]
+fn exec_detach_prints_a_session_id() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    env.ok(&["run", "-d", "--name", "d", &img, "sleep", "60"]);
+    let out = env.ok(&["exec", "-d", "d", "touch", "/tmp/done"]);
+    let id = out.trim();
+    assert_eq!(id.len(), 64, "exec -d prints an ID: {out:?}");
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+    wait_for("the detached exec", 30, || {
+        env.berth(&["exec", "d", "test", "-e", "/tmp/done"])
+            .status
+            .success()
+            .then_some(())
+    });
+}
