@@ -135,3 +135,83 @@ fn exec_detach_prints_a_session_id() {
             .then_some(())
     });
 }
+
+#[test]
+fn cp_dash_streams_a_tar() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c",
+        &img,
+        "sh",
+        "-c",
+        "mkdir -p /data/sub; echo hi > /data/sub/f; ln -s f /data/sub/l; sleep 60",
+    ]);
+    wait_for("the files in the container", 30, || {
+        env.berth(&["exec", "c", "test", "-L", "/data/sub/l"])
+            .status
+            .success()
+            .then_some(())
+    });
+    // Out: a tar on stdout, no host file named "-".
+    let cwd = env.dir.path().join("cwd");
+    std::fs::create_dir_all(&cwd).expect("mkdir");
+    let o = env
+        .cmd()
+        .current_dir(&cwd)
+        .args(["cp", "c:/data", "-"])
+        .output()
+        .expect("cp out");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!cwd.join("-").exists(), "cp wrote a host file named -");
+    let mut names: Vec<String> = tar::Archive::new(&o.stdout[..])
+        .entries()
+        .expect("a tar")
+        .map(|e| {
+            let e = e.expect("entry");
+            e.path().expect("path").to_string_lossy().into_owned()
+        })
+        .collect();
+    names.sort();
+    let names: Vec<&str> = names.iter().map(|n| n.trim_end_matches('/')).collect();
+    assert_eq!(names, ["data", "data/sub", "data/sub/f", "data/sub/l"]);
+    // In: a tar on stdin unpacked into an existing directory.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(3);
+    h.set_mode(0o640);
+    h.set_cksum();
+    tar.append_data(&mut h, "in/g", &b"yo\n"[..]).expect("tar");
+    let data = tar.into_inner().expect("tar");
+    let mut child = env
+        .cmd()
+        .current_dir(&cwd)
+        .args(["cp", "-", "c:/tmp"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("cp in");
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(&data)
+            .expect("write");
+    }
+    assert!(child.wait().expect("wait").success());
+    assert_eq!(env.ok(&["exec", "c", "cat", "/tmp/in/g"]), "yo\n");
+    assert_eq!(
+        env.ok(&["exec", "c", "stat", "-c", "%a", "/tmp/in/g"])
+            .trim(),
+        "640"
+    );
+    assert!(!cwd.join("-").exists());
+    // Into something that is not a directory: refused.
+    let o = env.berth(&["cp", "-", "c:/data/sub/f"]);
+    assert_eq!(code(&o), Some(125));
+}

@@ -383,7 +383,13 @@ pub fn stats(root: &Path, e: &EngineArgs, a: &StatsArgs) -> Result<i32> {
 /// `cp`.
 pub fn cp(root: &Path, e: &EngineArgs, a: &CpArgs) -> Result<i32> {
     let engine = e.engine(root)?;
-    berth_engine::copy::copy(&engine, &a.src, &a.dst)?;
+    // `-` is a tar stream on stdin or stdout, as with Docker.
+    match (a.src.as_str(), a.dst.as_str()) {
+        ("-", "-") => anyhow::bail!("cp: only one side can be - (a tar stream)"),
+        (src, "-") => berth_engine::copy::copy_to_tar(&engine, src, std::io::stdout().lock())?,
+        ("-", dst) => berth_engine::copy::copy_from_tar(&engine, std::io::stdin().lock(), dst)?,
+        (src, dst) => berth_engine::copy::copy(&engine, src, dst)?,
+    }
     Ok(0)
 }
 
