@@ -215,3 +215,20 @@ fn cp_dash_streams_a_tar() {
     let o = env.berth(&["cp", "-", "c:/data/sub/f"]);
     assert_eq!(code(&o), Some(125));
 }
+
+#[test]
+fn short_names_find_local_images_first() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    assert_eq!(img, "localhost/bb:1");
+    // The test's namespace has no route out: a pull would fail.
+    let o = env.berth(&["run", "--rm", "bb:1", "echo", "local"]);
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "local\n");
+    let o = env.berth(&["create", "--name", "short", "--pull", "never", "bb:1"]);
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
+    // A name with a registry is never rewritten.
+    let o = env.berth(&["run", "--rm", "--pull", "never", "docker.io/bb:1", "true"]);
+    assert_eq!(code(&o), Some(125));
+}
