@@ -232,3 +232,35 @@ fn short_names_find_local_images_first() {
     let o = env.berth(&["run", "--rm", "--pull", "never", "docker.io/bb:1", "true"]);
     assert_eq!(code(&o), Some(125));
 }
+
+#[test]
+fn failed_start_leaves_a_created_container_with_the_error() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    for (name, detach) in [("fail-fg", false), ("fail-d", true)] {
+        let mut args = vec!["run", "--name", name];
+        if detach {
+            args.push("-d");
+        }
+        args.extend([img.as_str(), "/no/such/binary"]);
+        let o = env.berth(&args);
+        assert_eq!(code(&o), Some(127), "{name}");
+        let v = env.inspect(name);
+        assert_eq!(v["State"]["Status"], "created", "{name}: {v}");
+        assert_eq!(v["State"]["ExitCode"], 0, "{name}");
+        let err = v["State"]["Error"].as_str().unwrap_or_default();
+        assert!(
+            err.contains("/no/such/binary"),
+            "{name}: State.Error {err:?}"
+        );
+        let ps = env.ok(&["ps", "-a", "--filter", &format!("name={name}")]);
+        assert!(ps.contains("Created"), "{name}: {ps}");
+        assert!(!ps.contains("unknown"), "{name}: {ps}");
+    }
+    // A later successful start clears the error.
+    env.ok(&["create", "--name", "ok", &img, "true"]);
+    env.ok(&["start", "-a", "ok"]);
+    assert_eq!(env.inspect("ok")["State"]["Error"], "");
+    env.ok(&["rm", "fail-fg", "fail-d"]);
+}

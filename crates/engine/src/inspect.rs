@@ -76,6 +76,7 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
             "StartedAt": time(row.started),
             "FinishedAt": time(row.finished),
             "RestartCount": row.restart_count,
+            "Error": crate::lifecycle::start_error(engine, &row.id),
         },
         "Config": {
             "Hostname": g.map(|g| g.hostname.clone()),

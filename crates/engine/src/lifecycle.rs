@@ -97,6 +97,7 @@ pub fn launch(engine: &Engine, row: &ContainerRow, internal_console: bool) -> Re
     engine
         .db()?
         .set_running(id, spawned.pid, crate::now_ms(), me())?;
+    let _ = std::fs::remove_file(engine.dir(id).join(START_ERROR));
     Ok(spawned)
 }
 
@@ -120,6 +121,28 @@ pub fn cleanup_after_exit(engine: &Engine, id: &str, code: Option<i32>) -> Resul
         first.get_or_insert(e);
     }
     first.map_or(Ok(()), Err)
+}
+
+/// Where the reason of the last failed start is kept (`inspect` shows it
+/// as State.Error, as Docker does); removed by the next start.
+pub const START_ERROR: &str = "start-error";
+
+/// A start failed before the container's process ran: clean up as after
+/// an exit, then the container is `created` again with `err` kept.
+pub fn start_failed(engine: &Engine, id: &str, err: &EngineError) {
+    let _ = cleanup_after_exit(engine, id, None);
+    if let Ok(db) = engine.db() {
+        let _ = db.set_start_failed(id);
+    }
+    let _ = std::fs::write(
+        engine.dir(id).join(START_ERROR),
+        crate::error::error_chain(err),
+    );
+}
+
+/// The reason of the container's last failed start ("" when none).
+pub fn start_error(engine: &Engine, id: &str) -> String {
+    std::fs::read_to_string(engine.dir(id).join(START_ERROR)).unwrap_or_default()
 }
 
 /// Removes every trace of a stopped container: runtime state, mount, dir,
@@ -304,7 +327,7 @@ pub fn run_foreground(engine: &Engine, row: &ContainerRow, stdin: bool) -> Resul
     let spawned = match (launched, ours) {
         (Ok(s), Ok(ours)) => (s, ours),
         (Err(e), _) | (Ok(_), Err(e)) => {
-            let _ = cleanup_after_exit(engine, id, None);
+            start_failed(engine, id, &e);
             if row.auto_remove {
                 let _ = remove_files(engine, id);
             }
