@@ -264,3 +264,100 @@ fn failed_start_leaves_a_created_container_with_the_error() {
     assert_eq!(env.inspect("ok")["State"]["Error"], "");
     env.ok(&["rm", "fail-fg", "fail-d"]);
 }
+
+#[test]
+fn volume_rm_force_removes_its_containers() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    env.ok(&["volume", "create", "vol"]);
+    env.ok(&["create", "--name", "user1", "-v", "vol:/d", &img, "true"]);
+    env.ok(&[
+        "run", "-d", "--name", "user2", "-v", "vol:/d", &img, "sleep", "60",
+    ]);
+    env.ok(&["create", "--name", "bystander", &img, "true"]);
+    let o = env.berth(&["volume", "rm", "vol"]);
+    assert_ne!(code(&o), Some(0), "in use: refused without -f");
+    assert!(!env.inspect("user1").is_null());
+    assert_eq!(env.ok(&["volume", "rm", "-f", "vol"]).trim(), "vol");
+    assert!(env.inspect("user1").is_null(), "user1 removed");
+    assert!(env.inspect("user2").is_null(), "running user2 removed");
+    assert!(!env.inspect("bystander").is_null(), "others kept");
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), "");
+}
+
+/// A shell command line for `cmd` (for `script`, which runs it on a pty).
+fn shell_line(cmd: &std::process::Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy().replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `berth ARGS` on a terminal (through `script`), `answer` typed in.
+fn on_terminal(env: &EngineEnv, args: &[&str], answer: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut cmd = env.cmd();
+    cmd.args(args);
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &shell_line(&cmd), "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // After the question is up (the pty would echo early input anyway).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    stdin.write_all(answer.as_bytes()).expect("answer");
+    let o = child.wait_with_output().expect("script");
+    drop(stdin);
+    eprintln!(
+        "on a terminal {args:?}: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    o
+}
+
+#[test]
+fn prunes_take_force_and_ask_only_on_a_terminal() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP: script (util-linux) is missing");
+        return;
+    }
+    // -f everywhere.
+    env.ok(&["create", "--name", "gone1", &img, "true"]);
+    env.ok(&["container", "prune", "-f"]);
+    assert!(env.inspect("gone1").is_null());
+    env.ok(&["image", "prune", "-f"]);
+    env.ok(&["volume", "prune", "-f"]);
+    env.ok(&["network", "prune", "-f"]);
+    // On a terminal: asked; "n" keeps everything.
+    env.ok(&["create", "--name", "kept", &img, "true"]);
+    env.ok(&["volume", "create", "kv"]);
+    let o = on_terminal(&env, &["container", "prune"], "n\n");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Are you sure you want to continue? [y/N]"),
+        "asked"
+    );
+    assert!(!env.inspect("kept").is_null(), "n keeps the container");
+    on_terminal(&env, &["volume", "prune"], "n\n");
+    assert_eq!(env.ok(&["volume", "ls", "-q"]).trim(), "kv");
+    // "y" goes ahead.
+    on_terminal(&env, &["container", "prune"], "y\n");
+    assert!(env.inspect("kept").is_null(), "y removes it");
+    // Not a terminal (a script): no question, it goes ahead.
+    let o = env.berth(&["volume", "prune"]);
+    assert_eq!(code(&o), Some(0));
+    assert!(!stderr(&o).contains("[y/N]"), "{}", stderr(&o));
+    assert_eq!(env.ok(&["volume", "ls", "-q"]), "");
+    env.ok(&["image", "prune", "-a"]);
+}

@@ -148,11 +148,19 @@ pub struct StatsArgs {
 /// `container ...`.
 #[derive(Debug, Subcommand)]
 pub enum ContainerCommand {
-    /// Remove every stopped container.
-    Prune,
+    /// Remove every stopped container (asks first on a terminal, unless -f).
+    Prune(ContainerPruneArgs),
     /// List containers (as `ps`).
     #[command(alias = "list")]
     Ls(PsArgs),
+}
+
+/// `container prune`.
+#[derive(Debug, Args)]
+pub struct ContainerPruneArgs {
+    /// Do not ask for confirmation.
+    #[arg(short = 'f', long)]
+    pub force: bool,
 }
 
 /// Prints a document; a closed pipe (`| head`) is not an error.
@@ -403,7 +411,15 @@ pub fn rename(root: &Path, e: &EngineArgs, a: &RenameArgs) -> Result<i32> {
 /// `container ...`.
 pub fn container_command(root: &Path, e: &EngineArgs, c: &ContainerCommand) -> Result<i32> {
     match c {
-        ContainerCommand::Prune => {
+        ContainerCommand::Prune(a) => {
+            if !a.force
+                && !super::system_prune::ask_on_terminal(
+                    "container prune",
+                    "WARNING! This will remove all non running containers.",
+                )?
+            {
+                return Ok(0);
+            }
             let engine = e.engine(root)?;
             for id in ops::prune(&engine)? {
                 println!("{id}");

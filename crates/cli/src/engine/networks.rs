@@ -81,7 +81,7 @@ pub struct NamesArgs {
 /// `network prune`.
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// Accepted for compatibility (berth never prompts).
+    /// Do not ask for confirmation (asked only on a terminal).
     #[arg(short = 'f', long)]
     pub force: bool,
 }
@@ -203,7 +203,15 @@ pub fn network_command(root: &Path, e: &EngineArgs, c: NetworkCommand) -> Result
                 std::process::exit(1);
             }
         }
-        NetworkCommand::Prune(_) => {
+        NetworkCommand::Prune(a) => {
+            if !a.force
+                && !super::system_prune::ask_on_terminal(
+                    "network prune",
+                    "WARNING! This will remove all networks not used by at least one container.",
+                )?
+            {
+                return Ok(());
+            }
             for n in networks::prune(&engine)? {
                 println!("{n}");
             }
