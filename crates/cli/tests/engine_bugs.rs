@@ -361,3 +361,47 @@ fn prunes_take_force_and_ask_only_on_a_terminal() {
     assert_eq!(env.ok(&["volume", "ls", "-q"]), "");
     env.ok(&["image", "prune", "-a"]);
 }
+
+/// `nft list table inet berth` in the test's namespace ("" when absent).
+fn nft_table(env: &EngineEnv, table: &str) -> String {
+    let o = env
+        .in_netns("nft")
+        .args(["list", "table", "inet", table])
+        .output()
+        .expect("nft");
+    if o.status.success() {
+        stdout(&o)
+    } else {
+        String::new()
+    }
+}
+
+#[test]
+fn firewall_table_goes_with_the_last_container() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    env.ok(&[
+        "run", "-d", "--name", "web", "-p", "8080:80", &img, "sleep", "60",
+    ]);
+    assert!(nft_table(&env, "berth").contains("masquerade"));
+    env.ok(&["network", "create", "--subnet", "10.77.0.0/24", "back"]);
+    env.ok(&["run", "--rm", "--network", "back", &img, "true"]);
+    env.ok(&["rm", "-f", "web"]);
+    assert_eq!(nft_table(&env, "berth"), "", "no container left: no table");
+    // A stopped container keeps its network's rules until it is removed.
+    env.ok(&[
+        "create",
+        "--name",
+        "later",
+        "--network",
+        "back",
+        &img,
+        "true",
+    ]);
+    env.ok(&["start", "-a", "later"]);
+    assert!(nft_table(&env, "berth").contains("10.77.0.0/24"));
+    env.ok(&["rm", "later"]);
+    env.ok(&["network", "rm", "back"]);
+    assert_eq!(nft_table(&env, "berth"), "");
+}

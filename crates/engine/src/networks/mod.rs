@@ -559,8 +559,16 @@ fn sync_firewall_if(engine: &Engine, force: bool) -> std::result::Result<(), Net
             bridge: net.bridge.clone(),
         });
     }
+    // Only networks some container is on: with the last one gone, the
+    // table goes too (nothing is left on the host that no container needs).
+    let mut used = Vec::new();
+    for n in &nets {
+        if !store::endpoints_on(c, &n.name)?.is_empty() {
+            used.push(n);
+        }
+    }
     let ruleset = firewall::Ruleset {
-        networks: nets
+        networks: used
             .iter()
             .map(|n| firewall::NetworkRules {
                 bridge: n.bridge.clone(),
@@ -1122,10 +1130,19 @@ fn ports_active(engine: &Engine, id: &str) -> Result<bool> {
 /// are released.
 pub fn release(engine: &Engine, id: &str) -> Result<()> {
     teardown(engine, id)?;
-    let mut db = engine.db()?;
-    let c = store::conn(&mut db)?;
-    store::detach(c, id, None)?;
-    store::drop_ports(c, id)?;
+    let had_endpoints = {
+        let mut db = engine.db()?;
+        let c = store::conn(&mut db)?;
+        let had = !store::endpoints_of(c, id)?.is_empty();
+        store::detach(c, id, None)?;
+        store::drop_ports(c, id)?;
+        had
+    };
+    if had_endpoints {
+        // The rules of a network no container is on any more go.
+        let _l = lock(engine)?;
+        sync_firewall_if(engine, false)?;
+    }
     Ok(())
 }
 
