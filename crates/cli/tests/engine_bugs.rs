@@ -405,3 +405,179 @@ fn firewall_table_goes_with_the_last_container() {
     env.ok(&["network", "rm", "back"]);
     assert_eq!(nft_table(&env, "berth"), "");
 }
+
+/// A second engine root in the same network namespace as `env`.
+struct SecondRoot<'a> {
+    env: &'a EngineEnv,
+    dir: tempfile::TempDir,
+}
+
+impl SecondRoot<'_> {
+    fn berth(&self, args: &[&str]) -> std::process::Output {
+        let o = self
+            .env
+            .in_netns(berth_bin())
+            .arg("--root")
+            .arg(self.dir.path().join("root"))
+            .arg("--runroot")
+            .arg(self.dir.path().join("run"))
+            .arg("--cgroup-parent")
+            .arg(&self.env.cgroup_parent)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("berth");
+        eprintln!("second root {args:?} -> {}: {}", o.status, stderr(&o));
+        o
+    }
+}
+
+impl Drop for SecondRoot<'_> {
+    fn drop(&mut self) {
+        let ids = self.berth(&["ps", "-aq", "--no-trunc"]);
+        for id in stdout(&ids).split_whitespace() {
+            self.berth(&["rm", "-f", id]);
+        }
+        self.berth(&["network", "prune", "-f"]);
+        for l in host_mounts_under(self.dir.path()).iter().rev() {
+            if let Some(mp) = l.split_whitespace().nth(4) {
+                let _ = nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+    }
+}
+
+fn bridges(env: &EngineEnv) -> Vec<String> {
+    let o = env
+        .in_netns("ip")
+        .args(["-o", "link", "show", "type", "bridge"])
+        .output()
+        .expect("ip");
+    stdout(&o)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1).map(str::to_string))
+        .collect()
+}
+
+/// An HTTP GET over TCP from the test's namespace: whether NAME answered.
+fn answers(env: &EngineEnv, addr: &str, name: &str) -> bool {
+    use std::io::{Read, Write};
+    let addr: std::net::SocketAddr = addr.parse().expect("addr");
+    berth_network::netns::run_in(&env.netns, move || {
+        let t = std::time::Duration::from_secs(3);
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, t) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(t));
+        let _ = s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    })
+    .expect("enter the test namespace")
+    .contains(&format!("hello from {name}"))
+}
+
+fn httpd(name: &str) -> String {
+    format!(
+        "mkdir -p /www && echo hello from {name} > /www/index.html && exec httpd -f -p 80 -h /www"
+    )
+}
+
+#[test]
+fn two_roots_keep_their_own_bridges_and_tables() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    let two = SecondRoot {
+        env: &env,
+        dir: tempfile::Builder::new()
+            .prefix("berth-root2-")
+            .tempdir()
+            .expect("tempdir"),
+    };
+    let tar = env.dir.path().join("rootfs.tar");
+    let o = two.berth(&["import", tar.to_str().expect("utf-8"), &img]);
+    assert!(o.status.success());
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "a",
+        "-p",
+        "8080:80",
+        &img,
+        "sh",
+        "-c",
+        &httpd("a"),
+    ]);
+    let ip_of = |out: String| {
+        out.split_whitespace()
+            .find(|w| w.contains('/') && w.starts_with(|c: char| c.is_ascii_digit()))
+            .and_then(|w| w.split('/').next())
+            .map(str::to_string)
+            .expect("an IPv4 address")
+    };
+    let a_ip = ip_of(env.ok(&["exec", "a", "ip", "-4", "-o", "addr", "show", "eth0"]));
+    let a_direct = format!("{a_ip}:80");
+    let a_ok = || {
+        wait_for("a to answer", 30, || {
+            answers(&env, &a_direct, "a").then_some(())
+        });
+        assert!(answers(&env, "127.0.0.1:8080", "a"), "a's published port");
+    };
+    a_ok();
+    let first = bridges(&env);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let o = two.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "b",
+        "-p",
+        "8081:80",
+        &img,
+        "sh",
+        "-c",
+        &httpd("b"),
+    ]);
+    assert!(o.status.success());
+    let both = bridges(&env);
+    assert_eq!(both.len(), 2, "each root has its own bridge: {both:?}");
+    let tables = stdout(
+        &env.in_netns("nft")
+            .args(["list", "tables"])
+            .output()
+            .expect("nft"),
+    );
+    assert_eq!(
+        tables.lines().filter(|l| l.contains("inet berth")).count(),
+        2,
+        "each root has its own table: {tables}"
+    );
+    wait_for("b to answer", 30, || {
+        answers(&env, "127.0.0.1:8081", "b").then_some(())
+    });
+    a_ok();
+    // The second root going away leaves the first one's alone.
+    assert!(two.berth(&["rm", "-f", "b"]).status.success());
+    assert!(two.berth(&["network", "prune", "-f"]).status.success());
+    a_ok();
+    assert!(bridges(&env).contains(&first[0]), "a's bridge kept");
+    assert!(stdout(
+        &env.in_netns("nft")
+            .args(["list", "tables"])
+            .output()
+            .expect("nft")
+    )
+    .lines()
+    .any(|l| l.contains("inet berth")));
+    let rules = stdout(
+        &env.in_netns("nft")
+            .args(["list", "ruleset"])
+            .output()
+            .expect("nft"),
+    );
+    assert!(rules.contains("8080"), "a's published port kept: {rules}");
+    assert!(!rules.contains("8081"), "b's published port gone: {rules}");
+}

@@ -359,6 +359,7 @@ fn insert_network(
     let mtu = parse_opts(&r.opts)?;
     let routes = host_routes();
     let mut db = db(engine)?;
+    let (bridge_prefix, _) = host_names(engine, &store::list(store::conn(&mut db)?)?);
     store::insert(
         store::conn(&mut db)?,
         &store::NewNetwork {
@@ -375,7 +376,29 @@ fn insert_network(
             host_routes: &routes,
             default,
             mtu,
+            bridge_prefix: &bridge_prefix,
         },
+    )
+}
+
+/// The names of this root's objects on the host: the bridge prefix and
+/// the nftables table. The default root keeps `berth` (`berth0`, ...,
+/// table `inet berth`); another root gets names of its own from a hash
+/// of its path (`bh1a2b3c0`, ..., table `inet berth_1a2b3c`), so that two
+/// roots on one host never share a bridge or replace each other's table.
+/// A root whose networks were made before (bridges `berth*`) keeps those.
+fn host_names(engine: &Engine, nets: &[Network]) -> (String, String) {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let root = canon(&engine.root);
+    let legacy = nets.iter().any(|n| n.bridge.starts_with(BRIDGE_PREFIX));
+    if legacy || root == canon(Path::new(berth_image::store::DEFAULT_ROOT)) {
+        return (BRIDGE_PREFIX.into(), firewall::TABLE_NAME.into());
+    }
+    let hash = berth_image::Digest::of_bytes(root.as_os_str().as_encoded_bytes());
+    let short = &hash.hex()[..6];
+    (
+        format!("bh{short}"),
+        format!("{}_{short}", firewall::TABLE_NAME),
     )
 }
 
@@ -567,6 +590,7 @@ fn sync_firewall_if(engine: &Engine, force: bool) -> std::result::Result<(), Net
             used.push(n);
         }
     }
+    let (bridge_prefix, table) = host_names(engine, &nets);
     let ruleset = firewall::Ruleset {
         networks: used
             .iter()
@@ -577,16 +601,19 @@ fn sync_firewall_if(engine: &Engine, force: bool) -> std::result::Result<(), Net
             })
             .collect(),
         ports: rules,
-        bridge_prefix: BRIDGE_PREFIX.into(),
+        bridge_prefix,
     };
-    let rendered = firewall::render(&ruleset).to_string();
+    let rendered = firewall::render_in(&ruleset, &table).to_string();
     let last = applied_path(engine);
     if !force && std::fs::read_to_string(&last).is_ok_and(|t| t == rendered) {
         return Ok(());
     }
     // Forget the old state first: a failure below must not be skipped next time.
     let _ = std::fs::remove_file(&last);
-    firewall::apply(&ruleset).map_err(host_err("*", "apply berth's nftables table"))?;
+    firewall::apply_in(&ruleset, &table).map_err(host_err(
+        "*",
+        format!("apply berth's nftables table {table}"),
+    ))?;
     let tmp = last.with_extension("tmp");
     if std::fs::write(&tmp, &rendered).is_ok() {
         let _ = std::fs::rename(&tmp, &last);
