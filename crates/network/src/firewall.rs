@@ -672,6 +672,21 @@ mod tests {
     }
 
     #[test]
+    fn render_in_names_only_its_own_table() {
+        let v = render_in(&sample(), "berth_1a2b3c");
+        let c = commands(&v);
+        assert!(c.len() > 4);
+        for cmd in &c[1..] {
+            let obj = cmd.as_object().unwrap().values().next().unwrap();
+            let inner = obj.as_object().unwrap().values().next().unwrap();
+            let name = inner.get("table").unwrap_or(&inner["name"]);
+            assert_eq!(name, "berth_1a2b3c", "{cmd}");
+        }
+        assert_eq!(render_in(&sample(), TABLE_NAME), render(&sample()));
+        assert!(apply_in(&sample(), "bad-name").is_err());
+    }
+
+    #[test]
     fn transaction_starts_with_add_delete_add_table() {
         let v = render(&sample());
         let c = commands(&v);
