@@ -362,20 +362,6 @@ fn prunes_take_force_and_ask_only_on_a_terminal() {
     env.ok(&["image", "prune", "-a"]);
 }
 
-/// `nft list table inet berth` in the test's namespace ("" when absent).
-fn nft_table(env: &EngineEnv, table: &str) -> String {
-    let o = env
-        .in_netns("nft")
-        .args(["list", "table", "inet", table])
-        .output()
-        .expect("nft");
-    if o.status.success() {
-        stdout(&o)
-    } else {
-        String::new()
-    }
-}
-
 #[test]
 fn firewall_table_goes_with_the_last_container() {
     require_root!();
@@ -384,11 +370,11 @@ fn firewall_table_goes_with_the_last_container() {
     env.ok(&[
         "run", "-d", "--name", "web", "-p", "8080:80", &img, "sleep", "60",
     ]);
-    assert!(nft_table(&env, "berth").contains("masquerade"));
+    assert!(env.nft_berth().contains("masquerade"));
     env.ok(&["network", "create", "--subnet", "10.77.0.0/24", "back"]);
     env.ok(&["run", "--rm", "--network", "back", &img, "true"]);
     env.ok(&["rm", "-f", "web"]);
-    assert_eq!(nft_table(&env, "berth"), "", "no container left: no table");
+    assert_eq!(env.nft_berth(), "", "no container left: no table");
     // A stopped container keeps its network's rules until it is removed.
     env.ok(&[
         "create",
@@ -400,10 +386,10 @@ fn firewall_table_goes_with_the_last_container() {
         "true",
     ]);
     env.ok(&["start", "-a", "later"]);
-    assert!(nft_table(&env, "berth").contains("10.77.0.0/24"));
+    assert!(env.nft_berth().contains("10.77.0.0/24"));
     env.ok(&["rm", "later"]);
     env.ok(&["network", "rm", "back"]);
-    assert_eq!(nft_table(&env, "berth"), "");
+    assert_eq!(env.nft_berth(), "");
 }
 
 /// A second engine root in the same network namespace as `env`.
