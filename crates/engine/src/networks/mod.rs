@@ -1602,3 +1602,29 @@ pub fn inspect_json(engine: &Engine, net: &Network) -> Value {
         "Containers": containers,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_are_per_root_and_the_default_root_keeps_berth() {
+        let default = Engine::new(
+            Path::new(berth_image::store::DEFAULT_ROOT),
+            Path::new("/run/berth"),
+            "/berth",
+        );
+        assert_eq!(host_names(&default, &[]), ("berth".into(), "berth".into()));
+        let a = Engine::new(Path::new("/nonexistent/a"), Path::new("/run/a"), "/berth");
+        let b = Engine::new(Path::new("/nonexistent/b"), Path::new("/run/b"), "/berth");
+        let (pa, ta) = host_names(&a, &[]);
+        let (pb, tb) = host_names(&b, &[]);
+        assert_ne!(pa, pb);
+        assert_ne!(ta, tb);
+        assert!(pa.starts_with("bh") && pa.len() == 8, "{pa}");
+        // Room for the bridge number in an interface name (15 bytes).
+        assert!(pa.len() + 7 <= 15);
+        assert!(ta.starts_with("berth_"), "{ta}");
+        assert_eq!(host_names(&a, &[]), (pa, ta), "stable");
+    }
+}
