@@ -228,12 +228,7 @@ fn killed_commands_leave_a_consistent_engine() {
         .expect("ip link");
     let links = String::from_utf8_lossy(&links.stdout).to_string();
     assert!(!links.contains(": vb"), "container veths left: {links}");
-    let table = env
-        .in_netns("nft")
-        .args(["list", "table", "inet", "berth"])
-        .output()
-        .expect("nft");
-    let table = String::from_utf8_lossy(&table.stdout).to_string();
+    let table = env.nft_berth();
     assert!(!table.contains(" dport "), "published ports left: {table}");
     let net: serde_json::Value =
         serde_json::from_str(&env.ok(&["network", "inspect", "berth"])).expect("network JSON");

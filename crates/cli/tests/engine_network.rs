@@ -72,12 +72,7 @@ fn host_get(env: &EngineEnv, addr: &str) -> std::io::Result<String> {
 }
 
 fn nft_table(env: &EngineEnv) -> String {
-    let o = env
-        .in_netns("nft")
-        .args(["list", "table", "inet", "berth"])
-        .output()
-        .expect("nft");
-    stdout(&o)
+    env.nft_berth()
 }
 
 fn links(env: &EngineEnv) -> String {
@@ -131,12 +126,22 @@ fn default_network_addresses_routes_and_etc_files() {
     // The bridge and the table exist in the test's namespace, the
     // container's host veth is gone after --rm.
     let l = links(&env);
-    assert!(l.contains("berth0"), "{l}");
+    let net: Value = serde_json::from_str(&env.ok(&["network", "inspect", "berth"])).expect("json");
+    let bridge = net[0]["NetworkInterface"]
+        .as_str()
+        .expect("bridge")
+        .to_string();
+    assert!(l.contains(&format!(": {bridge}:")), "{l}");
     assert!(!l.contains(": vb"), "no veth left: {l}");
+    // NAT for the default network while a container is on it (the
+    // table goes with the last container).
+    env.ok(&["run", "-d", "--name", "keeper", &img, "sleep", "120"]);
     assert!(
         nft_table(&env).contains("masquerade"),
         "NAT for the default network"
     );
+    env.ok(&["rm", "-f", "keeper"]);
+    assert_eq!(nft_table(&env), "", "no container: no table");
     let n: Value = serde_json::from_str(&env.ok(&["network", "inspect", "berth"])).expect("json");
     assert_eq!(n[0]["IPAM"]["Config"][0]["Subnet"], "10.88.0.0/16");
     assert_eq!(
@@ -439,17 +444,6 @@ fn internal_network_container_mode_and_bad_input() {
         .expect("bridge")
         .to_string();
     assert!(n[0]["Internal"].as_bool().unwrap_or(false));
-    let table = nft_table(&env);
-    assert!(
-        table.contains(&format!(
-            "iifname \"{bridge}\" oifname != \"{bridge}\" drop"
-        )),
-        "internal: nothing leaves {bridge}: {table}"
-    );
-    assert!(
-        !table.contains("ip saddr 10.66.0.0/24 oifname"),
-        "no masquerade: {table}"
-    );
     // container:NAME shares the other container's interfaces.
     env.ok(&[
         "run",
@@ -462,6 +456,18 @@ fn internal_network_container_mode_and_bad_input() {
         "sleep",
         "300",
     ]);
+    // The rules exist while a container is on the network.
+    let table = nft_table(&env);
+    assert!(
+        table.contains(&format!(
+            "iifname \"{bridge}\" oifname != \"{bridge}\" drop"
+        )),
+        "internal: nothing leaves {bridge}: {table}"
+    );
+    assert!(
+        !table.contains("ip saddr 10.66.0.0/24 oifname"),
+        "no masquerade: {table}"
+    );
     let a = env.ok(&["exec", "owner", "ip", "-o", "-4", "addr"]);
     let b = env.ok(&[
         "run",

@@ -30,6 +30,8 @@ pub enum CopyError {
     FileType { path: String, kind: &'static str },
     #[error("cp: give exactly one side as CONTAINER:PATH (got {0})")]
     Sides(String),
+    #[error("cp: {0} is not an existing directory in the container; a tar stream is unpacked into a directory")]
+    NotADirectory(String),
     #[error(
         "cp: copying the whole root directory of a container is not supported; name a path below /"
     )]
@@ -267,7 +269,24 @@ pub fn copy(engine: &Engine, src: &str, dst: &str) -> Result<()> {
         | (Side::Host(_), Side::Container { reference, .. }) => reference.clone(),
         _ => return Err(EngineError::Copy(CopyError::Sides(format!("{src} {dst}")))),
     };
-    let row = lifecycle::find(engine, &reference)?;
+    in_rootfs(engine, &reference, |root| {
+        let open = |side: &Side| match side {
+            Side::Host(p) => place(None, &p.to_string_lossy()),
+            Side::Container { path, .. } => place(Some(root), path),
+        };
+        let (sp, dp) = (open(&s)?, open(&d)?);
+        copy_places(&sp, &dp)
+    })
+}
+
+/// Runs `f` with the container's rootfs open (mounted for the time of
+/// `f` when the container is not running).
+fn in_rootfs<T>(
+    engine: &Engine,
+    reference: &str,
+    f: impl FnOnce(BorrowedFd<'_>) -> Result<T>,
+) -> Result<T> {
+    let row = lifecycle::find(engine, reference)?;
     let mut guard = TempMount { engine, id: None };
     if row.status != Status::Running {
         let cfg = crate::create::ContainerConfig::of(&row)?;
@@ -283,12 +302,126 @@ pub fn copy(engine: &Engine, src: &str, dst: &str) -> Result<()> {
         Mode::empty(),
     )
     .map_err(e("open rootfs", &rootfs.to_string_lossy()))?;
-    let open = |side: &Side| match side {
-        Side::Host(p) => place(None, &p.to_string_lossy()),
-        Side::Container { path, .. } => place(Some(root.as_fd()), path),
+    f(root.as_fd())
+}
+
+/// A scratch directory of the engine for a `cp` stream, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(engine: &Engine) -> Result<Scratch> {
+        let dir = engine.dir("").join(format!(
+            ".cp-{}",
+            crate::names::new_id().map_err(ioe("name scratch dir", ""))?
+        ));
+        std::fs::create_dir_all(&dir).map_err(|source| {
+            EngineError::Copy(CopyError::Io {
+                what: "create",
+                path: dir.display().to_string(),
+                source,
+            })
+        })?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ioe<E: std::fmt::Display>(what: &'static str, path: &str) -> impl FnOnce(E) -> EngineError {
+    let path = path.to_string();
+    move |err| {
+        EngineError::Copy(CopyError::Io {
+            what,
+            path,
+            source: std::io::Error::other(err.to_string()),
+        })
+    }
+}
+
+/// `cp CONTAINER:PATH -`: a tar stream of PATH (named by its last
+/// component, as Docker's) written to `out`. The tree is copied out with
+/// the same in-root resolution as [`copy`] first, then archived.
+pub fn copy_to_tar(engine: &Engine, src: &str, out: impl std::io::Write) -> Result<()> {
+    let Side::Container { reference, path } = parse_side(src) else {
+        return Err(EngineError::Copy(CopyError::Sides(format!("{src} -"))));
     };
-    let (sp, dp) = (open(&s)?, open(&d)?);
-    copy_places(&sp, &dp)
+    let scratch = Scratch::new(engine)?;
+    let shown = scratch.0.to_string_lossy().into_owned();
+    let name = in_rootfs(engine, &reference, |root| {
+        let sp = place(Some(root), &path)?;
+        let name = sp
+            .name
+            .clone()
+            .ok_or(EngineError::Copy(CopyError::WholeRoot))?;
+        copy_places(&sp, &place(None, &shown)?)?;
+        Ok(name)
+    })?;
+    let local = scratch.0.join(&name);
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    let shown = format!("{src} (as a tar stream)");
+    let r = if local.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        b.append_dir_all(&name, &local)
+    } else {
+        b.append_path_with_name(&local, &name)
+    };
+    r.and_then(|()| b.into_inner().map(drop)).map_err(|source| {
+        EngineError::Copy(CopyError::Io {
+            what: "write",
+            path: shown,
+            source,
+        })
+    })
+}
+
+/// `cp - CONTAINER:DIR`: unpacks the tar stream `input` into DIR, an
+/// existing directory in the container (Docker's rule). The stream is
+/// unpacked into a scratch directory of the engine first (the tar
+/// crate refuses entries leaving it), then copied in as [`copy`] does.
+pub fn copy_from_tar(engine: &Engine, input: impl std::io::Read, dst: &str) -> Result<()> {
+    let Side::Container { reference, path } = parse_side(dst) else {
+        return Err(EngineError::Copy(CopyError::Sides(format!("- {dst}"))));
+    };
+    let scratch = Scratch::new(engine)?;
+    tar::Archive::new(input)
+        .unpack(&scratch.0)
+        .map_err(|source| {
+            EngineError::Copy(CopyError::Io {
+                what: "read the tar stream for",
+                path: dst.into(),
+                source,
+            })
+        })?;
+    let names: Vec<PathBuf> = std::fs::read_dir(&scratch.0)
+        .map_err(|source| {
+            EngineError::Copy(CopyError::Io {
+                what: "list",
+                path: scratch.0.display().to_string(),
+                source,
+            })
+        })?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    in_rootfs(engine, &reference, |root| {
+        let dp = place(Some(root), &path)?;
+        let is_dir = match &dp.name {
+            None => true,
+            Some(n) => rustix::fs::statat(&dp.dir, n.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory),
+        };
+        if !is_dir {
+            return Err(EngineError::Copy(CopyError::NotADirectory(dst.into())));
+        }
+        for n in &names {
+            copy_places(&place(None, &n.to_string_lossy())?, &dp)?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -445,6 +445,19 @@ impl Db {
         Ok(())
     }
 
+    /// Records that a start failed before the container's process ran:
+    /// back to `created` (as podman and Docker show it), no exit status.
+    pub fn set_start_failed(&self, id: &str) -> Result<(), DbError> {
+        self.conn
+            .execute(
+                "UPDATE containers SET status = 'created', pid = NULL, exit_code = NULL, \
+                 finished = NULL, monitor_pid = NULL, monitor_start = NULL WHERE id = ?1",
+                params![id],
+            )
+            .map_err(q(format!("record failed start of {id}")))?;
+        Ok(())
+    }
+
     /// Sets (or clears, before a start) the "do not restart" flag.
     pub fn set_stop_requested(&self, id: &str, on: bool) -> Result<(), DbError> {
         self.conn

@@ -138,10 +138,24 @@ fn mount_json(m: &opts::MountRequest) -> Value {
     v
 }
 
+/// The smallest `--memory` accepted (Docker's "Minimum memory limit
+/// allowed is 6MB").
+pub const MIN_MEMORY: i64 = 6 << 20;
+
 fn resources(o: &RunOptions) -> Result<Value, OptsError> {
     let mut r = json!({"devices": [{"allow": false, "access": "rwm"}]});
     if let Some(m) = &o.memory {
-        r["memory"] = json!({"limit": opts::parse_size("--memory", m)?});
+        let limit = opts::parse_size("--memory", m)?;
+        // Docker's floor: a smaller limit kills the runtime before the
+        // container starts.
+        if limit < MIN_MEMORY {
+            return Err(OptsError::Invalid {
+                flag: "--memory",
+                value: m.clone(),
+                why: "minimum memory limit allowed is 6MB".into(),
+            });
+        }
+        r["memory"] = json!({ "limit": limit });
     }
     let mut cpu = serde_json::Map::new();
     if let Some(c) = &o.cpus {

@@ -94,7 +94,7 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
             "OOMKilled": false,
             "Dead": false,
             "Restarting": false,
-            "Error": "",
+            "Error": crate::lifecycle::start_error(engine, &row.id),
         },
         "RestartCount": row.restart_count,
         "Driver": "overlay",

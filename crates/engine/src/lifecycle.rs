@@ -3,7 +3,7 @@
 //! with what is really running after a crash.
 
 use std::io::Read;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -85,6 +85,10 @@ pub fn launch(engine: &Engine, row: &ContainerRow, internal_console: bool) -> Re
             return Err(e);
         }
     };
+    if let Err(e) = crate::networks::loopback_for_none(&cfg.options, spawned.pid) {
+        let _ = berth_runtime::delete(&root, id, true);
+        return Err(e);
+    }
     if let Err(e) = berth_runtime::start_spawned(&root, id, &mut spawned) {
         let _ = berth_runtime::delete(&root, id, true);
         let _ = crate::networks::teardown(engine, id);
@@ -93,6 +97,7 @@ pub fn launch(engine: &Engine, row: &ContainerRow, internal_console: bool) -> Re
     engine
         .db()?
         .set_running(id, spawned.pid, crate::now_ms(), me())?;
+    let _ = std::fs::remove_file(engine.dir(id).join(START_ERROR));
     crate::events::container(engine, row, "start", &[]);
     Ok(spawned)
 }
@@ -123,6 +128,28 @@ pub fn cleanup_after_exit(engine: &Engine, id: &str, code: Option<i32>) -> Resul
         first.get_or_insert(e);
     }
     first.map_or(Ok(()), Err)
+}
+
+/// Where the reason of the last failed start is kept (`inspect` shows it
+/// as State.Error, as Docker does); removed by the next start.
+pub const START_ERROR: &str = "start-error";
+
+/// A start failed before the container's process ran: clean up as after
+/// an exit, then the container is `created` again with `err` kept.
+pub fn start_failed(engine: &Engine, id: &str, err: &EngineError) {
+    let _ = cleanup_after_exit(engine, id, None);
+    if let Ok(db) = engine.db() {
+        let _ = db.set_start_failed(id);
+    }
+    let _ = std::fs::write(
+        engine.dir(id).join(START_ERROR),
+        crate::error::error_chain(err),
+    );
+}
+
+/// The reason of the container's last failed start ("" when none).
+pub fn start_error(engine: &Engine, id: &str) -> String {
+    std::fs::read_to_string(engine.dir(id).join(START_ERROR)).unwrap_or_default()
 }
 
 /// Removes every trace of a stopped container: runtime state, mount, dir,
@@ -299,17 +326,49 @@ pub fn run_foreground(engine: &Engine, row: &ContainerRow, stdin: bool) -> Resul
         let null = std::fs::File::open("/dev/null").map_err(io("open", "/dev/null"))?;
         rustix::stdio::dup2_stdin(&null).map_err(sys(id, "redirect stdin"))?;
     }
-    let spawned = match launch(engine, row, cfg.options.tty) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = cleanup_after_exit(engine, id, None);
+    // The log is kept however the container runs (as with Docker): its
+    // output comes through pipes (or the pty) and goes to ours and to it.
+    let mut log = crate::logs::LogWriter::open(&engine.log_path(id))?;
+    let lent = if cfg.options.tty {
+        None
+    } else {
+        Some(LentStdio::lend(id)?)
+    };
+    let launched = launch(engine, row, cfg.options.tty);
+    let ours = lent.map(|l| l.take_back(id)).transpose();
+    let spawned = match (launched, ours) {
+        (Ok(s), Ok(ours)) => (s, ours),
+        (Err(e), _) | (Ok(_), Err(e)) => {
+            start_failed(engine, id, &e);
             if row.auto_remove {
                 let _ = remove_files(engine, id);
             }
             return Err(e);
         }
     };
-    let waited = berth_runtime::foreground::wait(spawned.pid, spawned.console);
+    let (spawned, ours) = spawned;
+    let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
+    let pipes = match ours {
+        Some((out, err)) => vec![
+            berth_runtime::foreground::TeePipe {
+                from: out,
+                to: stdout.as_fd(),
+                stream: "stdout",
+            },
+            berth_runtime::foreground::TeePipe {
+                from: err,
+                to: stderr.as_fd(),
+                stream: "stderr",
+            },
+        ],
+        None => Vec::new(),
+    };
+    let waited =
+        berth_runtime::foreground::wait_tee(spawned.pid, spawned.console, pipes, &mut |s, b| {
+            // A log that cannot be written must not stop the container.
+            let _ = log.write(s, b);
+        });
+    let _ = log.flush_partial();
     let code = waited.as_ref().ok().copied();
     let cleaned = cleanup_after_exit(engine, id, code);
     if row.auto_remove {
@@ -321,6 +380,46 @@ pub fn run_foreground(engine: &Engine, row: &ContainerRow, stdin: bool) -> Resul
     })?;
     cleaned?;
     Ok(code)
+}
+
+/// A foreground container's stdout and stderr pipes (without `-t`): our
+/// fds 1 and 2 are its write ends while the runtime creates it (it
+/// inherits them); ours are kept aside and put back after.
+struct LentStdio {
+    out: (OwnedFd, OwnedFd),
+    err: (OwnedFd, OwnedFd),
+    saved_out: OwnedFd,
+    saved_err: OwnedFd,
+}
+
+impl LentStdio {
+    fn lend(id: &str) -> Result<LentStdio> {
+        let pipe = || {
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(sys(id, "create output pipe"))
+        };
+        let dup = |fd| rustix::io::fcntl_dupfd_cloexec(fd, 3).map_err(sys(id, "keep our stdio"));
+        let l = LentStdio {
+            out: pipe()?,
+            err: pipe()?,
+            saved_out: dup(std::io::stdout().as_fd())?,
+            saved_err: dup(std::io::stderr().as_fd())?,
+        };
+        let lent = rustix::stdio::dup2_stdout(&l.out.1)
+            .and_then(|()| rustix::stdio::dup2_stderr(&l.err.1));
+        if let Err(e) = lent {
+            let _ = l.take_back(id);
+            return Err(sys(id, "redirect stdout")(e));
+        }
+        Ok(l)
+    }
+
+    /// Ours back on fds 1 and 2; the read ends of the pipes.
+    fn take_back(self, id: &str) -> Result<(OwnedFd, OwnedFd)> {
+        rustix::stdio::dup2_stdout(&self.saved_out).map_err(sys(id, "restore stdout"))?;
+        rustix::stdio::dup2_stderr(&self.saved_err).map_err(sys(id, "restore stderr"))?;
+        Ok((self.out.0, self.err.0))
+    }
 }
 
 fn check_startable(row: &ContainerRow) -> Result<()> {

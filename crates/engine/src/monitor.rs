@@ -184,7 +184,7 @@ fn supervise(
         let spawned = match launched {
             Ok(s) => s,
             Err(e) => {
-                let _ = lifecycle::cleanup_after_exit(engine, id, None);
+                lifecycle::start_failed(engine, id, &e);
                 if row.auto_remove {
                     let _ = lifecycle::remove_files(engine, id);
                 }

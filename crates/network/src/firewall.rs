@@ -502,13 +502,50 @@ pub fn render(r: &Ruleset) -> Value {
 /// table is deleted instead. See the module docs for the sysctls the
 /// caller must set.
 pub fn apply(r: &Ruleset) -> Result<()> {
+    apply_in(r, TABLE_NAME)
+}
+
+/// [`apply`] to table `inet <table>` (one per engine root: see the
+/// engine's networks module); `table` is letters, digits and `_`.
+pub fn apply_in(r: &Ruleset, table: &str) -> Result<()> {
     validate(r)?;
+    if table.is_empty()
+        || !table
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(invalid(
+            "table name",
+            format!("{table:?} is not letters, digits and _"),
+        ));
+    }
     let op = if r.is_empty() {
         "delete the table"
     } else {
         "replace the table"
     };
-    run_nft(op, &render(r))
+    run_nft(op, &render_in(r, table))
+}
+
+/// [`render`] for table `inet <table>`: every command names that table.
+pub fn render_in(r: &Ruleset, table: &str) -> Value {
+    let mut v = render(r);
+    if table == TABLE_NAME {
+        return v;
+    }
+    for cmd in v["nftables"].as_array_mut().into_iter().flatten() {
+        for (_, inner) in cmd.as_object_mut().into_iter().flatten() {
+            if let Some(t) = inner.get_mut("table") {
+                t["name"] = json!(table);
+            }
+            for kind in ["chain", "rule"] {
+                if let Some(o) = inner.get_mut(kind) {
+                    o["table"] = json!(table);
+                }
+            }
+        }
+    }
+    v
 }
 
 /// Deletes table `inet berth` if it exists (in the calling thread's
@@ -632,6 +669,21 @@ mod tests {
 
     fn m(op: &str, left: Value, right: Value) -> Value {
         matches(op, left, right)
+    }
+
+    #[test]
+    fn render_in_names_only_its_own_table() {
+        let v = render_in(&sample(), "berth_1a2b3c");
+        let c = commands(&v);
+        assert!(c.len() > 4);
+        for cmd in &c[1..] {
+            let obj = cmd.as_object().unwrap().values().next().unwrap();
+            let inner = obj.as_object().unwrap().values().next().unwrap();
+            let name = inner.get("table").unwrap_or(&inner["name"]);
+            assert_eq!(name, "berth_1a2b3c", "{cmd}");
+        }
+        assert_eq!(render_in(&sample(), TABLE_NAME), render(&sample()));
+        assert!(apply_in(&sample(), "bad-name").is_err());
     }
 
     #[test]

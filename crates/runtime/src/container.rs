@@ -181,9 +181,26 @@ fn child_error(id: &str, pid: i32, e: SyncError) -> Error {
         nix::unistd::Pid::from_raw(pid),
         Some(nix::sys::wait::WaitPidFlag::WNOHANG),
     );
+    use nix::sys::wait::WaitStatus;
+    // Words, never a debug print: a user reads this (e.g. the kernel's
+    // OOM killer under too small a memory limit shows as SIGKILL).
+    let how = match status {
+        Ok(WaitStatus::Exited(_, code)) => {
+            format!("the container process exited with status {code}")
+        }
+        Ok(WaitStatus::Signaled(_, sig, _)) => {
+            let hint = if sig == nix::sys::signal::Signal::SIGKILL {
+                " (out of memory under the memory limit?)"
+            } else {
+                ""
+            };
+            format!("the container process was killed by {}{hint}", sig.as_str())
+        }
+        _ => "the container process stopped answering".to_string(),
+    };
     Error::Setup {
         id: id.into(),
-        message: format!("{e} (child status: {status:?})"),
+        message: format!("{e}; {how}"),
     }
 }
 

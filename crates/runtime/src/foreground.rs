@@ -63,6 +63,26 @@ impl Drop for RawMode<'_> {
 
 /// Wait for `pid`; proxy `console` (a pty master) to our stdio if given.
 pub fn wait(pid: i32, console: Option<OwnedFd>) -> Result<i32, WaitError> {
+    wait_tee(pid, console, Vec::new(), &mut |_, _| {})
+}
+
+/// The read end of a pipe the container writes its stdout or stderr to:
+/// what arrives is copied to `to` (our own stdout or stderr) and handed
+/// to the tee under `stream`'s name.
+pub struct TeePipe<'a> {
+    pub from: OwnedFd,
+    pub to: BorrowedFd<'a>,
+    pub stream: &'static str,
+}
+
+/// [`wait`], also copying the container's output to `tee` (the engine's
+/// log): the pty master's as "stdout", and every pipe's.
+pub fn wait_tee(
+    pid: i32,
+    console: Option<OwnedFd>,
+    pipes: Vec<TeePipe<'_>>,
+    tee: &mut dyn FnMut(&'static str, &[u8]),
+) -> Result<i32, WaitError> {
     let sfd = SignalFd::with_flags(&forwarded(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(sys("create signalfd"))?;
     let stdin_handle = std::io::stdin();
@@ -81,6 +101,7 @@ pub fn wait(pid: i32, console: Option<OwnedFd>) -> Result<i32, WaitError> {
     };
     let mut stdin_open = console.is_some();
     let mut master_open = console.is_some();
+    let mut pipe_open = vec![true; pipes.len()];
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -91,6 +112,14 @@ pub fn wait(pid: i32, console: Option<OwnedFd>) -> Result<i32, WaitError> {
             }
             if stdin_open {
                 fds.push(PollFd::new(stdin, PollFlags::POLLIN));
+            }
+        }
+        let pipes_at = fds.len();
+        let mut polled_pipes = Vec::new();
+        for (i, p) in pipes.iter().enumerate() {
+            if pipe_open[i] {
+                fds.push(PollFd::new(p.from.as_fd(), PollFlags::POLLIN));
+                polled_pipes.push(i);
             }
         }
         match nix::poll::poll(&mut fds, PollTimeout::NONE) {
@@ -108,7 +137,10 @@ pub fn wait(pid: i32, console: Option<OwnedFd>) -> Result<i32, WaitError> {
                 if ready[idx] {
                     match nix::unistd::read(m, &mut buf) {
                         Ok(0) | Err(_) => master_open = false,
-                        Ok(n) => write_all(std::io::stdout().as_fd(), &buf[..n]),
+                        Ok(n) => {
+                            write_all(std::io::stdout().as_fd(), &buf[..n]);
+                            tee("stdout", &buf[..n]);
+                        }
                     }
                 }
                 idx += 1;
@@ -120,13 +152,30 @@ pub fn wait(pid: i32, console: Option<OwnedFd>) -> Result<i32, WaitError> {
                 }
             }
         }
+        for (k, &i) in polled_pipes.iter().enumerate() {
+            if ready[pipes_at + k] {
+                let p = &pipes[i];
+                match nix::unistd::read(&p.from, &mut buf) {
+                    Ok(0) | Err(_) => pipe_open[i] = false,
+                    Ok(n) => {
+                        write_all(p.to, &buf[..n]);
+                        tee(p.stream, &buf[..n]);
+                    }
+                }
+            }
+        }
         if ready[0] {
             while let Ok(Some(info)) = sfd.read_signal() {
                 let signo = info.ssi_signo as i32;
                 if signo == libc::SIGCHLD {
                     if let Some(code) = reap(pid)? {
                         if let Some(m) = &console {
-                            drain(m.as_fd(), &mut buf);
+                            drain(m.as_fd(), None, "stdout", &mut buf, tee);
+                        }
+                        for (i, p) in pipes.iter().enumerate() {
+                            if pipe_open[i] {
+                                drain(p.from.as_fd(), Some(p.to), p.stream, &mut buf, tee);
+                            }
                         }
                         return Ok(code);
                     }
@@ -159,16 +208,36 @@ fn reap(pid: i32) -> Result<Option<i32>, WaitError> {
     }
 }
 
-fn drain(master: BorrowedFd<'_>, buf: &mut [u8]) {
-    let _ = nix::fcntl::fcntl(
-        master,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    );
-    while let Ok(n) = nix::unistd::read(master, buf) {
-        if n == 0 {
-            break;
+/// What is left after the exit: until end of file (EIO on a pty master)
+/// or 200ms of quiet (processes left behind may keep a pipe open), at
+/// most 5s. Goes to `to` (our stdout when None) and the tee.
+fn drain(
+    fd: BorrowedFd<'_>,
+    to: Option<BorrowedFd<'_>>,
+    stream: &'static str,
+    buf: &mut [u8],
+    tee: &mut dyn FnMut(&'static str, &[u8]),
+) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout};
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < end {
+        let mut pfd = [PollFd::new(fd, PollFlags::POLLIN)];
+        match nix::poll::poll(&mut pfd, PollTimeout::from(200u16)) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return,
         }
-        write_all(std::io::stdout().as_fd(), &buf[..n]);
+        match nix::unistd::read(fd, buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                match to {
+                    Some(t) => write_all(t, &buf[..n]),
+                    None => write_all(std::io::stdout().as_fd(), &buf[..n]),
+                }
+                tee(stream, &buf[..n]);
+            }
+        }
     }
 }
 

@@ -167,8 +167,8 @@ pub struct StatsArgs {
 /// `container ...`.
 #[derive(Debug, Subcommand)]
 pub enum ContainerCommand {
-    /// Remove every stopped container.
-    Prune,
+    /// Remove every stopped container (asks first on a terminal, unless -f).
+    Prune(ContainerPruneArgs),
     /// List containers (as `ps`).
     #[command(alias = "list")]
     Ls(PsArgs),
@@ -176,6 +176,14 @@ pub enum ContainerCommand {
     Inspect(super::inspect_cmd::InspectArgs),
     /// Exit 0 when the container exists, 1 when not (example: `berth container exists web`).
     Exists(super::manage_cmds::ExistsArgs),
+}
+
+/// `container prune`.
+#[derive(Debug, Args)]
+pub struct ContainerPruneArgs {
+    /// Do not ask for confirmation.
+    #[arg(short = 'f', long)]
+    pub force: bool,
 }
 
 /// Prints a document; a closed pipe (`| head`) is not an error.
@@ -436,7 +444,13 @@ pub fn exec(root: &Path, e: &EngineArgs, a: &ExecArgs) -> Result<i32> {
         env: a.env.clone(),
         detach: a.detach,
     };
-    Ok(ops::exec(&engine, &a.container, &req)?)
+    let code = ops::exec(&engine, &a.container, &req)?;
+    if a.detach {
+        // podman prints the exec session's ID. berth keeps no exec
+        // sessions, so the ID names this exec only.
+        println!("{}", berth_engine::names::new_id()?);
+    }
+    Ok(code)
 }
 
 /// `stats` (see `super::stats`).
@@ -448,7 +462,13 @@ pub fn stats(root: &Path, e: &EngineArgs, a: &StatsArgs) -> Result<i32> {
 /// `cp`.
 pub fn cp(root: &Path, e: &EngineArgs, a: &CpArgs) -> Result<i32> {
     let engine = e.engine(root)?;
-    berth_engine::copy::copy(&engine, &a.src, &a.dst)?;
+    // `-` is a tar stream on stdin or stdout, as with Docker.
+    match (a.src.as_str(), a.dst.as_str()) {
+        ("-", "-") => anyhow::bail!("cp: only one side can be - (a tar stream)"),
+        (src, "-") => berth_engine::copy::copy_to_tar(&engine, src, std::io::stdout().lock())?,
+        ("-", dst) => berth_engine::copy::copy_from_tar(&engine, std::io::stdin().lock(), dst)?,
+        (src, dst) => berth_engine::copy::copy(&engine, src, dst)?,
+    }
     Ok(0)
 }
 
@@ -462,7 +482,15 @@ pub fn rename(root: &Path, e: &EngineArgs, a: &RenameArgs) -> Result<i32> {
 /// `container ...`.
 pub fn container_command(root: &Path, e: &EngineArgs, c: &ContainerCommand) -> Result<i32> {
     match c {
-        ContainerCommand::Prune => {
+        ContainerCommand::Prune(a) => {
+            if !a.force
+                && !super::system_prune::ask_on_terminal(
+                    "container prune",
+                    "WARNING! This will remove all non running containers.",
+                )?
+            {
+                return Ok(0);
+            }
             let engine = e.engine(root)?;
             for id in ops::prune(&engine)? {
                 println!("{id}");

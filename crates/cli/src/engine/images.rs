@@ -86,6 +86,9 @@ pub struct PruneArgs {
     /// Remove all images, not only unnamed ones.
     #[arg(short, long)]
     pub all: bool,
+    /// Do not ask for confirmation (asked only on a terminal).
+    #[arg(short = 'f', long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -374,6 +377,14 @@ pub fn rmi(root: &Path, a: &RmiArgs) -> anyhow::Result<()> {
 }
 
 fn prune(root: &Path, a: &PruneArgs) -> anyhow::Result<()> {
+    let question = if a.all {
+        "WARNING! This command removes all images without at least one container associated with them."
+    } else {
+        "WARNING! This command removes all dangling images."
+    };
+    if !a.force && !super::system_prune::ask_on_terminal("image prune", question)? {
+        return Ok(());
+    }
     let (removed, report) = prune_images(root, a.all)?;
     for id in removed {
         println!("{id}");

@@ -97,7 +97,7 @@ pub struct InspectArgs {
 /// `network prune`.
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// Accepted for compatibility (berth never prompts).
+    /// Do not ask for confirmation (asked only on a terminal).
     #[arg(short = 'f', long)]
     pub force: bool,
 }
@@ -200,7 +200,7 @@ pub fn network_command(root: &Path, e: &EngineArgs, c: NetworkCommand) -> Result
             }
         }
         NetworkCommand::Rm(a) => {
-            let mut failed = None;
+            let mut failed = false;
             for name in &a.names {
                 match networks::remove(&engine, name) {
                     Ok(n) => {
@@ -217,15 +217,24 @@ pub fn network_command(root: &Path, e: &EngineArgs, c: NetworkCommand) -> Result
                     }
                     Err(err) => {
                         eprintln!("berth: {err}");
-                        failed = Some(err);
+                        failed = true;
                     }
                 }
             }
-            if let Some(err) = failed {
-                return Err(anyhow::Error::new(err).context("network rm"));
+            // Each error was printed once, above.
+            if failed {
+                std::process::exit(1);
             }
         }
-        NetworkCommand::Prune(_) => {
+        NetworkCommand::Prune(a) => {
+            if !a.force
+                && !super::system_prune::ask_on_terminal(
+                    "network prune",
+                    "WARNING! This will remove all networks not used by at least one container.",
+                )?
+            {
+                return Ok(());
+            }
             for n in networks::prune(&engine)? {
                 println!("{n}");
             }

@@ -41,6 +41,26 @@ pub fn confirmed(answer: &str) -> bool {
     matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
+/// The question of `container|image|volume|network prune` without `-f`
+/// (podman's words): asked only when stdin is a terminal; a script's
+/// prune goes ahead (podman asks anyway and fails on end of input).
+/// True to go ahead.
+pub fn ask_on_terminal(command: &str, question: &str) -> Result<bool> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Ok(true);
+    }
+    eprint!("{question}\nAre you sure you want to continue? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if confirmed(&answer) {
+        return Ok(true);
+    }
+    eprintln!("{command}: not confirmed, nothing removed (use -f to skip the question)");
+    Ok(false)
+}
+
 /// Bytes under `dir`, not following symlinks nor crossing into mounts
 /// (a missing dir counts 0).
 pub fn dir_size(dir: &Path) -> u64 {

@@ -78,7 +78,8 @@ pub struct InspectArgs {
 /// `volume rm`.
 #[derive(Debug, Args)]
 pub struct RmArgs {
-    /// Do not fail on a missing volume.
+    /// Do not fail on a missing volume; remove the containers using the
+    /// volume first (podman's rule).
     #[arg(short = 'f', long)]
     pub force: bool,
     #[arg(required = true)]
@@ -88,7 +89,7 @@ pub struct RmArgs {
 /// `volume prune`.
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// Accepted for compatibility (berth never prompts).
+    /// Do not ask for confirmation (asked only on a terminal).
     #[arg(short = 'f', long)]
     pub force: bool,
 }
@@ -214,6 +215,21 @@ pub fn volume_command(root: &Path, e: &EngineArgs, c: &VolumeCommand) -> Result<
         VolumeCommand::Rm(a) => {
             let mut failed = false;
             for n in &a.names {
+                if a.force {
+                    // podman: `volume rm -f` removes the containers using it.
+                    let users = volume_store::users(&engine, n)?;
+                    let mut users_gone = true;
+                    for r in berth_engine::ops::rm_all(&engine, &users, true, false) {
+                        if let Err(err) = r {
+                            eprintln!("berth: {}", berth_engine::error::error_chain(&err));
+                            users_gone = false;
+                        }
+                    }
+                    if !users_gone {
+                        failed = true;
+                        continue;
+                    }
+                }
                 match volume_store::remove(&engine, n, a.force) {
                     Ok(true) => {
                         println!("{n}");
@@ -231,7 +247,15 @@ pub fn volume_command(root: &Path, e: &EngineArgs, c: &VolumeCommand) -> Result<
             }
             Ok(i32::from(failed))
         }
-        VolumeCommand::Prune(_) => {
+        VolumeCommand::Prune(a) => {
+            if !a.force
+                && !super::system_prune::ask_on_terminal(
+                    "volume prune",
+                    "WARNING! This will remove all volumes not used by at least one container.",
+                )?
+            {
+                return Ok(0);
+            }
             for n in volume_store::prune(&engine)? {
                 println!("{n}");
             }

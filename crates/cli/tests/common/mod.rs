@@ -587,6 +587,32 @@ impl EngineEnv {
         })
     }
 
+    /// The rules of this env's nftables table(s) (`inet berth`, or
+    /// `inet berth_<hash>` for a root other than the default one), "" when
+    /// there is none.
+    pub fn nft_berth(&self) -> String {
+        let tables = self
+            .in_netns("nft")
+            .args(["list", "tables"])
+            .output()
+            .expect("nft list tables");
+        let mut out = String::new();
+        for l in String::from_utf8_lossy(&tables.stdout).lines() {
+            let Some(name) = l.strip_prefix("table inet ") else {
+                continue;
+            };
+            if name == "berth" || name.starts_with("berth_") {
+                let t = self
+                    .in_netns("nft")
+                    .args(["list", "table", "inet", name])
+                    .output()
+                    .expect("nft list table");
+                out.push_str(&String::from_utf8_lossy(&t.stdout));
+            }
+        }
+        out
+    }
+
     /// Mount lines under this env's dir.
     pub fn mounts(&self) -> Vec<String> {
         host_mounts_under(self.dir.path())

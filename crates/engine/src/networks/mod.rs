@@ -359,6 +359,7 @@ fn insert_network(
     let mtu = parse_opts(&r.opts)?;
     let routes = host_routes();
     let mut db = db(engine)?;
+    let (bridge_prefix, _) = host_names(engine, &store::list(store::conn(&mut db)?)?);
     store::insert(
         store::conn(&mut db)?,
         &store::NewNetwork {
@@ -375,7 +376,29 @@ fn insert_network(
             host_routes: &routes,
             default,
             mtu,
+            bridge_prefix: &bridge_prefix,
         },
+    )
+}
+
+/// The names of this root's objects on the host: the bridge prefix and
+/// the nftables table. The default root keeps `berth` (`berth0`, ...,
+/// table `inet berth`); another root gets names of its own from a hash
+/// of its path (`bh1a2b3c0`, ..., table `inet berth_1a2b3c`), so that two
+/// roots on one host never share a bridge or replace each other's table.
+/// A root whose networks were made before (bridges `berth*`) keeps those.
+fn host_names(engine: &Engine, nets: &[Network]) -> (String, String) {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let root = canon(&engine.root);
+    let legacy = nets.iter().any(|n| n.bridge.starts_with(BRIDGE_PREFIX));
+    if legacy || root == canon(Path::new(berth_image::store::DEFAULT_ROOT)) {
+        return (BRIDGE_PREFIX.into(), firewall::TABLE_NAME.into());
+    }
+    let hash = berth_image::Digest::of_bytes(root.as_os_str().as_encoded_bytes());
+    let short = &hash.hex()[..6];
+    (
+        format!("bh{short}"),
+        format!("{}_{short}", firewall::TABLE_NAME),
     )
 }
 
@@ -559,8 +582,17 @@ fn sync_firewall_if(engine: &Engine, force: bool) -> std::result::Result<(), Net
             bridge: net.bridge.clone(),
         });
     }
+    // Only networks some container is on: with the last one gone, the
+    // table goes too (nothing is left on the host that no container needs).
+    let mut used = Vec::new();
+    for n in &nets {
+        if !store::endpoints_on(c, &n.name)?.is_empty() {
+            used.push(n);
+        }
+    }
+    let (bridge_prefix, table) = host_names(engine, &nets);
     let ruleset = firewall::Ruleset {
-        networks: nets
+        networks: used
             .iter()
             .map(|n| firewall::NetworkRules {
                 bridge: n.bridge.clone(),
@@ -569,16 +601,19 @@ fn sync_firewall_if(engine: &Engine, force: bool) -> std::result::Result<(), Net
             })
             .collect(),
         ports: rules,
-        bridge_prefix: BRIDGE_PREFIX.into(),
+        bridge_prefix,
     };
-    let rendered = firewall::render(&ruleset).to_string();
+    let rendered = firewall::render_in(&ruleset, &table).to_string();
     let last = applied_path(engine);
     if !force && std::fs::read_to_string(&last).is_ok_and(|t| t == rendered) {
         return Ok(());
     }
     // Forget the old state first: a failure below must not be skipped next time.
     let _ = std::fs::remove_file(&last);
-    firewall::apply(&ruleset).map_err(host_err("*", "apply berth's nftables table"))?;
+    firewall::apply_in(&ruleset, &table).map_err(host_err(
+        "*",
+        format!("apply berth's nftables table {table}"),
+    ))?;
     let tmp = last.with_extension("tmp");
     if std::fs::write(&tmp, &rendered).is_ok() {
         let _ = std::fs::rename(&tmp, &last);
@@ -712,6 +747,24 @@ pub fn prepare(
             what: "--ip/--network-alias",
             value: o.ip.clone().unwrap_or_default(),
             why: "needs a bridge network".into(),
+        }
+        .into());
+    }
+    // podman: "conflicting options: dns and the network mode: none".
+    if mode == NetworkMode::None
+        && !(o.dns.is_empty() && o.dns_search.is_empty() && o.dns_option.is_empty())
+    {
+        return Err(NetworkError::Invalid {
+            what: "--dns/--dns-search/--dns-option",
+            value: o
+                .dns
+                .iter()
+                .chain(&o.dns_search)
+                .chain(&o.dns_option)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" "),
+            why: "a container with --network none has no DNS to configure".into(),
         }
         .into());
     }
@@ -1039,6 +1092,18 @@ fn share_netns(engine: &Engine, row: &ContainerRow, target: &str) -> Result<()> 
     Ok(())
 }
 
+/// `--network none`: the runtime gave the container a fresh namespace
+/// whose `lo` is down; it goes up (as podman and Docker do) so 127.0.0.1
+/// works inside. `pid` is the created, not yet started, process.
+pub fn loopback_for_none(o: &RunOptions, pid: i32) -> Result<()> {
+    if crate::opts::parse_network(o.network.as_deref())? != NetworkMode::None {
+        return Ok(());
+    }
+    link::loopback_up(Path::new(&format!("/proc/{pid}/ns/net")))
+        .map_err(host_err("none", "bring up lo"))?;
+    Ok(())
+}
+
 /// After the container's process is gone: ports off, interfaces and the
 /// namespace pin removed, DNS records updated. Idempotent and cheap for
 /// containers without bridge networks.
@@ -1092,10 +1157,19 @@ fn ports_active(engine: &Engine, id: &str) -> Result<bool> {
 /// are released.
 pub fn release(engine: &Engine, id: &str) -> Result<()> {
     teardown(engine, id)?;
-    let mut db = engine.db()?;
-    let c = store::conn(&mut db)?;
-    store::detach(c, id, None)?;
-    store::drop_ports(c, id)?;
+    let had_endpoints = {
+        let mut db = engine.db()?;
+        let c = store::conn(&mut db)?;
+        let had = !store::endpoints_of(c, id)?.is_empty();
+        store::detach(c, id, None)?;
+        store::drop_ports(c, id)?;
+        had
+    };
+    if had_endpoints {
+        // The rules of a network no container is on any more go.
+        let _l = lock(engine)?;
+        sync_firewall_if(engine, false)?;
+    }
     Ok(())
 }
 
@@ -1534,4 +1608,30 @@ pub fn inspect_json(engine: &Engine, net: &Network) -> Value {
         "Labels": net.labels,
         "Containers": containers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_are_per_root_and_the_default_root_keeps_berth() {
+        let default = Engine::new(
+            Path::new(berth_image::store::DEFAULT_ROOT),
+            Path::new("/run/berth"),
+            "/berth",
+        );
+        assert_eq!(host_names(&default, &[]), ("berth".into(), "berth".into()));
+        let a = Engine::new(Path::new("/nonexistent/a"), Path::new("/run/a"), "/berth");
+        let b = Engine::new(Path::new("/nonexistent/b"), Path::new("/run/b"), "/berth");
+        let (pa, ta) = host_names(&a, &[]);
+        let (pb, tb) = host_names(&b, &[]);
+        assert_ne!(pa, pb);
+        assert_ne!(ta, tb);
+        assert!(pa.starts_with("bh") && pa.len() == 8, "{pa}");
+        // Room for the bridge number in an interface name (15 bytes).
+        assert!(pa.len() + 7 <= 15);
+        assert!(ta.starts_with("berth_"), "{ta}");
+        assert_eq!(host_names(&a, &[]), (pa, ta), "stable");
+    }
 }

@@ -238,6 +238,8 @@ pub struct NewNetwork<'a> {
     /// The default network (gets a /16).
     pub default: bool,
     pub mtu: Option<u32>,
+    /// This root's bridge names start with it (see `host_names`).
+    pub bridge_prefix: &'a str,
 }
 
 /// Inserts a network in one write transaction: picks a free bridge name
@@ -304,7 +306,7 @@ pub fn insert(c: &mut Connection, n: &NewNetwork<'_>) -> Result<Network, Network
     };
     let bridges: BTreeSet<String> = existing.iter().map(|e| e.bridge.clone()).collect();
     let bridge = (0u32..)
-        .map(|i| format!("berth{i}"))
+        .map(|i| format!("{}{i}", n.bridge_prefix))
         .find(|b| !bridges.contains(b))
         .expect("a free bridge name");
     let net = Network {

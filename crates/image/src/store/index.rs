@@ -213,9 +213,22 @@ impl Store {
                 .ok_or_else(|| LookupError::NotFound(spec.to_string()));
         }
         let full = reference.to_string();
-        images
-            .into_iter()
-            .find(|r| r.names.contains(&full))
-            .ok_or(LookupError::NotFound(spec.to_string()))
+        if let Some(r) = images.iter().find(|r| r.names.contains(&full)) {
+            return Ok(r.clone());
+        }
+        // podman's rule for a short name (no registry written, as `bb:1`):
+        // a local image `localhost/bb:1` is used before going to a registry.
+        let written_domain = spec.split_once('/').is_some_and(|(first, _)| {
+            first.contains('.') || first.contains(':') || first == "localhost"
+        });
+        if !written_domain {
+            if let Ok(local) = Reference::parse(&format!("localhost/{spec}")) {
+                let local = local.to_string();
+                if let Some(r) = images.into_iter().find(|r| r.names.contains(&local)) {
+                    return Ok(r);
+                }
+            }
+        }
+        Err(LookupError::NotFound(spec.to_string()))
     }
 }

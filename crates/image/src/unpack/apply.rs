@@ -53,6 +53,8 @@ pub enum ApplyError {
     },
     #[error("entry {entry:?} refused: {reason}")]
     Refused { entry: String, reason: String },
+    #[error("entry {entry:?} refused: its path passes through {component:?}, which is a symlink or not a directory; writing through it could leave the rootfs")]
+    ThroughNonDir { entry: String, component: String },
     #[error("entry {entry:?}: {op}")]
     Io {
         entry: String,
@@ -142,7 +144,16 @@ pub fn apply_tar<R: Read>(root: &File, reader: R, limits: UnpackLimits) -> Resul
             }
             EntryKind::Whiteout(target) => {
                 let (parents, _) = path.split_last().expect("whiteout has a name");
-                let dir = dirs.open(root, parents, true, &path)?;
+                let dir = match dirs.open(root, parents, true, &path) {
+                    Ok(d) => d,
+                    // This layer made a parent a file or a symlink (umoci
+                    // writes such layers when a directory became a file):
+                    // what the whiteout names cannot exist under it, so it
+                    // is done already, as podman and Docker take it. The
+                    // symlink is never followed.
+                    Err(ApplyError::ThroughNonDir { .. }) => continue,
+                    Err(e) => return Err(e),
+                };
                 // layer.md: a whiteout applies only to lower layers; a file
                 // of the same layer with that name wins.
                 if statat(&dir, target.as_os_str(), AtFlags::SYMLINK_NOFOLLOW).is_err() {
@@ -283,11 +294,9 @@ impl DirStack {
                             .map_err(io_err(entry, "open parent directory"))?
                     }
                     Err(rustix::io::Errno::LOOP) | Err(rustix::io::Errno::NOTDIR) => {
-                        return Err(ApplyError::Refused {
+                        return Err(ApplyError::ThroughNonDir {
                             entry: entry.display(),
-                            reason: format!(
-                                "its path passes through {c:?}, which is a symlink or not a directory; writing through it could leave the rootfs"
-                            ),
+                            component: c.to_string_lossy().into_owned(),
                         })
                     }
                     Err(e) => return Err(io_err(entry, "open parent directory")(e)),
@@ -342,9 +351,54 @@ fn clear_slot(
         AtFlags::empty()
     };
     dirs.truncate(depth);
+    if is_dir {
+        // A directory of this layer replaced by a non-directory goes with
+        // what it holds (Docker's applyLayer removes it all too), e.g.
+        // whiteouts written under it before.
+        empty_dir(dir, name, entry)?;
+    }
     unlinkat(dir, name, flags)
         .map_err(io_err(entry, "replace existing entry of the same layer"))?;
     Ok(false)
+}
+
+/// Removes everything inside the directory `name` of `dir`, opening each
+/// level with `O_NOFOLLOW` (nothing outside the snapshot is touched).
+fn empty_dir(dir: &OwnedFd, name: &OsStr, entry: &EntryPath) -> Result<(), ApplyError> {
+    let fd = openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io_err(entry, "open the directory it replaces"))?;
+    let mut children = Vec::new();
+    for ent in
+        rustix::fs::Dir::read_from(&fd).map_err(io_err(entry, "list the directory it replaces"))?
+    {
+        let ent = ent.map_err(io_err(entry, "list the directory it replaces"))?;
+        let n = OsStr::from_bytes(ent.file_name().to_bytes()).to_os_string();
+        if n != "." && n != ".." {
+            let ft = match ent.file_type() {
+                FileType::Unknown => statat(&fd, n.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
+                    .map(|st| FileType::from_raw_mode(st.st_mode))
+                    .map_err(io_err(entry, "stat inside the directory it replaces"))?,
+                ft => ft,
+            };
+            children.push((n, ft == FileType::Directory));
+        }
+    }
+    for (n, is_dir) in children {
+        let flags = if is_dir {
+            empty_dir(&fd, &n, entry)?;
+            AtFlags::REMOVEDIR
+        } else {
+            AtFlags::empty()
+        };
+        unlinkat(&fd, n.as_os_str(), flags)
+            .map_err(io_err(entry, "remove inside the directory it replaces"))?;
+    }
+    Ok(())
 }
 
 fn apply_dir(
