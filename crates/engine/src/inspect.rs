@@ -76,6 +76,7 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
             "StartedAt": time(row.started),
             "FinishedAt": time(row.finished),
             "RestartCount": row.restart_count,
+            "Health": crate::health::inspect_json(engine, row),
         },
         "Config": {
             "Hostname": g.map(|g| g.hostname.clone()),

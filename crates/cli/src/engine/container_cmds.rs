@@ -55,6 +55,10 @@ pub enum ContainerCmd {
     Version,
     /// Show what the host offers: cgroups, overlay, user namespaces, seccomp.
     Info,
+    /// Run a container's healthcheck now (example: `berth healthcheck run web`;
+    /// exit 0 healthy, 1 unhealthy).
+    #[command(subcommand)]
+    Healthcheck(super::health::HealthcheckCommand),
     /// Internal: the per-container monitor.
     #[command(hide = true)]
     ContainerMonitor(r::MonitorArgs),
@@ -85,6 +89,7 @@ pub fn dispatch(root: &Path, e: &EngineArgs, cmd: ContainerCmd) -> anyhow::Resul
         ContainerCmd::Port(a) => c::port(root, e, a),
         ContainerCmd::Version => c::version(),
         ContainerCmd::Info => c::info(root, e),
+        ContainerCmd::Healthcheck(sub) => super::health::healthcheck(root, e, sub),
         ContainerCmd::ContainerMonitor(a) => r::monitor(root, e, a),
     }?;
     if code != 0 {

@@ -2,7 +2,6 @@
 //! exec, inspect, top, stats, rename, container prune, version, info.
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Result;
 use berth_engine::{db, inspect, lifecycle, ops, Status};
@@ -52,9 +51,10 @@ pub struct LogsArgs {
 /// `stop` (and the timeout of `rm`).
 #[derive(Debug, Args)]
 pub struct StopArgs {
-    /// Seconds to wait after the stop signal before SIGKILL.
-    #[arg(short = 't', long, default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait after the stop signal before SIGKILL (default:
+    /// the container's --stop-timeout, else 10).
+    #[arg(short = 't', long)]
+    pub time: Option<u64>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -200,7 +200,17 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
     }
     match a.format.as_str() {
         "json" => {
-            let v: Vec<_> = rows.iter().map(|r| inspect::ps_json(r, now)).collect();
+            let v: Vec<_> = rows
+                .iter()
+                .map(|r| {
+                    let mut v = inspect::ps_json(r, now);
+                    let h = berth_engine::health::ps_suffix(&engine, r);
+                    if !h.is_empty() {
+                        v["Status"] = format!("{}{h}", inspect::status_text(r, now)).into();
+                    }
+                    v
+                })
+                .collect();
             emit(&serde_json::to_string_pretty(&v)?);
         }
         "table" => {
@@ -216,7 +226,11 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
                         r.image.clone(),
                         inspect::command_text(r),
                         format!("{} ago", inspect::ago(now - r.created)),
-                        inspect::status_text(r, now),
+                        format!(
+                            "{}{}",
+                            inspect::status_text(r, now),
+                            berth_engine::health::ps_suffix(&engine, r)
+                        ),
                         r.name.clone(),
                     ]
                 })
@@ -279,7 +293,8 @@ pub fn logs(root: &Path, e: &EngineArgs, a: &LogsArgs) -> Result<i32> {
 pub fn stop(root: &Path, e: &EngineArgs, a: &StopArgs) -> Result<i32> {
     let engine = e.engine(root)?;
     for c in &a.containers {
-        ops::stop(&engine, c, Duration::from_secs(a.time))?;
+        let t = berth_engine::flags::stop_timeout(&engine, c, a.time);
+        ops::stop(&engine, c, t)?;
         println!("{c}");
     }
     Ok(0)

@@ -266,3 +266,60 @@ pub fn logout(root: &Path, a: &LogoutArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `--platform`: refuses an image of another platform than the one asked
+/// for (instead of running, say, amd64 content for an arm64 request), and
+/// one the host cannot run (no binfmt_misc handler for its architecture).
+pub fn check_platform(root: &Path, image: &str, platform: Option<&str>) -> anyhow::Result<()> {
+    let Some(p) = platform else {
+        return Ok(());
+    };
+    let want = Platform::parse(p)?;
+    let img = berth_image::image::resolve_name(&open(root)?, image)?;
+    let got = Platform {
+        os: img.config.os.clone(),
+        architecture: img.config.architecture.clone(),
+        variant: img.config.variant.clone(),
+    };
+    let show = |p: &Platform| match &p.variant {
+        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
+    };
+    if !got.architecture.is_empty() && !want.matches(&got) {
+        bail!(
+            "image {image} is for {}, not the requested --platform {}: pull that platform \
+             with `berth pull --platform {p} {image}` (or --pull always)",
+            show(&got),
+            show(&want)
+        );
+    }
+    let host = Platform::host();
+    if !host.matches(&want) && !emulated(&want.architecture) {
+        bail!(
+            "--platform {}: this {} host cannot run it (no binfmt_misc emulator for {} is registered)",
+            show(&want),
+            show(&host),
+            want.architecture
+        );
+    }
+    Ok(())
+}
+
+/// Whether binfmt_misc has an enabled handler for a foreign architecture
+/// (e.g. qemu-aarch64 for arm64).
+fn emulated(arch: &str) -> bool {
+    let names: &[&str] = match arch {
+        "arm64" => &["qemu-aarch64"],
+        "amd64" => &["qemu-x86_64"],
+        "arm" => &["qemu-arm"],
+        "386" => &["qemu-i386"],
+        "ppc64le" => &["qemu-ppc64le"],
+        "s390x" => &["qemu-s390x"],
+        "riscv64" => &["qemu-riscv64"],
+        _ => &[],
+    };
+    names.iter().any(|n| {
+        std::fs::read_to_string(format!("/proc/sys/fs/binfmt_misc/{n}"))
+            .is_ok_and(|t| t.starts_with("enabled"))
+    })
+}
