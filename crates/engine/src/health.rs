@@ -436,6 +436,10 @@ fn exec_check(engine: &Engine, id: &str, hc: &HealthConfig) -> Result<(i32, Stri
     p.set_terminal(Some(false));
     let pc = berth_runtime::config::process_config(&p)
         .map_err(|e| rt(id, "healthcheck")(berth_runtime::Error::Config(e)))?;
+    berth_runtime::foreground::block_signals().map_err(|source| EngineError::Wait {
+        id: id.into(),
+        source,
+    })?;
     let mut out = tempfile_in(engine, id)?;
     let saved_out = rustix::io::fcntl_dupfd_cloexec(std::io::stdout(), 3).ok();
     let saved_err = rustix::io::fcntl_dupfd_cloexec(std::io::stderr(), 3).ok();
@@ -491,23 +495,30 @@ fn tempfile_in(engine: &Engine, id: &str) -> Result<std::fs::File> {
     Ok(f)
 }
 
-/// The exit status of our child `pid` (128+N by signal), or -1 after
-/// killing it at the timeout.
+/// The exit status of `pid` (128+N by signal), or -1 after killing it at
+/// the timeout. We are a child subreaper: the runtime's intermediate
+/// processes exit and `pid` becomes our child; every child is reaped.
 fn wait_with_timeout(pid: i32, timeout: Duration) -> i32 {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     let p = nix::unistd::Pid::from_raw(pid);
     let end = Instant::now() + timeout;
+    let mut killed = false;
     loop {
-        match waitpid(p, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, c)) => return c,
-            Ok(WaitStatus::Signaled(_, s, _)) => return 128 + s as i32,
-            Ok(_) => {}
-            Err(_) => return -1,
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(q, c)) if q == p => return if killed { -1 } else { c },
+                Ok(WaitStatus::Signaled(q, s, _)) if q == p => {
+                    return if killed { -1 } else { 128 + s as i32 }
+                }
+                Ok(WaitStatus::StillAlive) => break,
+                Err(nix::Error::EINTR) => {}
+                Err(_) => return -1,
+                Ok(_) => {}
+            }
         }
-        if Instant::now() >= end {
+        if !killed && Instant::now() >= end {
             let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
-            let _ = waitpid(p, None);
-            return -1;
+            killed = true;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
