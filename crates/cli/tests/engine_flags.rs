@@ -893,3 +893,125 @@ fn quiet_container(env: &EngineEnv, img: &str) -> String {
     ]);
     name
 }
+
+/// A copy of `base` whose image config has a Docker `Healthcheck`
+/// (`berth save`, the config edited and renamed to its new digest, `berth
+/// load`); returns its name.
+fn image_with_healthcheck(env: &EngineEnv, base: &str, check: serde_json::Value) -> String {
+    let d = env.dir.path().join("hcimg");
+    std::fs::create_dir_all(&d).expect("mkdir");
+    let saved = d.join("saved.tar");
+    env.ok(&["save", "-o", saved.to_str().expect("utf-8"), base]);
+    let x = d.join("x");
+    std::fs::create_dir_all(&x).expect("mkdir");
+    let st = Command::new("tar")
+        .arg("-xf")
+        .arg(&saved)
+        .arg("-C")
+        .arg(&x)
+        .status()
+        .expect("tar");
+    assert!(st.success());
+    let mpath = x.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&mpath).expect("manifest")).expect("json");
+    let old = manifest[0]["Config"].as_str().expect("Config").to_string();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(x.join(&old)).expect("config"))
+            .expect("json");
+    cfg["config"]["Healthcheck"] = check;
+    let text = serde_json::to_vec(&cfg).expect("serialize");
+    std::fs::write(d.join("cfg"), &text).expect("write");
+    let sum = Command::new("sha256sum")
+        .arg(d.join("cfg"))
+        .output()
+        .expect("sha256sum");
+    let hex = String::from_utf8_lossy(&sum.stdout)
+        .split_whitespace()
+        .next()
+        .expect("digest")
+        .to_string();
+    std::fs::remove_file(x.join(&old)).expect("rm old config");
+    let new = format!("{hex}.json");
+    std::fs::write(x.join(&new), &text).expect("write config");
+    let name = "localhost/hc:1";
+    manifest[0]["Config"] = new.into();
+    manifest[0]["RepoTags"] = serde_json::json!([name]);
+    std::fs::write(&mpath, serde_json::to_vec(&manifest).expect("json")).expect("manifest");
+    let out = d.join("hc.tar");
+    let st = Command::new("tar")
+        .arg("-cf")
+        .arg(&out)
+        .arg("-C")
+        .arg(&x)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(st.success());
+    env.ok(&["load", "-i", out.to_str().expect("utf-8")]);
+    name.to_string()
+}
+
+#[test]
+fn the_image_healthcheck_applies_unless_disabled() {
+    require_root!();
+    let env = EngineEnv::new();
+    let base = env.busybox_image();
+    let img = image_with_healthcheck(
+        &env,
+        &base,
+        serde_json::json!({"Test": ["CMD-SHELL", "exit 3"], "Interval": 1_000_000_000u64, "Retries": 1}),
+    );
+    let name = unique("imghc");
+    env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        &img,
+        "sleep",
+        "60",
+    ]);
+    let v = env.wait_inspect(&name, "unhealthy from the image's check", |v| {
+        v["State"]["Health"]["Status"] == "unhealthy"
+    });
+    assert_eq!(v["State"]["Health"]["Log"][0]["ExitCode"], 3);
+    // --health-cmd replaces the image's test, keeping its other values.
+    let ok_name = unique("imghc-ok");
+    env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &ok_name,
+        "--health-cmd",
+        "true",
+        &img,
+        "sleep",
+        "60",
+    ]);
+    env.wait_inspect(&ok_name, "healthy", |v| {
+        v["State"]["Health"]["Status"] == "healthy"
+    });
+    let off = unique("imghc-off");
+    env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &off,
+        "--no-healthcheck",
+        &img,
+        "sleep",
+        "60",
+    ]);
+    assert!(env.inspect(&off)["State"]["Health"].is_null());
+    assert!(!env
+        .ok(&["ps"])
+        .lines()
+        .any(|l| l.contains(&off) && l.contains("health")));
+}
