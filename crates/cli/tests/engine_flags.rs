@@ -1015,3 +1015,76 @@ fn the_image_healthcheck_applies_unless_disabled() {
         .lines()
         .any(|l| l.contains(&off) && l.contains("health")));
 }
+
+/// `healthcheck run` as podman: each run's own result decides the exit
+/// code and prints `unhealthy` on failure, retries or not.
+#[test]
+fn healthcheck_run_matches_podman() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    let flags = [
+        "--health-cmd",
+        "test -f /tmp/ok",
+        "--health-interval",
+        "disable",
+        "--health-retries",
+        "2",
+    ];
+    // (exit code, stdout) of: run, run, touch, run.
+    let sequence = |run: &dyn Fn(&[&str]) -> std::process::Output, name: &str| {
+        let mut seen = Vec::new();
+        let mut args = vec!["-d", "--name", name];
+        args.extend(flags);
+        args.extend([img.as_str(), "sleep", "60"]);
+        assert!(run(&args).status.success());
+        for step in 0..3 {
+            if step == 2 {
+                assert!(run(&["exec", name, "touch", "/tmp/ok"]).status.success());
+            }
+            let o = run(&["healthcheck", "run", name]);
+            seen.push((o.status.code(), stdout(&o)));
+        }
+        seen
+    };
+    let name = unique("hcp");
+    let ours = sequence(
+        &|a: &[&str]| {
+            if a[0] == "-d" {
+                let mut v = vec!["run", "--network", "none"];
+                v.extend(a);
+                env.berth(&v)
+            } else {
+                env.berth(a)
+            }
+        },
+        &name,
+    );
+    assert_eq!(
+        ours,
+        vec![
+            (Some(1), "unhealthy\n".to_string()),
+            (Some(1), "unhealthy\n".to_string()),
+            (Some(0), String::new()),
+        ]
+    );
+    let Some(p) = Podman::new(&env) else { return };
+    let theirs = sequence(
+        &|a: &[&str]| {
+            if a[0] == "-d" {
+                p.run(a)
+            } else {
+                let o = p.cmd().args(a).output().expect("podman");
+                eprintln!(
+                    "podman {a:?} -> {}\nstdout: {}\nstderr: {}",
+                    o.status,
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                o
+            }
+        },
+        &name,
+    );
+    assert_eq!(ours, theirs);
+}

@@ -43,6 +43,7 @@ pub struct HealthFlags {
 pub struct HealthConfig {
     /// `["CMD", args...]` or `["CMD-SHELL", command]`.
     pub test: Vec<String>,
+    /// 0: the monitor does not schedule checks (`--health-interval disable`).
     pub interval: u64,
     pub timeout: u64,
     pub retries: u32,
@@ -168,6 +169,8 @@ pub fn resolve(
             "the healthcheck test must be CMD or CMD-SHELL with a command",
         ));
     }
+    // podman's `--health-interval disable`: only `healthcheck run` checks.
+    let disabled_interval = f.interval.as_deref() == Some("disable");
     let dur = |flag: &'static str,
                v: &Option<String>,
                key: &str,
@@ -186,12 +189,16 @@ pub fn resolve(
     };
     Ok(Some(HealthConfig {
         test,
-        interval: dur(
-            "--health-interval",
-            &f.interval,
-            "Interval",
-            DEFAULT_INTERVAL,
-        )?,
+        interval: if disabled_interval {
+            0
+        } else {
+            dur(
+                "--health-interval",
+                &f.interval,
+                "Interval",
+                DEFAULT_INTERVAL,
+            )?
+        },
         timeout: dur("--health-timeout", &f.timeout, "Timeout", DEFAULT_TIMEOUT)?,
         retries: f
             .retries

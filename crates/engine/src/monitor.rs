@@ -180,6 +180,7 @@ fn supervise(
     let health_interval = cfg
         .health
         .as_ref()
+        .filter(|h| h.interval > 0)
         .map(|h| Duration::from_nanos(h.interval));
     let (driver, limits) = crate::flags::log_config(&cfg.options.extra)?;
     if driver == crate::flags::LogDriver::Passthrough {

@@ -32,8 +32,8 @@ pub fn healthcheck(root: &Path, e: &EngineArgs, c: &HealthcheckCommand) -> Resul
             berth_runtime::selfexe::ensure_sealed()?;
             let engine = e.engine(root)?;
             let st = berth_engine::health::run_check(&engine, &a.container)?;
-            // podman: the last check's result decides (a failure in the
-            // start period is not healthy either).
+            // podman 4.3: this check's result decides (a failure prints
+            // `unhealthy` even before `--health-retries` in a row).
             let passed = st.log.last().is_some_and(|r| r.exit_code == 0);
             if !a.from_monitor && !passed {
                 println!("unhealthy");

@@ -87,7 +87,7 @@ pub struct FlagArgs {
     /// Healthcheck command (a shell command, or a JSON array; none disables).
     #[arg(long)]
     pub health_cmd: Option<String>,
-    /// Time between healthchecks (default 30s).
+    /// Time between healthchecks (default 30s; disable: only `healthcheck run`).
     #[arg(long)]
     pub health_interval: Option<String>,
     /// Time a healthcheck may run (default 30s).
