@@ -429,6 +429,12 @@ fn ipc_pid_uts_namespaces() {
         host_name.trim()
     );
     assert_eq!(out.trim(), want, "the host's namespaces");
+    if let Some(p) = Podman::new(&env) {
+        let theirs = ok(&p.run(&[
+            "--ipc", "host", "--pid", "host", "--uts", "host", &img, "sh", "-c", probe,
+        ]));
+        assert_eq!(out, theirs, "podman sees the same namespaces");
+    }
     let own = ok(&berth_run(
         &env,
         &["--ipc", "shareable", &img, "sh", "-c", probe],
@@ -653,6 +659,8 @@ fn relative_binds_cidfile_and_attach() {
     let o = berth_run(&env, &["-a", "STDERR", &img, "sh", "-c", script]);
     assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("", "to-err\n"));
     let o = env.berth(&["run", "-d", "-a", "stdout", &img, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    let o = env.berth(&["create", "-a", "stdout", &img, "true"]);
     assert_eq!(o.status.code(), Some(125));
     if let Some(p) = Podman::new(&env) {
         let t = p.run(&["-a", "stdout", &img, "sh", "-c", script]);
@@ -898,7 +906,18 @@ fn quiet_container(env: &EngineEnv, img: &str) -> String {
 /// (`berth save`, the config edited and renamed to its new digest, `berth
 /// load`); returns its name.
 fn image_with_healthcheck(env: &EngineEnv, base: &str, check: serde_json::Value) -> String {
-    let d = env.dir.path().join("hcimg");
+    image_with_config(env, base, "localhost/hc:1", "Healthcheck", check)
+}
+
+/// A copy of `base` named `name` whose image config has `key` set.
+fn image_with_config(
+    env: &EngineEnv,
+    base: &str,
+    name: &str,
+    key: &str,
+    value: serde_json::Value,
+) -> String {
+    let d = env.dir.path().join(unique("cfgimg"));
     std::fs::create_dir_all(&d).expect("mkdir");
     let saved = d.join("saved.tar");
     env.ok(&["save", "-o", saved.to_str().expect("utf-8"), base]);
@@ -919,7 +938,7 @@ fn image_with_healthcheck(env: &EngineEnv, base: &str, check: serde_json::Value)
     let mut cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(x.join(&old)).expect("config"))
             .expect("json");
-    cfg["config"]["Healthcheck"] = check;
+    cfg["config"][key] = value;
     let text = serde_json::to_vec(&cfg).expect("serialize");
     std::fs::write(d.join("cfg"), &text).expect("write");
     let sum = Command::new("sha256sum")
@@ -934,7 +953,6 @@ fn image_with_healthcheck(env: &EngineEnv, base: &str, check: serde_json::Value)
     std::fs::remove_file(x.join(&old)).expect("rm old config");
     let new = format!("{hex}.json");
     std::fs::write(x.join(&new), &text).expect("write config");
-    let name = "localhost/hc:1";
     manifest[0]["Config"] = new.into();
     manifest[0]["RepoTags"] = serde_json::json!([name]);
     std::fs::write(&mpath, serde_json::to_vec(&manifest).expect("json")).expect("manifest");
@@ -1087,4 +1105,37 @@ fn healthcheck_run_matches_podman() {
         &name,
     );
     assert_eq!(ours, theirs);
+}
+
+#[test]
+fn publish_all_takes_the_images_exposed_ports() {
+    require_root!();
+    let env = EngineEnv::new();
+    let base = env.busybox_image();
+    let img = image_with_config(
+        &env,
+        &base,
+        "localhost/exposed:1",
+        "ExposedPorts",
+        serde_json::json!({"8081/tcp": {}, "5353/udp": {}}),
+    );
+    let name = unique("pimg");
+    env.ok(&["create", "--name", &name, "-P", &img, "true"]);
+    let ports = env.ok(&["port", &name]);
+    for key in ["8081/tcp", "5353/udp"] {
+        let line = ports
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("{key} in {ports}"));
+        let port: u16 = line
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim().parse().ok())
+            .expect("host port");
+        assert!(port > 0, "{line}");
+    }
+    // Without -P the image's ports stay unpublished.
+    let plain = unique("pimg-plain");
+    env.ok(&["create", "--name", &plain, &img, "true"]);
+    assert_eq!(env.ok(&["port", &plain]), "");
 }

@@ -339,6 +339,11 @@ pub fn create(root: &Path, e: &EngineArgs, a: &RunArgs) -> Result<i32> {
     if a.detach {
         anyhow::bail!("create has no --detach (containers are started with `berth start`)");
     }
+    if !a.flags.attach.is_empty() {
+        anyhow::bail!(
+            "-a/--attach goes with `berth run`; attach a created container with `berth start -a`"
+        );
+    }
     super::registry::ensure_image(root, &a.image, &a.pull, a.platform.as_deref(), &a.registry)?;
     super::registry::check_platform(root, &a.image, a.platform.as_deref())?;
     let row = a.create_container(&engine)?;
