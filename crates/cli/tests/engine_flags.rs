@@ -329,6 +329,17 @@ fn cgroup_resource_flags_reach_the_cgroup() {
     assert_eq!(cgroup_file(&env, &id, "cpuset", "cpuset.mems"), "0");
     assert_eq!(cgroup_file(&env, &id, "cpu", "cpu.cfs_period_us"), "50000");
     assert_eq!(cgroup_file(&env, &id, "cpu", "cpu.cfs_quota_us"), "25000");
+    let hc = &env.inspect(&name)["HostConfig"];
+    assert_eq!(
+        (
+            &hc["CpusetCpus"],
+            &hc["CpuPeriod"],
+            &hc["MemoryReservation"]
+        ),
+        (&"0".into(), &50000.into(), &(32 << 20).into()),
+        "{hc}"
+    );
+    assert_eq!(hc["OomKillDisable"], true);
 
     // Bad values: a clear error, nothing left behind.
     let before = env.ok(&["ps", "-aq"]);
@@ -387,6 +398,7 @@ fn stop_signal_and_stop_timeout() {
         env.ok(&["logs", &name]).contains("up").then_some(())
     });
     assert_eq!(env.inspect(&name)["Config"]["StopSignal"], "SIGUSR1");
+    assert_eq!(env.inspect(&name)["Config"]["StopTimeout"], 2);
     let t = Instant::now();
     env.ok(&["stop", &name]);
     let took = t.elapsed();
@@ -539,7 +551,12 @@ fn devices_and_device_cgroup_rules() {
         "sleep",
         "60",
     ]);
-    let id = env.inspect(&name)["Id"].as_str().expect("id").to_string();
+    let v = env.inspect(&name);
+    let id = v["Id"].as_str().expect("id").to_string();
+    assert_eq!(
+        v["HostConfig"]["Devices"][0],
+        serde_json::json!({"PathOnHost": "/dev/null", "PathInContainer": "/dev/mynull", "CgroupPermissions": "r"})
+    );
     let list = cgroup_file(&env, &id, "devices", "devices.list");
     assert!(list.contains("c 42:* rwm"), "{list}");
     assert!(list.contains("c 1:3 r"), "{list}");
@@ -824,6 +841,15 @@ fn healthchecks_run_from_the_monitor() {
     ]);
     let ps = env.ok(&["ps"]);
     assert!(ps.contains("(health: starting)"), "{ps}");
+    let c = &env.inspect(&name)["Config"]["Healthcheck"];
+    assert_eq!(
+        c["Test"],
+        serde_json::json!(["CMD-SHELL", "test -f /tmp/ok && echo fine"])
+    );
+    assert_eq!(
+        (&c["Interval"], &c["Retries"]),
+        (&1_000_000_000u64.into(), &2.into())
+    );
     // Nobody runs the check by hand: the monitor does, every second.
     let v = env.wait_inspect(&name, "unhealthy", |v| {
         v["State"]["Health"]["Status"] == "unhealthy"

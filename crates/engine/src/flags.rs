@@ -849,6 +849,114 @@ pub fn stop_timeout(
     std::time::Duration::from_secs(secs)
 }
 
+/// Docker's inspect fields of these flags: `HostConfig` (Ulimits,
+/// Devices, ShmSize, Sysctls, GroupAdd, IpcMode, PidMode, UTSMode,
+/// PublishAllPorts, the cgroup values, LogConfig) and `Config`
+/// (StopTimeout, Healthcheck, ExposedPorts).
+pub fn add_to_inspect(doc: &mut Value, cfg: &crate::create::ContainerConfig) {
+    let x = &cfg.options.extra;
+    let spec = &cfg.generated.spec;
+    let res = &spec["linux"]["resources"];
+    let ulimits: Vec<Value> = x
+        .ulimits
+        .iter()
+        .filter_map(|u| parse_ulimit(u).ok())
+        .map(|r| {
+            let name = r["type"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_start_matches("RLIMIT_")
+                .to_ascii_lowercase();
+            let n = |v: &Value| match v.as_u64() {
+                Some(u64::MAX) => json!(-1),
+                _ => v.clone(),
+            };
+            json!({"Name": name, "Soft": n(&r["soft"]), "Hard": n(&r["hard"])})
+        })
+        .collect();
+    let devices: Vec<Value> = x
+        .devices
+        .iter()
+        .map(|d| {
+            let parts: Vec<&str> = d.split(':').collect();
+            let (src, dst, perms) = match parts.as_slice() {
+                [a] => (*a, *a, "rwm"),
+                [a, b] if b.starts_with('/') => (*a, *b, "rwm"),
+                [a, b] => (*a, *a, *b),
+                [a, b, c, ..] => (*a, *b, *c),
+                [] => ("", "", ""),
+            };
+            json!({"PathOnHost": src, "PathInContainer": dst, "CgroupPermissions": perms})
+        })
+        .collect();
+    let shm = spec["mounts"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["destination"] == "/dev/shm"))
+        .and_then(|m| m["options"].as_array())
+        .and_then(|o| {
+            o.iter()
+                .filter_map(Value::as_str)
+                .find_map(|o| o.strip_prefix("size="))
+                .and_then(|v| opts::parse_size("--shm-size", v).ok())
+        });
+    let sysctls: serde_json::Map<String, Value> = x
+        .sysctls
+        .iter()
+        .filter_map(|s| s.split_once('='))
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    let mode = |v: &Option<String>, default: &str| v.clone().unwrap_or_else(|| default.into());
+    let (driver, _) = log_config(x).unwrap_or((
+        LogDriver::File,
+        crate::logs::LogLimits {
+            max_size: 0,
+            max_file: 1,
+            off: false,
+        },
+    ));
+    let mut log_opts = serde_json::Map::new();
+    for o in &x.log_opts {
+        if let Some((k, v)) = o.split_once('=') {
+            log_opts.insert(k.into(), json!(v));
+        }
+    }
+    let host = &mut doc["HostConfig"];
+    host["Ulimits"] = json!(ulimits);
+    host["Devices"] = json!(devices);
+    host["DeviceCgroupRules"] = json!(x.device_cgroup_rules);
+    host["ShmSize"] = json!(shm);
+    host["Sysctls"] = Value::Object(sysctls);
+    host["GroupAdd"] = json!(x.group_add);
+    host["IpcMode"] = json!(mode(&x.ipc, "private"));
+    host["PidMode"] = json!(mode(&x.pid, ""));
+    host["UTSMode"] = json!(mode(&x.uts, ""));
+    host["PublishAllPorts"] = json!(x.publish_all);
+    host["MemorySwap"] = res["memory"]["swap"].clone();
+    host["MemoryReservation"] = res["memory"]["reservation"].clone();
+    host["OomKillDisable"] = json!(x.oom_kill_disable);
+    host["OomScoreAdj"] = json!(x.oom_score_adj.unwrap_or(0));
+    host["CpusetCpus"] = json!(x.cpuset_cpus.clone().unwrap_or_default());
+    host["CpusetMems"] = json!(x.cpuset_mems.clone().unwrap_or_default());
+    host["CpuPeriod"] = json!(res["cpu"]["period"].as_u64().unwrap_or(0));
+    host["CpuQuota"] = json!(res["cpu"]["quota"].as_i64().unwrap_or(0));
+    host["BlkioWeight"] = json!(x.blkio_weight.unwrap_or(0));
+    host["LogConfig"] = json!({
+        "Type": match driver {
+            LogDriver::File => x.log_driver.clone().unwrap_or_else(|| "k8s-file".into()),
+            LogDriver::None => "none".into(),
+            LogDriver::Passthrough => "passthrough".into(),
+        },
+        "Config": log_opts,
+    });
+    let c = &mut doc["Config"];
+    c["StopTimeout"] = json!(x.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT));
+    c["Healthcheck"] = cfg
+        .health
+        .as_ref()
+        .and_then(|h| serde_json::to_value(h).ok())
+        .unwrap_or(Value::Null);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,7 +57,7 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
     let command: Vec<String> = g
         .map(|g| g.entrypoint.iter().chain(g.cmd.iter()).cloned().collect())
         .unwrap_or_default();
-    json!({
+    let mut doc = json!({
         "Id": row.id,
         "Name": row.name,
         "Created": crate::rfc3339_ms(row.created),
@@ -111,7 +111,11 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
         "Rootfs": engine.rootfs(&row.id),
         "LogPath": engine.log_path(&row.id),
         "BundlePath": engine.bundle(&row.id),
-    })
+    });
+    if let Some(c) = &cfg {
+        crate::flags::add_to_inspect(&mut doc, c);
+    }
+    doc
 }
 
 /// Docker's `{"Name", "MaximumRetryCount"}` of a recorded `--restart`.
