@@ -363,6 +363,12 @@ fn cgroup_resource_flags_reach_the_cgroup() {
         );
     }
     assert_eq!(env.ok(&["ps", "-aq"]), before, "failed runs leave nothing");
+    // -1: unlimited swap (a negative number is a value, not a flag).
+    let o = berth_run(
+        &env,
+        &["--memory", "64m", "--memory-swap", "-1", &img, "true"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
     // blkio weight: applied where the host has CFQ/BFQ, else refused by name.
     let o = berth_run(&env, &["--blkio-weight", "300", &img, "true"]);
     if !o.status.success() {

@@ -52,7 +52,7 @@ pub struct FlagArgs {
     #[arg(long)]
     pub expose: Vec<String>,
     /// Memory plus swap limit (-1: unlimited swap); needs --memory.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub memory_swap: Option<String>,
     /// Memory soft limit.
     #[arg(long)]
