@@ -819,6 +819,26 @@ fn log_driver_and_rotation() {
     assert!(!Path::new(&format!("{}.2", path.display())).exists());
     let logs = env.ok(&["logs", &rot]);
     assert!(logs.ends_with("line-199\n"), "{logs}");
+    // `logs -f` follows the log into the files that replace it.
+    let slow = unique("logfollow");
+    env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &slow,
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=3",
+        &img,
+        "sh",
+        "-c",
+        "sleep 1; i=0; while [ $i -lt 60 ]; do echo follow-$i; i=$((i+1)); sleep 0.02; done",
+    ]);
+    let followed = env.ok(&["logs", "-f", &slow]);
+    assert!(followed.ends_with("follow-59\n"), "{followed}");
     assert!(!logs.contains("line-0\n"), "the oldest lines are gone");
 }
 

@@ -267,6 +267,8 @@ pub fn show(
         .seek(SeekFrom::Start(whole as u64))
         .map_err(io("read log", path))?;
     let mut line = String::new();
+    let inode = |f: &File| std::os::unix::fs::MetadataExt::ino(&f.metadata().ok()?).into();
+    let mut current: Option<u64> = inode(reader.get_ref());
     loop {
         let alive = running();
         loop {
@@ -286,6 +288,24 @@ pub fn show(
                 if o.since.as_deref().is_none_or(|s| e.t.as_str() >= s) {
                     print(&e, o, out, err)?;
                 }
+            }
+        }
+        // `--log-opt max-size`: the file was rotated away; the rest of
+        // the log is in a new one.
+        let now = std::fs::metadata(path)
+            .ok()
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        // max-file=1 empties the file in place: start over at its top.
+        let len = reader.get_ref().metadata().map(|m| m.len()).unwrap_or(0);
+        if reader.stream_position().is_ok_and(|p| p > len) {
+            reader.rewind().map_err(io("read log", path))?;
+            continue;
+        }
+        if now.is_some() && now != current {
+            if let Ok(f) = File::open(path) {
+                current = inode(&f);
+                reader = BufReader::new(f);
+                continue;
             }
         }
         if !alive {
