@@ -283,6 +283,23 @@ fn cgroup_resource_flags_reach_the_cgroup() {
     let env = EngineEnv::new();
     let img = env.busybox_image();
     let name = unique("res");
+    let flags = [
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--memory-reservation",
+        "32m",
+        "--oom-kill-disable",
+        "--cpuset-cpus",
+        "0",
+        "--cpuset-mems",
+        "0",
+        "--cpu-period",
+        "50000",
+        "--cpu-quota",
+        "25000",
+    ];
     env.ok(&[
         "run",
         "-d",
@@ -340,6 +357,48 @@ fn cgroup_resource_flags_reach_the_cgroup() {
         "{hc}"
     );
     assert_eq!(hc["OomKillDisable"], true);
+    // podman (runc) writes the same values.
+    let files = [
+        ("memory", "memory.limit_in_bytes"),
+        ("memory", "memory.memsw.limit_in_bytes"),
+        ("memory", "memory.soft_limit_in_bytes"),
+        ("memory", "memory.oom_control"),
+        ("cpuset", "cpuset.cpus"),
+        ("cpuset", "cpuset.mems"),
+        ("cpu", "cpu.cfs_period_us"),
+        ("cpu", "cpu.cfs_quota_us"),
+    ];
+    if let Some(p) = Podman::new(&env) {
+        let mut args = vec!["-d"];
+        args.extend(flags);
+        args.extend([img.as_str(), "sleep", "60"]);
+        let pid = ok(&p.run(&args)).trim().to_string();
+        for (ctl, file) in files {
+            let theirs = std::fs::read_to_string(
+                Path::new("/sys/fs/cgroup")
+                    .join(ctl)
+                    .join(p.cgroup_parent.trim_start_matches('/'))
+                    .join(format!("libpod-{pid}"))
+                    .join(file),
+            )
+            .map(|t| t.trim().to_string())
+            .unwrap_or_default();
+            let ours = if Path::new("/sys/fs/cgroup").join(ctl).join(file).exists() {
+                cgroup_file(&env, &id, ctl, file)
+            } else {
+                String::new()
+            };
+            // oom_control also reports live counters; compare the setting.
+            let setting = |t: &str| {
+                t.lines()
+                    .filter(|l| !l.starts_with("under_oom") && !l.starts_with("oom_kill "))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            assert_eq!(setting(&ours), setting(&theirs), "{ctl}/{file}");
+        }
+        let _ = p.cmd().args(["rm", "-f", "-t", "0", &pid]).output();
+    }
 
     // Bad values: a clear error, nothing left behind.
     let before = env.ok(&["ps", "-aq"]);
