@@ -840,7 +840,14 @@ fn log_driver_and_rotation() {
         "unseen",
     ]);
     env.wait_inspect(&quiet, "exit", |v| v["State"]["Status"] == "exited");
-    assert_eq!(env.ok(&["logs", &quiet]), "");
+    let o = env.berth(&["logs", &quiet]);
+    assert_eq!(
+        o.status.code(),
+        Some(125),
+        "no logs to read (Docker, podman)"
+    );
+    assert!(stderr(&o).contains("--log-driver none"), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("unseen"));
     let o = env.berth(&["run", "-d", "--log-driver", "passthrough", &img, "true"]);
     assert_eq!(o.status.code(), Some(125));
     let o = berth_run(

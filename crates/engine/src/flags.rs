@@ -756,6 +756,29 @@ pub fn log_config(x: &ExtraOptions) -> Result<(LogDriver, crate::logs::LogLimits
     Ok((driver, limits))
 }
 
+/// `logs` of a container whose driver keeps none is an error (Docker's
+/// and podman's), not an empty answer.
+pub fn check_logs_readable(row: &crate::ContainerRow) -> crate::Result<()> {
+    let Ok(cfg) = crate::create::ContainerConfig::of(row) else {
+        return Ok(());
+    };
+    match log_config(&cfg.options.extra) {
+        Ok((LogDriver::File, _)) | Err(_) => Ok(()),
+        Ok((driver, _)) => Err(crate::EngineError::WrongState {
+            name: row.name.clone(),
+            status: row.status.to_string(),
+            what: format!(
+                "it uses --log-driver {}: there are no logs to read",
+                if driver == LogDriver::None {
+                    "none"
+                } else {
+                    "passthrough"
+                }
+            ),
+        }),
+    }
+}
+
 /// `--expose`/the image's ExposedPorts as `-p` values publishing each on a
 /// free host port (`-P`): `80/tcp`, ranges expanded by the publisher.
 pub fn publish_all(x: &ExtraOptions, image_ports: &[String]) -> Result<Vec<String>, OptsError> {

@@ -256,6 +256,7 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
 pub fn logs(root: &Path, e: &EngineArgs, a: &LogsArgs) -> Result<i32> {
     let engine = e.engine(root)?;
     let row = lifecycle::find(&engine, &a.container)?;
+    berth_engine::flags::check_logs_readable(&row)?;
     let since = match &a.since {
         Some(s) => Some(
             berth_engine::logs::parse_since(s, berth_engine::now_ms()).ok_or_else(|| {
