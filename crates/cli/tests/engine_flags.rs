@@ -942,7 +942,18 @@ fn healthchecks_run_from_the_monitor() {
         (&c["Interval"], &c["Retries"]),
         (&1_000_000_000u64.into(), &2.into())
     );
-    // Nobody runs the check by hand: the monitor does, every second.
+    // Nobody runs the check by hand: the idle small monitor does, every
+    // second.
+    let monitor = env.inspect(&name)["State"]["ConmonPid"]
+        .as_i64()
+        .expect("State.ConmonPid");
+    wait_for("the monitor to become berth-monitor", 60, || {
+        let cmd = std::fs::read(format!("/proc/{monitor}/cmdline")).ok()?;
+        let argv0 = cmd.split(|&b| b == 0).next()?;
+        String::from_utf8_lossy(argv0)
+            .ends_with("/berth-monitor")
+            .then_some(())
+    });
     let v = env.wait_inspect(&name, "unhealthy", |v| {
         v["State"]["Health"]["Status"] == "unhealthy"
     });
