@@ -473,6 +473,57 @@ fn stop_signal_and_stop_timeout() {
     );
     assert!(env.ok(&["logs", &name]).contains("got-usr1"));
     assert_eq!(env.inspect(&name)["State"]["ExitCode"], 137);
+    // podman (runc) does the same with these flags.
+    if let Some(p) = Podman::new(&env) {
+        let pname = unique("pstop");
+        let o = p
+            .cmd()
+            .args([
+                "run",
+                "-d",
+                "--network",
+                "none",
+                "--cgroup-parent",
+                &p.cgroup_parent,
+                "--name",
+                &pname,
+                "--stop-signal",
+                "SIGUSR1",
+                "--stop-timeout",
+                "2",
+                &img,
+                "sh",
+                "-c",
+                script,
+            ])
+            .output()
+            .expect("podman run");
+        assert!(o.status.success(), "{}", stderr(&o));
+        wait_for("podman's container up", 30, || {
+            let o = p.cmd().args(["logs", &pname]).output().ok()?;
+            stdout(&o).contains("up").then_some(())
+        });
+        let t = Instant::now();
+        let o = p
+            .cmd()
+            .args(["stop", &pname])
+            .output()
+            .expect("podman stop");
+        assert!(o.status.success(), "{}", stderr(&o));
+        let took_p = t.elapsed();
+        assert!(
+            took_p >= Duration::from_millis(1800) && took_p < Duration::from_secs(8),
+            "{took_p:?}"
+        );
+        let logs = p.cmd().args(["logs", &pname]).output().expect("logs");
+        assert!(stdout(&logs).contains("got-usr1"));
+        let code = p
+            .cmd()
+            .args(["inspect", "--format", "{{.State.ExitCode}}", &pname])
+            .output()
+            .expect("inspect");
+        assert_eq!(stdout(&code).trim(), "137");
+    }
     let o = berth_run(&env, &["--stop-signal", "SIGNOPE", &img, "true"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("--stop-signal"), "{}", stderr(&o));
