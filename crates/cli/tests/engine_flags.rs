@@ -249,6 +249,25 @@ fn process_flags_match_podman() {
     let gids: Vec<&str> = groups.split_whitespace().skip(1).collect();
     assert!(gids.contains(&"65534") && gids.contains(&"0"), "{groups}");
 
+    // A sysctl outside the container's namespaces is refused, by name.
+    for (net, kv) in [
+        ("none", "vm.swappiness=1"),
+        ("host", "net.ipv4.ip_forward=1"),
+    ] {
+        let o = env.berth(&[
+            "run",
+            "--rm",
+            "--network",
+            net,
+            "--sysctl",
+            kv,
+            &img,
+            "true",
+        ]);
+        assert_eq!(o.status.code(), Some(125));
+        let key = kv.split('=').next().expect("key");
+        assert!(stderr(&o).contains(key), "{}", stderr(&o));
+    }
     // --cap-add ALL: every capability of our bounding set.
     let all = ok(&berth_run(
         &env,
