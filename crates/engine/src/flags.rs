@@ -6,7 +6,7 @@
 //! and the host devices of `--privileged`. [`apply`] edits the generated
 //! config.json (runtime-spec config.md, config-linux.md).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -168,172 +168,6 @@ pub fn parse_ulimit(s: &str) -> Result<Value, OptsError> {
     Ok(json!({"type": format!("RLIMIT_{}", name.to_ascii_uppercase()), "soft": soft, "hard": hard}))
 }
 
-/// A device node on the host: type (`c`/`b`), major, minor, mode.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostDevice {
-    pub path: PathBuf,
-    pub kind: char,
-    pub major: u64,
-    pub minor: u64,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-}
-
-/// The device at `path` (following links), or `None` for other files.
-pub fn host_device(path: &Path) -> std::io::Result<Option<HostDevice>> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let m = std::fs::metadata(path)?;
-    let kind = if m.file_type().is_char_device() {
-        'c'
-    } else if m.file_type().is_block_device() {
-        'b'
-    } else {
-        return Ok(None);
-    };
-    let rdev = m.rdev();
-    Ok(Some(HostDevice {
-        path: path.to_path_buf(),
-        kind,
-        major: rustix::fs::major(rdev) as u64,
-        minor: rustix::fs::minor(rdev) as u64,
-        mode: m.mode() & 0o7777,
-        uid: m.uid(),
-        gid: m.gid(),
-    }))
-}
-
-/// Device nodes under a host dir, recursively (Docker's `HostDevices`:
-/// pts, shm, fd, mqueue and hidden dirs skipped, `/dev/console` too).
-pub fn devices_under(dir: &Path) -> Vec<HostDevice> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    let mut entries: Vec<_> = rd.flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        let p = e.path();
-        let Ok(ft) = e.file_type() else { continue };
-        if ft.is_dir() {
-            if matches!(name.as_ref(), "pts" | "shm" | "fd" | "mqueue") || name.starts_with('.') {
-                continue;
-            }
-            out.extend(devices_under(&p));
-        } else if ft.is_symlink() || p == Path::new("/dev/console") {
-            continue;
-        } else if let Ok(Some(d)) = host_device(&p) {
-            out.push(d);
-        }
-    }
-    out
-}
-
-/// An OCI device entry at `dest` for `d` (config-linux.md "devices").
-fn device_json(d: &HostDevice, dest: &str) -> Value {
-    json!({
-        "path": dest, "type": d.kind.to_string(), "major": d.major, "minor": d.minor,
-        "fileMode": d.mode, "uid": d.uid, "gid": d.gid,
-    })
-}
-
-/// A device cgroup allow rule (config-linux.md "allowed device list").
-fn allow_json(kind: &str, major: Option<i64>, minor: Option<i64>, access: &str) -> Value {
-    let mut v = json!({"allow": true, "type": kind, "access": access});
-    if let Some(m) = major {
-        v["major"] = json!(m);
-    }
-    if let Some(m) = minor {
-        v["minor"] = json!(m);
-    }
-    v
-}
-
-fn check_access(flag: &'static str, s: &str, access: &str) -> Result<(), OptsError> {
-    if access.is_empty() || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
-        return Err(invalid(flag, s, "permissions are a mix of r, w and m"));
-    }
-    Ok(())
-}
-
-/// `--device /dev/x[:/dev/y][:rwm]`: the device nodes (a host dir gives
-/// every device under it) and their cgroup rules.
-pub fn parse_device(s: &str) -> Result<(Vec<Value>, Vec<Value>), OptsError> {
-    let parts: Vec<&str> = s.split(':').collect();
-    let (src, dst, access) = match parts.as_slice() {
-        [a] => (*a, *a, "rwm"),
-        [a, b] if b.starts_with('/') => (*a, *b, "rwm"),
-        [a, b] => (*a, *a, *b),
-        [a, b, c] => (*a, *b, *c),
-        _ => return Err(invalid("--device", s, "use HOST[:CONTAINER][:PERMISSIONS]")),
-    };
-    check_access("--device", s, access)?;
-    if !src.starts_with('/') || !dst.starts_with('/') {
-        return Err(invalid("--device", s, "device paths must be absolute"));
-    }
-    let src_path = Path::new(src);
-    let found = match host_device(src_path) {
-        Ok(Some(d)) => vec![(d, dst.to_string())],
-        Ok(None) if src_path.is_dir() => devices_under(src_path)
-            .into_iter()
-            .map(|d| {
-                let rel = d.path.strip_prefix(src_path).unwrap_or(&d.path).to_owned();
-                let dest = Path::new(dst).join(rel).display().to_string();
-                (d, dest)
-            })
-            .collect(),
-        Ok(None) => return Err(invalid("--device", s, format!("{src} is not a device"))),
-        Err(e) => return Err(invalid("--device", s, format!("cannot stat {src}: {e}"))),
-    };
-    let mut nodes = Vec::new();
-    let mut rules = Vec::new();
-    for (d, dest) in found {
-        nodes.push(device_json(&d, &dest));
-        rules.push(allow_json(
-            &d.kind.to_string(),
-            Some(d.major as i64),
-            Some(d.minor as i64),
-            access,
-        ));
-    }
-    Ok((nodes, rules))
-}
-
-/// `--device-cgroup-rule 'c 1:3 mr'` (`*` for any major or minor, type
-/// `a` for all).
-pub fn parse_device_rule(s: &str) -> Result<Value, OptsError> {
-    let f: Vec<&str> = s.split_whitespace().collect();
-    let [kind, nums, access] = f.as_slice() else {
-        return Err(invalid(
-            "--device-cgroup-rule",
-            s,
-            "use 'TYPE MAJOR:MINOR PERMS', e.g. 'c 1:3 mr'",
-        ));
-    };
-    if !matches!(*kind, "a" | "b" | "c") {
-        return Err(invalid("--device-cgroup-rule", s, "the type is a, b or c"));
-    }
-    check_access("--device-cgroup-rule", s, access)?;
-    let (ma, mi) = nums
-        .split_once(':')
-        .ok_or_else(|| invalid("--device-cgroup-rule", s, "use MAJOR:MINOR"))?;
-    let num = |v: &str| -> Result<Option<i64>, OptsError> {
-        match v {
-            "*" => Ok(None),
-            n => n.parse().map(Some).map_err(|_| {
-                invalid(
-                    "--device-cgroup-rule",
-                    s,
-                    "major and minor are numbers or *",
-                )
-            }),
-        }
-    };
-    Ok(allow_json(kind, num(ma)?, num(mi)?, access))
-}
-
 /// How a namespace flag (`--ipc`, `--pid`, `--uts`) was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NsMode {
@@ -382,118 +216,6 @@ fn ns_type(flag: &str) -> &'static str {
         "--pid" => "pid",
         _ => "uts",
     }
-}
-
-fn size(flag: &'static str, s: &str) -> Result<i64, OptsError> {
-    opts::parse_size(flag, s)
-}
-
-/// The cgroup resource flags into `linux.resources` (config-linux.md
-/// "memory", "cpu", "blockIO").
-fn resources(r: &mut Value, o: &RunOptions, x: &ExtraOptions) -> Result<(), OptsError> {
-    let obj = r.as_object_mut().expect("resources is an object");
-    let mem = obj
-        .entry("memory")
-        .or_insert_with(|| json!({}))
-        .as_object_mut()
-        .expect("memory is an object");
-    if let Some(s) = &x.memory_swap {
-        let limit = o
-            .memory
-            .as_deref()
-            .ok_or_else(|| invalid("--memory-swap", s, "needs --memory as well"))?;
-        let limit = size("--memory", limit)?;
-        let swap = if s.trim() == "-1" {
-            -1
-        } else {
-            let v = size("--memory-swap", s)?;
-            if v < limit {
-                return Err(invalid(
-                    "--memory-swap",
-                    s,
-                    "is memory plus swap: it cannot be below --memory",
-                ));
-            }
-            v
-        };
-        mem.insert("swap".into(), json!(swap));
-    }
-    if let Some(s) = &x.memory_reservation {
-        mem.insert(
-            "reservation".into(),
-            json!(size("--memory-reservation", s)?),
-        );
-    }
-    if x.oom_kill_disable {
-        mem.insert("disableOOMKiller".into(), json!(true));
-    }
-    if mem.is_empty() {
-        obj.remove("memory");
-    }
-    let cpu = obj
-        .entry("cpu")
-        .or_insert_with(|| json!({}))
-        .as_object_mut()
-        .expect("cpu is an object");
-    if x.cpu_period.is_some() || x.cpu_quota.is_some() {
-        if let Some(c) = &o.cpus {
-            return Err(invalid(
-                "--cpus",
-                c,
-                "conflicts with --cpu-period/--cpu-quota; give one or the other",
-            ));
-        }
-    }
-    if let Some(p) = x.cpu_period {
-        if !(1000..=1_000_000).contains(&p) {
-            return Err(invalid(
-                "--cpu-period",
-                &p.to_string(),
-                "must be between 1000 and 1000000 microseconds",
-            ));
-        }
-        cpu.insert("period".into(), json!(p));
-    }
-    if let Some(q) = x.cpu_quota {
-        if q != -1 && q < 1000 {
-            return Err(invalid(
-                "--cpu-quota",
-                &q.to_string(),
-                "must be at least 1000 microseconds (or -1)",
-            ));
-        }
-        cpu.insert("quota".into(), json!(q));
-    }
-    for (flag, v, key) in [
-        ("--cpuset-cpus", &x.cpuset_cpus, "cpus"),
-        ("--cpuset-mems", &x.cpuset_mems, "mems"),
-    ] {
-        if let Some(v) = v {
-            let ok = !v.is_empty()
-                && v.split(',').all(|part| {
-                    let mut it = part.splitn(2, '-');
-                    it.all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-                });
-            if !ok {
-                return Err(invalid(flag, v, "use a list such as 0-2,4"));
-            }
-            cpu.insert(key.into(), json!(v));
-        }
-    }
-    if cpu.is_empty() {
-        obj.remove("cpu");
-    }
-    if let Some(w) = x.blkio_weight {
-        if !(10..=1000).contains(&w) {
-            return Err(invalid(
-                "--blkio-weight",
-                &w.to_string(),
-                "must be between 10 and 1000",
-            ));
-        }
-        obj.insert("blockIO".into(), json!({"weight": w}));
-    }
-    Ok(())
 }
 
 /// Host facts [`apply`] needs, gathered by the caller.
@@ -570,7 +292,7 @@ pub fn apply(
     }
     let mounts = spec["mounts"].as_array_mut().expect("spec has mounts");
     if let Some(s) = &x.shm_size {
-        let bytes = size("--shm-size", s)?;
+        let bytes = opts::parse_size("--shm-size", s)?;
         for m in mounts.iter_mut().filter(|m| m["destination"] == "/dev/shm") {
             if let Some(opts) = m["options"].as_array_mut() {
                 opts.retain(|o| !o.as_str().is_some_and(|o| o.starts_with("size=")));
@@ -646,13 +368,13 @@ pub fn apply(
     let mut rules: Vec<Value> = Vec::new();
     if o.privileged {
         // Docker: a privileged container sees the host's devices.
-        for d in devices_under(Path::new("/dev")) {
+        for d in crate::devices::devices_under(Path::new("/dev")) {
             let dest = d.path.display().to_string();
-            nodes.push(device_json(&d, &dest));
+            nodes.push(crate::devices::device_json(&d, &dest));
         }
     }
     for d in &x.devices {
-        let (n, r) = parse_device(d)?;
+        let (n, r) = crate::devices::parse_device(d)?;
         for node in n {
             nodes.retain(|e| e["path"] != node["path"]);
             nodes.push(node);
@@ -660,7 +382,7 @@ pub fn apply(
         rules.extend(r);
     }
     for r in &x.device_cgroup_rules {
-        rules.push(parse_device_rule(r)?);
+        rules.push(crate::devices::parse_device_rule(r)?);
     }
     if !nodes.is_empty() {
         let linux = spec["linux"].as_object_mut().expect("linux is an object");
@@ -686,7 +408,7 @@ pub fn apply(
             .expect("devices is a list");
         list.extend(rules);
     }
-    resources(res, o, x)?;
+    crate::resources::apply(res, o, x)?;
     log_config(x)?;
     Ok(())
 }
@@ -728,7 +450,7 @@ pub fn log_config(x: &ExtraOptions) -> Result<(LogDriver, crate::logs::LogLimits
                 limits.max_size = if v == "-1" {
                     0
                 } else {
-                    size("--log-opt", v)? as u64
+                    opts::parse_size("--log-opt", v)? as u64
                 }
             }
             "max-file" => {
@@ -1006,11 +728,11 @@ mod tests {
         assert!(parse_ulimit("bogus=1").is_err());
         assert!(parse_ulimit("nofile=2:1").is_err());
         assert_eq!(
-            parse_device_rule("c 1:* rm").unwrap(),
+            crate::devices::parse_device_rule("c 1:* rm").unwrap(),
             json!({"allow": true, "type": "c", "major": 1, "access": "rm"})
         );
-        assert!(parse_device_rule("x 1:3 r").is_err());
-        assert!(parse_device_rule("c 1:3 q").is_err());
+        assert!(crate::devices::parse_device_rule("x 1:3 r").is_err());
+        assert!(crate::devices::parse_device_rule("c 1:3 q").is_err());
         assert_eq!(parse_ns("--ipc", Some("shareable")), Ok(NsMode::Private));
         assert_eq!(
             parse_ns("--pid", Some("container:a")),
