@@ -323,8 +323,6 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
         .as_array_mut()
         .expect("generated spec has mounts")
         .extend(volume_mounts);
-    // Addresses and ports are allocated now (kept until `rm`), the /etc
-    // files written; a failure below releases them.
     // `-P`: every exposed port (the image's and `--expose`) on a free
     // host port, as `-p PORT/PROTO` would.
     let mut net_o = o.clone();
@@ -339,6 +337,8 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
             .publish
             .extend(crate::flags::publish_all(&o.extra, &image_ports)?);
     }
+    // Addresses and ports are allocated now (kept until `rm`), the /etc
+    // files written; a failure below releases them.
     let prepared = crate::networks::prepare(
         engine,
         &id,
