@@ -357,3 +357,40 @@ fn healthcheck_run_matches_podman() {
     );
     assert_eq!(ours, theirs);
 }
+
+/// Failures in `--health-start-period` do not count: the container stays
+/// `starting`, its streak at 0, while the checks are logged.
+#[test]
+fn failures_in_the_start_period_do_not_count() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    let name = unique("hcstart");
+    env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        "--health-cmd",
+        "false",
+        "--health-interval",
+        "500ms",
+        "--health-retries",
+        "1",
+        "--health-start-period",
+        "1h",
+        &img,
+        "sleep",
+        "60",
+    ]);
+    let v = env.wait_inspect(&name, "three checks logged", |v| {
+        v["State"]["Health"]["Log"]
+            .as_array()
+            .is_some_and(|l| l.len() >= 3)
+    });
+    assert_eq!(v["State"]["Health"]["Status"], "starting", "{v}");
+    assert_eq!(v["State"]["Health"]["FailingStreak"], 0);
+    assert!(env.ok(&["ps"]).contains("(health: starting)"));
+}
