@@ -696,7 +696,18 @@ fn platform_mismatch_is_refused() {
     let o = berth_run(&env, &["--platform", host.0, &img, "echo", "same"]);
     assert_eq!(ok(&o), "same\n");
     let before = env.ok(&["ps", "-aq"]);
-    let o = berth_run(&env, &["--platform", host.1, &img, "echo", "other"]);
+    let o = berth_run(
+        &env,
+        &[
+            "--pull",
+            "never",
+            "--platform",
+            host.1,
+            &img,
+            "echo",
+            "other",
+        ],
+    );
     assert_eq!(o.status.code(), Some(125));
     assert!(
         stderr(&o).contains(&format!("is for {}", host.0)) && stderr(&o).contains(host.1),
@@ -737,4 +748,51 @@ fn publish_all_takes_the_images_exposed_ports() {
     let plain = unique("pimg-plain");
     env.ok(&["create", "--name", &plain, &img, "true"]);
     assert_eq!(env.ok(&["port", &plain]), "");
+}
+
+/// An image present for another platform is pulled again for the one
+/// asked (Docker's and podman's behaviour), not run as it is.
+#[test]
+fn platform_mismatch_pulls_the_right_platform() {
+    require_root!();
+    let env = EngineEnv::new();
+    let Some(reg) = Registry::start_in(&env) else {
+        eprintln!(
+            "SKIP: platform_mismatch_pulls_the_right_platform: docker-registry is not installed"
+        );
+        return;
+    };
+    let (host, other) = match std::env::consts::ARCH {
+        "x86_64" => ("amd64", "arm64"),
+        "aarch64" => ("arm64", "amd64"),
+        a => {
+            eprintln!("SKIP: no platform pair for {a}");
+            return;
+        }
+    };
+    let img = env.busybox_image();
+    let remote = format!("127.0.0.1:{}/berth/bb:1", reg.port);
+    env.ok(&["push", "-q", &img, &remote]);
+    // Locally, the same name is an image for the other architecture.
+    env.ok(&["rmi", &img]);
+    let base = env.busybox_image();
+    edit_image(&env, &base, &remote, |cfg| {
+        cfg["architecture"] = other.into();
+        cfg.as_object_mut().expect("object").remove("variant");
+    });
+    let o = env.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--platform",
+        &format!("linux/{host}"),
+        &remote,
+        "echo",
+        "right platform",
+    ]);
+    assert_eq!(ok(&o), "right platform\n");
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", &remote])).expect("json");
+    assert_eq!(v[0]["Architecture"], host, "{v}");
 }

@@ -344,8 +344,13 @@ pub fn create(root: &Path, e: &EngineArgs, a: &RunArgs) -> Result<i32> {
             "-a/--attach goes with `berth run`; attach a created container with `berth start -a`"
         );
     }
-    super::registry::ensure_image(root, &a.image, &a.pull, a.platform.as_deref(), &a.registry)?;
-    super::registry::check_platform(root, &a.image, a.platform.as_deref())?;
+    super::registry::ensure_platform_image(
+        root,
+        &a.image,
+        &a.pull,
+        a.platform.as_deref(),
+        &a.registry,
+    )?;
     let row = a.create_container(&engine)?;
     println!("{}", row.id);
     Ok(0)
@@ -370,8 +375,13 @@ pub fn run(root: &Path, e: &EngineArgs, a: &RunArgs) -> Result<i32> {
         anyhow::bail!("-a/--attach conflicts with -d/--detach");
     }
     let streams = a.flags.attached()?;
-    super::registry::ensure_image(root, &a.image, &a.pull, a.platform.as_deref(), &a.registry)?;
-    super::registry::check_platform(root, &a.image, a.platform.as_deref())?;
+    super::registry::ensure_platform_image(
+        root,
+        &a.image,
+        &a.pull,
+        a.platform.as_deref(),
+        &a.registry,
+    )?;
     let row = a.create_container(&engine)?;
     if a.detach {
         let cmd = monitor_command(root, &engine, &row.id);

@@ -208,6 +208,17 @@ pub fn image_with_config(
     key: &str,
     value: serde_json::Value,
 ) -> String {
+    edit_image(env, base, name, |cfg| cfg["config"][key] = value)
+}
+
+/// A copy of `base` named `name` with its image config (the whole
+/// document: architecture, config, ...) edited by `edit`.
+pub fn edit_image(
+    env: &EngineEnv,
+    base: &str,
+    name: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> String {
     let d = env.dir.path().join(unique("cfgimg"));
     std::fs::create_dir_all(&d).expect("mkdir");
     let saved = d.join("saved.tar");
@@ -229,7 +240,7 @@ pub fn image_with_config(
     let mut cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(x.join(&old)).expect("config"))
             .expect("json");
-    cfg["config"][key] = value;
+    edit(&mut cfg);
     let text = serde_json::to_vec(&cfg).expect("serialize");
     std::fs::write(d.join("cfg"), &text).expect("write");
     let sum = Command::new("sha256sum")
