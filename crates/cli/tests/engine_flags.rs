@@ -557,6 +557,13 @@ fn privileged_sees_the_host_devices() {
         &["--privileged", &img, "sh", "-c", &probe],
     ));
     assert_eq!(priv_.trim(), "present");
+    // podman --privileged gives the same device nodes.
+    let list = "find /dev -type c -o -type b | sort";
+    let ours = ok(&berth_run(&env, &["--privileged", &img, "sh", "-c", list]));
+    if let Some(p) = Podman::new(&env) {
+        let theirs = ok(&p.run(&["--privileged", &img, "sh", "-c", list]));
+        assert_eq!(ours, theirs);
+    }
 }
 
 #[test]
