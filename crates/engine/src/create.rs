@@ -21,6 +21,9 @@ pub struct ContainerConfig {
     pub generated: Generated,
     /// The image's snapshot dirs, topmost first.
     pub lowers: Vec<PathBuf>,
+    /// The healthcheck (flags over the image's), if any.
+    #[serde(default)]
+    pub health: Option<crate::health::HealthConfig>,
 }
 
 impl ContainerConfig {
@@ -284,13 +287,14 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
         &image_volumes,
         volumes_from(engine, &o.volumes_from)?,
     );
+    let group_text = user::read_from_layers(&img.lowers, "etc/group");
     let mut generated = generate::generate(
         &gen_opts,
         &Inputs {
             id: &id,
             image: &img.config,
             passwd: &user::read_from_layers(&img.lowers, "etc/passwd"),
-            group: &user::read_from_layers(&img.lowers, "etc/group"),
+            group: &group_text,
             env_file_lines,
             host_env: &host_env,
             rootfs: &rootfs,
@@ -300,6 +304,18 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
             init_binary: init_binary.as_deref(),
         },
     )?;
+    let host = host_name();
+    crate::flags::apply(
+        &mut generated,
+        &gen_opts,
+        &o.extra,
+        &crate::flags::Host {
+            group: &group_text,
+            host_name: &host,
+        },
+    )?;
+    let health = crate::health::resolve(&o.extra.health, img.config.healthcheck.as_ref())?;
+    crate::flags::check_expose(&o.extra)?;
     crate::binds::prepare(&crate::binds::requests(&gen_opts)?, &generated.identity)?;
     let (volume_mounts, uses, anonymous) = attach_volumes(engine, &volume_refs)?;
     let mut anon_guard = AnonGuard(engine, anonymous);
@@ -307,13 +323,27 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
         .as_array_mut()
         .expect("generated spec has mounts")
         .extend(volume_mounts);
+    // `-P`: every exposed port (the image's and `--expose`) on a free
+    // host port, as `-p PORT/PROTO` would.
+    let mut net_o = o.clone();
+    if o.extra.publish_all {
+        let image_ports: Vec<String> = img
+            .config
+            .exposed_ports
+            .iter()
+            .flat_map(|m| m.keys().cloned())
+            .collect();
+        net_o
+            .publish
+            .extend(crate::flags::publish_all(&o.extra, &image_ports)?);
+    }
     // Addresses and ports are allocated now (kept until `rm`), the /etc
     // files written; a failure below releases them.
     let prepared = crate::networks::prepare(
         engine,
         &id,
         explicit_name.as_deref().unwrap_or(""),
-        &o,
+        &net_o,
         &generated.hostname,
     )?;
     let mut net_guard = NetGuard(engine, Some(id.clone()));
@@ -340,6 +370,7 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
         options: o,
         generated,
         lowers: img.lowers.clone(),
+        health,
     };
     let mut row = ContainerRow {
         id: id.clone(),

@@ -357,10 +357,11 @@ pub fn generate(o: &RunOptions, inp: &Inputs<'_>) -> Result<Generated, GenerateE
         }
         oci = serde_json::from_value(spec).map_err(GenerateError::Spec)?;
     } else {
+        let (cap_add, cap_drop) = crate::flags::expand_caps(&o.cap_add, &o.cap_drop);
         let h = HardenOptions {
             no_new_privileges: security.no_new_privileges,
-            cap_add: parse_caps(&o.cap_add)?,
-            cap_drop: parse_caps(&o.cap_drop)?,
+            cap_add: parse_caps(&cap_add)?,
+            cap_drop: parse_caps(&cap_drop)?,
             seccomp_unconfined: security.seccomp_unconfined,
         };
         berth_seccomp::defaults::harden(&mut oci, &h);

@@ -124,6 +124,7 @@ fn restore_cloexec(fds: &[BorrowedFd<'_>]) {
 /// the container's streams, the attach socket and its clients, and a
 /// descriptor of our binary to come back. Returns only on failure; the
 /// caller then waits in this process.
+#[allow(clippy::too_many_arguments)]
 pub fn exec_small(
     engine: &Engine,
     small: &Small,
@@ -132,6 +133,8 @@ pub fn exec_small(
     streams: &Streams<'_>,
     hub: &Hub,
     restarts: u32,
+    health_interval: Option<std::time::Duration>,
+    limits: crate::logs::LogLimits,
 ) -> HandoffError {
     let fail = |source: std::io::Error| HandoffError::ExecSmall {
         id: id.into(),
@@ -166,6 +169,16 @@ pub fn exec_small(
     arg("--restarts", restarts.to_string());
     arg("--log", engine.log_path(id).display().to_string());
     arg("--exe-fd", back.as_raw_fd().to_string());
+    if limits.off {
+        arg("--log-off", "1".into());
+    }
+    if limits.max_size > 0 {
+        arg("--log-max-size", limits.max_size.to_string());
+        arg("--log-max-file", limits.max_file.to_string());
+    }
+    if let Some(i) = health_interval {
+        arg("--health-interval-ms", i.as_millis().max(1).to_string());
+    }
     let raw = |fd: Option<BorrowedFd<'_>>| fd.map(|f| f.as_raw_fd());
     for (fd, stream) in &streams.sources {
         // A pty master is both the output and the input.
@@ -224,6 +237,9 @@ struct Handed {
     console: bool,
     hub: HubFds,
     back: Vec<OsString>,
+    /// Milliseconds between healthchecks (a container with a check).
+    health_interval_ms: Option<u64>,
+    limits: crate::logs::LogLimits,
 }
 
 fn parse(args: Vec<OsString>) -> Result<Handed, HandoffError> {
@@ -254,6 +270,8 @@ fn parse(args: Vec<OsString>) -> Result<Handed, HandoffError> {
     let (mut id, mut pid, mut restarts, mut log, mut exe) = (None, None, 0u32, None, None);
     let (mut sources, mut input, mut hub) = (Vec::new(), None, HubFds::default());
     let mut console = false;
+    let mut health_interval_ms = None;
+    let mut limits = crate::logs::LogLimits::default();
     loop {
         let Some(flag) = it.next() else {
             return Err(usage(
@@ -277,6 +295,23 @@ fn parse(args: Vec<OsString>) -> Result<Handed, HandoffError> {
                 restarts = v.parse().map_err(|_| usage(format!("--restarts {v:?}")))?;
             }
             "--log" => log = Some(PathBuf::from(value)),
+            "--log-off" => limits.off = v == "1",
+            "--log-max-size" => {
+                limits.max_size = v
+                    .parse()
+                    .map_err(|_| usage(format!("--log-max-size {v:?}")))?;
+            }
+            "--log-max-file" => {
+                limits.max_file = v
+                    .parse()
+                    .map_err(|_| usage(format!("--log-max-file {v:?}")))?;
+            }
+            "--health-interval-ms" => {
+                health_interval_ms = Some(
+                    v.parse()
+                        .map_err(|_| usage(format!("--health-interval-ms {v:?}")))?,
+                );
+            }
             "--exe-fd" => exe = Some(take_fd(&v, "the full monitor's binary")?),
             "--stdout" => sources.push((take_fd(&v, "stdout")?, "stdout")),
             "--console" => {
@@ -313,6 +348,8 @@ fn parse(args: Vec<OsString>) -> Result<Handed, HandoffError> {
         console,
         hub,
         back,
+        health_interval_ms,
+        limits,
     })
 }
 
@@ -333,7 +370,7 @@ fn small(args: Vec<OsString>) -> Result<std::convert::Infallible, HandoffError> 
     let h = parse(args)?;
     let id = h.id.as_str();
     let to_io = |e: crate::EngineError| std::io::Error::other(e.to_string());
-    let mut log = LogWriter::open(&h.log).map_err(|e| HandoffError::ExecBack {
+    let mut log = LogWriter::open_with(&h.log, h.limits).map_err(|e| HandoffError::ExecBack {
         id: id.into(),
         source: to_io(e),
     })?;
@@ -351,11 +388,18 @@ fn small(args: Vec<OsString>) -> Result<std::convert::Infallible, HandoffError> 
             None
         },
     };
-    let code =
-        pump(id, h.pid, &streams, &mut log, &mut hub).map_err(|e| HandoffError::ExecBack {
+    // The check runs the full binary (the descriptor we come back by).
+    let mut schedule = h.health_interval_ms.and_then(|ms| {
+        let prog = OsString::from(format!("/proc/self/fd/{}", h.exe.as_raw_fd()));
+        crate::health::command_from_monitor(prog, &h.back)
+            .map(|cmd| crate::health::Schedule::new(cmd, std::time::Duration::from_millis(ms)))
+    });
+    let code = pump(id, h.pid, &streams, &mut log, &mut hub, schedule.as_mut()).map_err(|e| {
+        HandoffError::ExecBack {
             id: id.into(),
             source: to_io(e),
-        })?;
+        }
+    })?;
     drop(streams);
     drop(log);
     let mut args: Vec<CString> = h.back.iter().map(|a| cstr(a.clone())).collect();

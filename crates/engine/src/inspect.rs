@@ -71,7 +71,7 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
         .filter(|m| m["Type"] == "volume")
         .filter_map(|m| Some((m["Destination"].as_str()?.to_string(), json!({}))))
         .collect();
-    json!({
+    let mut doc = json!({
         "Id": row.id,
         // Docker's leading slash (podman prints the bare name).
         "Name": format!("/{}", row.name),
@@ -95,6 +95,7 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
             "Dead": false,
             "Restarting": false,
             "Error": crate::lifecycle::start_error(engine, &row.id),
+            "Health": crate::health::inspect_json(engine, row),
         },
         "RestartCount": row.restart_count,
         "Driver": "overlay",
@@ -146,7 +147,11 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
         "Rootfs": engine.rootfs(&row.id),
         "LogPath": engine.log_path(&row.id),
         "BundlePath": engine.bundle(&row.id),
-    })
+    });
+    if let Some(c) = &cfg {
+        crate::flags::add_to_inspect(&mut doc, c);
+    }
+    doc
 }
 
 /// Docker's `{"Name", "MaximumRetryCount"}` of a recorded `--restart`.

@@ -67,6 +67,12 @@ pub fn launch(engine: &Engine, row: &ContainerRow, internal_console: bool) -> Re
     // A leftover runtime state (crash, restart) is removed first.
     let _ = berth_runtime::delete(&root, id, true);
     crate::networks::setup(engine, row, &cfg.options)?;
+    let joined = crate::flags::join_namespaces(engine, id, &cfg.options.extra)
+        .and_then(|()| crate::health::reset(engine, id, &cfg));
+    if let Err(e) = joined {
+        let _ = crate::networks::teardown(engine, id);
+        return Err(e);
+    }
     let spawned = berth_runtime::create(
         &root,
         &CreateOptions {

@@ -14,6 +14,29 @@ pub struct LogWriter {
     file: File,
     path: PathBuf,
     partial: Vec<(&'static str, Vec<u8>)>,
+    limits: LogLimits,
+    /// Bytes in the current file.
+    size: u64,
+}
+
+/// `--log-driver none` and `--log-opt max-size=,max-file=` (Docker's
+/// json-file rotation: at most `max_file` files of `max_size` bytes,
+/// `ctr.log` then `ctr.log.1`, ... oldest last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogLimits {
+    /// 0: no limit.
+    pub max_size: u64,
+    /// Files kept, the current one included (at least 1).
+    pub max_file: u32,
+    /// `--log-driver none`: nothing is written.
+    pub off: bool,
+}
+
+/// The `n`th rotated file of a log (`ctr.log.1`, ...).
+pub fn rotated(path: &Path, n: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
 }
 
 /// One entry as serialized.
@@ -34,19 +57,54 @@ fn now_rfc3339() -> String {
 impl LogWriter {
     /// Opens (creating) the log for appending.
     pub fn open(path: &Path) -> Result<LogWriter> {
+        LogWriter::open_with(path, LogLimits::default())
+    }
+
+    /// Opens the log with rotation limits (or none at all).
+    pub fn open_with(path: &Path, limits: LogLimits) -> Result<LogWriter> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .map_err(io("open log", path))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(LogWriter {
             file,
             path: path.to_path_buf(),
             partial: vec![],
+            limits,
+            size,
         })
     }
 
+    /// Moves `ctr.log` to `ctr.log.1` (and older ones up, the oldest
+    /// dropped), or empties it when only one file is kept.
+    fn rotate(&mut self) -> Result<()> {
+        let keep = self.limits.max_file.max(1);
+        if keep == 1 {
+            self.file
+                .set_len(0)
+                .map_err(io("truncate log", &self.path))?;
+        } else {
+            for n in (1..keep - 1).rev() {
+                let _ = std::fs::rename(rotated(&self.path, n), rotated(&self.path, n + 1));
+            }
+            let first = rotated(&self.path, 1);
+            std::fs::rename(&self.path, &first).map_err(io("rotate log", &first))?;
+            self.file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .map_err(io("open log", &self.path))?;
+        }
+        self.size = 0;
+        Ok(())
+    }
+
     fn emit(&mut self, stream: &str, text: &[u8]) -> Result<()> {
+        if self.limits.off {
+            return Ok(());
+        }
         let e = Entry {
             t: now_rfc3339(),
             stream: stream.into(),
@@ -54,6 +112,11 @@ impl LogWriter {
         };
         let mut line = serde_json::to_vec(&e).expect("entry serializes");
         line.push(b'\n');
+        let max = self.limits.max_size;
+        if max > 0 && self.size > 0 && self.size + line.len() as u64 > max {
+            self.rotate()?;
+        }
+        self.size += line.len() as u64;
         self.file
             .write_all(&line)
             .map_err(io("write log", &self.path))
@@ -193,7 +256,15 @@ pub fn show(
     std::io::Read::read_to_string(&mut reader, &mut text).map_err(io("read log", path))?;
     // Only whole lines now; a partial last line is read again when following.
     let whole = text.rfind('\n').map_or(0, |i| i + 1);
-    for e in select(parse(&text[..whole]), o) {
+    // Rotated files first, oldest first (`--log-opt max-file`).
+    let mut older = String::new();
+    let mut n = 1;
+    while let Ok(t) = std::fs::read_to_string(rotated(path, n)) {
+        older.insert_str(0, &t);
+        n += 1;
+    }
+    older.push_str(&text[..whole]);
+    for e in select(parse(&older), o) {
         print(&e, o, out, err)?;
     }
     if !o.follow {
@@ -203,6 +274,8 @@ pub fn show(
         .seek(SeekFrom::Start(whole as u64))
         .map_err(io("read log", path))?;
     let mut line = String::new();
+    let inode = |f: &File| std::os::unix::fs::MetadataExt::ino(&f.metadata().ok()?).into();
+    let mut current: Option<u64> = inode(reader.get_ref());
     loop {
         let alive = running();
         loop {
@@ -222,6 +295,24 @@ pub fn show(
                 if o.in_window(&e) {
                     print(&e, o, out, err)?;
                 }
+            }
+        }
+        // `--log-opt max-size`: the file was rotated away; the rest of
+        // the log is in a new one.
+        let now = std::fs::metadata(path)
+            .ok()
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        // max-file=1 empties the file in place: start over at its top.
+        let len = reader.get_ref().metadata().map(|m| m.len()).unwrap_or(0);
+        if reader.stream_position().is_ok_and(|p| p > len) {
+            reader.rewind().map_err(io("read log", path))?;
+            continue;
+        }
+        if now.is_some() && now != current {
+            if let Ok(f) = File::open(path) {
+                current = inode(&f);
+                reader = BufReader::new(f);
+                continue;
             }
         }
         // Docker: following stops once `until` has passed.

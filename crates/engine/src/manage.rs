@@ -26,10 +26,11 @@ pub fn is_paused(engine: &Engine, row: &ContainerRow) -> bool {
 /// container.
 pub fn status_text(engine: &Engine, row: &ContainerRow, now_ms: i64) -> String {
     let s = crate::inspect::status_text(row, now_ms);
+    let health = crate::health::ps_suffix(engine, row);
     if is_paused(engine, row) {
-        format!("{s} (Paused)")
+        format!("{s} (Paused){health}")
     } else {
-        s
+        format!("{s}{health}")
     }
 }
 

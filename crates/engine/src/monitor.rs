@@ -120,6 +120,9 @@ pub struct Options {
     /// `Some`: once the container runs, exec this small monitor to wait
     /// for it (see [`crate::handoff`]); `None`: wait in this process.
     pub small: Option<handoff::Small>,
+    /// `berth ... healthcheck run ID`, spawned every interval of a
+    /// container with a healthcheck (see [`crate::health`]).
+    pub health_command: Option<Vec<std::ffi::OsString>>,
 }
 
 /// What to do once the container's process exited.
@@ -174,9 +177,24 @@ fn supervise(
         }),
     };
     let tty = cfg.options.tty;
+    let health_interval = cfg
+        .health
+        .as_ref()
+        .filter(|h| h.interval > 0)
+        .map(|h| Duration::from_nanos(h.interval));
+    let (driver, limits) = crate::flags::log_config(&cfg.options.extra)?;
+    if driver == crate::flags::LogDriver::Passthrough {
+        return Err(EngineError::WrongState {
+            name: row.name.clone(),
+            status: row.status.to_string(),
+            what: "--log-driver passthrough gives the container the caller's stdio: \
+                   run it in the foreground (no -d; `start -a`)"
+                .into(),
+        });
+    }
     let stdio = Stdio::new(id, cfg.options.interactive)?;
     drop(cfg);
-    let mut log = LogWriter::open(&engine.log_path(id))?;
+    let mut log = LogWriter::open_with(&engine.log_path(id), limits)?;
     loop {
         stdio.lend(id)?;
         let launched = lifecycle::launch(engine, &row, tty);
@@ -197,10 +215,31 @@ fn supervise(
         let streams = Streams::of(spawned.console.as_ref(), &stdio);
         if let Some(small) = &opts.small {
             // Returns only when the exec failed: wait here instead.
-            let e = handoff::exec_small(engine, small, id, spawned.pid, &streams, &hub, restarts);
+            let e = handoff::exec_small(
+                engine,
+                small,
+                id,
+                spawned.pid,
+                &streams,
+                &hub,
+                restarts,
+                health_interval,
+                limits,
+            );
             eprintln!("berth monitor: container {id}: {e}; waiting in this process");
         }
-        let code = pump(id, spawned.pid, &streams, &mut log, &mut hub)?;
+        let mut schedule = match (health_interval, &opts.health_command) {
+            (Some(i), Some(cmd)) => Some(crate::health::Schedule::new(cmd.clone(), i)),
+            _ => None,
+        };
+        let code = pump(
+            id,
+            spawned.pid,
+            &streams,
+            &mut log,
+            &mut hub,
+            schedule.as_mut(),
+        )?;
         drop(streams);
         match after_exit(engine, &row, &policy, code, &mut restarts) {
             Ok(Next::Restart) => continue,
@@ -294,6 +333,7 @@ pub fn pump(
     streams: &Streams<'_>,
     log: &mut LogWriter,
     hub: &mut Hub,
+    mut health: Option<&mut crate::health::Schedule>,
 ) -> Result<i32> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGCHLD);
@@ -337,7 +377,13 @@ pub fn pump(
         for c in &ctl_fds {
             fds.push(PollFd::new(*c, PollFlags::POLLIN));
         }
-        match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+        // With a healthcheck, poll wakes when the next check is due.
+        let timeout = match &health {
+            Some(h) => PollTimeout::try_from(h.wait_ms().min(60_000) as i32 + 1)
+                .unwrap_or(PollTimeout::NONE),
+            None => PollTimeout::NONE,
+        };
+        match nix::poll::poll(&mut fds, timeout) {
             Ok(_) | Err(nix::Error::EINTR) => {}
             Err(e) => return Err(sys(id, "poll")(e)),
         }
@@ -346,6 +392,9 @@ pub fn pump(
             .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
             .collect();
         drop(fds);
+        if let Some(h) = health.as_deref_mut() {
+            h.tick();
+        }
         drop(client_fds);
         drop(ctl_fds);
         for (k, &i) in which.iter().enumerate() {

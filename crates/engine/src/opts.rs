@@ -86,6 +86,9 @@ pub struct RunOptions {
     pub rm: bool,
     /// Absolute cgroup parent; the container's cgroup is `<parent>/<id>`.
     pub cgroup_parent: String,
+    /// The flags of [`crate::flags`] (ulimits, devices, namespaces, ...).
+    #[serde(default)]
+    pub extra: crate::flags::ExtraOptions,
 }
 
 /// A restart policy (Docker's `--restart`).

@@ -296,6 +296,9 @@ pub struct RuntimeConfig {
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    /// Docker's `Healthcheck` (`Test`, `Interval`, ... in nanoseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<serde_json::Value>,
 }
 
 #[cfg(test)]

@@ -76,6 +76,10 @@ pub enum ContainerCmd {
     /// Show what the host offers: cgroups, overlay, user namespaces, seccomp
     /// (example: `berth info --format '{{.Host.Kernel}}'`).
     Info(c::FormatArgs),
+    /// Run a container's healthcheck now (example: `berth healthcheck run web`;
+    /// exit 0 healthy, 1 unhealthy).
+    #[command(subcommand)]
+    Healthcheck(super::health::HealthcheckCommand),
     /// Internal: the per-container monitor.
     #[command(hide = true)]
     ContainerMonitor(r::MonitorArgs),
@@ -114,6 +118,7 @@ pub fn dispatch(root: &Path, e: &EngineArgs, cmd: ContainerCmd) -> anyhow::Resul
         ContainerCmd::Port(a) => c::port(root, e, a),
         ContainerCmd::Version(a) => c::version(a),
         ContainerCmd::Info(a) => c::info(root, e, a),
+        ContainerCmd::Healthcheck(sub) => super::health::healthcheck(root, e, sub),
         ContainerCmd::ContainerMonitor(a) => r::monitor(root, e, a),
     }?;
     if code != 0 {

@@ -2,7 +2,6 @@
 //! exec, inspect, top, stats, rename, container prune, version, info.
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Result;
 use berth_engine::{db, inspect, lifecycle, ops, Status};
@@ -71,9 +70,10 @@ pub struct LogsArgs {
 /// `stop` (and the timeout of `rm`).
 #[derive(Debug, Args)]
 pub struct StopArgs {
-    /// Seconds to wait after the stop signal before SIGKILL.
-    #[arg(short = 't', long, default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait after the stop signal before SIGKILL (default:
+    /// the container's --stop-timeout, else 10).
+    #[arg(short = 't', long)]
+    pub time: Option<u64>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -252,6 +252,7 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
             .map(|(r, size)| {
                 let mut doc =
                     berth_engine::manage::mark_paused(&engine, r, inspect::ps_json(r, now));
+                doc["Status"] = berth_engine::manage::status_text(&engine, r, now).into();
                 let ports = berth_engine::networks::of_container(&engine, &r.id)
                     .map(|(_, p)| p)
                     .unwrap_or_default();
@@ -310,6 +311,9 @@ pub fn logs(root: &Path, e: &EngineArgs, a: &LogsArgs) -> Result<i32> {
         .iter()
         .map(|c| lifecycle::find(&engine, c))
         .collect::<std::result::Result<Vec<_>, _>>()?;
+    for row in &rows {
+        berth_engine::flags::check_logs_readable(row)?;
+    }
     let now = berth_engine::now_ms();
     let time = |flag: &str, v: &Option<String>| -> Result<Option<String>> {
         v.as_deref()
@@ -383,7 +387,8 @@ pub fn logs(root: &Path, e: &EngineArgs, a: &LogsArgs) -> Result<i32> {
 pub fn stop(root: &Path, e: &EngineArgs, a: &StopArgs) -> Result<i32> {
     let engine = e.engine(root)?;
     for c in &a.containers {
-        ops::stop(&engine, c, Duration::from_secs(a.time))?;
+        let t = berth_engine::flags::stop_timeout(&engine, c, a.time);
+        ops::stop(&engine, c, t)?;
         println!("{c}");
     }
     Ok(0)

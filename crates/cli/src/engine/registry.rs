@@ -276,3 +276,94 @@ pub fn logout(root: &Path, a: &LogoutArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// [`ensure_image`], then `--platform`: an image present for another
+/// platform is pulled again for the one asked (as Docker and podman do;
+/// refused with `--pull never`), rather than running, say, amd64 content
+/// for an arm64 request; a platform the host cannot run (no binfmt_misc
+/// handler for its architecture) is refused.
+pub fn ensure_platform_image(
+    root: &Path,
+    image: &str,
+    policy: &str,
+    platform: Option<&str>,
+    registry: &RegistryArgs,
+) -> anyhow::Result<()> {
+    ensure_image(root, image, policy, platform, registry)?;
+    let Some(p) = platform else {
+        return Ok(());
+    };
+    let want = Platform::parse(p)?;
+    if let Some(got) = platform_mismatch(root, image, &want)? {
+        if policy == "never" {
+            bail!(
+                "image {image} is for {got}, not the requested --platform {}, and --pull=never: \
+                 pull that platform with `berth pull --platform {p} {image}`",
+                show_platform(&want)
+            );
+        }
+        pull_image(
+            root,
+            &PullArgs {
+                image: image.to_string(),
+                platform: Some(p.to_string()),
+                jobs: 3,
+                quiet: false,
+                registry: registry.clone(),
+            },
+        )?;
+        if let Some(got) = platform_mismatch(root, image, &want)? {
+            bail!(
+                "image {image} is for {got}, not the requested --platform {}",
+                show_platform(&want)
+            );
+        }
+    }
+    let host = Platform::host();
+    if !host.matches(&want) && !emulated(&want.architecture) {
+        bail!(
+            "--platform {}: this {} host cannot run it (no binfmt_misc emulator for {} is registered)",
+            show_platform(&want),
+            show_platform(&host),
+            want.architecture
+        );
+    }
+    Ok(())
+}
+
+fn show_platform(p: &Platform) -> String {
+    match &p.variant {
+        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
+    }
+}
+
+/// The platform of the stored `image` when it is not `want`'s.
+fn platform_mismatch(root: &Path, image: &str, want: &Platform) -> anyhow::Result<Option<String>> {
+    let img = berth_image::image::resolve_name(&open(root)?, image)?;
+    let got = Platform {
+        os: img.config.os.clone(),
+        architecture: img.config.architecture.clone(),
+        variant: img.config.variant.clone(),
+    };
+    Ok((!got.architecture.is_empty() && !want.matches(&got)).then(|| show_platform(&got)))
+}
+
+/// Whether binfmt_misc has an enabled handler for a foreign architecture
+/// (e.g. qemu-aarch64 for arm64).
+fn emulated(arch: &str) -> bool {
+    let names: &[&str] = match arch {
+        "arm64" => &["qemu-aarch64"],
+        "amd64" => &["qemu-x86_64"],
+        "arm" => &["qemu-arm"],
+        "386" => &["qemu-i386"],
+        "ppc64le" => &["qemu-ppc64le"],
+        "s390x" => &["qemu-s390x"],
+        "riscv64" => &["qemu-riscv64"],
+        _ => &[],
+    };
+    names.iter().any(|n| {
+        std::fs::read_to_string(format!("/proc/sys/fs/binfmt_misc/{n}"))
+            .is_ok_and(|t| t.starts_with("enabled"))
+    })
+}

@@ -166,6 +166,8 @@ pub struct RunArgs {
     pub platform: Option<String>,
     #[command(flatten)]
     pub registry: super::registry::RegistryArgs,
+    #[command(flatten)]
+    pub flags: super::run_flags::FlagArgs,
     /// Image name or ID.
     pub image: String,
     /// Command and arguments (replace the image's Cmd).
@@ -174,8 +176,8 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    fn options(&self, engine: &Engine) -> RunOptions {
-        RunOptions {
+    fn options(&self, engine: &Engine) -> Result<RunOptions> {
+        Ok(RunOptions {
             name: self.name.clone(),
             image: self.image.clone(),
             cmd: self.command.clone(),
@@ -185,7 +187,11 @@ impl RunArgs {
             workdir: self.workdir.clone(),
             user: self.user.clone(),
             hostname: self.hostname.clone(),
-            volumes: self.volume.clone(),
+            volumes: self
+                .volume
+                .iter()
+                .map(|v| super::run_flags::absolute_volume(v))
+                .collect::<Result<_>>()?,
             mounts: self.mount.clone(),
             volumes_from: self.volumes_from.clone(),
             tmpfs: self.tmpfs.clone(),
@@ -215,6 +221,27 @@ impl RunArgs {
             tty: self.tty,
             rm: self.rm,
             cgroup_parent: engine.cgroup_parent.clone(),
+            extra: self.flags.extra(),
+        })
+    }
+
+    /// Creates the container (`--cidfile` claimed first, written after).
+    fn create_container(&self, engine: &Engine) -> Result<berth_engine::ContainerRow> {
+        let cid = self.flags.claim_cidfile()?;
+        let created = self
+            .options(engine)
+            .and_then(|o| Ok(berth_engine::create::create(engine, &o)?));
+        match created {
+            Ok(row) => {
+                super::run_flags::write_cidfile(cid, &row.id, self.flags.cidfile.as_deref())?;
+                Ok(row)
+            }
+            Err(e) => {
+                if cid.is_some() {
+                    self.flags.release_cidfile();
+                }
+                Err(e)
+            }
         }
     }
 }
@@ -238,9 +265,10 @@ pub struct StartArgs {
 /// Options of `restart`.
 #[derive(Debug, Args)]
 pub struct RestartArgs {
-    /// Seconds to wait for the stop signal before SIGKILL.
-    #[arg(short = 't', long, default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait for the stop signal before SIGKILL (default: the
+    /// container's --stop-timeout, else 10).
+    #[arg(short = 't', long)]
+    pub time: Option<u64>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -311,8 +339,19 @@ pub fn create(root: &Path, e: &EngineArgs, a: &RunArgs) -> Result<i32> {
     if a.detach {
         anyhow::bail!("create has no --detach (containers are started with `berth start`)");
     }
-    super::registry::ensure_image(root, &a.image, &a.pull, a.platform.as_deref(), &a.registry)?;
-    let row = berth_engine::create::create(&engine, &a.options(&engine))?;
+    if !a.flags.attach.is_empty() {
+        anyhow::bail!(
+            "-a/--attach goes with `berth run`; attach a created container with `berth start -a`"
+        );
+    }
+    super::registry::ensure_platform_image(
+        root,
+        &a.image,
+        &a.pull,
+        a.platform.as_deref(),
+        &a.registry,
+    )?;
+    let row = a.create_container(&engine)?;
     println!("{}", row.id);
     Ok(0)
 }
@@ -327,15 +366,35 @@ pub fn run(root: &Path, e: &EngineArgs, a: &RunArgs) -> Result<i32> {
     }
     // Pull threads are joined before the runtime forks: the process is
     // single-threaded again by then.
-    super::registry::ensure_image(root, &a.image, &a.pull, a.platform.as_deref(), &a.registry)?;
-    let row = berth_engine::create::create(&engine, &a.options(&engine))?;
+    if a.detach && a.flags.log_driver.as_deref() == Some("passthrough") {
+        anyhow::bail!(
+            "--log-driver passthrough gives the container berth's own stdio: it needs a foreground run (no -d)"
+        );
+    }
+    if a.detach && !a.flags.attach.is_empty() {
+        anyhow::bail!("-a/--attach conflicts with -d/--detach");
+    }
+    let streams = a.flags.attached()?;
+    super::registry::ensure_platform_image(
+        root,
+        &a.image,
+        &a.pull,
+        a.platform.as_deref(),
+        &a.registry,
+    )?;
+    let row = a.create_container(&engine)?;
     if a.detach {
         let cmd = monitor_command(root, &engine, &row.id);
         lifecycle::start_detached(&engine, &row, cmd)?;
         println!("{}", row.id);
         return Ok(0);
     }
-    Ok(lifecycle::run_foreground(&engine, &row, a.interactive)?)
+    streams.detach_others()?;
+    Ok(lifecycle::run_foreground(
+        &engine,
+        &row,
+        a.interactive && streams.stdin,
+    )?)
 }
 
 /// `berth start [-a]`.
@@ -364,7 +423,8 @@ pub fn restart(root: &Path, e: &EngineArgs, a: &RestartArgs) -> Result<i32> {
     protect_binary()?;
     let engine = e.engine(root)?;
     for c in &a.containers {
-        let row = berth_engine::ops::stop(&engine, c, std::time::Duration::from_secs(a.time))?;
+        let t = berth_engine::flags::stop_timeout(&engine, c, a.time);
+        let row = berth_engine::ops::stop(&engine, c, t)?;
         let row = lifecycle::find(&engine, &row.id)?;
         lifecycle::start_detached(&engine, &row, monitor_command(root, &engine, &row.id))?;
         println!("{c}");
@@ -437,7 +497,18 @@ pub fn monitor(root: &Path, e: &EngineArgs, a: &MonitorArgs) -> Result<i32> {
             (None, Some(resume))
         }
     };
-    let opts = berth_engine::monitor::Options { resume, small };
+    let health_command = {
+        let c = monitor_command(root, &engine, &a.id);
+        let line: Vec<std::ffi::OsString> = std::iter::once(c.get_program().to_os_string())
+            .chain(c.get_args().map(|a| a.to_os_string()))
+            .collect();
+        berth_engine::health::command_from_monitor(line[0].clone(), &line)
+    };
+    let opts = berth_engine::monitor::Options {
+        resume,
+        small,
+        health_command,
+    };
     let code = berth_engine::monitor::run(&engine, &a.id, ready, opts)?;
     Ok(code)
 }
