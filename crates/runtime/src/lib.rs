@@ -28,6 +28,7 @@ mod mount_opts;
 mod mounts;
 pub mod process;
 mod rootfs_path;
+mod seccomp_agent;
 pub mod selfexe;
 pub mod spec;
 pub mod state;

@@ -22,6 +22,7 @@
 
 pub mod cache;
 pub mod defaults;
+pub mod enosys;
 pub mod features;
 pub mod filter;
 pub mod notify;
