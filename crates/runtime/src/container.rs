@@ -373,6 +373,8 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
                     });
                 };
                 let fd = seccomp_agent::fetch(id, pid, n, &mut chan)?;
+                chan.send(&Msg::SeccompDone)
+                    .map_err(|e| child_error(id, pid, e))?;
                 let metadata = cfg
                     .seccomp
                     .as_ref()

@@ -149,6 +149,7 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
                         )));
                     };
                     let fd = seccomp_agent::fetch(id, pid, n, &mut chan)?;
+                    chan.send(&Msg::SeccompDone).map_err(setup)?;
                     let metadata = seccomp_cfg
                         .as_ref()
                         .and_then(|s| s.listener_metadata().clone());

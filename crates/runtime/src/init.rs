@@ -219,9 +219,9 @@ fn linux32() -> nix::sys::personality::Persona {
 /// loaded right before execve, which is the only syscall made under it.
 /// A filter with a listener is loaded before `create` returns, so that the
 /// agent has its descriptor by then (runc's order); the parent copies the
-/// descriptor itself, and what follows under the filter is what waiting for
-/// `start` takes (the exec fifo, startContainer hooks), which the agent
-/// answers. Without no_new_privs, loading needs CAP_SYS_ADMIN: the identity
+/// descriptor itself, and what follows under the filter is reading its
+/// go-ahead and what waiting for `start` takes (the exec fifo,
+/// startContainer hooks), which the agent answers. Without no_new_privs, loading needs CAP_SYS_ADMIN: the identity
 /// switch keeps it in the permitted set only, and execve drops it.
 fn finish_process(
     p: &ProcessConfig,
@@ -286,6 +286,14 @@ fn finish_process(
                 .map_err(err("setup channel"))?;
             let raised = needs_admin && process::raise_admin().map_err(|e| chain(&e))?;
             _notify_fd = f.load().map_err(|e| chain(&e))?;
+            // Our copy must stay open until the parent has its own: an exec
+            // would close it, and with no listener left the notified
+            // syscalls fail with ENOSYS.
+            match a.chan.recv() {
+                Ok(Msg::SeccompDone) => {}
+                Ok(m) => return Err(format!("unexpected setup message {m:?}")),
+                Err(e) => return Err(format!("waiting for the runtime: {e}")),
+            }
             if raised {
                 // Under the filter now: a profile may deny capset; execve
                 // drops the capability either way.

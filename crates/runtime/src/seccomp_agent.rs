@@ -6,8 +6,10 @@
 //! The container process only announces the descriptor number it is about
 //! to get ([`Msg::SeccompReady`](crate::sync::Msg)) and loads its filter;
 //! the runtime takes a copy with pidfd_getfd(2) (as runc does) and sends it
-//! to the agent. So no syscall of the hand-off runs under the filter, and a
-//! NOTIFY rule on any syscall (`write`, `sendmsg`, ...) cannot block it.
+//! to the agent. The child only reads the parent's go-ahead under its filter
+//! (sent once the copy is taken, so the agent can answer that read too): a
+//! NOTIFY rule on any syscall (`write`, `sendmsg`, `read`...) cannot block
+//! the hand-off.
 
 use crate::error::{Error, Result};
 use crate::sync::{Channel, Msg};

@@ -27,8 +27,11 @@ pub enum Msg {
     /// child -> parent: as `Ready`, and the child now loads a seccomp filter
     /// with a notify listener, which will get this descriptor number: the
     /// parent takes a copy (pidfd_getfd(2)) for the seccomp agent, so the
-    /// child makes no syscall for the hand-off under its filter.
+    /// child sends nothing under its filter (it only reads `SeccompDone`).
     SeccompReady(i32),
+    /// parent -> child: the parent has its copy of the notify descriptor;
+    /// the child may go on (an exec closes its own copy).
+    SeccompDone,
     /// child -> parent: setup failed; the message says why.
     Error(String),
     /// parent -> child: `run` (create and start in one call) releases the
