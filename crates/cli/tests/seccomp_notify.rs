@@ -277,7 +277,11 @@ fn notify_descriptor_reaches_the_agent_during_create() {
         let (conn, _) = listener.accept().expect("accept the runtime");
         let (state, fds) = receive_state(&conn);
         let fd = fds.into_iter().next();
-        let _ = tx.send(state);
+        // One state per connection: the runtime closes it afterwards.
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        let eof = matches!(std::io::Read::read(&mut &conn, &mut [0u8; 1]), Ok(0));
+        let _ = tx.send((state, eof));
         if let Some(fd) = fd {
             continue_all(&fd, 60);
         }
@@ -290,9 +294,10 @@ fn notify_descriptor_reaches_the_agent_during_create() {
         read_or_empty(b.path().join("create.log"))
     );
     // Before `start`: the agent has the descriptor and the state.
-    let state = rx
-        .recv_timeout(Duration::from_secs(10))
+    let (state, eof) = rx
+        .recv_timeout(Duration::from_secs(15))
         .expect("the agent gets the descriptor before start");
+    assert!(eof, "the connection to the agent is closed after the state");
     assert_eq!(env.state(&id)["status"], "created");
     assert_eq!(state["state"]["status"], "creating", "{state}");
     assert_eq!(state["state"]["id"], id.as_str(), "{state}");

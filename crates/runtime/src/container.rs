@@ -303,6 +303,9 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     let first = match forked {
         Forked::Child => {
             drop(chan);
+            // The runtime talks to the seccomp agent; the agent sees the
+            // connection end when `create` is done.
+            drop(notify_socket);
             let args = ChildArgs {
                 chan: child_chan,
                 joins,

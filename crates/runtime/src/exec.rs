@@ -95,6 +95,7 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
     let first = match clone_fork(0).map_err(sys(id, "fork"))? {
         Forked::Child => {
             drop(chan);
+            drop(notify_socket);
             let args = ChildArgs {
                 chan: child_chan,
                 joins,
