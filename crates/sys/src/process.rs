@@ -297,3 +297,43 @@ macro_rules! c_main {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn cloexec_set(fd: i32) -> bool {
+        rustix::io::fcntl_getfd(borrowed(fd))
+            .map(|f| f.contains(rustix::io::FdFlags::CLOEXEC))
+            .unwrap_or(false)
+    }
+
+    fn borrowed(fd: i32) -> std::os::fd::BorrowedFd<'static> {
+        // SAFETY: the descriptor is held open by the test for the whole
+        // time the borrow is used.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+    }
+
+    #[test]
+    fn the_fallback_marks_every_descriptor_from_first_close_on_exec() {
+        let open = || {
+            rustix::fs::open(
+                "/dev/null",
+                rustix::fs::OFlags::RDONLY,
+                rustix::fs::Mode::empty(),
+            )
+            .expect("open /dev/null")
+        };
+        let (a, b) = (open(), open());
+        let (low, high) = if a.as_raw_fd() < b.as_raw_fd() {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        assert!(!cloexec_set(low.as_raw_fd()) && !cloexec_set(high.as_raw_fd()));
+        cloexec_each_from(high.as_raw_fd() as u32).expect("fallback");
+        assert!(cloexec_set(high.as_raw_fd()), "from `first` up: marked");
+        assert!(!cloexec_set(low.as_raw_fd()), "below `first`: untouched");
+    }
+}
