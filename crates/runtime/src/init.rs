@@ -221,8 +221,9 @@ fn linux32() -> nix::sys::personality::Persona {
 /// agent has its descriptor by then (runc's order); the parent copies the
 /// descriptor itself, and what follows under the filter is reading its
 /// go-ahead and what waiting for `start` takes (the exec fifo,
-/// startContainer hooks), which the agent answers. Without no_new_privs, loading needs CAP_SYS_ADMIN: the identity
-/// switch keeps it in the permitted set only, and execve drops it.
+/// startContainer hooks), which the agent answers. Without no_new_privs,
+/// loading needs CAP_SYS_ADMIN: the identity switch keeps it in the
+/// permitted set only, and execve drops it.
 fn finish_process(
     p: &ProcessConfig,
     a: &mut ChildArgs<'_>,
