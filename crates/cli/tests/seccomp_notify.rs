@@ -166,12 +166,233 @@ fn notify_without_a_listener_fails_create_clearly() {
     let o = env.run(&b, &id);
     assert!(!o.status.success(), "create must fail without a listener");
     assert!(
-        stderr(&o).contains("nobody-listens.sock"),
-        "the error names the listener path: {}",
+        stderr(&o).contains("nobody-listens.sock") && stderr(&o).contains("seccomp agent"),
+        "the error names the agent and its listener path: {}",
         stderr(&o)
     );
     assert!(
         !env.rt_out(&["state", &id]).status.success(),
         "nothing is left behind"
     );
+}
+
+/// An agent that answers every notification with CONTINUE (the kernel runs
+/// the syscall), until the filter has no user left or `secs` pass.
+fn continue_all(fd: &OwnedFd, secs: u64) -> Vec<(String, u32)> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut calls = Vec::new();
+    while Instant::now() < end {
+        let mut pfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut pfd, PollTimeout::from(200u16)) {
+            Ok(0) | Err(nix::Error::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => panic!("poll notify fd: {e}"),
+        }
+        if !pfd[0]
+            .revents()
+            .unwrap_or(PollFlags::empty())
+            .contains(PollFlags::POLLIN)
+        {
+            break;
+        }
+        let Ok(req) = ScmpNotifReq::receive(fd.as_raw_fd()) else {
+            continue;
+        };
+        let name = req.data.syscall.get_name().unwrap_or_else(|_| "?".into());
+        calls.push((name, req.pid));
+        let _ = ScmpNotifResp::new_continue(req.id, ScmpNotifRespFlags::empty())
+            .respond(fd.as_raw_fd());
+    }
+    calls
+}
+
+fn notify_profile(sock: &std::path::Path, names: &[&str]) -> Value {
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "listenerPath": sock,
+        "syscalls": [{"names": names, "action": "SCMP_ACT_NOTIFY"}]
+    })
+}
+
+#[test]
+fn notify_on_the_syscalls_a_runtime_uses_is_accepted() {
+    require_root!();
+    let env = Env::new();
+    // write, sendmsg, close...: all of them, with and without no_new_privs.
+    for nnp in [true, false] {
+        let mut b = env.bundle(&["sh", "-c", "echo notified-write-ok"]);
+        let sock = b.path().join("agent.sock");
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        b.config["linux"]["seccomp"] = notify_profile(
+            &sock,
+            &[
+                "write",
+                "sendmsg",
+                "recvmsg",
+                "close",
+                "close_range",
+                "fcntl",
+                "rt_sigprocmask",
+                "openat",
+                "read",
+            ],
+        );
+        let listener = UnixListener::bind(&sock).expect("bind the agent socket");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let (conn, _) = listener.accept().expect("accept the runtime");
+            let (_state, fds) = receive_state(&conn);
+            let calls = fds
+                .first()
+                .map(|fd| continue_all(fd, 120))
+                .unwrap_or_default();
+            let _ = tx.send(calls);
+        });
+        let o = env.run(&b, &env.id("notify-write"));
+        let out = stdout(&o) + &stderr(&o);
+        assert!(o.status.success(), "nnp {nnp}: {out}");
+        assert_eq!(stdout(&o).trim(), "notified-write-ok", "nnp {nnp}: {out}");
+        let calls = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the agent got the descriptor");
+        assert!(
+            calls.iter().any(|(n, _)| n == "write"),
+            "the program's write went through the agent: {calls:?}"
+        );
+    }
+}
+
+#[test]
+fn notify_descriptor_reaches_the_agent_during_create() {
+    require_root!();
+    let env = Env::new();
+    let mut b = env.bundle(&["sh", "-c", "mkdir /tmp/x; echo mkdir=$?"]);
+    let sock = b.path().join("agent.sock");
+    b.config["linux"]["seccomp"] = notify_profile(&sock, &["mkdir", "mkdirat"]);
+    let listener = UnixListener::bind(&sock).expect("bind the agent socket");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().expect("accept the runtime");
+        let (state, fds) = receive_state(&conn);
+        let fd = fds.into_iter().next();
+        // One state per connection: the runtime closes it afterwards.
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        let eof = matches!(std::io::Read::read(&mut &conn, &mut [0u8; 1]), Ok(0));
+        let _ = tx.send((state, eof));
+        if let Some(fd) = fd {
+            continue_all(&fd, 60);
+        }
+    });
+    let id = env.id("notify-create");
+    let st = env.create(&b, &id, &[]);
+    assert!(
+        st.success(),
+        "create: {}",
+        read_or_empty(b.path().join("create.log"))
+    );
+    // Before `start`: the agent has the descriptor and the state.
+    let (state, eof) = rx
+        .recv_timeout(Duration::from_secs(15))
+        .expect("the agent gets the descriptor before start");
+    assert!(eof, "the connection to the agent is closed after the state");
+    assert_eq!(env.state(&id)["status"], "created");
+    assert_eq!(state["state"]["status"], "creating", "{state}");
+    assert_eq!(state["state"]["id"], id.as_str(), "{state}");
+    assert_eq!(state["pid"], env.state(&id)["pid"], "{state}");
+    let o = env.rt_out(&["start", &id]);
+    assert!(o.status.success(), "start: {}", stderr(&o));
+    assert!(
+        env.wait_status(&id, "stopped"),
+        "the container runs to its end"
+    );
+    let log = read_or_empty(b.path().join("create.log"));
+    assert!(log.contains("mkdir=0"), "{log}");
+}
+
+#[test]
+fn notify_works_for_exec_processes() {
+    require_root!();
+    let env = Env::new();
+    let mut b = env.bundle(&["sleep", "60"]);
+    let sock = b.path().join("agent.sock");
+    b.config["linux"]["seccomp"] = notify_profile(&sock, &["mkdir", "mkdirat"]);
+    b.config["linux"]["seccomp"]["listenerMetadata"] = json!("exec-meta");
+    let listener = UnixListener::bind(&sock).expect("bind the agent socket");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // One connection per process: the init's, then the exec'd one's.
+        for _ in 0..2 {
+            let Ok((conn, _)) = listener.accept() else {
+                return;
+            };
+            let (state, fds) = receive_state(&conn);
+            let fd = fds.into_iter().next();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                // The exec'd process's mkdir gets ENOSPC from this agent.
+                let calls = fd.map(|fd| answer_enospc(&fd, 60)).unwrap_or_default();
+                let _ = tx.send((state, calls));
+            });
+        }
+    });
+    let id = env.id("notify-exec");
+    let pid = env.create_and_start(&b, &id);
+    let o = env.rt_out(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "mkdir /tmp/from-exec; echo mkdir=$?",
+    ]);
+    let out = stdout(&o) + &stderr(&o);
+    assert!(out.contains("mkdir=1"), "the agent answered ENOSPC: {out}");
+    assert!(out.contains("No space left on device"), "{out}");
+    let _ = env.rt_out(&["kill", &id, "KILL"]);
+    let mut states = Vec::new();
+    while let Ok((st, _)) = rx.recv_timeout(Duration::from_secs(20)) {
+        states.push(st);
+        if states.len() == 2 {
+            break;
+        }
+    }
+    let exec_state = states
+        .iter()
+        .find(|s| s["pid"] != json!(pid))
+        .unwrap_or_else(|| panic!("no state for the exec'd process: {states:?}"));
+    assert_eq!(exec_state["state"]["pid"], json!(pid), "{exec_state}");
+    assert_eq!(exec_state["state"]["status"], "running", "{exec_state}");
+    assert_eq!(exec_state["metadata"], "exec-meta", "{exec_state}");
+}
+
+/// Answer every notification with ENOSPC.
+fn answer_enospc(fd: &OwnedFd, secs: u64) -> Vec<(String, u32)> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut calls = Vec::new();
+    while Instant::now() < end {
+        let mut pfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut pfd, PollTimeout::from(200u16)) {
+            Ok(0) | Err(nix::Error::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => panic!("poll notify fd: {e}"),
+        }
+        if !pfd[0]
+            .revents()
+            .unwrap_or(PollFlags::empty())
+            .contains(PollFlags::POLLIN)
+        {
+            break;
+        }
+        let Ok(req) = ScmpNotifReq::receive(fd.as_raw_fd()) else {
+            continue;
+        };
+        let name = req.data.syscall.get_name().unwrap_or_else(|_| "?".into());
+        calls.push((name, req.pid));
+        let _ = ScmpNotifResp::new_error(req.id, -libc::ENOSPC, ScmpNotifRespFlags::empty())
+            .respond(fd.as_raw_fd());
+    }
+    calls
 }

@@ -5,6 +5,7 @@ use crate::config::{self, ContainerConfig, NsKind};
 use crate::error::{sys, Error, Result};
 use crate::hooks;
 use crate::init::{self, ChildArgs};
+use crate::seccomp_agent;
 use crate::state::{self, OciState, Record, StateDir, StateRoot, Status};
 use crate::sync::{Channel, Msg, SyncError};
 use berth_cgroups::Cgroup;
@@ -69,7 +70,7 @@ pub fn with_status(state_json: &str, status: &str) -> Vec<u8> {
     }
 }
 
-fn record_state(r: &Record, status: Status) -> Vec<u8> {
+pub(crate) fn record_state(r: &Record, status: Status) -> Vec<u8> {
     serde_json::to_vec(&OciState {
         oci_version: r.oci_version.clone(),
         id: r.id.clone(),
@@ -217,14 +218,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     let cfg = config::load(&bundle)?;
     let id = o.id.as_str();
     let seccomp = match &cfg.seccomp {
-        Some(s) => Some(
-            berth_seccomp::compile_cached(s, &root.seccomp_cache()).map_err(|e| {
-                Error::Seccomp {
-                    id: id.into(),
-                    message: e.to_string(),
-                }
-            })?,
-        ),
+        Some(s) => Some(seccomp_agent::compile(id, s, &root.seccomp_cache())?),
         None => None,
     };
     let cg_err = |source| Error::Cgroup {
@@ -288,23 +282,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     guard.dir = Some(dir);
 
     let (console_socket, console_keep) = console_sockets(id, &cfg, o)?;
-    let notify_socket = match (&seccomp, &cfg.seccomp) {
-        (Some(f), Some(s)) if f.uses_notify() => match s.listener_path() {
-            Some(p) => Some(
-                berth_seccomp::connect_listener(p).map_err(|e| Error::Seccomp {
-                    id: id.into(),
-                    message: e.to_string(),
-                })?,
-            ),
-            None => {
-                return Err(Error::Seccomp {
-                    id: id.into(),
-                    message: "a NOTIFY action needs linux.seccomp.listenerPath".into(),
-                })
-            }
-        },
-        _ => None,
-    };
+    let notify_socket = seccomp_agent::connect(id, seccomp.as_ref(), cfg.seccomp.as_ref())?;
 
     cg.create().map_err(cg_err)?;
     check_cgroup_usable(id, &cg)?;
@@ -337,6 +315,9 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     let first = match forked {
         Forked::Child => {
             drop(chan);
+            // The runtime talks to the seccomp agent; the agent sees the
+            // connection end when `create` is done.
+            drop(notify_socket);
             let args = ChildArgs {
                 chan: child_chan,
                 joins,
@@ -344,14 +325,9 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
                 fork_for_pid: plan.fork_for_pid,
                 ask_maps: plan.ask_maps,
                 console_socket,
-                notify_socket,
                 seccomp: seccomp.as_ref(),
                 preserve_fds: o.preserve_fds,
                 new_keyring: !o.no_new_keyring,
-                listener_metadata: cfg
-                    .seccomp
-                    .as_ref()
-                    .and_then(|s| s.listener_metadata().clone()),
                 state_json: String::new(),
                 idmaps,
             };
@@ -361,7 +337,6 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     };
     drop(child_chan);
     drop(console_socket);
-    drop(notify_socket);
     drop(joins);
     drop(idmaps);
     guard.pids.push(first);
@@ -402,6 +377,33 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
                     .map_err(|e| child_error(id, pid, e))?;
             }
             Msg::Ready => break,
+            // config-linux.md "Seccomp": the agent gets the notify
+            // descriptor during create, before the container is started.
+            Msg::SeccompReady(n) => {
+                let Some(sock) = &notify_socket else {
+                    return Err(Error::Setup {
+                        id: id.into(),
+                        message: "the container process loads a notify filter without an agent"
+                            .into(),
+                    });
+                };
+                let fd = seccomp_agent::fetch(id, pid, n, &mut chan)?;
+                chan.send(&Msg::SeccompDone)
+                    .map_err(|e| child_error(id, pid, e))?;
+                let metadata = cfg
+                    .seccomp
+                    .as_ref()
+                    .and_then(|s| s.listener_metadata().clone());
+                seccomp_agent::hand_over(
+                    id,
+                    sock,
+                    &fd,
+                    pid,
+                    metadata,
+                    &oci_state(&cfg, id, "creating", pid),
+                )?;
+                break;
+            }
             Msg::Error(message) => {
                 return Err(Error::Setup {
                     id: id.into(),

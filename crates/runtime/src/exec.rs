@@ -7,6 +7,7 @@ use crate::container::{
 };
 use crate::error::{sys, Error, Result};
 use crate::init::{self, ChildArgs};
+use crate::seccomp_agent;
 use crate::state::{StateRoot, Status};
 use crate::sync::{Channel, Msg};
 use berth_sys::process::{clone_fork, Forked};
@@ -95,24 +96,22 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
         });
     }
     drop(dir);
-    let seccomp = match &r.seccomp {
-        Some(v) => {
-            let s: oci_spec::runtime::LinuxSeccomp =
-                serde_json::from_value(v.clone()).map_err(|e| Error::Seccomp {
-                    id: id.into(),
-                    message: e.to_string(),
-                })?;
-            Some(
-                berth_seccomp::compile_cached(&s, &root.seccomp_cache()).map_err(|e| {
-                    Error::Seccomp {
-                        id: id.into(),
-                        message: e.to_string(),
-                    }
-                })?,
-            )
-        }
+    let seccomp_cfg: Option<oci_spec::runtime::LinuxSeccomp> = match &r.seccomp {
+        Some(v) => Some(
+            serde_json::from_value(v.clone()).map_err(|e| Error::Seccomp {
+                id: id.into(),
+                message: format!("recorded linux.seccomp is unreadable: {e}"),
+            })?,
+        ),
         None => None,
     };
+    let seccomp = match &seccomp_cfg {
+        Some(s) => Some(seccomp_agent::compile(id, s, &root.seccomp_cache())?),
+        None => None,
+    };
+    // runc does the same for exec'd processes: the agent gets their
+    // notify descriptor too.
+    let notify_socket = seccomp_agent::connect(id, seccomp.as_ref(), seccomp_cfg.as_ref())?;
     // Join every namespace of the init that differs from ours, user first.
     let mut joins: Vec<(NsKind, OwnedFd)> = Vec::new();
     let mut userns = false;
@@ -142,6 +141,7 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
     let first = match clone_fork(0).map_err(sys(id, "fork"))? {
         Forked::Child => {
             drop(chan);
+            drop(notify_socket);
             let args = ChildArgs {
                 chan: child_chan,
                 joins,
@@ -149,11 +149,9 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
                 fork_for_pid: pidns,
                 ask_maps: false,
                 console_socket,
-                notify_socket: None,
                 seccomp: seccomp.as_ref(),
                 preserve_fds: o.preserve_fds,
                 new_keyring: false,
-                listener_metadata: None,
                 state_json: String::new(),
                 idmaps: Vec::new(),
             };
@@ -202,6 +200,23 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
                     chan.send(&Msg::Go(String::new())).map_err(setup)?;
                 }
                 Msg::Ready => return Ok(()),
+                Msg::SeccompReady(n) => {
+                    let Some(sock) = &notify_socket else {
+                        return Err(setup(crate::sync::SyncError::Bad(
+                            "a notify filter without an agent".into(),
+                        )));
+                    };
+                    let fd = seccomp_agent::fetch(id, pid, n, &mut chan)?;
+                    chan.send(&Msg::SeccompDone).map_err(setup)?;
+                    let metadata = seccomp_cfg
+                        .as_ref()
+                        .and_then(|s| s.listener_metadata().clone());
+                    // runc: the state of the container (running, its init's
+                    // pid), with the exec'd process as `pid`.
+                    let state = crate::container::record_state(&r, Status::Running);
+                    seccomp_agent::hand_over(id, sock, &fd, pid, metadata, &state)?;
+                    return Ok(());
+                }
                 Msg::Error(message) => {
                     return Err(Error::Setup {
                         id: id.into(),

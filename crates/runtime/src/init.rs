@@ -22,12 +22,9 @@ pub struct ChildArgs<'a> {
     /// The intermediate path creates a user namespace: ask for id maps.
     pub ask_maps: bool,
     pub console_socket: Option<OwnedFd>,
-    pub notify_socket: Option<OwnedFd>,
     pub seccomp: Option<&'a berth_seccomp::Filter>,
     pub preserve_fds: u32,
     pub new_keyring: bool,
-    /// `linux.seccomp.listenerMetadata`.
-    pub listener_metadata: Option<String>,
     /// The container state JSON the parent sent with the last `Go`.
     pub state_json: String,
     /// Per mount: the prepared tree of an idmapped mount.
@@ -272,6 +269,17 @@ fn linux32() -> nix::sys::personality::Persona {
 
 /// The steps shared by init and exec: terminal, limits, privileges, then
 /// (for init) wait for `start`, and exec.
+///
+/// The seccomp filter comes last, so that a profile that allows only what
+/// the program needs is enough: a filter without a notify listener is
+/// loaded right before execve, which is the only syscall made under it.
+/// A filter with a listener is loaded before `create` returns, so that the
+/// agent has its descriptor by then (runc's order); the parent copies the
+/// descriptor itself, and what follows under the filter is reading its
+/// go-ahead and what waiting for `start` takes (the exec fifo,
+/// startContainer hooks), which the agent answers. Without no_new_privs,
+/// loading needs CAP_SYS_ADMIN: the identity switch keeps it in the
+/// permitted set only, and execve drops it.
 fn finish_process(
     p: &ProcessConfig,
     a: &mut ChildArgs<'_>,
@@ -297,21 +305,22 @@ fn finish_process(
     if p.no_new_privileges {
         process::set_no_new_privs().map_err(|e| chain(&e))?;
     }
-    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the
-    // identity switch may drop: load it first (runc's order).
-    let mut notify_fd = None;
-    if !p.no_new_privileges {
-        if let Some(f) = a.seccomp {
-            notify_fd = f.load().map_err(|e| chain(&e))?;
-        }
-    }
+    let needs_admin = a.seccomp.is_some() && !p.no_new_privileges;
     let setgroups_allowed = !userns || setgroups_allowed();
     let cwd_done = process::enter_cwd_early(p).map_err(|e| chain(&e))?;
-    process::finalize_identity(p, setgroups_allowed).map_err(|e| chain(&e))?;
+    process::finalize_identity(p, setgroups_allowed, needs_admin).map_err(|e| chain(&e))?;
+    if needs_admin && !process::has_admin() {
+        return Err(
+            "loading the seccomp filter without process.noNewPrivileges needs \
+                    CAP_SYS_ADMIN, which the runtime does not have here; set \
+                    process.noNewPrivileges to true"
+                .into(),
+        );
+    }
     let exec = process::prepare_exec(p, !cwd_done).map_err(|e| chain(&e))?;
     // Nothing but stdio and the preserved descriptors reaches the program.
     let keep = 3 + a.preserve_fds;
-    berth_sys::process::cloexec_from(keep).map_err(err("close_range"))?;
+    berth_sys::process::cloexec_from(keep).map_err(err("mark descriptors close-on-exec"))?;
     for fd in 3..keep {
         berth_sys::process::clear_cloexec(fd as i32).map_err(err("preserve-fds"))?;
     }
@@ -324,7 +333,37 @@ fn finish_process(
     )
     .map_err(err("reset signal mask"))?;
     reset_sigpipe();
-    a.chan.send(&Msg::Ready).map_err(err("setup channel"))?;
+    let notify_filter = a.seccomp.filter(|f| f.uses_notify());
+    // Held (close-on-exec) until the program replaces us.
+    let mut _notify_fd = None;
+    match notify_filter {
+        Some(f) => {
+            // seccomp(2) puts the listener on the lowest free descriptor.
+            let next = rustix::io::fcntl_dupfd_cloexec(a.chan.as_fd(), 0)
+                .map_err(|e| format!("find a free descriptor: {e}"))?;
+            let n = next.as_raw_fd();
+            drop(next);
+            a.chan
+                .send(&Msg::SeccompReady(n))
+                .map_err(err("setup channel"))?;
+            let raised = needs_admin && process::raise_admin().map_err(|e| chain(&e))?;
+            _notify_fd = f.load().map_err(|e| chain(&e))?;
+            // Our copy must stay open until the parent has its own: an exec
+            // would close it, and with no listener left the notified
+            // syscalls fail with ENOSYS.
+            match a.chan.recv() {
+                Ok(Msg::SeccompDone) => {}
+                Ok(m) => return Err(format!("unexpected setup message {m:?}")),
+                Err(e) => return Err(format!("waiting for the runtime: {e}")),
+            }
+            if raised {
+                // Under the filter now: a profile may deny capset; execve
+                // drops the capability either way.
+                process::lower_admin();
+            }
+        }
+        None => a.chan.send(&Msg::Ready).map_err(err("setup channel"))?,
+    }
     // The fifo's write end stays open (close-on-exec) until the program
     // replaces us: `start` reads to end of file, so it returns once the
     // startContainer hooks ran and the program is executing, and its
@@ -366,19 +405,13 @@ fn finish_process(
             .map_err(|e| chain(&e))?;
         }
     }
-    if p.no_new_privileges {
+    if notify_filter.is_none() {
         if let Some(f) = a.seccomp {
-            notify_fd = f.load().map_err(|e| chain(&e))?;
+            if needs_admin {
+                process::raise_admin().map_err(|e| chain(&e))?;
+            }
+            f.load().map_err(|e| chain(&e))?;
         }
-    }
-    if let (Some(nfd), Some(sock)) = (notify_fd, a.notify_socket.take()) {
-        let state: oci_spec::runtime::State = serde_json::from_str(&a.state_json)
-            .map_err(err("container state for the seccomp listener"))?;
-        let pid = state.pid().unwrap_or(0);
-        let state =
-            berth_seccomp::ContainerProcessState::new(pid, a.listener_metadata.clone(), state);
-        berth_seccomp::send_to_listener(sock.as_fd(), nfd.as_fd(), &state)
-            .map_err(|e| chain(&e))?;
     }
     Err(process::exec(&exec).to_string())
 }

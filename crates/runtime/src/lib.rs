@@ -29,6 +29,7 @@ mod mounts;
 pub mod process;
 mod rootfs_path;
 pub mod sched;
+mod seccomp_agent;
 pub mod selfexe;
 pub mod spec;
 pub mod state;

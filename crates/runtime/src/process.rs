@@ -63,7 +63,17 @@ pub fn apply_rlimits(p: &ProcessConfig) -> Result<(), ProcessError> {
 
 /// runc's order: drop the bounding set, keep capabilities across the uid
 /// change, switch user and groups, then set the other sets.
-pub fn finalize_identity(p: &ProcessConfig, setgroups_allowed: bool) -> Result<(), ProcessError> {
+///
+/// `retain_admin`: keep CAP_SYS_ADMIN in the permitted set (not in the
+/// effective, inheritable or ambient ones), so a seccomp filter can still be
+/// loaded without no_new_privs right before execve ([`raise_admin`]). execve
+/// computes the program's sets without it: a non-root user gets its ambient
+/// set (plus file capabilities), root gets bounding | inheritable.
+pub fn finalize_identity(
+    p: &ProcessConfig,
+    setgroups_allowed: bool,
+    retain_admin: bool,
+) -> Result<(), ProcessError> {
     if let Some(c) = &p.caps {
         drop_bounding(c)?;
     }
@@ -81,7 +91,7 @@ pub fn finalize_identity(p: &ProcessConfig, setgroups_allowed: bool) -> Result<(
     let uid = nix::unistd::Uid::from_raw(p.uid);
     nix::unistd::setresuid(uid, uid, uid).map_err(sys(format!("uid {}", p.uid)))?;
     if let Some(c) = &p.caps {
-        apply_caps(c)?;
+        apply_caps(c, retain_admin)?;
     }
     nix::sys::prctl::set_keepcaps(false).map_err(sys("keepcaps"))?;
     Ok(())
@@ -112,7 +122,7 @@ fn drop_bounding(c: &CapSets) -> Result<(), ProcessError> {
     Ok(())
 }
 
-fn apply_caps(c: &CapSets) -> Result<(), ProcessError> {
+fn apply_caps(c: &CapSets, retain_admin: bool) -> Result<(), ProcessError> {
     let err = |what| {
         move |e: caps::errors::CapsError| ProcessError::Caps {
             what,
@@ -122,7 +132,13 @@ fn apply_caps(c: &CapSets) -> Result<(), ProcessError> {
     // Effective must stay within permitted at every step: shrink it first.
     caps::set(None, CapSet::Effective, &to_set(&c.effective)).map_err(err("effective"))?;
     caps::set(None, CapSet::Inheritable, &to_set(&c.inheritable)).map_err(err("inheritable"))?;
-    caps::set(None, CapSet::Permitted, &to_set(&c.permitted)).map_err(err("permitted"))?;
+    let mut permitted = to_set(&c.permitted);
+    if retain_admin
+        && caps::has_cap(None, CapSet::Permitted, Capability::CAP_SYS_ADMIN).unwrap_or(false)
+    {
+        permitted.insert(Capability::CAP_SYS_ADMIN);
+    }
+    caps::set(None, CapSet::Permitted, &permitted).map_err(err("permitted"))?;
     // Ambient capabilities must be both permitted and inheritable; runc
     // ignores the others.
     caps::clear(None, CapSet::Ambient).map_err(err("ambient"))?;
@@ -134,17 +150,43 @@ fn apply_caps(c: &CapSets) -> Result<(), ProcessError> {
     Ok(())
 }
 
+/// Make CAP_SYS_ADMIN effective again when [`finalize_identity`] retained
+/// it in the permitted set: loading a seccomp filter without no_new_privs
+/// needs it (seccomp(2)). The next execve drops it (see there). Returns
+/// whether it was raised.
+pub fn raise_admin() -> Result<bool, ProcessError> {
+    let err = |e: caps::errors::CapsError| ProcessError::Caps {
+        what: "effective",
+        message: e.to_string(),
+    };
+    let admin = Capability::CAP_SYS_ADMIN;
+    if caps::has_cap(None, CapSet::Permitted, admin).map_err(err)?
+        && !caps::has_cap(None, CapSet::Effective, admin).map_err(err)?
+    {
+        caps::raise(None, CapSet::Effective, admin).map_err(err)?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Whether CAP_SYS_ADMIN is in the permitted set.
+pub fn has_admin() -> bool {
+    caps::has_cap(None, CapSet::Permitted, Capability::CAP_SYS_ADMIN).unwrap_or(false)
+}
+
+/// Take CAP_SYS_ADMIN out of the effective set again (best effort).
+pub fn lower_admin() {
+    let _ = caps::drop(None, CapSet::Effective, Capability::CAP_SYS_ADMIN);
+}
+
 /// no_new_privs (config.md "noNewPrivileges").
 pub fn set_no_new_privs() -> Result<(), ProcessError> {
     nix::sys::prctl::set_no_new_privs().map_err(sys("no_new_privs"))
 }
 
-/// umask and cwd, then the resolved program path and the argv/envp.
-pub struct Exec {
-    pub path: CString,
-    pub argv: Vec<CString>,
-    pub envp: Vec<CString>,
-}
+/// umask and cwd, then the resolved program path and the argv/envp, laid
+/// out so that the exec itself allocates nothing.
+pub type Exec = berth_sys::process::PreparedExec;
 
 fn cstring(s: &str) -> Result<CString, ProcessError> {
     CString::new(s).map_err(|_| ProcessError::Nul(s.chars().take(64).collect()))
@@ -181,15 +223,14 @@ pub fn prepare_exec(p: &ProcessConfig, chdir: bool) -> Result<Exec, ProcessError
     // As runc (exec.LookPath) does, check the program before reporting
     // ready: an error after that point has nobody left to read it.
     check_executable(&path)?;
-    Ok(Exec {
-        path: cstring(&path)?,
-        argv: p
-            .args
+    Ok(Exec::new(
+        cstring(&path)?,
+        p.args
             .iter()
             .map(|a| cstring(a))
             .collect::<Result<_, _>>()?,
-        envp: p.env.iter().map(|e| cstring(e)).collect::<Result<_, _>>()?,
-    })
+        p.env.iter().map(|e| cstring(e)).collect::<Result<_, _>>()?,
+    ))
 }
 
 /// The PATH of an environment list (or the default one).
@@ -230,14 +271,13 @@ fn check_executable(path: &str) -> Result<(), ProcessError> {
     Ok(())
 }
 
-/// Replace this process with the container's program.
+/// Replace this process with the container's program: execve(2) is the
+/// only syscall made (it may run under the container's seccomp filter).
 pub fn exec(e: &Exec) -> ProcessError {
-    match nix::unistd::execve(&e.path, &e.argv, &e.envp) {
-        Err(err) => ProcessError::Sys {
-            what: format!("exec {:?}", e.path),
-            source: err.into(),
-        },
-        Ok(never) => match never {},
+    let source = e.exec();
+    ProcessError::Sys {
+        what: format!("exec {:?}", e.path()),
+        source,
     }
 }
 

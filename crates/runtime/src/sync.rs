@@ -24,6 +24,14 @@ pub enum Msg {
     HooksDone,
     /// child -> parent: everything is set up; only the exec remains.
     Ready,
+    /// child -> parent: as `Ready`, and the child now loads a seccomp filter
+    /// with a notify listener, which will get this descriptor number: the
+    /// parent takes a copy (pidfd_getfd(2)) for the seccomp agent, so the
+    /// child sends nothing under its filter (it only reads `SeccompDone`).
+    SeccompReady(i32),
+    /// parent -> child: the parent has its copy of the notify descriptor;
+    /// the child may go on (an exec closes its own copy).
+    SeccompDone,
     /// child -> parent: setup failed; the message says why.
     Error(String),
     /// parent -> child: `run` (create and start in one call) releases the
@@ -48,6 +56,12 @@ pub struct Channel {
     reader: BufReader<UnixStream>,
 }
 
+impl std::os::fd::AsFd for Channel {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.reader.get_ref().as_fd()
+    }
+}
+
 impl Channel {
     pub fn pair() -> std::io::Result<(Channel, Channel)> {
         let (a, b) = UnixStream::pair()?;
@@ -65,6 +79,24 @@ impl Channel {
         line.push(b'\n');
         self.reader.get_mut().write_all(&line)?;
         Ok(())
+    }
+
+    /// Whether a message (or end of file) is waiting, within `timeout_ms`.
+    pub fn readable(&self, timeout_ms: u16) -> Result<bool, SyncError> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        if !self.reader.buffer().is_empty() {
+            return Ok(true);
+        }
+        let mut pfd = [PollFd::new(
+            self.reader.get_ref().as_fd(),
+            PollFlags::POLLIN,
+        )];
+        match poll(&mut pfd, PollTimeout::from(timeout_ms)) {
+            Ok(n) => Ok(n > 0),
+            Err(nix::Error::EINTR) => Ok(false),
+            Err(e) => Err(SyncError::Io(e.into())),
+        }
     }
 
     pub fn recv(&mut self) -> Result<Msg, SyncError> {

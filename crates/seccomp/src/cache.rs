@@ -44,6 +44,8 @@ fn key_of(seccomp: &LinuxSeccomp) -> Option<String> {
         "api": api.level,
         "kernel": uname.release().to_string_lossy(),
         "berth_seccomp": env!("CARGO_PKG_VERSION"),
+        // Programs made before the -ENOSYS prefix must not be reused.
+        "enosys_prefix": 1,
     });
     serde_json::to_string(&key).ok()
 }

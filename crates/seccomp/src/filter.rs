@@ -193,7 +193,16 @@ pub fn build(plan: FilterPlan) -> Result<Filter, FilterError> {
             source,
         })?;
     }
-    let program = program::export(&ctx)?;
+    // runc's -ENOSYS prefix: syscalls newer than the profile are "not
+    // implemented", so programs fall back to older ones.
+    let mut program = crate::enosys::stub(plan.default_action, &plan.archs, &plan.profile_names);
+    program.extend(program::export(&ctx)?);
+    if program.len() > program::MAX_INSNS {
+        return Err(ProgramError::TooLong {
+            insns: program.len(),
+        }
+        .into());
+    }
     let flags = program::load_flags(&plan.flags, plan.uses_notify);
     Ok(Filter {
         program,

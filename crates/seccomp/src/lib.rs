@@ -12,9 +12,12 @@
 //!    surface here, before any container process exists); if
 //!    [`Filter::uses_notify`], [`connect_listener`] to `listenerPath`;
 //! 2. container process, after fork, right before execve, with no_new_privs
-//!    already set (or CAP_SYS_ADMIN still held): [`Filter::load`];
-//! 3. with a notify fd: [`send_to_listener`] (from the child, or from the
-//!    parent after receiving the fd), then close the socket and the fd.
+//!    already set (or CAP_SYS_ADMIN effective): [`Filter::load`]; the
+//!    program starts with [`enosys`]'s prefix (syscalls newer than the
+//!    profile get ENOSYS);
+//! 3. with a notify fd: [`send_to_listener`] (berth-runtime does it from
+//!    the parent, with a copy taken by pidfd_getfd), then close the socket
+//!    and the fd.
 //!
 //! Hardened defaults for `berth-runtime spec` and the engine:
 //! [`defaults::harden`]; `features()` feeds `berth features`.
@@ -22,6 +25,7 @@
 
 pub mod cache;
 pub mod defaults;
+pub mod enosys;
 pub mod features;
 pub mod filter;
 pub mod notify;

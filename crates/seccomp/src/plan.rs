@@ -18,12 +18,6 @@ const DEFAULT_ERRNO: u32 = libc::EPERM as u32;
 /// Highest syscall argument index the kernel exposes (`seccomp_data.args[6]`).
 const MAX_ARG_INDEX: u32 = 5;
 
-/// Syscalls the runtime itself makes after the filter is loaded (handing the
-/// notify fd over and reporting errors); a NOTIFY rule on them would block the
-/// container process before the agent ever gets the notify fd (runc refuses
-/// `write` for the same reason).
-const NOTIFY_FORBIDDEN: &[&str] = &["write", "sendmsg", "recvmsg", "close"];
-
 /// Errors found while checking a `linux.seccomp` object.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
@@ -45,8 +39,6 @@ pub enum PlanError {
     NotifyWithoutListener,
     #[error("seccomp listenerMetadata is set without listenerPath")]
     MetadataWithoutListener,
-    #[error("seccomp action SCMP_ACT_NOTIFY on syscall {name} is not supported: the runtime needs it to hand over the notify fd")]
-    NotifyOnRuntimeSyscall { name: String },
 }
 
 /// Filter-wide flags (seccomp(2) `SECCOMP_FILTER_FLAG_*`).
@@ -78,6 +70,10 @@ pub struct FilterPlan {
     /// Syscall names libseccomp does not know, skipped as runc skips them.
     pub skipped_unknown: Vec<String>,
     pub uses_notify: bool,
+    /// Every syscall name of the profile, whatever its action: the highest
+    /// of their numbers bounds the syscalls the profile knows (see
+    /// [`crate::enosys`]).
+    pub profile_names: Vec<String>,
 }
 
 /// Parses a `linux.seccomp` JSON object. Unknown action, operator,
@@ -246,6 +242,7 @@ pub fn plan(seccomp: &LinuxSeccomp) -> Result<FilterPlan, PlanError> {
     let mut rules = Vec::new();
     let mut skipped_unknown = Vec::new();
     let mut uses_notify = false;
+    let mut profile_names = Vec::new();
     for (position, entry) in seccomp.syscalls().iter().flatten().enumerate() {
         let names = entry.names();
         if names.is_empty() {
@@ -260,20 +257,13 @@ pub fn plan(seccomp: &LinuxSeccomp) -> Result<FilterPlan, PlanError> {
         let action = to_action(entry.action(), entry.errno_ret(), || {
             format!("errnoRet of syscalls {names:?}")
         })?;
+        profile_names.extend(names.iter().cloned());
         let args = entry.args().as_deref().unwrap_or_default();
         if let Some(bad) = args.iter().find(|a| a.index() > MAX_ARG_INDEX as usize) {
             return Err(PlanError::ArgIndex {
                 names: names.clone(),
                 index: u32::try_from(bad.index()).unwrap_or(u32::MAX),
             });
-        }
-        if action == ScmpAction::Notify {
-            if let Some(name) = names
-                .iter()
-                .find(|n| NOTIFY_FORBIDDEN.contains(&n.as_str()))
-            {
-                return Err(PlanError::NotifyOnRuntimeSyscall { name: name.clone() });
-            }
         }
         // runc skips rules whose action is the default one: libseccomp
         // refuses them and they change nothing.
@@ -308,5 +298,6 @@ pub fn plan(seccomp: &LinuxSeccomp) -> Result<FilterPlan, PlanError> {
         rules,
         skipped_unknown,
         uses_notify,
+        profile_names,
     })
 }

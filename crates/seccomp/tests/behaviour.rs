@@ -348,3 +348,63 @@ fn tsync_flag_applies_the_filter_to_other_threads() {
         describe(&out)
     );
 }
+
+#[test]
+fn syscalls_newer_than_the_profile_get_enosys() {
+    // dockerd 20.10's default profile, as dockerd wrote it (profiles/).
+    const DOCKER: &str = include_str!("profiles/docker-20.10.json");
+    if is_child() {
+        let permissive = std::env::var("PERMISSIVE").is_ok_and(|v| v == "1");
+        if permissive {
+            // Allow by default: nothing is rewritten.
+            load(
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["acct"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+            );
+        } else {
+            load(DOCKER);
+        }
+        let py = std::env::var("PY").expect("PY");
+        // 1000: newer than any profile; acct (163): named by the profile,
+        // not allowed: its default errno.
+        let script = "import ctypes\nl=ctypes.CDLL(None,use_errno=True)\nfor n in (1000,163):\n    r=l.syscall(n,0)\n    print('nr%d=%d/%d'%(n,r,ctypes.get_errno()),flush=True)";
+        match std::process::Command::new(py).args(["-c", script]).output() {
+            Ok(o) => report(
+                "py_stdout",
+                String::from_utf8_lossy(&o.stdout).replace('\n', " "),
+            ),
+            Err(e) => report("spawn", e),
+        }
+        child_exit();
+    }
+    let Some(py) = common::python3() else {
+        eprintln!("SKIP: syscalls_newer_than_the_profile_get_enosys: no python3 with ctypes");
+        return;
+    };
+    let py = py.to_string_lossy().to_string();
+    let out = run_child(
+        "syscalls_newer_than_the_profile_get_enosys",
+        &[("PY", &py), ("PERMISSIVE", "0")],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    let got = field(&out, "py_stdout").unwrap_or_default();
+    assert!(
+        got.contains(&format!("nr1000=-1/{}", libc::ENOSYS)),
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        got.contains(&format!("nr163=-1/{}", libc::EPERM)),
+        "{}",
+        describe(&out)
+    );
+    let out = run_child(
+        "syscalls_newer_than_the_profile_get_enosys",
+        &[("PY", &py), ("PERMISSIVE", "1")],
+    );
+    let got = field(&out, "py_stdout").unwrap_or_default();
+    assert!(
+        got.contains(&format!("nr1000=-1/{}", libc::ENOSYS)) && got.contains("nr163=-1/1"),
+        "the kernel's own ENOSYS under an allowing profile: {}",
+        describe(&out)
+    );
+}

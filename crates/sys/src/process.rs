@@ -66,9 +66,88 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
         )
     };
     if ret == -1 {
-        return Err(io::Error::last_os_error());
+        let e = io::Error::last_os_error();
+        // Kernels before 5.11 lack CLOSE_RANGE_CLOEXEC, and an outer
+        // seccomp filter may deny close_range: mark them one by one, as
+        // runc does, from the list in /proc/self/fd.
+        return match e.raw_os_error() {
+            Some(libc::ENOSYS | libc::EINVAL | libc::EPERM) => cloexec_each_from(first),
+            _ => Err(e),
+        };
     }
     Ok(())
+}
+
+/// `fcntl(fd, F_SETFD, FD_CLOEXEC)` on every open descriptor from `first`
+/// up, as listed in /proc/self/fd.
+fn cloexec_each_from(first: u32) -> io::Result<()> {
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds {
+        if fd < 0 || (fd as u32) < first {
+            continue;
+        }
+        // SAFETY: F_SETFD only changes a flag of descriptor `fd` in our own
+        // table; the directory's own (closed by now) descriptor yields EBADF.
+        let ret = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        if ret == -1 && io::Error::last_os_error().raw_os_error() != Some(libc::EBADF) {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// A program with its arguments and environment, laid out for execve(2)
+/// ahead of time: [`PreparedExec::exec`] allocates nothing and makes no
+/// syscall but execve, so it can run under a strict seccomp filter.
+pub struct PreparedExec {
+    path: std::ffi::CString,
+    _strings: Vec<std::ffi::CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+impl PreparedExec {
+    /// Lays out `path`, `argv` and `envp` (NULL-terminated pointer arrays
+    /// into the strings this value owns).
+    pub fn new(
+        path: std::ffi::CString,
+        argv: Vec<std::ffi::CString>,
+        envp: Vec<std::ffi::CString>,
+    ) -> PreparedExec {
+        let ptrs = |v: &[std::ffi::CString]| {
+            v.iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect::<Vec<_>>()
+        };
+        let argv_ptrs = ptrs(&argv);
+        let envp_ptrs = ptrs(&envp);
+        let mut strings = argv;
+        strings.extend(envp);
+        PreparedExec {
+            path,
+            _strings: strings,
+            argv: argv_ptrs,
+            envp: envp_ptrs,
+        }
+    }
+
+    /// The program's path.
+    pub fn path(&self) -> &std::ffi::CStr {
+        &self.path
+    }
+
+    /// `execve(2)`: returns only on failure, with its error.
+    pub fn exec(&self) -> io::Error {
+        // SAFETY: `path` is a NUL-terminated string; `argv` and `envp` are
+        // NULL-terminated arrays of pointers to NUL-terminated strings owned
+        // by `self._strings` (moving a CString does not move its heap
+        // buffer), all alive across the call.
+        unsafe { libc::execve(self.path.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr()) };
+        io::Error::last_os_error()
+    }
 }
 
 /// `fcntl(fd, F_SETFD, 0)`: let a preserved descriptor (`--preserve-fds`)
@@ -217,4 +296,44 @@ macro_rules! c_main {
             ::std::process::exit($f())
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn cloexec_set(fd: i32) -> bool {
+        rustix::io::fcntl_getfd(borrowed(fd))
+            .map(|f| f.contains(rustix::io::FdFlags::CLOEXEC))
+            .unwrap_or(false)
+    }
+
+    fn borrowed(fd: i32) -> std::os::fd::BorrowedFd<'static> {
+        // SAFETY: the descriptor is held open by the test for the whole
+        // time the borrow is used.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+    }
+
+    #[test]
+    fn the_fallback_marks_every_descriptor_from_first_close_on_exec() {
+        let open = || {
+            rustix::fs::open(
+                "/dev/null",
+                rustix::fs::OFlags::RDONLY,
+                rustix::fs::Mode::empty(),
+            )
+            .expect("open /dev/null")
+        };
+        let (a, b) = (open(), open());
+        let (low, high) = if a.as_raw_fd() < b.as_raw_fd() {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        assert!(!cloexec_set(low.as_raw_fd()) && !cloexec_set(high.as_raw_fd()));
+        cloexec_each_from(high.as_raw_fd() as u32).expect("fallback");
+        assert!(cloexec_set(high.as_raw_fd()), "from `first` up: marked");
+        assert!(!cloexec_set(low.as_raw_fd()), "below `first`: untouched");
+    }
 }
