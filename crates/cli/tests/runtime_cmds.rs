@@ -212,6 +212,7 @@ fn features_prints_the_schema_sections() {
         "intelRdt",
         "mountExtensions",
         "netDevices",
+        "memoryPolicy",
     ];
     for k in linux.keys() {
         assert!(allowed.contains(&k.as_str()), "unknown linux key {k}");
