@@ -258,6 +258,7 @@ const HEADER_FUNCS: &[(&str, Func)] = &[
     ("upper", first_fn),
     ("title", first_fn),
     ("truncate", first_fn),
+    ("berthLabel", label_header_fn),
 ];
 
 /// A JSON value as a template value.
@@ -820,6 +821,16 @@ fn label_fn(args: &[Value]) -> Result<Value, FuncError> {
     }))
 }
 
+/// The header of a `.Label "KEY"` column, as Docker's
+/// `SubHeaderContext.Label`: KEY's last dot-separated part with `-` and
+/// `_` as spaces (`com.example.tier_name` -> `tier name`).
+fn label_header_fn(args: &[Value]) -> Result<Value, FuncError> {
+    arg("Label", args, 2)?;
+    let key = text(&args[1]);
+    let last = key.rsplit('.').next().unwrap_or_default();
+    Ok(Value::String(last.replace(['-', '_'], " ")))
+}
+
 /// `a=1,b=x,y` -> [(a, 1), (b, "x,y")]: a part without `=` belongs to the
 /// value before it.
 fn label_pairs(s: &str) -> Vec<(String, String)> {
@@ -992,6 +1003,12 @@ mod tests {
         let m = json!({"Labels": {"k": "v"}});
         assert_eq!(r("{{.Label \"k\"}}", m), "v");
         assert_eq!(label_calls("\".Label x\""), "\".Label x\"");
+        // Docker's header: the key's last part, `-`/`_` as spaces.
+        let rows = vec![json!({"Labels": "com.x.tier_name=db", "Names": "web"})];
+        let t = Format::parse("table {{.Names}}\\t{{.Label \"com.x.tier_name\"}}")
+            .rows("", &[("Names", "NAMES")], &rows)
+            .unwrap();
+        assert_eq!(t, "NAMES     tier name\nweb       db\n");
     }
 
     #[test]
