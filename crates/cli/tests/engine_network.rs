@@ -372,6 +372,7 @@ fn kill_9_of_monitor_and_container_is_reconciled() {
         .filter(|p| *p > 0)
         .map(|p| p as i32);
     assert!(links(&env).contains(": vb"), "veth while running");
+    let ip = ip_on(&env, "victim", "berth");
     if let Some(m) = monitor {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(m),
@@ -398,8 +399,9 @@ fn kill_9_of_monitor_and_container_is_reconciled() {
         .join("netns")
         .join(row["Id"].as_str().unwrap())
         .exists());
-    // It can start again with the same address.
-    let ip = ip_on(&env, "victim", "berth");
+    // No address while it is not running (Docker clears it); it can
+    // start again with the same one.
+    assert_eq!(ip_on(&env, "victim", "berth"), "");
     env.ok(&["start", "victim"]);
     assert_eq!(ip_on(&env, "victim", "berth"), ip);
     let got = wait_for("published again", 10, || {

@@ -151,7 +151,42 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
     if let Some(c) = &cfg {
         crate::flags::add_to_inspect(&mut doc, c);
     }
+    if row.status != Status::Running {
+        clear_operational(&mut doc["NetworkSettings"]);
+    }
     doc
+}
+
+/// A container that is not running has no address: Docker clears the
+/// operational data of its endpoints (`cleanOperationalData`: address,
+/// gateway, MAC, published ports, sandbox) and keeps the networks it is
+/// on; podman shows the same. berth keeps the endpoint for the next
+/// start, so only the inspect document is cleared.
+fn clear_operational(ns: &mut Value) {
+    fn clear(v: &mut Value) {
+        for (k, empty) in [
+            ("IPAddress", json!("")),
+            ("IPPrefixLen", json!(0)),
+            ("Gateway", json!("")),
+            ("GlobalIPv6Address", json!("")),
+            ("IPv6Gateway", json!("")),
+            ("MacAddress", json!("")),
+        ] {
+            if v.get(k).is_some() {
+                v[k] = empty;
+            }
+        }
+    }
+    clear(ns);
+    if let Some(nets) = ns.get_mut("Networks").and_then(Value::as_object_mut) {
+        nets.values_mut().for_each(clear);
+    }
+    if ns.get("Ports").is_some() {
+        ns["Ports"] = json!({});
+    }
+    if ns.get("SandboxKey").is_some() {
+        ns["SandboxKey"] = json!("");
+    }
 }
 
 /// Docker's `{"Name", "MaximumRetryCount"}` of a recorded `--restart`.
@@ -188,18 +223,36 @@ pub fn status_text(row: &ContainerRow, now_ms: i64) -> String {
     }
 }
 
-/// A coarse human duration.
+/// Docker's `units.HumanDuration` (docker/go-units, as Docker 20.10
+/// prints `Up Less than a second`, `Exited (0) About a minute ago`).
 pub fn ago(ms: i64) -> String {
-    let s = (ms / 1000).max(0);
-    match s {
-        0 => "less than a second".into(),
-        1 => "1 second".into(),
-        2..=59 => format!("{s} seconds"),
-        60..=119 => "1 minute".into(),
-        120..=3599 => format!("{} minutes", s / 60),
-        3600..=7199 => "1 hour".into(),
-        7200..=86399 => format!("{} hours", s / 3600),
-        _ => format!("{} days", s / 86400),
+    let ms = ms.max(0);
+    let s = ms / 1000;
+    let m = s / 60;
+    // Go: `hours := int(d.Hours() + 0.5)`.
+    let h = (ms as f64 / 3_600_000.0 + 0.5) as i64;
+    if s < 1 {
+        "Less than a second".into()
+    } else if s == 1 {
+        "1 second".into()
+    } else if s < 60 {
+        format!("{s} seconds")
+    } else if m == 1 {
+        "About a minute".into()
+    } else if m < 60 {
+        format!("{m} minutes")
+    } else if h == 1 {
+        "About an hour".into()
+    } else if h < 48 {
+        format!("{h} hours")
+    } else if h < 24 * 7 * 2 {
+        format!("{} days", h / 24)
+    } else if h < 24 * 30 * 2 {
+        format!("{} weeks", h / 24 / 7)
+    } else if h < 24 * 365 * 2 {
+        format!("{} months", h / 24 / 30)
+    } else {
+        format!("{} years", ms / 3_600_000 / 24 / 365)
     }
 }
 
@@ -293,6 +346,18 @@ mod tests {
         run.status = Status::Running;
         assert_eq!(status_text(&run, 5_000), "Up 5 seconds");
         assert_eq!(ago(3_600_000 * 3), "3 hours");
+        assert_eq!(ago(400), "Less than a second");
+        assert_eq!(ago(61_000), "About a minute");
+        assert_eq!(ago(119_000), "About a minute");
+        assert_eq!(ago(3_599_000), "59 minutes");
+        // Hours are rounded, as Go's `int(d.Hours() + 0.5)`.
+        assert_eq!(ago(5_400_000), "2 hours");
+        assert_eq!(ago(3_700_000), "About an hour");
+        assert_eq!(ago(86_400_000 * 20), "2 weeks");
+        assert_eq!(ago(86_400_000 * 90), "3 months");
+        assert_eq!(ago(86_400_000 * 800), "2 years");
+        run.started = Some(4_500);
+        assert_eq!(status_text(&run, 5_000), "Up Less than a second");
     }
 
     #[test]

@@ -278,7 +278,13 @@ pub fn commit(root: &Path, e: &EngineArgs, a: &CommitArgs) -> Result<i32> {
         root,
         &berth_engine::events::Event::new("container", "commit", &row.id, &attrs),
     );
-    println!("{id}");
+    // Docker prints `sha256:ID`; `-q` is podman's flag, and podman prints
+    // the bare ID.
+    if a.quiet {
+        println!("{}", id.strip_prefix("sha256:").unwrap_or(&id));
+    } else {
+        println!("{id}");
+    }
     Ok(0)
 }
 

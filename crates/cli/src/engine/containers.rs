@@ -24,7 +24,9 @@ pub struct PsArgs {
     /// (example: `--format '{{.Names}} {{.Status}}'`).
     #[arg(long, default_value = "table")]
     pub format: String,
-    /// name=, id=, status=, label=K[=V], ancestor=
+    /// Docker's filters: id=, name= (a regular expression), label=K[=V],
+    /// status=, exited=CODE, ancestor=, network=, volume=, health=,
+    /// before=, since= (repeatable)
     #[arg(short = 'f', long)]
     pub filter: Vec<String>,
     /// Full IDs and commands.
@@ -199,7 +201,9 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
     berth_engine::create::reap_interrupted(&engine)?;
     let now = berth_engine::now_ms();
     let mut rows = Vec::new();
-    for r in engine.db()?.list()? {
+    let list = engine.db()?.list()?;
+    let filter = super::ps_filter::PsFilter::parse(&engine, &a.filter, &list)?;
+    for (pos, r) in list.into_iter().enumerate() {
         let r = lifecycle::refresh(&engine, r)?;
         // A removal killed half-way (its dir is gone, the row is left; the
         // dir is made before the row exists): finish it.
@@ -211,20 +215,8 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
             continue;
         }
         let limited = a.latest || a.last.is_some();
-        let mut keep = a.all || limited || r.status == Status::Running;
-        for f in &a.filter {
-            // Paused is the runtime's (freezer) state, not the row's.
-            if f == "status=paused" {
-                keep &= berth_engine::manage::is_paused(&engine, &r);
-                continue;
-            }
-            match inspect::matches_filter(&r, f) {
-                Some(m) => keep &= m,
-                None => anyhow::bail!(
-                    "unsupported filter {f:?} (use name=, id=, status=, label=, ancestor=)"
-                ),
-            }
-        }
+        let keep = (a.all || limited || filter.implies_all() || r.status == Status::Running)
+            && filter.matches(&engine, &r, pos);
         if keep {
             rows.push(r);
         }

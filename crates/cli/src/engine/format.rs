@@ -1,12 +1,5 @@
 //! Output helpers shared by the engine commands.
 
-/// Output format of listing commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    Table,
-    Json,
-}
-
 /// Sizes as podman prints them (SI units, 3 significant digits).
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];

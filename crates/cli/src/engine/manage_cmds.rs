@@ -11,6 +11,7 @@ use clap::{ArgAction, Args};
 
 use super::format::print_table;
 use super::run::EngineArgs;
+use super::template::Format;
 
 /// `pause` / `unpause`.
 #[derive(Debug, Args)]
@@ -65,7 +66,8 @@ pub struct UpdateArgs {
 /// `diff`.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// Output: plain (A/C/D lines) or json.
+    /// Output: plain (A/C/D lines), json, or a Go template over `.Kind`
+    /// (A, C or D) and `.Path` (example: `--format '{{.Path}}'`).
     #[arg(long, default_value = "plain")]
     pub format: String,
     pub container: String,
@@ -117,7 +119,8 @@ pub struct EventsArgs {
     /// type=, event=, container=, image=, network=, volume= (repeatable).
     #[arg(short = 'f', long)]
     pub filter: Vec<String>,
-    /// Output: plain or json (one JSON document per line).
+    /// Output: plain, json (one JSON document per line), or a Go template
+    /// over Docker's fields (example: `--format '{{.Action}} {{.Actor.Attributes.name}}'`).
     #[arg(long, default_value = "plain")]
     pub format: String,
 }
@@ -139,9 +142,13 @@ pub struct SearchArgs {
     /// Most results.
     #[arg(long, default_value_t = 25)]
     pub limit: usize,
-    /// Output: table or json.
+    /// Output: table, json, a Go template or `table TEMPLATE`
+    /// (example: `--format '{{.Name}} {{.StarCount}}'`).
     #[arg(long, default_value = "table")]
     pub format: String,
+    /// Do not cut descriptions.
+    #[arg(long)]
+    pub no_trunc: bool,
     /// TERM, or REGISTRY/TERM.
     pub term: String,
 }
@@ -201,7 +208,7 @@ pub fn diff(root: &Path, e: &EngineArgs, a: &DiffArgs) -> Result<i32> {
     let engine = e.engine(root)?;
     let changes = manage::diff(&engine, &a.container)?;
     match a.format.as_str() {
-        "plain" | "table" => {
+        "plain" | "table" | "" => {
             let mut out = std::io::stdout().lock();
             for c in &changes {
                 let _ = writeln!(out, "{} {}", c.kind.letter(), c.path);
@@ -224,7 +231,19 @@ pub fn diff(root: &Path, e: &EngineArgs, a: &DiffArgs) -> Result<i32> {
             });
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
-        other => bail!("diff: unknown --format {other:?} (use plain or json)"),
+        f => {
+            // A Go template or `table TEMPLATE`, one row per change.
+            let rows: Vec<serde_json::Value> = changes
+                .iter()
+                .map(|c| serde_json::json!({"Kind": c.kind.letter().to_string(), "Path": c.path}))
+                .collect();
+            let text = Format::parse(f).rows(
+                "{{.Kind}}\t{{.Path}}",
+                &[("Kind", "CHANGE TYPE"), ("Path", "PATH")],
+                &rows,
+            )?;
+            print!("{text}");
+        }
     }
     Ok(0)
 }
@@ -285,27 +304,79 @@ pub fn events(root: &Path, a: &EventsArgs) -> Result<i32> {
             events::FILTER_KEYS.join("=, ")
         )
     })?;
-    let json = match a.format.as_str() {
-        "json" | "{{json .}}" => true,
-        "plain" | "" => false,
-        other => bail!("events: unknown --format {other:?} (use plain or json)"),
+    // Docker's `--format`: `json` (or `{{json .}}`), or a Go template over
+    // its event message's fields.
+    let format = match a.format.as_str() {
+        "plain" | "" => None,
+        "json" | "{{json .}}" => Some(Format::Json),
+        f => match Format::parse(f) {
+            Format::Json => Some(Format::Json),
+            Format::Template(t) => Some(Format::Template(t)),
+            Format::Table(_) => {
+                bail!("events: --format table is not supported (use plain, json or a Go template)")
+            }
+        },
+    };
+    let tpl = match &format {
+        // Checked before anything is read, so a bad template fails at once.
+        Some(Format::Template(t)) => Some(super::template::Parsed::new(t)?),
+        _ => None,
     };
     let mut out = std::io::stdout();
+    let mut failed = None;
     let r = events::show(root, since, until, &filter, &mut |ev| {
-        let line = if json {
-            serde_json::to_string(ev).expect("event serialises")
-        } else {
-            ev.line()
+        let line = match (&format, &tpl) {
+            (Some(Format::Json), _) => serde_json::to_string(ev).expect("event serialises"),
+            (_, Some(t)) => match t.render(&event_view(ev)) {
+                Ok(l) => l,
+                Err(e) => {
+                    let msg = format!("events: {e:#}");
+                    failed = Some(e.context(format!("events: {} {}", ev.kind, ev.action)));
+                    return Err(std::io::Error::other(msg));
+                }
+            },
+            _ => ev.line(),
         };
         writeln!(out, "{line}")?;
         out.flush()
     });
+    if let Some(e) = failed {
+        return Err(e);
+    }
     match r {
         Ok(()) => Ok(0),
         // The reader went away (`| head`): done.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
         Err(e) => Err(anyhow::Error::new(e).context("events: read the event log")),
     }
+}
+
+/// What an event template sees: Docker's `events.Message` fields
+/// (`.Type`, `.Action`, `.Actor.ID`, `.Actor.Attributes`, `.Scope`,
+/// `.Time` in seconds, `.TimeNano`, and the older `.Status`, `.ID`,
+/// `.From`, which Docker fills for container and image events).
+pub fn event_view(ev: &events::Event) -> serde_json::Value {
+    let legacy = matches!(ev.kind.as_str(), "container" | "image");
+    let from = if ev.kind == "container" {
+        ev.actor
+            .attributes
+            .get("image")
+            .cloned()
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    serde_json::json!({
+        "Type": ev.kind,
+        "Action": ev.action,
+        "Actor": {"ID": ev.actor.id, "Attributes": ev.actor.attributes},
+        "Scope": ev.scope,
+        "Time": ev.time,
+        "TimeNano": ev.time_nano,
+        "Status": if legacy { ev.action.as_str() } else { "" },
+        "ID": if legacy { ev.actor.id.as_str() } else { "" },
+        "From": from,
+    })
 }
 
 /// `top CONTAINER [ps OPTIONS]`: without options, PID and command; with
@@ -400,29 +471,73 @@ pub fn search(root: &Path, a: &SearchArgs) -> Result<i32> {
         .with_context(|| format!("search: the answer of {domain} is not JSON"))?;
     let results = body["results"].as_array().cloned().unwrap_or_default();
     let results: Vec<_> = results.into_iter().take(a.limit).collect();
-    if a.format == "json" {
+    let format = Format::parse(&a.format);
+    if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&results)?);
         return Ok(0);
     }
-    let rows: Vec<Vec<String>> = results
+    let rows: Vec<serde_json::Value> = results
         .iter()
-        .map(|r| {
-            let name = r["name"].as_str().unwrap_or_default();
-            vec![
-                format!("{domain}/{name}"),
-                r["description"].as_str().unwrap_or_default().to_string(),
-                r["star_count"].as_u64().unwrap_or(0).to_string(),
-                if r["is_official"].as_bool() == Some(true) {
-                    "[OK]"
-                } else {
-                    ""
-                }
-                .into(),
-            ]
-        })
+        .map(|r| search_row(domain, r, a.no_trunc))
         .collect();
-    print_table(&["NAME", "DESCRIPTION", "STARS", "OFFICIAL"], &rows);
+    print!(
+        "{}",
+        format.rows(
+            "{{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}\t{{.IsAutomated}}",
+            SEARCH_HEADERS,
+            &rows
+        )?
+    );
     Ok(0)
+}
+
+/// Column names Docker gives `search` fields (podman's names too).
+const SEARCH_HEADERS: &[(&str, &str)] = &[
+    ("Name", "NAME"),
+    ("Description", "DESCRIPTION"),
+    ("StarCount", "STARS"),
+    ("IsOfficial", "OFFICIAL"),
+    ("IsAutomated", "AUTOMATED"),
+    ("Index", "INDEX"),
+    ("Stars", "STARS"),
+    ("Official", "OFFICIAL"),
+    ("Automated", "AUTOMATED"),
+];
+
+/// A `search` row for templates: Docker's fields (`.Name`,
+/// `.Description`, `.StarCount`, `.IsOfficial` and `.IsAutomated` as
+/// `[OK]` or nothing) and podman's (`.Index`, `.Stars`, `.Official`,
+/// `.Automated`). The name carries the registry, as podman prints it;
+/// the description is cut to 45 characters unless `no_trunc` (Docker).
+fn search_row(domain: &str, r: &serde_json::Value, no_trunc: bool) -> serde_json::Value {
+    let ok = |k: &str| {
+        if r[k].as_bool() == Some(true) {
+            "[OK]"
+        } else {
+            ""
+        }
+    };
+    let desc = r["description"]
+        .as_str()
+        .unwrap_or_default()
+        .replace('\n', " ");
+    let desc = if no_trunc {
+        desc
+    } else {
+        super::views::ellipsis(&desc, 45)
+    };
+    let stars = r["star_count"].as_u64().unwrap_or(0);
+    serde_json::json!({
+        "Name": format!("{domain}/{}", r["name"].as_str().unwrap_or_default()),
+        "Description": desc,
+        "StarCount": stars.to_string(),
+        "IsOfficial": ok("is_official"),
+        "IsAutomated": ok("is_automated"),
+        "Index": domain,
+        "Stars": stars,
+        "Official": ok("is_official"),
+        "Automated": ok("is_automated"),
+    })
 }
 
 /// `container exists`: 0 when it exists, 1 when not (podman).

@@ -17,6 +17,7 @@ mod inspect_cmd;
 mod logs_prefix;
 mod manage_cmds;
 mod networks;
+mod ps_filter;
 mod registry;
 mod run;
 mod run_flags;

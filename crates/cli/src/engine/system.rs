@@ -7,7 +7,8 @@ use berth_image::gc::disk_usage;
 use berth_image::Store;
 use clap::{Args, Subcommand};
 
-use super::format::{human_size, print_table, OutputFormat};
+use super::format::{human_size, print_table};
+use super::template::Format;
 
 /// `berth system ...`
 #[derive(Debug, Subcommand)]
@@ -21,8 +22,10 @@ pub enum SystemCommand {
 
 #[derive(Debug, Args)]
 pub struct DfArgs {
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: OutputFormat,
+    /// Output: table, json, a Go template over Docker's `.Type`,
+    /// `.TotalCount`, `.Active`, `.Size`, `.Reclaimable`, or `table TEMPLATE`.
+    #[arg(long, default_value = "table")]
+    pub format: String,
 }
 
 pub fn system_command(
@@ -40,9 +43,33 @@ fn df(root: &Path, a: &DfArgs) -> anyhow::Result<()> {
     let store =
         Store::open(root).with_context(|| format!("open store under {}", root.display()))?;
     let u = disk_usage(&store)?;
-    match a.format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&u)?),
-        OutputFormat::Table => print_table(
+    match Format::parse(&a.format) {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&u)?),
+        f @ (Format::Template(_) | Format::Table(Some(_))) => {
+            // Docker's row fields; berth's store has only images to count.
+            let row = serde_json::json!({
+                "Type": "Images",
+                "TotalCount": u.images.to_string(),
+                "Active": "",
+                "Size": human_size(u.blob_bytes + u.snapshot_bytes),
+                "Reclaimable": human_size(u.reclaimable_bytes),
+            });
+            print!(
+                "{}",
+                f.rows(
+                    "",
+                    &[
+                        ("Type", "TYPE"),
+                        ("TotalCount", "TOTAL"),
+                        ("Active", "ACTIVE"),
+                        ("Size", "SIZE"),
+                        ("Reclaimable", "RECLAIMABLE"),
+                    ],
+                    &[row],
+                )?
+            );
+        }
+        Format::Table(None) => print_table(
             &["TYPE", "TOTAL", "SIZE", "RECLAIMABLE"],
             &[
                 vec![

@@ -102,6 +102,21 @@ pub fn render_lines(template: &str, values: &[Json]) -> Result<String> {
     Ok(out)
 }
 
+/// A template parsed once and rendered for many values (what a stream
+/// such as `events --format` needs). Takes the text of
+/// [`Format::Template`] (`\t` already a tab).
+pub struct Parsed(Compiled);
+
+impl Parsed {
+    pub fn new(text: &str) -> Result<Parsed> {
+        Compiled::new(text).map(Parsed)
+    }
+
+    pub fn render(&self, v: &Json) -> Result<String> {
+        self.0.render(v)
+    }
+}
+
 /// A table: the header row (the template rendered over the header names)
 /// then one row per value, aligned.
 pub fn table(template: &str, headers: &[(&str, &str)], rows: &[Json]) -> Result<String> {
@@ -232,6 +247,7 @@ const FUNCS: &[(&str, Func)] = &[
     ("berthStr", str_fn),
     ("berthVals", vals_fn),
     ("berthEntries", entries_fn),
+    ("berthLabel", label_fn),
 ];
 
 const HEADER_FUNCS: &[(&str, Func)] = &[
@@ -242,6 +258,7 @@ const HEADER_FUNCS: &[(&str, Func)] = &[
     ("upper", first_fn),
     ("title", first_fn),
     ("truncate", first_fn),
+    ("berthLabel", label_header_fn),
 ];
 
 /// A JSON value as a template value.
@@ -666,6 +683,9 @@ fn rewrite(t: &str) -> Result<String> {
             out.push_str(&a.wrap(a.body, true, true));
             continue;
         }
+        let calls = label_calls(a.body);
+        let a = Action { body: &calls, ..a };
+        let body = a.body.trim();
         match keyword(body) {
             "range" => {
                 ranges += 1;
@@ -715,6 +735,117 @@ fn rewrite(t: &str) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+/// Docker's rows (`ps`, `volume ls`, `network ls`) have a method with an
+/// argument, `{{.Label "key"}}`, which gtmpl cannot call: `X.Label ARG`
+/// becomes `(berthLabel X ARG)`, which looks the key up in X's `Labels`.
+fn label_calls(body: &str) -> String {
+    let b = body.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    let mut copied = 0;
+    while i < b.len() {
+        match b[i] {
+            q @ (b'"' | b'`' | b'\'') => {
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    if b[i] == b'\\' && q != b'`' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'.' if body[i..].starts_with(".Label")
+                && body[i + 6..].starts_with(char::is_whitespace) =>
+            {
+                // The receiver: `.`, `$`, `$x` or a field chain before it.
+                let start = body[..i]
+                    .rfind(|c: char| c.is_whitespace() || c == '(' || c == '|')
+                    .map_or(0, |p| p + 1)
+                    .max(copied);
+                let recv = match &body[start..i] {
+                    "" => ".",
+                    r => r,
+                };
+                // The argument: one token (a string or a variable).
+                let rest = &body[i + 6..];
+                let arg_at = i + 6 + (rest.len() - rest.trim_start().len());
+                let mut j = arg_at;
+                if j < b.len() && matches!(b[j], b'"' | b'`') {
+                    let q = b[j];
+                    j += 1;
+                    while j < b.len() && b[j] != q {
+                        if b[j] == b'\\' && q != b'`' {
+                            j += 1;
+                        }
+                        j += 1;
+                    }
+                    j = (j + 1).min(b.len());
+                } else {
+                    while j < b.len() && !b[j].is_ascii_whitespace() && !matches!(b[j], b')' | b'|')
+                    {
+                        j += 1;
+                    }
+                }
+                out.push_str(&body[copied..start]);
+                out.push_str(&format!("(berthLabel {recv} {})", &body[arg_at..j]));
+                copied = j;
+                i = j;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&body[copied..]);
+    out
+}
+
+/// `berthLabel ROW KEY`: the value of label KEY in the row's `Labels`
+/// (a map, or Docker's `a=1,b=2` text), or nothing.
+fn label_fn(args: &[Value]) -> Result<Value, FuncError> {
+    let row = arg("Label", args, 2)?;
+    let key = text(&args[1]);
+    let labels = match row {
+        Value::Object(m) | Value::Map(m) => m.get("Labels").cloned().unwrap_or(Value::Nil),
+        _ => Value::Nil,
+    };
+    Ok(Value::String(match labels {
+        Value::Object(m) | Value::Map(m) => m.get(&key).map(text).unwrap_or_default(),
+        Value::String(s) => label_pairs(&s)
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+            .unwrap_or_default(),
+        _ => String::new(),
+    }))
+}
+
+/// The header of a `.Label "KEY"` column, as Docker's
+/// `SubHeaderContext.Label`: KEY's last dot-separated part with `-` and
+/// `_` as spaces (`com.example.tier_name` -> `tier name`).
+fn label_header_fn(args: &[Value]) -> Result<Value, FuncError> {
+    arg("Label", args, 2)?;
+    let key = text(&args[1]);
+    let last = key.rsplit('.').next().unwrap_or_default();
+    Ok(Value::String(last.replace(['-', '_'], " ")))
+}
+
+/// `a=1,b=x,y` -> [(a, 1), (b, "x,y")]: a part without `=` belongs to the
+/// value before it.
+fn label_pairs(s: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        match (part.split_once('='), out.last_mut()) {
+            (Some((k, v)), _) => out.push((k.to_string(), v.to_string())),
+            (None, Some(last)) => {
+                last.1.push(',');
+                last.1.push_str(part);
+            }
+            (None, None) => out.push((part.to_string(), String::new())),
+        }
+    }
+    out
 }
 
 /// `$k, $v := PIPE` -> (["$k", "$v"], "PIPE").
@@ -856,6 +987,28 @@ mod tests {
         assert_eq!(out, "NAMES\nweb\ndb\n");
         let plain = Format::parse("{{.Names}}").rows("", &[], &rows).unwrap();
         assert_eq!(plain, "web\ndb\n");
+    }
+
+    #[test]
+    fn label_method() {
+        let v = json!({"Labels": "a=1,b=x,y", "Names": "web"});
+        assert_eq!(r("{{.Label \"a\"}}", v.clone()), "1");
+        assert_eq!(r("{{.Label \"b\"}}|{{.Names}}", v.clone()), "x,y|web");
+        assert_eq!(r("{{.Label \"zz\"}}", v.clone()), "");
+        assert_eq!(
+            r("{{if eq (.Label \"a\") \"1\"}}yes{{end}}", v.clone()),
+            "yes"
+        );
+        assert_eq!(r("{{$.Label `a`}}", v), "1");
+        let m = json!({"Labels": {"k": "v"}});
+        assert_eq!(r("{{.Label \"k\"}}", m), "v");
+        assert_eq!(label_calls("\".Label x\""), "\".Label x\"");
+        // Docker's header: the key's last part, `-`/`_` as spaces.
+        let rows = vec![json!({"Labels": "com.x.tier_name=db", "Names": "web"})];
+        let t = Format::parse("table {{.Names}}\\t{{.Label \"com.x.tier_name\"}}")
+            .rows("", &[("Names", "NAMES")], &rows)
+            .unwrap();
+        assert_eq!(t, "NAMES     tier name\nweb       db\n");
     }
 
     #[test]

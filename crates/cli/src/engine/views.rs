@@ -16,31 +16,7 @@ pub fn docker_time(ms: i64) -> String {
 
 /// Docker's `units.HumanDuration`.
 pub fn human_duration(ms: i64) -> String {
-    let s = ms.max(0) / 1000;
-    let (m, h, d) = (s / 60, s / 3600, s / 86400);
-    if s < 1 {
-        "Less than a second".into()
-    } else if s == 1 {
-        "1 second".into()
-    } else if s < 60 {
-        format!("{s} seconds")
-    } else if m == 1 {
-        "About a minute".into()
-    } else if m < 60 {
-        format!("{m} minutes")
-    } else if h == 1 {
-        "About an hour".into()
-    } else if h < 48 {
-        format!("{h} hours")
-    } else if h < 24 * 7 * 2 {
-        format!("{d} days")
-    } else if h < 24 * 30 * 2 {
-        format!("{} weeks", d / 7)
-    } else if h < 24 * 365 * 2 {
-        format!("{} months", d / 30)
-    } else {
-        format!("{} years", d / 365)
-    }
+    inspect::ago(ms)
 }
 
 /// `5 seconds ago`.
