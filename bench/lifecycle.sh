@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Container lifecycle benchmark (issues 2 and 4): N full lifecycles of
 # /bin/true in a busybox-static bundle for berth, crun and runc, in one run,
-# interleaved (berth, crun, runc, then crun, runc, berth, ...: the order
-# rotates every round) so machine noise hits all alike.
+# interleaved (berth, crun, runc, then runc, berth, crun, ...: the order is
+# shuffled every round) so machine noise hits all alike.
 #
 #   lifecycle  create --pid-file, start, wait until the init exits, delete
 #   run        `run` in the foreground (create + start + wait + delete)
@@ -146,7 +146,7 @@ unshare -m --propagation private bash -c '
     rc=0
     python3 - <<"PY" || rc=$?
 
-import ctypes, json, os, select, statistics, sys, time
+import ctypes, json, os, random, select, statistics, sys, time
 
 env = os.environ
 N, WARMUP = int(env["N"]), int(env["WARMUP"])
@@ -284,13 +284,17 @@ for m in modes:
     # crun there); SECCOMP_RUNC=1 adds it.
     rts = [rt for rt in runtimes if m != "seccomp" or rt != "runc" or env.get("SECCOMP_RUNC")]
     for i in range(WARMUP + N):
-        # The order rotates every round: the teardown of a container leaves
-        # kernel work behind (its network namespace, for one, is destroyed
-        # asynchronously) that delays whichever runtime creates the next
-        # container. Measured here: whatever followed runc had ~6 ms more
-        # wall time in create (berth when after runc, crun when after
-        # runc). Rotating spreads that evenly.
-        for rt in rts[i % len(rts):] + rts[:i % len(rts)]:
+        # The order is shuffled every round (seeded: runs are repeatable):
+        # the teardown of a container leaves kernel work behind (its
+        # network namespace, for one, is destroyed asynchronously) that
+        # delays whichever runtime creates the next container. Measured
+        # here: whatever followed runc had ~6 ms more wall time in create
+        # and ~3% more CPU. A rotation kept the neighbours: with BERTH_B,
+        # berth-b followed runc in 3 rounds of 4. Shuffling gives each
+        # runtime every predecessor alike.
+        order = list(rts)
+        random.Random(i).shuffle(order)
+        for rt in order:
             s = one(rt, m)
             if i >= WARMUP:
                 results[(rt, m)].append(s)

@@ -5,57 +5,26 @@
 //! the same.
 
 mod common;
+use common::differential::{assert_same_output, runc_run, wrapped};
 use common::*;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Output, Stdio};
 
-// ---- a minimal local differential helper --------------------------------
+// ---- differential runs (common/differential.rs) --------------------------
 
-fn runc_bin() -> Option<PathBuf> {
-    ["/usr/bin/runc", "/usr/sbin/runc", "/usr/local/bin/runc"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
-
-/// `[prefix...] RUNTIME --root ROOT run --bundle B ID`, stdin closed.
-fn run_through(prefix: &[&str], bin: &Path, root: &Path, b: &Bundle, id: &str) -> Output {
+/// `[prefix...] berth-runtime --root <env's state> run --bundle B ID`.
+fn berth_run(env: &Env, prefix: &[&str], b: &Bundle) -> Output {
     b.write();
-    let mut c = match prefix.split_first() {
-        Some((p0, rest)) => {
-            let mut c = Command::new(p0);
-            c.args(rest).arg(bin);
-            c
-        }
-        None => Command::new(bin),
-    };
-    c.arg("--root")
-        .arg(root)
+    wrapped(prefix, &runtime_bin())
+        .arg("--root")
+        .arg(env.state.path())
         .args(["run", "--bundle"])
         .arg(b.path())
-        .arg(id)
+        .arg(env.id("b"))
         .stdin(Stdio::null())
         .output()
-        .expect("run the runtime")
-}
-
-/// berth's output, and runc's (None, after a SKIP line, without runc).
-fn both_with(env: &Env, b: &Bundle, prefix: &[&str]) -> (Output, Option<Output>) {
-    let berth = run_through(prefix, &runtime_bin(), env.state.path(), b, &env.id("b"));
-    let Some(runc) = runc_bin() else {
-        eprintln!("SKIP: runc is not installed; berth's side only");
-        return (berth, None);
-    };
-    let root = tempfile::tempdir().expect("runc root");
-    let id = unique("runc");
-    let out = run_through(prefix, &runc, root.path(), b, &id);
-    let _ = Command::new(&runc)
-        .arg("--root")
-        .arg(root.path())
-        .args(["delete", "--force", &id])
-        .output();
-    (berth, Some(out))
+        .expect("run berth-runtime")
 }
 
 fn show(who: &str, o: &Output) -> String {
@@ -70,22 +39,10 @@ fn show(who: &str, o: &Output) -> String {
 /// Both runtimes exit alike and the container prints the same; returns
 /// berth's output.
 fn same_with(env: &Env, b: &Bundle, prefix: &[&str]) -> Output {
-    let (berth, runc) = both_with(env, b, prefix);
-    if let Some(runc) = runc {
-        assert_eq!(
-            berth.status.code(),
-            runc.status.code(),
-            "exit codes differ\n{}\n{}",
-            show("berth", &berth),
-            show("runc", &runc)
-        );
-        assert_eq!(
-            stdout(&berth),
-            stdout(&runc),
-            "outputs differ\n{}\n{}",
-            show("berth", &berth),
-            show("runc", &runc)
-        );
+    let berth = berth_run(env, prefix, b);
+    match runc_run(prefix, &[], b) {
+        Some(runc) => assert_same_output("run", &runc, &berth.clone().into()),
+        None => eprintln!("SKIP: runc is not installed; berth's side only"),
     }
     berth
 }
@@ -282,10 +239,8 @@ fn runtime_hooks_run_in_the_bundle_directory() {
     // The test's own working directory is not the bundle.
     ok(&env.run(&b, &env.id("hookcwd")));
     check("berth");
-    if let Some(runc) = runc_bin() {
-        let root = tempfile::tempdir().expect("runc root");
-        let o = run_through(&[], &runc, root.path(), &b, &unique("runc"));
-        ok(&o);
+    if let Some(o) = runc_run(&[], &[], &b) {
+        assert!(o.ok(), "runc: {o:#?}");
         check("runc");
     }
 }
@@ -374,31 +329,8 @@ fn no_pivot_container_cannot_mount_a_fresh_procfs() {
         .arg(&id)
         .output()
         .expect("run");
-    if let Some(runc) = runc_bin() {
-        let root = tempfile::tempdir().expect("runc root");
-        let r = Command::new(runc)
-            .arg("--root")
-            .arg(root.path())
-            .args(["run", "--no-pivot", "--bundle"])
-            .arg(b.path())
-            .arg(unique("runc"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("runc");
-        assert_eq!(
-            o.status.code(),
-            r.status.code(),
-            "{}\n{}",
-            show("berth", &o),
-            show("runc", &r)
-        );
-        assert_eq!(
-            stdout(&o),
-            stdout(&r),
-            "{}\n{}",
-            show("berth", &o),
-            show("runc", &r)
-        );
+    if let Some(r) = runc_run(&[], &["--no-pivot"], &b) {
+        assert_same_output("run --no-pivot", &r, &o.clone().into());
     }
     assert!(!o.status.success(), "{}", show("berth", &o));
     assert!(!stdout(&o).contains("mounted"), "{}", show("berth", &o));

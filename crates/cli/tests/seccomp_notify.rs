@@ -47,10 +47,16 @@ fn receive_state(conn: &std::os::unix::net::UnixStream) -> (Value, Vec<OwnedFd>)
     (state, fds)
 }
 
-/// Answer notifications: the 1st with fake success, the 2nd with ENOSPC,
-/// the rest by letting the kernel run the syscall (CONTINUE). Stops when
-/// the filter's last user exits (POLLHUP) or after `secs`.
-fn answer(fd: &OwnedFd, secs: u64) -> Vec<(String, u32)> {
+/// Serves notifications on `fd` until the filter's last user exits
+/// (POLLHUP) or `secs` pass: the n-th request (from 0) gets `pick(n, id)`.
+/// The syscalls seen, with the caller's pid. `strict`: a response the
+/// kernel refuses fails the test.
+fn serve(
+    fd: &OwnedFd,
+    secs: u64,
+    strict: bool,
+    pick: impl Fn(usize, u64) -> ScmpNotifResp,
+) -> Vec<(String, u32)> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let end = Instant::now() + Duration::from_secs(secs);
     let mut calls = Vec::new();
@@ -65,21 +71,28 @@ fn answer(fd: &OwnedFd, secs: u64) -> Vec<(String, u32)> {
         if !revents.contains(PollFlags::POLLIN) {
             break; // POLLHUP: no process uses the filter any more
         }
-        let req = match ScmpNotifReq::receive(fd.as_raw_fd()) {
-            Ok(r) => r,
-            Err(_) => continue, // the caller died meanwhile
+        let Ok(req) = ScmpNotifReq::receive(fd.as_raw_fd()) else {
+            continue; // the caller died meanwhile
         };
         let name = req.data.syscall.get_name().unwrap_or_else(|_| "?".into());
-        let resp = match calls.len() {
-            0 => ScmpNotifResp::new_val(req.id, 0, ScmpNotifRespFlags::empty()),
-            1 => ScmpNotifResp::new_error(req.id, -libc::ENOSPC, ScmpNotifRespFlags::empty()),
-            _ => ScmpNotifResp::new_continue(req.id, ScmpNotifRespFlags::empty()),
-        };
+        let resp = pick(calls.len(), req.id);
         calls.push((name, req.pid));
-        resp.respond(fd.as_raw_fd())
-            .expect("respond to the notification");
+        let r = resp.respond(fd.as_raw_fd());
+        if strict {
+            r.expect("respond to the notification");
+        }
     }
     calls
+}
+
+/// Answer notifications: the 1st with fake success, the 2nd with ENOSPC,
+/// the rest by letting the kernel run the syscall (CONTINUE).
+fn answer(fd: &OwnedFd, secs: u64) -> Vec<(String, u32)> {
+    serve(fd, secs, true, |n, id| match n {
+        0 => ScmpNotifResp::new_val(id, 0, ScmpNotifRespFlags::empty()),
+        1 => ScmpNotifResp::new_error(id, -libc::ENOSPC, ScmpNotifRespFlags::empty()),
+        _ => ScmpNotifResp::new_continue(id, ScmpNotifRespFlags::empty()),
+    })
 }
 
 #[test]
@@ -177,34 +190,11 @@ fn notify_without_a_listener_fails_create_clearly() {
 }
 
 /// An agent that answers every notification with CONTINUE (the kernel runs
-/// the syscall), until the filter has no user left or `secs` pass.
+/// the syscall).
 fn continue_all(fd: &OwnedFd, secs: u64) -> Vec<(String, u32)> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let end = Instant::now() + Duration::from_secs(secs);
-    let mut calls = Vec::new();
-    while Instant::now() < end {
-        let mut pfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut pfd, PollTimeout::from(200u16)) {
-            Ok(0) | Err(nix::Error::EINTR) => continue,
-            Ok(_) => {}
-            Err(e) => panic!("poll notify fd: {e}"),
-        }
-        if !pfd[0]
-            .revents()
-            .unwrap_or(PollFlags::empty())
-            .contains(PollFlags::POLLIN)
-        {
-            break;
-        }
-        let Ok(req) = ScmpNotifReq::receive(fd.as_raw_fd()) else {
-            continue;
-        };
-        let name = req.data.syscall.get_name().unwrap_or_else(|_| "?".into());
-        calls.push((name, req.pid));
-        let _ = ScmpNotifResp::new_continue(req.id, ScmpNotifRespFlags::empty())
-            .respond(fd.as_raw_fd());
-    }
-    calls
+    serve(fd, secs, false, |_, id| {
+        ScmpNotifResp::new_continue(id, ScmpNotifRespFlags::empty())
+    })
 }
 
 fn notify_profile(sock: &std::path::Path, names: &[&str]) -> Value {
@@ -369,30 +359,7 @@ fn notify_works_for_exec_processes() {
 
 /// Answer every notification with ENOSPC.
 fn answer_enospc(fd: &OwnedFd, secs: u64) -> Vec<(String, u32)> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let end = Instant::now() + Duration::from_secs(secs);
-    let mut calls = Vec::new();
-    while Instant::now() < end {
-        let mut pfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut pfd, PollTimeout::from(200u16)) {
-            Ok(0) | Err(nix::Error::EINTR) => continue,
-            Ok(_) => {}
-            Err(e) => panic!("poll notify fd: {e}"),
-        }
-        if !pfd[0]
-            .revents()
-            .unwrap_or(PollFlags::empty())
-            .contains(PollFlags::POLLIN)
-        {
-            break;
-        }
-        let Ok(req) = ScmpNotifReq::receive(fd.as_raw_fd()) else {
-            continue;
-        };
-        let name = req.data.syscall.get_name().unwrap_or_else(|_| "?".into());
-        calls.push((name, req.pid));
-        let _ = ScmpNotifResp::new_error(req.id, -libc::ENOSPC, ScmpNotifRespFlags::empty())
-            .respond(fd.as_raw_fd());
-    }
-    calls
+    serve(fd, secs, false, |_, id| {
+        ScmpNotifResp::new_error(id, -libc::ENOSPC, ScmpNotifRespFlags::empty())
+    })
 }

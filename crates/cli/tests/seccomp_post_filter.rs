@@ -8,10 +8,11 @@
 //! Also: syscalls newer than the profile get ENOSYS, as under runc.
 
 mod common;
+use common::differential::{assert_same_output, runc_bin, runc_run, Outcome};
 use common::*;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::Output;
 
 /// dockerd 20.10's default profile and containerd 1.6's (`ctr run
 /// --seccomp`), as those daemons wrote them into config.json (see
@@ -66,36 +67,12 @@ fn without(mut p: Value, name: &str) -> Value {
     p
 }
 
-fn runc() -> Option<PathBuf> {
-    ["/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
-
 /// `runc run` of a bundle made like berth's, with its own state root.
-fn runc_run(env: &Env, args: &[&str], edit: &dyn Fn(&mut Bundle)) -> Option<Output> {
-    let runc = runc()?;
+fn runc_side(env: &Env, args: &[&str], edit: &dyn Fn(&mut Bundle)) -> Option<Outcome> {
+    runc_bin()?;
     let mut b = env.bundle(args);
     edit(&mut b);
-    b.write();
-    let root = tempfile::tempdir().expect("runc root");
-    let id = unique("runc");
-    let o = Command::new(&runc)
-        .arg("--root")
-        .arg(root.path())
-        .args(["run", "--bundle"])
-        .arg(b.path())
-        .arg(&id)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run runc");
-    let _ = Command::new(&runc)
-        .arg("--root")
-        .arg(root.path())
-        .args(["delete", "--force", &id])
-        .output();
-    Some(o)
+    runc_run(&[], &[], &b)
 }
 
 fn berth_run(env: &Env, args: &[&str], edit: &dyn Fn(&mut Bundle)) -> Output {
@@ -118,18 +95,12 @@ fn show(o: &Output) -> String {
 fn differential(label: &str, env: &Env, args: &[&str], edit: &dyn Fn(&mut Bundle)) -> String {
     let ours = berth_run(env, args, edit);
     assert!(ours.status.success(), "{label}: berth: {}", show(&ours));
-    match runc_run(env, args, edit) {
-        Some(theirs) if theirs.status.success() => {
-            assert_eq!(
-                (ours.status.code(), stdout(&ours)),
-                (theirs.status.code(), stdout(&theirs)),
-                "{label}: berth and runc differ: berth {} / runc {}",
-                show(&ours),
-                show(&theirs)
-            );
+    match runc_side(env, args, edit) {
+        Some(theirs) if theirs.ok() => {
+            assert_same_output(label, &theirs, &ours.clone().into());
             eprintln!("{label}: same as runc");
         }
-        Some(theirs) => eprintln!("{label}: runc fails here, berth runs: {}", show(&theirs)),
+        Some(theirs) => eprintln!("{label}: runc fails here, berth runs: {theirs:?}"),
         None => eprintln!("{label}: runc is not installed; berth only"),
     }
     stdout(&ours)

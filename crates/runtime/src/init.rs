@@ -38,8 +38,8 @@ fn err<E: std::error::Error>(ctx: &'static str) -> impl FnOnce(E) -> String {
     move |e| format!("{ctx}: {}", chain(&e))
 }
 
-/// An error with all its causes, for the parent to print.
-fn chain(e: &dyn std::error::Error) -> String {
+/// An error with all its causes, on one line (for the parent to print).
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

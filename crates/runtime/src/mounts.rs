@@ -82,15 +82,18 @@ pub fn prepare_rootfs(cfg: &ContainerConfig) -> Result<OwnedFd, MountError> {
     })
 }
 
+fn read_mountinfo() -> Result<String, MountError> {
+    std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| MountError::Io {
+        op: "read",
+        path: "/proc/self/mountinfo".into(),
+        source,
+    })
+}
+
 /// pivot_root fails when the rootfs' parent mount is shared; make it
 /// private (runc's rootfsParentMountPrivate).
 fn make_parent_mount_private(rootfs: &Path) -> Result<(), MountError> {
-    let info =
-        std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| MountError::Io {
-            op: "read",
-            path: "/proc/self/mountinfo".into(),
-            source,
-        })?;
+    let info = read_mountinfo()?;
     let mut best: Option<(PathBuf, bool)> = None;
     for line in info.lines() {
         let f: Vec<&str> = line.split(' ').collect();
@@ -576,12 +579,7 @@ pub fn chroot_root(rootfs: &Path) -> Result<(), MountError> {
 /// one is visible) and see what maskedPaths hide. Unmounted lazily, or
 /// covered with an empty tmpfs where that is not allowed.
 fn hide_host_proc_sys(rootfs: &Path) -> Result<(), MountError> {
-    let info =
-        std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| MountError::Io {
-            op: "read",
-            path: "/proc/self/mountinfo".into(),
-            source,
-        })?;
+    let info = read_mountinfo()?;
     let mut targets = Vec::new();
     for line in info.lines() {
         let Some((pre, post)) = line.split_once(" - ") else {

@@ -12,6 +12,7 @@
 //! the hand-off.
 
 use crate::error::{Error, Result};
+use crate::init::chain;
 use crate::sync::{Channel, Msg};
 use oci_spec::runtime::LinuxSeccomp;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -20,21 +21,6 @@ use std::time::{Duration, Instant};
 /// How long the container process may take between announcing its
 /// descriptor and loading the filter (it makes no other syscall between).
 const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// An error with all its causes, on one line.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let cs = c.to_string();
-        if !s.contains(&cs) {
-            s.push_str(": ");
-            s.push_str(&cs);
-        }
-        cur = c.source();
-    }
-    s
-}
 
 fn seccomp_err(id: &str, message: String) -> Error {
     Error::Seccomp {

@@ -145,10 +145,30 @@ impl Peer {
 
     /// `<runtime> --root <state> ` with stdin from /dev/null.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(&self.bin);
+        self.cmd_via(&[])
+    }
+
+    /// `cmd` run by a wrapper: `[prefix...] <runtime> --root <state> `
+    /// (e.g. `unshare -m --propagation private --`).
+    pub fn cmd_via(&self, prefix: &[&str]) -> Command {
+        let mut c = wrapped(prefix, &self.bin);
         c.arg("--root").arg(self.root.path());
         c.stdin(Stdio::null());
         c
+    }
+
+    /// `[prefix...] <runtime> run [flags] --bundle B ID` of a bundle made
+    /// elsewhere (e.g. by `Env::bundle`), its config written first, with a
+    /// fresh ID (deleted when the Peer drops).
+    pub fn run_bundle(&self, prefix: &[&str], flags: &[&str], b: &Bundle) -> Outcome {
+        b.write();
+        let mut c = self.cmd_via(prefix);
+        c.arg("run")
+            .args(flags)
+            .arg("--bundle")
+            .arg(b.path())
+            .arg(self.id("run"));
+        self.output(c)
     }
 
     /// Runs a prepared command with stdout/stderr to files; its outcome.
@@ -283,6 +303,33 @@ impl Pair {
     pub fn each<T>(&self, mut f: impl FnMut(&Peer) -> T) -> [T; 2] {
         [f(&self.runc), f(&self.berth)]
     }
+}
+
+/// `[prefix...] BIN`: BIN run by a wrapper command, or plainly.
+pub fn wrapped(prefix: &[&str], bin: &Path) -> Command {
+    match prefix.split_first() {
+        Some((p0, rest)) => {
+            let mut c = Command::new(p0);
+            c.args(rest).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    }
+}
+
+/// `Peer::run_bundle` through runc with a fresh state root, cleaned up
+/// before returning; None when runc is not installed.
+pub fn runc_run(prefix: &[&str], flags: &[&str], b: &Bundle) -> Option<Outcome> {
+    Peer::runc().map(|runc| runc.run_bundle(prefix, flags, b))
+}
+
+/// Panics with both sides' outcomes unless the exit codes and stdout of
+/// one command agree.
+pub fn assert_same_output(what: &str, runc: &Outcome, berth: &Outcome) {
+    assert!(
+        runc.code == berth.code && runc.stdout == berth.stdout,
+        "{what}: runc and berth differ\nrunc:  {runc:#?}\nberth: {berth:#?}"
+    );
 }
 
 /// The exit codes of a sequence's outcomes.
