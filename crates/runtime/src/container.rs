@@ -934,25 +934,33 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
             }
         }
     }
-    // runtime.md "Lifecycle" step 13: every poststop hook runs; a failure
-    // does not stop the lifecycle. runc (1.1) logs it at level error and
-    // `delete` still succeeds: so do we.
+    // runtime.md "Lifecycle" step 13: every poststop hook runs and a
+    // failure does not stop the lifecycle: the state is removed all the
+    // same. `delete` then reports the first failure (exit non-zero), as runc
+    // does since it fixed opencontainers/runc#2905 (runc 1.1 exited 0), so
+    // callers learn that a cleanup hook failed.
+    let mut hook_failure = None;
     for h in &r.poststop {
         let one = std::slice::from_ref(h);
         if let Err(e) = hooks::run_hooks("poststop", one, &record_state(&r, Status::Stopped)) {
-            tracing::error!("container {id:?}: {e}");
+            hook_failure.get_or_insert(e);
         }
     }
     if let Err(e) = dir.remove() {
         errors.push(e.to_string());
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Invalid {
+    if !errors.is_empty() {
+        return Err(Error::Invalid {
             id: id.into(),
             message: format!("delete left things behind: {}", errors.join("; ")),
-        })
+        });
+    }
+    match hook_failure {
+        Some(source) => Err(Error::Hook {
+            id: id.into(),
+            source,
+        }),
+        None => Ok(()),
     }
 }
 
