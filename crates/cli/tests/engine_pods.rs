@@ -144,11 +144,38 @@ fn containers_of_a_pod_share_network_ipc_and_hostname() {
         o.status.success().then(|| stdout(&o))
     });
     assert!(got.contains("served-by-srv"), "{got}");
+    // pod top and stats cover the pod's running containers.
+    let top = env.ok(&["pod", "top", "web"]);
+    assert!(
+        top.starts_with("CONTAINER") && top.contains("srv") && top.contains("httpd"),
+        "{top}"
+    );
+    assert!(top.contains(&pid.to_string()), "{top}");
+    let st = env.ok(&["pod", "stats", "--no-stream", "--format", "json", "web"]);
+    assert!(st.contains("srv"), "{st}");
     // pod ps / inspect see the container; status follows podman's rules.
     let ps: Value = serde_json::from_str(&env.ok(&["pod", "ps", "--format", "json"])).unwrap();
     assert_eq!(ps[0]["Name"], "web");
     assert_eq!(ps[0]["Status"], "Running");
     assert_eq!(ps[0]["Containers"].as_array().map(Vec::len), Some(1));
+    // The container's inspect names the pod and shows the pod's address.
+    let pid_of_pod: Value = serde_json::from_str(&env.ok(&["pod", "inspect", "web"])).unwrap();
+    let srv = env.inspect("srv");
+    assert_eq!(srv["Pod"], pid_of_pod["Id"]);
+    let ip = srv["NetworkSettings"]["Networks"]["berth"]["IPAddress"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        line(&inside, "addr=").starts_with(&format!("{ip}/")),
+        "{ip} {inside}"
+    );
+    // pause / unpause act on every running container.
+    env.ok(&["pod", "pause", "web"]);
+    let ps: Value = serde_json::from_str(&env.ok(&["pod", "ps", "--format", "json"])).unwrap();
+    assert_eq!(ps[0]["Status"], "Paused");
+    env.ok(&["pod", "unpause", "web"]);
+    let ps: Value = serde_json::from_str(&env.ok(&["pod", "ps", "--format", "json"])).unwrap();
+    assert_eq!(ps[0]["Status"], "Running");
     env.ok(&["pod", "stop", "-t", "1", "web"]);
     let ps: Value = serde_json::from_str(&env.ok(&["pod", "ps", "--format", "json"])).unwrap();
     assert_eq!(ps[0]["Status"], "Exited");
@@ -274,8 +301,7 @@ fn pod_flags_refused_clearly() {
         (vec!["pod", "create", "--share", "net,pid"], "--share pid"),
         (vec!["pod", "create", "--share", "cgroup"], "--share cgroup"),
         (vec!["pod", "create", "--network", "host"], "--network host"),
-        (vec!["pod", "top", "p"], "pod top"),
-        (vec!["pod", "stats", "p"], "pod stats"),
+        (vec!["pod", "top", "p", "-ef"], "pod top with ps options"),
     ] {
         let o = env.berth(&args);
         assert_ne!(o.status.code(), Some(0), "{args:?}");

@@ -41,10 +41,10 @@ pub enum PodCommand {
     Rm(RmArgs),
     /// Remove every pod with no running container.
     Prune(PruneArgs),
-    /// The processes of a pod's containers (not supported yet).
-    Top(PodsArgs),
-    /// Resource use of a pod's containers (not supported yet).
-    Stats(PodsArgs),
+    /// The processes of a pod's running containers (CONTAINER, PID, COMMAND).
+    Top(TopArgs),
+    /// Resource use of a pod's running containers (as `berth stats`).
+    Stats(StatsArgs),
 }
 
 /// `pod create`.
@@ -125,6 +125,28 @@ pub struct KillArgs {
     pub pods: Vec<String>,
 }
 
+/// `pod top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    pub pod: String,
+    /// ps(1) options (berth top's); not supported for pods yet.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_options: Vec<String>,
+}
+
+/// `pod stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Print once instead of refreshing every second.
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Output: table or json.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    #[arg(required = true)]
+    pub pods: Vec<String>,
+}
+
 /// `pod rm`.
 #[derive(Debug, Args)]
 pub struct RmArgs {
@@ -180,7 +202,13 @@ pub fn pod_command(root: &Path, e: &EngineArgs, c: PodCommand) -> Result<i32> {
                 _ => println!("{}", serde_json::to_string_pretty(&json!(out))?),
             }
         }
-        PodCommand::Exists(a) => return Ok(if pods::exists(&engine, &a.name)? { 0 } else { 1 }),
+        PodCommand::Exists(a) => {
+            return Ok(if pods::exists(&engine, &a.name)? {
+                0
+            } else {
+                1
+            })
+        }
         PodCommand::Start(a) => {
             for r in &a.pods {
                 let p = pods::find(&engine, r)?;
@@ -260,14 +288,43 @@ pub fn pod_command(root: &Path, e: &EngineArgs, c: PodCommand) -> Result<i32> {
                 println!("{id}");
             }
         }
-        PodCommand::Top(_) => anyhow::bail!(
-            "pod top is not supported yet: run `berth top CONTAINER` on each container of the pod \
-             (`berth pod inspect POD` lists them)"
-        ),
-        PodCommand::Stats(_) => anyhow::bail!(
-            "pod stats is not supported yet: run `berth stats CONTAINER...` on the pod's containers \
-             (`berth pod inspect POD` lists them)"
-        ),
+        PodCommand::Top(a) => {
+            if !a.ps_options.is_empty() {
+                anyhow::bail!(
+                    "pod top with ps options ({}) is not supported yet: run \
+                     `berth top CONTAINER {}` on the pod's containers",
+                    a.ps_options.join(" "),
+                    a.ps_options.join(" ")
+                );
+            }
+            let p = pods::find(&engine, &a.pod)?;
+            let mut rows = Vec::new();
+            for c in running(&engine, &p)? {
+                for (pid, cmd) in ops::top(&engine, &c.id)? {
+                    rows.push(vec![c.name.clone(), pid.to_string(), cmd]);
+                }
+            }
+            super::format::print_table(&["CONTAINER", "PID", "COMMAND"], &rows);
+        }
+        PodCommand::Stats(a) => {
+            let mut names = Vec::new();
+            for r in &a.pods {
+                let p = pods::find(&engine, r)?;
+                names.extend(running(&engine, &p)?.into_iter().map(|c| c.id));
+            }
+            if names.is_empty() {
+                // `berth stats` with no names means every container.
+                anyhow::bail!("pod stats: no container of {} runs", a.pods.join(", "));
+            }
+            return super::stats::stats(
+                &engine,
+                &super::containers::StatsArgs {
+                    no_stream: a.no_stream,
+                    format: a.format,
+                    containers: names,
+                },
+            );
+        }
     }
     Ok(0)
 }
