@@ -298,7 +298,6 @@ fn pod_flags_refused_clearly() {
     let o = env.berth(&["create", "--pod", "nope", &img, "true"]);
     assert!(stderr(&o).contains("no such pod: nope"), "{}", stderr(&o));
     for (args, word) in [
-        (vec!["pod", "create", "--share", "net,pid"], "--share pid"),
         (vec!["pod", "create", "--share", "cgroup"], "--share cgroup"),
         (vec!["pod", "create", "--network", "host"], "--network host"),
         (vec!["pod", "top", "p", "-ef"], "pod top with ps options"),
@@ -412,4 +411,38 @@ fn pod_commands_match_podman() {
         podman(&["pod", "exists", "pp"]).status.code(),
         env.berth(&["pod", "exists", "pp"]).status.code()
     );
+}
+
+#[test]
+fn pod_sharing_pid_sees_each_others_processes() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    env.ok(&["pod", "create", "--name", "pp", "--share", "+pid"]);
+    for round in 0..2 {
+        env.ok(&[
+            "run", "-d", "--name", "first", "--pod", "pp", &img, "sleep", "1001",
+        ]);
+        env.wait_inspect("first", "first runs", |v| v["State"]["Running"] == true);
+        // The first container is the pod's PID 1; the second sees it.
+        let seen = env.ok(&[
+            "run",
+            "--rm",
+            "--pod",
+            "pp",
+            &img,
+            "sh",
+            "-c",
+            "cat /proc/1/cmdline | tr '\\0' ' '; echo; ps -o pid,args",
+        ]);
+        assert!(seen.starts_with("sleep 1001"), "round {round}: {seen}");
+        let outside = env.ok(&["run", "--rm", &img, "ps", "-o", "pid,args"]);
+        assert!(!outside.contains("sleep 1001"), "{outside}");
+        // Stopped, the pod gets a fresh PID namespace at the next start.
+        env.ok(&["rm", "-f", "first"]);
+    }
+    let o = env.berth(&["create", "--pod", "pp", "--pid", "host", &img, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    env.ok(&["pod", "rm", "-f", "pp"]);
+    assert!(host_mounts_under(env.dir.path()).is_empty());
 }

@@ -7,6 +7,10 @@
 //!   the pod's endpoint and published ports keyed by the pod's ID;
 //! - IPC and UTS: `<runroot>/pods/<pod id>/{ipc,uts}` (the UTS one has the
 //!   pod's hostname set);
+//! - PID (`--share pid`, not by default): the kernel cannot pin a PID
+//!   namespace before it has a PID 1, so the first of the pod's containers
+//!   to start gets a new one and is its PID 1, and the others join it
+//!   (`/proc/PID/ns/pid`) while it runs;
 //! - /etc/hosts, resolv.conf, hostname: `<root>/pods/<pod id>/`.
 //!
 //! A container of the pod joins them by path (config-linux.md
@@ -77,7 +81,10 @@ fn q(op: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> PodError {
 }
 
 /// The namespaces a pod can share, in `--share` order.
-pub const SHAREABLE: [&str; 3] = ["net", "ipc", "uts"];
+pub const SHAREABLE: [&str; 4] = ["net", "ipc", "uts", "pid"];
+
+/// The default `--share` (podman's, less cgroup).
+const DEFAULT_SHARE: [&str; 3] = ["net", "ipc", "uts"];
 
 /// What `pod create` was asked for (kept in the row).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -223,23 +230,16 @@ pub fn exists(engine: &Engine, reference: &str) -> Result<bool> {
 pub fn parse_share(s: Option<&str>) -> std::result::Result<Vec<String>, PodError> {
     let text = s.unwrap_or("net,ipc,uts");
     let (mut set, items): (Vec<&str>, &str) = match text.strip_prefix('+') {
-        Some(rest) => (SHAREABLE.to_vec(), rest),
+        Some(rest) => (DEFAULT_SHARE.to_vec(), rest),
         None => (Vec::new(), text),
     };
     for item in items.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         match item {
-            "net" | "ipc" | "uts" => set.push(item),
-            "pid" => {
-                return Err(PodError::Unsupported(
-                    "--share pid (a shared PID namespace needs a process to be its init, \
-                     and berth pods hold their namespaces without one; share net, ipc and uts)"
-                        .into(),
-                ))
-            }
+            "net" | "ipc" | "uts" | "pid" => set.push(item),
             "cgroup" => {
                 return Err(PodError::Unsupported(
                     "--share cgroup (each container of a berth pod has its own cgroup \
-                     under the engine's cgroup parent; share net, ipc and uts)"
+                     under the engine's cgroup parent; share net, ipc, uts or pid)"
                         .into(),
                 ))
             }
@@ -247,7 +247,7 @@ pub fn parse_share(s: Option<&str>) -> std::result::Result<Vec<String>, PodError
                 return Err(PodError::Invalid {
                     flag: "--share",
                     value: text.into(),
-                    why: format!("unknown namespace {other:?}; use net, ipc or uts"),
+                    why: format!("unknown namespace {other:?}; use net, ipc, uts or pid"),
                 })
             }
         }
@@ -282,6 +282,7 @@ fn oci_type(kind: &str) -> &'static str {
     match kind {
         "net" => "network",
         "ipc" => "ipc",
+        "pid" => "pid",
         _ => "uts",
     }
 }
@@ -300,8 +301,9 @@ fn pin_err(pod: &str, op: &'static str, path: &Path) -> impl FnOnce(std::io::Err
 /// Pins new IPC and/or UTS namespaces (the UTS one named `hostname`) on a
 /// short-lived thread that unshares them, bind-mounts
 /// `/proc/thread-self/ns/KIND` onto the pin files, and ends. Nothing is
-/// left behind on failure.
-fn pin_ipc_uts(
+/// left behind on failure. (A PID namespace cannot be pinned so: the
+/// kernel offers `pid_for_children` only once it has a PID 1.)
+fn pin_namespaces(
     engine: &Engine,
     id: &str,
     kinds: &[&str],
@@ -390,7 +392,7 @@ pub fn ensure(engine: &Engine, p: &PodRow) -> Result<()> {
         .into_iter()
         .filter(|k| p.shares(k) && !netns::is_pinned(&ns_path(engine, &p.id, k)))
         .collect();
-    pin_ipc_uts(engine, &p.id, &missing, &p.config.hostname)?;
+    pin_namespaces(engine, &p.id, &missing, &p.config.hostname)?;
     Ok(())
 }
 
@@ -658,6 +660,7 @@ pub fn join(engine: &Engine, o: &mut RunOptions) -> Result<Option<PodRow>> {
     refuse("--add-host", !o.add_host.is_empty(), "net")?;
     refuse("--ipc", o.extra.ipc.is_some(), "ipc")?;
     refuse("--uts", o.extra.uts.is_some(), "uts")?;
+    refuse("--pid", o.extra.pid.is_some(), "pid")?;
     refuse("--hostname", o.hostname.is_some(), "uts")?;
     o.pod = Some(p.id.clone());
     if p.shares("uts") {
@@ -672,7 +675,8 @@ pub fn join(engine: &Engine, o: &mut RunOptions) -> Result<Option<PodRow>> {
 /// "hostname" needs a new UTS namespace).
 pub fn join_spec(engine: &Engine, p: &PodRow, spec: &mut Value) {
     if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
-        for kind in &p.config.share {
+        // PID is joined at each start (see `join_pid_at_start`).
+        for kind in p.config.share.iter().filter(|k| *k != "pid") {
             let t = oci_type(kind);
             ns.retain(|n| n["type"] != t);
             // config-linux.md "namespaces": a path joins an existing one.
@@ -684,6 +688,48 @@ pub fn join_spec(engine: &Engine, p: &PodRow, spec: &mut Value) {
             o.remove("hostname");
         }
     }
+}
+
+/// Before the runtime creates container `id` of a pod sharing its PID
+/// namespace: joins the PID namespace of a running container of the pod
+/// (config-linux.md "namespaces": a path joins an existing one), or gets
+/// a new one (it becomes the pod's PID 1) when none runs.
+pub fn join_pid_at_start(engine: &Engine, id: &str, o: &RunOptions) -> Result<()> {
+    let Some(pod) = &o.pod else {
+        return Ok(());
+    };
+    let p = find(engine, pod)?;
+    if !p.shares("pid") {
+        return Ok(());
+    }
+    let mut holder = None;
+    for c in containers_of(engine, &p.id)? {
+        if c.id == id {
+            continue;
+        }
+        let c = crate::lifecycle::refresh(engine, c)?;
+        if let (Status::Running, Some(pid)) = (c.status, c.pid) {
+            holder = Some(pid);
+            break;
+        }
+    }
+    let path = engine.bundle(id).join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(crate::error::io("read", &path))?;
+    let mut spec: Value = serde_json::from_str(&text).map_err(|e| crate::EngineError::Io {
+        op: "parse",
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
+        ns.retain(|n| n["type"] != "pid");
+        ns.push(match holder {
+            Some(pid) => json!({"type": "pid", "path": format!("/proc/{pid}/ns/pid")}),
+            None => json!({"type": "pid"}),
+        });
+    }
+    let out = serde_json::to_vec_pretty(&spec).expect("spec serializes");
+    std::fs::write(&path, out).map_err(crate::error::io("write", &path))?;
+    Ok(())
 }
 
 /// The pod's /etc files, bind-mounted into a container joining its network.
@@ -801,11 +847,11 @@ mod tests {
             parse_share(Some("+ipc")).unwrap(),
             vec!["net", "ipc", "uts"]
         );
-        let e = parse_share(Some("net,pid")).unwrap_err().to_string();
-        assert!(
-            e.contains("--share pid") && e.contains("not supported yet"),
-            "{e}"
+        assert_eq!(
+            parse_share(Some("+pid")).unwrap(),
+            vec!["net", "ipc", "uts", "pid"]
         );
+        assert_eq!(parse_share(Some("pid,net")).unwrap(), vec!["net", "pid"]);
         assert!(parse_share(Some("cgroup")).is_err());
         assert!(parse_share(Some("mnt"))
             .unwrap_err()

@@ -59,7 +59,8 @@ pub struct CreateArgs {
     /// The pod's network: a bridge network name or none.
     #[arg(long)]
     pub network: Option<String>,
-    /// Namespaces the containers share: net, ipc, uts (default all three).
+    /// Namespaces the containers share: net, ipc, uts, pid (default
+    /// net,ipc,uts; `+pid` adds pid to the default).
     #[arg(long)]
     pub share: Option<String>,
     /// The pod's hostname (default: its name).
