@@ -295,6 +295,9 @@ fn pod_flags_refused_clearly() {
         assert_eq!(o.status.code(), Some(125), "{args:?}");
         assert!(stderr(&o).contains(word), "{args:?}: {}", stderr(&o));
     }
+    let o = env.berth(&["pod", "create", "--name", "p"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("already in use"), "{}", stderr(&o));
     let o = env.berth(&["create", "--pod", "nope", &img, "true"]);
     assert!(stderr(&o).contains("no such pod: nope"), "{}", stderr(&o));
     for (args, word) in [
