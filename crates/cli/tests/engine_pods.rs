@@ -169,6 +169,20 @@ fn containers_of_a_pod_share_network_ipc_and_hostname() {
         line(&inside, "addr=").starts_with(&format!("{ip}/")),
         "{ip} {inside}"
     );
+    // ps: the pod's ports and pod columns on its container (podman's `.Pod`, `.PodName`).
+    let row = env.ok(&[
+        "ps",
+        "--filter",
+        "name=srv",
+        "--format",
+        "{{.Ports}}|{{.PodName}}|{{.Pod}}|{{.Networks}}",
+    ]);
+    let short = &pid_of_pod["Id"].as_str().unwrap()[..12];
+    assert!(row.contains("18081->80/tcp"), "{row}");
+    assert!(
+        row.trim_end().ends_with(&format!("|web|{short}|berth")),
+        "{row}"
+    );
     // pause / unpause act on every running container.
     env.ok(&["pod", "pause", "web"]);
     let ps: Value = serde_json::from_str(&env.ok(&["pod", "ps", "--format", "json"])).unwrap();
