@@ -183,6 +183,21 @@ fn containers_of_a_pod_share_network_ipc_and_hostname() {
         row.trim_end().ends_with(&format!("|web|{short}|berth")),
         "{row}"
     );
+    let table = env.ok(&["ps", "--pod"]);
+    let header = table.lines().next().unwrap_or("");
+    assert!(
+        header.contains("POD ID") && header.trim_end().ends_with("PODNAME"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .unwrap_or("")
+            .trim_end()
+            .ends_with("web"),
+        "{table}"
+    );
     // pause / unpause act on every running container.
     env.ok(&["pod", "pause", "web"]);
     let ps: Value = serde_json::from_str(&env.ok(&["pod", "ps", "--format", "json"])).unwrap();
