@@ -1,3 +1,484 @@
+//! Pods end to end, as root, inside the test's own network namespace
+//! (EngineEnv): what containers of a pod share (seen from inside: network
+//! interfaces and 127.0.0.1, IPC objects, hostname), the pod's published
+//! ports, that an idle pod costs no process, that `pod rm -f` leaves
+//! nothing behind; and what a user sees compared with podman 4.3.
+
+mod common;
+mod flags_support;
+use common::*;
+use flags_support::*;
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use serde_json::Value;
+
+/// What a container sees of its namespaces, hostname, address and IPC.
+const PROBE: &str = "for n in net ipc uts; do readlink /proc/self/ns/$n; done; \
+    echo host=$(hostname); \
+    echo addr=$(ip -o -4 addr show eth0 2>/dev/null | awk '{print $4}'); \
+    echo mq=$(ls /dev/mqueue)";
+
+fn line<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} line in {out}"))
+}
+
+/// The inode numbers of every process's namespaces of `kind`.
+fn processes_in(ino: u64, kind: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(m) = std::fs::metadata(e.path().join("ns").join(kind)) {
+            if m.ino() == ino {
+                found.push(name);
+            }
+        }
+    }
+    found
+}
+
+fn pod_id(env: &EngineEnv, name: &str) -> String {
+    let v: Value = serde_json::from_str(&env.ok(&["pod", "inspect", name])).expect("inspect json");
+    v["Id"].as_str().expect("Id").to_string()
+}
+
+#[test]
+fn containers_of_a_pod_share_network_ipc_and_hostname() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    env.ok(&[
+        "pod",
+        "create",
+        "--name",
+        "web",
+        "--hostname",
+        "podhost",
+        "-p",
+        "18081:80",
+    ]);
+    // A server in one container: serves its /etc on port 80, and makes a
+    // POSIX message queue (an IPC object of its IPC namespace).
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--pod",
+        "web",
+        &img,
+        "sh",
+        "-c",
+        "mkdir -p /www && echo served-by-srv > /www/index.html && touch /dev/mqueue/berthq && \
+         exec httpd -f -p 80 -h /www",
+    ]);
+    let srv = env.wait_inspect("srv", "srv runs", |v| v["State"]["Running"] == true);
+    let pid = srv["State"]["Pid"].as_i64().expect("pid");
+    let srv_ns: Vec<String> = ["net", "ipc", "uts"]
+        .iter()
+        .map(|k| {
+            std::fs::read_link(format!("/proc/{pid}/ns/{k}"))
+                .expect("readlink ns")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    wait_for("the queue and server", 30, || {
+        let o = env.berth(&[
+            "run",
+            "--rm",
+            "--pod",
+            "web",
+            &img,
+            "sh",
+            "-c",
+            "ls /dev/mqueue/berthq && wget -qO- http://127.0.0.1/index.html",
+        ]);
+        o.status.success().then_some(())
+    });
+    // Another container of the pod: same namespaces, hostname, address,
+    // queue; reaches the server over 127.0.0.1.
+    let cmd = format!("{PROBE}; wget -qO- http://127.0.0.1:80/index.html");
+    let inside = env.ok(&["run", "--rm", "--pod", "web", &img, "sh", "-c", &cmd]);
+    let links: Vec<&str> = inside.lines().take(3).collect();
+    assert_eq!(links, srv_ns, "same net, ipc and uts namespaces: {inside}");
+    assert_eq!(line(&inside, "host="), "podhost", "{inside}");
+    assert!(line(&inside, "addr=").starts_with("10."), "{inside}");
+    assert_eq!(line(&inside, "mq="), "berthq", "{inside}");
+    assert!(inside.contains("served-by-srv"), "{inside}");
+    // /etc/hostname and HOSTNAME are the pod's too.
+    let etc = env.ok(&[
+        "run",
+        "--rm",
+        "--pod",
+        "web",
+        &img,
+        "sh",
+        "-c",
+        "cat /etc/hostname; echo $HOSTNAME",
+    ]);
+    assert_eq!(etc, "podhost\npodhost\n");
+    // A container outside the pod shares none of it.
+    let outside = env.ok(&["run", "--rm", &img, "sh", "-c", PROBE]);
+    let olinks: Vec<&str> = outside.lines().take(3).collect();
+    for (o, s) in olinks.iter().zip(&srv_ns) {
+        assert_ne!(o, s, "a container outside the pod: {outside}");
+    }
+    assert_ne!(line(&outside, "host="), "podhost");
+    assert_ne!(line(&outside, "addr="), line(&inside, "addr="));
+    assert_eq!(line(&outside, "mq="), "", "{outside}");
+    // The pod's published port reaches the server (from the host side).
+    let got = wait_for("the published port", 30, || {
+        let o = env
+            .in_netns("busybox")
+            .args(["wget", "-qO-", "http://127.0.0.1:18081/index.html"])
+            .output()
+            .expect("wget");
+        o.status.success().then(|| stdout(&o))
+    });
+    assert!(got.contains("served-by-srv"), "{got}");
+    // pod top and stats cover the pod's running containers.
+    let top = env.ok(&["pod", "top", "web"]);
+    assert!(
+        top.starts_with("CONTAINER") && top.contains("srv") && top.contains("httpd"),
+        "{top}"
+    );
+    assert!(top.contains(&pid.to_string()), "{top}");
+    let st = env.ok(&["pod", "stats", "--no-stream", "--format", "json", "web"]);
+    assert!(st.contains("srv"), "{st}");
+    // pod ps / inspect see the container; status follows podman's rules.
+    let ps: Value = serde_json::from_str(&env.ok(&["pod", "ps", "--format", "json"])).unwrap();
+    assert_eq!(ps[0]["Name"], "web");
+    assert_eq!(ps[0]["Status"], "Running");
+    assert_eq!(ps[0]["Containers"].as_array().map(Vec::len), Some(1));
+    // The container's inspect names the pod and shows the pod's address.
+    let pid_of_pod: Value = serde_json::from_str(&env.ok(&["pod", "inspect", "web"])).unwrap();
+    let srv = env.inspect("srv");
+    assert_eq!(srv["Pod"], pid_of_pod["Id"]);
+    let ip = srv["NetworkSettings"]["Networks"]["berth"]["IPAddress"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        line(&inside, "addr=").starts_with(&format!("{ip}/")),
+        "{ip} {inside}"
+    );
+    // ps: the pod's ports and pod columns on its container (podman's `.Pod`, `.PodName`).
+    let row = env.ok(&[
+        "ps",
+        "--filter",
+        "name=srv",
+        "--format",
+        "{{.Ports}}|{{.PodName}}|{{.Pod}}|{{.Networks}}",
+    ]);
+    let short = &pid_of_pod["Id"].as_str().unwrap()[..12];
+    assert!(row.contains("18081->80/tcp"), "{row}");
+    assert!(
+        row.trim_end().ends_with(&format!("|web|{short}|berth")),
+        "{row}"
+    );
+    let table = env.ok(&["ps", "--pod"]);
+    let header = table.lines().next().unwrap_or("");
+    assert!(
+        header.contains("POD ID") && header.trim_end().ends_with("PODNAME"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .unwrap_or("")
+            .trim_end()
+            .ends_with("web"),
+        "{table}"
+    );
+    // pause / unpause act on every running container.
+    env.ok(&["pod", "pause", "web"]);
+    let ps: Value = serde_json::from_str(&env.ok(&["pod", "ps", "--format", "json"])).unwrap();
+    assert_eq!(ps[0]["Status"], "Paused");
+    env.ok(&["pod", "unpause", "web"]);
+    let ps: Value = serde_json::from_str(&env.ok(&["pod", "ps", "--format", "json"])).unwrap();
+    assert_eq!(ps[0]["Status"], "Running");
+    env.ok(&["pod", "stop", "-t", "1", "web"]);
+    let ps: Value = serde_json::from_str(&env.ok(&["pod", "ps", "--format", "json"])).unwrap();
+    assert_eq!(ps[0]["Status"], "Exited");
+    env.ok(&["pod", "start", "web"]);
+    env.wait_inspect("srv", "srv runs again", |v| v["State"]["Running"] == true);
+    let again = env.ok(&["run", "--rm", "--pod", "web", &img, "sh", "-c", &cmd]);
+    assert_eq!(again.lines().take(3).collect::<Vec<_>>(), links, "{again}");
+    env.ok(&["pod", "rm", "-f", "web"]);
+}
+
+#[test]
+fn idle_pod_has_no_process_and_rm_leaves_nothing() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    env.ok(&[
+        "pod",
+        "create",
+        "--name",
+        "idle",
+        "-p",
+        "18082:8080",
+        "--label",
+        "a=b",
+    ]);
+    let id = pod_id(&env, "idle");
+    let pins = [
+        env.runroot().join("netns").join(&id),
+        env.runroot().join("pods").join(&id).join("ipc"),
+        env.runroot().join("pods").join(&id).join("uts"),
+    ];
+    let mut inos = Vec::new();
+    for (p, kind) in pins.iter().zip(["net", "ipc", "uts"]) {
+        let m = std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        // A pinned namespace: the file is an nsfs inode.
+        assert!(
+            host_mounts_under(p).iter().any(|l| l.contains("nsfs")),
+            "{} is not a pinned namespace",
+            p.display()
+        );
+        assert!(
+            processes_in(m.ino(), kind).is_empty(),
+            "an idle pod runs a process in its {kind} namespace"
+        );
+        inos.push((m.ino(), kind));
+    }
+    let rules = env.nft_berth();
+    assert!(
+        rules.contains("18082"),
+        "the pod's port has a rule: {rules}"
+    );
+    // A created pod with labels, as podman lists it.
+    let ps: Value = serde_json::from_str(&env.ok(&["pod", "ps", "--format", "json"])).unwrap();
+    assert_eq!(ps[0]["Status"], "Created");
+    assert_eq!(ps[0]["Labels"]["a"], "b");
+    // With a running container, then removed by force.
+    env.ok(&[
+        "run", "-d", "--name", "in", "--pod", "idle", &img, "sleep", "1000",
+    ]);
+    let v = env.wait_inspect("in", "in runs", |v| v["State"]["Running"] == true);
+    let pid = v["State"]["Pid"].as_i64().unwrap().to_string();
+    assert!(processes_in(inos[1].0, "ipc").contains(&pid));
+    let o = env.berth(&["pod", "rm", "idle"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("running"), "{}", stderr(&o));
+    env.ok(&["pod", "rm", "-f", "idle"]);
+    for p in &pins {
+        assert!(!p.exists(), "{} is left", p.display());
+    }
+    assert!(!env.root().join("pods").join(&id).exists());
+    assert!(
+        host_mounts_under(env.dir.path())
+            .iter()
+            .all(|l| !l.contains(&id)),
+        "mounts of the pod are left"
+    );
+    assert!(
+        host_mounts_under(env.dir.path()).is_empty(),
+        "{:?}",
+        host_mounts_under(env.dir.path())
+    );
+    for (ino, kind) in &inos {
+        assert!(
+            processes_in(*ino, kind).is_empty(),
+            "a process is left in the pod's {kind} namespace"
+        );
+    }
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the container's process is left"
+    );
+    assert!(
+        !env.nft_berth().contains("18082"),
+        "the pod's port rule is left"
+    );
+    assert_eq!(env.ok(&["pod", "ps", "-q"]), "");
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    assert_eq!(env.berth(&["pod", "exists", "idle"]).status.code(), Some(1));
+}
+
+#[test]
+fn pod_flags_refused_clearly() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    env.ok(&["pod", "create", "--name", "p"]);
+    for (flags, word) in [
+        (vec!["-p", "8080:80"], "published ports"),
+        (vec!["--network", "none"], "--network"),
+        (vec!["--hostname", "x"], "--hostname"),
+        (vec!["--ipc", "host"], "--ipc"),
+    ] {
+        let mut args = vec!["create", "--pod", "p"];
+        args.extend(flags);
+        args.extend([img.as_str(), "true"]);
+        let o = env.berth(&args);
+        assert_eq!(o.status.code(), Some(125), "{args:?}");
+        assert!(stderr(&o).contains(word), "{args:?}: {}", stderr(&o));
+    }
+    let o = env.berth(&["pod", "create", "--name", "p"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("already in use"), "{}", stderr(&o));
+    let o = env.berth(&["create", "--pod", "nope", &img, "true"]);
+    assert!(stderr(&o).contains("no such pod: nope"), "{}", stderr(&o));
+    for (args, word) in [
+        (vec!["pod", "create", "--share", "cgroup"], "--share cgroup"),
+        (vec!["pod", "create", "--network", "host"], "--network host"),
+        (vec!["pod", "top", "p", "-ef"], "pod top with ps options"),
+    ] {
+        let o = env.berth(&args);
+        assert_ne!(o.status.code(), Some(0), "{args:?}");
+        assert!(
+            stderr(&o).contains(word) && stderr(&o).contains("not supported"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    // Nothing of the refused creates is left.
+    assert_eq!(env.ok(&["pod", "ps", "-q"]).lines().count(), 1);
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    let pods_dir: BTreeSet<_> = std::fs::read_dir(env.runroot().join("pods"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert_eq!(pods_dir.len(), 1, "{pods_dir:?}");
+    env.ok(&["pod", "rm", "p"]);
+    assert_eq!(env.ok(&["pod", "prune"]), "");
+}
+
+#[test]
+fn pod_commands_match_podman() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    let Some(pm) = Podman::new(&env) else {
+        return;
+    };
+    let podman = |args: &[&str]| {
+        let o = pm.cmd().args(args).output().expect("podman");
+        eprintln!(
+            "podman {args:?} -> {}\n{}{}",
+            o.status,
+            stdout(&o),
+            stderr(&o)
+        );
+        o
+    };
+    let create = [
+        "pod",
+        "create",
+        "--name",
+        "pp",
+        "--hostname",
+        "podhost",
+        "--network",
+        "none",
+        "--label",
+        "k=v",
+    ];
+    let mut pcreate = create.to_vec();
+    pcreate.extend(["--cgroup-parent", &pm.cgroup_parent]);
+    assert!(podman(&pcreate).status.success());
+    env.ok(&create);
+    // exists: 0 and 1.
+    for name in ["pp", "nope"] {
+        assert_eq!(
+            podman(&["pod", "exists", name]).status.code(),
+            env.berth(&["pod", "exists", name]).status.code(),
+            "pod exists {name}"
+        );
+    }
+    // pod ps: the same columns, the same JSON fields, names, status, labels, networks.
+    let header = |out: &str| -> Vec<String> {
+        out.lines()
+            .next()
+            .unwrap_or("")
+            .split("  ")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let pt = stdout(&podman(&["pod", "ps"]));
+    let bt = env.ok(&["pod", "ps"]);
+    assert_eq!(header(&bt), header(&pt));
+    let pj: Value =
+        serde_json::from_slice(&podman(&["pod", "ps", "--format", "json"]).stdout).unwrap();
+    let bj: Value = serde_json::from_str(&env.ok(&["pod", "ps", "--format", "json"])).unwrap();
+    let keys = |v: &Value| -> BTreeSet<String> {
+        v[0].as_object().expect("object").keys().cloned().collect()
+    };
+    assert_eq!(keys(&bj), keys(&pj));
+    for f in ["Name", "Status", "Labels", "Networks", "Namespace"] {
+        assert_eq!(bj[0][f], pj[0][f], "pod ps json {f}");
+    }
+    // A container of the pod: the pod's hostname.
+    let pr = podman(&["run", "--rm", "--pod", "pp", "localhost/bb:1", "hostname"]);
+    let br = env.ok(&["run", "--rm", "--pod", "pp", &img, "hostname"]);
+    assert_eq!(br, stdout(&pr));
+    assert_eq!(br, "podhost\n");
+    // -p on a container of the pod: refused by both.
+    let pr = podman(&[
+        "create",
+        "--pod",
+        "pp",
+        "-p",
+        "8080:80",
+        "localhost/bb:1",
+        "true",
+    ]);
+    let br = env.berth(&["create", "--pod", "pp", "-p", "8080:80", &img, "true"]);
+    assert!(!pr.status.success() && !br.status.success());
+    // rm: then gone for both.
+    assert!(podman(&["pod", "rm", "-f", "pp"]).status.success());
+    env.ok(&["pod", "rm", "-f", "pp"]);
+    assert_eq!(
+        podman(&["pod", "exists", "pp"]).status.code(),
+        env.berth(&["pod", "exists", "pp"]).status.code()
+    );
+}
+
+#[test]
+fn pod_sharing_pid_sees_each_others_processes() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    env.ok(&["pod", "create", "--name", "pp", "--share", "+pid"]);
+    for round in 0..2 {
+        env.ok(&[
+            "run", "-d", "--name", "first", "--pod", "pp", &img, "sleep", "1001",
+        ]);
+        env.wait_inspect("first", "first runs", |v| v["State"]["Running"] == true);
+        // The first container is the pod's PID 1; the second sees it.
+        let seen = env.ok(&[
+            "run",
+            "--rm",
+            "--pod",
+            "pp",
+            &img,
+            "sh",
+            "-c",
+            "cat /proc/1/cmdline | tr '\\0' ' '; echo; ps -o pid,args",
+        ]);
+        assert!(seen.starts_with("sleep 1001"), "round {round}: {seen}");
+        let outside = env.ok(&["run", "--rm", &img, "ps", "-o", "pid,args"]);
+        assert!(!outside.contains("sleep 1001"), "{outside}");
+        // Stopped, the pod gets a fresh PID namespace at the next start.
+        env.ok(&["rm", "-f", "first"]);
+    }
+    let o = env.berth(&["create", "--pod", "pp", "--pid", "host", &img, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    env.ok(&["pod", "rm", "-f", "pp"]);
+    assert!(host_mounts_under(env.dir.path()).is_empty());
+}
+
 #[test]
 fn pod_start_pins_namespaces_again_after_the_runroot_lost_them() {
     require_root!();

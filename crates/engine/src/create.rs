@@ -54,8 +54,11 @@ fn lock_creation(dir: &std::path::Path) -> Result<std::fs::File> {
 /// ports without a container row, whose creator is gone (its lock is
 /// free). Returns the IDs cleaned.
 pub fn reap_interrupted(engine: &Engine) -> Result<Vec<String>> {
-    let rows: std::collections::BTreeSet<String> =
+    let mut rows: std::collections::BTreeSet<String> =
         engine.db()?.list()?.into_iter().map(|r| r.id).collect();
+    // A pod's endpoint and ports are keyed by the pod's ID (its row is
+    // written before them).
+    rows.extend(crate::pods::list(engine)?.into_iter().map(|p| p.id));
     let mut candidates: std::collections::BTreeSet<String> =
         crate::networks::unowned(engine)?.into_iter().collect();
     if let Ok(rd) = std::fs::read_dir(engine.root.join("containers")) {
@@ -232,6 +235,8 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
         .into());
     }
     let explicit_name = o.name.as_deref().map(names::check_name).transpose()?;
+    // `--pod`: the pod's ID and hostname go into the options.
+    let pod = crate::pods::join(engine, &mut o)?;
     // The init is found and checked before anything else is set up.
     let init_binary = if o.init {
         let env = std::env::var_os(crate::init::INIT_PATH_ENV).map(PathBuf::from);
@@ -314,6 +319,9 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
             host_name: &host,
         },
     )?;
+    if let Some(p) = &pod {
+        crate::pods::join_spec(engine, p, &mut generated.spec);
+    }
     let health = crate::health::resolve(&o.extra.health, img.config.healthcheck.as_ref())?;
     crate::flags::check_expose(&o.extra)?;
     crate::binds::prepare(&crate::binds::requests(&gen_opts)?, &generated.identity)?;
@@ -339,13 +347,19 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
     }
     // Addresses and ports are allocated now (kept until `rm`), the /etc
     // files written; a failure below releases them.
-    let prepared = crate::networks::prepare(
-        engine,
-        &id,
-        explicit_name.as_deref().unwrap_or(""),
-        &net_o,
-        &generated.hostname,
-    )?;
+    let prepared = match &pod {
+        // The pod's endpoint, ports and /etc files are the container's.
+        Some(p) if p.shares("net") => crate::networks::Prepared {
+            mounts: crate::pods::etc_mounts(engine, p),
+        },
+        _ => crate::networks::prepare(
+            engine,
+            &id,
+            explicit_name.as_deref().unwrap_or(""),
+            &net_o,
+            &generated.hostname,
+        )?,
+    };
     let mut net_guard = NetGuard(engine, Some(id.clone()));
     {
         let mounts = generated.spec["mounts"]

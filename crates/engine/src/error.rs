@@ -25,6 +25,8 @@ pub enum EngineError {
     Bind(#[from] crate::binds::BindError),
     #[error(transparent)]
     Network(Box<crate::networks::NetworkError>),
+    #[error(transparent)]
+    Pod(Box<crate::pods::PodError>),
     #[error("image {image}")]
     Image {
         image: String,
@@ -84,6 +86,12 @@ pub enum EngineError {
 impl From<crate::networks::NetworkError> for EngineError {
     fn from(e: crate::networks::NetworkError) -> EngineError {
         EngineError::Network(Box::new(e))
+    }
+}
+
+impl From<crate::pods::PodError> for EngineError {
+    fn from(e: crate::pods::PodError) -> EngineError {
+        EngineError::Pod(Box::new(e))
     }
 }
 

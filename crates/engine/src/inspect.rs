@@ -65,7 +65,15 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
     let command: Vec<String> = g
         .map(|g| g.entrypoint.iter().chain(g.cmd.iter()).cloned().collect())
         .unwrap_or_default();
-    let network_settings = crate::networks::settings_json(engine, &row.id);
+    // A pod's container has the pod's network (endpoint keyed by the pod).
+    let pod = o
+        .and_then(|o| o.pod.as_deref())
+        .and_then(|p| crate::pods::find(engine, p).ok());
+    let net_owner = match &pod {
+        Some(p) if p.shares("net") => p.id.as_str(),
+        _ => row.id.as_str(),
+    };
+    let network_settings = crate::networks::settings_json(engine, net_owner);
     let volumes: serde_json::Map<String, Value> = mounts
         .iter()
         .filter(|m| m["Type"] == "volume")
@@ -154,6 +162,8 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
     if row.status != Status::Running {
         clear_operational(&mut doc["NetworkSettings"]);
     }
+    // podman's `Pod`: the pod's ID, "" outside a pod.
+    doc["Pod"] = json!(pod.map(|p| p.id).unwrap_or_default());
     doc
 }
 

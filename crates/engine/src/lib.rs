@@ -36,6 +36,7 @@ pub mod names;
 pub mod networks;
 pub mod ops;
 pub mod opts;
+pub mod pods;
 pub mod resources;
 pub mod user;
 pub mod volume_copy;

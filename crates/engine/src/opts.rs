@@ -89,6 +89,10 @@ pub struct RunOptions {
     /// The flags of [`crate::flags`] (ulimits, devices, namespaces, ...).
     #[serde(default)]
     pub extra: crate::flags::ExtraOptions,
+    /// `--pod`: the pod's name or ID as given; `create` records the
+    /// pod's full ID here.
+    #[serde(default)]
+    pub pod: Option<String>,
 }
 
 /// A restart policy (Docker's `--restart`).

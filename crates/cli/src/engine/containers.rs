@@ -41,6 +41,9 @@ pub struct PsArgs {
     /// Show sizes: the writable layer's and, as virtual, with the image's.
     #[arg(short = 's', long)]
     pub size: bool,
+    /// Add the POD ID and PODNAME columns (podman's `ps --pod`).
+    #[arg(short = 'p', long)]
+    pub pod: bool,
 }
 
 /// `logs`.
@@ -273,12 +276,16 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
         .zip(&sizes)
         .map(|(r, size)| views::ps_row(&engine, r, now, a.no_trunc, *size, with_mounts))
         .collect();
-    let default = if a.size {
+    let mut default = if a.size {
         "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
     } else {
         "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
-    };
-    print!("{}", format.rows(default, views::PS_HEADERS, &docs)?);
+    }
+    .to_string();
+    if a.pod {
+        default.push_str("\t{{.Pod}}\t{{.PodName}}");
+    }
+    print!("{}", format.rows(&default, views::PS_HEADERS, &docs)?);
     Ok(0)
 }
 

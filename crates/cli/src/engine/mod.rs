@@ -17,6 +17,7 @@ mod inspect_cmd;
 mod logs_prefix;
 mod manage_cmds;
 mod networks;
+mod pods;
 mod ps_filter;
 mod registry;
 mod run;
@@ -87,6 +88,10 @@ pub enum Command {
     /// Manage bridge networks (example: `berth network create --subnet 10.90.0.0/24 front`).
     #[command(subcommand)]
     Network(networks::NetworkCommand),
+    /// Manage pods: containers sharing network, IPC and UTS namespaces
+    /// (example: `berth pod create --name web -p 8080:80`).
+    #[command(subcommand)]
+    Pod(pods::PodCommand),
     /// The DNS resolver of a network (started by berth itself).
     #[command(name = "network-dns", hide = true)]
     NetworkDns(networks::DnsArgs),
@@ -177,6 +182,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Network(c) => networks::network_command(&cli.root, &cli.engine, c),
+        Command::Pod(c) => {
+            let code = pods::pod_command(&cli.root, &cli.engine, c)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
         Command::NetworkDns(a) => networks::dns(&cli.root, &cli.engine, &a),
         Command::Containers(c) => container_cmds::dispatch(&cli.root, &cli.engine, c),
     }

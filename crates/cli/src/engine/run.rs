@@ -51,6 +51,10 @@ pub struct RunArgs {
     /// Container name (generated when absent).
     #[arg(long)]
     pub name: Option<String>,
+    /// Run in this pod (name or ID): share its network, IPC and UTS
+    /// namespaces (example: `berth run --pod web busybox`).
+    #[arg(long)]
+    pub pod: Option<String>,
     /// Set an environment variable (K=V, or K to copy ours).
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,
@@ -222,6 +226,7 @@ impl RunArgs {
             rm: self.rm,
             cgroup_parent: engine.cgroup_parent.clone(),
             extra: self.flags.extra(),
+            pod: self.pod.clone(),
         })
     }
 
@@ -320,7 +325,7 @@ fn protect_binary() -> Result<()> {
 }
 
 /// The command that runs the monitor of `id`: this binary, re-executed.
-fn monitor_command(root: &Path, engine: &Engine, id: &str) -> Command {
+pub(super) fn monitor_command(root: &Path, engine: &Engine, id: &str) -> Command {
     let mut c = Command::new("/proc/self/exe");
     c.arg("--root")
         .arg(root)

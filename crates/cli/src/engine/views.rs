@@ -166,7 +166,15 @@ pub fn ps_row(
     size: Option<(u64, u64)>,
     with_mounts: bool,
 ) -> Value {
-    let (eps, ports) = berth_engine::networks::of_container(engine, &r.id).unwrap_or_default();
+    // A pod's container has the pod's network and published ports.
+    let pod = r.config["options"]["pod"]
+        .as_str()
+        .and_then(|p| berth_engine::pods::find(engine, p).ok());
+    let net_owner = match &pod {
+        Some(p) if p.shares("net") => p.id.as_str(),
+        _ => r.id.as_str(),
+    };
+    let (eps, ports) = berth_engine::networks::of_container(engine, net_owner).unwrap_or_default();
     let doc = if with_mounts {
         inspect::inspect(engine, r)
     } else {
@@ -207,6 +215,9 @@ pub fn ps_row(
         "LocalVolumes": doc["Mounts"].as_array().map_or(0, |m| m.iter().filter(|m| m["Type"] == "volume").count()),
         "Pid": r.pid.unwrap_or(0),
         "ExitCode": r.exit_code.unwrap_or(0),
+        // podman's: the pod's ID and name, "" outside a pod.
+        "Pod": pod.as_ref().map(|p| if no_trunc { p.id.as_str() } else { berth_engine::db::short(&p.id) }).unwrap_or_default(),
+        "PodName": pod.as_ref().map(|p| p.name.as_str()).unwrap_or_default(),
     })
 }
 
@@ -227,6 +238,8 @@ pub const PS_HEADERS: &[(&str, &str)] = &[
     ("Mounts", "MOUNTS"),
     ("Networks", "NETWORKS"),
     ("LocalVolumes", "LOCAL VOLUMES"),
+    ("Pod", "POD ID"),
+    ("PodName", "PODNAME"),
 ];
 
 /// Column names Docker gives `images` fields.

@@ -724,8 +724,20 @@ pub fn prepare(
     o: &RunOptions,
     hostname: &str,
 ) -> Result<Prepared> {
+    prepare_in(engine, id, &engine.dir(id), name_hint, o, hostname)
+}
+
+/// [`prepare`] with the /etc files written under `dir` (a pod's dir for a
+/// pod's network endpoint, keyed by the pod's ID).
+pub fn prepare_in(
+    engine: &Engine,
+    id: &str,
+    dir: &Path,
+    name_hint: &str,
+    o: &RunOptions,
+    hostname: &str,
+) -> Result<Prepared> {
     let mode = crate::opts::parse_network(o.network.as_deref())?;
-    let dir = engine.dir(id);
     let hosts_p = dir.join("hosts");
     let resolv_p = dir.join("resolv.conf");
     let hostname_p = dir.join("hostname");
@@ -895,6 +907,10 @@ pub fn prepare(
 /// an interface per endpoint, active published ports, DNS records. For
 /// `container:NAME`, points the bundle at that container's namespace.
 pub fn setup(engine: &Engine, row: &ContainerRow, o: &RunOptions) -> Result<()> {
+    // A pod's container joins the namespace the pod pinned and plumbed.
+    if crate::pods::provides_network(engine, o)? {
+        return Ok(());
+    }
     match crate::opts::parse_network(o.network.as_deref())? {
         NetworkMode::Bridge(_) => {}
         NetworkMode::Container(target) => return share_netns(engine, row, &target),
@@ -907,6 +923,40 @@ pub fn setup(engine: &Engine, row: &ContainerRow, o: &RunOptions) -> Result<()> 
         let _ = unplumb(engine, id);
     }
     r
+}
+
+/// A pod's network namespace (keyed by the pod's ID): pinned, with its
+/// endpoints and published ports (bridge), or only `lo` up (`none`).
+/// Nothing is left behind on failure.
+pub fn setup_pod(engine: &Engine, id: &str, none: bool) -> Result<()> {
+    let _l = lock(engine)?;
+    let r = if none {
+        plumb_none(engine, id)
+    } else {
+        plumb(engine, id)
+    };
+    if r.is_err() {
+        let _ = unplumb(engine, id);
+    }
+    r
+}
+
+fn plumb_none(engine: &Engine, id: &str) -> Result<()> {
+    let pin = netns_path(engine, id);
+    let nsdir = pin.parent().expect("netns dir");
+    std::fs::create_dir_all(nsdir)
+        .map_err(io_err("create", nsdir))
+        .map_err(crate::EngineError::from)?;
+    netns::remove(&pin).map_err(host_err("*", "remove a stale namespace pin"))?;
+    netns::create(&pin).map_err(host_err(
+        "*",
+        format!(
+            "create the network namespace of pod {}",
+            crate::db::short(id)
+        ),
+    ))?;
+    link::loopback_up(&pin).map_err(host_err("none", "bring up lo"))?;
+    Ok(())
 }
 
 fn plumb(engine: &Engine, id: &str) -> Result<()> {
