@@ -11,5 +11,43 @@
 //! mount, container or image behind when a build fails.
 #![forbid(unsafe_code)]
 
+pub mod build;
+pub mod copy;
+pub mod image;
 pub mod parse;
+pub mod run;
 pub mod subst;
+
+pub use build::{build, BuildOptions};
+pub use run::Runner;
+
+/// Errors of a build.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Parse(#[from] parse::ParseError),
+    #[error("line {line}: {instr}: {msg}")]
+    Step {
+        line: usize,
+        instr: String,
+        msg: String,
+    },
+    #[error("{0}")]
+    Other(String),
+    #[error(transparent)]
+    Store(#[from] berth_image::store::StoreError),
+    #[error(transparent)]
+    Image(#[from] berth_image::image::ImageError),
+}
+
+/// An error and its sources, `: `-separated.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

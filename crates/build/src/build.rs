@@ -1,0 +1,746 @@
+//! Executing a Containerfile: stages in order, each instruction a step
+//! whose result (layers + config) is stored and recorded in the cache.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+
+use berth_image::digest::Digest;
+use berth_image::image::{commit, resolve, ResolvedImage};
+use berth_image::manifest::OCI_MANIFEST;
+use berth_image::{Reference, Store};
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+
+use crate::copy::{self, Ownership, View};
+use crate::image::Img;
+use crate::parse::{parse, Form, Instruction};
+use crate::run::{RunSpec, Runner};
+use crate::subst::{expand, raw_words, words};
+use crate::BuildError;
+
+/// Docker's default PATH for build steps when the image sets none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What `berth build` was asked.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The context directory.
+    pub context: PathBuf,
+    /// `-f`: the Containerfile (else `Containerfile`, then `Dockerfile`
+    /// in the context).
+    pub file: Option<PathBuf>,
+    /// `-t` names.
+    pub tags: Vec<Reference>,
+    /// `--build-arg K=V`.
+    pub build_args: BTreeMap<String, String>,
+    /// `--label K=V` for the final image.
+    pub labels: Vec<(String, String)>,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `-q`: no step progress.
+    pub quiet: bool,
+    /// How RUN containers start.
+    pub runner: Runner,
+}
+
+/// One stage being built.
+struct Stage {
+    name: Option<String>,
+    img: Img,
+    /// Cache key of the current step.
+    key: String,
+    shell: Vec<String>,
+    /// ARGs declared in this stage and their values.
+    args: BTreeMap<String, String>,
+    /// Whether this stage set CMD (then ENTRYPOINT keeps it, as Docker).
+    cmd_set: bool,
+}
+
+impl Stage {
+    /// What substitution sees: ENV over ARG.
+    fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        move |k: &str| {
+            for e in self.img.env() {
+                if let Some((ek, v)) = e.split_once('=') {
+                    if ek == k {
+                        return Some(v.to_string());
+                    }
+                }
+            }
+            self.args.get(k).cloned()
+        }
+    }
+}
+
+fn step_err(ins: &Instruction, msg: impl std::fmt::Display) -> BuildError {
+    BuildError::Step {
+        line: ins.line,
+        instr: ins.keyword.clone(),
+        msg: msg.to_string(),
+    }
+}
+
+fn set_env(env: &mut Vec<String>, k: &str, v: &str) {
+    let entry = format!("{k}={v}");
+    match env
+        .iter_mut()
+        .find(|e| e.split_once('=').map(|p| p.0) == Some(k))
+    {
+        Some(e) => *e = entry,
+        None => env.push(entry),
+    }
+}
+
+/// `KEY=VALUE ...` (values expanded) or the legacy `KEY VALUE` form.
+fn pairs(
+    ins: &Instruction,
+    env: &dyn Fn(&str) -> Option<String>,
+    esc: char,
+) -> Result<Vec<(String, String)>, BuildError> {
+    let raw = raw_words(&ins.args, esc);
+    let Some(first) = raw.first() else {
+        return Err(step_err(ins, "needs at least one KEY=VALUE"));
+    };
+    if !first.contains('=') {
+        if ins.keyword == "LABEL" {
+            return Err(step_err(ins, "needs KEY=VALUE pairs"));
+        }
+        let rest = ins.args.trim()[first.len()..].trim();
+        let v = expand(rest, env, esc).map_err(|e| step_err(ins, e))?;
+        return Ok(vec![(first.clone(), v)]);
+    }
+    let mut out = Vec::new();
+    for w in raw {
+        let Some((k, v)) = w.split_once('=') else {
+            return Err(step_err(ins, format!("{w:?} is not KEY=VALUE")));
+        };
+        let k = expand(k, env, esc).map_err(|e| step_err(ins, e))?;
+        let v = expand(v, env, esc).map_err(|e| step_err(ins, e))?;
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+/// The Containerfile of a context: `-f`, else `Containerfile`, else
+/// `Dockerfile`.
+fn containerfile(o: &BuildOptions) -> Result<PathBuf, BuildError> {
+    if let Some(f) = &o.file {
+        return Ok(if f.is_absolute() || f.exists() {
+            f.clone()
+        } else {
+            o.context.join(f)
+        });
+    }
+    for n in ["Containerfile", "Dockerfile"] {
+        let p = o.context.join(n);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(BuildError::Other(format!(
+        "no Containerfile or Dockerfile in {} (name one with -f)",
+        o.context.display()
+    )))
+}
+
+fn cache_path(store: &Store, key: &str) -> PathBuf {
+    store.dir().join("build-cache").join(key)
+}
+
+/// The step result cached under `key`, when usable.
+fn cached(store: &Store, key: &str) -> Option<Img> {
+    let d = fs::read_to_string(cache_path(store, key)).ok()?;
+    let d = Digest::parse(d.trim()).ok()?;
+    Img::load(store, &d).ok()
+}
+
+fn remember(store: &Store, key: &str, manifest: &Digest) -> Result<(), BuildError> {
+    let p = cache_path(store, key);
+    let dir = p.parent().expect("cache dir");
+    fs::create_dir_all(dir).map_err(|e| BuildError::Other(format!("{}: {e}", dir.display())))?;
+    let tmp = dir.join(format!(".{key}.tmp"));
+    fs::write(&tmp, manifest.to_string())
+        .and_then(|()| fs::rename(&tmp, &p))
+        .map_err(|e| BuildError::Other(format!("{}: {e}", p.display())))
+}
+
+/// Builds the image; returns it stored under the `-t` names.
+pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildError> {
+    if !o.context.is_dir() {
+        return Err(BuildError::Other(format!(
+            "build context {} is not a directory",
+            o.context.display()
+        )));
+    }
+    for ign in [".containerignore", ".dockerignore"] {
+        if o.context.join(ign).exists() {
+            return Err(BuildError::Other(format!(
+                "{} in the context is not supported yet by berth build (remove it or build from a context without it)",
+                ign
+            )));
+        }
+    }
+    let path = containerfile(o)?;
+    let text = fs::read_to_string(&path)
+        .map_err(|e| BuildError::Other(format!("read {}: {e}", path.display())))?;
+    let file = parse(&text)?;
+    let esc = file.escape;
+    let total = file.instructions.len();
+    let mut out = std::io::stdout();
+    let mut say = |s: String| {
+        if !o.quiet {
+            let _ = writeln!(out, "{s}");
+            let _ = out.flush();
+        }
+    };
+    let mut global: BTreeMap<String, String> = BTreeMap::new();
+    let mut stages: Vec<Stage> = Vec::new();
+    let mut cur: Option<Stage> = None;
+    for (n, ins) in file.instructions.iter().enumerate() {
+        say(format!("STEP {}/{total}: {}", n + 1, ins.text()));
+        if ins.keyword == "FROM" {
+            if let Some(s) = cur.take() {
+                stages.push(s);
+            }
+            cur = Some(from(store, ins, &global, &stages, esc, o)?);
+            continue;
+        }
+        let Some(st) = cur.as_mut() else {
+            // Before the first FROM only ARG is allowed (the parser checks).
+            let lookup = |k: &str| global.get(k).cloned();
+            for (k, v) in arg_pairs(ins, &lookup, esc)? {
+                let v = o.build_args.get(&k).cloned().or(v).unwrap_or_default();
+                global.insert(k, v);
+            }
+            continue;
+        };
+        match ins.keyword.as_str() {
+            "ARG" => {
+                let decl = {
+                    let l = st.lookup();
+                    arg_pairs(ins, &l, esc)?
+                };
+                for (k, v) in decl {
+                    let v = o
+                        .build_args
+                        .get(&k)
+                        .cloned()
+                        .or(v)
+                        .or_else(|| global.get(&k).cloned())
+                        .unwrap_or_default();
+                    st.args.insert(k, v);
+                }
+                continue;
+            }
+            "SHELL" => match ins.form() {
+                Form::Exec(v) if !v.is_empty() => {
+                    st.shell = v;
+                    continue;
+                }
+                _ => {
+                    return Err(step_err(
+                        ins,
+                        "needs a JSON array, e.g. [\"/bin/sh\", \"-c\"]",
+                    ))
+                }
+            },
+            _ => {}
+        }
+        // The step's key: parent key, instruction, what it sees.
+        let mut h = Sha256::new();
+        h.update(st.key.as_bytes());
+        h.update(b"\n");
+        h.update(ins.text().as_bytes());
+        h.update(b"\n");
+        h.update(serde_json::to_vec(&st.args).expect("args serialise"));
+        h.update(serde_json::to_vec(&st.shell).expect("shell serialises"));
+        h.update([u8::from(st.cmd_set)]);
+        if ins.keyword == "CMD" {
+            st.cmd_set = true;
+        }
+        let mut copy_plan = None;
+        if matches!(ins.keyword.as_str(), "COPY" | "ADD") {
+            let plan = plan_copy(store, ins, st, &stages, esc, o)?;
+            h.update(plan.digest.as_bytes());
+            copy_plan = Some(plan);
+        }
+        let key = hex::encode(h.finalize());
+        if !o.no_cache {
+            if let Some(img) = cached(store, &key) {
+                let id = img_id(&img);
+                say(format!("--> Using cache {id}"));
+                st.img = img;
+                st.key = key;
+                continue;
+            }
+        }
+        step(store, ins, st, copy_plan, esc, o).map_err(|e| match e {
+            BuildError::Other(m) => step_err(ins, m),
+            e => e,
+        })?;
+        let m = st.img.save(store)?;
+        remember(store, &key, &m)?;
+        st.key = key;
+        let id = img_id(&st.img);
+        say(format!("--> {}", &id[..12.min(id.len())]));
+    }
+    let mut last = cur.ok_or(BuildError::Parse(crate::parse::ParseError::NoFrom))?;
+    if !o.labels.is_empty() {
+        let c = last.img.run_config();
+        if !c["Labels"].is_object() {
+            c["Labels"] = json!({});
+        }
+        for (k, v) in &o.labels {
+            c["Labels"][k] = json!(v);
+        }
+    }
+    let m = last.img.save(store)?;
+    if let Some(t) = o.tags.first() {
+        say(format!("COMMIT {t}"));
+    }
+    let lock = store.lock()?;
+    let img = commit(store, &lock, &m, Some(OCI_MANIFEST), &o.tags)?;
+    drop(lock);
+    for t in &o.tags {
+        say(format!("Successfully tagged {t}"));
+    }
+    let img = resolve(store, &img.record)?;
+    Ok(img)
+}
+
+fn img_id(img: &Img) -> String {
+    Digest::of_bytes(&serde_json::to_vec(&img.config).expect("config serialises"))
+        .hex()
+        .to_string()
+}
+
+/// `ARG NAME[=default] ...`.
+fn arg_pairs(
+    ins: &Instruction,
+    env: &dyn Fn(&str) -> Option<String>,
+    esc: char,
+) -> Result<Vec<(String, Option<String>)>, BuildError> {
+    let raw = raw_words(&ins.args, esc);
+    if raw.is_empty() {
+        return Err(step_err(ins, "needs a name"));
+    }
+    let mut out = Vec::new();
+    for w in raw {
+        match w.split_once('=') {
+            Some((k, v)) => out.push((
+                k.to_string(),
+                Some(expand(v, env, esc).map_err(|e| step_err(ins, e))?),
+            )),
+            None => out.push((w, None)),
+        }
+    }
+    Ok(out)
+}
+
+fn from(
+    store: &Store,
+    ins: &Instruction,
+    global: &BTreeMap<String, String>,
+    stages: &[Stage],
+    esc: char,
+    o: &BuildOptions,
+) -> Result<Stage, BuildError> {
+    ins.check_flags(&[])?;
+    let lookup = |k: &str| global.get(k).cloned();
+    let w = words(&ins.args, &lookup, esc).map_err(|e| step_err(ins, e))?;
+    let (base, name) = match w.as_slice() {
+        [b] => (b.clone(), None),
+        [b, as_, n] if as_.eq_ignore_ascii_case("as") => (b.clone(), Some(n.to_ascii_lowercase())),
+        _ => return Err(step_err(ins, "expected FROM IMAGE [AS NAME]")),
+    };
+    let (img, key) = if base == "scratch" {
+        (Img::scratch(), "scratch".to_string())
+    } else if let Some(s) = stages
+        .iter()
+        .find(|s| s.name.as_deref() == Some(&base.to_ascii_lowercase()))
+    {
+        (s.img.clone(), s.key.clone())
+    } else {
+        let rec = {
+            let _l = store.lock_shared()?;
+            store.lookup(&base).map_err(|e| {
+                step_err(
+                    ins,
+                    format!(
+                        "base image {base} is not in the store ({}); pull it first: berth pull {base}",
+                        crate::chain(&e)
+                    ),
+                )
+            })?
+        };
+        let r = resolve(store, &rec)?;
+        let config = serde_json::from_slice(&store.read_blob(&r.manifest.config.digest, false)?)
+            .map_err(|e| step_err(ins, format!("config of {base}: {e}")))?;
+        let img = Img {
+            layers: r.manifest.layers.clone(),
+            config,
+        };
+        (img, format!("image:{}", r.record.id))
+    };
+    let _ = o;
+    Ok(Stage {
+        name,
+        img,
+        key,
+        shell: vec!["/bin/sh".into(), "-c".into()],
+        args: BTreeMap::new(),
+        cmd_set: false,
+    })
+}
+
+/// What a COPY/ADD will take, decided before the cache lookup.
+struct CopyPlan {
+    srcs: Vec<PathBuf>,
+    dest: String,
+    own: Ownership,
+    digest: String,
+    /// Keeps the `--from` stage's view mounted while copying.
+    _view: Option<View>,
+}
+
+fn plan_copy(
+    store: &Store,
+    ins: &Instruction,
+    st: &Stage,
+    stages: &[Stage],
+    esc: char,
+    o: &BuildOptions,
+) -> Result<CopyPlan, BuildError> {
+    let is_copy = ins.keyword == "COPY";
+    ins.check_flags(if is_copy {
+        &["chown", "chmod", "from"]
+    } else {
+        &["chown", "chmod"]
+    })?;
+    let lookup = st.lookup();
+    let mut list = match ins.form() {
+        Form::Exec(v) => v
+            .iter()
+            .map(|w| expand(w, &lookup, esc))
+            .collect::<Result<Vec<_>, _>>(),
+        Form::Shell(s) => words(&s, &lookup, esc),
+    }
+    .map_err(|e| step_err(ins, e))?;
+    if list.len() < 2 {
+        return Err(step_err(ins, "needs at least one source and a destination"));
+    }
+    let dest = list.pop().expect("two or more");
+    let workdir = st.img.field("WorkingDir");
+    let dest = if dest.starts_with('/') {
+        dest
+    } else {
+        let base = if workdir.is_empty() { "/" } else { &workdir };
+        let mut d = format!("{}/{dest}", base.trim_end_matches('/'));
+        if dest == "." || dest.ends_with('/') {
+            d.push('/');
+        }
+        d
+    };
+    let mut digest = String::new();
+    let (root, view) = match ins.flag("from") {
+        Some(f) => {
+            let s = stages
+                .iter()
+                .enumerate()
+                .find(|(i, s)| s.name.as_deref() == Some(&f.to_ascii_lowercase()) || f == i.to_string())
+                .map(|(_, s)| s)
+                .ok_or_else(|| {
+                    step_err(
+                        ins,
+                        format!("--from={f}: no earlier stage has that name or index (copying from an image is not supported yet)"),
+                    )
+                })?;
+            digest.push_str(&s.key);
+            let v = View::mount(store, &s.img.lowers(store)?)?;
+            (v.path.clone(), Some(v))
+        }
+        None => (o.context.clone(), None),
+    };
+    let what = if view.is_some() {
+        format!("{} --from", ins.keyword)
+    } else {
+        ins.keyword.clone()
+    };
+    let srcs = copy::sources(&root, &list, &what).map_err(|e| match e {
+        BuildError::Other(m) => step_err(ins, m),
+        e => e,
+    })?;
+    if !is_copy {
+        for (s, p) in srcs.iter().zip(&list) {
+            if p.contains("://") {
+                return Err(step_err(
+                    ins,
+                    format!("{p}: ADD from a URL is not supported yet"),
+                ));
+            }
+            if s.is_file() && copy::looks_like_archive(s) {
+                return Err(step_err(
+                    ins,
+                    format!("{p}: ADD of a local archive (auto-extraction) is not supported yet; use COPY and RUN tar"),
+                ));
+            }
+        }
+    }
+    digest.push_str(&copy::content_digest(&srcs)?);
+    let chmod = match ins.flag("chmod") {
+        Some(m) => Some(
+            u32::from_str_radix(m, 8)
+                .map_err(|_| step_err(ins, format!("--chmod={m}: not an octal mode")))?,
+        ),
+        None => None,
+    };
+    let chown = match ins.flag("chown") {
+        Some(c) => {
+            let lowers = st.img.lowers(store)?;
+            let passwd = berth_engine::user::read_from_layers(&lowers, "etc/passwd");
+            let group = berth_engine::user::read_from_layers(&lowers, "etc/group");
+            let c = expand(c, &lookup, esc).map_err(|e| step_err(ins, e))?;
+            let id = berth_engine::user::resolve(&c, &passwd, &group)
+                .map_err(|e| step_err(ins, format!("--chown={c}: {}", crate::chain(&e))))?;
+            digest.push_str(&format!(":{}:{}", id.uid, id.gid));
+            Some((id.uid, id.gid))
+        }
+        None => None,
+    };
+    Ok(CopyPlan {
+        srcs,
+        dest,
+        own: Ownership {
+            chown,
+            keep_owner: view.is_some(),
+            chmod,
+        },
+        digest,
+        _view: view,
+    })
+}
+
+/// Runs one step (a cache miss) on the stage's image.
+fn step(
+    store: &Store,
+    ins: &Instruction,
+    st: &mut Stage,
+    plan: Option<CopyPlan>,
+    esc: char,
+    o: &BuildOptions,
+) -> Result<(), BuildError> {
+    let kw = ins.keyword.as_str();
+    if kw != "RUN" && plan.is_none() {
+        ins.check_flags(&[])?;
+    }
+    let created_by = format!("/bin/sh -c #(nop) {}", ins.text());
+    match kw {
+        "RUN" => {
+            ins.check_flags(&[])?;
+            let argv = match ins.form() {
+                Form::Exec(v) => v,
+                Form::Shell(s) => {
+                    let mut a = st.shell.clone();
+                    a.push(s);
+                    a
+                }
+            };
+            if argv.is_empty() {
+                return Err(step_err(ins, "needs a command"));
+            }
+            let mut env = st.img.env();
+            if !env.iter().any(|e| e.starts_with("PATH=")) {
+                env.insert(0, format!("PATH={DEFAULT_PATH}"));
+            }
+            // Build args are in RUN's environment, below ENV.
+            for (k, v) in &st.args {
+                if !env
+                    .iter()
+                    .any(|e| e.split_once('=').map(|p| p.0) == Some(k))
+                {
+                    env.push(format!("{k}={v}"));
+                }
+            }
+            let wd = st.img.field("WorkingDir");
+            let user = st.img.field("User");
+            let lowers = st.img.lowers(store)?;
+            let (d, size) = o.runner.run(
+                store,
+                &lowers,
+                &RunSpec {
+                    argv: argv.clone(),
+                    env,
+                    cwd: if wd.is_empty() { "/".into() } else { wd },
+                    user: if user.is_empty() { "0" } else { &user },
+                },
+            )?;
+            st.img.push_layer(d, size);
+            let by = match ins.form() {
+                Form::Exec(_) => serde_json::to_string(&argv).expect("argv serialises"),
+                Form::Shell(s) => format!("{} {s}", st.shell.join(" ")),
+            };
+            st.img.history(&by, false);
+        }
+        "COPY" | "ADD" => {
+            let plan = plan.expect("planned before the cache lookup");
+            let view = View::mount(store, &st.img.lowers(store)?)?;
+            let (d, size) = copy::copy_layer(
+                store,
+                &view.path,
+                &plan.srcs,
+                &plan.dest,
+                &plan.own,
+                &ins.keyword,
+            )?;
+            drop(view);
+            st.img.push_layer(d, size);
+            st.img
+                .history(&format!("/bin/sh -c #(nop) {}", ins.text()), false);
+        }
+        "ENV" => {
+            let ps = {
+                let l = st.lookup();
+                pairs(ins, &l, esc)?
+            };
+            let mut env = st.img.env();
+            for (k, v) in ps {
+                set_env(&mut env, &k, &v);
+            }
+            st.img.run_config()["Env"] = json!(env);
+            st.img.history(&created_by, true);
+        }
+        "LABEL" => {
+            let ps = {
+                let l = st.lookup();
+                pairs(ins, &l, esc)?
+            };
+            let c = st.img.run_config();
+            if !c["Labels"].is_object() {
+                c["Labels"] = json!({});
+            }
+            for (k, v) in ps {
+                c["Labels"][k] = json!(v);
+            }
+            st.img.history(&created_by, true);
+        }
+        "MAINTAINER" => {
+            st.img.config["author"] = json!(ins.args.trim());
+            st.img.history(&created_by, true);
+        }
+        "EXPOSE" => {
+            let ws = {
+                let l = st.lookup();
+                words(&ins.args, &l, esc).map_err(|e| step_err(ins, e))?
+            };
+            let c = st.img.run_config();
+            if !c["ExposedPorts"].is_object() {
+                c["ExposedPorts"] = json!({});
+            }
+            for p in ws {
+                let p = if p.contains('/') {
+                    p
+                } else {
+                    format!("{p}/tcp")
+                };
+                let (port, proto) = p.split_once('/').unwrap_or_default();
+                let ok_port = match port.split_once('-') {
+                    Some((a, b)) => a.parse::<u16>().is_ok() && b.parse::<u16>().is_ok(),
+                    None => port.parse::<u16>().is_ok(),
+                };
+                if !ok_port || !matches!(proto, "tcp" | "udp" | "sctp") {
+                    return Err(step_err(ins, format!("{p:?} is not PORT[/tcp|udp|sctp]")));
+                }
+                c["ExposedPorts"][p] = json!({});
+            }
+            st.img.history(&created_by, true);
+        }
+        "VOLUME" => {
+            let list = match ins.form() {
+                Form::Exec(v) => v,
+                Form::Shell(s) => {
+                    let l = st.lookup();
+                    words(&s, &l, esc).map_err(|e| step_err(ins, e))?
+                }
+            };
+            if list.is_empty() {
+                return Err(step_err(ins, "needs a path"));
+            }
+            let c = st.img.run_config();
+            if !c["Volumes"].is_object() {
+                c["Volumes"] = json!({});
+            }
+            for v in list {
+                c["Volumes"][v] = json!({});
+            }
+            st.img.history(&created_by, true);
+        }
+        "USER" | "WORKDIR" | "STOPSIGNAL" => {
+            let v = {
+                let l = st.lookup();
+                expand(ins.args.trim(), &l, esc).map_err(|e| step_err(ins, e))?
+            };
+            if v.is_empty() {
+                return Err(step_err(ins, "needs an argument"));
+            }
+            let (field, v) = match kw {
+                "USER" => ("User", v),
+                "WORKDIR" => {
+                    let cur = st.img.field("WorkingDir");
+                    let v = if v.starts_with('/') {
+                        v
+                    } else {
+                        format!(
+                            "{}/{v}",
+                            if cur.is_empty() {
+                                ""
+                            } else {
+                                cur.trim_end_matches('/')
+                            }
+                        )
+                    };
+                    ("WorkingDir", v)
+                }
+                _ => {
+                    let ok = berth_runtime::container::parse_signal(&v).is_some();
+                    if !ok {
+                        return Err(step_err(ins, format!("{v:?} is not a signal")));
+                    }
+                    ("StopSignal", v)
+                }
+            };
+            st.img.run_config()[field] = json!(v);
+            st.img.history(&created_by, true);
+        }
+        "CMD" | "ENTRYPOINT" => {
+            let v = match ins.form() {
+                Form::Exec(v) => v,
+                Form::Shell(s) => {
+                    let mut a = st.shell.clone();
+                    a.push(s);
+                    a
+                }
+            };
+            let c = st.img.run_config();
+            if kw == "CMD" {
+                c["Cmd"] = json!(v);
+            } else {
+                c["Entrypoint"] = json!(v);
+                // Docker: an ENTRYPOINT resets a CMD the base image set
+                // (one set earlier in this stage stays).
+                if !st.cmd_set {
+                    c["Cmd"] = Value::Null;
+                }
+            }
+            st.img.history(&created_by, true);
+        }
+        other => {
+            return Err(step_err(
+                ins,
+                format!("{other} is not supported yet by berth build"),
+            ))
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! `build`: an image from a Containerfile (podman/buildah/docker build
+//! conventions); the work is berth-build's.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use berth_image::Reference;
+use clap::Args;
+
+use super::run::EngineArgs;
+
+/// `build` options.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Name of the image (repeatable).
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// The Containerfile (default: Containerfile, then Dockerfile, in the context).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// A build argument K=V (repeatable).
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Run every step, using no cached result.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// A label K=V on the image (repeatable).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Print only the image ID (and RUN output).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Write the image ID to this file.
+    #[arg(long)]
+    pub iidfile: Option<PathBuf>,
+    /// The build context (a directory).
+    pub context: PathBuf,
+}
+
+fn kv(s: &str, flag: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        // Docker: `--build-arg K` takes K from the environment.
+        None if flag == "--build-arg" && !s.is_empty() => {
+            Ok((s.to_string(), std::env::var(s).unwrap_or_default()))
+        }
+        _ => bail!("{flag} {s:?}: expected KEY=VALUE"),
+    }
+}
+
+/// `build`.
+pub fn build(root: &Path, e: &EngineArgs, a: &BuildArgs) -> Result<()> {
+    let engine = e.engine(root)?;
+    if a.context.as_os_str() == "-" {
+        bail!("build: a context on stdin (-) is not supported yet; give a directory");
+    }
+    let tags = a
+        .tags
+        .iter()
+        .map(|t| {
+            let r = Reference::parse(t)
+                .with_context(|| format!("build -t {t:?}: not an image name"))?;
+            if r.digest.is_some() {
+                bail!("build -t {t}: a name cannot contain a digest");
+            }
+            Ok(r)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut build_args = BTreeMap::new();
+    for b in &a.build_args {
+        let (k, v) = kv(b, "--build-arg")?;
+        build_args.insert(k, v);
+    }
+    let labels = a
+        .labels
+        .iter()
+        .map(|l| kv(l, "--label"))
+        .collect::<Result<Vec<_>>>()?;
+    let runtime = std::env::current_exe()
+        .context("find the berth binary")?
+        .with_file_name("berth-runtime");
+    if !runtime.is_file() {
+        bail!(
+            "build: berth-runtime is not next to berth ({}); install both together",
+            runtime.display()
+        );
+    }
+    let store = super::images::open(root)?;
+    let opts = berth_build::BuildOptions {
+        context: a.context.clone(),
+        file: a.file.clone(),
+        tags,
+        build_args,
+        labels,
+        no_cache: a.no_cache,
+        quiet: a.quiet,
+        runner: berth_build::Runner {
+            runtime,
+            runroot: engine.runroot.clone(),
+            cgroup_parent: engine.cgroup_parent.clone(),
+        },
+    };
+    let img = berth_build::build(&store, &opts).map_err(|e| anyhow::anyhow!("build: {e}"))?;
+    let id = img.record.id.hex().to_string();
+    if let Some(f) = &a.iidfile {
+        std::fs::write(f, img.record.id.to_string())
+            .with_context(|| format!("build: write --iidfile {}", f.display()))?;
+    }
+    println!("{id}");
+    Ok(())
+}
