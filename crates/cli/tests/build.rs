@@ -1,0 +1,363 @@
+//! `berth build`: each instruction checked on the resulting image from
+//! outside (`image inspect`, files through `image mount`, `run`), the
+//! instruction cache across builds (which steps ran), and bad inputs that
+//! must fail naming the line and leave no image, mount, container or
+//! cgroup behind.
+
+mod common;
+use common::*;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// A build context dir under the env with these files.
+fn context(env: &EngineEnv, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = env.dir.path().join(name);
+    for (p, content) in files {
+        let f = dir.join(p);
+        std::fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&f, content).expect("write");
+    }
+    dir
+}
+
+fn build(env: &EngineEnv, args: &[&str], ctx: &Path) -> std::process::Output {
+    let mut a: Vec<&str> = vec!["build"];
+    a.extend_from_slice(args);
+    a.push(ctx.to_str().expect("utf-8"));
+    env.berth(&a)
+}
+
+fn config(env: &EngineEnv, image: &str) -> Value {
+    let v: Value = serde_json::from_str(&env.ok(&["image", "inspect", image])).expect("json");
+    v[0]["Config"].clone()
+}
+
+/// Runs `f` on the image's files (mounted read-only), then unmounts.
+fn with_rootfs<T>(env: &EngineEnv, image: &str, f: impl FnOnce(&Path) -> T) -> T {
+    let m = env.ok(&["image", "mount", image]);
+    let r = f(Path::new(m.trim()));
+    env.ok(&["image", "unmount", image]);
+    r
+}
+
+fn image_count(env: &EngineEnv) -> usize {
+    env.ok(&["images", "-q", "--no-trunc"]).lines().count()
+}
+
+#[test]
+fn instructions_shape_the_config_and_the_files() {
+    require_root!();
+    let env = EngineEnv::new();
+    let bb = env.busybox_image();
+    let ctx = context(
+        &env,
+        "ctx",
+        &[
+            ("a.txt", "hello\n"),
+            ("b.txt", "b\n"),
+            ("skip.md", "no\n"),
+            ("dir/sub/f", "deep\n"),
+            (
+                "Containerfile",
+                "# escape=`\n\
+                 ARG BASE=localhost/bb:1\n\
+                 FROM $BASE AS first\n\
+                 ARG GREET=hi\n\
+                 ENV A=1 B=\"two words\"\n\
+                 # a comment\n\
+                 RUN echo \"$GREET $A ${B}\" > /greet && `\n\
+                 \x20   rm /bin/touch\n\
+                 WORKDIR /app\n\
+                 COPY *.txt ./\n\
+                 COPY --chown=nobody:nobody --chmod=640 dir /data/\n\
+                 RUN [\"/bin/sh\", \"-c\", \"id -u > /uid; cat /data/sub/f > /seen\"]\n\
+                 USER nobody\n\
+                 EXPOSE 80 53/udp\n\
+                 LABEL x=${A:-none} y=${NOPE:+alt} z=${NOPE:-dflt}\n\
+                 VOLUME /vol\n\
+                 STOPSIGNAL SIGINT\n\
+                 CMD [\"serve\"]\n\
+                 ENTRYPOINT [\"/bin/echo\", \"ep\"]\n\
+                 SHELL [\"/bin/sh\", \"-ec\"]\n\
+                 FROM first\n\
+                 USER root\n\
+                 RUN echo $GREET > /greet2\n\
+                 FROM scratch\n\
+                 COPY --from=first /greet /copied\n",
+            ),
+        ],
+    );
+    assert_eq!(bb, "localhost/bb:1");
+    let o = build(
+        &env,
+        &[
+            "-t",
+            "localhost/built:1",
+            "--build-arg",
+            "GREET=hey",
+            "--label",
+            "extra=1",
+        ],
+        &ctx,
+    );
+    let out = ok(&o);
+    assert!(out.contains("STEP 2/22: FROM $BASE AS first"), "{out}");
+    let id = out.lines().last().expect("id").to_string();
+    assert_eq!(id.len(), 64, "the image ID is printed last: {out}");
+    // The last stage: only what COPY --from took.
+    let cfg = config(&env, "localhost/built:1");
+    assert_eq!(cfg["Labels"]["extra"], "1");
+    with_rootfs(&env, "localhost/built:1", |r| {
+        let names: Vec<String> = std::fs::read_dir(r)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into())
+            .collect();
+        assert_eq!(names, vec!["copied"]);
+        assert_eq!(
+            std::fs::read_to_string(r.join("copied")).unwrap(),
+            "hey 1 two words\n"
+        );
+    });
+    // The first stage, rebuilt from the cache under a name of its own.
+    let first: String = std::fs::read_to_string(ctx.join("Containerfile"))
+        .unwrap()
+        .lines()
+        .take(20)
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(ctx.join("First"), first + "\n").unwrap();
+    let o = build(
+        &env,
+        &[
+            "-f",
+            "First",
+            "-t",
+            "localhost/first:1",
+            "--build-arg",
+            "GREET=hey",
+        ],
+        &ctx,
+    );
+    let out = ok(&o);
+    assert!(
+        !out.lines()
+            .any(|l| l.starts_with("--> ") && !l.starts_with("--> Using cache")),
+        "every step of the first stage comes from the cache: {out}"
+    );
+    let cfg = config(&env, "localhost/first:1");
+    assert!(cfg["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e == "B=two words"));
+    assert_eq!(cfg["WorkingDir"], "/app");
+    assert_eq!(cfg["User"], "nobody");
+    assert!(cfg["ExposedPorts"]["80/tcp"].is_object());
+    assert!(cfg["ExposedPorts"]["53/udp"].is_object());
+    assert_eq!(cfg["Labels"]["x"], "1");
+    assert_eq!(cfg["Labels"]["y"], "");
+    assert_eq!(cfg["Labels"]["z"], "dflt");
+    assert!(cfg["Volumes"]["/vol"].is_object());
+    assert_eq!(cfg["StopSignal"], "SIGINT");
+    // CMD set in this stage survives the later ENTRYPOINT (Docker).
+    assert_eq!(cfg["Cmd"], serde_json::json!(["serve"]));
+    assert_eq!(cfg["Entrypoint"], serde_json::json!(["/bin/echo", "ep"]));
+    with_rootfs(&env, "localhost/first:1", |r| {
+        assert!(
+            !r.join("bin/touch").exists(),
+            "RUN's deletion is a whiteout"
+        );
+        assert!(r.join("bin/sh").exists());
+        assert_eq!(
+            std::fs::read_to_string(r.join("app/a.txt")).unwrap(),
+            "hello\n"
+        );
+        assert!(r.join("app/b.txt").exists());
+        assert!(!r.join("app/skip.md").exists());
+        let m = std::fs::metadata(r.join("data/sub/f")).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (65534, 65534, 0o640));
+        let m = std::fs::metadata(r.join("app/a.txt")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (0, 0));
+        assert_eq!(std::fs::read_to_string(r.join("uid")).unwrap(), "0\n");
+        assert_eq!(std::fs::read_to_string(r.join("seen")).unwrap(), "deep\n");
+        // /tmp keeps its mode under the layers COPY wrote.
+    });
+    // ENTRYPOINT and CMD as `run` uses them.
+    let o = env.berth(&["run", "--rm", "localhost/first:1"]);
+    assert_eq!(ok(&o).trim(), "ep serve");
+}
+
+#[test]
+fn entrypoint_resets_the_base_cmd_and_shell_forms_use_shell() {
+    require_root!();
+    let env = EngineEnv::new();
+    env.busybox_image();
+    let ctx = context(
+        &env,
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM localhost/bb:1\n\
+             SHELL [\"/bin/sh\", \"-xc\"]\n\
+             RUN echo shell-form > /f\n\
+             ENTRYPOINT echo from-entrypoint\n",
+        )],
+    );
+    let out = ok(&build(&env, &["-t", "localhost/e:1"], &ctx));
+    assert!(out.contains("STEP 3/4: RUN echo shell-form"), "{out}");
+    let cfg = config(&env, "localhost/e:1");
+    // The base image's Cmd ["/bin/sh"] is gone.
+    assert!(cfg["Cmd"].is_null(), "{cfg}");
+    assert_eq!(
+        cfg["Entrypoint"],
+        serde_json::json!(["/bin/sh", "-xc", "echo from-entrypoint"])
+    );
+    let hist = env.ok(&["history", "--no-trunc", "localhost/e:1"]);
+    assert!(hist.contains("/bin/sh -xc echo shell-form"), "{hist}");
+    let o = env.berth(&["run", "--rm", "localhost/e:1"]);
+    assert!(ok(&o).contains("from-entrypoint"));
+}
+
+#[test]
+fn the_cache_reruns_only_what_changed() {
+    require_root!();
+    let env = EngineEnv::new();
+    env.busybox_image();
+    let ctx = context(
+        &env,
+        "ctx",
+        &[
+            ("a.txt", "one\n"),
+            (
+                "Containerfile",
+                "FROM localhost/bb:1\n\
+                 ARG V=1\n\
+                 RUN X=RAN; echo $X-FIRST-$V\n\
+                 COPY a.txt /a.txt\n\
+                 RUN X=RAN; echo $X-SECOND && cat /a.txt > /b.txt\n",
+            ),
+        ],
+    );
+    let first = ok(&build(&env, &["-t", "localhost/c:1"], &ctx));
+    assert!(
+        first.contains("RAN-FIRST-1") && first.contains("RAN-SECOND"),
+        "{first}"
+    );
+    let id1 = first.lines().last().unwrap().to_string();
+    // Unchanged: nothing runs, same image.
+    let again = ok(&build(&env, &["-t", "localhost/c:1"], &ctx));
+    assert!(!again.contains("RAN-"), "{again}");
+    assert_eq!(again.matches("--> Using cache").count(), 3, "{again}");
+    assert_eq!(again.lines().last().unwrap(), id1);
+    // One copied file changes: the COPY and what follows rerun.
+    std::fs::write(ctx.join("a.txt"), "two\n").unwrap();
+    let changed = ok(&build(&env, &["-t", "localhost/c:2"], &ctx));
+    assert!(!changed.contains("RAN-FIRST"), "{changed}");
+    assert!(changed.contains("RAN-SECOND"), "{changed}");
+    with_rootfs(&env, "localhost/c:2", |r| {
+        assert_eq!(std::fs::read_to_string(r.join("b.txt")).unwrap(), "two\n");
+    });
+    // Only the mode changes: that is content too.
+    let p = ctx.join("a.txt");
+    let mut perm = std::fs::metadata(&p).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o600);
+    std::fs::set_permissions(&p, perm).unwrap();
+    let moded = ok(&build(&env, &[], &ctx));
+    assert!(
+        moded.contains("RAN-SECOND") && !moded.contains("RAN-FIRST"),
+        "{moded}"
+    );
+    // A build arg it sees: everything from the RUN on reruns.
+    let arg = ok(&build(&env, &["--build-arg", "V=2"], &ctx));
+    assert!(
+        arg.contains("RAN-FIRST-2") && arg.contains("RAN-SECOND"),
+        "{arg}"
+    );
+    // --no-cache: all of it.
+    let all = ok(&build(&env, &["--no-cache", "-q"], &ctx));
+    assert!(
+        all.contains("RAN-FIRST-1") && all.contains("RAN-SECOND"),
+        "{all}"
+    );
+    assert!(!all.contains("STEP"), "-q prints no progress: {all}");
+}
+
+#[test]
+fn bad_inputs_fail_naming_the_line_and_leave_nothing_behind() {
+    require_root!();
+    let env = EngineEnv::new();
+    env.busybox_image();
+    let images = image_count(&env);
+    let cases: &[(&str, &str)] = &[
+        (
+            "FROM localhost/bb:1\nRUN true\nFROB x\n",
+            "line 3: unknown instruction \"FROB\"",
+        ),
+        (
+            "FROM localhost/bb:1\nCOPY ../outside /\n",
+            "line 2: COPY: COPY source \"../outside\" is outside the build context",
+        ),
+        (
+            "FROM localhost/bb:1\nCOPY link/passwd /\n",
+            "is outside the build context",
+        ),
+        (
+            "FROM localhost/missing:1\nRUN true\n",
+            "line 1: FROM: base image localhost/missing:1 is not in the store",
+        ),
+        (
+            "FROM localhost/bb:1\nRUN touch /x && exit 3\n",
+            "line 2: RUN: the command returned a non-zero code: 3",
+        ),
+        (
+            "FROM localhost/bb:1\nONBUILD RUN x\n",
+            "line 2: ONBUILD is not supported yet",
+        ),
+        (
+            "FROM localhost/bb:1\nRUN --mount=type=cache,target=/c true\n",
+            "RUN --mount is not supported",
+        ),
+        (
+            "FROM localhost/bb:1\nCOPY --from=nostage /a /\n",
+            "--from=nostage: no earlier stage",
+        ),
+    ];
+    for (i, (file, want)) in cases.iter().enumerate() {
+        let ctx = context(&env, &format!("bad{i}"), &[("Containerfile", file)]);
+        std::os::unix::fs::symlink("/etc", ctx.join("link")).unwrap();
+        let o = build(&env, &["-t", "localhost/bad:1"], &ctx);
+        assert!(!o.status.success(), "{file} built");
+        let e = stderr(&o);
+        assert!(e.contains(want), "{file}: stderr lacks {want:?}: {e}");
+        assert_eq!(image_count(&env), images, "{file} left an image");
+        assert!(
+            env.mounts().is_empty(),
+            "{file} left mounts: {:?}",
+            env.mounts()
+        );
+        assert_eq!(env.ok(&["ps", "-aq"]).trim(), "", "{file} left a container");
+        let tmp = env.root().join("images/tmp");
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .map(|r| r.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{file} left temp files: {left:?}");
+        for cg in env.cgroup_dirs() {
+            let kids: Vec<_> = std::fs::read_dir(&cg)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name())
+                .collect();
+            assert!(
+                kids.is_empty(),
+                "{file} left cgroups {kids:?} in {}",
+                cg.display()
+            );
+        }
+    }
+    let missing = env.berth(&["build", env.dir.path().join("nope").to_str().unwrap()]);
+    assert!(stderr(&missing).contains("is not a directory"));
+}
