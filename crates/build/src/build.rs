@@ -21,7 +21,8 @@ use crate::subst::{expand, raw_words, words};
 use crate::BuildError;
 
 /// Docker's default PATH for build steps when the image sets none.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What `berth build` was asked.
 #[derive(Debug, Clone)]

@@ -32,7 +32,9 @@ impl Img {
             config: json!({
                 "architecture": arch,
                 "os": "linux",
-                "config": {},
+                // BuildKit and buildah give a scratch image the default
+                // PATH.
+                "config": {"Env": [format!("PATH={}", crate::build::DEFAULT_PATH)]},
                 "rootfs": {"type": "layers", "diff_ids": []},
                 "history": [],
             }),
