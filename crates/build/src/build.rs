@@ -230,6 +230,7 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
                         .cloned()
                         .or(v)
                         .or_else(|| global.get(&k).cloned())
+                        .or_else(|| predefined(&k))
                         .unwrap_or_default();
                     st.args.insert(k, v);
                 }
@@ -349,7 +350,7 @@ fn from(
     o: &BuildOptions,
 ) -> Result<Stage, BuildError> {
     ins.check_flags(&[])?;
-    let lookup = |k: &str| global.get(k).cloned();
+    let lookup = |k: &str| global.get(k).cloned().or_else(|| predefined(k));
     let w = words(&ins.args, &lookup, esc).map_err(|e| step_err(ins, e))?;
     let (base, name) = match w.as_slice() {
         [b] => (b.clone(), None),
@@ -364,26 +365,8 @@ fn from(
     {
         (s.img.clone(), s.key.clone())
     } else {
-        let rec = {
-            let _l = store.lock_shared()?;
-            store.lookup(&base).map_err(|e| {
-                step_err(
-                    ins,
-                    format!(
-                        "base image {base} is not in the store ({}); pull it first: berth pull {base}",
-                        crate::chain(&e)
-                    ),
-                )
-            })?
-        };
-        let r = resolve(store, &rec)?;
-        let config = serde_json::from_slice(&store.read_blob(&r.manifest.config.digest, false)?)
-            .map_err(|e| step_err(ins, format!("config of {base}: {e}")))?;
-        let img = Img {
-            layers: r.manifest.layers.clone(),
-            config,
-        };
-        (img, format!("image:{}", r.record.id))
+        stored_image(store, &base)
+            .map_err(|e| step_err(ins, format!("base {e}; pull it first: berth pull {base}")))?
     };
     let _ = o;
     Ok(Stage {
@@ -394,6 +377,46 @@ fn from(
         args: BTreeMap::new(),
         cmd_set: false,
     })
+}
+
+/// The platform ARGs BuildKit predefines (Dockerfile reference,
+/// "Automatic platform ARGs in the global scope"): usable in FROM lines,
+/// and in a stage once declared with `ARG NAME`.
+fn predefined(k: &str) -> Option<String> {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    match k {
+        "TARGETPLATFORM" | "BUILDPLATFORM" => Some(format!("linux/{arch}")),
+        "TARGETOS" | "BUILDOS" => Some("linux".into()),
+        "TARGETARCH" | "BUILDARCH" => Some(arch.into()),
+        "TARGETVARIANT" | "BUILDVARIANT" => Some(String::new()),
+        _ => None,
+    }
+}
+
+/// An image of the store and its cache key (`image:<id>`).
+fn stored_image(store: &Store, name: &str) -> Result<(Img, String), String> {
+    let rec = {
+        let _l = store.lock_shared().map_err(|e| crate::chain(&e))?;
+        store
+            .lookup(name)
+            .map_err(|e| format!("image {name} is not in the store ({})", crate::chain(&e)))?
+    };
+    let r = resolve(store, &rec).map_err(|e| crate::chain(&e))?;
+    let config = store
+        .read_blob(&r.manifest.config.digest, false)
+        .map_err(|e| crate::chain(&e))
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("config of {name}: {e}")))?;
+    Ok((
+        Img {
+            layers: r.manifest.layers.clone(),
+            config,
+        },
+        format!("image:{}", r.record.id),
+    ))
 }
 
 /// What a COPY/ADD will take, decided before the cache lookup.
@@ -447,19 +470,28 @@ fn plan_copy(
     let mut digest = String::new();
     let (root, view) = match ins.flag("from") {
         Some(f) => {
-            let s = stages
-                .iter()
-                .enumerate()
-                .find(|(i, s)| s.name.as_deref() == Some(&f.to_ascii_lowercase()) || f == i.to_string())
-                .map(|(_, s)| s)
-                .ok_or_else(|| {
-                    step_err(
-                        ins,
-                        format!("--from={f}: no earlier stage has that name or index (copying from an image is not supported yet)"),
-                    )
-                })?;
-            digest.push_str(&s.key);
-            let v = View::mount(store, &s.img.lowers(store)?)?;
+            let stage = stages.iter().enumerate().find(|(i, s)| {
+                s.name.as_deref() == Some(&f.to_ascii_lowercase()) || f == i.to_string()
+            });
+            let img = match stage {
+                Some((_, s)) => {
+                    digest.push_str(&s.key);
+                    s.img.clone()
+                }
+                // Not a stage: an image in the store (Docker's
+                // `COPY --from=IMAGE`).
+                None => {
+                    let (img, key) = stored_image(store, f).map_err(|e| {
+                        step_err(
+                            ins,
+                            format!("--from={f}: no earlier stage has that name or index, and {e}"),
+                        )
+                    })?;
+                    digest.push_str(&key);
+                    img
+                }
+            };
+            let v = View::mount(store, &img.lowers(store)?)?;
             (v.path.clone(), Some(v))
         }
         None => (o.context.clone(), None),

@@ -513,3 +513,44 @@ fn same_rootfs_and_config_as_buildah() {
         );
     }
 }
+
+#[test]
+fn copy_from_an_image_and_the_platform_args() {
+    require_root!();
+    let env = EngineEnv::new();
+    env.busybox_image();
+    let ctx = context(
+        &env,
+        "ctx",
+        &[(
+            "Containerfile",
+            "FROM scratch\n\
+             ARG TARGETARCH\n\
+             COPY --from=localhost/bb:1 /etc/passwd /passwd-$TARGETARCH\n",
+        )],
+    );
+    ok(&build(
+        &env,
+        &["-t", "localhost/p:1", "--iidfile", "/dev/null"],
+        &ctx,
+    ));
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    with_rootfs(&env, "localhost/p:1", |r| {
+        let p = std::fs::read_to_string(r.join(format!("passwd-{arch}"))).unwrap();
+        assert!(p.starts_with("root:x:0:0:"), "{p}");
+    });
+    let iid = env.dir.path().join("iid");
+    let out = ok(&build(
+        &env,
+        &["-q", "--iidfile", iid.to_str().unwrap()],
+        &ctx,
+    ));
+    assert_eq!(
+        std::fs::read_to_string(&iid).unwrap(),
+        format!("sha256:{}", out.trim())
+    );
+}
