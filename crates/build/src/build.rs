@@ -44,6 +44,9 @@ pub struct BuildOptions {
     pub quiet: bool,
     /// How RUN containers start.
     pub runner: Runner,
+    /// Whether the user asked to stop (Ctrl-C): checked before each step,
+    /// so an interrupted build cleans up like a failed one.
+    pub interrupted: fn() -> bool,
 }
 
 /// One stage being built.
@@ -200,6 +203,13 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
     let mut stages: Vec<Stage> = Vec::new();
     let mut cur: Option<Stage> = None;
     for (n, ins) in file.instructions.iter().enumerate() {
+        if (o.interrupted)() {
+            return Err(BuildError::Other(format!(
+                "interrupted before step {}/{total} (line {})",
+                n + 1,
+                ins.line
+            )));
+        }
         say(format!("STEP {}/{total}: {}", n + 1, ins.text()));
         if ins.keyword == "FROM" {
             if let Some(s) = cur.take() {

@@ -554,3 +554,44 @@ fn copy_from_an_image_and_the_platform_args() {
         format!("sha256:{}", out.trim())
     );
 }
+
+#[test]
+fn an_interrupted_build_stops_between_steps_and_cleans_up() {
+    require_root!();
+    let env = EngineEnv::new();
+    env.busybox_image();
+    let images = image_count(&env);
+    let ctx = context(
+        &env,
+        "ctx",
+        &[(
+            "Containerfile",
+            "FROM localhost/bb:1\nRUN sleep 2\nRUN X=NOT; echo $X-REACHED\n",
+        )],
+    );
+    // nsenter joins only a network namespace, so it execs berth itself:
+    // the child's pid is berth's.
+    let child = env
+        .cmd()
+        .args(["build", "-t", "localhost/i:1", ctx.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn berth build");
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT berth");
+    let o = child.wait_with_output().expect("wait");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("interrupted before step 3/3 (line 3)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stdout(&o).contains("NOT-REACHED"));
+    assert_eq!(image_count(&env), images);
+    assert!(env.mounts().is_empty(), "mounts left: {:?}", env.mounts());
+}

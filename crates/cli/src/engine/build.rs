@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use berth_image::Reference;
 use clap::Args;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use super::run::EngineArgs;
 
@@ -49,6 +51,27 @@ fn kv(s: &str, flag: &str) -> Result<(String, String)> {
     }
 }
 
+/// SIGINT, SIGTERM and SIGHUP, held back while building so that a
+/// Ctrl-C ends the build between steps (or fails its RUN, whose runtime
+/// forwards it to the container) and the build still removes its mounts
+/// and temp dirs; read without blocking from this signalfd.
+static SIGNALS: std::sync::OnceLock<Option<SignalFd>> = std::sync::OnceLock::new();
+
+fn hold_signals() {
+    SIGNALS.get_or_init(|| {
+        let mut set = SigSet::empty();
+        for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            set.add(s);
+        }
+        set.thread_block().ok()?;
+        SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ok()
+    });
+}
+
+fn interrupted() -> bool {
+    matches!(SIGNALS.get(), Some(Some(fd)) if matches!(fd.read_signal(), Ok(Some(_))))
+}
+
 /// `build`.
 pub fn build(root: &Path, e: &EngineArgs, a: &BuildArgs) -> Result<()> {
     let engine = e.engine(root)?;
@@ -87,6 +110,7 @@ pub fn build(root: &Path, e: &EngineArgs, a: &BuildArgs) -> Result<()> {
         );
     }
     let store = super::images::open(root)?;
+    hold_signals();
     let opts = berth_build::BuildOptions {
         context: a.context.clone(),
         file: a.file.clone(),
@@ -100,6 +124,7 @@ pub fn build(root: &Path, e: &EngineArgs, a: &BuildArgs) -> Result<()> {
             runroot: engine.runroot.clone(),
             cgroup_parent: engine.cgroup_parent.clone(),
         },
+        interrupted,
     };
     let img = berth_build::build(&store, &opts).map_err(|e| anyhow::anyhow!("build: {e}"))?;
     let id = img.record.id.hex().to_string();
