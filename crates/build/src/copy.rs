@@ -223,10 +223,9 @@ pub fn copy_layer(
     let dest_is_dir = dest.ends_with('/')
         || view.join(&rel_dest).is_dir() && !rel_dest.as_os_str().is_empty()
         || rel_dest.as_os_str().is_empty();
-    let single_file = srcs.len() == 1 && !srcs[0].is_dir();
-    if !dest_is_dir && !single_file {
+    if !dest_is_dir && srcs.len() > 1 {
         return Err(BuildError::Other(format!(
-            "{what}: with more than one source or a directory, the destination {dest:?} must be a directory (end it with /)"
+            "{what}: with more than one source, the destination {dest:?} must be a directory (end it with /)"
         )));
     }
     for s in srcs {

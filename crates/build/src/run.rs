@@ -99,6 +99,11 @@ impl Runner {
         let group = berth_engine::user::read_from_layers(&lowers, "etc/group");
         let who = berth_engine::user::resolve(spec.user, &passwd, &group)
             .map_err(|e| BuildError::Other(format!("USER {}: {}", spec.user, crate::chain(&e))))?;
+        let mut env = spec.env.clone();
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            // Docker's and buildah's RUN: HOME from the user's passwd entry.
+            env.push(format!("HOME={}", who.home));
+        }
         mount_container_rootfs(&lowers, &upper, &work, &rootfs)
             .map_err(|e| BuildError::Other(crate::chain(&e)))?;
         let mut guard = MountGuard(Some(rootfs.clone()));
@@ -120,7 +125,7 @@ impl Runner {
                 "terminal": false,
                 "user": {"uid": who.uid, "gid": who.gid, "additionalGids": who.additional_gids},
                 "args": spec.argv,
-                "env": spec.env,
+                "env": env,
                 "cwd": spec.cwd,
                 "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             },

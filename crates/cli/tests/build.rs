@@ -73,7 +73,9 @@ fn instructions_shape_the_config_and_the_files() {
                  WORKDIR /app\n\
                  COPY *.txt ./\n\
                  COPY --chown=nobody:nobody --chmod=640 dir /data/\n\
-                 RUN [\"/bin/sh\", \"-c\", \"id -u > /uid; cat /data/sub/f > /seen\"]\n\
+                 COPY dir /data2\n\
+                 ADD b.txt /added\n\
+                 RUN [\"/bin/sh\", \"-c\", \"id -u > /uid; cat /data/sub/f > /seen; echo $HOME > /home\"]\n\
                  USER nobody\n\
                  EXPOSE 80 53/udp\n\
                  LABEL x=${A:-none} y=${NOPE:+alt} z=${NOPE:-dflt}\n\
@@ -104,7 +106,7 @@ fn instructions_shape_the_config_and_the_files() {
         &ctx,
     );
     let out = ok(&o);
-    assert!(out.contains("STEP 2/22: FROM $BASE AS first"), "{out}");
+    assert!(out.contains("STEP 2/24: FROM $BASE AS first"), "{out}");
     let id = out.lines().last().expect("id").to_string();
     assert_eq!(id.len(), 64, "the image ID is printed last: {out}");
     // The last stage: only what COPY --from took.
@@ -125,7 +127,7 @@ fn instructions_shape_the_config_and_the_files() {
     let first: String = std::fs::read_to_string(ctx.join("Containerfile"))
         .unwrap()
         .lines()
-        .take(20)
+        .take(22)
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(ctx.join("First"), first + "\n").unwrap();
@@ -183,6 +185,12 @@ fn instructions_shape_the_config_and_the_files() {
         assert_eq!((m.uid(), m.gid()), (0, 0));
         assert_eq!(std::fs::read_to_string(r.join("uid")).unwrap(), "0\n");
         assert_eq!(std::fs::read_to_string(r.join("seen")).unwrap(), "deep\n");
+        assert_eq!(std::fs::read_to_string(r.join("home")).unwrap(), "/root\n");
+        assert_eq!(
+            std::fs::read_to_string(r.join("data2/sub/f")).unwrap(),
+            "deep\n"
+        );
+        assert_eq!(std::fs::read_to_string(r.join("added")).unwrap(), "b\n");
         // /tmp keeps its mode under the layers COPY wrote.
     });
     // ENTRYPOINT and CMD as `run` uses them.
