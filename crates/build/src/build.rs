@@ -38,6 +38,9 @@ pub struct BuildOptions {
     pub build_args: BTreeMap<String, String>,
     /// `--label K=V` for the final image.
     pub labels: Vec<(String, String)>,
+    /// `--target`: the stage to build (and the ones it follows); the
+    /// last stage when `None`.
+    pub target: Option<String>,
     /// `--no-cache`.
     pub no_cache: bool,
     /// `-q`: no step progress.
@@ -191,7 +194,29 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
         .map_err(|e| BuildError::Other(format!("read {}: {e}", path.display())))?;
     let file = parse(&text)?;
     let esc = file.escape;
-    let total = file.instructions.len();
+    let mut instructions = file.instructions;
+    if let Some(t) = &o.target {
+        // The stage named `t` ends where the next FROM begins.
+        let named = |i: &Instruction| {
+            let w: Vec<&str> = i.args.split_whitespace().collect();
+            i.keyword == "FROM"
+                && w.len() == 3
+                && w[1].eq_ignore_ascii_case("as")
+                && w[2].eq_ignore_ascii_case(t)
+        };
+        let start = instructions.iter().position(named).ok_or_else(|| {
+            BuildError::Other(format!(
+                "--target {t}: no stage has that name (FROM ... AS {t})"
+            ))
+        })?;
+        if let Some(next) = instructions[start + 1..]
+            .iter()
+            .position(|i| i.keyword == "FROM")
+        {
+            instructions.truncate(start + 1 + next);
+        }
+    }
+    let total = instructions.len();
     let mut out = std::io::stdout();
     let mut say = |s: String| {
         if !o.quiet {
@@ -202,7 +227,7 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
     let mut global: BTreeMap<String, String> = BTreeMap::new();
     let mut stages: Vec<Stage> = Vec::new();
     let mut cur: Option<Stage> = None;
-    for (n, ins) in file.instructions.iter().enumerate() {
+    for (n, ins) in instructions.iter().enumerate() {
         if (o.interrupted)() {
             return Err(BuildError::Other(format!(
                 "interrupted before step {}/{total} (line {})",

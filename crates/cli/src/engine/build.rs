@@ -24,6 +24,9 @@ pub struct BuildArgs {
     /// A build argument K=V (repeatable).
     #[arg(long = "build-arg")]
     pub build_args: Vec<String>,
+    /// Build up to this stage (`FROM ... AS STAGE`); later stages are not built.
+    #[arg(long)]
+    pub target: Option<String>,
     /// Run every step, using no cached result.
     #[arg(long)]
     pub no_cache: bool,
@@ -117,6 +120,7 @@ pub fn build(root: &Path, e: &EngineArgs, a: &BuildArgs) -> Result<()> {
         tags,
         build_args,
         labels,
+        target: a.target.clone(),
         no_cache: a.no_cache,
         quiet: a.quiet,
         runner: berth_build::Runner {
