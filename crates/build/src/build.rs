@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use berth_image::digest::Digest;
 use berth_image::image::{commit, resolve, ResolvedImage};
@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::copy::{self, Ownership, View};
+use crate::ignore::Ignore;
 use crate::image::Img;
 use crate::parse::{parse, Form, Instruction};
 use crate::run::{RunSpec, Runner};
@@ -181,14 +182,7 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
             o.context.display()
         )));
     }
-    for ign in [".containerignore", ".dockerignore"] {
-        if o.context.join(ign).exists() {
-            return Err(BuildError::Other(format!(
-                "{} in the context is not supported yet by berth build (remove it or build from a context without it)",
-                ign
-            )));
-        }
-    }
+    let ignore = Ignore::load(&o.context)?;
     let path = containerfile(o)?;
     let text = fs::read_to_string(&path)
         .map_err(|e| BuildError::Other(format!("read {}: {e}", path.display())))?;
@@ -299,7 +293,7 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
         }
         let mut copy_plan = None;
         if matches!(ins.keyword.as_str(), "COPY" | "ADD") {
-            let plan = plan_copy(store, ins, st, &stages, esc, o)?;
+            let plan = plan_copy(store, ins, st, &stages, esc, o, &ignore)?;
             h.update(plan.digest.as_bytes());
             copy_plan = Some(plan);
         }
@@ -313,7 +307,7 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
                 continue;
             }
         }
-        step(store, ins, st, copy_plan, esc, o).map_err(|e| match e {
+        step(store, ins, st, copy_plan, esc, o, &ignore).map_err(|e| match e {
             BuildError::Other(m) => step_err(ins, m),
             e => e,
         })?;
@@ -460,6 +454,8 @@ struct CopyPlan {
     dest: String,
     own: Ownership,
     digest: String,
+    /// Sources are in the context (so the ignore file applies).
+    from_context: bool,
     /// Keeps the `--from` stage's view mounted while copying.
     _view: Option<View>,
 }
@@ -471,6 +467,7 @@ fn plan_copy(
     stages: &[Stage],
     esc: char,
     o: &BuildOptions,
+    ignore: &Ignore,
 ) -> Result<CopyPlan, BuildError> {
     let is_copy = ins.keyword == "COPY";
     ins.check_flags(if is_copy {
@@ -536,7 +533,9 @@ fn plan_copy(
     } else {
         ins.keyword.clone()
     };
-    let srcs = copy::sources(&root, &list, &what).map_err(|e| match e {
+    let from_context = view.is_none();
+    let skip = |p: &Path| from_context && ignore.excluded(p);
+    let srcs = copy::sources(&root, &list, &what, &skip).map_err(|e| match e {
         BuildError::Other(m) => step_err(ins, m),
         e => e,
     })?;
@@ -556,7 +555,7 @@ fn plan_copy(
             }
         }
     }
-    digest.push_str(&copy::content_digest(&srcs)?);
+    digest.push_str(&copy::content_digest(&srcs, &skip)?);
     let chmod = match ins.flag("chmod") {
         Some(m) => Some(
             u32::from_str_radix(m, 8)
@@ -586,6 +585,7 @@ fn plan_copy(
             chmod,
         },
         digest,
+        from_context,
         _view: view,
     })
 }
@@ -598,6 +598,7 @@ fn step(
     plan: Option<CopyPlan>,
     esc: char,
     o: &BuildOptions,
+    ignore: &Ignore,
 ) -> Result<(), BuildError> {
     let kw = ins.keyword.as_str();
     if kw != "RUN" && plan.is_none() {
@@ -661,6 +662,7 @@ fn step(
                 &plan.dest,
                 &plan.own,
                 &ins.keyword,
+                &|p: &Path| plan.from_context && ignore.excluded(p),
             )?;
             drop(view);
             st.img.push_layer(d, size);

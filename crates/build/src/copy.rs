@@ -91,7 +91,12 @@ impl Drop for View {
 
 /// The files one COPY/ADD takes from `root`: each pattern (globs allowed)
 /// resolved inside `root`; anything outside is refused.
-pub fn sources(root: &Path, patterns: &[String], what: &str) -> Result<Vec<PathBuf>, BuildError> {
+pub fn sources(
+    root: &Path,
+    patterns: &[String],
+    what: &str,
+    skip: &dyn Fn(&Path) -> bool,
+) -> Result<Vec<PathBuf>, BuildError> {
     let canon_root =
         fs::canonicalize(root).map_err(|e| io_err("open the build context", root, e))?;
     let mut out = Vec::new();
@@ -105,6 +110,7 @@ pub fn sources(root: &Path, patterns: &[String], what: &str) -> Result<Vec<PathB
             let mut m: Vec<PathBuf> = glob::glob(&pat)
                 .map_err(|e| BuildError::Other(format!("{what} source {p:?}: {e}")))?
                 .filter_map(Result::ok)
+                .filter(|p| !skip(p))
                 .collect();
             m.sort();
             if m.is_empty() {
@@ -127,6 +133,11 @@ pub fn sources(root: &Path, patterns: &[String], what: &str) -> Result<Vec<PathB
                     c.display()
                 )));
             }
+            if skip(&c) {
+                return Err(BuildError::Other(format!(
+                    "{what} source {p:?} is excluded by the context's .containerignore/.dockerignore"
+                )));
+            }
             out.push(c);
         }
     }
@@ -135,16 +146,19 @@ pub fn sources(root: &Path, patterns: &[String], what: &str) -> Result<Vec<PathB
 
 /// A digest of what copying `srcs` takes: relative paths, types, modes,
 /// owners, sizes, bytes and link targets.
-pub fn content_digest(srcs: &[PathBuf]) -> Result<String, BuildError> {
+pub fn content_digest(
+    srcs: &[PathBuf],
+    skip: &dyn Fn(&Path) -> bool,
+) -> Result<String, BuildError> {
     let mut h = Sha256::new();
     for s in srcs {
         h.update(s.file_name().map(|n| n.as_encoded_bytes()).unwrap_or(b"/"));
-        hash_tree(s, &mut h)?;
+        hash_tree(s, &mut h, skip)?;
     }
     Ok(hex::encode(h.finalize()))
 }
 
-fn hash_tree(p: &Path, h: &mut Sha256) -> Result<(), BuildError> {
+fn hash_tree(p: &Path, h: &mut Sha256, skip: &dyn Fn(&Path) -> bool) -> Result<(), BuildError> {
     let m = fs::symlink_metadata(p).map_err(|e| io_err("read", p, e))?;
     h.update(format!(
         "\0{}:{}:{}:{}\0",
@@ -174,8 +188,11 @@ fn hash_tree(p: &Path, h: &mut Sha256) -> Result<(), BuildError> {
             .collect();
         names.sort();
         for n in names {
+            if skip(&p.join(&n)) {
+                continue;
+            }
             h.update(n.as_encoded_bytes());
-            hash_tree(&p.join(&n), h)?;
+            hash_tree(&p.join(&n), h, skip)?;
         }
     }
     Ok(())
@@ -215,6 +232,7 @@ pub fn copy_layer(
     dest: &str,
     own: &Ownership,
     what: &str,
+    skip: &dyn Fn(&Path) -> bool,
 ) -> Result<(Digest, u64), BuildError> {
     let tmp = store.temp_dir("build-copy-")?;
     let stage = tmp.path().join("layer");
@@ -245,12 +263,12 @@ pub fn copy_layer(
                 fs::create_dir(stage.join(&target))
                     .map_err(|e| io_err("create", &stage.join(&target), e))?;
             }
-            copy_dir_contents(s, &stage.join(&target), own)?;
+            copy_dir_contents(s, &stage.join(&target), own, skip)?;
             if !target.as_os_str().is_empty() {
                 apply_meta(&stage.join(&target), &m, own, false)?;
             }
         } else {
-            copy_one(s, &stage.join(&target), own, true)?;
+            copy_one(s, &stage.join(&target), own, true, skip)?;
         }
     }
     let layer = tmp.path().join("layer.tar");
@@ -292,21 +310,35 @@ fn make_parents(stage: &Path, view: &Path, rel: &Path) -> Result<(), BuildError>
     Ok(())
 }
 
-fn copy_dir_contents(src: &Path, dst: &Path, own: &Ownership) -> Result<(), BuildError> {
+fn copy_dir_contents(
+    src: &Path,
+    dst: &Path,
+    own: &Ownership,
+    skip: &dyn Fn(&Path) -> bool,
+) -> Result<(), BuildError> {
     let mut entries: Vec<_> = fs::read_dir(src)
         .map_err(|e| io_err("read", src, e))?
         .filter_map(Result::ok)
         .collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
-        copy_one(&e.path(), &dst.join(e.file_name()), own, false)?;
+        if skip(&e.path()) {
+            continue;
+        }
+        copy_one(&e.path(), &dst.join(e.file_name()), own, false, skip)?;
     }
     Ok(())
 }
 
 /// Copies one entry (recursively for dirs); a top-level symlink source
 /// is followed, symlinks inside dirs are copied as links.
-fn copy_one(src: &Path, dst: &Path, own: &Ownership, top: bool) -> Result<(), BuildError> {
+fn copy_one(
+    src: &Path,
+    dst: &Path,
+    own: &Ownership,
+    top: bool,
+    skip: &dyn Fn(&Path) -> bool,
+) -> Result<(), BuildError> {
     let m = if top {
         fs::metadata(src)
     } else {
@@ -328,7 +360,7 @@ fn copy_one(src: &Path, dst: &Path, own: &Ownership, top: bool) -> Result<(), Bu
         if !dst.is_dir() {
             fs::create_dir(dst).map_err(|e| io_err("create", dst, e))?;
         }
-        copy_dir_contents(src, dst, own)?;
+        copy_dir_contents(src, dst, own, skip)?;
         return apply_meta(dst, &m, own, false);
     }
     if ft.is_file() {
@@ -376,19 +408,20 @@ mod tests {
         fs::write(d.path().join("a.txt"), "a").unwrap();
         fs::write(d.path().join("b.txt"), "b").unwrap();
         std::os::unix::fs::symlink("/etc", d.path().join("out")).unwrap();
-        let s = sources(d.path(), &["*.txt".into()], "COPY").unwrap();
+        let none = |_: &Path| false;
+        let s = sources(d.path(), &["*.txt".into()], "COPY", &none).unwrap();
         assert_eq!(s.len(), 2);
-        assert!(sources(d.path(), &["../x".into()], "COPY")
+        assert!(sources(d.path(), &["../x".into()], "COPY", &none)
             .unwrap_err()
             .to_string()
             .contains("outside the build context"));
-        assert!(sources(d.path(), &["out/passwd".into()], "COPY")
+        assert!(sources(d.path(), &["out/passwd".into()], "COPY", &none)
             .unwrap_err()
             .to_string()
             .contains("outside the build context"));
-        assert!(sources(d.path(), &["nope*".into()], "COPY").is_err());
-        let a = content_digest(&s).unwrap();
+        assert!(sources(d.path(), &["nope*".into()], "COPY", &none).is_err());
+        let a = content_digest(&s, &none).unwrap();
         fs::write(d.path().join("b.txt"), "B").unwrap();
-        assert_ne!(a, content_digest(&s).unwrap());
+        assert_ne!(a, content_digest(&s, &none).unwrap());
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod build;
 pub mod copy;
+pub mod ignore;
 pub mod image;
 pub mod parse;
 pub mod run;

@@ -601,3 +601,61 @@ fn an_interrupted_build_stops_between_steps_and_cleans_up() {
     assert_eq!(image_count(&env), images);
     assert!(env.mounts().is_empty(), "mounts left: {:?}", env.mounts());
 }
+
+#[test]
+fn dockerignore_hides_context_files_from_copy_and_the_cache() {
+    require_root!();
+    let env = EngineEnv::new();
+    env.busybox_image();
+    let ctx = context(
+        &env,
+        "ctx",
+        &[
+            (
+                ".dockerignore",
+                "# docs\n*.md\n!keep.md\n/build\n**/*.tmp\n",
+            ),
+            ("a.md", "ignored\n"),
+            ("keep.md", "kept\n"),
+            ("build/out", "ignored\n"),
+            ("src/y", "y\n"),
+            ("src/deep/z.tmp", "ignored\n"),
+            ("Containerfile", "FROM localhost/bb:1\nCOPY . /c/\n"),
+        ],
+    );
+    ok(&build(&env, &["-t", "localhost/ig:1"], &ctx));
+    let files = with_rootfs(&env, "localhost/ig:1", |r| {
+        let mut v: Vec<String> = listing(&r.join("c"))
+            .into_iter()
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    });
+    assert_eq!(
+        files,
+        vec![
+            ".dockerignore",
+            "Containerfile",
+            "keep.md",
+            "src",
+            "src/deep",
+            "src/y"
+        ]
+    );
+    // A change to an ignored file does not invalidate the COPY.
+    std::fs::write(ctx.join("a.md"), "changed\n").unwrap();
+    let again = ok(&build(&env, &[], &ctx));
+    assert!(again.contains("--> Using cache"), "{again}");
+    std::fs::write(
+        ctx.join("Containerfile"),
+        "FROM localhost/bb:1\nCOPY a.md /\n",
+    )
+    .unwrap();
+    let o = build(&env, &[], &ctx);
+    assert!(
+        stderr(&o).contains("line 2: COPY: COPY source \"a.md\" is excluded by the context's .containerignore/.dockerignore"),
+        "{}",
+        stderr(&o)
+    );
+}
