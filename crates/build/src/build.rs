@@ -426,6 +426,66 @@ fn predefined(k: &str) -> Option<String> {
     }
 }
 
+/// `HEALTHCHECK NONE` or `HEALTHCHECK [--interval=D --timeout=D
+/// --start-period=D --start-interval=D --retries=N] CMD command` as the
+/// config's `Healthcheck` (Docker's form: durations in nanoseconds, Test
+/// `["CMD", ...]` for exec form, `["CMD-SHELL", "..."]` for shell form).
+fn healthcheck(ins: &Instruction) -> Result<Value, BuildError> {
+    let args = ins.args.trim();
+    let (word, rest) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
+    if word.eq_ignore_ascii_case("NONE") {
+        if !ins.flags.is_empty() || !rest.trim().is_empty() {
+            return Err(step_err(
+                ins,
+                "HEALTHCHECK NONE takes no options or arguments",
+            ));
+        }
+        return Ok(json!({"Test": ["NONE"]}));
+    }
+    if !word.eq_ignore_ascii_case("CMD") || rest.trim().is_empty() {
+        return Err(step_err(
+            ins,
+            "expected HEALTHCHECK [OPTIONS] CMD command, or HEALTHCHECK NONE",
+        ));
+    }
+    ins.check_flags(&[
+        "interval",
+        "timeout",
+        "start-period",
+        "start-interval",
+        "retries",
+    ])?;
+    let rest = rest.trim();
+    let test = match serde_json::from_str::<Vec<String>>(rest) {
+        Ok(v) if rest.starts_with('[') => {
+            let mut t = vec!["CMD".to_string()];
+            t.extend(v);
+            t
+        }
+        _ => vec!["CMD-SHELL".to_string(), rest.to_string()],
+    };
+    let mut hc = json!({"Test": test});
+    for (flag, key) in [
+        ("interval", "Interval"),
+        ("timeout", "Timeout"),
+        ("start-period", "StartPeriod"),
+        ("start-interval", "StartInterval"),
+    ] {
+        if let Some(v) = ins.flag(flag) {
+            let ns = berth_engine::health::parse_duration("HEALTHCHECK", v)
+                .map_err(|e| step_err(ins, format!("--{flag}={v}: {}", crate::chain(&e))))?;
+            hc[key] = json!(ns);
+        }
+    }
+    if let Some(v) = ins.flag("retries") {
+        let n: u64 = v
+            .parse()
+            .map_err(|_| step_err(ins, format!("--retries={v}: not a number")))?;
+        hc["Retries"] = json!(n);
+    }
+    Ok(hc)
+}
+
 /// An image of the store and its cache key (`image:<id>`).
 fn stored_image(store: &Store, name: &str) -> Result<(Img, String), String> {
     let rec = {
@@ -601,7 +661,7 @@ fn step(
     ignore: &Ignore,
 ) -> Result<(), BuildError> {
     let kw = ins.keyword.as_str();
-    if kw != "RUN" && plan.is_none() {
+    if !matches!(kw, "RUN" | "HEALTHCHECK") && plan.is_none() {
         ins.check_flags(&[])?;
     }
     let created_by = format!("/bin/sh -c #(nop) {}", ins.text());
@@ -693,6 +753,11 @@ fn step(
             for (k, v) in ps {
                 c["Labels"][k] = json!(v);
             }
+            st.img.history(&created_by, true);
+        }
+        "HEALTHCHECK" => {
+            let hc = healthcheck(ins)?;
+            st.img.run_config()["Healthcheck"] = hc;
             st.img.history(&created_by, true);
         }
         "MAINTAINER" => {

@@ -235,13 +235,16 @@ pub fn parse(text: &str) -> Result<Containerfile, ParseError> {
                 word: word.to_string(),
             });
         }
-        if matches!(keyword.as_str(), "ONBUILD" | "HEALTHCHECK") {
+        if keyword == "ONBUILD" {
             return Err(ParseError::Unsupported {
                 line,
                 instr: keyword,
             });
         }
-        let (flags, args) = if matches!(keyword.as_str(), "FROM" | "RUN" | "COPY" | "ADD") {
+        let (flags, args) = if matches!(
+            keyword.as_str(),
+            "FROM" | "RUN" | "COPY" | "ADD" | "HEALTHCHECK"
+        ) {
             split_flags(rest)
         } else {
             (Vec::new(), rest.trim().to_string())

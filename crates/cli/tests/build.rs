@@ -209,17 +209,23 @@ fn entrypoint_resets_the_base_cmd_and_shell_forms_use_shell() {
             "FROM localhost/bb:1\n\
              SHELL [\"/bin/sh\", \"-xc\"]\n\
              RUN echo shell-form > /f\n\
-             ENTRYPOINT echo from-entrypoint\n",
+             ENTRYPOINT echo from-entrypoint\n\
+             HEALTHCHECK --interval=30s --timeout=1m30s --retries=2 CMD [\"true\"]\n",
         )],
     );
     let out = ok(&build(&env, &["-t", "localhost/e:1"], &ctx));
-    assert!(out.contains("STEP 3/4: RUN echo shell-form"), "{out}");
+    assert!(out.contains("STEP 3/5: RUN echo shell-form"), "{out}");
     let cfg = config(&env, "localhost/e:1");
     // The base image's Cmd ["/bin/sh"] is gone.
     assert!(cfg["Cmd"].is_null(), "{cfg}");
     assert_eq!(
         cfg["Entrypoint"],
         serde_json::json!(["/bin/sh", "-xc", "echo from-entrypoint"])
+    );
+    assert_eq!(
+        cfg["Healthcheck"],
+        serde_json::json!({"Test": ["CMD", "true"], "Interval": 30_000_000_000u64,
+            "Timeout": 90_000_000_000u64, "Retries": 2})
     );
     let hist = env.ok(&["history", "--no-trunc", "localhost/e:1"]);
     assert!(hist.contains("/bin/sh -xc echo shell-form"), "{hist}");
