@@ -408,6 +408,38 @@ fn from(
     })
 }
 
+/// The shell text of a shell-form RUN with its heredocs (BuildKit's
+/// reading): `RUN <<EOF` alone runs the body as the script; otherwise the
+/// shell gets the line and the heredocs as written and handles them.
+fn run_script(ins: &Instruction, line: String) -> Result<String, BuildError> {
+    let Some(first) = ins.heredocs.first() else {
+        return Ok(line);
+    };
+    let bare = ins.heredocs.len() == 1
+        && line
+            .trim()
+            .trim_start_matches("<<")
+            .trim_start_matches('-')
+            .trim_matches(['"', '\''])
+            == first.name;
+    if bare {
+        if first.body.starts_with("#!") {
+            return Err(step_err(
+                ins,
+                "a heredoc script with a #! interpreter line is not supported yet",
+            ));
+        }
+        return Ok(first.body.clone());
+    }
+    let mut text = line;
+    for h in &ins.heredocs {
+        text.push('\n');
+        text.push_str(&h.body);
+        text.push_str(&h.name);
+    }
+    Ok(text)
+}
+
 /// The platform ARGs BuildKit predefines (Dockerfile reference,
 /// "Automatic platform ARGs in the global scope"): usable in FROM lines,
 /// and in a stage once declared with `ARG NAME`.
@@ -672,7 +704,7 @@ fn step(
                 Form::Exec(v) => v,
                 Form::Shell(s) => {
                     let mut a = st.shell.clone();
-                    a.push(s);
+                    a.push(run_script(ins, s)?);
                     a
                 }
             };

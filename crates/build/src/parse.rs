@@ -56,6 +56,8 @@ pub struct Instruction {
     pub flags: Vec<(String, String)>,
     /// The arguments after the flags, continuations joined.
     pub args: String,
+    /// Heredocs of a RUN, in order.
+    pub heredocs: Vec<Heredoc>,
 }
 
 impl Instruction {
@@ -83,6 +85,11 @@ impl Instruction {
         if !self.args.is_empty() {
             s.push(' ');
             s.push_str(&self.args);
+        }
+        for h in &self.heredocs {
+            s.push('\n');
+            s.push_str(&h.body);
+            s.push_str(&h.name);
         }
         s
     }
@@ -142,16 +149,37 @@ fn split_flags(rest: &str) -> (Vec<(String, String)>, String) {
     (flags, r.to_string())
 }
 
-/// Whether a shell-form argument starts a heredoc (`<<EOF`, `<<-EOF`,
-/// `<<"EOF"`) in one of its words.
-fn has_heredoc(args: &str) -> bool {
-    args.split_whitespace().any(|w| {
+/// A heredoc (`<<EOF`, `<<-EOF`, `<<"EOF"`) of a RUN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heredoc {
+    /// The delimiter word.
+    pub name: String,
+    /// `<<-`: leading tabs stripped from the body lines.
+    pub strip_tabs: bool,
+    /// The lines between the instruction and the delimiter.
+    pub body: String,
+}
+
+/// The heredoc delimiters a shell-form argument opens, in order:
+/// `(name, strip_tabs)`.
+fn heredoc_words(args: &str) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    for w in args.split_whitespace() {
         let w = w.trim_start_matches(|c: char| c.is_ascii_digit());
-        w.strip_prefix("<<").is_some_and(|r| {
-            let r = r.trim_start_matches('-').trim_start_matches(['"', '\'']);
-            r.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        })
-    })
+        let Some(r) = w.strip_prefix("<<") else {
+            continue;
+        };
+        let strip = r.starts_with('-');
+        let r = r.trim_start_matches('-').trim_matches(['"', '\'']);
+        let name: String = r
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+            out.push((name, strip));
+        }
+    }
+    out
 }
 
 /// Parses a Containerfile.
@@ -249,17 +277,53 @@ pub fn parse(text: &str) -> Result<Containerfile, ParseError> {
         } else {
             (Vec::new(), rest.trim().to_string())
         };
-        if matches!(keyword.as_str(), "RUN" | "COPY" | "ADD") && has_heredoc(&args) {
+        let words = if args.trim_start().starts_with('[') {
+            Vec::new()
+        } else {
+            heredoc_words(&args)
+        };
+        if matches!(keyword.as_str(), "COPY" | "ADD") && !words.is_empty() {
             return Err(ParseError::Bad {
                 line,
                 what: format!("{keyword} with a heredoc (<<) is not supported yet by berth build"),
             });
+        }
+        let mut heredocs = Vec::new();
+        if keyword == "RUN" {
+            for (name, strip_tabs) in words {
+                let mut body = String::new();
+                loop {
+                    let Some(l) = lines.get(i) else {
+                        return Err(ParseError::Bad {
+                            line,
+                            what: format!("heredoc {name} has no closing {name} line"),
+                        });
+                    };
+                    i += 1;
+                    let l = if strip_tabs {
+                        l.trim_start_matches('\t')
+                    } else {
+                        l
+                    };
+                    if l == name {
+                        break;
+                    }
+                    body.push_str(l);
+                    body.push('\n');
+                }
+                heredocs.push(Heredoc {
+                    name,
+                    strip_tabs,
+                    body,
+                });
+            }
         }
         instructions.push(Instruction {
             line,
             keyword,
             flags,
             args,
+            heredocs,
         });
     }
     let first = instructions.iter().find(|i| i.keyword != "ARG");
@@ -315,6 +379,22 @@ mod tests {
     }
 
     #[test]
+    fn heredocs() {
+        let f = parse("FROM a\nRUN <<EOF\necho 1\n  echo 2\nEOF\nRUN cat <<-'A' > /f && cat <<B\n\tx\n\tA\ny\nB\nCMD x\n")
+            .unwrap();
+        let k: Vec<&str> = f.instructions.iter().map(|i| i.keyword.as_str()).collect();
+        assert_eq!(k, ["FROM", "RUN", "RUN", "CMD"]);
+        assert_eq!(f.instructions[1].heredocs[0].body, "echo 1\n  echo 2\n");
+        let h = &f.instructions[2].heredocs;
+        assert_eq!(
+            (h[0].name.as_str(), h[0].strip_tabs, h[0].body.as_str()),
+            ("A", true, "x\n")
+        );
+        assert_eq!((h[1].name.as_str(), h[1].body.as_str()), ("B", "y\n"));
+        assert_eq!(f.instructions[3].line, 11);
+    }
+
+    #[test]
     fn escape_directive() {
         let f = parse("# escape=`\nFROM x\nRUN dir c:\\ `\n  /w\n").unwrap();
         assert_eq!(f.escape, '`');
@@ -338,10 +418,14 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("line 2: ONBUILD"));
-        assert!(parse("FROM a\nRUN <<EOF\nx\nEOF\n")
+        assert!(parse("FROM a\nCOPY <<EOF /x\nx\nEOF\n")
             .unwrap_err()
             .to_string()
             .contains("heredoc"));
+        assert!(parse("FROM a\nRUN <<EOF\nx\n")
+            .unwrap_err()
+            .to_string()
+            .contains("line 2: heredoc EOF has no closing"));
         assert!(parse("RUN x\n").is_err());
         assert_eq!(parse("# only\n").unwrap_err(), ParseError::NoFrom);
     }

@@ -210,11 +210,30 @@ fn entrypoint_resets_the_base_cmd_and_shell_forms_use_shell() {
              SHELL [\"/bin/sh\", \"-xc\"]\n\
              RUN echo shell-form > /f\n\
              ENTRYPOINT echo from-entrypoint\n\
+             RUN <<EOF\n\
+             echo from-heredoc > /h1\n\
+             echo \"$HOME\" >> /h1\n\
+             EOF\n\
+             RUN cat <<-'A' > /h2 && cat <<B >> /h2\n\
+             \t$literal\n\
+             \tA\n\
+             expanded $HOME\n\
+             B\n\
              HEALTHCHECK --interval=30s --timeout=1m30s --retries=2 CMD [\"true\"]\n",
         )],
     );
     let out = ok(&build(&env, &["-t", "localhost/e:1"], &ctx));
-    assert!(out.contains("STEP 3/5: RUN echo shell-form"), "{out}");
+    assert!(out.contains("STEP 3/7: RUN echo shell-form"), "{out}");
+    with_rootfs(&env, "localhost/e:1", |r| {
+        assert_eq!(
+            std::fs::read_to_string(r.join("h1")).unwrap(),
+            "from-heredoc\n/root\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(r.join("h2")).unwrap(),
+            "$literal\nexpanded /root\n"
+        );
+    });
     let cfg = config(&env, "localhost/e:1");
     // The base image's Cmd ["/bin/sh"] is gone.
     assert!(cfg["Cmd"].is_null(), "{cfg}");
