@@ -17,6 +17,7 @@ pub mod ignore;
 pub mod image;
 pub mod parse;
 pub mod run;
+pub mod stdin;
 pub mod subst;
 
 pub use build::{build, BuildOptions};

@@ -684,3 +684,56 @@ fn dockerignore_hides_context_files_from_copy_and_the_cache() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_context_or_a_containerfile_on_stdin() {
+    require_root!();
+    let env = EngineEnv::new();
+    env.busybox_image();
+    let ctx = context(
+        &env,
+        "ctx",
+        &[
+            ("f.txt", "from-tar\n"),
+            ("Containerfile", "FROM localhost/bb:1\nCOPY f.txt /\n"),
+        ],
+    );
+    let tar = env.dir.path().join("ctx.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&ctx)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = env
+        .cmd()
+        .args(["build", "-t", "localhost/s:1", "-"])
+        .stdin(std::fs::File::open(&tar).unwrap())
+        .output()
+        .unwrap();
+    ok(&o);
+    with_rootfs(&env, "localhost/s:1", |r| {
+        assert_eq!(
+            std::fs::read_to_string(r.join("f.txt")).unwrap(),
+            "from-tar\n"
+        );
+    });
+    let cf = env.dir.path().join("Only");
+    std::fs::write(&cf, "FROM localhost/bb:1\nLABEL only=yes\n").unwrap();
+    let o = env
+        .cmd()
+        .args(["build", "-t", "localhost/s:2", "-"])
+        .stdin(std::fs::File::open(&cf).unwrap())
+        .output()
+        .unwrap();
+    ok(&o);
+    assert_eq!(config(&env, "localhost/s:2")["Labels"]["only"], "yes");
+    let tmp = env.root().join("images/tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "temp context left: {left:?}");
+}

@@ -39,7 +39,8 @@ pub struct BuildArgs {
     /// Write the image ID to this file.
     #[arg(long)]
     pub iidfile: Option<PathBuf>,
-    /// The build context (a directory).
+    /// The build context: a directory, or `-` for a tar of it (or a
+    /// Containerfile alone) on stdin.
     pub context: PathBuf,
 }
 
@@ -78,9 +79,6 @@ fn interrupted() -> bool {
 /// `build`.
 pub fn build(root: &Path, e: &EngineArgs, a: &BuildArgs) -> Result<()> {
     let engine = e.engine(root)?;
-    if a.context.as_os_str() == "-" {
-        bail!("build: a context on stdin (-) is not supported yet; give a directory");
-    }
     let tags = a
         .tags
         .iter()
@@ -113,9 +111,26 @@ pub fn build(root: &Path, e: &EngineArgs, a: &BuildArgs) -> Result<()> {
         );
     }
     let store = super::images::open(root)?;
+    // `-`: the context (a tar) or a Containerfile alone, on stdin.
+    let stdin_ctx = if a.context.as_os_str() == "-" {
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut data)
+            .context("build: read the context from stdin")?;
+        let dir = store
+            .temp_dir("build-context-")
+            .context("build: a temp dir for the context")?;
+        berth_build::stdin::context_from(&data, dir.path())
+            .map_err(|e| anyhow::anyhow!("build: {e}"))?;
+        Some(dir)
+    } else {
+        None
+    };
+    let context = stdin_ctx
+        .as_ref()
+        .map_or_else(|| a.context.clone(), |d| d.path().to_path_buf());
     hold_signals();
     let opts = berth_build::BuildOptions {
-        context: a.context.clone(),
+        context,
         file: a.file.clone(),
         tags,
         build_args,
