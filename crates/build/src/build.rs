@@ -221,7 +221,13 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
     let mut global: BTreeMap<String, String> = BTreeMap::new();
     let mut stages: Vec<Stage> = Vec::new();
     let mut cur: Option<Stage> = None;
-    for (n, ins) in instructions.iter().enumerate() {
+    let mut total = total;
+    let mut queue: std::collections::VecDeque<Instruction> = instructions.into();
+    let mut n = 0;
+    while let Some(ins) = queue.pop_front() {
+        let ins = &ins;
+        n += 1;
+        let n = n - 1;
         if (o.interrupted)() {
             return Err(BuildError::Other(format!(
                 "interrupted before step {}/{total} (line {})",
@@ -234,7 +240,30 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
             if let Some(s) = cur.take() {
                 stages.push(s);
             }
-            cur = Some(from(store, ins, &global, &stages, esc, o)?);
+            let mut st = from(store, ins, &global, &stages, esc, o)?;
+            // The base's ONBUILD triggers run first, at this line (and
+            // are not inherited further).
+            let triggers: Vec<String> = st.img.config["config"]["OnBuild"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !triggers.is_empty() {
+                st.img.run_config()["OnBuild"] = Value::Null;
+                for t in triggers.iter().rev() {
+                    let f = parse(&format!("FROM scratch\n{t}\n")).map_err(|e| {
+                        step_err(ins, format!("ONBUILD trigger {t:?} of the base image: {e}"))
+                    })?;
+                    let mut tr = f.instructions[1].clone();
+                    tr.line = ins.line;
+                    queue.push_front(tr);
+                    total += 1;
+                }
+            }
+            cur = Some(st);
             continue;
         }
         let Some(st) = cur.as_mut() else {
@@ -790,6 +819,13 @@ fn step(
         "HEALTHCHECK" => {
             let hc = healthcheck(ins)?;
             st.img.run_config()["Healthcheck"] = hc;
+            st.img.history(&created_by, true);
+        }
+        "ONBUILD" => {
+            let c = st.img.run_config();
+            let mut list = c["OnBuild"].as_array().cloned().unwrap_or_default();
+            list.push(json!(ins.args.trim()));
+            c["OnBuild"] = Value::Array(list);
             st.img.history(&created_by, true);
         }
         "MAINTAINER" => {

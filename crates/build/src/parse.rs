@@ -264,10 +264,21 @@ pub fn parse(text: &str) -> Result<Containerfile, ParseError> {
             });
         }
         if keyword == "ONBUILD" {
-            return Err(ParseError::Unsupported {
-                line,
-                instr: keyword,
-            });
+            // Dockerfile reference: the trigger is any instruction but
+            // ONBUILD, FROM and MAINTAINER.
+            let t = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            if matches!(t.as_str(), "" | "ONBUILD" | "FROM" | "MAINTAINER")
+                || !KNOWN.contains(&t.as_str())
+            {
+                return Err(ParseError::Bad {
+                    line,
+                    what: format!("ONBUILD {t:?}: the trigger must be an instruction other than ONBUILD, FROM and MAINTAINER"),
+                });
+            }
         }
         let (flags, args) = if matches!(
             keyword.as_str(),
@@ -414,10 +425,11 @@ mod tests {
                 word: "FROB".into()
             }
         );
-        assert!(parse("FROM a\nONBUILD RUN x\n")
+        assert!(parse("FROM a\nONBUILD FROM x\n")
             .unwrap_err()
             .to_string()
             .contains("line 2: ONBUILD"));
+        assert!(parse("FROM a\nONBUILD RUN x\n").is_ok());
         assert!(parse("FROM a\nCOPY <<EOF /x\nx\nEOF\n")
             .unwrap_err()
             .to_string()

@@ -35,6 +35,15 @@ fn config(env: &EngineEnv, image: &str) -> Value {
     v[0]["Config"].clone()
 }
 
+/// The image's config document as stored (its ID is its digest).
+fn raw_config(env: &EngineEnv, image: &str) -> Value {
+    let v: Value = serde_json::from_str(&env.ok(&["image", "inspect", image])).expect("json");
+    let id = v[0]["Id"].as_str().expect("Id");
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    let p = env.root().join("images/blobs/sha256").join(hex);
+    serde_json::from_slice(&std::fs::read(&p).expect("config blob")).expect("config json")
+}
+
 /// Runs `f` on the image's files (mounted read-only), then unmounts.
 fn with_rootfs<T>(env: &EngineEnv, image: &str, f: impl FnOnce(&Path) -> T) -> T {
     let m = env.ok(&["image", "mount", image]);
@@ -344,8 +353,8 @@ fn bad_inputs_fail_naming_the_line_and_leave_nothing_behind() {
             "line 2: RUN: the command returned a non-zero code: 3",
         ),
         (
-            "FROM localhost/bb:1\nONBUILD RUN x\n",
-            "line 2: ONBUILD is not supported yet",
+            "FROM localhost/bb:1\nONBUILD FROM x\n",
+            "line 2: ONBUILD \"FROM\": the trigger must be",
         ),
         (
             "FROM localhost/bb:1\nRUN --mount=type=cache,target=/c true\n",
@@ -736,4 +745,42 @@ fn a_context_or_a_containerfile_on_stdin() {
         .map(|r| r.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "temp context left: {left:?}");
+}
+
+#[test]
+fn onbuild_triggers_run_in_the_child_build() {
+    require_root!();
+    let env = EngineEnv::new();
+    env.busybox_image();
+    let base = context(
+        &env,
+        "base",
+        &[(
+            "Containerfile",
+            "FROM localhost/bb:1\nONBUILD RUN echo trig > /trig\nONBUILD COPY f.txt /f\n",
+        )],
+    );
+    ok(&build(&env, &["-t", "localhost/base:1"], &base));
+    assert_eq!(
+        raw_config(&env, "localhost/base:1")["config"]["OnBuild"],
+        serde_json::json!(["RUN echo trig > /trig", "COPY f.txt /f"])
+    );
+    let child = context(
+        &env,
+        "child",
+        &[
+            ("f.txt", "child-file\n"),
+            ("Containerfile", "FROM localhost/base:1\nLABEL c=1\n"),
+        ],
+    );
+    let out = ok(&build(&env, &["-t", "localhost/child:1"], &child));
+    assert!(out.contains("STEP 2/4: RUN echo trig > /trig"), "{out}");
+    assert!(raw_config(&env, "localhost/child:1")["config"]["OnBuild"].is_null());
+    with_rootfs(&env, "localhost/child:1", |r| {
+        assert_eq!(std::fs::read_to_string(r.join("trig")).unwrap(), "trig\n");
+        assert_eq!(
+            std::fs::read_to_string(r.join("f")).unwrap(),
+            "child-file\n"
+        );
+    });
 }
