@@ -223,11 +223,10 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
     let mut cur: Option<Stage> = None;
     let mut total = total;
     let mut queue: std::collections::VecDeque<Instruction> = instructions.into();
+    // Steps done so far (the next one is `n + 1`).
     let mut n = 0;
     while let Some(ins) = queue.pop_front() {
         let ins = &ins;
-        n += 1;
-        let n = n - 1;
         if (o.interrupted)() {
             return Err(BuildError::Other(format!(
                 "interrupted before step {}/{total} (line {})",
@@ -236,6 +235,7 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
             )));
         }
         say(format!("STEP {}/{total}: {}", n + 1, ins.text()));
+        n += 1;
         if ins.keyword == "FROM" {
             if let Some(s) = cur.take() {
                 stages.push(s);
