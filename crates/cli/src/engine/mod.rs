@@ -5,6 +5,7 @@
 
 mod archive;
 mod attach;
+mod build;
 mod commit;
 mod container_cmds;
 mod containers;
@@ -55,6 +56,8 @@ pub enum Command {
     /// Manage images.
     #[command(subcommand)]
     Image(images::ImageCommand),
+    /// Build an image from a Containerfile (example: `berth build -t localhost/app .`).
+    Build(build::BuildArgs),
     /// Show an image's layers (example: `berth history busybox`).
     History(history::HistoryArgs),
     /// Add names to an image (example: `berth tag busybox localhost/bb:1`).
@@ -163,6 +166,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Images(a) => images::list(&cli.root, &a),
         Command::Image(c) => images::image_command(&cli.root, c),
+        Command::Build(a) => build::build(&cli.root, &cli.engine, &a),
         Command::History(a) => history::history(&cli.root, &a),
         Command::Tag(a) => images::tag(&cli.root, &a),
         Command::Rmi(a) => images::rmi(&cli.root, &a),

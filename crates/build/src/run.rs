@@ -1,0 +1,207 @@
+//! RUN steps: the command runs in a container of berth's own runtime
+//! (`berth-runtime run`) on an overlay of the previous layers, with no
+//! network (a fresh, empty network namespace); the overlay's upper dir
+//! becomes the step's layer (deletions as whiteouts, layer.md).
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use berth_image::digest::Digest;
+use berth_image::layer_diff::{write_tree, TreeKind};
+use berth_image::mount::{mount_container_rootfs, unmount_container_rootfs};
+use berth_image::Store;
+use serde_json::json;
+
+use crate::BuildError;
+
+/// Docker's default capabilities for containers (and build steps).
+const CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Where RUN containers live.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    /// The `berth-runtime` binary.
+    pub runtime: PathBuf,
+    /// The engine's runroot (the runtime's state goes under `build/`).
+    pub runroot: PathBuf,
+    /// Absolute cgroup parent; each step's cgroup is PARENT/build-ID.
+    pub cgroup_parent: String,
+}
+
+/// What one RUN executes.
+pub struct RunSpec<'a> {
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub user: &'a str,
+}
+
+/// Unmounts the step's rootfs however the step ends.
+struct MountGuard(Option<PathBuf>);
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = unmount_container_rootfs(&p);
+        }
+    }
+}
+
+/// Dirs the runtime creates as mountpoints when the image lacks them.
+const MOUNTPOINTS: &[&str] = &["proc", "sys", "dev"];
+
+impl Runner {
+    /// Runs `spec` on `lowers` (topmost first); returns the layer (an
+    /// uncompressed tar stored as a blob) and its size.
+    pub fn run(
+        &self,
+        store: &Store,
+        lowers: &[PathBuf],
+        spec: &RunSpec<'_>,
+    ) -> Result<(Digest, u64), BuildError> {
+        let tmp = store.temp_dir("build-run-")?;
+        let io_err = |what: &str, p: &Path, e: io::Error| {
+            BuildError::Other(format!("{what} {}: {e}", p.display()))
+        };
+        let d = |n: &str| -> Result<PathBuf, BuildError> {
+            let p = tmp.path().join(n);
+            fs::create_dir_all(&p).map_err(|e| io_err("create", &p, e))?;
+            Ok(p)
+        };
+        let (upper, work, rootfs, bundle) = (d("upper")?, d("work")?, d("rootfs")?, d("bundle")?);
+        let lowers: Vec<PathBuf> = if lowers.is_empty() {
+            vec![d("empty")?]
+        } else {
+            lowers.to_vec()
+        };
+        let existed: Vec<bool> = MOUNTPOINTS
+            .iter()
+            .map(|m| lowers.iter().any(|l| l.join(m).exists()))
+            .collect();
+        let passwd = berth_engine::user::read_from_layers(&lowers, "etc/passwd");
+        let group = berth_engine::user::read_from_layers(&lowers, "etc/group");
+        let who = berth_engine::user::resolve(spec.user, &passwd, &group)
+            .map_err(|e| BuildError::Other(format!("USER {}: {}", spec.user, crate::chain(&e))))?;
+        let mut env = spec.env.clone();
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            // Docker's and buildah's RUN: HOME from the user's passwd entry.
+            env.push(format!("HOME={}", who.home));
+        }
+        mount_container_rootfs(&lowers, &upper, &work, &rootfs)
+            .map_err(|e| BuildError::Other(crate::chain(&e)))?;
+        let mut guard = MountGuard(Some(rootfs.clone()));
+        let id = format!(
+            "build-{}",
+            tmp.path()
+                .file_name()
+                .map(|n| n
+                    .to_string_lossy()
+                    .replace(|c: char| !c.is_ascii_alphanumeric(), ""))
+                .unwrap_or_default()
+        );
+        let caps = json!(CAPS);
+        // runtime-spec config.md / config-linux.md: the minimal container
+        // a build step needs (podman's and buildah's defaults).
+        let config = json!({
+            "ociVersion": "1.0.2",
+            "process": {
+                "terminal": false,
+                "user": {"uid": who.uid, "gid": who.gid, "additionalGids": who.additional_gids},
+                "args": spec.argv,
+                "env": env,
+                "cwd": spec.cwd,
+                "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            },
+            "root": {"path": rootfs, "readonly": false},
+            "hostname": "berth-build",
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                 "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+                {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                 "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+                {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                 "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+                {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                 "options": ["nosuid", "noexec", "nodev", "ro"]},
+            ],
+            "linux": {
+                "namespaces": [
+                    {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+                    {"type": "uts"}, {"type": "mount"},
+                ],
+                "cgroupsPath": format!("{}/{id}", self.cgroup_parent.trim_end_matches('/')),
+                "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
+                "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+            },
+        });
+        let cfg_path = bundle.join("config.json");
+        fs::write(
+            &cfg_path,
+            serde_json::to_vec(&config).expect("spec serialises"),
+        )
+        .map_err(|e| io_err("write", &cfg_path, e))?;
+        let state = self.runroot.join("build");
+        let status = Command::new(&self.runtime)
+            .arg("--root")
+            .arg(&state)
+            .arg("run")
+            .arg("--bundle")
+            .arg(&bundle)
+            .arg(&id)
+            .stdin(Stdio::null())
+            .status()
+            .map_err(|e| io_err("start", &self.runtime, e))?;
+        // Gone already after `run`; make sure.
+        let _ = Command::new(&self.runtime)
+            .arg("--root")
+            .arg(&state)
+            .args(["delete", "--force", &id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        guard.0 = None;
+        unmount_container_rootfs(&rootfs).map_err(|e| BuildError::Other(crate::chain(&e)))?;
+        if !status.success() {
+            return Err(BuildError::Other(match status.code() {
+                Some(c) => format!("the command returned a non-zero code: {c}"),
+                None => format!("the command was killed ({status})"),
+            }));
+        }
+        // Mountpoints the runtime made for an image that lacked them are
+        // not part of the layer.
+        for (m, had) in MOUNTPOINTS.iter().zip(existed) {
+            if !had {
+                let _ = fs::remove_dir(upper.join(m));
+            }
+        }
+        let layer = tmp.path().join("layer.tar");
+        let f = File::create(&layer).map_err(|e| io_err("create", &layer, e))?;
+        write_tree(
+            &upper,
+            TreeKind::OverlayUpper,
+            &|_| false,
+            io::BufWriter::new(f),
+        )
+        .map_err(|e| io_err("write the layer of", &upper, e))?;
+        let f = File::open(&layer).map_err(|e| io_err("open", &layer, e))?;
+        Ok(store.put_blob(f, None)?)
+    }
+}

@@ -1,0 +1,156 @@
+//! `build`: an image from a Containerfile (podman/buildah/docker build
+//! conventions); the work is berth-build's.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use berth_image::Reference;
+use clap::Args;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use super::run::EngineArgs;
+
+/// `build` options.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Name of the image (repeatable).
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// The Containerfile (default: Containerfile, then Dockerfile, in the context).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// A build argument K=V (repeatable).
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Build up to this stage (`FROM ... AS STAGE`); later stages are not built.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Run every step, using no cached result.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// A label K=V on the image (repeatable).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Print only the image ID (and RUN output).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Write the image ID to this file.
+    #[arg(long)]
+    pub iidfile: Option<PathBuf>,
+    /// The build context: a directory, or `-` for a tar of it (or a
+    /// Containerfile alone) on stdin.
+    pub context: PathBuf,
+}
+
+fn kv(s: &str, flag: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        // Docker: `--build-arg K` takes K from the environment.
+        None if flag == "--build-arg" && !s.is_empty() => {
+            Ok((s.to_string(), std::env::var(s).unwrap_or_default()))
+        }
+        _ => bail!("{flag} {s:?}: expected KEY=VALUE"),
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP, held back while building so that a
+/// Ctrl-C ends the build between steps (or fails its RUN, whose runtime
+/// forwards it to the container) and the build still removes its mounts
+/// and temp dirs; read without blocking from this signalfd.
+static SIGNALS: std::sync::OnceLock<Option<SignalFd>> = std::sync::OnceLock::new();
+
+fn hold_signals() {
+    SIGNALS.get_or_init(|| {
+        let mut set = SigSet::empty();
+        for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            set.add(s);
+        }
+        set.thread_block().ok()?;
+        SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ok()
+    });
+}
+
+fn interrupted() -> bool {
+    matches!(SIGNALS.get(), Some(Some(fd)) if matches!(fd.read_signal(), Ok(Some(_))))
+}
+
+/// `build`.
+pub fn build(root: &Path, e: &EngineArgs, a: &BuildArgs) -> Result<()> {
+    let engine = e.engine(root)?;
+    let tags = a
+        .tags
+        .iter()
+        .map(|t| {
+            let r = Reference::parse(t)
+                .with_context(|| format!("build -t {t:?}: not an image name"))?;
+            if r.digest.is_some() {
+                bail!("build -t {t}: a name cannot contain a digest");
+            }
+            Ok(r)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut build_args = BTreeMap::new();
+    for b in &a.build_args {
+        let (k, v) = kv(b, "--build-arg")?;
+        build_args.insert(k, v);
+    }
+    let labels = a
+        .labels
+        .iter()
+        .map(|l| kv(l, "--label"))
+        .collect::<Result<Vec<_>>>()?;
+    let runtime = std::env::current_exe()
+        .context("find the berth binary")?
+        .with_file_name("berth-runtime");
+    if !runtime.is_file() {
+        bail!(
+            "build: berth-runtime is not next to berth ({}); install both together",
+            runtime.display()
+        );
+    }
+    let store = super::images::open(root)?;
+    // `-`: the context (a tar) or a Containerfile alone, on stdin.
+    let stdin_ctx = if a.context.as_os_str() == "-" {
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut data)
+            .context("build: read the context from stdin")?;
+        let dir = store
+            .temp_dir("build-context-")
+            .context("build: a temp dir for the context")?;
+        berth_build::stdin::context_from(&data, dir.path())
+            .map_err(|e| anyhow::anyhow!("build: {e}"))?;
+        Some(dir)
+    } else {
+        None
+    };
+    let context = stdin_ctx
+        .as_ref()
+        .map_or_else(|| a.context.clone(), |d| d.path().to_path_buf());
+    hold_signals();
+    let opts = berth_build::BuildOptions {
+        context,
+        file: a.file.clone(),
+        tags,
+        build_args,
+        labels,
+        target: a.target.clone(),
+        no_cache: a.no_cache,
+        quiet: a.quiet,
+        runner: berth_build::Runner {
+            runtime,
+            runroot: engine.runroot.clone(),
+            cgroup_parent: engine.cgroup_parent.clone(),
+        },
+        interrupted,
+    };
+    let img = berth_build::build(&store, &opts).map_err(|e| anyhow::anyhow!("build: {e}"))?;
+    let id = img.record.id.hex().to_string();
+    if let Some(f) = &a.iidfile {
+        std::fs::write(f, img.record.id.to_string())
+            .with_context(|| format!("build: write --iidfile {}", f.display()))?;
+    }
+    println!("{id}");
+    Ok(())
+}
