@@ -143,6 +143,12 @@ fn only_prints(c: &Command) -> bool {
     use container_cmds::ContainerCmd as C;
     match c {
         Command::Images(_) | Command::History(_) => true,
+        Command::Image(i) => matches!(
+            i,
+            images::ImageCommand::Ls(_)
+                | images::ImageCommand::Inspect(_)
+                | images::ImageCommand::History(_)
+        ),
         Command::Containers(c) => matches!(
             c,
             C::Ps(_)
