@@ -38,6 +38,7 @@ pub mod ops;
 pub mod opts;
 pub mod resources;
 pub mod user;
+pub mod userns;
 pub mod volume_copy;
 pub mod volume_store;
 pub mod volumes;

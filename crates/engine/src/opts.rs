@@ -89,6 +89,9 @@ pub struct RunOptions {
     /// The flags of [`crate::flags`] (ulimits, devices, namespaces, ...).
     #[serde(default)]
     pub extra: crate::flags::ExtraOptions,
+    /// `--userns`, `--uidmap`, `--gidmap`.
+    #[serde(default)]
+    pub userns: crate::userns::UsernsOptions,
 }
 
 /// A restart policy (Docker's `--restart`).
