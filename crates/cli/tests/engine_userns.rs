@@ -463,3 +463,82 @@ fn uidmap_matches_podman() {
     }
     assert_eq!(norm(&ours), norm(&stdout(&theirs)));
 }
+
+/// `export` and `commit` of a container in a user namespace record the
+/// container's ids (0 for root), not the host ids of its range.
+#[test]
+fn export_and_commit_record_container_ids() {
+    let Some(u) = U::new() else { return };
+    u.ok(&[
+        "run",
+        "--name",
+        "ex",
+        "--network",
+        "none",
+        "--userns=auto",
+        &u.image,
+        "sh",
+        "-c",
+        "echo x > /new && mkdir /d && chown 5:6 /d",
+    ]);
+    let tar = u.cmd().args(["export", "ex"]).output().expect("export");
+    assert!(tar.status.success(), "{}", stderr(&tar));
+    let path = u.env.dir.path().join("ex.tar");
+    std::fs::write(&path, &tar.stdout).expect("write tar");
+    let list = Command::new("tar")
+        .arg("-tvf")
+        .arg(&path)
+        .output()
+        .expect("tar -t");
+    let text = String::from_utf8_lossy(&list.stdout).to_string();
+    let owner = |name: &str| {
+        text.lines()
+            .find(|l| l.trim_end().trim_end_matches('/').ends_with(name))
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(owner("new"), "0/0");
+    assert_eq!(owner("d"), "5/6");
+    assert_eq!(owner("bin/busybox"), "0/0");
+    u.ok(&["commit", "ex", "localhost/ex:1"]);
+    let seen = u.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "localhost/ex:1",
+        "stat",
+        "-c",
+        "%u:%g",
+        "/new",
+        "/d",
+    ]);
+    assert_eq!(seen.split_whitespace().collect::<Vec<_>>(), ["0:0", "5:6"]);
+}
+
+/// A bind mount of a filesystem without idmapped mounts (procfs): a clear
+/// error pointing at --userns=host.
+#[test]
+fn unidmappable_mount_suggests_userns_host() {
+    let Some(u) = U::new() else { return };
+    let o = u.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--userns=auto",
+        "-v",
+        "/proc/cpuinfo:/cpuinfo:ro",
+        &u.image,
+        "true",
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("idmap") && err.contains("--userns=host"),
+        "{err}"
+    );
+}

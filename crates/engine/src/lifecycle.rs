@@ -48,8 +48,13 @@ pub fn mount_rootfs(engine: &Engine, id: &str, cfg: &ContainerConfig) -> Result<
                 .lowers
                 .iter()
                 .map(|l| {
-                    crate::userns::idmapped_tree(l, userns.as_fd())
-                        .map_err(io("idmap the layer", l))
+                    crate::userns::idmapped_tree(l, userns.as_fd()).map_err(|source| {
+                        crate::userns::UsernsError::Layer {
+                            path: l.clone(),
+                            source,
+                        }
+                        .into()
+                    })
                 })
                 .collect::<Result<Vec<_>>>()?;
             let paths: Vec<std::path::PathBuf> = trees
@@ -111,7 +116,8 @@ pub fn launch(engine: &Engine, row: &ContainerRow, internal_console: bool) -> Re
             ..Default::default()
         },
     )
-    .map_err(rt(id, "create"));
+    .map_err(rt(id, "create"))
+    .map_err(|e| crate::userns::hint(id, cfg.idmap.is_some(), e));
     let mut spawned = match spawned {
         Ok(s) => s,
         Err(e) => {

@@ -45,6 +45,14 @@ pub enum UsernsError {
     Privileged(String),
     #[error("{what} cannot work inside a user namespace; run the container with --userns=host")]
     NotInUserns { what: String },
+    #[error("{message}; run container {id} with --userns=host")]
+    Runtime { id: String, message: String },
+    #[error("idmap the image layer {path} (does its filesystem support idmapped mounts? otherwise run the container with --userns=host)")]
+    Layer {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{op} {path}")]
     SubidFile {
         op: &'static str,
@@ -607,6 +615,40 @@ pub fn idmapped_tree(
         Some(userns),
     )?;
     Ok(tree)
+}
+
+/// A runtime error of a container in a user namespace, with the way out
+/// when it is about something a user namespace cannot have (an idmapped
+/// mount of a filesystem without idmap support, a device, a sysctl).
+pub fn hint(id: &str, in_userns: bool, e: crate::EngineError) -> crate::EngineError {
+    if !in_userns {
+        return e;
+    }
+    let chain = crate::error::error_chain(&e);
+    let about = [
+        "idmap",
+        "Operation not permitted",
+        "Permission denied",
+        "sysctl",
+        "host device",
+    ];
+    if about.iter().any(|a| chain.contains(a)) {
+        return UsernsError::Runtime {
+            id: id.into(),
+            message: chain,
+        }
+        .into();
+    }
+    e
+}
+
+/// The tar owner shift of a container's files (None: host namespace).
+pub fn id_shift(m: Option<&Mapping>) -> Option<berth_image::layer_diff::IdShift> {
+    let t = |maps: &[Map]| maps.iter().map(|x| (x.container, x.host, x.size)).collect();
+    m.map(|m| berth_image::layer_diff::IdShift {
+        uid: t(&m.uid),
+        gid: t(&m.gid),
+    })
 }
 
 /// `inspect`'s HostConfig.UsernsMode (Docker: "" for the host's).
