@@ -209,8 +209,16 @@ pub fn remove_files(engine: &Engine, id: &str) -> Result<()> {
     if let Err(e) = crate::networks::release(engine, id) {
         first.get_or_insert(e);
     }
-    if let Err(e) = crate::userns::release(engine, id) {
-        first.get_or_insert(e);
+    // Only `auto` containers hold a range (no extra work for the others).
+    let ranged = row.as_ref().is_none_or(|r| {
+        ContainerConfig::of(r)
+            .map(|c| c.idmap.is_some_and(|m| m.mode == "auto"))
+            .unwrap_or(true)
+    });
+    if ranged {
+        if let Err(e) = crate::userns::release(engine, id) {
+            first.get_or_insert(e);
+        }
     }
     let dir = engine.dir(id);
     match std::fs::remove_dir_all(&dir) {
