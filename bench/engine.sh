@@ -65,6 +65,8 @@ echo "berth binary: $BERTH"
 echo "kernel $(uname -r), $(nproc) cpus; private mount ns, /sys/fs/cgroup/unified unmounted (cgroup v1)"
 
 T=$(mktemp -d /tmp/berth-bench-XXXXXX)
+# Searchable by the ids of a container's user namespace (--userns=auto).
+chmod 0711 "$T"
 CG=/berth-bench-$$
 PCG=$CG-podman
 B=("$BERTH" --root "$T/berth" --runroot "$T/berth-run" --cgroup-parent "$CG")

@@ -542,3 +542,53 @@ fn unidmappable_mount_suggests_userns_host() {
         "{err}"
     );
 }
+
+/// A --root the container's ids cannot traverse (a 0700 dir above it):
+/// refused at create, naming the dir, with nothing left behind.
+#[test]
+fn unreachable_root_is_refused_up_front() {
+    let Some(u) = U::new() else { return };
+    let closed = tempfile::tempdir().expect("tmp");
+    std::fs::set_permissions(
+        closed.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod");
+    let root = closed.path().join("root");
+    let berth = || {
+        let mut c = u.env.in_netns(berth_bin());
+        c.env("BERTH_SUBUID_FILE", &u.subuid)
+            .env("BERTH_SUBGID_FILE", &u.subgid)
+            .arg("--root")
+            .arg(&root)
+            .arg("--runroot")
+            .arg(u.env.runroot());
+        c
+    };
+    let tar = u.env.dir.path().join("rootfs.tar");
+    let imported = berth()
+        .arg("import")
+        .arg(&tar)
+        .arg("localhost/bb:1")
+        .output()
+        .expect("import");
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    let o = berth()
+        .args([
+            "create",
+            "--network",
+            "none",
+            "--userns=auto",
+            "localhost/bb:1",
+        ])
+        .output()
+        .expect("berth");
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains(closed.path().to_str().unwrap()) && err.contains("--userns=host"),
+        "{err}"
+    );
+    let ps = berth().args(["ps", "-aq"]).output().expect("ps");
+    assert_eq!(stdout(&ps).trim(), "");
+}

@@ -249,6 +249,9 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
     }
     let explicit_name = o.name.as_deref().map(names::check_name).transpose()?;
     let userns_req = crate::userns::request(&o.userns, o.privileged)?;
+    if userns_req != crate::userns::Request::Host {
+        crate::userns::check_reachable(&engine.root)?;
+    }
     // The init is found and checked before anything else is set up.
     let init_binary = if o.init {
         let env = std::env::var_os(crate::init::INIT_PATH_ENV).map(PathBuf::from);

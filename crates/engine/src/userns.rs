@@ -53,6 +53,12 @@ pub enum UsernsError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the container's ids cannot reach its rootfs under {root}: {dir} is not searchable by others (mode {mode:o}); chmod o+x {dir}, use another --root, or run the container with --userns=host")]
+    Unreachable {
+        root: PathBuf,
+        dir: PathBuf,
+        mode: u32,
+    },
     #[error("{op} {path}")]
     SubidFile {
         op: &'static str,
@@ -649,6 +655,27 @@ pub fn id_shift(m: Option<&Mapping>) -> Option<berth_image::layer_diff::IdShift>
         uid: t(&m.uid),
         gid: t(&m.gid),
     })
+}
+
+/// The runtime enters the user namespace before it mounts the rootfs, so
+/// every dir above it must be searchable by the container's (unprivileged)
+/// ids: refused up front otherwise, naming the dir.
+pub fn check_reachable(root: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut dir = Some(root);
+    while let Some(d) = dir {
+        if let Ok(md) = std::fs::metadata(d) {
+            if md.mode() & 0o001 == 0 {
+                return Err(UsernsError::Unreachable {
+                    root: root.to_path_buf(),
+                    dir: d.to_path_buf(),
+                    mode: md.mode() & 0o7777,
+                });
+            }
+        }
+        dir = d.parent();
+    }
+    Ok(())
 }
 
 /// `inspect`'s HostConfig.UsernsMode (Docker: "" for the host's).
