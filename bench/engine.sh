@@ -138,6 +138,9 @@ for n, r in zip(names, res):
 EOF
 
 fi
+# The sections below compare berth with podman's runtimes: without the
+# userns variant.
+names=("${names[0]}" "${names[@]:2}")
 
 pss_of() { # sum of PSS (kB) of the given pids
   sum_of Pss "$@"
