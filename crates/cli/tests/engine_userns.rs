@@ -592,3 +592,46 @@ fn unreachable_root_is_refused_up_front() {
     let ps = berth().args(["ps", "-aq"]).output().expect("ps");
     assert_eq!(stdout(&ps).trim(), "");
 }
+
+/// `cp` into a container in a user namespace: what it creates belongs to
+/// container root (root-owned inside, the range's first id on the host), as
+/// `cp` into a container without one makes root-owned files.
+#[test]
+fn cp_into_the_container_is_owned_by_container_root() {
+    let Some(u) = U::new() else { return };
+    let id = u.detached("a", &["--userns=auto"]);
+    let (us, _) = u.berth_entry(false);
+    let src = u.env.dir.path().join("cpsrc");
+    std::fs::create_dir_all(src.join("sub")).expect("mkdir");
+    std::fs::write(src.join("sub/g"), "y").expect("write");
+    u.ok(&["cp", src.to_str().unwrap(), "a:/tmp/"]);
+    let seen = u.ok(&[
+        "exec",
+        "a",
+        "stat",
+        "-c",
+        "%u:%g",
+        "/tmp/cpsrc",
+        "/tmp/cpsrc/sub",
+        "/tmp/cpsrc/sub/g",
+    ]);
+    assert_eq!(seen.split_whitespace().collect::<Vec<_>>(), ["0:0"; 3]);
+    let upper = u.env.root().join("containers").join(&id).join("upper");
+    let md = std::fs::metadata(upper.join("tmp/cpsrc/sub/g")).expect("copied file");
+    assert_eq!(md.uid(), us as u32);
+    // And a file written by the container is root's in a cp out stream.
+    u.ok(&["exec", "a", "sh", "-c", "echo z > /out"]);
+    let tar = u
+        .cmd()
+        .args(["cp", "a:/out", "-"])
+        .output()
+        .expect("cp out");
+    assert!(tar.status.success(), "{}", stderr(&tar));
+    let hdr = tar::Header::from_byte_slice(&tar.stdout[..512]);
+    assert_eq!(
+        (hdr.uid().unwrap(), hdr.gid().unwrap()),
+        (0, 0),
+        "{:?}",
+        hdr.path()
+    );
+}
