@@ -635,3 +635,35 @@ fn cp_into_the_container_is_owned_by_container_root() {
         hdr.path()
     );
 }
+
+/// The engine setting BERTH_USERNS_DEFAULT=auto: containers without a flag
+/// get a range; --privileged and --userns=host keep the host's; `info`
+/// shows the default.
+#[test]
+fn default_setting_gives_every_container_a_range() {
+    let Some(u) = U::new() else { return };
+    let run = |flags: &[&str]| {
+        let mut a = vec!["run", "--rm", "--network", "none"];
+        a.extend_from_slice(flags);
+        a.extend_from_slice(&[&u.image, "cat", "/proc/self/uid_map"]);
+        let o = u
+            .cmd()
+            .env("BERTH_USERNS_DEFAULT", "auto:size=2000")
+            .args(&a)
+            .output()
+            .expect("berth");
+        map_line(&ok(&o))
+    };
+    let m = run(&[]);
+    assert_eq!(m, (0, u.berth_entry(false).0, 2000));
+    assert_eq!(run(&["--privileged"]), (0, 0, 4294967295));
+    assert_eq!(run(&["--userns=host"]), (0, 0, 4294967295));
+    let info = u
+        .cmd()
+        .env("BERTH_USERNS_DEFAULT", "auto:size=2000")
+        .args(["info", "--format", "json"])
+        .output()
+        .expect("info");
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout).expect("json");
+    assert_eq!(v["host"]["defaultUsernsMode"], "auto:size=2000");
+}

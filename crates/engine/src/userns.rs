@@ -31,6 +31,17 @@ pub const SUBID_USER: &str = "berth";
 /// Overrides of /etc/subuid and /etc/subgid (tests, custom setups).
 pub const SUBUID_ENV: &str = "BERTH_SUBUID_FILE";
 pub const SUBGID_ENV: &str = "BERTH_SUBGID_FILE";
+/// The engine setting of the default mode (`host` when unset): what a
+/// container made without --userns/--uidmap/--gidmap gets.
+pub const DEFAULT_ENV: &str = "BERTH_USERNS_DEFAULT";
+
+/// The default `--userns` mode (the engine setting, else `host`).
+pub fn default_mode() -> String {
+    std::env::var(DEFAULT_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "host".into())
+}
 
 /// Errors of user namespace options and ranges.
 #[derive(Debug, thiserror::Error)]
@@ -216,8 +227,30 @@ fn check_disjoint(flag: &'static str, maps: &[Map]) -> Result<()> {
     Ok(())
 }
 
-/// Reads the flags. `--privileged` with any mode but `host` is refused.
+/// Reads the flags. `--privileged` with any mode but `host` is refused;
+/// without any flag, the default mode applies (always `host` for a
+/// privileged container, as podman).
 pub fn request(o: &UsernsOptions, privileged: bool) -> Result<Request> {
+    if o.userns.is_none() && o.uidmap.is_empty() && o.gidmap.is_empty() {
+        if privileged {
+            return Ok(Request::Host);
+        }
+        let d = default_mode();
+        if d != "host" {
+            return request_of(
+                &UsernsOptions {
+                    userns: Some(d),
+                    ..Default::default()
+                },
+                false,
+            );
+        }
+        return Ok(Request::Host);
+    }
+    request_of(o, privileged)
+}
+
+fn request_of(o: &UsernsOptions, privileged: bool) -> Result<Request> {
     let uid = o
         .uidmap
         .iter()

@@ -658,7 +658,7 @@ pub fn info(root: &Path, e: &EngineArgs, a: &FormatArgs) -> Result<i32> {
             "overlay": filesystems.contains("overlay"),
             "userNamespaces": userns,
             // The user namespace of containers made without --userns/--uidmap.
-            "defaultUsernsMode": "host",
+            "defaultUsernsMode": berth_engine::userns::default_mode(),
             "seccomp": seccomp,
             "networkBackend": "netlink+nftables",
             "nftables": nft,
