@@ -667,3 +667,25 @@ fn default_setting_gives_every_container_a_range() {
     let v: serde_json::Value = serde_json::from_slice(&info.stdout).expect("json");
     assert_eq!(v["host"]["defaultUsernsMode"], "auto:size=2000");
 }
+
+/// `exec` into a container in a user namespace on the default bridge
+/// network (a network namespace the engine made, owned by the host's user
+/// namespace).
+#[test]
+fn exec_with_a_bridge_network() {
+    let Some(u) = U::new() else { return };
+    u.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "n",
+        "--userns=auto",
+        &u.image,
+        "sleep",
+        "1000",
+    ]);
+    let (us, _) = u.berth_entry(false);
+    assert_eq!(u.uid_map("n"), (0, us, 65536));
+    let addrs = u.ok(&["exec", "n", "ip", "-o", "addr"]);
+    assert!(addrs.contains("eth0"), "{addrs}");
+}
