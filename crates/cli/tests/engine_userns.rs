@@ -360,7 +360,7 @@ fn killed_create_leaks_no_range() {
         .spawn()
         .expect("spawn create");
     // While it waits, its range is taken: a new container gets the next.
-    let next = wait_for("the blocked create's range", 30, || {
+    let next = wait_for("the blocked create's range", 90, || {
         u.detached("probe", &["--userns=auto"]);
         let m = u.uid_map("probe");
         u.ok(&["rm", "-f", "probe"]);
