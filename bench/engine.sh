@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # berth engine vs podman (crun and runc), by hand, as root (not in CI):
-#   1. `run --rm IMAGE true` wall time (hyperfine, one run of all three);
+#   1. `run --rm IMAGE true` wall time (hyperfine, one run of all: berth,
+#      berth --userns=auto, podman with crun and runc);
 #   2. host memory per detached container: the berth monitor vs conmon,
 #      with N `sleep` containers (PSS summed from /proc/PID/smaps_rollup,
 #      RSS averaged). Idle, berth's monitor is the small `berth-monitor`
@@ -64,6 +65,8 @@ echo "berth binary: $BERTH"
 echo "kernel $(uname -r), $(nproc) cpus; private mount ns, /sys/fs/cgroup/unified unmounted (cgroup v1)"
 
 T=$(mktemp -d /tmp/berth-bench-XXXXXX)
+# Searchable by the ids of a container's user namespace (--userns=auto).
+chmod 0711 "$T"
 CG=/berth-bench-$$
 PCG=$CG-podman
 B=("$BERTH" --root "$T/berth" --runroot "$T/berth-run" --cgroup-parent "$CG")
@@ -104,6 +107,10 @@ busybox_rootfs_tar "$T/rootfs" "$T/bb.tar"
 
 cmds=("${B[*]} run --rm $NET_FLAG localhost/bb:1 true")
 names=(berth)
+# With a user namespace of its own (issue 19), ranges from subordinate id
+# files of the benchmark's (the host's /etc/subuid is left alone).
+cmds+=("env BERTH_SUBUID_FILE=$T/subuid BERTH_SUBGID_FILE=$T/subgid ${B[*]} run --rm $NET_FLAG --userns=auto localhost/bb:1 true")
+names+=(berth+userns)
 if command -v podman >/dev/null; then
   "${P[@]}" import "$T/bb.tar" localhost/bb:1 >/dev/null 2>"$T/podman-import.err" || { cat "$T/podman-import.err"; exit 1; }
   for rt in crun runc; do
@@ -131,6 +138,9 @@ for n, r in zip(names, res):
 EOF
 
 fi
+# The sections below compare berth with podman's runtimes: without the
+# userns variant.
+names=("${names[0]}" "${names[@]:2}")
 
 pss_of() { # sum of PSS (kB) of the given pids
   sum_of Pss "$@"

@@ -89,6 +89,9 @@ struct Place {
     dir: OwnedFd,
     name: Option<OsString>,
     shown: String,
+    /// Owner of what is created here: container root's host ids when the
+    /// place is in a container with its own user namespace.
+    owner: Option<(u32, u32)>,
 }
 
 fn open_dir_host(path: &str) -> Result<OwnedFd> {
@@ -129,6 +132,7 @@ fn place(root: Option<BorrowedFd<'_>>, path: &str) -> Result<Place> {
         dir,
         name,
         shown: path.to_string(),
+        owner: None,
     })
 }
 
@@ -149,7 +153,18 @@ fn copy_entry(
     dst: BorrowedFd<'_>,
     dst_name: &OsStr,
     shown: &str,
+    owner: Option<(u32, u32)>,
 ) -> Result<()> {
+    let chown = |fd: &OwnedFd| match owner {
+        Some((u, g)) => std::os::unix::fs::fchown(fd, Some(u), Some(g)).map_err(|source| {
+            EngineError::Copy(CopyError::Io {
+                what: "chown",
+                path: shown.into(),
+                source,
+            })
+        }),
+        None => Ok(()),
+    };
     let st = rustix::fs::statat(src, name, AtFlags::SYMLINK_NOFOLLOW).map_err(e("stat", shown))?;
     let mode = Mode::from_raw_mode(st.st_mode & 0o7777);
     match FileType::from_raw_mode(st.st_mode) {
@@ -172,6 +187,7 @@ fn copy_entry(
                 mode,
             )
             .map_err(e("create", shown))?;
+            chown(&to)?;
             let mut from = std::fs::File::from(from);
             let mut to = std::fs::File::from(to);
             std::io::copy(&mut from, &mut to).map_err(|source| {
@@ -184,15 +200,19 @@ fn copy_entry(
             rustix::fs::fchmod(&to, mode).map_err(e("chmod", shown))
         }
         FileType::Directory => {
-            match rustix::fs::mkdirat(dst, dst_name, mode) {
-                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            let created = match rustix::fs::mkdirat(dst, dst_name, mode) {
+                Ok(()) => true,
+                Err(rustix::io::Errno::EXIST) => false,
                 Err(err) => return Err(e("create directory", shown)(err)),
-            }
+            };
             let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
             let from =
                 rustix::fs::openat(src, name, flags, Mode::empty()).map_err(e("open", shown))?;
             let to = rustix::fs::openat(dst, dst_name, flags, Mode::empty())
                 .map_err(e("open", shown))?;
+            if created {
+                chown(&to)?;
+            }
             let entries = rustix::fs::Dir::read_from(&from).map_err(e("list", shown))?;
             for ent in entries {
                 let ent = ent.map_err(e("list", shown))?;
@@ -201,7 +221,7 @@ fn copy_entry(
                     continue;
                 }
                 let child = format!("{shown}/{}", n.to_string_lossy());
-                copy_entry(from.as_fd(), n, to.as_fd(), n, &child)?;
+                copy_entry(from.as_fd(), n, to.as_fd(), n, &child, owner)?;
             }
             rustix::fs::fchmod(&to, mode).map_err(e("chmod", shown))
         }
@@ -239,12 +259,26 @@ fn copy_places(src: &Place, dst: &Place) -> Result<()> {
                     Mode::empty(),
                 )
                 .map_err(e("open", &dst.shown))?;
-                return copy_entry(src.dir.as_fd(), name, d.as_fd(), name, &src.shown);
+                return copy_entry(
+                    src.dir.as_fd(),
+                    name,
+                    d.as_fd(),
+                    name,
+                    &src.shown,
+                    dst.owner,
+                );
             }
             (dst.dir.as_fd(), n.clone())
         }
     };
-    copy_entry(src.dir.as_fd(), name, dst_dir, &dst_name, &src.shown)
+    copy_entry(
+        src.dir.as_fd(),
+        name,
+        dst_dir,
+        &dst_name,
+        &src.shown,
+        dst.owner,
+    )
 }
 
 /// Unmounts a rootfs that `cp` mounted itself.
@@ -269,10 +303,13 @@ pub fn copy(engine: &Engine, src: &str, dst: &str) -> Result<()> {
         | (Side::Host(_), Side::Container { reference, .. }) => reference.clone(),
         _ => return Err(EngineError::Copy(CopyError::Sides(format!("{src} {dst}")))),
     };
-    in_rootfs(engine, &reference, |root| {
+    in_rootfs(engine, &reference, |root, owner| {
         let open = |side: &Side| match side {
             Side::Host(p) => place(None, &p.to_string_lossy()),
-            Side::Container { path, .. } => place(Some(root), path),
+            Side::Container { path, .. } => place(Some(root), path).map(|mut p| {
+                p.owner = owner;
+                p
+            }),
         };
         let (sp, dp) = (open(&s)?, open(&d)?);
         copy_places(&sp, &dp)
@@ -284,9 +321,13 @@ pub fn copy(engine: &Engine, src: &str, dst: &str) -> Result<()> {
 fn in_rootfs<T>(
     engine: &Engine,
     reference: &str,
-    f: impl FnOnce(BorrowedFd<'_>) -> Result<T>,
+    f: impl FnOnce(BorrowedFd<'_>, Option<(u32, u32)>) -> Result<T>,
 ) -> Result<T> {
     let row = lifecycle::find(engine, reference)?;
+    // In its own user namespace, container root is these host ids.
+    let owner = crate::create::ContainerConfig::of(&row)
+        .ok()
+        .and_then(|c| c.idmap.and_then(|m| m.root()));
     let mut guard = TempMount { engine, id: None };
     if row.status != Status::Running {
         let cfg = crate::create::ContainerConfig::of(&row)?;
@@ -302,7 +343,7 @@ fn in_rootfs<T>(
         Mode::empty(),
     )
     .map_err(e("open rootfs", &rootfs.to_string_lossy()))?;
-    f(root.as_fd())
+    f(root.as_fd(), owner)
 }
 
 /// A scratch directory of the engine for a `cp` stream, removed on drop.
@@ -351,7 +392,7 @@ pub fn copy_to_tar(engine: &Engine, src: &str, out: impl std::io::Write) -> Resu
     };
     let scratch = Scratch::new(engine)?;
     let shown = scratch.0.to_string_lossy().into_owned();
-    let name = in_rootfs(engine, &reference, |root| {
+    let name = in_rootfs(engine, &reference, |root, _| {
         let sp = place(Some(root), &path)?;
         let name = sp
             .name
@@ -407,8 +448,9 @@ pub fn copy_from_tar(engine: &Engine, input: impl std::io::Read, dst: &str) -> R
         .flatten()
         .map(|e| e.path())
         .collect();
-    in_rootfs(engine, &reference, |root| {
-        let dp = place(Some(root), &path)?;
+    in_rootfs(engine, &reference, |root, owner| {
+        let mut dp = place(Some(root), &path)?;
+        dp.owner = owner;
         let is_dir = match &dp.name {
             None => true,
             Some(n) => rustix::fs::statat(&dp.dir, n.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)

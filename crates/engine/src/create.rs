@@ -24,6 +24,9 @@ pub struct ContainerConfig {
     /// The healthcheck (flags over the image's), if any.
     #[serde(default)]
     pub health: Option<crate::health::HealthConfig>,
+    /// The user namespace mapping; None: the host's user namespace.
+    #[serde(default)]
+    pub idmap: Option<crate::userns::Mapping>,
 }
 
 impl ContainerConfig {
@@ -61,6 +64,7 @@ pub fn reap_interrupted(engine: &Engine) -> Result<Vec<String>> {
     rows.extend(crate::pods::list(engine)?.into_iter().map(|p| p.id));
     let mut candidates: std::collections::BTreeSet<String> =
         crate::networks::unowned(engine)?.into_iter().collect();
+    candidates.extend(crate::userns::unowned(engine)?);
     if let Ok(rd) = std::fs::read_dir(engine.root.join("containers")) {
         for e in rd.flatten() {
             if let Some(name) = e.file_name().to_str() {
@@ -93,6 +97,7 @@ pub fn reap_interrupted(engine: &Engine) -> Result<Vec<String>> {
         }
         crate::networks::release(engine, &id)?;
         crate::volume_store::release(engine, &id)?;
+        crate::userns::release(engine, &id)?;
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -132,6 +137,17 @@ impl Drop for NetGuard<'_> {
     fn drop(&mut self) {
         if let Some(id) = self.1.take() {
             let _ = crate::networks::release(self.0, &id);
+        }
+    }
+}
+
+/// Releases the user namespace range of a container whose creation failed.
+struct RangeGuard<'a>(&'a Engine, Option<String>);
+
+impl Drop for RangeGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.1.take() {
+            let _ = crate::userns::release(self.0, &id);
         }
     }
 }
@@ -237,6 +253,21 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
     let explicit_name = o.name.as_deref().map(names::check_name).transpose()?;
     // `--pod`: the pod's ID and hostname go into the options.
     let pod = crate::pods::join(engine, &mut o)?;
+    let userns_req = crate::userns::request(&o.userns, o.privileged)?;
+    if pod.is_some() && userns_req != crate::userns::Request::Host {
+        return Err(opts::OptsError::Invalid {
+            flag: "--userns",
+            value: o.userns.userns.clone().unwrap_or_else(|| "auto".into()),
+            why: "a container in a pod joins the pod's namespaces, which belong to the \
+                  host's user namespace; use --userns=host (pods with their own user \
+                  namespace are not supported yet)"
+                .into(),
+        }
+        .into());
+    }
+    if userns_req != crate::userns::Request::Host {
+        crate::userns::check_reachable(&engine.root)?;
+    }
     // The init is found and checked before anything else is set up.
     let init_binary = if o.init {
         let env = std::env::var_os(crate::init::INIT_PATH_ENV).map(PathBuf::from);
@@ -267,6 +298,23 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
     for sub in ["upper", "work", "merged", "bundle"] {
         let p = dir.join(sub);
         std::fs::create_dir_all(&p).map_err(io("create container dir", &p))?;
+    }
+    // A range allocated now is released by the guard on failure, or by
+    // `reap_interrupted` after a killed create (no row).
+    let mut range_guard = RangeGuard(engine, None);
+    let idmap = match userns_req {
+        crate::userns::Request::Host => None,
+        crate::userns::Request::Explicit(m) => Some(m),
+        crate::userns::Request::Auto { size } => {
+            range_guard.1 = Some(id.clone());
+            Some(crate::userns::allocate(engine, &id, size)?)
+        }
+    };
+    if let Some((uid, gid)) = idmap.as_ref().and_then(|m| m.root()) {
+        // The overlay's root takes the upper dir's owner: container root.
+        let upper = dir.join("upper");
+        std::os::unix::fs::chown(&upper, Some(uid), Some(gid))
+            .map_err(io("chown the upper dir", &upper))?;
     }
     let mut env_file_lines = Vec::new();
     for f in &o.env_files {
@@ -373,6 +421,9 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
         }
     }
     generate::keep_init_mount_last(&mut generated.spec);
+    if let Some(m) = &idmap {
+        crate::userns::apply(&mut generated.spec, m)?;
+    }
     let config_path = engine.bundle(&id).join("config.json");
     let text = serde_json::to_vec_pretty(&generated.spec).expect("spec serializes");
     std::fs::write(&config_path, text).map_err(io("write config.json", &config_path))?;
@@ -385,6 +436,7 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
         generated,
         lowers: img.lowers.clone(),
         health,
+        idmap,
     };
     let mut row = ContainerRow {
         id: id.clone(),
@@ -428,6 +480,7 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
     }
     anon_guard.1.clear();
     net_guard.1 = None;
+    range_guard.1 = None;
     let mut guard = guard;
     guard.0 = None;
     crate::events::container(engine, &row, "create", &[]);

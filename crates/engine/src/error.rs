@@ -22,6 +22,8 @@ pub enum EngineError {
     #[error(transparent)]
     Volume(#[from] crate::volumes::VolumeError),
     #[error(transparent)]
+    Userns(#[from] crate::userns::UsernsError),
+    #[error(transparent)]
     Bind(#[from] crate::binds::BindError),
     #[error(transparent)]
     Network(Box<crate::networks::NetworkError>),

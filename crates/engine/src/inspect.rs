@@ -27,6 +27,7 @@ fn mark_volumes(engine: &Engine, id: &str, mut mounts: Vec<Value>) -> Vec<Value>
 /// The inspect document of a container.
 pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
     let cfg = ContainerConfig::of(row).ok();
+    let cfg_idmap = cfg.as_ref().and_then(|c| c.idmap.clone());
     let paused = crate::manage::is_paused(engine, row);
     let (o, g) = match &cfg {
         Some(c) => (Some(&c.options), Some(&c.generated)),
@@ -130,6 +131,8 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
             "RestartPolicy": restart_policy_json(&row.restart_policy),
             "NetworkMode": o.and_then(|o| o.network.clone()).unwrap_or_else(|| crate::networks::DEFAULT_NETWORK.into()),
             "Privileged": o.map(|o| o.privileged),
+            "UsernsMode": crate::userns::mode_text(cfg_idmap.as_ref()),
+            "IDMappings": crate::userns::inspect_json(cfg_idmap.as_ref()),
             "Init": o.map(|o| o.init),
             "ReadonlyRootfs": o.map(|o| o.read_only),
             "CapAdd": o.map(|o| o.cap_add.clone()),

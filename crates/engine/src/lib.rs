@@ -39,6 +39,7 @@ pub mod opts;
 pub mod pods;
 pub mod resources;
 pub mod user;
+pub mod userns;
 pub mod volume_copy;
 pub mod volume_store;
 pub mod volumes;

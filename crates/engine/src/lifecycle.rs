@@ -25,12 +25,45 @@ pub fn mount_rootfs(engine: &Engine, id: &str, cfg: &ContainerConfig) -> Result<
     let work = dir.join("work");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(io("create overlay workdir", &work))?;
-    berth_image::mount::mount_container_rootfs(&cfg.lowers, &dir.join("upper"), &work, &target)
-        .map_err(|source| EngineError::Mount {
-            id: id.into(),
-            op: "mount",
-            source: Box::new(source),
-        })
+    let mount = |lowers: &[std::path::PathBuf]| {
+        berth_image::mount::mount_container_rootfs(lowers, &dir.join("upper"), &work, &target)
+            .map_err(|source| EngineError::Mount {
+                id: id.into(),
+                op: "mount",
+                source: Box::new(source),
+            })
+    };
+    match &cfg.idmap {
+        None => mount(&cfg.lowers),
+        Some(m) => {
+            // Idmapped layers: detached clones of the layer dirs shifted
+            // into the container's range, given to overlayfs by their
+            // /proc/self/fd paths (kernel >= 5.19 takes idmapped lowers).
+            // The upper dir is not idmapped: what the container writes is
+            // owned on the host by its range.
+            let userns = m
+                .userns_fd(id)
+                .map_err(rt(id, "make the idmap user namespace"))?;
+            let trees = cfg
+                .lowers
+                .iter()
+                .map(|l| {
+                    crate::userns::idmapped_tree(l, userns.as_fd()).map_err(|source| {
+                        crate::userns::UsernsError::Layer {
+                            path: l.clone(),
+                            source,
+                        }
+                        .into()
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let paths: Vec<std::path::PathBuf> = trees
+                .iter()
+                .map(|t| format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(t)).into())
+                .collect();
+            mount(&paths)
+        }
+    }
 }
 
 /// Unmounts the container's rootfs if mounted.
@@ -84,7 +117,8 @@ pub fn launch(engine: &Engine, row: &ContainerRow, internal_console: bool) -> Re
             ..Default::default()
         },
     )
-    .map_err(rt(id, "create"));
+    .map_err(rt(id, "create"))
+    .map_err(|e| crate::userns::hint(id, cfg.idmap.is_some(), e));
     let mut spawned = match spawned {
         Ok(s) => s,
         Err(e) => {
@@ -175,6 +209,17 @@ pub fn remove_files(engine: &Engine, id: &str) -> Result<()> {
     }
     if let Err(e) = crate::networks::release(engine, id) {
         first.get_or_insert(e);
+    }
+    // Only `auto` containers hold a range (no extra work for the others).
+    let ranged = row.as_ref().is_none_or(|r| {
+        ContainerConfig::of(r)
+            .map(|c| c.idmap.is_some_and(|m| m.mode == "auto"))
+            .unwrap_or(true)
+    });
+    if ranged {
+        if let Err(e) = crate::userns::release(engine, id) {
+            first.get_or_insert(e);
+        }
     }
     let dir = engine.dir(id);
     match std::fs::remove_dir_all(&dir) {

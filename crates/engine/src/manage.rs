@@ -286,12 +286,15 @@ pub fn export(engine: &Engine, reference: &str, w: &mut dyn std::io::Write) -> R
     if !was_mounted {
         crate::lifecycle::mount_rootfs(engine, &row.id, &cfg)?;
     }
-    let r = berth_image::layer_diff::write_tree(
-        &rootfs,
-        berth_image::layer_diff::TreeKind::Plain,
-        &|_| false,
-        w,
-    )
+    let shift = crate::userns::id_shift(cfg.idmap.as_ref());
+    let r = berth_image::layer_diff::with_id_shift(shift, || {
+        berth_image::layer_diff::write_tree(
+            &rootfs,
+            berth_image::layer_diff::TreeKind::Plain,
+            &|_| false,
+            w,
+        )
+    })
     .map_err(io("export the container's filesystem", &rootfs));
     if !was_mounted {
         // A start in the meantime uses the mount: leave it then.

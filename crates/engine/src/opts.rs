@@ -93,6 +93,9 @@ pub struct RunOptions {
     /// pod's full ID here.
     #[serde(default)]
     pub pod: Option<String>,
+    /// `--userns`, `--uidmap`, `--gidmap`.
+    #[serde(default)]
+    pub userns: crate::userns::UsernsOptions,
 }
 
 /// A restart policy (Docker's `--restart`).

@@ -55,9 +55,54 @@ pub fn populate(engine: &Engine, id: &str, rootfs: &Path) -> Result<()> {
         }
         if is_empty_dir(&v.mountpoint) {
             copy_into(&v, rootfs, &u.target)?;
+            // A container in a user namespace sees its rootfs owned by its
+            // range; the volume keeps the container's own ids (it is
+            // idmapped when mounted, as bind mounts are).
+            let idmap = engine
+                .db()?
+                .get(id)?
+                .and_then(|r| crate::create::ContainerConfig::of(&r).ok())
+                .and_then(|c| c.idmap);
+            if let Some(m) = idmap {
+                unshift_tree(&v.mountpoint, &m).map_err(|e| {
+                    copy_err(&v, &u.target, format!("chown to the container's ids: {e}"))
+                })?;
+            }
         }
         volume_store::set_populated(engine, &v.name)?;
         drop(lock);
+    }
+    Ok(())
+}
+
+/// Gives every entry under `dir` owned by a host id of `m` the container id
+/// it stands for.
+fn unshift_tree(dir: &Path, m: &crate::userns::Mapping) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let back = |maps: &[crate::userns::Map], id: u32| {
+        maps.iter()
+            .find(|x| id >= x.host && u64::from(id) < u64::from(x.host) + u64::from(x.size))
+            .map(|x| x.container + (id - x.host))
+    };
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let md = std::fs::symlink_metadata(&p)?;
+        let (u, g) = (back(&m.uid, md.uid()), back(&m.gid, md.gid()));
+        if u.is_some() || g.is_some() {
+            std::os::unix::fs::lchown(&p, u, g)?;
+            if md.is_file() && md.mode() & 0o6000 != 0 {
+                // chown clears set-id bits: put them back.
+                std::fs::set_permissions(
+                    &p,
+                    std::os::unix::fs::PermissionsExt::from_mode(md.mode() & 0o7777),
+                )?;
+            }
+        }
+        if md.is_dir() {
+            for e in std::fs::read_dir(&p)? {
+                stack.push(e?.path());
+            }
+        }
     }
     Ok(())
 }

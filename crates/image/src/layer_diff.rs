@@ -143,11 +143,44 @@ pub fn write_tree(
     b.into_inner()?.flush()
 }
 
+/// Id maps `(container, host, size)` of a container in a user namespace:
+/// its files are owned on the host by ids of its range, which its tars
+/// record as the container's ids (what a chown copy would have kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdShift {
+    pub uid: Vec<(u32, u32, u32)>,
+    pub gid: Vec<(u32, u32, u32)>,
+}
+
+thread_local! {
+    static SHIFT: std::cell::RefCell<Option<IdShift>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (a [`write_tree`] or [`commit_upper`]) with owners inside a
+/// host range of `shift` written as the container's ids. Ids outside
+/// every range are written as they are.
+pub fn with_id_shift<R>(shift: Option<IdShift>, f: impl FnOnce() -> R) -> R {
+    let old = SHIFT.with(|s| s.replace(shift));
+    let r = f();
+    SHIFT.with(|s| *s.borrow_mut() = old);
+    r
+}
+
+fn unshift(maps: &[(u32, u32, u32)], id: u32) -> u32 {
+    maps.iter()
+        .find(|(_, h, n)| id >= *h && u64::from(id) < u64::from(*h) + u64::from(*n))
+        .map_or(id, |(c, h, _)| c + (id - h))
+}
+
 fn header_for(m: &fs::Metadata) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_mode(m.mode() & 0o7777);
-    h.set_uid(u64::from(m.uid()));
-    h.set_gid(u64::from(m.gid()));
+    let (uid, gid) = SHIFT.with(|s| match &*s.borrow() {
+        Some(sh) => (unshift(&sh.uid, m.uid()), unshift(&sh.gid, m.gid())),
+        None => (m.uid(), m.gid()),
+    });
+    h.set_uid(u64::from(uid));
+    h.set_gid(u64::from(gid));
     h.set_mtime(m.mtime().max(0) as u64);
     h.set_size(0);
     h

@@ -130,6 +130,21 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
         pidns |= kind == NsKind::Pid;
         joins.push((kind, f.into()));
     }
+    // A namespace the container's user namespace does not own (the
+    // engine's network namespace, owned by the host's) cannot be joined
+    // from inside it. A root caller in the initial user namespace holds
+    // every capability over all of them: it joins the user namespace last
+    // (crun likewise joins such namespaces before the user namespace).
+    if userns
+        && nix::unistd::geteuid().is_root()
+        && std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+    {
+        if let Some(i) = joins.iter().position(|(k, _)| *k == NsKind::User) {
+            let u = joins.remove(i);
+            joins.push(u);
+        }
+    }
     let (console_socket, console_keep) = terminal_sockets(
         id,
         p.terminal,

@@ -21,7 +21,7 @@ pub mod exec;
 pub mod features;
 pub mod foreground;
 pub mod hooks;
-mod idmap;
+pub mod idmap;
 mod init;
 pub mod manage;
 mod mount_opts;

@@ -253,17 +253,22 @@ pub fn commit(root: &Path, e: &EngineArgs, a: &CommitArgs) -> Result<i32> {
         manage::pause(&engine, &row.id)?;
     }
     let upper = manage::upper_dir(&engine, &row.id);
-    let made = commit_upper(
-        &store,
-        &row.image_id,
-        &upper,
-        &CommitSpec {
-            edit: &edit,
-            history,
-            names: &names,
-            skip: &manage::is_engine_path,
-        },
-    );
+    let shift = berth_engine::create::ContainerConfig::of(&row)
+        .ok()
+        .and_then(|c| berth_engine::userns::id_shift(c.idmap.as_ref()));
+    let made = berth_image::layer_diff::with_id_shift(shift, || {
+        commit_upper(
+            &store,
+            &row.image_id,
+            &upper,
+            &CommitSpec {
+                edit: &edit,
+                history,
+                names: &names,
+                skip: &manage::is_engine_path,
+            },
+        )
+    });
     if paused {
         manage::unpause(&engine, &row.id)?;
     }

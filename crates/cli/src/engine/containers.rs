@@ -656,6 +656,8 @@ pub fn info(root: &Path, e: &EngineArgs, a: &FormatArgs) -> Result<i32> {
             "cgroupParent": engine.cgroup_parent,
             "overlay": filesystems.contains("overlay"),
             "userNamespaces": userns,
+            // The user namespace of containers made without --userns/--uidmap.
+            "defaultUsernsMode": berth_engine::userns::default_mode(),
             "seccomp": seccomp,
             "networkBackend": "netlink+nftables",
             "nftables": nft,

@@ -114,6 +114,18 @@ pub struct RunArgs {
     /// no-new-privileges, seccomp=unconfined or seccomp=FILE.
     #[arg(long)]
     pub security_opt: Vec<String>,
+    /// User namespace: host (the default), auto or auto:size=N (a range
+    /// of N ids, default 65536, of berth's own, from the `berth` entry of
+    /// /etc/subuid and /etc/subgid, appended when missing).
+    #[arg(long, value_name = "MODE")]
+    pub userns: Option<String>,
+    /// Run in a user namespace with this uid map line,
+    /// CONTAINER:HOST:SIZE (repeatable; the gid map too unless --gidmap).
+    #[arg(long, value_name = "CONTAINER:HOST:SIZE")]
+    pub uidmap: Vec<String>,
+    /// A gid map line, CONTAINER:HOST:SIZE (repeatable).
+    #[arg(long, value_name = "CONTAINER:HOST:SIZE")]
+    pub gidmap: Vec<String>,
     /// All capabilities, no seccomp, no masked paths.
     #[arg(long)]
     pub privileged: bool,
@@ -227,6 +239,11 @@ impl RunArgs {
             cgroup_parent: engine.cgroup_parent.clone(),
             extra: self.flags.extra(),
             pod: self.pod.clone(),
+            userns: berth_engine::userns::UsernsOptions {
+                userns: self.userns.clone(),
+                uidmap: self.uidmap.clone(),
+                gidmap: self.gidmap.clone(),
+            },
         })
     }
 

@@ -1,0 +1,698 @@
+//! User namespaces for containers (`--userns=auto[:size=N]`, `--uidmap`,
+//! `--gidmap`): each `auto` container gets its own range of host ids from
+//! berth's subordinate range, its image layers and bind mounts idmapped.
+//! Checked from inside (/proc/self/uid_map, owners seen) and from the host
+//! (process credentials, owners of written files, the range's release).
+//! Each test uses subordinate id files of its own (BERTH_SUBUID_FILE,
+//! BERTH_SUBGID_FILE): the host's /etc/subuid is never touched.
+
+mod common;
+mod flags_support;
+use common::*;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// An engine env with its own subordinate id files.
+struct U {
+    env: EngineEnv,
+    subuid: PathBuf,
+    subgid: PathBuf,
+    image: String,
+}
+
+impl U {
+    /// `None` (after a SKIP line) when not root.
+    fn new() -> Option<U> {
+        if !is_root() {
+            eprintln!("SKIP: user namespace tests need root");
+            return None;
+        }
+        let env = EngineEnv::new();
+        let subuid = env.dir.path().join("subuid");
+        let subgid = env.dir.path().join("subgid");
+        // Another user's range: berth's must be placed after it.
+        std::fs::write(&subuid, "alice:100000:65536\n").expect("subuid");
+        std::fs::write(&subgid, "alice:100000:65536\nbob:300000:65536\n").expect("subgid");
+        let image = env.busybox_image();
+        Some(U {
+            env,
+            subuid,
+            subgid,
+            image,
+        })
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = self.env.cmd();
+        c.env("BERTH_SUBUID_FILE", &self.subuid)
+            .env("BERTH_SUBGID_FILE", &self.subgid);
+        c
+    }
+
+    fn berth(&self, args: &[&str]) -> Output {
+        let o = self.cmd().args(args).output().expect("run berth");
+        eprintln!(
+            "berth {args:?} -> {}\nstdout: {}\nstderr: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        ok(&self.berth(args))
+    }
+
+    /// `run -d --network none --name NAME FLAGS IMAGE sleep 1000`.
+    fn detached(&self, name: &str, flags: &[&str]) -> String {
+        let mut a = vec!["run", "-d", "--network", "none", "--name", name];
+        a.extend_from_slice(flags);
+        a.extend_from_slice(&[&self.image, "sleep", "1000"]);
+        self.ok(&a).trim().to_string()
+    }
+
+    /// The first line of the container's /proc/self/uid_map, as numbers.
+    fn uid_map(&self, name: &str) -> (u64, u64, u64) {
+        map_line(&self.ok(&["exec", name, "cat", "/proc/self/uid_map"]))
+    }
+
+    /// berth's entry of the subordinate uid file: (start, count).
+    fn berth_entry(&self, gid: bool) -> (u64, u64) {
+        let text =
+            std::fs::read_to_string(if gid { &self.subgid } else { &self.subuid }).expect("read");
+        let l = text
+            .lines()
+            .find(|l| l.starts_with("berth:"))
+            .unwrap_or_else(|| panic!("no berth entry in {text:?}"));
+        let f: Vec<u64> = l.split(':').skip(1).map(|x| x.parse().unwrap()).collect();
+        (f[0], f[1])
+    }
+}
+
+fn map_line(text: &str) -> (u64, u64, u64) {
+    let f: Vec<u64> = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|x| x.parse().expect("number"))
+        .collect();
+    assert_eq!(f.len(), 3, "uid_map line {text:?}");
+    (f[0], f[1], f[2])
+}
+
+#[test]
+fn auto_maps_a_range_of_berths_own_and_inspect_shows_it() {
+    let Some(u) = U::new() else { return };
+    let out = u.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--userns=auto",
+        &u.image,
+        "cat",
+        "/proc/self/uid_map",
+        "/proc/self/gid_map",
+    ]);
+    // The entry berth appended lies after every other entry of both files.
+    let (us, ucount) = u.berth_entry(false);
+    let (gs, _) = u.berth_entry(true);
+    assert!(us >= 300000 + 65536 && gs >= 300000 + 65536, "{us} {gs}");
+    assert!(ucount >= 65536);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(map_line(lines[0]), (0, us, 65536));
+    assert_eq!(map_line(lines[1]), (0, gs, 65536));
+
+    u.detached("a", &["--userns=auto:size=5000"]);
+    let v = u.env.inspect("a");
+    assert_eq!(v["HostConfig"]["UsernsMode"], "auto", "{v}");
+    assert_eq!(
+        v["HostConfig"]["IDMappings"]["UidMap"][0],
+        format!("0:{us}:5000"),
+        "{v}"
+    );
+    assert_eq!(u.uid_map("a"), (0, us, 5000));
+    // Without a flag: the host's user namespace, as before.
+    u.detached("h", &[]);
+    let v = u.env.inspect("h");
+    assert_eq!(v["HostConfig"]["UsernsMode"], "", "{v}");
+    assert!(v["HostConfig"]["IDMappings"].is_null(), "{v}");
+    assert_eq!(u.uid_map("h"), (0, 0, 4294967295));
+    let info: serde_json::Value =
+        serde_json::from_str(&u.ok(&["info", "--format", "json"])).expect("info json");
+    assert_eq!(info["host"]["defaultUsernsMode"], "host", "{info}");
+}
+
+#[test]
+fn ranges_are_disjoint_processes_unprivileged_and_rm_releases() {
+    let Some(u) = U::new() else { return };
+    let (us, _) = u.berth_entry_after_first_use();
+    let a = u.detached("a", &["--userns=auto"]);
+    let b = u.detached("b", &["--userns=auto:size=1000"]);
+    let c = u.detached("c", &["--userns=auto"]);
+    let (ma, mb, mc) = (u.uid_map("a"), u.uid_map("b"), u.uid_map("c"));
+    assert_eq!(ma, (0, us, 65536));
+    let ranges = [ma, mb, mc];
+    for (i, x) in ranges.iter().enumerate() {
+        for y in &ranges[i + 1..] {
+            assert!(
+                x.1 + x.2 <= y.1 || y.1 + y.2 <= x.1,
+                "ranges overlap: {x:?} {y:?}"
+            );
+        }
+    }
+    // From the host: every id of the container's process is in its range.
+    let pid = u.env.inspect(&a)["State"]["Pid"].as_i64().expect("pid");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    for key in ["Uid:", "Gid:"] {
+        let line = status.lines().find(|l| l.starts_with(key)).expect(key);
+        for id in line.split_whitespace().skip(1) {
+            assert_eq!(id.parse::<u64>().unwrap(), us, "{line}");
+        }
+    }
+    let _ = (&b, &c);
+    // `rm` frees a's range: the next container takes it again.
+    u.ok(&["rm", "-f", "a"]);
+    u.detached("d", &["--userns=auto"]);
+    assert_eq!(u.uid_map("d"), (0, us, 65536));
+}
+
+impl U {
+    /// Makes berth append its entry (a first container) and returns it.
+    fn berth_entry_after_first_use(&self) -> (u64, u64) {
+        self.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--userns=auto",
+            &self.image,
+            "true",
+        ]);
+        self.berth_entry(false)
+    }
+}
+
+#[test]
+fn rootfs_writes_are_owned_by_the_range_and_layers_look_root_owned() {
+    let Some(u) = U::new() else { return };
+    let id = u.detached("a", &["--userns=auto"]);
+    let (us, _) = u.berth_entry(false);
+    let (gs, _) = u.berth_entry(true);
+    // Inside: the image's files (root-owned on the host) are root's, not
+    // nobody's: the layers are idmapped, not chowned.
+    let seen = u.ok(&[
+        "exec",
+        "a",
+        "stat",
+        "-c",
+        "%u:%g",
+        "/",
+        "/bin/busybox",
+        "/etc/passwd",
+    ]);
+    assert_eq!(seen.split_whitespace().collect::<Vec<_>>(), ["0:0"; 3]);
+    u.ok(&[
+        "exec",
+        "a",
+        "sh",
+        "-c",
+        "echo x > /new && echo y >> /etc/passwd",
+    ]);
+    let upper = u.env.root().join("containers").join(&id).join("upper");
+    for f in ["new", "etc/passwd"] {
+        let md = std::fs::metadata(upper.join(f)).expect("file in the upper dir");
+        assert_eq!((md.uid(), md.gid()), (us as u32, gs as u32), "{f}");
+    }
+    // The layer files themselves were not touched.
+    let lowers = u.env.root().join("images");
+    let out = Command::new("find")
+        .arg(&lowers)
+        .args(["-path", "*/bin/busybox", "-printf", "%U\n"])
+        .output()
+        .expect("find");
+    let owners = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!owners.trim().is_empty(), "busybox in the store");
+    assert!(owners.lines().all(|l| l == "0"), "{owners}");
+}
+
+#[test]
+fn bind_mount_writes_are_owned_as_without_userns() {
+    let Some(u) = U::new() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path().to_str().unwrap();
+    let mut owners = Vec::new();
+    for (flag, file) in [("--userns=host", "h"), ("--userns=auto", "a")] {
+        let inner = u.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            flag,
+            "-v",
+            &format!("{d}:/data"),
+            "-v",
+            "vol:/vol",
+            &u.image,
+            "sh",
+            "-c",
+            &format!("echo hi > /data/{file} && echo hi > /vol/{file} && stat -c %u:%g /data/{file} /vol/{file} /data"),
+        ]);
+        assert_eq!(
+            inner.split_whitespace().collect::<Vec<_>>(),
+            ["0:0"; 3],
+            "{flag}"
+        );
+        let md = std::fs::metadata(dir.path().join(file)).expect("written file");
+        owners.push((md.uid(), md.gid()));
+    }
+    assert_eq!(owners, [(0, 0), (0, 0)]);
+    let vol = u.ok(&["volume", "inspect", "vol", "--format", "{{.Mountpoint}}"]);
+    let md = std::fs::metadata(PathBuf::from(vol.trim()).join("a")).expect("volume file");
+    assert_eq!((md.uid(), md.gid()), (0, 0));
+}
+
+/// The escape stand-in: container root holding the host's files through
+/// no idmapped mount (its user namespace entered with the host's mount
+/// namespace) is an unprivileged id and cannot read /etc/shadow; without a
+/// user namespace it is host root, which reads it.
+#[test]
+fn container_root_outside_its_mounts_cannot_read_shadow() {
+    let Some(u) = U::new() else { return };
+    let shadow = std::fs::metadata("/etc/shadow");
+    let Ok(md) = shadow else {
+        eprintln!("SKIP: no /etc/shadow");
+        return;
+    };
+    assert_eq!(md.mode() & 0o007, 0, "/etc/shadow is not world-readable");
+    let a = u.detached("a", &["--userns=auto"]);
+    let h = u.detached("h", &[]);
+    let read_as_root_of = |id: &str| {
+        let pid = u.env.inspect(id)["State"]["Pid"].as_i64().expect("pid");
+        Command::new("nsenter")
+            .arg(format!("--user=/proc/{pid}/ns/user"))
+            .args(["--setuid", "0", "--setgid", "0", "--", "cat", "/etc/shadow"])
+            .stdout(Stdio::null())
+            .output()
+            .expect("nsenter")
+    };
+    let o = read_as_root_of(&a);
+    assert!(!o.status.success(), "container root read /etc/shadow");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Without a user namespace, container root is host root (the same
+    // user namespace as ours), which reads it.
+    let hpid = u.env.inspect(&h)["State"]["Pid"].as_i64().expect("pid");
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{hpid}/ns/user")).expect("ns"),
+        std::fs::read_link("/proc/self/ns/user").expect("ns")
+    );
+    assert!(std::fs::read("/etc/shadow").is_ok());
+    // Through a read-only bind mount the container sees it with its host
+    // owner (idmapped): readable to container root as without userns,
+    // and not writable.
+    let o = u.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--userns=auto",
+        "-v",
+        "/etc/shadow:/shadow:ro",
+        &u.image,
+        "sh",
+        "-c",
+        "stat -c %u /shadow; echo x >> /shadow",
+    ]);
+    assert!(!o.status.success());
+    assert_eq!(stdout(&o).trim(), "0");
+}
+
+#[test]
+fn killed_create_leaks_no_range() {
+    let Some(u) = U::new() else { return };
+    let (us, _) = u.berth_entry_after_first_use();
+    // A create blocked after its range is allocated: reading a FIFO given
+    // as --env-file.
+    let fifo = u.env.dir.path().join("envfifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let mut child = u
+        .cmd()
+        .args([
+            "create",
+            "--network",
+            "none",
+            "--userns=auto",
+            "--env-file",
+            fifo.to_str().unwrap(),
+            &u.image,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn create");
+    // While it waits, its range is taken: a new container gets the next.
+    let next = wait_for("the blocked create's range", 90, || {
+        u.detached("probe", &["--userns=auto"]);
+        let m = u.uid_map("probe");
+        u.ok(&["rm", "-f", "probe"]);
+        (m.1 != us).then_some(m)
+    });
+    assert_eq!(next.1, us + 65536);
+    child.kill().expect("kill create");
+    let _ = child.wait();
+    // The next command reaps the killed create's range.
+    u.ok(&["ps", "-a"]);
+    u.detached("b", &["--userns=auto"]);
+    assert_eq!(u.uid_map("b"), (0, us, 65536));
+}
+
+#[test]
+fn bad_flags_are_refused_and_leave_nothing() {
+    let Some(u) = U::new() else { return };
+    for (args, want) in [
+        (vec!["--privileged", "--userns=auto"], "--privileged"),
+        (
+            vec!["--privileged", "--uidmap", "0:100000:10"],
+            "--privileged",
+        ),
+        (vec!["--userns=keep-id"], "--userns"),
+        (vec!["--userns=auto:size=0"], "size"),
+        (vec!["--uidmap", "0:100000"], "CONTAINER:HOST:SIZE"),
+        (vec!["--userns=host", "--uidmap", "0:1:1"], "conflicts"),
+        (vec!["--userns=auto", "--pid", "host"], "--userns=host"),
+        (
+            vec!["--userns=auto", "--sysctl", "net.ipv4.ip_forward=1"],
+            "--userns=host",
+        ),
+    ] {
+        let mut a = vec!["create", "--network", "none"];
+        a.extend_from_slice(&args);
+        a.push(&u.image);
+        let o = u.berth(&a);
+        assert!(!o.status.success(), "{args:?}");
+        let err = stderr(&o);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    assert_eq!(u.ok(&["ps", "-aq"]).trim(), "");
+    let containers = u.env.root().join("containers");
+    let left: Vec<_> = std::fs::read_dir(&containers)
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    // A pod's namespaces belong to the host's user namespace.
+    u.ok(&["pod", "create", "--name", "upod", "--network", "none"]);
+    let o = u.berth(&["create", "--pod", "upod", "--userns=auto", &u.image]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--userns=host"), "{}", stderr(&o));
+    assert_eq!(u.ok(&["ps", "-aq"]).trim(), "");
+    u.ok(&["pod", "rm", "-f", "upod"]);
+    // --privileged with --userns=host is fine (it is what privileged means).
+    u.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--privileged",
+        "--userns=host",
+        &u.image,
+        "true",
+    ]);
+}
+
+/// `--uidmap`/`--gidmap` as podman takes them: the same maps inside.
+#[test]
+fn uidmap_matches_podman() {
+    let Some(u) = U::new() else { return };
+    let flags = [
+        "--uidmap",
+        "0:200000:1000",
+        "--uidmap",
+        "1000:300000:10",
+        "--gidmap",
+        "0:400000:2000",
+    ];
+    let mut a = vec!["run", "--rm", "--network", "none"];
+    a.extend_from_slice(&flags);
+    a.extend_from_slice(&[&u.image, "cat", "/proc/self/uid_map", "/proc/self/gid_map"]);
+    let ours = u.ok(&a);
+    let norm = |s: &str| {
+        s.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        norm(&ours),
+        ["0 200000 1000", "1000 300000 10", "0 400000 2000"]
+    );
+    let Some(p) = flags_support::Podman::new(&u.env) else {
+        return;
+    };
+    let mut a: Vec<&str> = flags.to_vec();
+    a.extend_from_slice(&[
+        "localhost/bb:1",
+        "cat",
+        "/proc/self/uid_map",
+        "/proc/self/gid_map",
+    ]);
+    let theirs = p.run(&a);
+    if !theirs.status.success() {
+        eprintln!("SKIP: podman --uidmap failed: {}", stderr(&theirs));
+        return;
+    }
+    assert_eq!(norm(&ours), norm(&stdout(&theirs)));
+}
+
+/// `export` and `commit` of a container in a user namespace record the
+/// container's ids (0 for root), not the host ids of its range.
+#[test]
+fn export_and_commit_record_container_ids() {
+    let Some(u) = U::new() else { return };
+    u.ok(&[
+        "run",
+        "--name",
+        "ex",
+        "--network",
+        "none",
+        "--userns=auto",
+        &u.image,
+        "sh",
+        "-c",
+        "echo x > /new && mkdir /d && chown 5:6 /d",
+    ]);
+    let tar = u.cmd().args(["export", "ex"]).output().expect("export");
+    assert!(tar.status.success(), "{}", stderr(&tar));
+    let path = u.env.dir.path().join("ex.tar");
+    std::fs::write(&path, &tar.stdout).expect("write tar");
+    let list = Command::new("tar")
+        .arg("-tvf")
+        .arg(&path)
+        .output()
+        .expect("tar -t");
+    let text = String::from_utf8_lossy(&list.stdout).to_string();
+    let owner = |name: &str| {
+        text.lines()
+            .find(|l| l.trim_end().trim_end_matches('/').ends_with(name))
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(owner("new"), "0/0");
+    assert_eq!(owner("d"), "5/6");
+    assert_eq!(owner("bin/busybox"), "0/0");
+    u.ok(&["commit", "ex", "localhost/ex:1"]);
+    let seen = u.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "localhost/ex:1",
+        "stat",
+        "-c",
+        "%u:%g",
+        "/new",
+        "/d",
+    ]);
+    assert_eq!(seen.split_whitespace().collect::<Vec<_>>(), ["0:0", "5:6"]);
+}
+
+/// A bind mount of a filesystem without idmapped mounts (procfs): a clear
+/// error pointing at --userns=host.
+#[test]
+fn unidmappable_mount_suggests_userns_host() {
+    let Some(u) = U::new() else { return };
+    let o = u.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--userns=auto",
+        "-v",
+        "/proc/cpuinfo:/cpuinfo:ro",
+        &u.image,
+        "true",
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("idmap") && err.contains("--userns=host"),
+        "{err}"
+    );
+}
+
+/// A --root the container's ids cannot traverse (a 0700 dir above it):
+/// refused at create, naming the dir, with nothing left behind.
+#[test]
+fn unreachable_root_is_refused_up_front() {
+    let Some(u) = U::new() else { return };
+    let closed = tempfile::tempdir().expect("tmp");
+    std::fs::set_permissions(
+        closed.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod");
+    let root = closed.path().join("root");
+    let berth = || {
+        let mut c = u.env.in_netns(berth_bin());
+        c.env("BERTH_SUBUID_FILE", &u.subuid)
+            .env("BERTH_SUBGID_FILE", &u.subgid)
+            .arg("--root")
+            .arg(&root)
+            .arg("--runroot")
+            .arg(u.env.runroot());
+        c
+    };
+    let tar = u.env.dir.path().join("rootfs.tar");
+    let imported = berth()
+        .arg("import")
+        .arg(&tar)
+        .arg("localhost/bb:1")
+        .output()
+        .expect("import");
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    let o = berth()
+        .args([
+            "create",
+            "--network",
+            "none",
+            "--userns=auto",
+            "localhost/bb:1",
+        ])
+        .output()
+        .expect("berth");
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains(closed.path().to_str().unwrap()) && err.contains("--userns=host"),
+        "{err}"
+    );
+    let ps = berth().args(["ps", "-aq"]).output().expect("ps");
+    assert_eq!(stdout(&ps).trim(), "");
+}
+
+/// `cp` into a container in a user namespace: what it creates belongs to
+/// container root (root-owned inside, the range's first id on the host), as
+/// `cp` into a container without one makes root-owned files.
+#[test]
+fn cp_into_the_container_is_owned_by_container_root() {
+    let Some(u) = U::new() else { return };
+    let id = u.detached("a", &["--userns=auto"]);
+    let (us, _) = u.berth_entry(false);
+    let src = u.env.dir.path().join("cpsrc");
+    std::fs::create_dir_all(src.join("sub")).expect("mkdir");
+    std::fs::write(src.join("sub/g"), "y").expect("write");
+    u.ok(&["cp", src.to_str().unwrap(), "a:/tmp/"]);
+    let seen = u.ok(&[
+        "exec",
+        "a",
+        "stat",
+        "-c",
+        "%u:%g",
+        "/tmp/cpsrc",
+        "/tmp/cpsrc/sub",
+        "/tmp/cpsrc/sub/g",
+    ]);
+    assert_eq!(seen.split_whitespace().collect::<Vec<_>>(), ["0:0"; 3]);
+    let upper = u.env.root().join("containers").join(&id).join("upper");
+    let md = std::fs::metadata(upper.join("tmp/cpsrc/sub/g")).expect("copied file");
+    assert_eq!(md.uid(), us as u32);
+    // And a file written by the container is root's in a cp out stream.
+    u.ok(&["exec", "a", "sh", "-c", "echo z > /out"]);
+    let tar = u
+        .cmd()
+        .args(["cp", "a:/out", "-"])
+        .output()
+        .expect("cp out");
+    assert!(tar.status.success(), "{}", stderr(&tar));
+    let hdr = tar::Header::from_byte_slice(&tar.stdout[..512]);
+    assert_eq!(
+        (hdr.uid().unwrap(), hdr.gid().unwrap()),
+        (0, 0),
+        "{:?}",
+        hdr.path()
+    );
+}
+
+/// The engine setting BERTH_USERNS_DEFAULT=auto: containers without a flag
+/// get a range; --privileged and --userns=host keep the host's; `info`
+/// shows the default.
+#[test]
+fn default_setting_gives_every_container_a_range() {
+    let Some(u) = U::new() else { return };
+    let run = |flags: &[&str]| {
+        let mut a = vec!["run", "--rm", "--network", "none"];
+        a.extend_from_slice(flags);
+        a.extend_from_slice(&[&u.image, "cat", "/proc/self/uid_map"]);
+        let o = u
+            .cmd()
+            .env("BERTH_USERNS_DEFAULT", "auto:size=2000")
+            .args(&a)
+            .output()
+            .expect("berth");
+        map_line(&ok(&o))
+    };
+    let m = run(&[]);
+    assert_eq!(m, (0, u.berth_entry(false).0, 2000));
+    assert_eq!(run(&["--privileged"]), (0, 0, 4294967295));
+    assert_eq!(run(&["--userns=host"]), (0, 0, 4294967295));
+    let info = u
+        .cmd()
+        .env("BERTH_USERNS_DEFAULT", "auto:size=2000")
+        .args(["info", "--format", "json"])
+        .output()
+        .expect("info");
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout).expect("json");
+    assert_eq!(v["host"]["defaultUsernsMode"], "auto:size=2000");
+}
+
+/// `exec` into a container in a user namespace on the default bridge
+/// network (a network namespace the engine made, owned by the host's user
+/// namespace).
+#[test]
+fn exec_with_a_bridge_network() {
+    let Some(u) = U::new() else { return };
+    u.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "n",
+        "--userns=auto",
+        &u.image,
+        "sleep",
+        "1000",
+    ]);
+    let (us, _) = u.berth_entry(false);
+    assert_eq!(u.uid_map("n"), (0, us, 65536));
+    let addrs = u.ok(&["exec", "n", "ip", "-o", "addr"]);
+    assert!(addrs.contains("eth0"), "{addrs}");
+}
