@@ -80,14 +80,6 @@ impl Service {
         let body = out.split_once("\r\n\r\n").map_or("", |x| x.1).to_string();
         (status, body)
     }
-
-    fn stop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
-    }
 }
 
 impl Drop for Service {
