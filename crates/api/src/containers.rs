@@ -378,6 +378,21 @@ pub async fn wait(ctx: &Arc<Ctx>, r: &Req, id: &str) -> Result<Response<Body>, A
         return Err(ApiError::bad(format!("invalid condition: {cond:?}")));
     }
     let row = find(ctx, id).await?;
+    // Docker sends the headers at once (the CLI starts the container only
+    // once it has them), the status when the condition holds.
+    let (resp, tx) = reply::stream("application/json");
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let v = match wait_for(&ctx, &cond, row).await {
+            Ok(v) => v,
+            Err(e) => json!({"StatusCode": -1, "Error": {"Message": e.message}}),
+        };
+        let _ = tx.send(bytes::Bytes::from(format!("{v}\n"))).await;
+    });
+    Ok(resp)
+}
+
+async fn wait_for(ctx: &Arc<Ctx>, cond: &str, row: ContainerRow) -> Result<Value, ApiError> {
     let full = row.id.clone();
     let started0 = row.started;
     let mut last = row;
@@ -411,13 +426,10 @@ pub async fn wait(ctx: &Arc<Ctx>, r: &Req, id: &str) -> Result<Response<Body>, A
                         .await?
                         .unwrap_or(-1),
                 };
-                return Ok(reply::json(
-                    StatusCode::OK,
-                    &json!({"StatusCode": code, "Error": null}),
-                ));
+                return Ok(json!({"StatusCode": code, "Error": null}));
             }
             Some(c) => {
-                let done = match cond.as_str() {
+                let done = match cond {
                     "removed" => false,
                     "next-exit" => {
                         c.status == Status::Exited && c.started.is_some() && c.started != started0
@@ -429,10 +441,7 @@ pub async fn wait(ctx: &Arc<Ctx>, r: &Req, id: &str) -> Result<Response<Body>, A
                 };
                 if done {
                     let code = c.exit_code.map(i64::from).unwrap_or(-1);
-                    return Ok(reply::json(
-                        StatusCode::OK,
-                        &json!({"StatusCode": code, "Error": null}),
-                    ));
+                    return Ok(json!({"StatusCode": code, "Error": null}));
                 }
                 last = c;
             }
