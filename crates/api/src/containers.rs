@@ -150,6 +150,18 @@ pub async fn inspect(ctx: &Arc<Ctx>, id: &str) -> Result<Response<Body>, ApiErro
 
 /// berth's inspect document with Docker's `/`-prefixed name.
 fn docker_inspect(mut doc: Value) -> Value {
+    // Docker's HostConfig.Tmpfs is a map of path to options.
+    if let Some(list) = doc["HostConfig"]["Tmpfs"].as_array() {
+        let map: serde_json::Map<String, Value> = list
+            .iter()
+            .filter_map(|t| t.as_str())
+            .map(|t| {
+                let (p, o) = t.split_once(':').unwrap_or((t, ""));
+                (p.to_string(), Value::from(o))
+            })
+            .collect();
+        doc["HostConfig"]["Tmpfs"] = Value::Object(map);
+    }
     if let Some(n) = doc["Name"].as_str() {
         if !n.starts_with('/') {
             doc["Name"] = format!("/{n}").into();

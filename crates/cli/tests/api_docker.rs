@@ -149,3 +149,56 @@ fn version_info_ping_and_errors() {
     // Nothing was created by the bad requests.
     assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
 }
+
+#[test]
+fn docker_run_in_the_foreground_and_detached() {
+    if !have_docker() {
+        return;
+    }
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    let svc = Service::start(&env);
+    let o = svc.docker(&["run", "--rm", &img, "echo", "hi"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(out(&o), "hi");
+    let o = svc.docker(&["run", "--rm", &img, "sh", "-c", "exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "the container's exit code");
+    let o = svc.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        &img,
+        "sh",
+        "-c",
+        "echo hello; exec sleep 1000",
+    ]);
+    assert!(o.status.success());
+    let id = out(&o);
+    assert_eq!(
+        out(&svc.docker(&["inspect", "--format", "{{.State.Running}}", "web"])),
+        "true"
+    );
+    assert_eq!(
+        env.ok(&["ps", "-q", "--no-trunc"]).trim(),
+        id,
+        "berth ps sees it"
+    );
+    wait_for("the container's output", 30, || {
+        (out(&svc.docker(&["logs", "web"])) == "hello").then_some(())
+    });
+    env.ok(&["run", "-d", "--name", "cli-made", &img, "sleep", "1000"]);
+    let names = out(&svc.docker(&["ps", "--format", "{{.Names}}"]));
+    assert!(names.lines().any(|l| l == "cli-made"), "{names}");
+    drop(svc);
+    assert_eq!(
+        env.inspect("web")["State"]["Running"],
+        true,
+        "kept without the service"
+    );
+    let svc = Service::start(&env);
+    assert!(svc.docker(&["stop", "-t", "1", "web"]).status.success());
+    assert!(svc.docker(&["rm", "web"]).status.success());
+    assert!(svc.docker(&["rm", "-f", "cli-made"]).status.success());
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+}
