@@ -18,6 +18,53 @@ pub enum SystemCommand {
     /// Remove stopped containers and unused images
     /// (example: `berth system prune -a -f`).
     Prune(super::system_prune::PruneArgs),
+    /// Serve the Docker Engine API on a unix socket
+    /// (example: `berth system service --time 0 unix:///run/berth/berth.sock`).
+    Service(ServiceArgs),
+}
+
+/// `system service`.
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// Exit after this many idle seconds (0: never).
+    #[arg(short = 't', long, default_value_t = 5)]
+    pub time: u64,
+    /// `unix:///path` (default: <runroot>/berth.sock) or, explicitly, `tcp://host:port`.
+    pub uri: Option<String>,
+}
+
+/// Execs `berth-service` (next to this `berth`), which serves the API and
+/// runs this `berth` for every change; containers never depend on it.
+fn service(root: &Path, e: &super::run::EngineArgs, a: &ServiceArgs) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    e.engine(root)?;
+    let me = std::env::current_exe().context("find the berth binary")?;
+    let exe = me
+        .parent()
+        .map(|d| d.join("berth-service"))
+        .filter(|p| p.is_file())
+        .with_context(|| {
+            format!(
+                "berth-service is not installed next to {} (install it with berth)",
+                me.display()
+            )
+        })?;
+    let mut c = std::process::Command::new(&exe);
+    c.arg("--root")
+        .arg(root)
+        .arg("--runroot")
+        .arg(&e.runroot)
+        .arg("--cgroup-parent")
+        .arg(&e.cgroup_parent)
+        .arg("--berth")
+        .arg(&me)
+        .arg("--time")
+        .arg(a.time.to_string());
+    if let Some(u) = &a.uri {
+        c.arg(u);
+    }
+    let err = c.exec();
+    Err(anyhow::anyhow!("run {}: {err}", exe.display()))
 }
 
 #[derive(Debug, Args)]
@@ -36,6 +83,7 @@ pub fn system_command(
     match c {
         SystemCommand::Df(a) => df(root, &a),
         SystemCommand::Prune(a) => super::system_prune::prune(root, e, &a),
+        SystemCommand::Service(a) => service(root, e, &a),
     }
 }
 

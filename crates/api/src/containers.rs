@@ -1,0 +1,553 @@
+//! `/containers/...` and `/info`: reads from the engine, changes through
+//! `berth` commands.
+
+use std::sync::Arc;
+
+use berth_engine::{db::Status, inspect, lifecycle, ContainerRow};
+use hyper::{Response, StatusCode};
+use serde_json::{json, Value};
+
+use crate::berth::Ctx;
+use crate::reply::{self, ApiError, Body};
+use crate::routes::Req;
+
+/// A container by name or ID, refreshed (404 when none).
+pub async fn find(ctx: &Ctx, reference: &str) -> Result<ContainerRow, ApiError> {
+    let r = reference.to_string();
+    ctx.read(move |e| {
+        lifecycle::find(e, &r).map_err(|err| match err.to_string() {
+            m if m.contains("no such container") => {
+                ApiError::not_found(format!("No such container: {r}"))
+            }
+            m => ApiError::from_message(m),
+        })
+    })
+    .await
+}
+
+fn unix_secs(ms: i64) -> i64 {
+    ms.div_euclid(1000)
+}
+
+/// Docker's `/containers/json` entry for a row.
+fn list_entry(row: &ContainerRow, doc: &Value, now: i64) -> Value {
+    let ports: Vec<Value> = doc["NetworkSettings"]["Ports"]
+        .as_object()
+        .map(|m| {
+            let mut v = Vec::new();
+            for (k, binds) in m {
+                let (port, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+                let private: u64 = port.parse().unwrap_or(0);
+                match binds.as_array() {
+                    Some(bs) if !bs.is_empty() => {
+                        for b in bs {
+                            v.push(json!({
+                                "IP": b["HostIp"].as_str().filter(|s| !s.is_empty()).unwrap_or("0.0.0.0"),
+                                "PrivatePort": private,
+                                "PublicPort": b["HostPort"].as_str().and_then(|p| p.parse::<u64>().ok()).unwrap_or(0),
+                                "Type": proto,
+                            }));
+                        }
+                    }
+                    _ => v.push(json!({"PrivatePort": private, "Type": proto})),
+                }
+            }
+            v
+        })
+        .unwrap_or_default();
+    json!({
+        "Id": row.id,
+        "Names": [format!("/{}", row.name)],
+        "Image": row.image,
+        "ImageID": row.image_id,
+        "Command": inspect::command_text(row),
+        "Created": unix_secs(row.created),
+        "Ports": ports,
+        "Labels": row.labels,
+        "State": row.status.as_str(),
+        "Status": inspect::status_text(row, now),
+        "HostConfig": {"NetworkMode": doc["HostConfig"]["NetworkMode"].as_str().unwrap_or("default")},
+        "NetworkSettings": {"Networks": doc["NetworkSettings"]["Networks"].clone()},
+        "Mounts": doc["Mounts"].clone(),
+    })
+}
+
+/// Docker's `filters` query: `{"name":["x"],"status":["running"]}` (or
+/// the old `{"name":{"x":true}}`), as berth's `k=v` filters.
+fn filters(r: &Req) -> Result<Vec<String>, ApiError> {
+    let Some(f) = r.q("filters").filter(|s| !s.is_empty()) else {
+        return Ok(vec![]);
+    };
+    let v: Value = serde_json::from_str(f)
+        .map_err(|e| ApiError::bad(format!("invalid filters {f:?}: {e}")))?;
+    let mut out = Vec::new();
+    for (k, vals) in v.as_object().into_iter().flatten() {
+        let list: Vec<String> = match vals {
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect(),
+            Value::Object(o) => o.keys().cloned().collect(),
+            Value::String(s) => vec![s.clone()],
+            _ => vec![],
+        };
+        for x in list {
+            out.push(format!("{k}={x}"));
+        }
+    }
+    Ok(out)
+}
+
+pub async fn list(ctx: &Arc<Ctx>, r: &Req) -> Result<Response<Body>, ApiError> {
+    let all = r.flag("all");
+    let limit: Option<usize> = r
+        .q("limit")
+        .and_then(|l| l.parse::<i64>().ok())
+        .and_then(|l| (l > 0).then_some(l as usize));
+    let filters = filters(r)?;
+    let v = ctx
+        .read(move |e| {
+            let rows = e
+                .db()
+                .map_err(ApiError::engine)?
+                .list()
+                .map_err(ApiError::engine)?;
+            let now = berth_engine::now_ms();
+            let mut out = Vec::new();
+            for row in rows {
+                let row = lifecycle::refresh(e, row).map_err(ApiError::engine)?;
+                if !all && row.status != Status::Running && filters.is_empty() {
+                    continue;
+                }
+                let mut keep = true;
+                for f in &filters {
+                    match inspect::matches_filter(&row, f) {
+                        Some(m) => keep &= m,
+                        None => return Err(ApiError::bad(format!("invalid filter {f:?}"))),
+                    }
+                }
+                if keep {
+                    let doc = inspect::inspect(e, &row);
+                    out.push((row.created, list_entry(&row, &doc, now)));
+                }
+            }
+            out.sort_by_key(|x| std::cmp::Reverse(x.0));
+            let mut v: Vec<Value> = out.into_iter().map(|x| x.1).collect();
+            if let Some(l) = limit {
+                v.truncate(l);
+            }
+            Ok(v)
+        })
+        .await?;
+    Ok(reply::json(StatusCode::OK, &Value::Array(v)))
+}
+
+pub async fn inspect(ctx: &Arc<Ctx>, id: &str) -> Result<Response<Body>, ApiError> {
+    let row = find(ctx, id).await?;
+    let doc = ctx.read(move |e| Ok(inspect::inspect(e, &row))).await?;
+    Ok(reply::json(StatusCode::OK, &docker_inspect(doc)))
+}
+
+/// berth's inspect document with Docker's `/`-prefixed name.
+fn docker_inspect(mut doc: Value) -> Value {
+    // Docker's HostConfig.Tmpfs is a map of path to options.
+    if let Some(list) = doc["HostConfig"]["Tmpfs"].as_array() {
+        let map: serde_json::Map<String, Value> = list
+            .iter()
+            .filter_map(|t| t.as_str())
+            .map(|t| {
+                let (p, o) = t.split_once(':').unwrap_or((t, ""));
+                (p.to_string(), Value::from(o))
+            })
+            .collect();
+        doc["HostConfig"]["Tmpfs"] = Value::Object(map);
+    }
+    if let Some(n) = doc["Name"].as_str() {
+        if !n.starts_with('/') {
+            doc["Name"] = format!("/{n}").into();
+        }
+    }
+    doc
+}
+
+fn strings(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::Array(a) => Some(
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect(),
+        ),
+        Value::String(s) => Some(vec![s.clone()]),
+        _ => None,
+    }
+}
+
+/// The `berth create` command line for Docker's create body.
+pub fn create_args(name: Option<&str>, body: &Value) -> Result<Vec<String>, ApiError> {
+    let Some(image) = body["Image"].as_str().filter(|s| !s.is_empty()) else {
+        return Err(ApiError::bad("create: the body has no Image"));
+    };
+    let mut a: Vec<String> = vec!["create".into(), "--pull".into(), "never".into()];
+    let mut push = |k: &str, v: String| {
+        a.push(k.into());
+        a.push(v);
+    };
+    if let Some(n) = name.filter(|n| !n.is_empty()) {
+        push("--name", n.trim_start_matches('/').into());
+    }
+    for e in strings(&body["Env"]).unwrap_or_default() {
+        push("--env", e);
+    }
+    if let Some(w) = body["WorkingDir"].as_str().filter(|s| !s.is_empty()) {
+        push("--workdir", w.into());
+    }
+    if let Some(u) = body["User"].as_str().filter(|s| !s.is_empty()) {
+        push("--user", u.into());
+    }
+    if let Some(h) = body["Hostname"].as_str().filter(|s| !s.is_empty()) {
+        push("--hostname", h.into());
+    }
+    for (k, v) in body["Labels"].as_object().into_iter().flatten() {
+        push("--label", format!("{k}={}", v.as_str().unwrap_or_default()));
+    }
+    let hc = &body["HostConfig"];
+    for b in strings(&hc["Binds"]).unwrap_or_default() {
+        push("--volume", b);
+    }
+    for (port, binds) in hc["PortBindings"].as_object().into_iter().flatten() {
+        let binds = binds.as_array().cloned().unwrap_or_default();
+        if binds.is_empty() {
+            push("--publish", port.clone());
+        }
+        for b in binds {
+            let ip = b["HostIp"].as_str().unwrap_or_default();
+            let hp = b["HostPort"].as_str().unwrap_or_default();
+            let spec = match (ip.is_empty(), hp.is_empty()) {
+                (true, true) => port.clone(),
+                (true, false) => format!("{hp}:{port}"),
+                (false, _) => format!("{ip}:{hp}:{port}"),
+            };
+            push("--publish", spec);
+        }
+    }
+    match hc["NetworkMode"].as_str().unwrap_or("default") {
+        "" | "default" | "bridge" => {}
+        n => push("--network", n.into()),
+    }
+    if let Some(m) = hc["Memory"].as_i64().filter(|m| *m > 0) {
+        push("--memory", format!("{m}b"));
+    }
+    if let Some(p) = hc["RestartPolicy"]["Name"]
+        .as_str()
+        .filter(|s| !s.is_empty() && *s != "no")
+    {
+        let n = hc["RestartPolicy"]["MaximumRetryCount"]
+            .as_i64()
+            .unwrap_or(0);
+        push(
+            "--restart",
+            if p == "on-failure" && n > 0 {
+                format!("{p}:{n}")
+            } else {
+                p.into()
+            },
+        );
+    }
+    let ep = strings(&body["Entrypoint"]);
+    let mut cmd = strings(&body["Cmd"]);
+    if let Some(ep) = &ep {
+        push("--entrypoint", ep.first().cloned().unwrap_or_default());
+        if ep.len() > 1 {
+            let mut c = ep[1..].to_vec();
+            c.extend(cmd.take().unwrap_or_default());
+            cmd = Some(c);
+        }
+    }
+    if hc["AutoRemove"].as_bool() == Some(true) {
+        a.push("--rm".into());
+    }
+    if body["Tty"].as_bool() == Some(true) {
+        a.push("--tty".into());
+    }
+    if body["OpenStdin"].as_bool() == Some(true) {
+        a.push("--interactive".into());
+    }
+    if hc["Privileged"].as_bool() == Some(true) {
+        a.push("--privileged".into());
+    }
+    a.push(image.into());
+    a.extend(cmd.unwrap_or_default());
+    Ok(a)
+}
+
+pub async fn create(ctx: &Arc<Ctx>, r: &mut Req) -> Result<Response<Body>, ApiError> {
+    let body = r.json().await?;
+    if !body.is_object() {
+        return Err(ApiError::bad(
+            "create: the body must be a JSON object (the container's config)",
+        ));
+    }
+    let args = create_args(r.q("name"), &body)?;
+    let image = body["Image"].as_str().unwrap_or_default().to_string();
+    let img = image.clone();
+    let found = ctx
+        .read(move |e| {
+            let store = berth_image::Store::open(&e.root).map_err(ApiError::engine)?;
+            Ok(berth_image::image::resolve_name(&store, &img).is_ok())
+        })
+        .await?;
+    if !found {
+        return Err(ApiError::not_found(format!("No such image: {image}")));
+    }
+    let out = ctx.berth(&args).await?;
+    let id = out
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    Ok(reply::json(
+        StatusCode::CREATED,
+        &json!({"Id": id, "Warnings": []}),
+    ))
+}
+
+pub async fn start(ctx: &Arc<Ctx>, id: &str) -> Result<Response<Body>, ApiError> {
+    let row = find(ctx, id).await?;
+    if row.status == Status::Running {
+        return Ok(reply::empty(StatusCode::NOT_MODIFIED));
+    }
+    ctx.berth(&["start".into(), row.id]).await?;
+    Ok(reply::empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn stop(ctx: &Arc<Ctx>, r: &Req, id: &str) -> Result<Response<Body>, ApiError> {
+    let row = find(ctx, id).await?;
+    if row.status != Status::Running {
+        return Ok(reply::empty(StatusCode::NOT_MODIFIED));
+    }
+    let mut args = vec!["stop".to_string()];
+    if let Some(t) = r.q("t").filter(|t| !t.is_empty()) {
+        args.extend(["--time".into(), t.to_string()]);
+    }
+    args.push(row.id);
+    ctx.berth(&args).await?;
+    Ok(reply::empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn kill(ctx: &Arc<Ctx>, r: &Req, id: &str) -> Result<Response<Body>, ApiError> {
+    let row = find(ctx, id).await?;
+    if row.status != Status::Running {
+        return Err(ApiError::conflict(format!(
+            "Container {} is not running",
+            row.id
+        )));
+    }
+    let mut args = vec!["kill".to_string()];
+    if let Some(s) = r.q("signal").filter(|s| !s.is_empty()) {
+        args.extend(["--signal".into(), s.to_string()]);
+    }
+    args.push(row.id);
+    ctx.berth(&args).await?;
+    Ok(reply::empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn remove(ctx: &Arc<Ctx>, r: &Req, id: &str) -> Result<Response<Body>, ApiError> {
+    let row = find(ctx, id).await?;
+    if row.status == Status::Running && !r.flag("force") {
+        return Err(ApiError::conflict(format!(
+            "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+            row.id
+        )));
+    }
+    let mut args = vec!["rm".to_string()];
+    if r.flag("force") {
+        args.push("--force".into());
+    }
+    if r.flag("v") {
+        args.push("--volumes".into());
+    }
+    args.push(row.id);
+    ctx.berth(&args).await?;
+    Ok(reply::empty(StatusCode::NO_CONTENT))
+}
+
+/// The exit code of `id`'s last `die` event (a `--rm` container gone
+/// before its row could be read).
+fn exit_from_events(root: &std::path::Path, id: &str) -> Option<i64> {
+    let text = std::fs::read_to_string(berth_engine::events::log_path(root)).ok()?;
+    text.lines()
+        .rev()
+        .filter(|l| l.contains(id) && l.contains("\"die\""))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["Actor"]["ID"] == id)
+        .and_then(|v| v["Actor"]["Attributes"]["exitCode"].as_str()?.parse().ok())
+}
+
+/// `wait?condition=not-running|next-exit|removed`.
+pub async fn wait(ctx: &Arc<Ctx>, r: &Req, id: &str) -> Result<Response<Body>, ApiError> {
+    let cond = r.q("condition").unwrap_or("not-running").to_string();
+    if !matches!(cond.as_str(), "" | "not-running" | "next-exit" | "removed") {
+        return Err(ApiError::bad(format!("invalid condition: {cond:?}")));
+    }
+    let row = find(ctx, id).await?;
+    // Docker sends the headers at once (the CLI starts the container only
+    // once it has them), the status when the condition holds.
+    let (resp, tx) = reply::stream("application/json");
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let v = match wait_for(&ctx, &cond, row).await {
+            Ok(v) => v,
+            Err(e) => json!({"StatusCode": -1, "Error": {"Message": e.message}}),
+        };
+        let _ = tx.send(bytes::Bytes::from(format!("{v}\n"))).await;
+    });
+    Ok(resp)
+}
+
+async fn wait_for(ctx: &Arc<Ctx>, cond: &str, row: ContainerRow) -> Result<Value, ApiError> {
+    let full = row.id.clone();
+    let started0 = row.started;
+    let mut last = row;
+    loop {
+        let f = full.clone();
+        let cur = ctx
+            .read(move |e| {
+                match e
+                    .db()
+                    .map_err(ApiError::engine)?
+                    .get(&f)
+                    .map_err(ApiError::engine)?
+                {
+                    None => Ok(None),
+                    Some(r) => lifecycle::refresh(e, r).map(Some).map_err(ApiError::engine),
+                }
+            })
+            .await?;
+        match cur {
+            None => {
+                let code = match last.status {
+                    Status::Exited => last.exit_code.map(i64::from),
+                    _ => None,
+                };
+                let root = ctx.engine.root.clone();
+                let f = full.clone();
+                let code = match code {
+                    Some(c) => c,
+                    None => ctx
+                        .read(move |_| Ok(exit_from_events(&root, &f)))
+                        .await?
+                        .unwrap_or(-1),
+                };
+                return Ok(json!({"StatusCode": code, "Error": null}));
+            }
+            Some(c) => {
+                let done = match cond {
+                    "removed" => false,
+                    "next-exit" => {
+                        c.status == Status::Exited && c.started.is_some() && c.started != started0
+                            || c.status == Status::Exited
+                                && started0.is_some()
+                                && last.status == Status::Running
+                    }
+                    _ => c.status != Status::Running,
+                };
+                if done {
+                    let code = c.exit_code.map(i64::from).unwrap_or(-1);
+                    return Ok(json!({"StatusCode": code, "Error": null}));
+                }
+                last = c;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn info(ctx: &Arc<Ctx>) -> Result<Response<Body>, ApiError> {
+    let (rows, images) = ctx
+        .read(|e| {
+            let rows = e
+                .db()
+                .map_err(ApiError::engine)?
+                .list()
+                .map_err(ApiError::engine)?;
+            let rows: Vec<ContainerRow> = rows
+                .into_iter()
+                .map(|r| lifecycle::refresh(e, r))
+                .collect::<Result<_, _>>()
+                .map_err(ApiError::engine)?;
+            let images = berth_image::Store::open(&e.root)
+                .ok()
+                .and_then(|s| s.images().ok())
+                .map_or(0, |l| l.len());
+            Ok((rows, images))
+        })
+        .await?;
+    let count = |s: Status| rows.iter().filter(|r| r.status == s).count();
+    let os = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mem: u64 = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024;
+    let cgv = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "2"
+    } else {
+        "1"
+    };
+    Ok(reply::json(
+        StatusCode::OK,
+        &json!({
+            "ID": "berth",
+            "Containers": rows.len(),
+            "ContainersRunning": count(Status::Running),
+            "ContainersPaused": 0,
+            "ContainersStopped": rows.len() - count(Status::Running),
+            "Images": images,
+            "Driver": "overlay",
+            "DriverStatus": [],
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"], "Log": ["json-file", "k8s-file", "none"]},
+            "MemoryLimit": true,
+            "SwapLimit": true,
+            "CpuCfsPeriod": true,
+            "CpuCfsQuota": true,
+            "IPv4Forwarding": true,
+            "Debug": false,
+            "NFd": 0,
+            "NGoroutines": 0,
+            "SystemTime": berth_engine::rfc3339_ms(berth_engine::now_ms()),
+            "LoggingDriver": "json-file",
+            "CgroupDriver": "cgroupfs",
+            "CgroupVersion": cgv,
+            "KernelVersion": os.trim(),
+            "OperatingSystem": "berth",
+            "OSType": "linux",
+            "Architecture": std::env::consts::ARCH,
+            "NCPU": ncpu,
+            "MemTotal": mem,
+            "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": [], "Mirrors": []},
+            "DockerRootDir": ctx.engine.root,
+            "Name": host.trim(),
+            "Labels": [],
+            "ExperimentalBuild": false,
+            "ServerVersion": env!("CARGO_PKG_VERSION"),
+            "Runtimes": {"berth-runtime": {"path": "berth-runtime"}},
+            "DefaultRuntime": "berth-runtime",
+            "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
+            "LiveRestoreEnabled": true,
+            "Isolation": "",
+            "InitBinary": "",
+            "ContainerdCommit": {"ID": "", "Expected": ""},
+            "RuncCommit": {"ID": "", "Expected": ""},
+            "InitCommit": {"ID": "", "Expected": ""},
+            "SecurityOptions": ["name=seccomp,profile=default"],
+            "Warnings": [],
+        }),
+    ))
+}

@@ -1,0 +1,33 @@
+//! berth's Docker Engine API service (`berth system service`).
+//!
+//! Owns: the HTTP front door speaking Docker's Engine API (1.41) on a unix
+//! socket (or an explicit `tcp://` address), its routing, the translation
+//! of Docker's JSON requests to berth operations and of berth's state to
+//! Docker's JSON answers, Docker's error form (`{"message": ...}`), and the
+//! idle timer (`--time`).
+//! May call: berth-engine and berth-image for reads (container rows,
+//! inspect documents, image records), and the `berth` binary next to this
+//! one for every operation that changes state (create, start, stop, kill,
+//! rm, wait, logs, pull, tag, rmi): containers are created by single-
+//! threaded processes, as berth-runtime requires (this one is not).
+//! Must not: hold state of its own (everything it answers is read from the
+//! engine, so the `berth` CLI and the service see the same world), be
+//! linked into `berth`, `berth-runtime` or `berth-monitor` (the async
+//! stack stays here), or be needed by a running container.
+
+#![recursion_limit = "256"]
+
+mod berth;
+mod containers;
+mod images;
+mod reply;
+mod routes;
+mod server;
+mod stream;
+
+pub use server::{main, Config};
+
+/// The API version served.
+pub const API_VERSION: &str = "1.41";
+/// The oldest API version accepted in `/vX.Y/` paths.
+pub const MIN_API_VERSION: &str = "1.24";
