@@ -356,11 +356,18 @@ fn killed_create_leaks_no_range() {
             &u.image,
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn create");
     // While it waits, its range is taken: a new container gets the next.
     let next = wait_for("the blocked create's range", 90, || {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("the blocked create ended early ({status}): {err}");
+        }
         u.detached("probe", &["--userns=auto"]);
         let m = u.uid_map("probe");
         u.ok(&["rm", "-f", "probe"]);

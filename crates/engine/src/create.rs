@@ -46,10 +46,14 @@ const CREATE_LOCK: &str = "create.lock";
 
 fn lock_creation(dir: &std::path::Path) -> Result<std::fs::File> {
     std::fs::create_dir_all(dir).map_err(io("create container dir", dir))?;
-    let p = dir.join(CREATE_LOCK);
-    let f = std::fs::File::create(&p).map_err(io("create", &p))?;
+    // Locked before it gets its name: `reap_interrupted` must never find
+    // the lock file of a live create unlocked (it would take the dir).
+    let tmp = dir.join(format!("{CREATE_LOCK}.{}", std::process::id()));
+    let f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
     rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| io("lock", &p)(e.into()))?;
+        .map_err(|e| io("lock", &tmp)(e.into()))?;
+    let p = dir.join(CREATE_LOCK);
+    std::fs::rename(&tmp, &p).map_err(io("rename", &p))?;
     Ok(f)
 }
 
