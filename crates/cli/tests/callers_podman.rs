@@ -52,31 +52,10 @@ struct Podman {
 
 impl Podman {
     fn cmd(&self) -> Command {
-        let d = self.dir.path();
-        let mut c = Command::new(&self.bin);
-        c.env("CONTAINERS_CONF", d.join("containers.conf"))
-            .env("CONTAINERS_STORAGE_CONF", d.join("storage.conf"))
-            .env("CONTAINERS_REGISTRIES_CONF", d.join("registries.conf"))
-            .arg("--root")
-            .arg(d.join("root"))
-            .arg("--runroot")
-            .arg(d.join("runroot"))
-            .arg("--tmpdir")
-            .arg(d.join("tmp"))
-            .arg("--network-config-dir")
-            .arg(d.join("net"))
-            .args([
-                "--storage-driver",
-                "vfs",
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "file",
-            ])
-            // The cargo-built binary, by its real path: conmon execs it
-            // for every create/start/exec/kill/delete.
-            .arg("--runtime")
-            .arg(runtime_bin());
+        let mut c = isolated_podman(&self.bin, self.dir.path());
+        // The cargo-built binary, by its real path: conmon execs it
+        // for every create/start/exec/kill/delete.
+        c.arg("--runtime").arg(runtime_bin());
         c
     }
 

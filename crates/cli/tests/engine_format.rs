@@ -529,29 +529,8 @@ impl Podman {
     }
 
     fn cmd(&self) -> Command {
-        let d = self.dir.path();
-        let mut c = Command::new(&self.bin);
-        c.env("CONTAINERS_CONF", d.join("containers.conf"))
-            .env("CONTAINERS_STORAGE_CONF", d.join("storage.conf"))
-            .env("CONTAINERS_REGISTRIES_CONF", d.join("registries.conf"))
-            .arg("--root")
-            .arg(d.join("root"))
-            .arg("--runroot")
-            .arg(d.join("runroot"))
-            .arg("--tmpdir")
-            .arg(d.join("tmp"))
-            .arg("--network-config-dir")
-            .arg(d.join("net"))
-            .args([
-                "--storage-driver",
-                "vfs",
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "file",
-                "--runtime",
-                "runc",
-            ]);
+        let mut c = callers_support::isolated_podman(&self.bin, self.dir.path());
+        c.args(["--runtime", "runc"]);
         c
     }
 

@@ -462,6 +462,33 @@ impl Drop for CgroupParent {
     }
 }
 
+/// podman with everything it keeps under `dir` (configs, store on vfs,
+/// runroot, tmp, network configs), cgroupfs and file events: a podman that
+/// touches nothing of the host's. The caller adds `--runtime`.
+pub fn isolated_podman(bin: &Path, dir: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.env("CONTAINERS_CONF", dir.join("containers.conf"))
+        .env("CONTAINERS_STORAGE_CONF", dir.join("storage.conf"))
+        .env("CONTAINERS_REGISTRIES_CONF", dir.join("registries.conf"))
+        .arg("--root")
+        .arg(dir.join("root"))
+        .arg("--runroot")
+        .arg(dir.join("runroot"))
+        .arg("--tmpdir")
+        .arg(dir.join("tmp"))
+        .arg("--network-config-dir")
+        .arg(dir.join("net"))
+        .args([
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+        ]);
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
