@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod differential;
+pub mod rootless;
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
