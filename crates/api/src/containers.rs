@@ -72,30 +72,12 @@ fn list_entry(row: &ContainerRow, doc: &Value, now: i64) -> Value {
     })
 }
 
-/// Docker's `filters` query: `{"name":["x"],"status":["running"]}` (or
-/// the old `{"name":{"x":true}}`), as berth's `k=v` filters.
+/// Docker's `filters` query as berth's `k=v` filters.
 fn filters(r: &Req) -> Result<Vec<String>, ApiError> {
-    let Some(f) = r.q("filters").filter(|s| !s.is_empty()) else {
-        return Ok(vec![]);
-    };
-    let v: Value = serde_json::from_str(f)
-        .map_err(|e| ApiError::bad(format!("invalid filters {f:?}: {e}")))?;
-    let mut out = Vec::new();
-    for (k, vals) in v.as_object().into_iter().flatten() {
-        let list: Vec<String> = match vals {
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect(),
-            Value::Object(o) => o.keys().cloned().collect(),
-            Value::String(s) => vec![s.clone()],
-            _ => vec![],
-        };
-        for x in list {
-            out.push(format!("{k}={x}"));
-        }
-    }
-    Ok(out)
+    Ok(crate::routes::filters(r)?
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect())
 }
 
 pub async fn list(ctx: &Arc<Ctx>, r: &Req) -> Result<Response<Body>, ApiError> {
@@ -162,122 +144,39 @@ fn docker_inspect(mut doc: Value) -> Value {
             .collect();
         doc["HostConfig"]["Tmpfs"] = Value::Object(map);
     }
+    // Docker gives a container its short ID as an alias on each user
+    // network (Compose checks it to tell it connected the container).
+    let short = doc["Id"].as_str().map(|i| inspect::short_id(i).to_string());
+    if let (Some(nets), Some(short)) = (doc["NetworkSettings"]["Networks"].as_object_mut(), short) {
+        for (name, n) in nets.iter_mut() {
+            if name == berth_engine::networks::DEFAULT_NETWORK {
+                continue;
+            }
+            match n["Aliases"].as_array_mut() {
+                Some(a) if !a.iter().any(|x| x == short.as_str()) => a.push(short.clone().into()),
+                Some(_) => {}
+                None => n["Aliases"] = json!([short]),
+            }
+        }
+    }
+    // Docker's HostIp of a port published on every address.
+    if let Some(ports) = doc["NetworkSettings"]["Ports"].as_object_mut() {
+        for b in ports
+            .values_mut()
+            .filter_map(|v| v.as_array_mut())
+            .flatten()
+        {
+            if b["HostIp"] == "" {
+                b["HostIp"] = "0.0.0.0".into();
+            }
+        }
+    }
     if let Some(n) = doc["Name"].as_str() {
         if !n.starts_with('/') {
             doc["Name"] = format!("/{n}").into();
         }
     }
     doc
-}
-
-fn strings(v: &Value) -> Option<Vec<String>> {
-    match v {
-        Value::Array(a) => Some(
-            a.iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect(),
-        ),
-        Value::String(s) => Some(vec![s.clone()]),
-        _ => None,
-    }
-}
-
-/// The `berth create` command line for Docker's create body.
-pub fn create_args(name: Option<&str>, body: &Value) -> Result<Vec<String>, ApiError> {
-    let Some(image) = body["Image"].as_str().filter(|s| !s.is_empty()) else {
-        return Err(ApiError::bad("create: the body has no Image"));
-    };
-    let mut a: Vec<String> = vec!["create".into(), "--pull".into(), "never".into()];
-    let mut push = |k: &str, v: String| {
-        a.push(k.into());
-        a.push(v);
-    };
-    if let Some(n) = name.filter(|n| !n.is_empty()) {
-        push("--name", n.trim_start_matches('/').into());
-    }
-    for e in strings(&body["Env"]).unwrap_or_default() {
-        push("--env", e);
-    }
-    if let Some(w) = body["WorkingDir"].as_str().filter(|s| !s.is_empty()) {
-        push("--workdir", w.into());
-    }
-    if let Some(u) = body["User"].as_str().filter(|s| !s.is_empty()) {
-        push("--user", u.into());
-    }
-    if let Some(h) = body["Hostname"].as_str().filter(|s| !s.is_empty()) {
-        push("--hostname", h.into());
-    }
-    for (k, v) in body["Labels"].as_object().into_iter().flatten() {
-        push("--label", format!("{k}={}", v.as_str().unwrap_or_default()));
-    }
-    let hc = &body["HostConfig"];
-    for b in strings(&hc["Binds"]).unwrap_or_default() {
-        push("--volume", b);
-    }
-    for (port, binds) in hc["PortBindings"].as_object().into_iter().flatten() {
-        let binds = binds.as_array().cloned().unwrap_or_default();
-        if binds.is_empty() {
-            push("--publish", port.clone());
-        }
-        for b in binds {
-            let ip = b["HostIp"].as_str().unwrap_or_default();
-            let hp = b["HostPort"].as_str().unwrap_or_default();
-            let spec = match (ip.is_empty(), hp.is_empty()) {
-                (true, true) => port.clone(),
-                (true, false) => format!("{hp}:{port}"),
-                (false, _) => format!("{ip}:{hp}:{port}"),
-            };
-            push("--publish", spec);
-        }
-    }
-    match hc["NetworkMode"].as_str().unwrap_or("default") {
-        "" | "default" | "bridge" => {}
-        n => push("--network", n.into()),
-    }
-    if let Some(m) = hc["Memory"].as_i64().filter(|m| *m > 0) {
-        push("--memory", format!("{m}b"));
-    }
-    if let Some(p) = hc["RestartPolicy"]["Name"]
-        .as_str()
-        .filter(|s| !s.is_empty() && *s != "no")
-    {
-        let n = hc["RestartPolicy"]["MaximumRetryCount"]
-            .as_i64()
-            .unwrap_or(0);
-        push(
-            "--restart",
-            if p == "on-failure" && n > 0 {
-                format!("{p}:{n}")
-            } else {
-                p.into()
-            },
-        );
-    }
-    let ep = strings(&body["Entrypoint"]);
-    let mut cmd = strings(&body["Cmd"]);
-    if let Some(ep) = &ep {
-        push("--entrypoint", ep.first().cloned().unwrap_or_default());
-        if ep.len() > 1 {
-            let mut c = ep[1..].to_vec();
-            c.extend(cmd.take().unwrap_or_default());
-            cmd = Some(c);
-        }
-    }
-    if hc["AutoRemove"].as_bool() == Some(true) {
-        a.push("--rm".into());
-    }
-    if body["Tty"].as_bool() == Some(true) {
-        a.push("--tty".into());
-    }
-    if body["OpenStdin"].as_bool() == Some(true) {
-        a.push("--interactive".into());
-    }
-    if hc["Privileged"].as_bool() == Some(true) {
-        a.push("--privileged".into());
-    }
-    a.push(image.into());
-    a.extend(cmd.unwrap_or_default());
-    Ok(a)
 }
 
 pub async fn create(ctx: &Arc<Ctx>, r: &mut Req) -> Result<Response<Body>, ApiError> {
@@ -287,7 +186,43 @@ pub async fn create(ctx: &Arc<Ctx>, r: &mut Req) -> Result<Response<Body>, ApiEr
             "create: the body must be a JSON object (the container's config)",
         ));
     }
-    let args = create_args(r.q("name"), &body)?;
+    let mut hosts = Vec::new();
+    for (c, alias) in crate::create::links(&body) {
+        let row = find(ctx, &c).await.map_err(|_| {
+            ApiError::bad(format!(
+                "could not get container for {c}: links need an existing container"
+            ))
+        })?;
+        if row.status != Status::Running {
+            return Err(ApiError::bad(format!(
+                "Cannot link to a non running container: /{} AS {alias}",
+                row.name
+            )));
+        }
+        let net = body["HostConfig"]["NetworkMode"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let ip = ctx
+            .read(move |e| {
+                let doc = inspect::inspect(e, &row);
+                let nets = &doc["NetworkSettings"]["Networks"];
+                let ip = nets[net.as_str()]["IPAddress"]
+                    .as_str()
+                    .or_else(|| nets.as_object()?.values().next()?["IPAddress"].as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                Ok(ip)
+            })
+            .await?;
+        if ip.is_empty() {
+            return Err(ApiError::bad(format!(
+                "cannot link to {c}: it has no address on a bridge network"
+            )));
+        }
+        hosts.push(format!("{alias}:{ip}"));
+    }
+    let args = crate::create::create_args(r.q("name"), &body, &hosts)?;
     let image = body["Image"].as_str().unwrap_or_default().to_string();
     let img = image.clone();
     let found = ctx
@@ -549,5 +484,94 @@ pub async fn info(ctx: &Arc<Ctx>) -> Result<Response<Body>, ApiError> {
             "SecurityOptions": ["name=seccomp,profile=default"],
             "Warnings": [],
         }),
+    ))
+}
+
+/// `POST /containers/{id}/restart|pause|unpause`.
+pub async fn verb(
+    ctx: &Arc<Ctx>,
+    r: &Req,
+    id: &str,
+    verb: &str,
+) -> Result<Response<Body>, ApiError> {
+    let row = find(ctx, id).await?;
+    let mut args = vec![verb.to_string()];
+    match verb {
+        "restart" => {
+            if let Some(t) = r.q("t").filter(|t| !t.is_empty()) {
+                args.extend(["--time".into(), t.to_string()]);
+            }
+        }
+        "pause" | "unpause" if row.status != Status::Running => {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not running",
+                row.id
+            )));
+        }
+        _ => {}
+    }
+    args.push(row.id);
+    ctx.berth(&args).await?;
+    Ok(reply::empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/rename?name=NEW`.
+pub async fn rename(ctx: &Arc<Ctx>, r: &Req, id: &str) -> Result<Response<Body>, ApiError> {
+    let Some(name) = r.q("name").filter(|n| !n.is_empty()) else {
+        return Err(ApiError::bad("rename: the new name (name=) is missing"));
+    };
+    let name = name.trim_start_matches('/').to_string();
+    let row = find(ctx, id).await?;
+    if find(ctx, &name).await.is_ok_and(|o| o.name == name) {
+        return Err(ApiError::conflict(format!(
+            "Conflict. The container name \"/{name}\" is already in use"
+        )));
+    }
+    ctx.berth(&["rename".into(), row.id, name]).await?;
+    Ok(reply::empty(StatusCode::NO_CONTENT))
+}
+
+/// `GET /containers/{id}/top?ps_args=...`: `berth top`'s table as
+/// Docker's Titles and Processes (the last column keeps its spaces).
+pub async fn top(ctx: &Arc<Ctx>, r: &Req, id: &str) -> Result<Response<Body>, ApiError> {
+    let row = find(ctx, id).await?;
+    if row.status != Status::Running {
+        return Err(ApiError::conflict(format!(
+            "Container {} is not running",
+            row.id
+        )));
+    }
+    let mut args = vec!["top".to_string(), row.id];
+    if let Some(p) = r.q("ps_args").filter(|p| !p.is_empty()) {
+        args.push("--".into());
+        args.extend(p.split_whitespace().map(String::from));
+    }
+    let out = ctx.berth(&args).await?;
+    let mut lines = out.lines().filter(|l| !l.trim().is_empty());
+    let titles: Vec<String> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let n = titles.len().max(1);
+    let procs: Vec<Vec<String>> = lines
+        .map(|l| {
+            let mut cols: Vec<String> = Vec::new();
+            let mut rest = l.trim_start();
+            while cols.len() + 1 < n {
+                let Some((c, r)) = rest.split_once(char::is_whitespace) else {
+                    break;
+                };
+                cols.push(c.to_string());
+                rest = r.trim_start();
+            }
+            cols.push(rest.to_string());
+            cols
+        })
+        .collect();
+    Ok(reply::json(
+        StatusCode::OK,
+        &json!({"Titles": titles, "Processes": procs}),
     ))
 }

@@ -19,11 +19,15 @@
 
 mod berth;
 mod containers;
+mod create;
+mod exec;
 mod images;
+mod networks;
 mod reply;
 mod routes;
 mod server;
 mod stream;
+mod volumes;
 
 pub use server::{main, Config};
 

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::berth::Ctx;
 use crate::reply::{self, ApiError, Body};
-use crate::{containers, images, API_VERSION, MIN_API_VERSION};
+use crate::{containers, exec, images, networks, volumes, API_VERSION, MIN_API_VERSION};
 
 /// Request bodies larger than this are refused (413).
 const MAX_BODY: usize = 4 << 20;
@@ -53,6 +53,45 @@ impl Req {
         }
         serde_json::from_slice(&buf)
             .map_err(|e| ApiError::bad(format!("malformed JSON in the request body: {e}")))
+    }
+}
+
+/// Docker's `filters` query: `{"name":["x"],"label":["k=v"]}` (or the
+/// old `{"name":{"x":true}}`), as (key, value) pairs.
+pub fn filters(r: &Req) -> Result<Vec<(String, String)>, ApiError> {
+    let Some(f) = r.q("filters").filter(|s| !s.is_empty()) else {
+        return Ok(vec![]);
+    };
+    let v: Value = serde_json::from_str(f)
+        .map_err(|e| ApiError::bad(format!("invalid filters {f:?}: {e}")))?;
+    let Some(map) = v.as_object() else {
+        return Err(ApiError::bad(format!(
+            "invalid filters {f:?}: expected a JSON object"
+        )));
+    };
+    let mut out = Vec::new();
+    for (k, vals) in map {
+        let list: Vec<String> = match vals {
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect(),
+            Value::Object(o) => o.keys().cloned().collect(),
+            Value::String(s) => vec![s.clone()],
+            _ => vec![],
+        };
+        for x in list {
+            out.push((k.clone(), x));
+        }
+    }
+    Ok(out)
+}
+
+/// A `label` filter value (`key` or `key=value`) against labels.
+pub fn label_matches(labels: &std::collections::BTreeMap<String, String>, f: &str) -> bool {
+    match f.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+        None => labels.contains_key(f),
     }
 }
 
@@ -184,6 +223,28 @@ async fn route(ctx: &Arc<Ctx>, r: &mut Req) -> Result<Response<Body>, ApiError> 
         (&Method::DELETE, ["containers", id]) => containers::remove(ctx, r, id).await,
         (&Method::GET, ["containers", id, "logs"]) => crate::stream::logs(ctx, r, id).await,
         (&Method::POST, ["containers", id, "attach"]) => crate::stream::attach(ctx, r, id).await,
+        (&Method::POST, ["containers", id, v @ ("restart" | "pause" | "unpause")]) => {
+            containers::verb(ctx, r, id, v).await
+        }
+        (&Method::POST, ["containers", id, "rename"]) => containers::rename(ctx, r, id).await,
+        (&Method::GET, ["containers", id, "top"]) => containers::top(ctx, r, id).await,
+        (&Method::POST, ["containers", id, "exec"]) => exec::create(ctx, r, id).await,
+        (&Method::POST, ["exec", id, "start"]) => exec::start(ctx, r, id).await,
+        (&Method::GET, ["exec", id, "json"]) => exec::inspect(ctx, id).await,
+        (&Method::GET, ["networks"]) => networks::list(ctx, r).await,
+        (&Method::POST, ["networks", "create"]) => networks::create(ctx, r).await,
+        (&Method::POST, ["networks", "prune"]) => networks::prune(ctx, r).await,
+        (&Method::GET, ["networks", id]) => networks::inspect(ctx, id).await,
+        (&Method::DELETE, ["networks", id]) => networks::remove(ctx, id).await,
+        (&Method::POST, ["networks", id, "connect"]) => networks::connect(ctx, r, id, true).await,
+        (&Method::POST, ["networks", id, "disconnect"]) => {
+            networks::connect(ctx, r, id, false).await
+        }
+        (&Method::GET, ["volumes"]) => volumes::list(ctx, r).await,
+        (&Method::POST, ["volumes", "create"]) => volumes::create(ctx, r).await,
+        (&Method::POST, ["volumes", "prune"]) => volumes::prune(ctx, r).await,
+        (&Method::GET, ["volumes", name]) => volumes::inspect(ctx, name).await,
+        (&Method::DELETE, ["volumes", name]) => volumes::remove(ctx, r, name).await,
         (&Method::GET, ["images", "json"]) => images::list(ctx).await,
         (&Method::POST, ["images", "create"]) => images::pull(ctx, r).await,
         (&Method::GET, ["images", name @ .., "json"]) if !name.is_empty() => {

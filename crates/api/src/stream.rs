@@ -147,14 +147,10 @@ pub async fn logs(ctx: &Arc<Ctx>, r: &Req, id: &str) -> Result<Response<Body>, A
 
 /// `POST /containers/{id}/attach`: the container's output from now on
 /// (with `logs=1`, its log first) until it exits, on the hijacked
-/// connection. Input (`stdin=1`) is not served yet.
+/// connection; with `stdin=1`, what the client sends goes to the
+/// container's stdin through its monitor's attach socket once it runs
+/// (discarded, as Docker does, when the container has no open stdin).
 pub async fn attach(ctx: &Arc<Ctx>, r: &mut Req, id: &str) -> Result<Response<Body>, ApiError> {
-    if r.flag("stdin") {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "berth's Docker API does not implement attaching stdin (POST /containers/{id}/attach?stdin=1) yet; use `docker run -d` and `docker logs -f`",
-        ));
-    }
     let mut p = plan(ctx, r, id).await?;
     p.opts.follow = r.flag("stream");
     if !r.flag("logs") {
@@ -163,6 +159,20 @@ pub async fn attach(ctx: &Arc<Ctx>, r: &mut Req, id: &str) -> Result<Response<Bo
     p.until_exit = true;
     let tty = p.tty;
     let upgrade = r.inner.headers().get(hyper::header::UPGRADE).is_some();
+    if r.flag("stdin") && !upgrade {
+        return Err(ApiError::bad(
+            "attach with stdin=1 needs the hijacked connection (Upgrade: tcp)",
+        ));
+    }
+    let stdin = if r.flag("stdin") {
+        let row = find(ctx, id).await?;
+        let open = ctx
+            .read(move |e| Ok(inspect::inspect(e, &row)["Config"]["OpenStdin"] == true))
+            .await?;
+        Some((ctx.engine.clone(), p.id.clone(), open))
+    } else {
+        None
+    };
     let (tx, mut rx) = mpsc::channel::<Bytes>(64);
     if !upgrade {
         let (resp, stx) = reply::stream(content_type(tty));
@@ -180,15 +190,20 @@ pub async fn attach(ctx: &Arc<Ctx>, r: &mut Req, id: &str) -> Result<Response<Bo
     let ctx2 = ctx.clone();
     tokio::spawn(async move {
         let Ok(up) = on.await else { return };
-        let mut io = hyper_util::rt::TokioIo::new(up);
+        let (rd, mut wr) = tokio::io::split(hyper_util::rt::TokioIo::new(up));
         feed(&ctx2, p, tx);
+        let input =
+            stdin.map(|(engine, id, open)| tokio::spawn(forward_stdin(engine, id, open, rd)));
         while let Some(b) = rx.recv().await {
-            if io.write_all(&b).await.is_err() {
-                return;
+            if wr.write_all(&b).await.is_err() {
+                break;
             }
-            let _ = io.flush().await;
+            let _ = wr.flush().await;
         }
-        let _ = io.shutdown().await;
+        let _ = wr.shutdown().await;
+        if let Some(i) = input {
+            i.abort();
+        }
     });
     let mut resp = reply::empty(StatusCode::SWITCHING_PROTOCOLS);
     let h = resp.headers_mut();
@@ -200,3 +215,66 @@ pub async fn attach(ctx: &Arc<Ctx>, r: &mut Req, id: &str) -> Result<Response<Bo
     );
     Ok(resp)
 }
+
+/// The client's bytes to the container's stdin: held until the
+/// container runs (its monitor's attach socket appears), then written
+/// there; the client's half-close ends the container's input.
+async fn forward_stdin(
+    engine: berth_engine::Engine,
+    id: String,
+    open: bool,
+    mut rd: impl tokio::io::AsyncRead + Unpin,
+) {
+    use tokio::io::AsyncReadExt;
+    let sock = berth_engine::attach::socket_path(&engine, &id);
+    let mut held: Vec<u8> = Vec::new();
+    let mut conn: Option<tokio::net::UnixStream> = None;
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        if open && conn.is_none() {
+            if let Ok(c) = tokio::net::UnixStream::connect(&sock).await {
+                conn = Some(c);
+            }
+        }
+        if let Some(c) = conn.as_mut() {
+            if !held.is_empty() {
+                if c.write_all(&held).await.is_err() {
+                    return;
+                }
+                held.clear();
+            }
+        }
+        let n = tokio::select! {
+            n = rd.read(&mut buf) => n,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(50)), if open && conn.is_none() => continue,
+        };
+        match n {
+            Ok(0) | Err(_) => break,
+            Ok(n) if open => held.extend_from_slice(&buf[..n]),
+            Ok(_) => {}
+        }
+        if held.len() > MAX_HELD {
+            held.drain(..held.len() - MAX_HELD);
+        }
+    }
+    // The client closed its side: the rest, then end the input.
+    if !open {
+        return;
+    }
+    for _ in 0..600 {
+        if conn.is_some() {
+            break;
+        }
+        match tokio::net::UnixStream::connect(&sock).await {
+            Ok(c) => conn = Some(c),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+    if let Some(mut c) = conn {
+        let _ = c.write_all(&held).await;
+        let _ = c.shutdown().await;
+    }
+}
+
+/// Input held for a container not started yet, at most.
+const MAX_HELD: usize = 1 << 20;
