@@ -3,91 +3,13 @@
 //! test (the service runs inside the test's EngineEnv: its root, runroot,
 //! cgroup parent and network namespace).
 
+mod api_support;
 mod common;
+use api_support::Service;
 use common::*;
 
-use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-
-/// A running `berth system service --time 0` on `<env dir>/api.sock`;
-/// killed by its pid on drop.
-struct Service {
-    child: Child,
-    sock: PathBuf,
-    client_cfg: tempfile::TempDir,
-}
-
-impl Service {
-    fn start(env: &EngineEnv) -> Service {
-        let sock = env.dir.path().join("api.sock");
-        let child = env
-            .cmd()
-            .args(["system", "service", "--time", "0"])
-            .arg(format!("unix://{}", sock.display()))
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start berth system service");
-        wait_for("the API socket", 30, || {
-            std::os::unix::net::UnixStream::connect(&sock).ok()
-        });
-        Service {
-            child,
-            sock,
-            client_cfg: tempfile::tempdir().expect("tempdir"),
-        }
-    }
-
-    fn docker_cmd(&self) -> Command {
-        let mut c = Command::new("timeout");
-        c.arg("120")
-            .arg("docker")
-            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
-            .env("DOCKER_CONFIG", self.client_cfg.path())
-            .stdin(Stdio::null());
-        c
-    }
-
-    /// `docker ARGS` against the service, logged.
-    fn docker(&self, args: &[&str]) -> Output {
-        let o = self.docker_cmd().args(args).output().expect("run docker");
-        eprintln!(
-            "docker {args:?} -> {}\nstdout: {}\nstderr: {}",
-            o.status,
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
-    }
-
-    /// One raw HTTP/1.0 request on the socket: (status, body).
-    fn raw(&self, method: &str, path: &str, body: &str) -> (u16, String) {
-        let mut s = std::os::unix::net::UnixStream::connect(&self.sock).expect("connect");
-        write!(
-            s,
-            "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .expect("write request");
-        let mut out = String::new();
-        s.read_to_string(&mut out).expect("read response");
-        let status = out
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = out.split_once("\r\n\r\n").map_or("", |x| x.1).to_string();
-        (status, body)
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::process::{Command, Output};
 
 fn have_docker() -> bool {
     if !is_root() {
