@@ -20,6 +20,7 @@
 mod berth;
 mod containers;
 mod create;
+mod events;
 mod exec;
 mod images;
 mod networks;

@@ -231,6 +231,7 @@ async fn route(ctx: &Arc<Ctx>, r: &mut Req) -> Result<Response<Body>, ApiError> 
         (&Method::POST, ["containers", id, "exec"]) => exec::create(ctx, r, id).await,
         (&Method::POST, ["exec", id, "start"]) => exec::start(ctx, r, id).await,
         (&Method::GET, ["exec", id, "json"]) => exec::inspect(ctx, id).await,
+        (&Method::GET, ["events"]) => crate::events::events(ctx, r).await,
         (&Method::GET, ["networks"]) => networks::list(ctx, r).await,
         (&Method::POST, ["networks", "create"]) => networks::create(ctx, r).await,
         (&Method::POST, ["networks", "prune"]) => networks::prune(ctx, r).await,

@@ -64,12 +64,51 @@ fn version_info_ping_and_errors() {
     assert_eq!(code, 404);
     assert!(body.contains("No such container: nope"), "{body}");
     let (code, body) = svc.raw("GET", "/v1.41/containers/nope/top", "");
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = svc.raw("GET", "/v1.41/system/df", "");
     assert_eq!(code, 501);
-    assert!(body.contains("GET /containers/nope/top"), "{body}");
+    assert!(body.contains("GET /system/df"), "{body}");
+    // Bad bodies of the other resources: Docker's codes and messages.
+    let (code, body) = svc.raw("POST", "/v1.41/networks/create", "[1,");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("malformed JSON"), "{body}");
+    let (code, body) = svc.raw("POST", "/v1.41/networks/create", "{\"Name\": \"\"}");
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = svc.raw("GET", "/v1.41/networks/nope", "");
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = svc.raw("GET", "/v1.41/volumes/nope", "");
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = svc.raw(
+        "POST",
+        "/v1.41/containers/nope/exec",
+        "{\"Cmd\": [\"true\"]}",
+    );
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = svc.raw("GET", "/v1.41/exec/../../etc/json", "");
+    assert_eq!(code, 501, "not an exec path: {body}");
+    let (code, body) = svc.raw("GET", "/v1.41/exec/zz/json", "");
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = svc.raw("GET", "/v1.41/containers/json?filters=%7Bbad", "");
+    assert_eq!(code, 400, "{body}");
+    // Unknown fields are ignored, as Docker's decoder does.
+    let (code, body) = svc.raw(
+        "POST",
+        "/v1.41/volumes/create",
+        "{\"Name\": \"v1\", \"NoSuchField\": 1}",
+    );
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(svc.raw("DELETE", "/v1.41/volumes/v1", "").0, 204);
+    // A body over the limit: 413, nothing created.
+    let huge = format!("{{\"Image\": \"{}\"}}", "x".repeat(5 << 20));
+    let (code, body) = svc.raw("POST", "/v1.41/containers/create", &huge);
+    assert_eq!(code, 413, "{body}");
+    assert!(body.contains("request body over"), "{body}");
     let (code, _) = svc.raw("GET", "/v1.99/version", "");
     assert_eq!(code, 400, "a client newer than 1.41 is refused");
     // Nothing was created by the bad requests.
     assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    assert_eq!(env.ok(&["volume", "ls", "-q"]).trim(), "");
+    assert_eq!(env.ok(&["network", "ls", "-q"]).trim(), "");
 }
 
 #[test]
@@ -123,4 +162,194 @@ fn docker_run_in_the_foreground_and_detached() {
     assert!(svc.docker(&["rm", "web"]).status.success());
     assert!(svc.docker(&["rm", "-f", "cli-made"]).status.success());
     assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+}
+
+#[test]
+fn docker_network_volume_exec_and_container_verbs() {
+    if !have_docker() {
+        return;
+    }
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    let svc = Service::start(&env);
+    let ok = |args: &[&str]| {
+        let o = svc.docker(args);
+        assert!(o.status.success(), "docker {args:?} failed");
+        out(&o)
+    };
+    let since = berth_now_secs();
+    // Networks: create with IPAM and labels, filtered list, inspect.
+    ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.89.7.0/24",
+        "--label",
+        "tier=back",
+        "back",
+    ]);
+    assert_eq!(
+        ok(&[
+            "network",
+            "ls",
+            "--filter",
+            "label=tier=back",
+            "--format",
+            "{{.Name}}"
+        ]),
+        "back"
+    );
+    assert_eq!(
+        ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Subnet}}{{end}} {{.Labels.tier}}",
+            "back"
+        ]),
+        "10.89.7.0/24 back"
+    );
+    let dup = svc.docker(&["network", "create", "back"]);
+    assert!(
+        !dup.status.success(),
+        "a second network of that name is refused"
+    );
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+    // Volumes: create with labels, filtered list, inspect.
+    ok(&["volume", "create", "--label", "k=v", "data"]);
+    assert_eq!(ok(&["volume", "ls", "-q", "--filter", "label=k=v"]), "data");
+    assert_eq!(
+        ok(&[
+            "volume",
+            "inspect",
+            "-f",
+            "{{.Labels.k}} {{.Driver}}",
+            "data"
+        ]),
+        "v local"
+    );
+    // A container on both, found by alias from another one.
+    ok(&[
+        "run", "-d", "--name", "srv", "--network", "back", "--network-alias", "api", "-v",
+        "data:/data", &img, "sh", "-c",
+        "echo from-volume > /data/f; mkdir /www; echo page > /www/index.html; exec httpd -f -p 80 -h /www",
+    ]);
+    ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cli",
+        "--network",
+        "back",
+        &img,
+        "sleep",
+        "1000",
+    ]);
+    let page = wait_for("the alias to answer", 60, || {
+        let o = svc.docker(&["exec", "cli", "wget", "-q", "-O", "-", "http://api/"]);
+        o.status.success().then(|| out(&o))
+    });
+    assert_eq!(page, "page");
+    // exec: output, exit code, stdin, a TTY.
+    assert_eq!(ok(&["exec", "srv", "cat", "/data/f"]), "from-volume");
+    assert_eq!(
+        svc.docker(&["exec", "srv", "sh", "-c", "exit 3"])
+            .status
+            .code(),
+        Some(3)
+    );
+    let mut c = svc.docker_cmd();
+    c.args(["exec", "-i", "srv", "sh", "-c", "cat; echo done"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("docker exec -i");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), b"in-line\n").expect("write");
+    drop(child.stdin.take());
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "in-line\ndone\n");
+    // `-it` needs a terminal on the client's side: script(1) gives one.
+    let mut c = Command::new("script");
+    c.args([
+        "-qec",
+        "docker exec -it srv sh -c 'tty; exit 7'",
+        "/dev/null",
+    ])
+    .env("DOCKER_HOST", format!("unix://{}", svc.sock.display()))
+    .env("DOCKER_CONFIG", svc.client_cfg.path())
+    .stdin(std::process::Stdio::null());
+    let o = c.output().expect("script");
+    assert_eq!(o.status.code(), Some(7), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("/dev/pts/"),
+        "{o:?}"
+    );
+    // connect with an alias, disconnect.
+    ok(&["network", "create", "front"]);
+    ok(&["network", "connect", "--alias", "edge", "front", "srv"]);
+    let aliases = ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks.front.Aliases}}",
+        "srv",
+    ]);
+    assert!(aliases.contains("\"edge\""), "{aliases}");
+    ok(&["network", "disconnect", "front", "srv"]);
+    assert_eq!(
+        ok(&["inspect", "-f", "{{len .NetworkSettings.Networks}}", "srv"]),
+        "1"
+    );
+    // pause, unpause, top, rename, restart.
+    ok(&["pause", "cli"]);
+    assert_eq!(ok(&["inspect", "-f", "{{.State.Status}}", "cli"]), "paused");
+    ok(&["unpause", "cli"]);
+    assert_eq!(
+        ok(&["inspect", "-f", "{{.State.Status}}", "cli"]),
+        "running"
+    );
+    assert!(ok(&["top", "cli"]).contains("sleep 1000"));
+    ok(&["rename", "cli", "cli2"]);
+    let started = ok(&["inspect", "-f", "{{.State.StartedAt}}", "cli2"]);
+    ok(&["restart", "-t", "1", "cli2"]);
+    assert_ne!(
+        ok(&["inspect", "-f", "{{.State.StartedAt}}", "cli2"]),
+        started
+    );
+    // In use: refused with Docker's conflict; then removed and pruned.
+    let busy = svc.docker(&["volume", "rm", "data"]);
+    assert!(!busy.status.success(), "a volume in use stays");
+    ok(&["rm", "-f", "srv", "cli2"]);
+    ok(&["network", "rm", "front"]);
+    assert_eq!(ok(&["network", "prune", "-f"]), "Deleted Networks:\nback");
+    assert!(ok(&["volume", "prune", "-f"]).contains("data"));
+    // events: what happened, filtered.
+    let ev = ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &berth_now_secs(),
+        "--filter",
+        "type=network",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    for want in [
+        "create back",
+        "create front",
+        "connect front",
+        "disconnect front",
+        "remove front",
+    ] {
+        assert!(ev.lines().any(|l| l == want), "{want:?} in {ev}");
+    }
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    assert_eq!(env.ok(&["volume", "ls", "-q"]).trim(), "");
+}
+
+/// Now, in unix seconds with nanoseconds (for `events --since/--until`).
+fn berth_now_secs() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
 }

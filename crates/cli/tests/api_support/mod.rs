@@ -62,14 +62,22 @@ impl Service {
     /// One raw HTTP/1.0 request on the socket: (status, body).
     pub fn raw(&self, method: &str, path: &str, body: &str) -> (u16, String) {
         let mut s = std::os::unix::net::UnixStream::connect(&self.sock).expect("connect");
-        write!(
+        // The server may answer (413) and close before a huge body is
+        // all written: keep what it answered.
+        let _ = write!(
             s,
             "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
-        )
-        .expect("write request");
-        let mut out = String::new();
-        s.read_to_string(&mut out).expect("read response");
+        );
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            raw.extend_from_slice(&buf[..n]);
+        }
+        let out = String::from_utf8_lossy(&raw).into_owned();
         let status = out
             .split_whitespace()
             .nth(1)
