@@ -159,6 +159,11 @@ fn docker_inspect(mut doc: Value) -> Value {
             }
         }
     }
+    // berth's file log driver is Docker's json-file (the SDKs read logs
+    // only from the drivers they know).
+    if doc["HostConfig"]["LogConfig"]["Type"] == "k8s-file" {
+        doc["HostConfig"]["LogConfig"]["Type"] = "json-file".into();
+    }
     // Docker's HostIp of a port published on every address.
     if let Some(ports) = doc["NetworkSettings"]["Ports"].as_object_mut() {
         for b in ports

@@ -17,6 +17,7 @@
 
 #![recursion_limit = "256"]
 
+mod archive;
 mod berth;
 mod containers;
 mod create;

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::berth::Ctx;
 use crate::reply::{self, ApiError, Body};
-use crate::{containers, exec, images, networks, volumes, API_VERSION, MIN_API_VERSION};
+use crate::{archive, containers, exec, images, networks, volumes, API_VERSION, MIN_API_VERSION};
 
 /// Request bodies larger than this are refused (413).
 const MAX_BODY: usize = 4 << 20;
@@ -231,6 +231,9 @@ async fn route(ctx: &Arc<Ctx>, r: &mut Req) -> Result<Response<Body>, ApiError> 
         (&Method::POST, ["containers", id, "exec"]) => exec::create(ctx, r, id).await,
         (&Method::POST, ["exec", id, "start"]) => exec::start(ctx, r, id).await,
         (&Method::GET, ["exec", id, "json"]) => exec::inspect(ctx, id).await,
+        (&Method::HEAD, ["containers", id, "archive"]) => archive::get(ctx, r, id, true).await,
+        (&Method::GET, ["containers", id, "archive"]) => archive::get(ctx, r, id, false).await,
+        (&Method::PUT, ["containers", id, "archive"]) => archive::put(ctx, r, id).await,
         (&Method::GET, ["events"]) => crate::events::events(ctx, r).await,
         (&Method::GET, ["networks"]) => networks::list(ctx, r).await,
         (&Method::POST, ["networks", "create"]) => networks::create(ctx, r).await,

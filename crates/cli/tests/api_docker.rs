@@ -353,3 +353,135 @@ fn berth_now_secs() -> String {
         .expect("clock");
     format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
 }
+
+#[test]
+fn docker_cp_both_ways_refuses_dotdot() {
+    if !have_docker() {
+        return;
+    }
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    let svc = Service::start(&env);
+    assert!(svc
+        .docker(&["run", "-d", "--name", "box", &img, "sleep", "1000"])
+        .status
+        .success());
+    let host = tempfile::tempdir().expect("tempdir");
+    let h = host.path();
+    std::fs::write(h.join("a.txt"), "host-file\n").expect("write");
+    std::fs::create_dir_all(h.join("dir/sub")).expect("mkdir");
+    std::fs::write(h.join("dir/sub/x"), "deep\n").expect("write");
+    let p = |rel: &str| h.join(rel).to_str().expect("utf-8").to_string();
+    assert!(svc
+        .docker(&["cp", &p("a.txt"), "box:/tmp/"])
+        .status
+        .success());
+    assert!(svc
+        .docker(&["cp", &p("dir"), "box:/tmp/dir2"])
+        .status
+        .success());
+    assert_eq!(
+        out(&svc.docker(&["exec", "box", "cat", "/tmp/a.txt", "/tmp/dir2/sub/x"])),
+        "host-file\ndeep"
+    );
+    std::fs::create_dir(h.join("out")).expect("mkdir");
+    assert!(svc
+        .docker(&["cp", "box:/tmp/dir2", &p("out/d")])
+        .status
+        .success());
+    assert_eq!(
+        std::fs::read_to_string(h.join("out/d/sub/x")).expect("copied out"),
+        "deep\n"
+    );
+    assert!(svc
+        .docker(&["cp", "box:/etc/passwd", &p("out/")])
+        .status
+        .success());
+    assert!(std::fs::read_to_string(h.join("out/passwd"))
+        .expect("copied out")
+        .starts_with("root:"));
+    let missing = svc.docker(&["cp", "box:/nope", &p("out/")]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("Could not find the file /nope"),
+        "{missing:?}"
+    );
+    // `..` in an archive path: refused, nothing copied either way.
+    let (code, body) = svc.raw(
+        "GET",
+        "/v1.41/containers/box/archive?path=/tmp/../../etc",
+        "",
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("'..'"), "{body}");
+    let (code, _) = svc.raw("HEAD", "/v1.41/containers/box/archive?path=/..", "");
+    assert_eq!(code, 400);
+    let (code, body) = svc.raw("PUT", "/v1.41/containers/box/archive?path=/tmp/..", "");
+    assert_eq!(code, 400, "{body}");
+    let dot = svc.docker(&["cp", "box:/tmp/../../etc/passwd", &p("out/p2")]);
+    assert!(!dot.status.success());
+    assert!(!h.join("out/p2").exists());
+    assert!(svc.docker(&["rm", "-f", "box"]).status.success());
+}
+
+#[test]
+fn docker_sdk_for_python_runs_lists_logs_removes() {
+    if !have_docker() {
+        return;
+    }
+    let py = "/usr/bin/python3";
+    let has = Command::new(py)
+        .args(["-c", "import docker"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has {
+        eprintln!("SKIP: the Docker SDK for Python (python3-docker) is not installed");
+        return;
+    }
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    let svc = Service::start(&env);
+    let script = env.dir.path().join("sdk.py");
+    std::fs::write(
+        &script,
+        r#"import sys, time, docker
+c = docker.DockerClient(base_url="unix://" + sys.argv[1], version="1.41")
+img = sys.argv[2]
+print("run:", c.containers.run(img, ["sh", "-c", "echo from-py"], name="py1").decode().strip())
+bg = c.containers.run(img, ["sh", "-c", "echo bg; exec sleep 1000"], detach=True,
+                      name="py2", labels={"via": "py"})
+print("list:", sorted(x.name for x in c.containers.list(all=True, filters={"label": "via=py"})))
+for _ in range(300):
+    if b"bg" in bg.logs():
+        break
+    time.sleep(0.1)
+print("logs:", bg.logs().decode().strip())
+r = bg.exec_run(["sh", "-c", "echo ex; exit 2"])
+print("exec:", r.exit_code, r.output.decode().strip())
+bg.remove(force=True)
+c.containers.get("py1").remove()
+print("left:", [x.name for x in c.containers.list(all=True)])
+v = c.volumes.create("pyvol", labels={"a": "b"})
+n = c.networks.create("pynet", labels={"a": "b"})
+print("objs:", v.name, n.name, [x.name for x in c.networks.list(filters={"label": "a=b"})])
+v.remove()
+n.remove()
+"#,
+    )
+    .expect("write the script");
+    let o = Command::new("timeout")
+        .args(["120", py])
+        .arg(&script)
+        .arg(&svc.sock)
+        .arg(&img)
+        .output()
+        .expect("python3");
+    eprintln!("{o:?}");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "run: from-py\nlist: ['py2']\nlogs: bg\nexec: 2 ex\nleft: []\nobjs: pyvol pynet ['pynet']\n"
+    );
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    assert_eq!(env.ok(&["volume", "ls", "-q"]).trim(), "");
+}
