@@ -469,3 +469,63 @@ fn compose_on_a_private_dockerd_sees_the_same() {
     // The cleanup removes the image too (dockerd's data dir goes with it).
     t.docker(&["rmi", &img]);
 }
+
+#[test]
+fn berth_compose_serves_the_api_for_the_duration() {
+    if !have_compose() {
+        return;
+    }
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("docker-compose.yml");
+    std::fs::write(&file, compose_file(&img)).expect("write docker-compose.yml");
+    let file = file.to_str().expect("utf-8");
+    let project = unique("bc").replace('-', "_");
+    let compose = |args: &[&str]| {
+        let mut a = vec!["compose", "--ansi", "never", "-p", &project, "-f", file];
+        a.extend_from_slice(args);
+        env.berth(&a)
+    };
+    let sockets = || -> Vec<String> {
+        std::fs::read_dir(env.runroot())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".sock"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        compose(&["up", "-d"]).status.success(),
+        "berth compose up -d"
+    );
+    // The containers outlive the service compose ran with.
+    assert_eq!(sockets(), Vec::<String>::new(), "the service is gone");
+    let names = env.ok(&["ps", "--format", "{{.Names}}"]);
+    for s in ["web", "db", "worker"] {
+        assert!(names.contains(&format!("{project}_{s}_1")), "{names}");
+    }
+    let o = compose(&["exec", "-T", "db", "cat", "/data/ready"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ready");
+    let o = compose(&["exec", "-T", "db", "sh", "-c", "exit 6"]);
+    assert_eq!(o.status.code(), Some(6), "Compose's exit code is berth's");
+    assert!(compose(&["down", "-v", "-t", "1"]).status.success());
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    assert_eq!(env.ok(&["volume", "ls", "-q"]).trim(), "");
+    assert_eq!(sockets(), Vec::<String>::new());
+    // No Compose: a clear error.
+    let o = env
+        .cmd()
+        .env("BERTH_COMPOSE_PROVIDER", "/nonexistent/compose")
+        .args(["compose", "ps"])
+        .output()
+        .expect("berth compose");
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("/nonexistent/compose is not installed"),
+        "{o:?}"
+    );
+}

@@ -7,6 +7,7 @@ mod archive;
 mod attach;
 mod build;
 mod commit;
+mod compose;
 mod container_cmds;
 mod containers;
 pub mod exit;
@@ -95,6 +96,9 @@ pub enum Command {
     /// (example: `berth pod create --name web -p 8080:80`).
     #[command(subcommand)]
     Pod(pods::PodCommand),
+    /// Run Docker Compose against berth's Docker API, starting the API
+    /// service for the duration when none runs (example: `berth compose up -d`).
+    Compose(compose::ComposeArgs),
     /// The DNS resolver of a network (started by berth itself).
     #[command(name = "network-dns", hide = true)]
     NetworkDns(networks::DnsArgs),
@@ -192,6 +196,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Network(c) => networks::network_command(&cli.root, &cli.engine, c),
+        Command::Compose(a) => {
+            let code = compose::compose(&cli.root, &cli.engine, &a)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
         Command::Pod(c) => {
             let code = pods::pod_command(&cli.root, &cli.engine, c)?;
             if code != 0 {

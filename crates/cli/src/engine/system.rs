@@ -37,6 +37,18 @@ pub struct ServiceArgs {
 /// runs this `berth` for every change; containers never depend on it.
 fn service(root: &Path, e: &super::run::EngineArgs, a: &ServiceArgs) -> anyhow::Result<()> {
     use std::os::unix::process::CommandExt;
+    let mut c = service_command(root, e, a.time, a.uri.clone())?;
+    let err = c.exec();
+    Err(anyhow::anyhow!("run berth-service: {err}"))
+}
+
+/// The `berth-service` command line for this engine (also `berth compose`'s).
+pub fn service_command(
+    root: &Path,
+    e: &super::run::EngineArgs,
+    time: u64,
+    uri: Option<String>,
+) -> anyhow::Result<std::process::Command> {
     e.engine(root)?;
     let me = std::env::current_exe().context("find the berth binary")?;
     let exe = me
@@ -59,12 +71,11 @@ fn service(root: &Path, e: &super::run::EngineArgs, a: &ServiceArgs) -> anyhow::
         .arg("--berth")
         .arg(&me)
         .arg("--time")
-        .arg(a.time.to_string());
-    if let Some(u) = &a.uri {
+        .arg(time.to_string());
+    if let Some(u) = uri {
         c.arg(u);
     }
-    let err = c.exec();
-    Err(anyhow::anyhow!("run {}: {err}", exe.display()))
+    Ok(c)
 }
 
 #[derive(Debug, Args)]
