@@ -7,11 +7,12 @@
 //! idle timer (`--time`).
 //! May call: berth-engine and berth-image for reads (container rows,
 //! inspect documents, image records), and the `berth` binary next to this
-//! one for every operation that changes state (create, start, stop, kill,
-//! rm, wait, logs, pull, tag, rmi): containers are created by single-
+//! one for every operation that changes state (containers, exec, cp,
+//! networks, volumes, images, events): containers are created by single-
 //! threaded processes, as berth-runtime requires (this one is not).
 //! Must not: hold state of its own (everything it answers is read from the
-//! engine, so the `berth` CLI and the service see the same world), be
+//! engine, so the `berth` CLI and the service see the same world; exec
+//! records are files in the engine's runroot, not memory), be
 //! linked into `berth`, `berth-runtime` or `berth-monitor` (the async
 //! stack stays here), or be needed by a running container.
 
