@@ -22,12 +22,14 @@ pub fn euid_rootless() -> bool {
 /// Is this process in a user namespace other than the initial one, i.e.
 /// does /proc/self/uid_map map anything but the whole range (runc's
 /// `userns.RunningInUserNS`)?
+/// Kept from the first call, as [`euid_rootless`].
 pub fn in_user_namespace() -> bool {
-    match std::fs::read_to_string("/proc/self/uid_map") {
+    static IN_USERNS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN_USERNS.get_or_init(|| match std::fs::read_to_string("/proc/self/uid_map") {
         Ok(text) => !is_full_map(&text),
         // No /proc/self/uid_map: a kernel without user namespaces.
         Err(_) => false,
-    }
+    })
 }
 
 fn is_full_map(uid_map: &str) -> bool {
@@ -171,6 +173,9 @@ pub fn check_config(
 /// The user name of `uid` from /etc/passwd (runc's `list` shows the owner
 /// of the state), or the number.
 pub fn user_name(uid: u32) -> String {
+    if uid == 0 {
+        return "root".into();
+    }
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     passwd
         .lines()
