@@ -36,6 +36,9 @@ fn podman(user: &RootlessUser, podman: &Path, runtime: &Path) -> Command {
 #[derive(Debug)]
 struct Seen {
     run_rm: Output,
+    /// `--memory`/`--pids-limit`: podman drops them on cgroup v1 rootless
+    /// (with a warning); where it passes them, the runtime applies them.
+    limits: Output,
     slirp: Option<Output>,
     run_d: Output,
     runtime_used: String,
@@ -52,6 +55,22 @@ fn drive(user: &RootlessUser, bin: &Path, rt: &Path, image: &str, slirp: bool) -
     let run_rm = p(
         "run --rm",
         &["run", "--rm", "--network", "none", image, "echo", "hi"],
+    );
+    let limits = p(
+        "run --rm --memory --pids-limit",
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--memory",
+            "100m",
+            "--pids-limit",
+            "50",
+            image,
+            "echo",
+            "hi",
+        ],
     );
     let slirp = slirp.then(|| {
         p(
@@ -97,6 +116,7 @@ fn drive(user: &RootlessUser, bin: &Path, rt: &Path, image: &str, slirp: bool) -
     ));
     Seen {
         run_rm,
+        limits,
         slirp,
         run_d,
         runtime_used,
@@ -176,6 +196,14 @@ fn rootless_podman_runs_berth_runtime_like_runc() {
     let maps = format!(
         "{:>10} {:>10} {:>10}\n{:>10} {:>10} {:>10}\n",
         0, user.uid, 1, 1, subid, 65536
+    );
+    let (r, b) = (&seen[0].1, &seen[1].1);
+    assert_eq!(
+        (r.limits.status.code(), text(&r.limits)),
+        (b.limits.status.code(), text(&b.limits)),
+        "resource flags: runc {:?}, berth {:?}",
+        r.limits,
+        b.limits
     );
     for (rt, s) in &seen {
         let name = rt.display();
