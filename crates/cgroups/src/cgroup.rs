@@ -23,13 +23,13 @@ pub struct Cgroup {
     driver: Driver,
     /// v2: the cgroup2 mountpoint (where controller enabling starts).
     #[serde(default)]
-    unified_root: Option<PathBuf>,
+    pub(crate) unified_root: Option<PathBuf>,
     /// v2: the container's directory.
     #[serde(default)]
-    unified: Option<PathBuf>,
+    pub(crate) unified: Option<PathBuf>,
     /// v1: controller -> directory.
     #[serde(default)]
-    v1: BTreeMap<String, PathBuf>,
+    pub(crate) v1: BTreeMap<String, PathBuf>,
     /// Directories berth created (only these are removed).
     #[serde(default)]
     created: Vec<PathBuf>,

@@ -23,6 +23,7 @@ pub mod layout;
 mod oom;
 pub mod path;
 pub mod resources;
+mod rootless;
 pub mod stats;
 
 pub use apply::attach_device_program;

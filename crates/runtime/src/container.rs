@@ -33,6 +33,9 @@ pub struct CreateOptions {
     /// the setup channel (one file less to create and remove per container,
     /// and a creator that dies before starting takes the process with it).
     pub start_now: bool,
+    /// runc's `--rootless`: cgroups are best effort (see
+    /// [`crate::rootless`]); `None` detects it (`auto`).
+    pub rootless: Option<bool>,
 }
 
 /// A container (or exec'd process) that has been set up.
@@ -164,17 +167,61 @@ fn open_ns(id: &str, kind: NsKind, path: &Path) -> Result<OwnedFd> {
 }
 
 fn write_id_maps(id: &str, pid: i32, cfg: &ContainerConfig) -> Result<()> {
-    std::fs::write(
-        format!("/proc/{pid}/uid_map"),
-        config::id_map_text(&cfg.uid_mappings),
-    )
-    .map_err(sys(id, "write uid_map"))?;
-    std::fs::write(
-        format!("/proc/{pid}/gid_map"),
-        config::id_map_text(&cfg.gid_mappings),
-    )
-    .map_err(sys(id, "write gid_map"))?;
+    crate::rootless::write_id_maps(id, pid, &cfg.uid_mappings, &cfg.gid_mappings)
+}
+
+/// runc's rootless cgroup manager (libcontainer/cgroups/fs `Apply`): the
+/// hierarchies the caller cannot use are left out, without an error, when
+/// the config names no cgroupsPath; a cgroupsPath it cannot use is an
+/// error.
+fn rootless_cgroup(id: &str, cg: &mut Cgroup, path: Option<&str>) -> Result<()> {
+    let dropped = cg.drop_unusable();
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    if let Some(p) = path {
+        return Err(Error::Invalid {
+            id: id.into(),
+            message: format!(
+                "rootless: cannot create or join the cgroup {p} ({}): the user may not write there; remove linux.cgroupsPath to run without a cgroup, or use a cgroup v2 subtree delegated to the user",
+                dropped.join(", ")
+            ),
+        });
+    }
+    tracing::debug!(
+        "container {id:?}: rootless, no cgroup in: {}",
+        dropped.join(", ")
+    );
     Ok(())
+}
+
+/// Resources of a rootless container (runc's fs manager `Set` with
+/// `Rootless`): device rules are applied where the devices cgroup is usable
+/// and otherwise ignored (the user namespace already keeps the container
+/// from device nodes it may not open); any other resource needing a
+/// hierarchy that was left out is an error.
+fn apply_rootless(id: &str, cg: &Cgroup, res: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    let mut rest = res.clone();
+    if let Some(rules) = rest.devices().clone() {
+        rest.set_devices(None);
+        let mut only = oci_spec::runtime::LinuxResources::default();
+        only.set_devices(Some(rules));
+        if let Err(e) = cg.apply(&only) {
+            tracing::debug!("container {id:?}: rootless, device rules not applied: {e}");
+        }
+    }
+    cg.apply(&rest).map_err(|source| match source {
+        berth_cgroups::Error::ControllerMissing { controller, what } => Error::Invalid {
+            id: id.into(),
+            message: format!(
+                "cannot set {what}: a rootless container could not join or create a {controller} cgroup (the user owns no cgroup it may write; remove the limit, or use a cgroup v2 subtree delegated to the user)"
+            ),
+        },
+        source => Error::Cgroup {
+            id: id.into(),
+            source,
+        },
+    })
 }
 
 fn child_error(id: &str, pid: i32, e: SyncError) -> Error {
@@ -225,7 +272,21 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
         id: id.into(),
         source,
     };
+    let rootless_cg = o.rootless.unwrap_or_else(crate::rootless::auto_detect);
+    // (Also known to the container process, forked below.)
+    if crate::rootless::euid_rootless() {
+        crate::rootless::check_config(
+            id,
+            cfg.namespaces.creates(NsKind::User),
+            cfg.namespaces.join.iter().any(|(k, _)| *k == NsKind::User),
+            &cfg.uid_mappings,
+            &cfg.gid_mappings,
+        )?;
+    }
     let mut cg = Cgroup::new(cfg.cgroups_path.as_deref(), id).map_err(cg_err)?;
+    if rootless_cg {
+        rootless_cgroup(id, &mut cg, cfg.cgroups_path.as_deref())?;
+    }
     let dir = root.create(id)?;
     let mut guard = CreateGuard {
         id: id.into(),
@@ -246,7 +307,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
             (me, state::process_start_time(me).unwrap_or(0))
         },
         created: now_rfc3339(),
-        owner: "root".into(),
+        owner: crate::rootless::user_name(rustix::process::geteuid().as_raw()),
         annotations: cfg.annotations.clone(),
         // Recorded before its directories exist: a create killed inside
         // cg.create() leaves dirs that delete must still find.
@@ -301,7 +362,11 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     }
     let resources = crate::devices::cgroup_device_rules(&cfg).or_else(|| cfg.resources.clone());
     if let Some(r) = &resources {
-        cg.apply(r).map_err(cg_err)?;
+        if rootless_cg {
+            apply_rootless(id, &cg, r)?;
+        } else {
+            cg.apply(r).map_err(cg_err)?;
+        }
     }
 
     let idmaps = crate::idmap::prepare(id, &cfg)?;
@@ -863,6 +928,13 @@ pub fn kill(root: &StateRoot, id: &str, sig: i32, all: bool) -> Result<()> {
         }
         let signal = nix::sys::signal::Signal::try_from(sig)
             .map_err(|e| sys(id, "parse signal")(e.into()))?;
+        if cg.is_empty() {
+            // Rootless without a cgroup: the processes found otherwise.
+            for pid in crate::rootless::processes_without_cgroup(r.pid) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+            }
+            return Ok(());
+        }
         return cg.kill_all(signal).map_err(|source| Error::Cgroup {
             id: id.into(),
             source,
@@ -902,6 +974,14 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         }
         Status::Running | Status::Paused if force => {
             if let Some(cg) = cgroup_of(&r) {
+                if cg.is_empty() {
+                    for pid in crate::rootless::processes_without_cgroup(r.pid) {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::SIGKILL,
+                        );
+                    }
+                }
                 let _ = cg.kill_all(nix::sys::signal::SIGKILL);
                 let _ = cg.thaw();
             }

@@ -109,7 +109,9 @@ pub fn create_devices(cfg: &ContainerConfig, root: BorrowedFd<'_>) -> Result<(),
     if dev_is_bound(cfg) {
         return Ok(());
     }
-    let in_userns = cfg.namespaces.has(NsKind::User);
+    // runc: also when the runtime itself runs in a user namespace (podman
+    // rootless runs it as root in one, without a namespace in the config).
+    let in_userns = cfg.namespaces.has(NsKind::User) || crate::rootless::in_user_namespace();
     let old = nix::sys::stat::umask(Mode::empty());
     let res = (|| {
         for d in devices_to_create(cfg) {

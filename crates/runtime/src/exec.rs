@@ -77,6 +77,9 @@ pub fn base_process(root: &StateRoot, id: &str) -> Result<oci_spec::runtime::Pro
 /// Start `p` inside container `o.id`.
 pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spawned> {
     let id = o.id.as_str();
+    // Known before the fork (the process checks it after entering the
+    // container's user namespace).
+    let _ = crate::rootless::euid_rootless();
     let dir = root.open(id)?;
     let r = dir.load()?;
     let status = live_status(&r, &dir.path);

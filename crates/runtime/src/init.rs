@@ -306,7 +306,18 @@ fn finish_process(
         process::set_no_new_privs().map_err(|e| chain(&e))?;
     }
     let needs_admin = a.seccomp.is_some() && !p.no_new_privileges;
-    let setgroups_allowed = !userns || setgroups_allowed();
+    // runc (setupUser): a rootless runtime sets no supplementary groups
+    // (the process keeps what the user's were, as mapped) and refuses to
+    // be asked for some.
+    let rootless = crate::rootless::euid_rootless();
+    if rootless && !p.additional_gids.is_empty() {
+        return Err(
+            "cannot set process.user.additionalGids in a rootless container: an unprivileged \
+                    user may not set supplementary groups; remove them"
+                .into(),
+        );
+    }
+    let setgroups_allowed = !rootless && (!userns || setgroups_allowed());
     let cwd_done = process::enter_cwd_early(p).map_err(|e| chain(&e))?;
     process::finalize_identity(p, setgroups_allowed, needs_admin).map_err(|e| chain(&e))?;
     if needs_admin && !process::has_admin() {

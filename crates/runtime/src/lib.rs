@@ -28,6 +28,7 @@ mod mount_opts;
 mod mounts;
 pub mod process;
 mod rootfs_path;
+pub mod rootless;
 pub mod sched;
 mod seccomp_agent;
 pub mod selfexe;

@@ -19,6 +19,21 @@ fn cgroup(root: &StateRoot, id: &str) -> Result<(Cgroup, Status)> {
     Ok((cg, status))
 }
 
+/// The container's cgroup for `op`; a rootless container may have none
+/// (see `container::create`), which is an error naming the reason.
+fn cgroup_for(root: &StateRoot, id: &str, op: &str) -> Result<(Cgroup, Status)> {
+    let (cg, status) = cgroup(root, id)?;
+    if cg.is_empty() {
+        return Err(Error::Invalid {
+            id: id.into(),
+            message: format!(
+                "cannot {op}: the container has no cgroup (it runs rootless and the user may write no cgroup here; a cgroup v2 subtree delegated to the user gives it one)"
+            ),
+        });
+    }
+    Ok((cg, status))
+}
+
 fn cg_err(id: &str) -> impl FnOnce(berth_cgroups::Error) -> Error + '_ {
     move |source| Error::Cgroup {
         id: id.into(),
@@ -28,7 +43,7 @@ fn cg_err(id: &str) -> impl FnOnce(berth_cgroups::Error) -> Error + '_ {
 
 /// Freeze every process of the container.
 pub fn pause(root: &StateRoot, id: &str) -> Result<()> {
-    let (cg, status) = cgroup(root, id)?;
+    let (cg, status) = cgroup_for(root, id, "pause")?;
     if status != Status::Running {
         return Err(Error::WrongStatus {
             id: id.into(),
@@ -41,7 +56,7 @@ pub fn pause(root: &StateRoot, id: &str) -> Result<()> {
 
 /// Thaw a paused container.
 pub fn resume(root: &StateRoot, id: &str) -> Result<()> {
-    let (cg, status) = cgroup(root, id)?;
+    let (cg, status) = cgroup_for(root, id, "resume")?;
     if status != Status::Paused {
         return Err(Error::WrongStatus {
             id: id.into(),
@@ -54,7 +69,7 @@ pub fn resume(root: &StateRoot, id: &str) -> Result<()> {
 
 /// Change resources of a created, running or paused container.
 pub fn update(root: &StateRoot, id: &str, res: &LinuxResources) -> Result<()> {
-    let (cg, status) = cgroup(root, id)?;
+    let (cg, status) = cgroup_for(root, id, "update")?;
     if status == Status::Stopped {
         return Err(Error::WrongStatus {
             id: id.into(),
@@ -69,7 +84,13 @@ pub fn update(root: &StateRoot, id: &str, res: &LinuxResources) -> Result<()> {
 
 /// Host pids of every process of the container.
 pub fn pids(root: &StateRoot, id: &str) -> Result<Vec<i32>> {
-    let (cg, _) = cgroup(root, id)?;
+    let (cg, status) = cgroup(root, id)?;
+    if cg.is_empty() {
+        let dir = root.open(id)?;
+        let r = dir.load()?;
+        let init = if status == Status::Stopped { 0 } else { r.pid };
+        return Ok(crate::rootless::processes_without_cgroup(init));
+    }
     cg.pids().map_err(cg_err(id))
 }
 

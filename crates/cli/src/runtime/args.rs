@@ -20,6 +20,9 @@ pub struct Cli {
 pub struct Global {
     /// Directory for container state.
     pub root: PathBuf,
+    /// `--root` was not given: `root` is the default, `/run/berth` or,
+    /// rootless, `$XDG_RUNTIME_DIR/berth-runtime` (see [`default_root`]).
+    pub root_default: RootDefault,
     /// Log file (errors and debug output go there too).
     pub log: Option<PathBuf>,
     /// `text` or `json`.
@@ -31,6 +34,37 @@ pub struct Global {
     pub rootless: Option<String>,
     /// Refused by `dispatch` (not supported yet).
     pub criu: Option<String>,
+}
+
+/// Where the state root came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootDefault {
+    /// `--root`.
+    Given,
+    /// `/run/berth`.
+    System,
+    /// `$XDG_RUNTIME_DIR/berth-runtime`.
+    Xdg,
+}
+
+/// runc's default state root (main.go, `shouldHonorXDGRuntimeDir`):
+/// `$XDG_RUNTIME_DIR/berth-runtime` when XDG_RUNTIME_DIR is set and the
+/// caller is not root, or is root in a user namespace with USER other than
+/// root; else `/run/berth`.
+pub fn default_root() -> (PathBuf, RootDefault) {
+    let system = (PathBuf::from("/run/berth"), RootDefault::System);
+    let xdg = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => return system,
+    };
+    let honor = berth_runtime::rootless::euid_rootless()
+        || (berth_runtime::rootless::in_user_namespace()
+            && std::env::var_os("USER").is_none_or(|u| u != "root"));
+    if honor {
+        (xdg.join("berth-runtime"), RootDefault::Xdg)
+    } else {
+        system
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -223,7 +257,7 @@ const GLOBAL: &[Flag] = &[
         "rootless",
         None,
         "true|false|auto",
-        "rootless mode (berth supports false and auto as root); bare --rootless means true",
+        "rootless mode: cgroups best effort (default auto: when not root or in a user namespace); bare --rootless means true",
     ),
     opt(
         "criu",
@@ -727,10 +761,13 @@ where
 }
 
 fn build(c: &CmdSpec, g: &Given, mut ops: Vec<String>) -> Result<Cli, ArgError> {
+    let (root, root_default) = match g.path("root") {
+        Some(r) => (r, RootDefault::Given),
+        None => default_root(),
+    };
     let global = Global {
-        root: g
-            .path("root")
-            .unwrap_or_else(|| PathBuf::from("/run/berth")),
+        root,
+        root_default,
         log: g.path("log"),
         log_format: g.choice("log-format", "text", &["text", "json"])?,
         debug: g.has("debug"),

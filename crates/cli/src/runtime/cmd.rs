@@ -1,6 +1,6 @@
 //! One function per runc command; each turns flags into a library call.
 
-use super::args::{Cli, Cmd, CreateArgs, ExecArgs, UpdateArgs};
+use super::args::{Cli, Cmd, CreateArgs, ExecArgs, Global, RootDefault, UpdateArgs};
 use anyhow::{anyhow, bail, Context, Result};
 use berth_runtime::{container, foreground, manage, CreateOptions, StateRoot};
 use std::io::Write;
@@ -11,16 +11,22 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     if g.systemd_cgroup {
         bail!("--systemd-cgroup is not supported by berth yet: use the cgroupfs manager (podman: cgroup_manager = \"cgroupfs\")");
     }
-    if g.rootless.as_deref() == Some("true") {
-        bail!("--rootless=true is not supported by berth yet");
-    }
+    let rootless = match g.rootless.as_deref() {
+        None | Some("auto") => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(v) => bail!("invalid --rootless value {v:?}: use true, false or auto"),
+    };
     if g.criu.is_some() {
         bail!("--criu is not supported: berth does not checkpoint/restore yet");
+    }
+    if !matches!(cli.cmd, Cmd::Spec { .. } | Cmd::Features) {
+        prepare_root(g)?;
     }
     let root = StateRoot::new(&g.root);
     match cli.cmd {
         Cmd::Create(c) => {
-            container::create(&root, &create_options(&c, false))?;
+            container::create(&root, &create_options(&c, false, rootless))?;
             Ok(0)
         }
         Cmd::Start { id } => {
@@ -52,7 +58,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             create,
             detach,
             keep,
-        } => run(&root, &create, detach, keep),
+        } => run(&root, &create, detach, keep, rootless),
         Cmd::List { format, quiet } => list(&root, &format, quiet),
         Cmd::Spec {
             bundle,
@@ -113,6 +119,55 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     }
 }
 
+/// The default state root of a caller without root: runc makes
+/// `$XDG_RUNTIME_DIR/runc` (0700 with the sticky bit, which keeps the XDG
+/// cleanup away from it); without XDG_RUNTIME_DIR the system root is
+/// refused here, naming the fix, instead of failing later on a state file.
+fn prepare_root(g: &Global) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match g.root_default {
+        RootDefault::Given => Ok(()),
+        RootDefault::Xdg => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&g.root)
+                .and_then(|()| {
+                    std::fs::set_permissions(&g.root, std::fs::Permissions::from_mode(0o1700))
+                })
+                .with_context(|| {
+                    format!(
+                        "cannot make the state root {}: the path in $XDG_RUNTIME_DIR must be writable by the user (or pass --root DIR)",
+                        g.root.display()
+                    )
+                })
+        }
+        RootDefault::System => {
+            if !berth_runtime::rootless::euid_rootless() || writable_or_creatable(&g.root) {
+                return Ok(());
+            }
+            let uid = rustix::process::geteuid().as_raw();
+            bail!(
+                "the state root {} is not writable by uid {uid}: set XDG_RUNTIME_DIR to a directory of the user's (e.g. /run/user/{uid}; the state goes to $XDG_RUNTIME_DIR/berth-runtime) or pass --root DIR",
+                g.root.display()
+            )
+        }
+    }
+}
+
+/// May this process write `dir`, or create it in its nearest existing
+/// ancestor?
+fn writable_or_creatable(dir: &std::path::Path) -> bool {
+    let mut cur = Some(dir);
+    while let Some(p) = cur {
+        if p.exists() {
+            return rustix::fs::access(p, rustix::fs::Access::WRITE_OK).is_ok();
+        }
+        cur = p.parent();
+    }
+    false
+}
+
 /// Print a line to stdout; a reader that went away (EPIPE) is not an error
 /// worth a panic.
 fn print_out(text: &str) {
@@ -122,8 +177,9 @@ fn print_out(text: &str) {
 
 /// CVE-2019-5736: run from a sealed copy of ourselves before touching a
 /// container.
-fn create_options(c: &CreateArgs, internal_console: bool) -> CreateOptions {
+fn create_options(c: &CreateArgs, internal_console: bool, rootless: Option<bool>) -> CreateOptions {
     CreateOptions {
+        rootless,
         id: c.id.clone(),
         bundle: c.bundle.clone(),
         pid_file: c.pid_file.clone(),
@@ -136,7 +192,13 @@ fn create_options(c: &CreateArgs, internal_console: bool) -> CreateOptions {
     }
 }
 
-fn run(root: &StateRoot, c: &CreateArgs, detach: bool, keep: bool) -> Result<i32> {
+fn run(
+    root: &StateRoot,
+    c: &CreateArgs,
+    detach: bool,
+    keep: bool,
+    rootless: Option<bool>,
+) -> Result<i32> {
     if !detach {
         foreground::block_signals()?;
     }
@@ -144,7 +206,7 @@ fn run(root: &StateRoot, c: &CreateArgs, detach: bool, keep: bool) -> Result<i32
         root,
         &CreateOptions {
             start_now: true,
-            ..create_options(c, !detach && c.console_socket.is_none())
+            ..create_options(c, !detach && c.console_socket.is_none(), rootless)
         },
     )?;
     if let Err(e) = berth_runtime::start_spawned(root, &c.id, &mut spawned) {
