@@ -12,12 +12,16 @@
 #![forbid(unsafe_code)]
 
 pub mod build;
+mod cache;
 pub mod copy;
 pub mod ignore;
 pub mod image;
 pub mod parse;
+mod plan;
 pub mod run;
+mod stage;
 pub mod stdin;
+mod step;
 pub mod subst;
 
 pub use build::{build, BuildOptions};

@@ -1,0 +1,158 @@
+//! COPY and ADD planning: what a step takes (sources, destination,
+//! ownership) and the digest of that content, decided before the cache
+//! lookup.
+
+use std::path::{Path, PathBuf};
+
+use berth_image::Store;
+
+use crate::build::BuildOptions;
+use crate::copy::{self, Ownership, View};
+use crate::ignore::Ignore;
+use crate::parse::{Form, Instruction};
+use crate::stage::{stored_image, Stage};
+use crate::step::step_err;
+use crate::subst::{expand, words};
+use crate::BuildError;
+
+/// What a COPY/ADD will take, decided before the cache lookup.
+pub(crate) struct CopyPlan {
+    pub srcs: Vec<PathBuf>,
+    pub dest: String,
+    pub own: Ownership,
+    pub digest: String,
+    /// Sources are in the context (so the ignore file applies).
+    pub from_context: bool,
+    /// Keeps the `--from` stage's view mounted while copying.
+    _view: Option<View>,
+}
+
+pub(crate) fn plan_copy(
+    store: &Store,
+    ins: &Instruction,
+    st: &Stage,
+    stages: &[Stage],
+    esc: char,
+    o: &BuildOptions,
+    ignore: &Ignore,
+) -> Result<CopyPlan, BuildError> {
+    let is_copy = ins.keyword == "COPY";
+    ins.check_flags(if is_copy {
+        &["chown", "chmod", "from"]
+    } else {
+        &["chown", "chmod"]
+    })?;
+    let lookup = st.lookup();
+    let mut list = match ins.form() {
+        Form::Exec(v) => v
+            .iter()
+            .map(|w| expand(w, &lookup, esc))
+            .collect::<Result<Vec<_>, _>>(),
+        Form::Shell(s) => words(&s, &lookup, esc),
+    }
+    .map_err(|e| step_err(ins, e))?;
+    if list.len() < 2 {
+        return Err(step_err(ins, "needs at least one source and a destination"));
+    }
+    let dest = list.pop().expect("two or more");
+    let workdir = st.img.field("WorkingDir");
+    let dest = if dest.starts_with('/') {
+        dest
+    } else {
+        let base = if workdir.is_empty() { "/" } else { &workdir };
+        let mut d = format!("{}/{dest}", base.trim_end_matches('/'));
+        if dest == "." || dest.ends_with('/') {
+            d.push('/');
+        }
+        d
+    };
+    let mut digest = String::new();
+    let (root, view) = match ins.flag("from") {
+        Some(f) => {
+            let stage = stages.iter().enumerate().find(|(i, s)| {
+                s.name.as_deref() == Some(&f.to_ascii_lowercase()) || f == i.to_string()
+            });
+            let img = match stage {
+                Some((_, s)) => {
+                    digest.push_str(&s.key);
+                    s.img.clone()
+                }
+                // Not a stage: an image in the store (Docker's
+                // `COPY --from=IMAGE`).
+                None => {
+                    let (img, key) = stored_image(store, f).map_err(|e| {
+                        step_err(
+                            ins,
+                            format!("--from={f}: no earlier stage has that name or index, and {e}"),
+                        )
+                    })?;
+                    digest.push_str(&key);
+                    img
+                }
+            };
+            let v = View::mount(store, &img.lowers(store)?)?;
+            (v.path.clone(), Some(v))
+        }
+        None => (o.context.clone(), None),
+    };
+    let what = if view.is_some() {
+        format!("{} --from", ins.keyword)
+    } else {
+        ins.keyword.clone()
+    };
+    let from_context = view.is_none();
+    let skip = |p: &Path| from_context && ignore.excluded(p);
+    let srcs = copy::sources(&root, &list, &what, &skip).map_err(|e| match e {
+        BuildError::Other(m) => step_err(ins, m),
+        e => e,
+    })?;
+    if !is_copy {
+        for (s, p) in srcs.iter().zip(&list) {
+            if p.contains("://") {
+                return Err(step_err(
+                    ins,
+                    format!("{p}: ADD from a URL is not supported yet"),
+                ));
+            }
+            if s.is_file() && copy::looks_like_archive(s) {
+                return Err(step_err(
+                    ins,
+                    format!("{p}: ADD of a local archive (auto-extraction) is not supported yet; use COPY and RUN tar"),
+                ));
+            }
+        }
+    }
+    digest.push_str(&copy::content_digest(&srcs, &skip)?);
+    let chmod = match ins.flag("chmod") {
+        Some(m) => Some(
+            u32::from_str_radix(m, 8)
+                .map_err(|_| step_err(ins, format!("--chmod={m}: not an octal mode")))?,
+        ),
+        None => None,
+    };
+    let chown = match ins.flag("chown") {
+        Some(c) => {
+            let lowers = st.img.lowers(store)?;
+            let passwd = berth_engine::user::read_from_layers(&lowers, "etc/passwd");
+            let group = berth_engine::user::read_from_layers(&lowers, "etc/group");
+            let c = expand(c, &lookup, esc).map_err(|e| step_err(ins, e))?;
+            let id = berth_engine::user::resolve(&c, &passwd, &group)
+                .map_err(|e| step_err(ins, format!("--chown={c}: {}", crate::chain(&e))))?;
+            digest.push_str(&format!(":{}:{}", id.uid, id.gid));
+            Some((id.uid, id.gid))
+        }
+        None => None,
+    };
+    Ok(CopyPlan {
+        srcs,
+        dest,
+        own: Ownership {
+            chown,
+            keep_owner: view.is_some(),
+            chmod,
+        },
+        digest,
+        from_context,
+        _view: view,
+    })
+}
