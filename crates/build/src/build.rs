@@ -1,10 +1,11 @@
 //! Executing a Containerfile: stages in order, each instruction a step
 //! whose result (layers + config) is stored and recorded in the cache.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use berth_image::image::{commit, resolve, ResolvedImage};
 use berth_image::manifest::OCI_MANIFEST;
@@ -13,6 +14,7 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::cache::{cached, remember};
+use crate::graph::{self, StageDef};
 use crate::ignore::Ignore;
 use crate::parse::{parse, Form, Instruction};
 use crate::plan::plan_copy;
@@ -75,6 +77,16 @@ fn containerfile(o: &BuildOptions) -> Result<PathBuf, BuildError> {
     )))
 }
 
+/// Writes one progress line (whole, so that parallel stages' lines do
+/// not mix).
+fn say(o: &BuildOptions, s: &str) {
+    if !o.quiet {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{s}");
+        let _ = out.flush();
+    }
+}
+
 /// Builds the image; returns it stored under the `-t` names.
 pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildError> {
     if !o.context.is_dir() {
@@ -90,164 +102,47 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
     let file = parse(&text)?;
     let esc = file.escape;
     let mut instructions = file.instructions;
-    if let Some(t) = &o.target {
-        // The stage named `t` ends where the next FROM begins.
-        let named = |i: &Instruction| {
-            let w: Vec<&str> = i.args.split_whitespace().collect();
-            i.keyword == "FROM"
-                && w.len() == 3
-                && w[1].eq_ignore_ascii_case("as")
-                && w[2].eq_ignore_ascii_case(t)
-        };
-        let start = instructions.iter().position(named).ok_or_else(|| {
-            BuildError::Other(format!(
-                "--target {t}: no stage has that name (FROM ... AS {t})"
-            ))
-        })?;
-        if let Some(next) = instructions[start + 1..]
-            .iter()
-            .position(|i| i.keyword == "FROM")
-        {
-            instructions.truncate(start + 1 + next);
-        }
-    }
-    let total = instructions.len();
-    let mut out = std::io::stdout();
-    let mut say = |s: String| {
-        if !o.quiet {
-            let _ = writeln!(out, "{s}");
-            let _ = out.flush();
-        }
-    };
+    // Global ARGs, before the first FROM (the parser checks there are
+    // only ARGs there).
+    let first_from = instructions
+        .iter()
+        .position(|i| i.keyword == "FROM")
+        .ok_or(BuildError::Parse(crate::parse::ParseError::NoFrom))?;
     let mut global: BTreeMap<String, String> = BTreeMap::new();
-    let mut stages: Vec<Stage> = Vec::new();
-    let mut cur: Option<Stage> = None;
-    let mut total = total;
-    let mut queue: std::collections::VecDeque<Instruction> = instructions.into();
-    // Steps done so far (the next one is `n + 1`).
-    let mut n = 0;
-    while let Some(ins) = queue.pop_front() {
-        let ins = &ins;
-        if (o.interrupted)() {
-            return Err(BuildError::Other(format!(
-                "interrupted before step {}/{total} (line {})",
-                n + 1,
-                ins.line
-            )));
+    for ins in instructions.drain(..first_from) {
+        let lookup = |k: &str| global.get(k).cloned();
+        for (k, v) in arg_pairs(&ins, &lookup, esc)? {
+            let v = o.build_args.get(&k).cloned().or(v).unwrap_or_default();
+            global.insert(k, v);
         }
-        say(format!("STEP {}/{total}: {}", n + 1, ins.text()));
-        n += 1;
-        if ins.keyword == "FROM" {
-            if let Some(s) = cur.take() {
-                stages.push(s);
-            }
-            let mut st = from(store, ins, &global, &stages, esc, o)?;
-            // The base's ONBUILD triggers run first, at this line (and
-            // are not inherited further).
-            let triggers: Vec<String> = st.img.config["config"]["OnBuild"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if !triggers.is_empty() {
-                st.img.run_config()["OnBuild"] = Value::Null;
-                for t in triggers.iter().rev() {
-                    let f = parse(&format!("FROM scratch\n{t}\n")).map_err(|e| {
-                        step_err(ins, format!("ONBUILD trigger {t:?} of the base image: {e}"))
-                    })?;
-                    let mut tr = f.instructions[1].clone();
-                    tr.line = ins.line;
-                    queue.push_front(tr);
-                    total += 1;
-                }
-            }
-            cur = Some(st);
-            continue;
-        }
-        let Some(st) = cur.as_mut() else {
-            // Before the first FROM only ARG is allowed (the parser checks).
-            let lookup = |k: &str| global.get(k).cloned();
-            for (k, v) in arg_pairs(ins, &lookup, esc)? {
-                let v = o.build_args.get(&k).cloned().or(v).unwrap_or_default();
-                global.insert(k, v);
-            }
-            continue;
-        };
-        match ins.keyword.as_str() {
-            "ARG" => {
-                let decl = {
-                    let l = st.lookup();
-                    arg_pairs(ins, &l, esc)?
-                };
-                for (k, v) in decl {
-                    let v = o
-                        .build_args
-                        .get(&k)
-                        .cloned()
-                        .or(v)
-                        .or_else(|| global.get(&k).cloned())
-                        .or_else(|| predefined(&k))
-                        .unwrap_or_default();
-                    st.args.insert(k, v);
-                }
-                continue;
-            }
-            "SHELL" => match ins.form() {
-                Form::Exec(v) if !v.is_empty() => {
-                    st.shell = v;
-                    continue;
-                }
-                _ => {
-                    return Err(step_err(
-                        ins,
-                        "needs a JSON array, e.g. [\"/bin/sh\", \"-c\"]",
-                    ))
-                }
-            },
-            _ => {}
-        }
-        // The step's key: parent key, instruction, what it sees.
-        let mut h = Sha256::new();
-        h.update(st.key.as_bytes());
-        h.update(b"\n");
-        h.update(ins.text().as_bytes());
-        h.update(b"\n");
-        h.update(serde_json::to_vec(&st.args).expect("args serialise"));
-        h.update(serde_json::to_vec(&st.shell).expect("shell serialises"));
-        h.update([u8::from(st.cmd_set)]);
-        if ins.keyword == "CMD" {
-            st.cmd_set = true;
-        }
-        let mut copy_plan = None;
-        if matches!(ins.keyword.as_str(), "COPY" | "ADD") {
-            let plan = plan_copy(store, ins, st, &stages, esc, o, &ignore)?;
-            h.update(plan.digest.as_bytes());
-            copy_plan = Some(plan);
-        }
-        let key = hex::encode(h.finalize());
-        if !o.no_cache {
-            if let Some(img) = cached(store, &key) {
-                let id = img_id(&img);
-                say(format!("--> Using cache {id}"));
-                st.img = img;
-                st.key = key;
-                continue;
-            }
-        }
-        step(store, ins, st, copy_plan, esc, o, &ignore).map_err(|e| match e {
-            BuildError::Other(m) => step_err(ins, m),
-            e => e,
-        })?;
-        let m = st.img.save(store)?;
-        remember(store, &key, &m)?;
-        st.key = key;
-        let id = img_id(&st.img);
-        say(format!("--> {}", &id[..12.min(id.len())]));
     }
-    let mut last = cur.ok_or(BuildError::Parse(crate::parse::ParseError::NoFrom))?;
+    let defs = graph::stages(instructions, &global, esc);
+    let target = match &o.target {
+        Some(t) => {
+            let l = t.to_ascii_lowercase();
+            defs.iter()
+                .position(|d| d.name.as_deref() == Some(&l))
+                .ok_or_else(|| {
+                    BuildError::Other(format!(
+                        "--target {t}: no stage has that name (FROM ... AS {t})"
+                    ))
+                })?
+        }
+        None => defs.len() - 1,
+    };
+    let order = graph::needed(&defs, target);
+    let ctx = Ctx {
+        store,
+        o,
+        ignore: &ignore,
+        esc,
+        global: &global,
+        nstages: defs.len(),
+    };
+    let mut done = graph::schedule(&defs, &order, &|i, earlier, abort| {
+        ctx.stage(i, &defs[i], earlier, abort)
+    })?;
+    let mut last = done[target].take().expect("the target stage was built");
     if !o.labels.is_empty() {
         let c = last.img.run_config();
         if !c["Labels"].is_object() {
@@ -259,14 +154,176 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
     }
     let m = last.img.save(store)?;
     if let Some(t) = o.tags.first() {
-        say(format!("COMMIT {t}"));
+        say(o, &format!("COMMIT {t}"));
     }
     let lock = store.lock()?;
     let img = commit(store, &lock, &m, Some(OCI_MANIFEST), &o.tags)?;
     drop(lock);
     for t in &o.tags {
-        say(format!("Successfully tagged {t}"));
+        say(o, &format!("Successfully tagged {t}"));
     }
     let img = resolve(store, &img.record)?;
     Ok(img)
+}
+
+/// What every stage of one build sees.
+struct Ctx<'a> {
+    store: &'a Store,
+    o: &'a BuildOptions,
+    ignore: &'a Ignore,
+    esc: char,
+    global: &'a BTreeMap<String, String>,
+    nstages: usize,
+}
+
+impl Ctx<'_> {
+    /// Builds stage `index` of the file; `stages` holds the earlier
+    /// stages it needs, finished.
+    fn stage(
+        &self,
+        index: usize,
+        def: &StageDef,
+        stages: &[Option<Stage>],
+        abort: &AtomicBool,
+    ) -> Result<Stage, BuildError> {
+        let (store, o, esc, ignore) = (self.store, self.o, self.esc, self.ignore);
+        // podman's progress: `[2/3] STEP 1/4: ...` when there are stages.
+        let prefix = if self.nstages > 1 {
+            format!("[{}/{}] ", index + 1, self.nstages)
+        } else {
+            String::new()
+        };
+        let mut total = def.body.len() + 1;
+        let mut queue: VecDeque<Instruction> = def.body.iter().cloned().collect();
+        let ins = &def.from;
+        self.check(abort, 1, total, ins)?;
+        say(o, &format!("{prefix}STEP 1/{total}: {}", ins.text()));
+        let mut st = from(store, ins, self.global, stages, esc, o)?;
+        // The base's ONBUILD triggers run first, at this line (and are
+        // not inherited further).
+        let triggers: Vec<String> = st.img.config["config"]["OnBuild"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !triggers.is_empty() {
+            st.img.run_config()["OnBuild"] = Value::Null;
+            for t in triggers.iter().rev() {
+                let f = parse(&format!("FROM scratch\n{t}\n")).map_err(|e| {
+                    step_err(ins, format!("ONBUILD trigger {t:?} of the base image: {e}"))
+                })?;
+                let mut tr = f.instructions[1].clone();
+                tr.line = ins.line;
+                queue.push_front(tr);
+                total += 1;
+            }
+        }
+        // Steps done so far (the next one is `n + 1`).
+        let mut n = 1;
+        while let Some(ins) = queue.pop_front() {
+            let ins = &ins;
+            self.check(abort, n + 1, total, ins)?;
+            say(
+                o,
+                &format!("{prefix}STEP {}/{total}: {}", n + 1, ins.text()),
+            );
+            n += 1;
+            match ins.keyword.as_str() {
+                "ARG" => {
+                    let decl = {
+                        let l = st.lookup();
+                        arg_pairs(ins, &l, esc)?
+                    };
+                    for (k, v) in decl {
+                        let v = o
+                            .build_args
+                            .get(&k)
+                            .cloned()
+                            .or(v)
+                            .or_else(|| self.global.get(&k).cloned())
+                            .or_else(|| predefined(&k))
+                            .unwrap_or_default();
+                        st.args.insert(k, v);
+                    }
+                    continue;
+                }
+                "SHELL" => match ins.form() {
+                    Form::Exec(v) if !v.is_empty() => {
+                        st.shell = v;
+                        continue;
+                    }
+                    _ => {
+                        return Err(step_err(
+                            ins,
+                            "needs a JSON array, e.g. [\"/bin/sh\", \"-c\"]",
+                        ))
+                    }
+                },
+                _ => {}
+            }
+            // The step's key: parent key, instruction, what it sees.
+            let mut h = Sha256::new();
+            h.update(st.key.as_bytes());
+            h.update(b"\n");
+            h.update(ins.text().as_bytes());
+            h.update(b"\n");
+            h.update(serde_json::to_vec(&st.args).expect("args serialise"));
+            h.update(serde_json::to_vec(&st.shell).expect("shell serialises"));
+            h.update([u8::from(st.cmd_set)]);
+            if ins.keyword == "CMD" {
+                st.cmd_set = true;
+            }
+            let mut copy_plan = None;
+            if matches!(ins.keyword.as_str(), "COPY" | "ADD") {
+                let plan = plan_copy(store, ins, &st, stages, esc, o, ignore)?;
+                h.update(plan.digest.as_bytes());
+                copy_plan = Some(plan);
+            }
+            let key = hex::encode(h.finalize());
+            if !o.no_cache {
+                if let Some(img) = cached(store, &key) {
+                    let id = img_id(&img);
+                    say(o, &format!("--> Using cache {id}"));
+                    st.img = img;
+                    st.key = key;
+                    continue;
+                }
+            }
+            step(store, ins, &mut st, copy_plan, esc, o, ignore).map_err(|e| match e {
+                BuildError::Other(m) => step_err(ins, m),
+                e => e,
+            })?;
+            let m = st.img.save(store)?;
+            remember(store, &key, &m)?;
+            st.key = key;
+            let id = img_id(&st.img);
+            say(o, &format!("--> {}", &id[..12.min(id.len())]));
+        }
+        Ok(st)
+    }
+
+    /// Stops before step `n` when the user interrupted or another stage
+    /// failed.
+    fn check(
+        &self,
+        abort: &AtomicBool,
+        n: usize,
+        total: usize,
+        ins: &Instruction,
+    ) -> Result<(), BuildError> {
+        if abort.load(Ordering::SeqCst) {
+            return Err(BuildError::Stopped);
+        }
+        if (self.o.interrupted)() {
+            abort.store(true, Ordering::SeqCst);
+            return Err(BuildError::Other(format!(
+                "interrupted before step {n}/{total} (line {})",
+                ins.line
+            )));
+        }
+        Ok(())
+    }
 }

@@ -14,6 +14,7 @@
 pub mod build;
 mod cache;
 pub mod copy;
+mod graph;
 pub mod ignore;
 pub mod image;
 pub mod parse;
@@ -40,6 +41,9 @@ pub enum BuildError {
     },
     #[error("{0}")]
     Other(String),
+    /// A stage stopped because another one failed.
+    #[error("stopped because another stage failed")]
+    Stopped,
     #[error(transparent)]
     Store(#[from] berth_image::store::StoreError),
     #[error(transparent)]

@@ -31,7 +31,7 @@ pub(crate) fn plan_copy(
     store: &Store,
     ins: &Instruction,
     st: &Stage,
-    stages: &[Stage],
+    stages: &[Option<Stage>],
     esc: char,
     o: &BuildOptions,
     ignore: &Ignore,
@@ -69,8 +69,10 @@ pub(crate) fn plan_copy(
     let mut digest = String::new();
     let (root, view) = match ins.flag("from") {
         Some(f) => {
-            let stage = stages.iter().enumerate().find(|(i, s)| {
-                s.name.as_deref() == Some(&f.to_ascii_lowercase()) || f == i.to_string()
+            let stage = stages.iter().enumerate().find_map(|(i, s)| {
+                let s = s.as_ref()?;
+                (s.name.as_deref() == Some(&f.to_ascii_lowercase()) || f == i.to_string())
+                    .then_some((i, s))
             });
             let img = match stage {
                 Some((_, s)) => {

@@ -15,6 +15,7 @@ use crate::subst::{expand, raw_words, words};
 use crate::BuildError;
 
 /// One stage being built.
+#[derive(Clone)]
 pub(crate) struct Stage {
     pub name: Option<String>,
     pub img: Img,
@@ -76,7 +77,7 @@ pub(crate) fn from(
     store: &Store,
     ins: &Instruction,
     global: &BTreeMap<String, String>,
-    stages: &[Stage],
+    stages: &[Option<Stage>],
     esc: char,
     o: &BuildOptions,
 ) -> Result<Stage, BuildError> {
@@ -92,6 +93,7 @@ pub(crate) fn from(
         (Img::scratch(), "scratch".to_string())
     } else if let Some(s) = stages
         .iter()
+        .flatten()
         .find(|s| s.name.as_deref() == Some(&base.to_ascii_lowercase()))
     {
         (s.img.clone(), s.key.clone())

@@ -115,7 +115,12 @@ fn instructions_shape_the_config_and_the_files() {
         &ctx,
     );
     let out = ok(&o);
-    assert!(out.contains("STEP 2/24: FROM $BASE AS first"), "{out}");
+    assert!(
+        out.contains("[1/3] STEP 1/18: FROM $BASE AS first"),
+        "{out}"
+    );
+    // The middle stage is not needed by the last one: not built.
+    assert!(!out.contains("/greet2"), "{out}");
     let id = out.lines().last().expect("id").to_string();
     assert_eq!(id.len(), 64, "the image ID is printed last: {out}");
     // The last stage: only what COPY --from took.
@@ -152,7 +157,7 @@ fn instructions_shape_the_config_and_the_files() {
             .any(|l| l.starts_with("--> ") && !l.starts_with("--> Using cache")),
         "every step of the first stage comes from the cache: {out}"
     );
-    assert!(out.contains("STEP 19/19: SHELL"), "{out}");
+    assert!(out.contains("[1/3] STEP 18/18: SHELL"), "{out}");
     assert!(!out.contains("/greet2"), "{out}");
     let o = build(&env, &["--target", "nope"], &ctx);
     assert!(stderr(&o).contains("--target nope: no stage has that name"));
@@ -783,4 +788,72 @@ fn onbuild_triggers_run_in_the_child_build() {
             "child-file\n"
         );
     });
+}
+
+#[test]
+fn independent_stages_build_at_the_same_time_and_unused_ones_not_at_all() {
+    require_root!();
+    let env = EngineEnv::new();
+    env.busybox_image();
+    let ctx = context(
+        &env,
+        "ctx",
+        &[(
+            "Containerfile",
+            "FROM localhost/bb:1 AS a\n\
+             RUN sleep 3 && echo a > /a\n\
+             FROM localhost/bb:1 AS broken\n\
+             RUN echo UNUSED-RAN; exit 1\n\
+             FROM localhost/bb:1 AS b\n\
+             RUN sleep 3 && echo b > /b\n\
+             FROM scratch\n\
+             COPY --from=a /a /a\n\
+             COPY --from=b /b /b\n",
+        )],
+    );
+    let t = std::time::Instant::now();
+    let out = ok(&build(&env, &["-t", "localhost/par:1"], &ctx));
+    let took = t.elapsed();
+    // One after the other: 6 s of sleep alone.
+    assert!(
+        took < std::time::Duration::from_millis(5500),
+        "two 3 s stages took {took:?}: {out}"
+    );
+    assert!(
+        !out.contains("UNUSED-RAN") && !out.contains("[2/4]"),
+        "{out}"
+    );
+    with_rootfs(&env, "localhost/par:1", |r| {
+        assert_eq!(std::fs::read_to_string(r.join("a")).unwrap(), "a\n");
+        assert_eq!(std::fs::read_to_string(r.join("b")).unwrap(), "b\n");
+    });
+    // --target names the broken stage: now it is built, and fails.
+    let o = build(&env, &["--target", "broken"], &ctx);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("line 4: RUN"), "{}", stderr(&o));
+    // A failing stage stops the build even while another one runs.
+    let ctx2 = context(
+        &env,
+        "ctx2",
+        &[(
+            "Containerfile",
+            "FROM localhost/bb:1 AS slow\n\
+             RUN sleep 4\n\
+             RUN X=SLOW; echo $X-SECOND-STEP\n\
+             FROM localhost/bb:1 AS bad\n\
+             RUN exit 7\n\
+             FROM scratch\n\
+             COPY --from=slow /bin/sh /sh\n\
+             COPY --from=bad /bin/sh /sh2\n",
+        )],
+    );
+    let o = build(&env, &["-t", "localhost/par:2"], &ctx2);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("line 5: RUN") && err.contains("7"), "{err}");
+    assert!(!stdout(&o).contains("SLOW-SECOND-STEP"), "{}", stdout(&o));
+    assert!(!env
+        .berth(&["image", "inspect", "localhost/par:2"])
+        .status
+        .success());
 }
