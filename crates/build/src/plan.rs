@@ -12,7 +12,7 @@ use crate::ignore::Ignore;
 use crate::parse::{Form, Instruction};
 use crate::stage::{stored_image, Stage};
 use crate::step::step_err;
-use crate::subst::{expand, words};
+use crate::subst::{expand, expand_vars, words};
 use crate::BuildError;
 
 /// What a COPY/ADD will take, decided before the cache lookup.
@@ -25,6 +25,8 @@ pub(crate) struct CopyPlan {
     pub from_context: bool,
     /// Keeps the `--from` stage's view mounted while copying.
     _view: Option<View>,
+    /// Holds the files of heredoc sources.
+    _heredocs: Option<tempfile::TempDir>,
 }
 
 pub(crate) fn plan_copy(
@@ -55,6 +57,39 @@ pub(crate) fn plan_copy(
         return Err(step_err(ins, "needs at least one source and a destination"));
     }
     let dest = list.pop().expect("two or more");
+    // Heredoc sources (`COPY <<EOF /path`, BuildKit): files named after
+    // their delimiter, mode 0644, the body's variables expanded unless
+    // the delimiter is quoted.
+    let mut heredoc_srcs = Vec::new();
+    let mut heredoc_dir = None;
+    if !ins.heredocs.is_empty() {
+        let dir = store.temp_dir("build-heredoc-")?;
+        list.retain(|w| {
+            let Some(r) = w.strip_prefix("<<") else {
+                return true;
+            };
+            let n = r.trim_start_matches('-').trim_matches(['"', '\'']);
+            !ins.heredocs.iter().any(|h| h.name == n)
+        });
+        for h in &ins.heredocs {
+            let body = if h.quoted {
+                h.body.clone()
+            } else {
+                expand_vars(&h.body, &lookup, esc).map_err(|e| step_err(ins, e))?
+            };
+            let f = dir.path().join(&h.name);
+            std::fs::write(&f, body)
+                .and_then(|()| {
+                    std::fs::set_permissions(
+                        &f,
+                        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+                    )
+                })
+                .map_err(|e| step_err(ins, format!("write heredoc {}: {e}", h.name)))?;
+            heredoc_srcs.push(f);
+        }
+        heredoc_dir = Some(dir);
+    }
     let workdir = st.img.field("WorkingDir");
     let dest = if dest.starts_with('/') {
         dest
@@ -104,10 +139,15 @@ pub(crate) fn plan_copy(
     };
     let from_context = view.is_none();
     let skip = |p: &Path| from_context && ignore.excluded(p);
-    let srcs = copy::sources(&root, &list, &what, &skip).map_err(|e| match e {
-        BuildError::Other(m) => step_err(ins, m),
-        e => e,
-    })?;
+    let mut srcs = if list.is_empty() {
+        Vec::new()
+    } else {
+        copy::sources(&root, &list, &what, &skip).map_err(|e| match e {
+            BuildError::Other(m) => step_err(ins, m),
+            e => e,
+        })?
+    };
+    srcs.extend(heredoc_srcs);
     if !is_copy {
         for (s, p) in srcs.iter().zip(&list) {
             if p.contains("://") {
@@ -156,5 +196,6 @@ pub(crate) fn plan_copy(
         digest,
         from_context,
         _view: view,
+        _heredocs: heredoc_dir,
     })
 }

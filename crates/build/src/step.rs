@@ -12,7 +12,7 @@ use crate::copy::{self, View};
 use crate::ignore::Ignore;
 use crate::parse::{Form, Instruction};
 use crate::plan::CopyPlan;
-use crate::run::RunSpec;
+use crate::run::{RunFile, RunSpec};
 use crate::stage::Stage;
 use crate::subst::{expand, raw_words, words};
 use crate::BuildError;
@@ -66,12 +66,23 @@ fn pairs(
     Ok(out)
 }
 
+/// What a shell-form RUN executes.
+enum Script {
+    /// Text for the stage's shell.
+    Shell(String),
+    /// `RUN <<EOF` whose body starts with `#!`: the body as an
+    /// executable file (name, body), run by its interpreter.
+    File(String, String),
+}
+
 /// The shell text of a shell-form RUN with its heredocs (BuildKit's
-/// reading): `RUN <<EOF` alone runs the body as the script; otherwise the
-/// shell gets the line and the heredocs as written and handles them.
-fn run_script(ins: &Instruction, line: String) -> Result<String, BuildError> {
+/// reading): `RUN <<EOF` alone runs the body as the script (as a file of
+/// its own when it starts with a `#!` line); otherwise the shell gets the
+/// line and the heredocs as written and handles them (so `RUN python3
+/// <<EOF` feeds the body to python3's stdin).
+fn run_script(ins: &Instruction, line: String) -> Script {
     let Some(first) = ins.heredocs.first() else {
-        return Ok(line);
+        return Script::Shell(line);
     };
     let bare = ins.heredocs.len() == 1
         && line
@@ -82,12 +93,9 @@ fn run_script(ins: &Instruction, line: String) -> Result<String, BuildError> {
             == first.name;
     if bare {
         if first.body.starts_with("#!") {
-            return Err(step_err(
-                ins,
-                "a heredoc script with a #! interpreter line is not supported yet",
-            ));
+            return Script::File(first.name.clone(), first.body.clone());
         }
-        return Ok(first.body.clone());
+        return Script::Shell(first.body.clone());
     }
     let mut text = line;
     for h in &ins.heredocs {
@@ -95,7 +103,7 @@ fn run_script(ins: &Instruction, line: String) -> Result<String, BuildError> {
         text.push_str(&h.body);
         text.push_str(&h.name);
     }
-    Ok(text)
+    Script::Shell(text)
 }
 
 /// `HEALTHCHECK NONE` or `HEALTHCHECK [--interval=D --timeout=D
@@ -176,13 +184,27 @@ pub(crate) fn step(
     match kw {
         "RUN" => {
             ins.check_flags(&[])?;
+            let mut files = Vec::new();
             let argv = match ins.form() {
                 Form::Exec(v) => v,
-                Form::Shell(s) => {
-                    let mut a = st.shell.clone();
-                    a.push(run_script(ins, s)?);
-                    a
-                }
+                Form::Shell(s) => match run_script(ins, s) {
+                    Script::Shell(text) => {
+                        let mut a = st.shell.clone();
+                        a.push(text);
+                        a
+                    }
+                    Script::File(name, body) => {
+                        // BuildKit's place for heredoc files; /dev is the
+                        // container's tmpfs, so it is not in the layer.
+                        let dest = format!("/dev/pipes/{name}");
+                        files.push(RunFile {
+                            dest: dest.clone(),
+                            data: body.into_bytes(),
+                            mode: 0o755,
+                        });
+                        vec![dest]
+                    }
+                },
             };
             if argv.is_empty() {
                 return Err(step_err(ins, "needs a command"));
@@ -211,6 +233,8 @@ pub(crate) fn step(
                     env,
                     cwd: if wd.is_empty() { "/".into() } else { wd },
                     user: if user.is_empty() { "0" } else { &user },
+                    files,
+                    mounts: Vec::new(),
                 },
             )?;
             st.img.push_layer(d, size);

@@ -857,3 +857,76 @@ fn independent_stages_build_at_the_same_time_and_unused_ones_not_at_all() {
         .status
         .success());
 }
+
+/// Heredocs as BuildKit reads them (the Dockerfile reference's
+/// "Here-documents"; buildah 1.28 has none, so no comparison).
+#[test]
+fn heredocs_in_run_and_copy() {
+    require_root!();
+    let env = EngineEnv::new();
+    env.busybox_image();
+    let ctx = context(
+        &env,
+        "ctx",
+        &[
+            ("ctx.txt", "from-context\n"),
+            (
+                "Containerfile",
+                "FROM localhost/bb:1\n\
+                 ARG WHO=world\n\
+                 RUN <<EOF\n\
+                 #!/bin/sh -e\n\
+                 echo \"script $0\" > /script-name\n\
+                 EOF\n\
+                 RUN tr a-z A-Z <<EOF > /upper\n\
+                 stdin of a command\n\
+                 EOF\n\
+                 RUN <<-EOF\n\
+                 \techo tabs-stripped > /tabs\n\
+                 \tEOF\n\
+                 COPY <<EOF /etc/greeting\n\
+                 hello ${WHO} \"quoted\" \\$kept\n\
+                 EOF\n\
+                 COPY --chmod=755 <<'RAW' /raw.sh\n\
+                 echo ${WHO}\n\
+                 RAW\n\
+                 COPY <<one.txt <<two.txt ctx.txt /many/\n\
+                 first\n\
+                 one.txt\n\
+                 second\n\
+                 two.txt\n",
+            ),
+        ],
+    );
+    ok(&build(&env, &["-t", "localhost/here:1"], &ctx));
+    with_rootfs(&env, "localhost/here:1", |r| {
+        let read = |p: &str| std::fs::read_to_string(r.join(p)).unwrap();
+        assert_eq!(read("script-name"), "script /dev/pipes/EOF\n");
+        assert!(!r.join("dev/pipes").exists(), "the script is in no layer");
+        assert_eq!(read("upper"), "STDIN OF A COMMAND\n");
+        assert_eq!(read("tabs"), "tabs-stripped\n");
+        assert_eq!(read("etc/greeting"), "hello world \"quoted\" $kept\n");
+        assert_eq!(read("raw.sh"), "echo ${WHO}\n");
+        let mode = |p: &str| std::fs::metadata(r.join(p)).unwrap().mode() & 0o7777;
+        assert_eq!(mode("etc/greeting"), 0o644);
+        assert_eq!(mode("raw.sh"), 0o755);
+        assert_eq!(read("many/one.txt"), "first\n");
+        assert_eq!(read("many/two.txt"), "second\n");
+        assert_eq!(read("many/ctx.txt"), "from-context\n");
+    });
+    // The expanded body is the COPY's content: another value reruns it.
+    let again = ok(&build(
+        &env,
+        &["--build-arg", "WHO=you", "-t", "localhost/here:2"],
+        &ctx,
+    ));
+    assert!(!again.contains("Using cache"), "{again}");
+    let same = ok(&build(&env, &["--build-arg", "WHO=you"], &ctx));
+    assert_eq!(same.matches("--> Using cache").count(), 6, "{same}");
+    with_rootfs(&env, "localhost/here:2", |r| {
+        assert_eq!(
+            std::fs::read_to_string(r.join("etc/greeting")).unwrap(),
+            "hello you \"quoted\" $kept\n"
+        );
+    });
+}
