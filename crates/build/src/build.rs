@@ -16,11 +16,12 @@ use sha2::{Digest as _, Sha256};
 use crate::cache::{cached, remember};
 use crate::graph::{self, StageDef};
 use crate::ignore::Ignore;
+use crate::mounts::Sources;
 use crate::parse::{parse, Form, Instruction};
 use crate::plan::plan_copy;
 use crate::run::Runner;
 use crate::stage::{arg_pairs, from, img_id, predefined, Stage};
-use crate::step::{step, step_err};
+use crate::step::{run_mounts, step, step_err};
 use crate::BuildError;
 
 /// Docker's default PATH for build steps when the image sets none.
@@ -50,6 +51,12 @@ pub struct BuildOptions {
     pub quiet: bool,
     /// How RUN containers start.
     pub runner: Runner,
+    /// `--secret id=ID,src=FILE`: the files `RUN --mount=type=secret`
+    /// sees, by id.
+    pub secrets: BTreeMap<String, PathBuf>,
+    /// `--network=host`: RUN steps share the host's network namespace
+    /// (else each has an empty one of its own).
+    pub host_network: bool,
     /// Whether the user asked to stop (Ctrl-C): checked before each step,
     /// so an interrupted build cleans up like a failed one.
     pub interrupted: fn() -> bool,
@@ -276,6 +283,11 @@ impl Ctx<'_> {
             if ins.keyword == "CMD" {
                 st.cmd_set = true;
             }
+            if ins.keyword == "RUN" {
+                let ms = run_mounts(ins)?;
+                let src = self.sources(stages);
+                h.update(src.key(&ms).map_err(|e| step_err(ins, e))?.as_bytes());
+            }
             let mut copy_plan = None;
             if matches!(ins.keyword.as_str(), "COPY" | "ADD") {
                 let plan = plan_copy(store, ins, &st, stages, esc, o, ignore)?;
@@ -292,7 +304,17 @@ impl Ctx<'_> {
                     continue;
                 }
             }
-            step(store, ins, &mut st, copy_plan, esc, o, ignore).map_err(|e| match e {
+            step(
+                store,
+                ins,
+                &mut st,
+                copy_plan,
+                esc,
+                o,
+                ignore,
+                &self.sources(stages),
+            )
+            .map_err(|e| match e {
                 BuildError::Other(m) => step_err(ins, m),
                 e => e,
             })?;
@@ -303,6 +325,15 @@ impl Ctx<'_> {
             say(o, &format!("--> {}", &id[..12.min(id.len())]));
         }
         Ok(st)
+    }
+
+    fn sources<'s>(&'s self, stages: &'s [Option<Stage>]) -> Sources<'s> {
+        Sources {
+            store: self.store,
+            context: &self.o.context,
+            stages,
+            secrets: &self.o.secrets,
+        }
     }
 
     /// Stops before step `n` when the user interrupted or another stage

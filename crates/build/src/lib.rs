@@ -17,6 +17,7 @@ pub mod copy;
 mod graph;
 pub mod ignore;
 pub mod image;
+pub mod mounts;
 pub mod parse;
 mod plan;
 pub mod run;

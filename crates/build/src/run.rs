@@ -57,6 +57,8 @@ pub struct RunSpec<'a> {
     /// More mounts (runtime-spec config.md "Mounts"); their mountpoints
     /// are not part of the layer.
     pub mounts: Vec<serde_json::Value>,
+    /// No network namespace of its own (`--network=host`).
+    pub host_network: bool,
 }
 
 /// A file a RUN sees at `dest` and that is in no layer.
@@ -161,6 +163,15 @@ impl Runner {
             .filter(|d| !d.starts_with("dev") && !lowers.iter().any(|l| l.join(d).exists()))
             .collect();
         let caps = json!(CAPS);
+        let mut namespaces = vec![
+            json!({"type": "pid"}),
+            json!({"type": "ipc"}),
+            json!({"type": "uts"}),
+            json!({"type": "mount"}),
+        ];
+        if !spec.host_network {
+            namespaces.push(json!({"type": "network"}));
+        }
         // runtime-spec config.md / config-linux.md: the minimal container
         // a build step needs (podman's and buildah's defaults).
         let config = json!({
@@ -177,10 +188,7 @@ impl Runner {
             "hostname": "berth-build",
             "mounts": mounts,
             "linux": {
-                "namespaces": [
-                    {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
-                    {"type": "uts"}, {"type": "mount"},
-                ],
+                "namespaces": namespaces,
                 "cgroupsPath": format!("{}/{id}", self.cgroup_parent.trim_end_matches('/')),
                 "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
                 "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],

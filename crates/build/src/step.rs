@@ -10,6 +10,7 @@ use berth_image::Store;
 use crate::build::{BuildOptions, DEFAULT_PATH};
 use crate::copy::{self, View};
 use crate::ignore::Ignore;
+use crate::mounts::{self, Held, MountOpt, Sources};
 use crate::parse::{Form, Instruction};
 use crate::plan::CopyPlan;
 use crate::run::{RunFile, RunSpec};
@@ -166,7 +167,17 @@ fn healthcheck(ins: &Instruction) -> Result<Value, BuildError> {
     Ok(hc)
 }
 
+/// The `--mount`s of a RUN, parsed.
+pub(crate) fn run_mounts(ins: &Instruction) -> Result<Vec<MountOpt>, BuildError> {
+    ins.flags
+        .iter()
+        .filter(|(k, _)| k == "mount")
+        .map(|(_, v)| mounts::parse(v).map_err(|e| step_err(ins, e)))
+        .collect()
+}
+
 /// Runs one step (a cache miss) on the stage's image.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn step(
     store: &Store,
     ins: &Instruction,
@@ -175,6 +186,7 @@ pub(crate) fn step(
     esc: char,
     o: &BuildOptions,
     ignore: &Ignore,
+    sources: &Sources<'_>,
 ) -> Result<(), BuildError> {
     let kw = ins.keyword.as_str();
     if !matches!(kw, "RUN" | "HEALTHCHECK") && plan.is_none() {
@@ -183,7 +195,23 @@ pub(crate) fn step(
     let created_by = format!("/bin/sh -c #(nop) {}", ins.text());
     match kw {
         "RUN" => {
-            ins.check_flags(&[])?;
+            ins.check_flags(&["mount", "network"])?;
+            let host_network = match ins.flag("network") {
+                None | Some("default") => o.host_network,
+                Some("none") => false,
+                Some("host") => true,
+                Some(n) => {
+                    return Err(step_err(
+                        ins,
+                        format!("--network={n}: expected none, host or default"),
+                    ))
+                }
+            };
+            let ms = run_mounts(ins)?;
+            let mut held = Held::default();
+            let extra = sources
+                .prepare(&ms, &mut held)
+                .map_err(|e| step_err(ins, e))?;
             let mut files = Vec::new();
             let argv = match ins.form() {
                 Form::Exec(v) => v,
@@ -234,7 +262,8 @@ pub(crate) fn step(
                     cwd: if wd.is_empty() { "/".into() } else { wd },
                     user: if user.is_empty() { "0" } else { &user },
                     files,
-                    mounts: Vec::new(),
+                    mounts: extra,
+                    host_network,
                 },
             )?;
             st.img.push_layer(d, size);

@@ -362,8 +362,8 @@ fn bad_inputs_fail_naming_the_line_and_leave_nothing_behind() {
             "line 2: ONBUILD \"FROM\": the trigger must be",
         ),
         (
-            "FROM localhost/bb:1\nRUN --mount=type=cache,target=/c true\n",
-            "RUN --mount is not supported",
+            "FROM localhost/bb:1\nRUN --mount=type=cache,tgt=/c true\n",
+            "line 2: RUN: --mount=type=cache,tgt=/c: option tgt is not supported for type=cache",
         ),
         (
             "FROM localhost/bb:1\nCOPY --from=nostage /a /\n",
@@ -927,6 +927,137 @@ fn heredocs_in_run_and_copy() {
         assert_eq!(
             std::fs::read_to_string(r.join("etc/greeting")).unwrap(),
             "hello you \"quoted\" $kept\n"
+        );
+    });
+}
+
+/// `RUN --mount` of each type, `--secret`, `RUN --network` and `build
+/// --network`, checked on the image and the store.
+#[test]
+fn run_mounts_secrets_and_network() {
+    require_root!();
+    let env = EngineEnv::new();
+    env.busybox_image();
+    let secret = env.dir.path().join("tok.txt");
+    std::fs::write(&secret, "s3cr3t-value\n").unwrap();
+    let ctx = context(
+        &env,
+        "ctx",
+        &[
+            ("data/f", "bound-file\n"),
+            (
+                "Containerfile",
+                "FROM localhost/bb:1 AS src\n\
+                 RUN echo from-stage > /s\n\
+                 FROM localhost/bb:1\n\
+                 RUN --mount=type=bind,source=data,target=/mnt/data cat /mnt/data/f > /bound\n\
+                 RUN --mount=type=bind,from=src,source=/s,target=/x cat /x > /from-stage\n\
+                 RUN --mount=type=bind,source=data,target=/w,rw echo changed > /w/f && cat /w/f > /rw\n\
+                 RUN --mount=type=tmpfs,target=/scratch echo t > /scratch/t && grep -q ' /scratch tmpfs' /proc/mounts && echo ok > /tmpfs\n\
+                 RUN --mount=type=cache,target=/cache,id=c1 X=CACHE; echo $X-$(cat /cache/n 2>/dev/null)-END; echo x >> /cache/n\n\
+                 RUN --mount=type=secret,id=tok,mode=0440,gid=1 stat -c %a:%g:%s /run/secrets/tok > /secret-meta\n\
+                 RUN --network=none readlink /proc/self/ns/net > /net-none\n\
+                 RUN --network=host readlink /proc/self/ns/net > /net-host\n",
+            ),
+        ],
+    );
+    let sec = format!("id=tok,src={}", secret.display());
+    let out = ok(&build(
+        &env,
+        &["--secret", &sec, "-t", "localhost/m:1"],
+        &ctx,
+    ));
+    assert!(out.contains("CACHE--END"), "an empty cache first: {out}");
+    let netns = std::fs::metadata(&env.netns).unwrap().ino();
+    with_rootfs(&env, "localhost/m:1", |r| {
+        let read = |p: &str| std::fs::read_to_string(r.join(p)).unwrap();
+        assert_eq!(read("bound"), "bound-file\n");
+        assert_eq!(read("from-stage"), "from-stage\n");
+        assert_eq!(read("rw"), "changed\n");
+        assert_eq!(read("tmpfs"), "ok\n");
+        assert_eq!(read("secret-meta"), "440:1:13\n");
+        assert_eq!(read("net-host").trim(), format!("net:[{netns}]"));
+        assert_ne!(read("net-none").trim(), format!("net:[{netns}]"));
+        for p in ["mnt", "x", "w", "scratch", "cache", "run/secrets"] {
+            assert!(!r.join(p).exists(), "mountpoint /{p} is in the image");
+        }
+    });
+    // Writes to a rw bind are discarded; the context is untouched.
+    assert_eq!(
+        std::fs::read_to_string(ctx.join("data/f")).unwrap(),
+        "bound-file\n"
+    );
+    // The secret is in no blob of the store.
+    let blobs = env.root().join("images/blobs/sha256");
+    for e in std::fs::read_dir(&blobs).unwrap() {
+        let b = std::fs::read(e.unwrap().path()).unwrap();
+        assert!(
+            !b.windows(12).any(|w| w == b"s3cr3t-value"),
+            "the secret is in a blob"
+        );
+    }
+    // Another secret value: the step is still cached (only its id is in
+    // the key). The cache mount persists across builds.
+    std::fs::write(&secret, "other\n").unwrap();
+    let again = ok(&build(&env, &["--secret", &sec], &ctx));
+    assert!(!again.contains("CACHE-"), "{again}");
+    let nc = ok(&build(&env, &["--secret", &sec, "--no-cache"], &ctx));
+    assert!(
+        nc.contains("CACHE-x-END"),
+        "the cache mount kept its file: {nc}"
+    );
+    // A changed bind-mounted file reruns the step.
+    std::fs::write(ctx.join("data/f"), "new\n").unwrap();
+    let changed = ok(&build(
+        &env,
+        &["--secret", &sec, "-t", "localhost/m:2"],
+        &ctx,
+    ));
+    with_rootfs(&env, "localhost/m:2", |r| {
+        assert_eq!(std::fs::read_to_string(r.join("bound")).unwrap(), "new\n");
+    });
+    assert!(changed.contains("CACHE-x x-END"), "{changed}");
+    // A required secret missing, a bad mount: clear errors naming the line.
+    let ctx2 = context(
+        &env,
+        "ctx2",
+        &[(
+            "Containerfile",
+            "FROM localhost/bb:1\nRUN --mount=type=secret,id=nope,required true\n",
+        )],
+    );
+    let o = build(&env, &[], &ctx2);
+    assert!(
+        stderr(&o).contains("line 2: RUN: secret nope is required"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(
+        ctx2.join("Containerfile"),
+        "FROM localhost/bb:1\nRUN --mount=type=bind,source=../x,target=/x true\n",
+    )
+    .unwrap();
+    let o = build(&env, &[], &ctx2);
+    assert!(
+        stderr(&o).contains("outside the build context"),
+        "{}",
+        stderr(&o)
+    );
+    // build --network=host: the steps' default.
+    std::fs::write(
+        ctx2.join("Containerfile"),
+        "FROM localhost/bb:1\nRUN readlink /proc/self/ns/net > /n\n",
+    )
+    .unwrap();
+    ok(&build(
+        &env,
+        &["--network", "host", "-t", "localhost/m:3"],
+        &ctx2,
+    ));
+    with_rootfs(&env, "localhost/m:3", |r| {
+        assert_eq!(
+            std::fs::read_to_string(r.join("n")).unwrap().trim(),
+            format!("net:[{netns}]")
         );
     });
 }
