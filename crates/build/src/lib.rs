@@ -11,6 +11,7 @@
 //! mount, container or image behind when a build fails.
 #![forbid(unsafe_code)]
 
+mod add;
 pub mod build;
 mod cache;
 pub mod copy;
@@ -21,7 +22,7 @@ pub mod mounts;
 pub mod parse;
 mod plan;
 pub mod run;
-mod stage;
+pub mod stage;
 pub mod stdin;
 mod step;
 pub mod subst;

@@ -13,7 +13,7 @@ use crate::parse::{Form, Instruction};
 use crate::stage::{stored_image, Stage};
 use crate::step::step_err;
 use crate::subst::{expand, expand_vars, words};
-use crate::BuildError;
+use crate::{add, BuildError};
 
 /// What a COPY/ADD will take, decided before the cache lookup.
 pub(crate) struct CopyPlan {
@@ -25,8 +25,11 @@ pub(crate) struct CopyPlan {
     pub from_context: bool,
     /// Keeps the `--from` stage's view mounted while copying.
     _view: Option<View>,
-    /// Holds the files of heredoc sources.
-    _heredocs: Option<tempfile::TempDir>,
+    /// `--link`: the layer does not look at the image below (parents
+    /// made fresh, 0755 root).
+    pub link: bool,
+    /// Holds heredoc files, extracted archives and downloads.
+    _tmps: Vec<tempfile::TempDir>,
 }
 
 pub(crate) fn plan_copy(
@@ -40,9 +43,9 @@ pub(crate) fn plan_copy(
 ) -> Result<CopyPlan, BuildError> {
     let is_copy = ins.keyword == "COPY";
     ins.check_flags(if is_copy {
-        &["chown", "chmod", "from"]
+        &["chown", "chmod", "from", "link"]
     } else {
-        &["chown", "chmod"]
+        &["chown", "chmod", "checksum", "link"]
     })?;
     let lookup = st.lookup();
     let mut list = match ins.form() {
@@ -61,7 +64,7 @@ pub(crate) fn plan_copy(
     // their delimiter, mode 0644, the body's variables expanded unless
     // the delimiter is quoted.
     let mut heredoc_srcs = Vec::new();
-    let mut heredoc_dir = None;
+    let mut tmps = Vec::new();
     if !ins.heredocs.is_empty() {
         let dir = store.temp_dir("build-heredoc-")?;
         list.retain(|w| {
@@ -88,7 +91,7 @@ pub(crate) fn plan_copy(
                 .map_err(|e| step_err(ins, format!("write heredoc {}: {e}", h.name)))?;
             heredoc_srcs.push(f);
         }
-        heredoc_dir = Some(dir);
+        tmps.push(dir);
     }
     let workdir = st.img.field("WorkingDir");
     let dest = if dest.starts_with('/') {
@@ -138,6 +141,24 @@ pub(crate) fn plan_copy(
         ins.keyword.clone()
     };
     let from_context = view.is_none();
+    // ADD's URLs: downloaded, never extracted.
+    let mut urls = Vec::new();
+    if !is_copy {
+        for w in &list {
+            if w.starts_with("http://") || w.starts_with("https://") {
+                urls.push(w.clone());
+            } else if w.contains("://") {
+                return Err(step_err(
+                    ins,
+                    format!("{w}: ADD takes http:// and https:// URLs only"),
+                ));
+            }
+        }
+        list.retain(|w| !urls.contains(w));
+        if ins.flag("checksum").is_some() && urls.is_empty() {
+            return Err(step_err(ins, "--checksum needs an http(s):// source"));
+        }
+    }
     let skip = |p: &Path| from_context && ignore.excluded(p);
     let mut srcs = if list.is_empty() {
         Vec::new()
@@ -147,22 +168,30 @@ pub(crate) fn plan_copy(
             e => e,
         })?
     };
-    srcs.extend(heredoc_srcs);
-    if !is_copy {
-        for (s, p) in srcs.iter().zip(&list) {
-            if p.contains("://") {
-                return Err(step_err(
-                    ins,
-                    format!("{p}: ADD from a URL is not supported yet"),
-                ));
-            }
-            if s.is_file() && copy::looks_like_archive(s) {
-                return Err(step_err(
-                    ins,
-                    format!("{p}: ADD of a local archive (auto-extraction) is not supported yet; use COPY and RUN tar"),
-                ));
+    let mut archives = 0;
+    if !is_copy && !srcs.is_empty() {
+        // Local tar archives are extracted (their files, owners and modes).
+        let dir = store.temp_dir("build-add-")?;
+        for s in &mut srcs {
+            if s.is_file() {
+                if let Some(x) = add::extract(s, dir.path()).map_err(|e| step_err(ins, e))? {
+                    *s = x;
+                    archives += 1;
+                }
             }
         }
+        tmps.push(dir);
+    }
+    let all_archives = archives > 0 && archives == srcs.len();
+    srcs.extend(heredoc_srcs);
+    if !urls.is_empty() {
+        let dir = store.temp_dir("build-fetch-")?;
+        for u in &urls {
+            srcs.push(
+                add::fetch(u, dir.path(), ins.flag("checksum")).map_err(|e| step_err(ins, e))?,
+            );
+        }
+        tmps.push(dir);
     }
     digest.push_str(&copy::content_digest(&srcs, &skip)?);
     let chmod = match ins.flag("chmod") {
@@ -190,12 +219,13 @@ pub(crate) fn plan_copy(
         dest,
         own: Ownership {
             chown,
-            keep_owner: view.is_some(),
+            keep_owner: view.is_some() || all_archives,
             chmod,
         },
         digest,
         from_context,
         _view: view,
-        _heredocs: heredoc_dir,
+        link: ins.flag("link").is_some(),
+        _tmps: tmps,
     })
 }

@@ -81,8 +81,12 @@ pub(crate) fn from(
     esc: char,
     o: &BuildOptions,
 ) -> Result<Stage, BuildError> {
-    ins.check_flags(&[])?;
+    ins.check_flags(&["platform"])?;
     let lookup = |k: &str| global.get(k).cloned().or_else(|| predefined(k));
+    if let Some(p) = ins.flag("platform") {
+        let p = expand(p, &lookup, esc).map_err(|e| step_err(ins, e))?;
+        check_platform(&p).map_err(|e| step_err(ins, format!("--platform={e}")))?;
+    }
     let w = words(&ins.args, &lookup, esc).map_err(|e| step_err(ins, e))?;
     let (base, name) = match w.as_slice() {
         [b] => (b.clone(), None),
@@ -110,6 +114,20 @@ pub(crate) fn from(
         args: BTreeMap::new(),
         cmd_set: false,
     })
+}
+
+/// Accepts this machine's platform (`linux/ARCH`, `ARCH`'s variant
+/// optional); anything else needs emulation, which berth build has not.
+pub fn check_platform(p: &str) -> Result<(), String> {
+    let host = predefined("TARGETPLATFORM").unwrap_or_default();
+    let mut w = p.split('/');
+    let (os, arch) = (w.next().unwrap_or(""), w.next().unwrap_or(""));
+    if format!("{os}/{arch}") == host || (arch.is_empty() && os == "linux") {
+        return Ok(());
+    }
+    Err(format!(
+        "{p}: berth build runs steps natively, for {host} only (building for another platform needs emulation, which it does not do)"
+    ))
 }
 
 /// The platform ARGs BuildKit predefines (Dockerfile reference,

@@ -275,7 +275,12 @@ pub(crate) fn step(
         }
         "COPY" | "ADD" => {
             let plan = plan.expect("planned before the cache lookup");
-            let view = View::mount(store, &st.img.lowers(store)?)?;
+            let lowers = if plan.link {
+                Vec::new()
+            } else {
+                st.img.lowers(store)?
+            };
+            let view = View::mount(store, &lowers)?;
             let (d, size) = copy::copy_layer(
                 store,
                 &view.path,

@@ -1061,3 +1061,155 @@ fn run_mounts_secrets_and_network() {
         );
     });
 }
+
+/// ADD extracts local tar archives of each compression, downloads
+/// http:// sources (a server on loopback in the test's own network
+/// namespace) with `--checksum`; `COPY --link`; `--platform`.
+#[test]
+fn add_archives_urls_link_and_platform() {
+    require_root!();
+    for t in ["tar", "gzip", "bzip2", "xz", "zstd", "python3", "sha256sum"] {
+        if std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
+            eprintln!("SKIP: {t} is not installed");
+            return;
+        }
+    }
+    let env = EngineEnv::new();
+    env.busybox_image();
+    let ctx = context(
+        &env,
+        "ctx",
+        &[("tree/sub/f", "in-archive\n"), ("www/blob.txt", "served\n")],
+    );
+    let sh = |c: &str| {
+        let o = std::process::Command::new("sh")
+            .args(["-c", c])
+            .current_dir(&ctx)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{c}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    sh(
+        "chown -R 123:456 tree && chmod 750 tree/sub && tar cf a.tar tree && \
+        tar czf a.tgz tree && tar cjf a.tbz tree && tar cJf a.txz tree && \
+        tar cf - tree | zstd -q > a.tzst && gzip -c www/blob.txt > plain.gz",
+    );
+    let sum = sh("sha256sum www/blob.txt | cut -c1-64").trim().to_string();
+    let mut server = env
+        .in_netns("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", "18080"])
+        .current_dir(ctx.join("www"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the server to listen.
+    for _ in 0..100 {
+        let o = env
+            .in_netns("python3")
+            .args([
+                "-c",
+                "import urllib.request as u; u.urlopen('http://127.0.0.1:18080/blob.txt')",
+            ])
+            .output()
+            .unwrap();
+        if o.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::fs::write(
+        ctx.join("Containerfile"),
+        format!(
+            "ARG P=linux/{arch}\n\
+             FROM --platform=$P localhost/bb:1\n\
+             ADD a.tar /plain/\n\
+             ADD a.tgz /gz\n\
+             ADD a.tbz /bz\n\
+             ADD a.txz /xz\n\
+             ADD a.tzst /zst\n\
+             ADD plain.gz /notar.gz\n\
+             ADD --checksum=sha256:{sum} http://127.0.0.1:18080/blob.txt /dl/\n\
+             COPY --link tree/sub/f /linked/deep/f\n",
+            arch = if cfg!(target_arch = "aarch64") {
+                "arm64"
+            } else {
+                "amd64"
+            }
+        ),
+    )
+    .unwrap();
+    let host = format!(
+        "linux/{}",
+        if cfg!(target_arch = "aarch64") {
+            "arm64"
+        } else {
+            "amd64"
+        }
+    );
+    let o = build(&env, &["-t", "localhost/add:1", "--platform", &host], &ctx);
+    ok(&o);
+    with_rootfs(&env, "localhost/add:1", |r| {
+        for d in ["plain", "gz", "bz", "xz", "zst"] {
+            let f = r.join(d).join("tree/sub/f");
+            assert_eq!(std::fs::read_to_string(&f).unwrap(), "in-archive\n", "{d}");
+            let m = std::fs::metadata(f.parent().unwrap()).unwrap();
+            assert_eq!(
+                (m.uid(), m.gid(), m.mode() & 0o7777),
+                (123, 456, 0o750),
+                "{d}"
+            );
+        }
+        // A compressed file that is no tar is copied as it is.
+        assert!(std::fs::metadata(r.join("notar.gz")).unwrap().is_file());
+        let dl = r.join("dl/blob.txt");
+        assert_eq!(std::fs::read_to_string(&dl).unwrap(), "served\n");
+        assert_eq!(std::fs::metadata(&dl).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(r.join("linked/deep/f")).unwrap(),
+            "in-archive\n"
+        );
+    });
+    // A wrong checksum fails, naming both.
+    let bad = "0".repeat(64);
+    std::fs::write(
+        ctx.join("Containerfile"),
+        format!(
+            "FROM localhost/bb:1\nADD --checksum=sha256:{bad} http://127.0.0.1:18080/blob.txt /x\n"
+        ),
+    )
+    .unwrap();
+    let o = build(&env, &[], &ctx);
+    assert!(
+        stderr(&o).contains("line 2: ADD") && stderr(&o).contains("checksum mismatch"),
+        "{}",
+        stderr(&o)
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    // A foreign platform: a clear error.
+    std::fs::write(
+        ctx.join("Containerfile"),
+        "FROM --platform=linux/s390x localhost/bb:1\n",
+    )
+    .unwrap();
+    let o = build(&env, &[], &ctx);
+    assert!(
+        stderr(&o).contains("line 1: FROM: --platform=linux/s390x")
+            && stderr(&o).contains("emulation"),
+        "{}",
+        stderr(&o)
+    );
+    let o = build(&env, &["--platform", "linux/riscv64"], &ctx);
+    assert!(stderr(&o).contains("emulation"), "{}", stderr(&o));
+}

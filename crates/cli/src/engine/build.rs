@@ -43,6 +43,9 @@ pub struct BuildArgs {
     /// their own) or host.
     #[arg(long, default_value = "none")]
     pub network: String,
+    /// The platform to build for: this machine's only (no emulation).
+    #[arg(long)]
+    pub platform: Option<String>,
     /// Write the image ID to this file.
     #[arg(long)]
     pub iidfile: Option<PathBuf>,
@@ -108,6 +111,10 @@ pub fn build(root: &Path, e: &EngineArgs, a: &BuildArgs) -> Result<()> {
         .iter()
         .map(|l| kv(l, "--label"))
         .collect::<Result<Vec<_>>>()?;
+    if let Some(p) = &a.platform {
+        berth_build::stage::check_platform(p)
+            .map_err(|e| anyhow::anyhow!("build --platform {e}"))?;
+    }
     let mut secrets = BTreeMap::new();
     for v in &a.secrets {
         let (id, p) =
