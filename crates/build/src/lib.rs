@@ -11,13 +11,20 @@
 //! mount, container or image behind when a build fails.
 #![forbid(unsafe_code)]
 
+mod add;
 pub mod build;
+mod cache;
 pub mod copy;
+mod graph;
 pub mod ignore;
 pub mod image;
+pub mod mounts;
 pub mod parse;
+mod plan;
 pub mod run;
+pub mod stage;
 pub mod stdin;
+mod step;
 pub mod subst;
 
 pub use build::{build, BuildOptions};
@@ -36,6 +43,9 @@ pub enum BuildError {
     },
     #[error("{0}")]
     Other(String),
+    /// A stage stopped because another one failed.
+    #[error("stopped because another stage failed")]
+    Stopped,
     #[error(transparent)]
     Store(#[from] berth_image::store::StoreError),
     #[error(transparent)]

@@ -156,13 +156,15 @@ pub struct Heredoc {
     pub name: String,
     /// `<<-`: leading tabs stripped from the body lines.
     pub strip_tabs: bool,
+    /// `<<"EOF"` or `<<'EOF'`: no variable expansion in a COPY/ADD body.
+    pub quoted: bool,
     /// The lines between the instruction and the delimiter.
     pub body: String,
 }
 
 /// The heredoc delimiters a shell-form argument opens, in order:
-/// `(name, strip_tabs)`.
-fn heredoc_words(args: &str) -> Vec<(String, bool)> {
+/// `(name, strip_tabs, quoted)`.
+fn heredoc_words(args: &str) -> Vec<(String, bool, bool)> {
     let mut out = Vec::new();
     for w in args.split_whitespace() {
         let w = w.trim_start_matches(|c: char| c.is_ascii_digit());
@@ -170,13 +172,15 @@ fn heredoc_words(args: &str) -> Vec<(String, bool)> {
             continue;
         };
         let strip = r.starts_with('-');
-        let r = r.trim_start_matches('-').trim_matches(['"', '\'']);
+        let r = r.trim_start_matches('-');
+        let quoted = r.starts_with(['"', '\'']);
+        let r = r.trim_matches(['"', '\'']);
         let name: String = r
             .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take_while(|c| !c.is_whitespace() && !"<>|;&()'\"$`".contains(*c))
             .collect();
         if name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
-            out.push((name, strip));
+            out.push((name, strip, quoted));
         }
     }
     out
@@ -293,15 +297,9 @@ pub fn parse(text: &str) -> Result<Containerfile, ParseError> {
         } else {
             heredoc_words(&args)
         };
-        if matches!(keyword.as_str(), "COPY" | "ADD") && !words.is_empty() {
-            return Err(ParseError::Bad {
-                line,
-                what: format!("{keyword} with a heredoc (<<) is not supported yet by berth build"),
-            });
-        }
         let mut heredocs = Vec::new();
-        if keyword == "RUN" {
-            for (name, strip_tabs) in words {
+        if matches!(keyword.as_str(), "RUN" | "COPY" | "ADD") {
+            for (name, strip_tabs, quoted) in words {
                 let mut body = String::new();
                 loop {
                     let Some(l) = lines.get(i) else {
@@ -325,6 +323,7 @@ pub fn parse(text: &str) -> Result<Containerfile, ParseError> {
                 heredocs.push(Heredoc {
                     name,
                     strip_tabs,
+                    quoted,
                     body,
                 });
             }
@@ -430,10 +429,10 @@ mod tests {
             .to_string()
             .contains("line 2: ONBUILD"));
         assert!(parse("FROM a\nONBUILD RUN x\n").is_ok());
-        assert!(parse("FROM a\nCOPY <<EOF /x\nx\nEOF\n")
-            .unwrap_err()
-            .to_string()
-            .contains("heredoc"));
+        let f = parse("FROM a\nCOPY <<EOF <<'B' /x/\n$x\nEOF\ny\nB\n").unwrap();
+        let h = &f.instructions[1].heredocs;
+        assert_eq!((h[0].quoted, h[0].body.as_str()), (false, "$x\n"));
+        assert_eq!((h[1].name.as_str(), h[1].quoted), ("B", true));
         assert!(parse("FROM a\nRUN <<EOF\nx\n")
             .unwrap_err()
             .to_string()

@@ -5,6 +5,7 @@
 
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -51,6 +52,20 @@ pub struct RunSpec<'a> {
     pub env: Vec<String>,
     pub cwd: String,
     pub user: &'a str,
+    /// Files made for this step only, bind-mounted read-only.
+    pub files: Vec<RunFile>,
+    /// More mounts (runtime-spec config.md "Mounts"); their mountpoints
+    /// are not part of the layer.
+    pub mounts: Vec<serde_json::Value>,
+    /// No network namespace of its own (`--network=host`).
+    pub host_network: bool,
+}
+
+/// A file a RUN sees at `dest` and that is in no layer.
+pub struct RunFile {
+    pub dest: String,
+    pub data: Vec<u8>,
+    pub mode: u32,
 }
 
 /// Unmounts the step's rootfs however the step ends.
@@ -116,7 +131,47 @@ impl Runner {
                     .replace(|c: char| !c.is_ascii_alphanumeric(), ""))
                 .unwrap_or_default()
         );
+        let mut mounts = vec![
+            json!({"destination": "/proc", "type": "proc", "source": "proc"}),
+            json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+            json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
+            json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+            json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        ];
+        if !spec.files.is_empty() {
+            let dir = d("files")?;
+            for (i, f) in spec.files.iter().enumerate() {
+                let p = dir.join(i.to_string());
+                fs::write(&p, &f.data)
+                    .and_then(|()| fs::set_permissions(&p, fs::Permissions::from_mode(f.mode)))
+                    .map_err(|e| io_err("write", &p, e))?;
+                mounts.push(json!({"destination": f.dest, "type": "bind", "source": p,
+                    "options": ["rbind", "ro"]}));
+            }
+        }
+        mounts.extend(spec.mounts.iter().cloned());
+        // Mountpoints of the extra mounts that the image lacks: made by
+        // the runtime in the upper dir, removed from it afterwards.
+        let made: Vec<PathBuf> = mounts[5..]
+            .iter()
+            .filter_map(|m| m["destination"].as_str())
+            .map(|d| PathBuf::from(d.trim_start_matches('/')))
+            .filter(|d| !d.starts_with("dev") && !lowers.iter().any(|l| l.join(d).exists()))
+            .collect();
         let caps = json!(CAPS);
+        let mut namespaces = vec![
+            json!({"type": "pid"}),
+            json!({"type": "ipc"}),
+            json!({"type": "uts"}),
+            json!({"type": "mount"}),
+        ];
+        if !spec.host_network {
+            namespaces.push(json!({"type": "network"}));
+        }
         // runtime-spec config.md / config-linux.md: the minimal container
         // a build step needs (podman's and buildah's defaults).
         let config = json!({
@@ -131,22 +186,9 @@ impl Runner {
             },
             "root": {"path": rootfs, "readonly": false},
             "hostname": "berth-build",
-            "mounts": [
-                {"destination": "/proc", "type": "proc", "source": "proc"},
-                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-                 "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-                {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-                 "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-                {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-                 "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-                {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-                 "options": ["nosuid", "noexec", "nodev", "ro"]},
-            ],
+            "mounts": mounts,
             "linux": {
-                "namespaces": [
-                    {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
-                    {"type": "uts"}, {"type": "mount"},
-                ],
+                "namespaces": namespaces,
                 "cgroupsPath": format!("{}/{id}", self.cgroup_parent.trim_end_matches('/')),
                 "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
                 "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
@@ -190,6 +232,24 @@ impl Runner {
         for (m, had) in MOUNTPOINTS.iter().zip(existed) {
             if !had {
                 let _ = fs::remove_dir(upper.join(m));
+            }
+        }
+        for m in &made {
+            let p = upper.join(m);
+            if p.is_dir() {
+                let _ = fs::remove_dir(&p);
+            } else {
+                let _ = fs::remove_file(&p);
+            }
+            // And the dirs made above it, when the image lacks them and
+            // nothing else was written there.
+            for a in m.ancestors().skip(1) {
+                if a.as_os_str().is_empty() || lowers.iter().any(|l| l.join(a).exists()) {
+                    break;
+                }
+                if fs::remove_dir(upper.join(a)).is_err() {
+                    break;
+                }
             }
         }
         let layer = tmp.path().join("layer.tar");

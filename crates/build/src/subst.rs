@@ -22,6 +22,28 @@ pub fn expand(s: &str, env: Lookup<'_>, escape: char) -> Result<String, SubstErr
     Ok(process(s, env, escape, false)?.join(""))
 }
 
+/// Expands only the variables of `s` (`$V`, `${V}`, `${V:-w}`,
+/// `${V:+w}`); quotes stay as written, and the escape character before a
+/// `$` makes it literal. For the bodies of COPY/ADD heredocs (BuildKit).
+pub fn expand_vars(s: &str, env: Lookup<'_>, escape: char) -> Result<String, SubstError> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == escape && chars.get(i + 1) == Some(&'$') {
+            out.push('$');
+            i += 2;
+        } else if c == '$' && matches!(chars.get(i + 1), Some(&n) if n == '{' || is_name(n)) {
+            i = variable(&chars, i, env, escape, &mut out, s)?;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
 /// Splits `s` into words at unquoted whitespace, expanding each.
 pub fn words(s: &str, env: Lookup<'_>, escape: char) -> Result<Vec<String>, SubstError> {
     process(s, env, escape, true)

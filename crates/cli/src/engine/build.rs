@@ -36,6 +36,16 @@ pub struct BuildArgs {
     /// Print only the image ID (and RUN output).
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// A secret for `RUN --mount=type=secret`: id=ID,src=FILE (repeatable).
+    #[arg(long = "secret")]
+    pub secrets: Vec<String>,
+    /// The network of RUN steps: none (default: an empty namespace of
+    /// their own) or host.
+    #[arg(long, default_value = "none")]
+    pub network: String,
+    /// The platform to build for: this machine's only (no emulation).
+    #[arg(long)]
+    pub platform: Option<String>,
     /// Write the image ID to this file.
     #[arg(long)]
     pub iidfile: Option<PathBuf>,
@@ -101,6 +111,21 @@ pub fn build(root: &Path, e: &EngineArgs, a: &BuildArgs) -> Result<()> {
         .iter()
         .map(|l| kv(l, "--label"))
         .collect::<Result<Vec<_>>>()?;
+    if let Some(p) = &a.platform {
+        berth_build::stage::check_platform(p)
+            .map_err(|e| anyhow::anyhow!("build --platform {e}"))?;
+    }
+    let mut secrets = BTreeMap::new();
+    for v in &a.secrets {
+        let (id, p) =
+            berth_build::mounts::parse_secret(v).map_err(|e| anyhow::anyhow!("build: {e}"))?;
+        secrets.insert(id, p);
+    }
+    let host_network = match a.network.as_str() {
+        "none" => false,
+        "host" => true,
+        n => bail!("build --network {n}: expected none or host"),
+    };
     let runtime = std::env::current_exe()
         .context("find the berth binary")?
         .with_file_name("berth-runtime");
@@ -144,6 +169,8 @@ pub fn build(root: &Path, e: &EngineArgs, a: &BuildArgs) -> Result<()> {
             cgroup_parent: engine.cgroup_parent.clone(),
         },
         interrupted,
+        secrets,
+        host_network,
     };
     let img = berth_build::build(&store, &opts).map_err(|e| anyhow::anyhow!("build: {e}"))?;
     let id = img.record.id.hex().to_string();

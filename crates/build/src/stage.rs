@@ -1,0 +1,171 @@
+//! Stages: the state of one stage being built, its FROM, its ARGs and the
+//! platform ARGs BuildKit predefines.
+
+use std::collections::BTreeMap;
+
+use berth_image::digest::Digest;
+use berth_image::image::resolve;
+use berth_image::Store;
+
+use crate::build::BuildOptions;
+use crate::image::Img;
+use crate::parse::Instruction;
+use crate::step::step_err;
+use crate::subst::{expand, raw_words, words};
+use crate::BuildError;
+
+/// One stage being built.
+#[derive(Clone)]
+pub(crate) struct Stage {
+    pub name: Option<String>,
+    pub img: Img,
+    /// Cache key of the current step.
+    pub key: String,
+    pub shell: Vec<String>,
+    /// ARGs declared in this stage and their values.
+    pub args: BTreeMap<String, String>,
+    /// Whether this stage set CMD (then ENTRYPOINT keeps it, as Docker).
+    pub cmd_set: bool,
+}
+
+impl Stage {
+    /// What substitution sees: ENV over ARG.
+    pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        move |k: &str| {
+            for e in self.img.env() {
+                if let Some((ek, v)) = e.split_once('=') {
+                    if ek == k {
+                        return Some(v.to_string());
+                    }
+                }
+            }
+            self.args.get(k).cloned()
+        }
+    }
+}
+
+pub(crate) fn img_id(img: &Img) -> String {
+    Digest::of_bytes(&serde_json::to_vec(&img.config).expect("config serialises"))
+        .hex()
+        .to_string()
+}
+
+/// `ARG NAME[=default] ...`.
+pub(crate) fn arg_pairs(
+    ins: &Instruction,
+    env: &dyn Fn(&str) -> Option<String>,
+    esc: char,
+) -> Result<Vec<(String, Option<String>)>, BuildError> {
+    let raw = raw_words(&ins.args, esc);
+    if raw.is_empty() {
+        return Err(step_err(ins, "needs a name"));
+    }
+    let mut out = Vec::new();
+    for w in raw {
+        match w.split_once('=') {
+            Some((k, v)) => out.push((
+                k.to_string(),
+                Some(expand(v, env, esc).map_err(|e| step_err(ins, e))?),
+            )),
+            None => out.push((w, None)),
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn from(
+    store: &Store,
+    ins: &Instruction,
+    global: &BTreeMap<String, String>,
+    stages: &[Option<Stage>],
+    esc: char,
+    o: &BuildOptions,
+) -> Result<Stage, BuildError> {
+    ins.check_flags(&["platform"])?;
+    let lookup = |k: &str| global.get(k).cloned().or_else(|| predefined(k));
+    if let Some(p) = ins.flag("platform") {
+        let p = expand(p, &lookup, esc).map_err(|e| step_err(ins, e))?;
+        check_platform(&p).map_err(|e| step_err(ins, format!("--platform={e}")))?;
+    }
+    let w = words(&ins.args, &lookup, esc).map_err(|e| step_err(ins, e))?;
+    let (base, name) = match w.as_slice() {
+        [b] => (b.clone(), None),
+        [b, as_, n] if as_.eq_ignore_ascii_case("as") => (b.clone(), Some(n.to_ascii_lowercase())),
+        _ => return Err(step_err(ins, "expected FROM IMAGE [AS NAME]")),
+    };
+    let (img, key) = if base == "scratch" {
+        (Img::scratch(), "scratch".to_string())
+    } else if let Some(s) = stages
+        .iter()
+        .flatten()
+        .find(|s| s.name.as_deref() == Some(&base.to_ascii_lowercase()))
+    {
+        (s.img.clone(), s.key.clone())
+    } else {
+        stored_image(store, &base)
+            .map_err(|e| step_err(ins, format!("base {e}; pull it first: berth pull {base}")))?
+    };
+    let _ = o;
+    Ok(Stage {
+        name,
+        img,
+        key,
+        shell: vec!["/bin/sh".into(), "-c".into()],
+        args: BTreeMap::new(),
+        cmd_set: false,
+    })
+}
+
+/// Accepts this machine's platform (`linux/ARCH`, `ARCH`'s variant
+/// optional); anything else needs emulation, which berth build has not.
+pub fn check_platform(p: &str) -> Result<(), String> {
+    let host = predefined("TARGETPLATFORM").unwrap_or_default();
+    let mut w = p.split('/');
+    let (os, arch) = (w.next().unwrap_or(""), w.next().unwrap_or(""));
+    if format!("{os}/{arch}") == host || (arch.is_empty() && os == "linux") {
+        return Ok(());
+    }
+    Err(format!(
+        "{p}: berth build runs steps natively, for {host} only (building for another platform needs emulation, which it does not do)"
+    ))
+}
+
+/// The platform ARGs BuildKit predefines (Dockerfile reference,
+/// "Automatic platform ARGs in the global scope"): usable in FROM lines,
+/// and in a stage once declared with `ARG NAME`.
+pub(crate) fn predefined(k: &str) -> Option<String> {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    match k {
+        "TARGETPLATFORM" | "BUILDPLATFORM" => Some(format!("linux/{arch}")),
+        "TARGETOS" | "BUILDOS" => Some("linux".into()),
+        "TARGETARCH" | "BUILDARCH" => Some(arch.into()),
+        "TARGETVARIANT" | "BUILDVARIANT" => Some(String::new()),
+        _ => None,
+    }
+}
+
+/// An image of the store and its cache key (`image:<id>`).
+pub(crate) fn stored_image(store: &Store, name: &str) -> Result<(Img, String), String> {
+    let rec = {
+        let _l = store.lock_shared().map_err(|e| crate::chain(&e))?;
+        store
+            .lookup(name)
+            .map_err(|e| format!("image {name} is not in the store ({})", crate::chain(&e)))?
+    };
+    let r = resolve(store, &rec).map_err(|e| crate::chain(&e))?;
+    let config = store
+        .read_blob(&r.manifest.config.digest, false)
+        .map_err(|e| crate::chain(&e))
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("config of {name}: {e}")))?;
+    Ok((
+        Img {
+            layers: r.manifest.layers.clone(),
+            config,
+        },
+        format!("image:{}", r.record.id),
+    ))
+}
