@@ -33,6 +33,9 @@ pub struct CreateOptions {
     /// the setup channel (one file less to create and remove per container,
     /// and a creator that dies before starting takes the process with it).
     pub start_now: bool,
+    /// A user namespace the caller made for idmapped mounts (the engine's,
+    /// with the container's maps): used for the mounts with its maps.
+    pub idmap_userns: Option<crate::idmap::GivenUserns>,
 }
 
 /// A container (or exec'd process) that has been set up.
@@ -304,7 +307,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
         cg.apply(r).map_err(cg_err)?;
     }
 
-    let idmaps = crate::idmap::prepare(id, &cfg)?;
+    let idmaps = crate::idmap::prepare(id, &cfg, o.idmap_userns.as_ref())?;
     let plan = ns_plan(&cfg.namespaces);
     let mut joins = Vec::new();
     for (kind, path) in &cfg.namespaces.join {
