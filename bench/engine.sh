@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # berth engine vs podman (crun and runc), by hand, as root (not in CI):
 #   1. `run --rm IMAGE true` wall time (hyperfine, one run of all: berth,
-#      berth --userns=auto, podman with crun and runc);
+#      podman with crun and runc);
+#   1b. the cost of a container's own user namespace (issue 19):
+#      `run --rm --userns=auto` against `run --rm --userns=host`, USERNS_N
+#      (default 40) rounds interleaved in a shuffled order (wall and CPU
+#      medians, ratio auto/host), and memory per detached `sleep`
+#      container in both modes (PSS of the monitor + the container's
+#      processes, host mounts and processes per container); BERTH_B=path
+#      adds a second build to the same interleaved run (before/after);
 #   2. host memory per detached container: the berth monitor vs conmon,
 #      with N `sleep` containers (PSS summed from /proc/PID/smaps_rollup,
 #      RSS averaged). Idle, berth's monitor is the small `berth-monitor`
@@ -27,7 +34,8 @@
 # --ulimit nproc=1024:1024 --ulimit nofile=1024:1024.
 # Usage: bench/engine.sh [N]   (BERTH=path/to/berth to pick a build;
 # BENCH_ULIMITS overrides the --ulimit flags given to podman;
-# TEARDOWN_N=0 skips the teardown section, SKIP_RUN=1 the first two.)
+# TEARDOWN_N=0 skips the teardown section, SKIP_RUN=1 the first three,
+# SKIP_USERNS=1 section 1b, USERNS_ONLY=1 all but section 1b.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/common.sh
@@ -46,7 +54,7 @@ command -v unshare >/dev/null || { echo "needs unshare (apt-get install util-lin
 
 # Into a private mount namespace, /sys/fs/cgroup/unified unmounted there.
 if [ -z "${BERTH_BENCH_INNER:-}" ]; then
-  export BERTH BERTH_BENCH_INNER=1 TEARDOWN_N NETWORK
+  export BERTH BERTH_B BERTH_BENCH_INNER=1 TEARDOWN_N NETWORK
   if [ "${NETWORK:-none}" = bridge ]; then
     exec unshare -m -n --propagation private "$0" "$@"
   fi
@@ -67,6 +75,9 @@ echo "kernel $(uname -r), $(nproc) cpus; private mount ns, /sys/fs/cgroup/unifie
 T=$(mktemp -d /tmp/berth-bench-XXXXXX)
 # Searchable by the ids of a container's user namespace (--userns=auto).
 chmod 0711 "$T"
+# Ranges of --userns=auto containers come from subordinate id files of the
+# benchmark's (the host's /etc/subuid is left alone), whatever the default.
+export BERTH_SUBUID_FILE=$T/subuid BERTH_SUBGID_FILE=$T/subgid
 CG=/berth-bench-$$
 PCG=$CG-podman
 B=("$BERTH" --root "$T/berth" --runroot "$T/berth-run" --cgroup-parent "$CG")
@@ -78,8 +89,15 @@ PRUN=(run --network none --cgroup-parent "$PCG")
 # the OCI runtime under podman's lowered hard RLIMIT_NPROC (see the top).
 read -r -a ULIMITS <<<"${BENCH_ULIMITS:---ulimit nproc=1024:1024 --ulimit nofile=1024:1024}"
 
+# BERTH_B (section 1b): a second build with its own root.
+BB=()
+[ -n "${BERTH_B:-}" ] && BB=("$BERTH_B" --root "$T/berth-b" --runroot "$T/berth-b-run" --cgroup-parent "$CG")
+
 cleanup() {
   "${B[@]}" ps -aq --no-trunc 2>/dev/null | xargs -r "${B[@]}" rm -f >/dev/null 2>&1 || true
+  if [ "${#BB[@]}" -gt 0 ]; then
+    "${BB[@]}" ps -aq --no-trunc 2>/dev/null | xargs -r "${BB[@]}" rm -f >/dev/null 2>&1 || true
+  fi
   if command -v podman >/dev/null; then
     "${P[@]}" rm -af -t 0 >/dev/null 2>&1 || true
     "${P[@]}" system reset -f >/dev/null 2>&1 || true
@@ -107,11 +125,9 @@ busybox_rootfs_tar "$T/rootfs" "$T/bb.tar"
 
 cmds=("${B[*]} run --rm $NET_FLAG localhost/bb:1 true")
 names=(berth)
-# With a user namespace of its own (issue 19), ranges from subordinate id
-# files of the benchmark's (the host's /etc/subuid is left alone).
-cmds+=("env BERTH_SUBUID_FILE=$T/subuid BERTH_SUBGID_FILE=$T/subgid ${B[*]} run --rm $NET_FLAG --userns=auto localhost/bb:1 true")
-names+=(berth+userns)
-if command -v podman >/dev/null; then
+if [ -n "${USERNS_ONLY:-}" ]; then
+  SKIP_RUN=1 TEARDOWN_N=0
+elif command -v podman >/dev/null; then
   "${P[@]}" import "$T/bb.tar" localhost/bb:1 >/dev/null 2>"$T/podman-import.err" || { cat "$T/podman-import.err"; exit 1; }
   for rt in crun runc; do
     c="${P[*]} run $NET_FLAG --cgroup-parent $PCG --rm ${ULIMITS[*]} --runtime $rt localhost/bb:1 true"
@@ -138,9 +154,6 @@ for n, r in zip(names, res):
 EOF
 
 fi
-# The sections below compare berth with podman's runtimes: without the
-# userns variant.
-names=("${names[0]}" "${names[@]:2}")
 
 pss_of() { # sum of PSS (kB) of the given pids
   sum_of Pss "$@"
@@ -159,10 +172,16 @@ sum_of() { # sum of a smaps_rollup field (kB) of the given pids
 pids_matching() { # pids whose command line contains both words
   local f c
   for f in /proc/[0-9]*/cmdline; do
-    c=$(tr '\0' ' ' <"$f" 2>/dev/null) || continue
+    c=$(tr '\0' ' ' 2>/dev/null <"$f") || continue
     case "$c" in *"$1"*"$2"*) f=${f#/proc/}; echo "${f%/cmdline}" ;; esac
   done
 }
+
+if [ -z "${SKIP_USERNS:-}" ] && { [ -z "${SKIP_RUN:-}" ] || [ -n "${USERNS_ONLY:-}" ]; }; then
+  # Section 1b (its own file): uses B, T, CG, NET_FLAG, N and the helpers
+  # above.
+  . bench/engine_userns.sh
+fi
 
 if [ -z "${SKIP_RUN:-}" ]; then
 echo "== memory of $N detached sleep containers =="

@@ -14,11 +14,17 @@ use crate::db::{ContainerRow, Status};
 use crate::error::{io, rt, sys, EngineError, Result};
 use crate::Engine;
 
-/// Mounts the container's rootfs unless it is mounted already.
-pub fn mount_rootfs(engine: &Engine, id: &str, cfg: &ContainerConfig) -> Result<()> {
+/// Mounts the container's rootfs unless it is mounted already. With a
+/// user namespace of its own, returns the user namespace made to idmap the
+/// layers, for the runtime's idmapped bind mounts.
+pub fn mount_rootfs(
+    engine: &Engine,
+    id: &str,
+    cfg: &ContainerConfig,
+) -> Result<Option<berth_runtime::idmap::GivenUserns>> {
     let target = engine.rootfs(id);
     if berth_image::mount::is_mountpoint(&target) {
-        return Ok(());
+        return Ok(None);
     }
     let dir = engine.dir(id);
     // overlayfs wants an empty workdir: leftovers of a crash are removed.
@@ -34,34 +40,20 @@ pub fn mount_rootfs(engine: &Engine, id: &str, cfg: &ContainerConfig) -> Result<
             })
     };
     match &cfg.idmap {
-        None => mount(&cfg.lowers),
+        None => mount(&cfg.lowers).map(|()| None),
         Some(m) => {
             // Idmapped layers: detached clones of the layer dirs shifted
             // into the container's range, given to overlayfs by their
-            // /proc/self/fd paths (kernel >= 5.19 takes idmapped lowers).
+            // /proc/self/fd paths (kernel >= 5.19 takes idmapped lowers;
+            // an overlay mount itself cannot be idmapped, 6.18 included).
             // The upper dir is not idmapped: what the container writes is
             // owned on the host by its range.
             let userns = m
                 .userns_fd(id)
                 .map_err(rt(id, "make the idmap user namespace"))?;
-            let trees = cfg
-                .lowers
-                .iter()
-                .map(|l| {
-                    crate::userns::idmapped_tree(l, userns.as_fd()).map_err(|source| {
-                        crate::userns::UsernsError::Layer {
-                            path: l.clone(),
-                            source,
-                        }
-                        .into()
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let paths: Vec<std::path::PathBuf> = trees
-                .iter()
-                .map(|t| format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(t)).into())
-                .collect();
-            mount(&paths)
+            let (_trees, paths) = crate::userns::idmapped_lowers(&cfg.lowers, userns.as_fd())?;
+            mount(&paths)?;
+            Ok(Some(m.given_userns(userns)))
         }
     }
 }
@@ -94,7 +86,7 @@ pub fn me() -> (i32, i64) {
 pub fn launch(engine: &Engine, row: &ContainerRow, internal_console: bool) -> Result<Spawned> {
     let id = row.id.as_str();
     let cfg = ContainerConfig::of(row)?;
-    mount_rootfs(engine, id, &cfg)?;
+    let idmap_userns = mount_rootfs(engine, id, &cfg)?;
     crate::volume_copy::populate(engine, id, &engine.rootfs(id))?;
     let root = engine.state_root();
     // A leftover runtime state (crash, restart) is removed first.
@@ -114,6 +106,7 @@ pub fn launch(engine: &Engine, row: &ContainerRow, internal_console: bool) -> Re
             bundle: engine.bundle(id),
             internal_console,
             start_now: true,
+            idmap_userns,
             ..Default::default()
         },
     )

@@ -176,6 +176,18 @@ impl Mapping {
     }
 }
 
+impl Mapping {
+    /// `userns` (made by [`Mapping::userns_fd`]) for the runtime's idmapped
+    /// mounts with this mapping: it then makes no namespace of its own.
+    pub fn given_userns(&self, userns: std::os::fd::OwnedFd) -> berth_runtime::idmap::GivenUserns {
+        berth_runtime::idmap::GivenUserns {
+            fd: std::sync::Arc::new(userns),
+            uid: Self::runtime_maps(&self.uid),
+            gid: Self::runtime_maps(&self.gid),
+        }
+    }
+}
+
 /// What the flags ask for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -654,6 +666,83 @@ pub fn idmapped_tree(
         Some(userns),
     )?;
     Ok(tree)
+}
+
+/// Idmapped views of the image layers `lowers` (topmost first): the
+/// detached trees (kept until the overlay is mounted) and each layer's path
+/// through them. The layers of an image store share one parent dir on one
+/// mount: one clone of that dir serves them all (one `open_tree` +
+/// `mount_setattr` per container instead of one per layer); layers on
+/// different mounts get a clone each.
+pub fn idmapped_lowers(
+    lowers: &[PathBuf],
+    userns: std::os::fd::BorrowedFd<'_>,
+) -> crate::Result<(Vec<std::os::fd::OwnedFd>, Vec<PathBuf>)> {
+    let layer_err = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| -> crate::EngineError { UsernsError::Layer { path, source }.into() }
+    };
+    if let Some(parent) = shared_mount_parent(lowers) {
+        let tree = idmapped_tree(&parent, userns).map_err(layer_err(&parent))?;
+        let base = PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&tree)
+        ));
+        let paths = lowers
+            .iter()
+            .map(|l| base.join(l.strip_prefix(&parent).expect("a parent of every lower")))
+            .collect();
+        return Ok((vec![tree], paths));
+    }
+    let trees = lowers
+        .iter()
+        .map(|l| idmapped_tree(l, userns).map_err(layer_err(l)))
+        .collect::<crate::Result<Vec<_>>>()?;
+    let paths = trees
+        .iter()
+        .map(|t| format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(t)).into())
+        .collect();
+    Ok((trees, paths))
+}
+
+/// The deepest dir holding every one of `lowers` (absolute paths), when it
+/// and they are on one mount (a clone of it, not recursive, shows them all).
+fn shared_mount_parent(lowers: &[PathBuf]) -> Option<PathBuf> {
+    let first = lowers.first()?;
+    if lowers.len() == 1 || !first.is_absolute() {
+        return None;
+    }
+    let mut parent = first.parent()?.to_path_buf();
+    while !lowers.iter().all(|l| l.starts_with(&parent)) {
+        parent = parent.parent()?.to_path_buf();
+    }
+    // Each layer is reached below the clone by its plain relative path
+    // (the store's `<hex>` dirs): nothing that could step out of it.
+    let plain = |l: &PathBuf| {
+        l.strip_prefix(&parent).is_ok_and(|r| {
+            r.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        })
+    };
+    if !lowers.iter().all(plain) {
+        return None;
+    }
+    let mnt_id = |p: &std::path::Path| {
+        rustix::fs::statx(
+            rustix::fs::CWD,
+            p,
+            rustix::fs::AtFlags::empty(),
+            rustix::fs::StatxFlags::MNT_ID,
+        )
+        .ok()
+        .filter(|s| s.stx_mask & rustix::fs::StatxFlags::MNT_ID.bits() != 0)
+        .map(|s| s.stx_mnt_id)
+    };
+    let id = mnt_id(&parent)?;
+    lowers
+        .iter()
+        .all(|l| mnt_id(l) == Some(id))
+        .then_some(parent)
 }
 
 /// A runtime error of a container in a user namespace, with the way out

@@ -36,6 +36,9 @@ pub struct CreateOptions {
     /// runc's `--rootless`: cgroups are best effort (see
     /// [`crate::rootless`]); `None` detects it (`auto`).
     pub rootless: Option<bool>,
+    /// A user namespace the caller made for idmapped mounts (the engine's,
+    /// with the container's maps): used for the mounts with its maps.
+    pub idmap_userns: Option<crate::idmap::GivenUserns>,
 }
 
 /// A container (or exec'd process) that has been set up.
@@ -369,7 +372,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
         }
     }
 
-    let idmaps = crate::idmap::prepare(id, &cfg)?;
+    let idmaps = crate::idmap::prepare(id, &cfg, o.idmap_userns.as_ref())?;
     let plan = ns_plan(&cfg.namespaces);
     let mut joins = Vec::new();
     for (kind, path) in &cfg.namespaces.join {

@@ -6,7 +6,18 @@ use crate::config::{id_map_text, ContainerConfig, IdMap, MountSpec, NsKind};
 use crate::error::{sys, Error, Result};
 use berth_sys::process::{clone_fork, Forked};
 use std::io::Read;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+
+/// A user namespace the caller made already, with the maps it was given:
+/// idmapped mounts with the same maps use it instead of a new one (the
+/// engine made it to idmap the image layers).
+#[derive(Debug, Clone)]
+pub struct GivenUserns {
+    pub fd: Arc<OwnedFd>,
+    pub uid: Vec<IdMap>,
+    pub gid: Vec<IdMap>,
+}
 
 /// The id maps a mount uses: its own, else the container's.
 pub fn mount_maps<'a>(
@@ -67,29 +78,50 @@ pub fn userns_fd(id: &str, uid: &[IdMap], gid: &[IdMap]) -> Result<OwnedFd> {
 /// an idmapping needs CAP_SYS_ADMIN over the filesystem, which the
 /// container's own user namespace lacks. The container process only moves
 /// the tree into place.
-pub fn prepare(id: &str, cfg: &ContainerConfig) -> Result<Vec<Option<OwnedFd>>> {
-    cfg.mounts
-        .iter()
-        .map(|m| {
-            if !wanted(m) {
-                return Ok(None);
+///
+/// Making a user namespace takes a short-lived process, so mounts with the
+/// same maps share one (the container's /etc files and bind mounts all use
+/// the container's maps), and `given` (made by the caller) serves the mounts
+/// with its maps without any.
+pub fn prepare(
+    id: &str,
+    cfg: &ContainerConfig,
+    given: Option<&GivenUserns>,
+) -> Result<Vec<Option<OwnedFd>>> {
+    let mut made: Vec<(&[IdMap], &[IdMap], OwnedFd)> = Vec::new();
+    let mut trees = Vec::with_capacity(cfg.mounts.len());
+    for m in &cfg.mounts {
+        if !wanted(m) {
+            trees.push(None);
+            continue;
+        }
+        let (u, g) = mount_maps(cfg, m).ok_or_else(|| Error::Invalid {
+            id: id.into(),
+            message: format!(
+                "mount on {:?}: the idmap option without uidMappings/gidMappings needs a new user namespace",
+                m.destination
+            ),
+        })?;
+        let userns: BorrowedFd<'_> = match given {
+            Some(gv) if gv.uid == u && gv.gid == g => gv.fd.as_fd(),
+            _ => {
+                let at = match made.iter().position(|(mu, mg, _)| *mu == u && *mg == g) {
+                    Some(i) => i,
+                    None => {
+                        made.push((u, g, userns_fd(id, u, g)?));
+                        made.len() - 1
+                    }
+                };
+                made[at].2.as_fd()
             }
-            let (u, g) = mount_maps(cfg, m).ok_or_else(|| Error::Invalid {
-                id: id.into(),
-                message: format!(
-                    "mount on {:?}: the idmap option without uidMappings/gidMappings needs a new user namespace",
-                    m.destination
-                ),
-            })?;
-            let userns = userns_fd(id, u, g)?;
-            idmapped_tree(id, m, &userns).map(Some)
-        })
-        .collect()
+        };
+        trees.push(Some(idmapped_tree(id, m, userns)?));
+    }
+    Ok(trees)
 }
 
-fn idmapped_tree(id: &str, m: &MountSpec, userns: &OwnedFd) -> Result<OwnedFd> {
+fn idmapped_tree(id: &str, m: &MountSpec, userns: BorrowedFd<'_>) -> Result<OwnedFd> {
     use rustix::mount::OpenTreeFlags;
-    use std::os::fd::AsFd;
     let source = m
         .source
         .as_ref()
@@ -106,7 +138,7 @@ fn idmapped_tree(id: &str, m: &MountSpec, userns: &OwnedFd) -> Result<OwnedFd> {
         recursive,
         berth_sys::mount_attr::MOUNT_ATTR_IDMAP,
         0,
-        Some(userns.as_fd()),
+        Some(userns),
     )
     .map_err(sys(
         id,

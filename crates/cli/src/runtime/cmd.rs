@@ -189,6 +189,7 @@ fn create_options(c: &CreateArgs, internal_console: bool, rootless: Option<bool>
         preserve_fds: c.preserve_fds,
         internal_console,
         start_now: false,
+        idmap_userns: None,
     }
 }
 
