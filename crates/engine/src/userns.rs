@@ -738,18 +738,24 @@ pub fn apply(
             })
         }
     };
-    let net_own = namespace(spec, "network") == Some(own_netns.to_str());
+    let netns = namespace(spec, "network").map(|p| p.map(String::from));
     if let Some(sysctl) = spec["linux"]["sysctl"].as_object_mut() {
-        if let Some(k) = sysctl.keys().find(|k| k.starts_with("net.")) {
-            if !net_own {
-                return Err(UsernsError::NotInUserns {
-                    what: format!(
-                        "--sysctl {k} (of a network namespace the container does not own)"
-                    ),
-                });
+        match netns {
+            // The runtime makes it, in the container's user namespace.
+            Some(None) => {}
+            Some(Some(p)) if Some(p.as_str()) == own_netns.to_str() => {
+                sysctl.retain(|k, _| !k.starts_with("net."));
+            }
+            _ => {
+                if let Some(k) = sysctl.keys().find(|k| k.starts_with("net.")) {
+                    return Err(UsernsError::NotInUserns {
+                        what: format!(
+                            "--sysctl {k} (of a network namespace the container does not own)"
+                        ),
+                    });
+                }
             }
         }
-        sysctl.retain(|k, _| !k.starts_with("net."));
     }
     let mut device_binds = Vec::new();
     for d in &x.devices {
