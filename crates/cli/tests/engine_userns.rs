@@ -816,6 +816,16 @@ fn exec_with_a_bridge_network() {
     assert_eq!(u.uid_map("n"), (0, us, 65536));
     let addrs = u.ok(&["exec", "n", "ip", "-o", "addr"]);
     assert!(addrs.contains("eth0"), "{addrs}");
+    // Ports below 1024 and ping sockets, as Docker allows in every
+    // container (the namespace is not the container's user namespace's).
+    u.ok(&["exec", "n", "httpd", "-p", "80", "-h", "/tmp"]);
+    let seen = u.ok(&[
+        "exec",
+        "n",
+        "cat",
+        "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+    ]);
+    assert_eq!(seen.trim(), "0");
 }
 
 /// The default for root: a container without a flag gets a range of its

@@ -654,13 +654,27 @@ pub fn engine_sysctls<'a>(
     if m.is_none() || namespace(spec, "network") != Some(own_netns.to_str()) {
         return Vec::new();
     }
-    sysctls
+    let mut out: Vec<(&str, &str)> = NET_DEFAULTS.to_vec();
+    for (k, v) in sysctls
         .iter()
         .filter_map(|s| s.split_once('='))
         .map(|(k, v)| (k.trim(), v))
         .filter(|(k, _)| k.starts_with("net."))
-        .collect()
+    {
+        out.retain(|(d, _)| *d != k);
+        out.push((k, v));
+    }
+    out
 }
+
+/// What container root could do in a network namespace of its own user
+/// namespace, and cannot in the one the engine made (owned by the host's):
+/// bind ports below 1024 and ping (ICMP sockets). Docker sets the same two
+/// in every container; `--sysctl` overrides them.
+const NET_DEFAULTS: [(&str, &str); 2] = [
+    ("net.ipv4.ip_unprivileged_port_start", "0"),
+    ("net.ipv4.ping_group_range", "0 2147483647"),
+];
 
 /// Writes `sysctls` into the network namespace pinned at `netns`, from the
 /// host's user namespace (config-linux.md "Sysctl": the runtime would,
