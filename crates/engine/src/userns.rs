@@ -275,11 +275,14 @@ fn check_disjoint(flag: &'static str, maps: &[Map]) -> Result<()> {
 /// without any flag, the default mode applies (always `host` for a
 /// privileged container, as podman).
 pub fn request(o: &UsernsOptions, privileged: bool) -> Result<Request> {
+    request_with_default(o, privileged, default_mode())
+}
+
+fn request_with_default(o: &UsernsOptions, privileged: bool, d: String) -> Result<Request> {
     if o.userns.is_none() && o.uidmap.is_empty() && o.gidmap.is_empty() {
         if privileged {
             return Ok(Request::Host);
         }
-        let d = default_mode();
         if d != "host" {
             return request_of(
                 &UsernsOptions {
@@ -964,7 +967,16 @@ mod tests {
 
     #[test]
     fn requests() {
-        assert_eq!(request(&o(None, &[], &[]), false).unwrap(), Request::Host);
+        let with =
+            |d: &str, privileged| request_with_default(&o(None, &[], &[]), privileged, d.into());
+        assert_eq!(with("host", false).unwrap(), Request::Host);
+        assert_eq!(with("auto", false).unwrap(), Request::Auto { size: 65536 });
+        assert_eq!(
+            with("auto:size=10", false).unwrap(),
+            Request::Auto { size: 10 }
+        );
+        assert_eq!(with("auto", true).unwrap(), Request::Host);
+        assert!(with("bogus", false).is_err());
         assert_eq!(
             request(&o(Some("host"), &[], &[]), true).unwrap(),
             Request::Host
