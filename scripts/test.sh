@@ -11,9 +11,8 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 cargo build --workspace --all-targets
 log=$(mktemp /tmp/berth-test-XXXXXX.log)
-set +e
-cargo test --workspace --no-fail-fast -- --test-threads="${BERTH_TEST_THREADS:-4}" --show-output 2>&1 |
-    tee "$log" |
+# Shows what matters of a cargo test run (failures, SKIP lines, results).
+filter() {
     awk '
         /^successes:$/ { succ = 1 }
         /^failures:$/ { succ = 0 }
@@ -21,7 +20,28 @@ cargo test --workspace --no-fail-fast -- --test-threads="${BERTH_TEST_THREADS:-4
         succ && !/SKIP/ && !/^successes:$/ { next }
         { print }
     '
+}
+threads="${BERTH_TEST_THREADS:-4}"
+set +e
+cargo test --workspace --no-fail-fast -- --test-threads="$threads" --show-output 2>&1 |
+    tee "$log" | filter
 rc=${PIPESTATUS[0]}
+# The engine's default for root is a user namespace per container
+# (BERTH_USERNS_DEFAULT unset = auto): the tests that make containers run
+# once more with the other default, the host's user namespace.
+# (engine_userns pins the default itself, engine_images/engine_pull make
+# no containers that differ.)
+second=()
+for f in crates/cli/tests/{engine_*,api_*,compat_*,callers_*,build}.rs; do
+    t=$(basename "$f" .rs)
+    case "$t" in engine_userns | engine_images | engine_pull) continue ;; esac
+    second+=(--test "$t")
+done
+echo "== again with BERTH_USERNS_DEFAULT=host: ${second[*]}"
+BERTH_USERNS_DEFAULT=host cargo test -p berth-cli "${second[@]}" --no-fail-fast -- \
+    --test-threads="$threads" --show-output 2>&1 | tee -a "$log" | filter
+rc2=${PIPESTATUS[0]}
+[ "$rc" -eq 0 ] && rc=$rc2
 set -e
 skips=$(grep -c 'SKIP' "$log" || true)
 echo "== skipped checks: $skips"

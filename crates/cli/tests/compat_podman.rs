@@ -319,7 +319,11 @@ fn berth(dir: &Path, cgroup: &str) -> Engine {
             "--runroot".into(),
             dir.join("run").display().to_string(),
         ],
-        envs: vec![],
+        // Its own subordinate id files: the host's /etc/subuid untouched.
+        envs: vec![
+            ("BERTH_SUBUID_FILE".into(), dir.join("subuid")),
+            ("BERTH_SUBGID_FILE".into(), dir.join("subgid")),
+        ],
         cgroup: format!("{cgroup}-berth"),
         out_dir: dir.join("out"),
     }

@@ -467,9 +467,12 @@ fn devices_and_device_cgroup_rules() {
     let img = env.busybox_image();
     let probe = "stat -c '%t:%T %F' /dev/mynull; echo hi > /dev/mynull && echo wrote; \
                  head -c 4 /dev/mynull | wc -c; mknod /tmp/n c 1 3 2>/dev/null && echo made || echo denied";
+    // mknod needs the host's user namespace (engine_userns tests --device
+    // in a user namespace of the container's own).
     let out = ok(&berth_run(
         &env,
         &[
+            "--userns=host",
             "--device",
             "/dev/null:/dev/mynull:rw",
             &img,
@@ -516,6 +519,7 @@ fn devices_and_device_cgroup_rules() {
         let ours = ok(&berth_run(
             &env,
             &[
+                "--userns=host",
                 "--device",
                 "/dev/null:/dev/mynull:rw",
                 &img,

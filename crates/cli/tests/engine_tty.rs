@@ -116,6 +116,8 @@ fn through_pty(env: &EngineEnv, driver: &str, args: &[&str]) -> std::process::Ou
         .arg("--cgroup-parent")
         .arg(&env.cgroup_parent)
         .args(args)
+        .env("BERTH_SUBUID_FILE", env.dir.path().join("subuid"))
+        .env("BERTH_SUBGID_FILE", env.dir.path().join("subgid"))
         .output()
         .expect("python3 pty driver");
     eprintln!(

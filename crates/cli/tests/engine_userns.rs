@@ -44,10 +44,14 @@ impl U {
         })
     }
 
+    /// A `berth` command with the engine's own default (no
+    /// BERTH_USERNS_DEFAULT from the test run): a container without a flag
+    /// gets a range of its own.
     fn cmd(&self) -> Command {
         let mut c = self.env.cmd();
         c.env("BERTH_SUBUID_FILE", &self.subuid)
-            .env("BERTH_SUBGID_FILE", &self.subgid);
+            .env("BERTH_SUBGID_FILE", &self.subgid)
+            .env_remove("BERTH_USERNS_DEFAULT");
         c
     }
 
@@ -137,15 +141,15 @@ fn auto_maps_a_range_of_berths_own_and_inspect_shows_it() {
         "{v}"
     );
     assert_eq!(u.uid_map("a"), (0, us, 5000));
-    // Without a flag: the host's user namespace, as before.
-    u.detached("h", &[]);
+    // --userns=host: the host's user namespace, as before the default.
+    u.detached("h", &["--userns=host"]);
     let v = u.env.inspect("h");
     assert_eq!(v["HostConfig"]["UsernsMode"], "", "{v}");
     assert!(v["HostConfig"]["IDMappings"].is_null(), "{v}");
     assert_eq!(u.uid_map("h"), (0, 0, 4294967295));
     let info: serde_json::Value =
         serde_json::from_str(&u.ok(&["info", "--format", "json"])).expect("info json");
-    assert_eq!(info["host"]["defaultUsernsMode"], "host", "{info}");
+    assert_eq!(info["host"]["defaultUsernsMode"], "auto", "{info}");
 }
 
 #[test]
@@ -290,8 +294,8 @@ fn container_root_outside_its_mounts_cannot_read_shadow() {
         return;
     };
     assert_eq!(md.mode() & 0o007, 0, "/etc/shadow is not world-readable");
-    let a = u.detached("a", &["--userns=auto"]);
-    let h = u.detached("h", &[]);
+    let a = u.detached("a", &[]);
+    let h = u.detached("h", &["--userns=host"]);
     let read_as_root_of = |id: &str| {
         let pid = u.env.inspect(id)["State"]["Pid"].as_i64().expect("pid");
         Command::new("nsenter")
@@ -316,24 +320,113 @@ fn container_root_outside_its_mounts_cannot_read_shadow() {
         std::fs::read_link("/proc/self/ns/user").expect("ns")
     );
     assert!(std::fs::read("/etc/shadow").is_ok());
-    // Through a read-only bind mount the container sees it with its host
-    // owner (idmapped): readable to container root as without userns,
-    // and not writable.
-    let o = u.berth(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--userns=auto",
-        "-v",
-        "/etc/shadow:/shadow:ro",
-        &u.image,
-        "sh",
-        "-c",
-        "stat -c %u /shadow; echo x >> /shadow",
-    ]);
-    assert!(!o.status.success());
-    assert_eq!(stdout(&o).trim(), "0");
+    // Through a read-only bind mount (idmapped without container root):
+    // host root's file shows as nobody's and stays unreadable; without a
+    // user namespace container root reads it.
+    let through_bind = |flag: &str| {
+        u.berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            flag,
+            "-v",
+            "/etc/shadow:/shadow:ro",
+            &u.image,
+            "sh",
+            "-c",
+            "stat -c %u:%g /shadow; cat /shadow >/dev/null && echo read; echo x >> /shadow && echo wrote",
+        ])
+    };
+    let o = through_bind("--userns=auto");
+    assert_eq!(
+        stdout(&o).trim(),
+        format!("65534:{}", if md.gid() == 0 { 65534 } else { md.gid() }),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+    let o = through_bind("--userns=host");
+    assert_eq!(
+        stdout(&o).lines().collect::<Vec<_>>(),
+        [format!("0:{}", md.gid()).as_str(), "read"],
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// The rule of bind mounts in a user namespace, seen from the host: a
+/// read-write bind is idmapped to the container's range (what the container
+/// writes has the host owners it would have without a user namespace); a
+/// read-only bind leaves out container root, so files of host root are
+/// nobody's there and readable only through their "other" bits.
+#[test]
+fn read_only_binds_hide_host_root_files_read_write_binds_keep_owners() {
+    let Some(u) = U::new() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    // Searchable by others: host root's 0700 dir would be out of reach too.
+    std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    std::fs::write(d.join("secret"), "s").expect("write");
+    std::fs::set_permissions(
+        d.join("secret"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    std::fs::write(d.join("public"), "p").expect("write");
+    std::fs::set_permissions(
+        d.join("public"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .expect("chmod");
+    std::os::unix::fs::chown(d.join("public"), Some(1000), Some(1000)).expect("chown");
+    let run = |flag: &str, spec: &str| {
+        let o = u.berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            flag,
+            "-v",
+            spec,
+            &u.image,
+            "sh",
+            "-c",
+            "stat -c %u:%g /d/secret /d/public; cat /d/secret /d/public; echo; touch /d/new 2>/dev/null && echo wrote",
+        ]);
+        stdout(&o)
+    };
+    let ro = format!("{}:/d:ro", d.display());
+    let rw = format!("{}:/d", d.display());
+    // Read-only, own range: root's 0600 file is out of reach, others' ids kept.
+    assert_eq!(
+        run("--userns=auto", &ro),
+        "65534:65534
+1000:1000
+p
+"
+    );
+    // Read-only, host's user namespace: container root reads everything.
+    assert_eq!(
+        run("--userns=host", &ro),
+        "0:0
+1000:1000
+sp
+"
+    );
+    // Read-write: as without a user namespace, and the new file is host
+    // root's on the host.
+    assert_eq!(
+        run("--userns=auto", &rw),
+        "0:0
+1000:1000
+sp
+wrote
+"
+    );
+    let md = std::fs::metadata(d.join("new")).expect("file written through the bind");
+    assert_eq!((md.uid(), md.gid()), (0, 0));
 }
 
 #[test]
@@ -350,7 +443,6 @@ fn killed_create_leaks_no_range() {
             "create",
             "--network",
             "none",
-            "--userns=auto",
             "--env-file",
             fifo.to_str().unwrap(),
             &u.image,
@@ -395,11 +487,6 @@ fn bad_flags_are_refused_and_leave_nothing() {
         (vec!["--userns=auto:size=0"], "size"),
         (vec!["--uidmap", "0:100000"], "CONTAINER:HOST:SIZE"),
         (vec!["--userns=host", "--uidmap", "0:1:1"], "conflicts"),
-        (vec!["--userns=auto", "--pid", "host"], "--userns=host"),
-        (
-            vec!["--userns=auto", "--sysctl", "net.ipv4.ip_forward=1"],
-            "--userns=host",
-        ),
     ] {
         let mut a = vec!["create", "--network", "none"];
         a.extend_from_slice(&args);
@@ -415,12 +502,39 @@ fn bad_flags_are_refused_and_leave_nothing() {
         .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
-    // A pod's namespaces belong to the host's user namespace.
+    // Another container's pid namespace, in a user namespace asked for.
+    u.ok(&["create", "--network", "none", "--name", "p0", &u.image]);
+    let o = u.berth(&[
+        "create",
+        "--network",
+        "none",
+        "--userns=auto",
+        "--pid",
+        "container:p0",
+        &u.image,
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--userns=host"), "{}", stderr(&o));
+    u.ok(&["rm", "p0"]);
+    assert_eq!(u.ok(&["ps", "-aq"]).trim(), "");
+    // A pod's namespaces belong to the host's user namespace: asked for,
+    // a user namespace of its own is refused; by default a pod's container
+    // stays in the host's.
     u.ok(&["pod", "create", "--name", "upod", "--network", "none"]);
     let o = u.berth(&["create", "--pod", "upod", "--userns=auto", &u.image]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--userns=host"), "{}", stderr(&o));
     assert_eq!(u.ok(&["ps", "-aq"]).trim(), "");
+    let out = u.ok(&[
+        "run",
+        "--rm",
+        "--pod",
+        "upod",
+        &u.image,
+        "cat",
+        "/proc/self/uid_map",
+    ]);
+    assert_eq!(map_line(&out), (0, 0, 4294967295));
     u.ok(&["pod", "rm", "-f", "upod"]);
     // --privileged with --userns=host is fine (it is what privileged means).
     u.ok(&[
@@ -702,4 +816,125 @@ fn exec_with_a_bridge_network() {
     assert_eq!(u.uid_map("n"), (0, us, 65536));
     let addrs = u.ok(&["exec", "n", "ip", "-o", "addr"]);
     assert!(addrs.contains("eth0"), "{addrs}");
+    // Ports below 1024 and ping sockets, as Docker allows in every
+    // container (the namespace is not the container's user namespace's).
+    u.ok(&["exec", "n", "httpd", "-p", "80", "-h", "/tmp"]);
+    let seen = u.ok(&[
+        "exec",
+        "n",
+        "cat",
+        "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+    ]);
+    assert_eq!(seen.trim(), "0");
+}
+
+/// The default for root: a container without a flag gets a range of its
+/// own (/proc/self/uid_map), two such containers disjoint ranges, their
+/// processes unprivileged host ids, their rootfs writes the range's ids in
+/// the upper dir; `rm` releases the range, `info` shows the default.
+#[test]
+fn default_gives_each_container_its_own_range() {
+    let Some(u) = U::new() else { return };
+    let a = u.detached("a", &[]);
+    let b = u.detached("b", &[]);
+    let (us, _) = u.berth_entry(false);
+    let (gs, _) = u.berth_entry(true);
+    let (ma, mb) = (u.uid_map("a"), u.uid_map("b"));
+    assert_eq!(ma, (0, us, 65536));
+    assert_eq!(mb, (0, us + 65536, 65536));
+    assert_eq!(u.env.inspect(&a)["HostConfig"]["UsernsMode"], "auto");
+    for (id, start) in [(&a, us), (&b, us + 65536)] {
+        let pid = u.env.inspect(id)["State"]["Pid"].as_i64().expect("pid");
+        let md = std::fs::metadata(format!("/proc/{pid}")).expect("proc dir");
+        assert_eq!(u64::from(md.uid()), start);
+        assert!(md.uid() != 0 && md.gid() != 0);
+    }
+    u.ok(&["exec", "a", "sh", "-c", "echo x > /made"]);
+    let upper = u.env.root().join("containers").join(&a).join("upper");
+    let md = std::fs::metadata(upper.join("made")).expect("file in the upper dir");
+    assert_eq!((u64::from(md.uid()), u64::from(md.gid())), (us, gs));
+    u.ok(&["rm", "-f", "a"]);
+    u.detached("c", &[]);
+    assert_eq!(u.uid_map("c"), (0, us, 65536));
+    let info: serde_json::Value =
+        serde_json::from_str(&u.ok(&["info", "--format", "json"])).expect("info json");
+    assert_eq!(info["host"]["defaultUsernsMode"], "auto", "{info}");
+}
+
+/// Flags that share a host namespace in a container that only got the
+/// default: `--pid host` keeps the host's user namespace; asked for with
+/// `--userns=auto`, it works with the host's /proc bind-mounted (podman's
+/// way): the host's processes are visible.
+#[test]
+fn pid_host_by_default_and_in_a_user_namespace() {
+    let Some(u) = U::new() else { return };
+    let run = |flags: &[&str]| {
+        let mut a = vec!["run", "--rm", "--network", "none", "--pid", "host"];
+        a.extend_from_slice(flags);
+        a.extend_from_slice(&[
+            &u.image,
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map; cat /proc/1/comm",
+        ]);
+        u.ok(&a)
+    };
+    let init = std::fs::read_to_string("/proc/1/comm").expect("host init");
+    let out = run(&[]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(map_line(lines[0]), (0, 0, 4294967295));
+    assert_eq!(lines[1], init.trim());
+    let out = run(&["--userns=auto"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(map_line(lines[0]).1, u.berth_entry(false).0);
+    assert_eq!(lines[1], init.trim());
+}
+
+/// `--sysctl net.*` in a user namespace with the default bridge network
+/// (a namespace the engine made, owned by the host's user namespace): the
+/// engine sets it before start.
+#[test]
+fn net_sysctl_in_a_user_namespace() {
+    let Some(u) = U::new() else { return };
+    let out = u.ok(&[
+        "run",
+        "--rm",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "--sysctl",
+        "net.ipv4.ip_local_port_range=20000 30000",
+        &u.image,
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/ip_local_port_range",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(map_line(lines[0]).1, u.berth_entry(false).0, "{out}");
+    assert_eq!(lines[1], "1");
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>(),
+        ["20000", "30000"]
+    );
+}
+
+/// `--device HOST:OTHER` in a user namespace: the host's node bind-mounted
+/// at the other path (mknod is not allowed there), usable as without one.
+#[test]
+fn device_at_another_path_in_a_user_namespace() {
+    let Some(u) = U::new() else { return };
+    let out = u.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--device",
+        "/dev/null:/dev/mynull:rw",
+        &u.image,
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; stat -c '%t:%T %F' /dev/mynull; echo hi > /dev/mynull && echo wrote",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(map_line(lines[0]).1, u.berth_entry(false).0, "{out}");
+    assert_eq!(lines[1..], ["1:3 character special file", "wrote"]);
 }

@@ -257,7 +257,13 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
     let explicit_name = o.name.as_deref().map(names::check_name).transpose()?;
     // `--pod`: the pod's ID and hostname go into the options.
     let pod = crate::pods::join(engine, &mut o)?;
-    let userns_req = crate::userns::request(&o.userns, o.privileged)?;
+    let mut userns_req = crate::userns::request(&o.userns, o.privileged)?;
+    if !crate::userns::asked(&o.userns) {
+        if let Some(why) = crate::userns::host_by_default(pod.is_some(), &o.extra) {
+            tracing::debug!("the host's user namespace: {why}");
+            userns_req = crate::userns::Request::Host;
+        }
+    }
     if pod.is_some() && userns_req != crate::userns::Request::Host {
         return Err(opts::OptsError::Invalid {
             flag: "--userns",
@@ -426,7 +432,12 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
     }
     generate::keep_init_mount_last(&mut generated.spec);
     if let Some(m) = &idmap {
-        crate::userns::apply(&mut generated.spec, m)?;
+        crate::userns::apply(
+            &mut generated.spec,
+            m,
+            &crate::networks::netns_path(engine, &id),
+            &o.extra,
+        )?;
     }
     let config_path = engine.bundle(&id).join("config.json");
     let text = serde_json::to_vec_pretty(&generated.spec).expect("spec serializes");

@@ -109,6 +109,27 @@ fn check_access(flag: &'static str, s: &str, access: &str) -> Result<(), OptsErr
 /// `--device /dev/x[:/dev/y][:rwm]`: the device nodes (a host dir gives
 /// every device under it) and their cgroup rules.
 pub fn parse_device(s: &str) -> Result<(Vec<Value>, Vec<Value>), OptsError> {
+    let (found, access) = host_devices(s)?;
+    let mut nodes = Vec::new();
+    let mut rules = Vec::new();
+    for (d, dest) in found {
+        nodes.push(device_json(&d, &dest));
+        rules.push(allow_json(
+            &d.kind.to_string(),
+            Some(d.major as i64),
+            Some(d.minor as i64),
+            access,
+        ));
+    }
+    Ok((nodes, rules))
+}
+
+/// Host devices with their paths in the container.
+pub type DevicePaths = Vec<(HostDevice, String)>;
+
+/// The host devices of a `--device` value with their paths in the
+/// container, and the cgroup permissions.
+pub fn host_devices(s: &str) -> Result<(DevicePaths, &str), OptsError> {
     let parts: Vec<&str> = s.split(':').collect();
     let (src, dst, access) = match parts.as_slice() {
         [a] => (*a, *a, "rwm"),
@@ -135,18 +156,7 @@ pub fn parse_device(s: &str) -> Result<(Vec<Value>, Vec<Value>), OptsError> {
         Ok(None) => return Err(invalid("--device", s, format!("{src} is not a device"))),
         Err(e) => return Err(invalid("--device", s, format!("cannot stat {src}: {e}"))),
     };
-    let mut nodes = Vec::new();
-    let mut rules = Vec::new();
-    for (d, dest) in found {
-        nodes.push(device_json(&d, &dest));
-        rules.push(allow_json(
-            &d.kind.to_string(),
-            Some(d.major as i64),
-            Some(d.minor as i64),
-            access,
-        ));
-    }
-    Ok((nodes, rules))
+    Ok((found, access))
 }
 
 /// `--device-cgroup-rule 'c 1:3 mr'` (`*` for any major or minor, type

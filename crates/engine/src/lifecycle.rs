@@ -93,6 +93,7 @@ pub fn launch(engine: &Engine, row: &ContainerRow, internal_console: bool) -> Re
     let _ = berth_runtime::delete(&root, id, true);
     crate::networks::setup(engine, row, &cfg.options)?;
     let joined = crate::flags::join_namespaces(engine, id, &cfg.options.extra)
+        .and_then(|()| crate::userns::start_hook(engine, id, &cfg))
         .and_then(|()| crate::pods::join_pid_at_start(engine, id, &cfg.options))
         .and_then(|()| crate::health::reset(engine, id, &cfg));
     if let Err(e) = joined {

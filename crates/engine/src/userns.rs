@@ -31,16 +31,60 @@ pub const SUBID_USER: &str = "berth";
 /// Overrides of /etc/subuid and /etc/subgid (tests, custom setups).
 pub const SUBUID_ENV: &str = "BERTH_SUBUID_FILE";
 pub const SUBGID_ENV: &str = "BERTH_SUBGID_FILE";
-/// The engine setting of the default mode (`host` when unset): what a
-/// container made without --userns/--uidmap/--gidmap gets.
+/// The engine setting of the default mode: what a container made without
+/// --userns/--uidmap/--gidmap gets (`host` or `auto[:size=N]`).
 pub const DEFAULT_ENV: &str = "BERTH_USERNS_DEFAULT";
 
-/// The default `--userns` mode (the engine setting, else `host`).
+/// The default `--userns` mode: the engine setting, else `auto` for an
+/// engine running as root (every container its own range of ids) and
+/// `host` otherwise.
 pub fn default_mode() -> String {
     std::env::var(DEFAULT_ENV)
         .ok()
         .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "host".into())
+        .unwrap_or_else(|| {
+            if rustix::process::geteuid().is_root() {
+                "auto".into()
+            } else {
+                "host".into()
+            }
+        })
+}
+
+/// Whether the user asked for a user namespace mode (a flag), rather than
+/// getting the default.
+pub fn asked(o: &UsernsOptions) -> bool {
+    o.userns.as_deref().is_some_and(|v| !v.is_empty())
+        || !o.uidmap.is_empty()
+        || !o.gidmap.is_empty()
+}
+
+/// Why a container that did not ask for a user namespace stays in the
+/// host's although the default is `auto`, if it does: it shares a
+/// namespace owned by the host's user namespace in a way a container in a
+/// user namespace of its own could not use as it would without one.
+/// - a pod's containers join the pod's namespaces (made by the engine);
+/// - `--pid host` or `--pid container:NAME`: seeing, signalling and
+///   tracing the processes of that namespace is the point of the flag,
+///   which a container in its own user namespace could not do;
+/// - `--ipc host`: the host's shared memory and message queues belong to
+///   host ids the container's range does not include.
+///
+/// Asked for explicitly (`--userns=auto`), the same flags either work
+/// (`--pid host` with the host's /proc bind-mounted, as podman does) or are
+/// refused with a clear error.
+pub fn host_by_default(in_pod: bool, x: &crate::flags::ExtraOptions) -> Option<&'static str> {
+    if in_pod {
+        return Some("a pod's containers share the pod's namespaces");
+    }
+    let is = |v: &Option<String>, p: &str| v.as_deref().is_some_and(|v| v.starts_with(p));
+    if is(&x.pid, "host") || is(&x.pid, "container:") {
+        return Some("--pid shares another pid namespace");
+    }
+    if is(&x.ipc, "host") {
+        return Some("--ipc host");
+    }
+    None
 }
 
 /// Errors of user namespace options and ranges.
@@ -243,11 +287,14 @@ fn check_disjoint(flag: &'static str, maps: &[Map]) -> Result<()> {
 /// without any flag, the default mode applies (always `host` for a
 /// privileged container, as podman).
 pub fn request(o: &UsernsOptions, privileged: bool) -> Result<Request> {
+    request_with_default(o, privileged, default_mode())
+}
+
+fn request_with_default(o: &UsernsOptions, privileged: bool, d: String) -> Result<Request> {
     if o.userns.is_none() && o.uidmap.is_empty() && o.gidmap.is_empty() {
         if privileged {
             return Ok(Request::Host);
         }
-        let d = default_mode();
         if d != "host" {
             return request_of(
                 &UsernsOptions {
@@ -571,36 +618,195 @@ fn oci_maps(maps: &[Map]) -> Value {
     )
 }
 
-/// Whether a namespace of `kind` is one the container makes (no path).
-fn makes_own(spec: &Value, kind: &str) -> bool {
-    spec["linux"]["namespaces"].as_array().is_some_and(|ns| {
-        ns.iter()
-            .any(|n| n["type"] == kind && n.get("path").is_none_or(|p| p.is_null()))
+/// The namespace entry of `kind`: None when the container stays in the
+/// host's, Some(None) when it makes its own, Some(Some(path)) when it joins
+/// one.
+fn namespace<'a>(spec: &'a Value, kind: &str) -> Option<Option<&'a str>> {
+    spec["linux"]["namespaces"]
+        .as_array()?
+        .iter()
+        .find(|n| n["type"] == kind)
+        .map(|n| n["path"].as_str())
+}
+
+fn is_bind(mt: &Value) -> bool {
+    mt["type"] == "bind"
+        || mt["options"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
+}
+
+/// The maps of a read-only bind mount: the container's, less container
+/// root. Files of host root (uid or gid 0) show as nobody's there, so
+/// container root reaches them only through their "other" permission bits:
+/// a read-only bind of the host's /etc does not hand it /etc/shadow.
+/// (Capabilities over a file need both its owner and group mapped.)
+fn without_root(maps: &[Map]) -> Vec<Map> {
+    maps.iter()
+        .filter_map(|m| {
+            if m.container != 0 {
+                return Some(*m);
+            }
+            (m.size > 1).then_some(Map {
+                container: 1,
+                host: m.host + 1,
+                size: m.size - 1,
+            })
+        })
+        .collect()
+}
+
+/// The `net.` sysctls of a container in a user namespace with a network
+/// namespace the engine made (`own_netns`, owned by the host's user
+/// namespace, where the container cannot write them): the engine writes
+/// them at start ([`write_net_sysctls`]) instead of the runtime.
+pub fn engine_sysctls<'a>(
+    m: Option<&Mapping>,
+    spec: &Value,
+    own_netns: &std::path::Path,
+    sysctls: &'a [String],
+) -> Vec<(&'a str, &'a str)> {
+    if m.is_none() || namespace(spec, "network") != Some(own_netns.to_str()) {
+        return Vec::new();
+    }
+    let mut out: Vec<(&str, &str)> = NET_DEFAULTS.to_vec();
+    for (k, v) in sysctls
+        .iter()
+        .filter_map(|s| s.split_once('='))
+        .map(|(k, v)| (k.trim(), v))
+        .filter(|(k, _)| k.starts_with("net."))
+    {
+        out.retain(|(d, _)| *d != k);
+        out.push((k, v));
+    }
+    out
+}
+
+/// What container root could do in a network namespace of its own user
+/// namespace, and cannot in the one the engine made (owned by the host's):
+/// bind ports below 1024 and ping (ICMP sockets). Docker sets the same two
+/// in every container; `--sysctl` overrides them.
+const NET_DEFAULTS: [(&str, &str); 2] = [
+    ("net.ipv4.ip_unprivileged_port_start", "0"),
+    ("net.ipv4.ping_group_range", "0 2147483647"),
+];
+
+/// Writes `sysctls` into the network namespace pinned at `netns`, from the
+/// host's user namespace (config-linux.md "Sysctl": the runtime would,
+/// were the namespace the container's own).
+pub fn write_net_sysctls(
+    id: &str,
+    netns: &std::path::Path,
+    sysctls: &[(&str, &str)],
+) -> Result<()> {
+    if sysctls.is_empty() {
+        return Ok(());
+    }
+    let fail = |k: &str, e: String| UsernsError::Runtime {
+        id: id.into(),
+        message: format!("set sysctl {k} in the container's network namespace: {e}"),
+    };
+    berth_network::netns::run_in(netns, || {
+        for (k, v) in sysctls {
+            if k.is_empty() || k.contains('/') || k.contains("..") {
+                return Err(fail(k, "not a sysctl name".into()));
+            }
+            let path = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
+            std::fs::write(&path, v).map_err(|e| fail(k, e.to_string()))?;
+        }
+        Ok(())
     })
+    .map_err(|e| fail("*", e.to_string()))?
+}
+
+/// What the engine does for a container in a user namespace before the
+/// runtime creates it: the `net.` sysctls of [`engine_sysctls`].
+pub fn start_hook(
+    engine: &Engine,
+    id: &str,
+    cfg: &crate::create::ContainerConfig,
+) -> crate::Result<()> {
+    let own = crate::networks::netns_path(engine, id);
+    let sysctls = engine_sysctls(
+        cfg.idmap.as_ref(),
+        &cfg.generated.spec,
+        &own,
+        &cfg.options.extra.sysctls,
+    );
+    write_net_sysctls(id, &own, &sysctls)?;
+    Ok(())
 }
 
 /// Puts the container in a new user namespace with `m`, idmaps its bind
-/// mounts (volumes too) to the same mapping, and refuses what cannot work
-/// there.
-pub fn apply(spec: &mut Value, m: &Mapping) -> Result<()> {
-    // procfs needs a pid namespace owned by the container's user namespace.
-    if !makes_own(spec, "pid") {
-        return Err(UsernsError::NotInUserns {
-            what: "sharing the host's (or another container's) pid namespace".into(),
-        });
-    }
-    if let Some(sysctl) = spec["linux"]["sysctl"].as_object() {
-        if let Some(k) = sysctl.keys().find(|k| k.starts_with("net.")) {
-            // The network namespace is made by the engine, owned by the
-            // host's user namespace.
+/// mounts (volumes too) to the same mapping, and adapts or refuses what
+/// cannot work there as it is:
+/// - the host's pid namespace: the host's /proc bind-mounted (a procfs
+///   mount needs a pid namespace the container's user namespace owns);
+/// - `net.` sysctls of the network namespace the engine made (`own_netns`):
+///   written by the engine at start, see [`engine_sysctls`];
+/// - `--device` nodes: bind mounts of the
+///   host's nodes (mknod is not allowed in a user namespace);
+/// - read-only binds: idmapped without container root, see [`without_root`].
+pub fn apply(
+    spec: &mut Value,
+    m: &Mapping,
+    own_netns: &std::path::Path,
+    x: &crate::flags::ExtraOptions,
+) -> Result<()> {
+    // `--pid container:NAME` is joined at start (no path in the spec yet).
+    let joins_pid = x
+        .pid
+        .as_deref()
+        .is_some_and(|p| p.starts_with("container:"));
+    let host_pid = match namespace(spec, "pid") {
+        None => true,
+        Some(None) if !joins_pid => false,
+        _ => {
             return Err(UsernsError::NotInUserns {
-                what: format!("--sysctl {k}"),
-            });
+                what: "sharing another container's pid namespace".into(),
+            })
+        }
+    };
+    let netns = namespace(spec, "network").map(|p| p.map(String::from));
+    if let Some(sysctl) = spec["linux"]["sysctl"].as_object_mut() {
+        match netns {
+            // The runtime makes it, in the container's user namespace.
+            Some(None) => {}
+            Some(Some(p)) if Some(p.as_str()) == own_netns.to_str() => {
+                sysctl.retain(|k, _| !k.starts_with("net."));
+            }
+            _ => {
+                if let Some(k) = sysctl.keys().find(|k| k.starts_with("net.")) {
+                    return Err(UsernsError::NotInUserns {
+                        what: format!(
+                            "--sysctl {k} (of a network namespace the container does not own)"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    let mut device_binds = Vec::new();
+    for d in &x.devices {
+        let (found, _) = crate::devices::host_devices(d).map_err(|e| UsernsError::Invalid {
+            flag: "--device",
+            value: d.clone(),
+            why: e.to_string(),
+        })?;
+        for (dev, dest) in found {
+            device_binds.push(json!({
+                "destination": dest, "type": "bind",
+                "source": dev.path.display().to_string(),
+                "options": ["bind", "nosuid", "noexec"],
+            }));
         }
     }
     let linux = spec["linux"]
         .as_object_mut()
         .expect("generated spec has linux");
+    if let Some(list) = linux.get_mut("devices").and_then(|d| d.as_array_mut()) {
+        list.retain(|n| !device_binds.iter().any(|b| b["destination"] == n["path"]));
+    }
     let ns = linux
         .entry("namespaces")
         .or_insert_with(|| json!([]))
@@ -611,30 +817,50 @@ pub fn apply(spec: &mut Value, m: &Mapping) -> Result<()> {
     }
     linux.insert("uidMappings".into(), oci_maps(&m.uid));
     linux.insert("gidMappings".into(), oci_maps(&m.gid));
+    let (ro_uid, ro_gid) = (without_root(&m.uid), without_root(&m.gid));
     if let Some(mounts) = spec["mounts"].as_array_mut() {
+        if host_pid {
+            // podman's way: the host's /proc, recursively.
+            for mt in mounts.iter_mut().filter(|mt| mt["type"] == "proc") {
+                *mt = json!({
+                    "destination": mt["destination"], "type": "bind", "source": "/proc",
+                    "options": ["rbind", "nosuid", "noexec", "nodev"],
+                });
+            }
+        }
+        // Before the init's mount, which stays last.
+        let at = mounts
+            .iter()
+            .position(|mt| mt["destination"] == crate::init::INIT_DEST && mt["type"] == "bind")
+            .unwrap_or(mounts.len());
+        for (i, b) in device_binds.into_iter().enumerate() {
+            mounts.insert(at + i, b);
+        }
         for mt in mounts {
-            let is_bind = mt["type"] == "bind"
-                || mt["options"]
-                    .as_array()
-                    .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"));
-            if !is_bind {
+            if !is_bind(mt) {
                 continue;
             }
-            // Device nodes live on devtmpfs, which has no idmapped mounts;
-            // their owners do not matter for access through a device node
+            // Device nodes live on devtmpfs, procfs has no idmapped mounts
+            // either; owners do not matter for access through a device node
             // container root opens with its capabilities.
             let src = mt["source"].as_str().unwrap_or("");
-            if std::fs::metadata(src).is_ok_and(|md| {
-                use std::os::unix::fs::FileTypeExt;
-                md.file_type().is_char_device() || md.file_type().is_block_device()
-            }) {
+            if src == "/proc"
+                || std::fs::metadata(src).is_ok_and(|md| {
+                    use std::os::unix::fs::FileTypeExt;
+                    md.file_type().is_char_device() || md.file_type().is_block_device()
+                })
+            {
                 continue;
             }
-            let opts = mt
-                .as_object_mut()
-                .expect("mount is an object")
-                .entry("options")
-                .or_insert_with(|| json!([]));
+            let ro = mt["options"]
+                .as_array()
+                .is_some_and(|o| o.iter().any(|x| x == "ro"));
+            let obj = mt.as_object_mut().expect("mount is an object");
+            if ro && !ro_uid.is_empty() && !ro_gid.is_empty() {
+                obj.insert("uidMappings".into(), oci_maps(&ro_uid));
+                obj.insert("gidMappings".into(), oci_maps(&ro_gid));
+            }
+            let opts = obj.entry("options").or_insert_with(|| json!([]));
             if let Some(o) = opts.as_array_mut() {
                 if !o.iter().any(|x| x == "idmap" || x == "ridmap") {
                     o.push(json!("idmap"));
@@ -830,7 +1056,16 @@ mod tests {
 
     #[test]
     fn requests() {
-        assert_eq!(request(&o(None, &[], &[]), false).unwrap(), Request::Host);
+        let with =
+            |d: &str, privileged| request_with_default(&o(None, &[], &[]), privileged, d.into());
+        assert_eq!(with("host", false).unwrap(), Request::Host);
+        assert_eq!(with("auto", false).unwrap(), Request::Auto { size: 65536 });
+        assert_eq!(
+            with("auto:size=10", false).unwrap(),
+            Request::Auto { size: 10 }
+        );
+        assert_eq!(with("auto", true).unwrap(), Request::Host);
+        assert!(with("bogus", false).is_err());
         assert_eq!(
             request(&o(Some("host"), &[], &[]), true).unwrap(),
             Request::Host

@@ -281,12 +281,25 @@ pub fn exec(e: &Exec) -> ProcessError {
     }
 }
 
-/// Write /proc/self/oom_score_adj.
+/// Write /proc/self/oom_score_adj. After the switch to root of a new user
+/// namespace the process is not dumpable, so its /proc files belong to the
+/// host's root and the write is refused: dumpable just for it (as for the
+/// time offsets).
 pub fn set_oom_score_adj(v: i32) -> Result<(), ProcessError> {
-    std::fs::write("/proc/self/oom_score_adj", v.to_string()).map_err(|source| ProcessError::Sys {
-        what: format!("oom_score_adj {v}"),
-        source,
-    })
+    let was = nix::sys::prctl::get_dumpable().unwrap_or(true);
+    if !was {
+        let _ = nix::sys::prctl::set_dumpable(true);
+    }
+    let res = std::fs::write("/proc/self/oom_score_adj", v.to_string()).map_err(|source| {
+        ProcessError::Sys {
+            what: format!("oom_score_adj {v}"),
+            source,
+        }
+    });
+    if !was {
+        let _ = nix::sys::prctl::set_dumpable(false);
+    }
+    res
 }
 
 /// AppArmor / SELinux labels for the next exec, only when that LSM is

@@ -481,6 +481,10 @@ impl EngineEnv {
         c.arg(format!("--net={}", self.netns.display()))
             .arg("--")
             .arg(program);
+        // Subordinate id files of the test's own: a container in a user
+        // namespace (the default for root) never touches /etc/subuid.
+        c.env("BERTH_SUBUID_FILE", self.dir.path().join("subuid"))
+            .env("BERTH_SUBGID_FILE", self.dir.path().join("subgid"));
         c
     }
 
