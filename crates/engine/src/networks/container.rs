@@ -102,6 +102,37 @@ pub(super) fn free_port(
     })
 }
 
+/// Allocates the host ports of `requests` (a free one where none is
+/// given) and records them for container `id`.
+fn record_ports(
+    c: &mut rusqlite::Connection,
+    id: &str,
+    requests: &[ports::PortRequest],
+) -> std::result::Result<(), NetworkError> {
+    let mut taken: BTreeSet<(Proto, u16)> = store::all_ports(c)?
+        .into_iter()
+        .map(|(_, p)| (p.proto, p.host_port))
+        .collect();
+    let mut maps = Vec::new();
+    for r in requests {
+        let host_port = match r.host_port {
+            Some(p) => p,
+            None => free_port(r.proto, r.host_ip, &taken)
+                .ok_or(NetworkError::NoFreePort(r.container_port))?,
+        };
+        taken.insert((r.proto, host_port));
+        maps.push(PortMap {
+            proto: r.proto,
+            host_ip: r.host_ip,
+            host_port,
+            container_port: r.container_port,
+        });
+    }
+    maps.sort();
+    maps.dedup();
+    store::set_ports(c, id, &maps)
+}
+
 /// At `create`: allocates the container's addresses and host ports in
 /// the database and writes its /etc files. Undone by [`release`].
 pub fn prepare(
@@ -132,11 +163,11 @@ pub fn prepare_in(
     for p in &o.publish {
         requests.extend(ports::parse_publish(p)?);
     }
-    if !requests.is_empty() && !matches!(mode, NetworkMode::Bridge(_)) {
+    if !requests.is_empty() && !matches!(mode, NetworkMode::Bridge(_) | NetworkMode::UserMode(_)) {
         return Err(NetworkError::Invalid {
             what: "--publish",
             value: o.publish.join(" "),
-            why: "ports can only be published on bridge networks".into(),
+            why: "ports can only be published on bridge networks, slirp4netns or pasta".into(),
         }
         .into());
     }
@@ -205,39 +236,31 @@ pub fn prepare_in(
                     dns_servers.push(net.gateway);
                 }
             }
-            let mut taken: BTreeSet<(Proto, u16)> = match store::all_ports(c) {
-                Ok(p) => p.into_iter().map(|(_, p)| (p.proto, p.host_port)).collect(),
-                Err(e) => {
-                    let _ = store::detach(c, id, None);
-                    return Err(e.into());
-                }
-            };
-            let mut maps = Vec::new();
-            for r in &requests {
-                let host_port = match r.host_port {
-                    Some(p) => p,
-                    None => match free_port(r.proto, r.host_ip, &taken) {
-                        Some(p) => p,
-                        None => {
-                            let _ = store::detach(c, id, None);
-                            return Err(NetworkError::NoFreePort(r.container_port).into());
-                        }
-                    },
-                };
-                taken.insert((r.proto, host_port));
-                maps.push(PortMap {
-                    proto: r.proto,
-                    host_ip: r.host_ip,
-                    host_port,
-                    container_port: r.container_port,
-                });
-            }
-            maps.sort();
-            maps.dedup();
-            if let Err(e) = store::set_ports(c, id, &maps) {
+            if let Err(e) = record_ports(c, id, &requests) {
                 let _ = store::detach(c, id, None);
                 return Err(e.into());
             }
+        }
+        NetworkMode::UserMode(m) => {
+            own.extend(m.guest_addr());
+            if let berth_network::usermode::Mode::Slirp4netns(o) = m {
+                gateway = Some(IpAddr::V4(o.gateway()));
+            }
+            // podman's resolv.conf: the helper's forwarder first, then the
+            // host's servers the namespace can reach.
+            if let Some(d) = m.dns_server() {
+                dns_servers.push(d);
+                let host = dns::parse_resolv_conf(&host_resolv());
+                dns_servers.extend(
+                    host.nameservers
+                        .iter()
+                        .map(|s| s.ip())
+                        .filter(|ip| !ip.is_loopback()),
+                );
+            }
+            let mut db = engine.db()?;
+            let c = store::conn(&mut db)?;
+            record_ports(c, id, &requests)?;
         }
         NetworkMode::Container(target) => {
             // Shares the other container's files as well as its network.
@@ -301,6 +324,7 @@ pub fn setup(engine: &Engine, row: &ContainerRow, o: &RunOptions) -> Result<()> 
     match crate::opts::parse_network(o.network.as_deref())? {
         NetworkMode::Bridge(_) => {}
         NetworkMode::Container(target) => return share_netns(engine, row, &target),
+        NetworkMode::UserMode(m) => return usermode::setup(engine, &row.id, &m),
         NetworkMode::None | NetworkMode::Host => return Ok(()),
     }
     let id = row.id.as_str();
@@ -545,6 +569,9 @@ pub fn loopback_for_none(o: &RunOptions, pid: i32) -> Result<()> {
 /// namespace pin removed, DNS records updated. Idempotent and cheap for
 /// containers without bridge networks.
 pub fn teardown(engine: &Engine, id: &str) -> Result<()> {
+    if usermode::teardown(engine, id)? {
+        return Ok(());
+    }
     if !netns_path(engine, id).exists() && !ports_active(engine, id)? {
         // Nothing plumbed, or torn down already: the pin goes last, the
         // ports are switched off first.

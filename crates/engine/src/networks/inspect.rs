@@ -47,7 +47,7 @@ pub fn settings_json(engine: &Engine, id: &str) -> Value {
         "Gateway": first.and_then(|e| nets.iter().find(|n| n.name == e.network)).map(|n| n.gateway.to_string()).unwrap_or_default(),
         "Networks": networks,
         "Ports": port_map,
-        "SandboxKey": if eps.is_empty() { String::new() } else { netns_path(engine, id).display().to_string() },
+        "SandboxKey": if eps.is_empty() && helper_of(engine, id).is_none() { String::new() } else { netns_path(engine, id).display().to_string() },
     })
 }
 

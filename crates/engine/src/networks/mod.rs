@@ -18,6 +18,7 @@ pub mod ipam;
 pub mod ports;
 mod resolver;
 pub mod store;
+mod usermode;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -42,6 +43,7 @@ pub use inspect::*;
 pub use ports::{PortMap, Proto};
 pub use resolver::*;
 pub use store::{Endpoint, Network};
+pub use usermode::{helper_dir, helper_of, rootless_default};
 
 /// The network containers join when `--network` is not given.
 pub const DEFAULT_NETWORK: &str = "berth";
@@ -127,6 +129,12 @@ pub enum NetworkError {
         op: String,
         #[source]
         source: Box<berth_network::NetError>,
+    },
+    #[error("container {container}: user-mode network")]
+    UserMode {
+        container: String,
+        #[source]
+        source: Box<berth_network::usermode::UsermodeError>,
     },
     #[error("network DNS resolver of {network}: {why}")]
     Resolver { network: String, why: String },
