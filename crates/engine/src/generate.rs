@@ -324,7 +324,7 @@ pub fn generate(o: &RunOptions, inp: &Inputs<'_>) -> Result<Generated, GenerateE
             // config-linux.md "namespaces": no network entry = the runtime's.
             (opts::NetworkMode::Host, _) => ns.retain(|n| n["type"] != "network"),
             // A path joins the namespace the engine pinned and plumbed.
-            (opts::NetworkMode::Bridge(_), Some(p)) => {
+            (opts::NetworkMode::Bridge(_) | opts::NetworkMode::UserMode(_), Some(p)) => {
                 ns.retain(|n| n["type"] != "network");
                 ns.push(json!({"type": "network", "path": p}));
             }

@@ -129,7 +129,11 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
         "HostConfig": {
             "AutoRemove": row.auto_remove,
             "RestartPolicy": restart_policy_json(&row.restart_policy),
-            "NetworkMode": o.and_then(|o| o.network.clone()).unwrap_or_else(|| crate::networks::DEFAULT_NETWORK.into()),
+            // podman names a user-mode network without its options.
+            "NetworkMode": match o.map(|o| crate::opts::parse_network(o.network.as_deref())) {
+                Some(Ok(crate::opts::NetworkMode::UserMode(m))) => m.name().to_string(),
+                _ => o.and_then(|o| o.network.clone()).unwrap_or_else(|| crate::networks::DEFAULT_NETWORK.into()),
+            },
             "Privileged": o.map(|o| o.privileged),
             "UsernsMode": crate::userns::mode_text(cfg_idmap.as_ref()),
             "IDMappings": crate::userns::inspect_json(cfg_idmap.as_ref()),

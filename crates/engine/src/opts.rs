@@ -549,6 +549,10 @@ pub enum NetworkMode {
     Bridge(Vec<String>),
     /// The namespace of another container (name or ID).
     Container(String),
+    /// Its own namespace connected by a user-mode helper of the engine's
+    /// (`slirp4netns[:OPTIONS]` or `pasta[:OPTIONS]`): no bridge, no
+    /// nftables, nothing that needs root.
+    UserMode(berth_network::usermode::Mode),
 }
 
 impl NetworkMode {
@@ -567,6 +571,12 @@ impl NetworkMode {
 /// `--network` flags so).
 pub fn parse_network(s: Option<&str>) -> Result<NetworkMode, OptsError> {
     let text = s.unwrap_or("");
+    // `slirp4netns:a=b,c=d`: the commas separate its options.
+    if let Some(m) = berth_network::usermode::Mode::parse(text.trim()) {
+        return m
+            .map(NetworkMode::UserMode)
+            .map_err(|e| invalid("--network", text, e.to_string()));
+    }
     let items: Vec<&str> = text.split(',').map(str::trim).collect();
     if items.len() > 1 {
         let mut names: Vec<String> = Vec::new();

@@ -450,6 +450,9 @@ pub fn create(engine: &Engine, r: &PodCreate) -> Result<PodRow> {
         NetworkMode::Container(_) => {
             return Err(PodError::Unsupported("pod create --network container:NAME".into()).into())
         }
+        NetworkMode::UserMode(m) => {
+            return Err(PodError::Unsupported(format!("pod create --network {}", m.name())).into())
+        }
         NetworkMode::Bridge(_) | NetworkMode::None => {}
     }
     let explicit = r

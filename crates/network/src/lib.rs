@@ -2,8 +2,9 @@
 //!
 //! Owns: network namespace files (a netns kept alive by a bind mount),
 //! bridges, veth pairs, addresses and routes (through netlink), berth's own
-//! nftables table (NAT, port publishing, isolation) and the per-network
-//! DNS resolver.
+//! nftables table (NAT, port publishing, isolation), the per-network
+//! DNS resolver, and the user-mode helpers (slirp4netns, pasta) of
+//! containers without a bridge.
 //! May call: the kernel through netlink and nix/rustix, the `nft` binary
 //! (JSON input) for its own table.
 //! Must not: know about containers, images or the engine database (the
@@ -17,5 +18,6 @@ pub mod error;
 pub mod firewall;
 pub mod link;
 pub mod netns;
+pub mod usermode;
 
 pub use error::{NetError, Result};

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# User-mode networking throughput through a published port, by hand, as
+# root for now (not in CI); the rootless `run --rm` part comes with the
+# rootless engine (issue 15).
+#   host -> container: the host sends SIZE_MB MiB to 127.0.0.1:PORT, a
+#     container's `nc -l` (busybox) on the other side of the published port
+#     reads them to /dev/null;
+#   container -> host: the host connects to 127.0.0.1:PORT and reads
+#     SIZE_MB MiB that the container's `nc -l -e dd if=/dev/zero` writes.
+# The tool is dd | nc (busybox nc on both sides: nothing to install but
+# busybox-static); the time is the host side's, connect to last byte.
+# Paths: berth --network slirp4netns, berth --network pasta, podman 4.3
+# --network slirp4netns (its default port handler, rootlessport, as its
+# rootless path uses). Measured interleaved, REPEAT rounds, medians and the
+# ratios to podman printed.
+# Everything runs in a private mount and network namespace this script
+# makes (loopback, plus a veth pair with a default route that pasta needs
+# to copy an address from): the host's interfaces and /run/netns are
+# never touched.
+# Usage: bench/rootless.sh   (BERTH=path/to/berth; SIZE_MB=256 REPEAT=5)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/common.sh
+SIZE_MB=${SIZE_MB:-256}
+REPEAT=${REPEAT:-5}
+BERTH=${BERTH:-}
+if [ -z "$BERTH" ]; then
+  cargo build --release -q -p berth-cli
+  BERTH=$PWD/target/x86_64-unknown-linux-gnu/release/berth
+  [ -x "$BERTH" ] || BERTH=$PWD/target/release/berth
+fi
+[ "$(id -u)" = 0 ] || { echo "run as root"; exit 1; }
+for c in busybox unshare ip slirp4netns; do
+  command -v $c >/dev/null || { echo "needs $c (apt-get install busybox-static util-linux iproute2 slirp4netns)"; exit 1; }
+done
+
+if [ -z "${BERTH_BENCH_INNER:-}" ]; then
+  export BERTH BERTH_BENCH_INNER=1 SIZE_MB REPEAT
+  exec unshare -m -n --propagation private "$0" "$@"
+fi
+ip link set lo up
+ip link add umb0 type veth peer name umb1
+ip addr add 192.0.2.1/24 dev umb0
+ip link set umb0 up
+ip link set umb1 up
+ip route add default via 192.0.2.254 dev umb0
+# podman keeps its netns pins in /run/netns: private to this mount ns.
+mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns
+echo "berth binary: $BERTH"
+echo "kernel $(uname -r), $(nproc) cpus; $SIZE_MB MiB per transfer, $REPEAT rounds; tool: dd | busybox nc"
+
+T=$(mktemp -d /tmp/berth-umbench-XXXXXX)
+CG=/berth-umbench-$$
+PCG=$CG-podman
+B=("$BERTH" --root "$T/berth" --runroot "$T/berth-run" --cgroup-parent "$CG")
+P=(podman --root "$T/podman" --runroot "$T/podman-run" --cgroup-manager cgroupfs
+   --events-backend none --storage-driver vfs --runtime runc)
+ULIMITS=(--ulimit nproc=1024:1024 --ulimit nofile=1024:1024)
+cleanup() {
+  "${B[@]}" ps -aq --no-trunc 2>/dev/null | xargs -r "${B[@]}" rm -f >/dev/null 2>&1 || true
+  if command -v podman >/dev/null; then
+    "${P[@]}" rm -af -t 0 >/dev/null 2>&1 || true
+    "${P[@]}" system reset -f >/dev/null 2>&1 || true
+  fi
+  grep -F "$T" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
+    for g in "$CG" "$PCG"; do
+      [ -d "$h$g" ] && find "$h$g" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    done
+  done
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+busybox_rootfs_tar "$T/rootfs" "$T/bb.tar"
+"${B[@]}" import "$T/bb.tar" localhost/bb:1 >/dev/null
+
+# Each path: a sink container (host -> container) and a source container
+# (container -> host) with their published ports.
+SINK='while :; do nc -l -p 5001 >/dev/null; done'
+SOURCE="while :; do nc -l -p 5002 -e dd if=/dev/zero bs=1048576 count=$SIZE_MB; done"
+names=() ; sinks=() ; sources=()
+port=30000
+start_path() { # NAME ENGINE-CMD... -- RUN-FLAGS...
+  local name=$1; shift
+  local eng=() ; while [ "$1" != -- ]; do eng+=("$1"); shift; done; shift
+  local p1=$((port + 1)) p2=$((port + 2)); port=$((port + 10))
+  "${eng[@]}" run -d "$@" -p "$p1:5001" -p "$p2:5002" localhost/bb:1 sh -c "$SINK & $SOURCE" >/dev/null \
+    || { echo "$name: does not run here, left out"; return 0; }
+  names+=("$name"); sinks+=("$p1"); sources+=("$p2")
+}
+start_path berth-slirp4netns "${B[@]}" -- --network slirp4netns
+if command -v pasta >/dev/null; then
+  start_path berth-pasta "${B[@]}" -- --network pasta
+fi
+if command -v podman >/dev/null; then
+  "${P[@]}" import "$T/bb.tar" localhost/bb:1 >/dev/null
+  start_path podman-slirp4netns "${P[@]}" -- --network slirp4netns --cgroup-parent "$PCG" "${ULIMITS[@]}"
+fi
+sleep 2
+
+# MB/s of one transfer (the host side's time).
+to_container() { # PORT
+  local t0 t1
+  t0=$(date +%s.%N)
+  dd if=/dev/zero bs=1048576 count="$SIZE_MB" 2>/dev/null | busybox nc 127.0.0.1 "$1"
+  t1=$(date +%s.%N)
+  echo "$SIZE_MB $t0 $t1" | awk '{printf "%.1f", $1 / ($3 - $2)}'
+}
+from_container() { # PORT
+  local t0 t1 n
+  t0=$(date +%s.%N)
+  n=$(busybox nc 127.0.0.1 "$1" </dev/null | wc -c)
+  t1=$(date +%s.%N)
+  [ "$n" -eq $((SIZE_MB * 1048576)) ] || echo "short read: $n bytes" >&2
+  echo "$SIZE_MB $t0 $t1" | awk '{printf "%.1f", $1 / ($3 - $2)}'
+}
+
+declare -A IN OUT
+for r in $(seq "$REPEAT"); do
+  for i in "${!names[@]}"; do
+    IN[$i]+="$(to_container "${sinks[$i]}") "
+    OUT[$i]+="$(from_container "${sources[$i]}") "
+  done
+done
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+ref_in="" ; ref_out=""
+for i in "${!names[@]}"; do
+  [ "${names[$i]}" = podman-slirp4netns ] || continue
+  ref_in=$(echo "${IN[$i]}" | median); ref_out=$(echo "${OUT[$i]}" | median)
+done
+printf '%-20s %16s %16s %10s %10s\n' path "host->ctr MB/s" "ctr->host MB/s" "ratio in" "ratio out"
+for i in "${!names[@]}"; do
+  mi=$(echo "${IN[$i]}" | median); mo=$(echo "${OUT[$i]}" | median)
+  ri=- ; ro=-
+  if [ -n "$ref_in" ]; then
+    ri=$(awk -v a="$mi" -v b="$ref_in" 'BEGIN {printf "%.2fx", a / b}')
+    ro=$(awk -v a="$mo" -v b="$ref_out" 'BEGIN {printf "%.2fx", a / b}')
+  fi
+  printf '%-20s %16s %16s %10s %10s\n' "${names[$i]}" "$mi" "$mo" "$ri" "$ro"
+done
+echo "ratios: to podman --network slirp4netns (>= 1.00x is the target)"
