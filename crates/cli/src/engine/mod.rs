@@ -44,6 +44,10 @@ pub struct Cli {
     /// Engine flags: --runroot, --cgroup-parent.
     #[command(flatten)]
     pub engine: run::EngineArgs,
+    /// containers-registries.conf(5) file for every pull (default:
+    /// /etc/containers/registries.conf).
+    #[arg(long, global = true, env = "CONTAINERS_REGISTRIES_CONF")]
+    pub registries_conf: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -118,6 +122,11 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    if let Some(p) = &cli.registries_conf {
+        // Every pull reads it from there, also in the berth processes this
+        // one starts (build, the API and CRI services).
+        std::env::set_var(berth_image::registry::conf::ENV, p);
+    }
     // Container commands exit as Docker's do (125/126/127, see `exit`);
     // image commands keep 1 for their errors, as `docker image` does.
     let container_cmd = matches!(cli.command, Command::Containers(_));
