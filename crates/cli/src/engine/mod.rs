@@ -99,6 +99,9 @@ pub enum Command {
     /// (example: `berth pod create --name web -p 8080:80`).
     #[command(subcommand)]
     Pod(pods::PodCommand),
+    /// Serve the Kubernetes Container Runtime Interface (CRI v1) on a unix
+    /// socket (example: `berth cri --listen unix:///run/berth/cri.sock`).
+    Cri(system::CriArgs),
     /// The DNS resolver of a network (started by berth itself).
     #[command(name = "network-dns", hide = true)]
     NetworkDns(networks::DnsArgs),
@@ -180,6 +183,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Images(a) => images::list(&cli.root, &a),
+        Command::Cri(a) => system::cri(&cli.root, &cli.engine, &a),
         Command::Image(c) => images::image_command(&cli.root, c),
         Command::Build(a) => build::build(&cli.root, &cli.engine, &a),
         Command::History(a) => history::history(&cli.root, &a),
