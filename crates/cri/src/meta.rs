@@ -49,7 +49,7 @@ pub fn container_of(labels: &std::collections::BTreeMap<String, String>) -> Opti
 /// kubelet's dockershim named them), with characters berth does not take
 /// in names replaced.
 pub fn berth_name(parts: &[&str]) -> String {
-    parts
+    let name: String = parts
         .join("_")
         .chars()
         .map(|c| {
@@ -59,7 +59,16 @@ pub fn berth_name(parts: &[&str]) -> String {
                 '-'
             }
         })
-        .collect()
+        .collect();
+    // berth names are at most 128 characters: a longer one keeps its
+    // start and ends in a hash of the whole (FNV-1a), so it stays unique.
+    if name.len() <= 128 {
+        return name;
+    }
+    let h = name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
+    format!("{}-{h:016x}", &name[..111])
 }
 
 /// Marks a stopped sandbox (NOTREADY until it is removed); kept under the

@@ -234,9 +234,15 @@ impl RuntimeService for Runtime {
             &md.attempt.to_string(),
         ]);
         let mut args: Vec<String> = vec!["pod".into(), "create".into(), "--name".into(), name];
-        if !cfg.hostname.is_empty() {
-            args.push(format!("--hostname={}", cfg.hostname));
-        }
+        // The kubelet always names the host; without one the pod's name
+        // serves (cut to the kernel's 64 bytes), not berth's pod name,
+        // which can be longer.
+        let hostname = if cfg.hostname.is_empty() {
+            md.name.chars().take(63).collect()
+        } else {
+            cfg.hostname.clone()
+        };
+        args.push(format!("--hostname={hostname}"));
         if host_network {
             args.push("--network=host".into());
         }
