@@ -490,6 +490,10 @@ impl RuntimeService for Runtime {
             name,
             "--pod".into(),
             pod.id.clone(),
+            // A pod's namespaces belong to the host's user namespace (the
+            // CRI's user namespaces for pods are a later step), whatever
+            // the engine's default.
+            "--userns=host".into(),
             format!(
                 "--label={}={}",
                 meta::CONTAINER,
