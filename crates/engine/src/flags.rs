@@ -458,9 +458,12 @@ pub fn log_config(x: &ExtraOptions) -> Result<(LogDriver, crate::logs::LogLimits
                     invalid("--log-opt", o, "max-file is a number of files, at least 1")
                 })?
             }
+            // The CRI log path (see `cri_log_path`).
+            "path" if v.starts_with('/') => {}
+            "path" => return Err(invalid("--log-opt", o, "path must be absolute")),
             _ => {
                 return Err(OptsError::Unsupported(format!(
-                    "--log-opt {k} (berth knows max-size and max-file)"
+                    "--log-opt {k} (berth knows max-size, max-file and path)"
                 )))
             }
         }
@@ -476,6 +479,16 @@ pub fn log_config(x: &ExtraOptions) -> Result<(LogDriver, crate::logs::LogLimits
         ));
     }
     Ok((driver, limits))
+}
+
+/// `--log-opt path=FILE`: where the container's output also goes in the
+/// CRI log format (the path the kubelet gives; conmon's `--log-path`).
+pub fn cri_log_path(x: &ExtraOptions) -> Option<std::path::PathBuf> {
+    x.log_opts
+        .iter()
+        .filter_map(|o| o.strip_prefix("path="))
+        .next_back()
+        .map(std::path::PathBuf::from)
 }
 
 /// `logs` of a container whose driver keeps none is an error (Docker's

@@ -135,6 +135,7 @@ pub fn exec_small(
     restarts: u32,
     health_interval: Option<std::time::Duration>,
     limits: crate::logs::LogLimits,
+    cri_log: Option<&Path>,
 ) -> HandoffError {
     let fail = |source: std::io::Error| HandoffError::ExecSmall {
         id: id.into(),
@@ -175,6 +176,9 @@ pub fn exec_small(
     if limits.max_size > 0 {
         arg("--log-max-size", limits.max_size.to_string());
         arg("--log-max-file", limits.max_file.to_string());
+    }
+    if let Some(p) = cri_log {
+        arg("--cri-log", p.display().to_string());
     }
     if let Some(i) = health_interval {
         arg("--health-interval-ms", i.as_millis().max(1).to_string());
@@ -240,6 +244,8 @@ struct Handed {
     /// Milliseconds between healthchecks (a container with a check).
     health_interval_ms: Option<u64>,
     limits: crate::logs::LogLimits,
+    /// `--log-opt path=`: the CRI log (see [`LogWriter::with_cri_path`]).
+    cri_log: Option<PathBuf>,
 }
 
 fn parse(args: Vec<OsString>) -> Result<Handed, HandoffError> {
@@ -272,6 +278,7 @@ fn parse(args: Vec<OsString>) -> Result<Handed, HandoffError> {
     let mut console = false;
     let mut health_interval_ms = None;
     let mut limits = crate::logs::LogLimits::default();
+    let mut cri_log = None;
     loop {
         let Some(flag) = it.next() else {
             return Err(usage(
@@ -295,6 +302,7 @@ fn parse(args: Vec<OsString>) -> Result<Handed, HandoffError> {
                 restarts = v.parse().map_err(|_| usage(format!("--restarts {v:?}")))?;
             }
             "--log" => log = Some(PathBuf::from(value)),
+            "--cri-log" => cri_log = Some(PathBuf::from(value)),
             "--log-off" => limits.off = v == "1",
             "--log-max-size" => {
                 limits.max_size = v
@@ -350,6 +358,7 @@ fn parse(args: Vec<OsString>) -> Result<Handed, HandoffError> {
         back,
         health_interval_ms,
         limits,
+        cri_log,
     })
 }
 
@@ -370,10 +379,12 @@ fn small(args: Vec<OsString>) -> Result<std::convert::Infallible, HandoffError> 
     let h = parse(args)?;
     let id = h.id.as_str();
     let to_io = |e: crate::EngineError| std::io::Error::other(e.to_string());
-    let mut log = LogWriter::open_with(&h.log, h.limits).map_err(|e| HandoffError::ExecBack {
-        id: id.into(),
-        source: to_io(e),
-    })?;
+    let mut log = LogWriter::open_with(&h.log, h.limits)
+        .map_err(|e| HandoffError::ExecBack {
+            id: id.into(),
+            source: to_io(e),
+        })?
+        .with_cri_path(h.cri_log.clone());
     let mut hub = Hub::from_fds(h.hub, None);
     let streams = Streams {
         sources: h.sources.iter().map(|(fd, s)| (fd.as_fd(), *s)).collect(),

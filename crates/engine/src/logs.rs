@@ -17,6 +17,9 @@ pub struct LogWriter {
     limits: LogLimits,
     /// Bytes in the current file.
     size: u64,
+    /// `--log-opt path=FILE`: every entry also goes there in the CRI log
+    /// format (see [`LogWriter::with_cri_path`]).
+    cri: Option<PathBuf>,
 }
 
 /// `--log-driver none` and `--log-opt max-size=,max-file=` (Docker's
@@ -74,7 +77,35 @@ impl LogWriter {
             partial: vec![],
             limits,
             size,
+            cri: None,
         })
+    }
+
+    /// Also writes every entry to `path` in the Container Runtime
+    /// Interface's log format (kubelet's `<RFC 3339 nano time> <stream>
+    /// <F|P> <text>` lines, P for a line cut short). The file is opened for
+    /// each entry, so a log the kubelet moved away (ReopenContainerLog) is
+    /// created anew at once.
+    pub fn with_cri_path(mut self, path: Option<PathBuf>) -> Self {
+        self.cri = path;
+        self
+    }
+
+    fn emit_cri(&self, path: &Path, t: &str, stream: &str, text: &[u8]) -> Result<()> {
+        let (body, tag) = match text.strip_suffix(b"\n") {
+            Some(b) => (b, "F"),
+            None => (text, "P"),
+        };
+        let mut line = Vec::with_capacity(body.len() + t.len() + 12);
+        line.extend_from_slice(format!("{t} {stream} {tag} ").as_bytes());
+        line.extend_from_slice(body);
+        line.push(b'\n');
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(&line))
+            .map_err(io("write log", path))
     }
 
     /// Moves `ctr.log` to `ctr.log.1` (and older ones up, the oldest
@@ -110,6 +141,9 @@ impl LogWriter {
             stream: stream.into(),
             log: String::from_utf8_lossy(text).into_owned(),
         };
+        if let Some(p) = &self.cri {
+            self.emit_cri(p, &e.t, stream, text)?;
+        }
         let mut line = serde_json::to_vec(&e).expect("entry serializes");
         line.push(b'\n');
         let max = self.limits.max_size;

@@ -192,9 +192,11 @@ fn supervise(
                 .into(),
         });
     }
+    let cri_log = crate::flags::cri_log_path(&cfg.options.extra);
     let stdio = Stdio::new(id, cfg.options.interactive)?;
     drop(cfg);
-    let mut log = LogWriter::open_with(&engine.log_path(id), limits)?;
+    let mut log =
+        LogWriter::open_with(&engine.log_path(id), limits)?.with_cri_path(cri_log.clone());
     loop {
         stdio.lend(id)?;
         let launched = lifecycle::launch(engine, &row, tty);
@@ -225,6 +227,7 @@ fn supervise(
                 restarts,
                 health_interval,
                 limits,
+                cri_log.as_deref(),
             );
             eprintln!("berth monitor: container {id}: {e}; waiting in this process");
         }

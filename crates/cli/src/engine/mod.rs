@@ -45,6 +45,10 @@ pub struct Cli {
     /// Engine flags: --runroot, --cgroup-parent.
     #[command(flatten)]
     pub engine: run::EngineArgs,
+    /// containers-registries.conf(5) file for every pull (default:
+    /// /etc/containers/registries.conf).
+    #[arg(long, global = true, env = "CONTAINERS_REGISTRIES_CONF")]
+    pub registries_conf: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -99,6 +103,9 @@ pub enum Command {
     /// Run Docker Compose against berth's Docker API, starting the API
     /// service for the duration when none runs (example: `berth compose up -d`).
     Compose(compose::ComposeArgs),
+    /// Serve the Kubernetes Container Runtime Interface (CRI v1) on a unix
+    /// socket (example: `berth cri --listen unix:///run/berth/cri.sock`).
+    Cri(system::CriArgs),
     /// The DNS resolver of a network (started by berth itself).
     #[command(name = "network-dns", hide = true)]
     NetworkDns(networks::DnsArgs),
@@ -122,6 +129,11 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    if let Some(p) = &cli.registries_conf {
+        // Every pull reads it from there, also in the berth processes this
+        // one starts (build, the API and CRI services).
+        std::env::set_var(berth_image::registry::conf::ENV, p);
+    }
     // Container commands exit as Docker's do (125/126/127, see `exit`);
     // image commands keep 1 for their errors, as `docker image` does.
     let container_cmd = matches!(cli.command, Command::Containers(_));
@@ -175,6 +187,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Images(a) => images::list(&cli.root, &a),
+        Command::Cri(a) => system::cri(&cli.root, &cli.engine, &a),
         Command::Image(c) => images::image_command(&cli.root, c),
         Command::Build(a) => build::build(&cli.root, &cli.engine, &a),
         Command::History(a) => history::history(&cli.root, &a),

@@ -166,7 +166,6 @@ pub fn pull(root: &Path, a: &PullArgs) -> anyhow::Result<()> {
 /// Pull `a.image` into the store; returns the image ID.
 fn pull_image(root: &Path, a: &PullArgs) -> anyhow::Result<Digest> {
     let store = open(root)?;
-    let reference = Reference::parse(&a.image)?;
     let platform = match &a.platform {
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
@@ -174,7 +173,19 @@ fn pull_image(root: &Path, a: &PullArgs) -> anyhow::Result<Digest> {
     let mut opts = a.registry.options(root)?;
     opts.jobs = a.jobs.max(1);
     let bars = Bars::new(a.quiet);
-    let img = registry::pull(&store, &reference, &platform, &opts, &bars)?;
+    // A short name tries registries.conf's unqualified-search-registries
+    // in order (without short-name aliases or prompts).
+    let mut candidates = opts.registries.candidates(&a.image)?.into_iter();
+    let (reference, img) = loop {
+        let reference = candidates.next().expect("at least one candidate name");
+        match registry::pull(&store, &reference, &platform, &opts, &bars) {
+            Ok(img) => break (reference, img),
+            Err(e) if candidates.len() > 0 && !matches!(e, registry::PullError::Conf(_)) => {
+                tracing::info!("pull {reference}: {e}; trying the next search registry");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     let name = reference.to_string();
     berth_engine::events::record(
         root,

@@ -78,6 +78,46 @@ pub fn service_command(
     Ok(c)
 }
 
+/// `berth cri`.
+#[derive(Debug, Args)]
+pub struct CriArgs {
+    /// Where to serve CRI v1 (`unix:///PATH`).
+    #[arg(long, default_value = "unix:///run/berth/cri.sock")]
+    pub listen: String,
+}
+
+/// Execs `berth-cri` (next to this `berth`), which serves the Container
+/// Runtime Interface and runs this `berth` for every change; containers
+/// never depend on it.
+pub fn cri(root: &Path, e: &super::run::EngineArgs, a: &CriArgs) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    e.engine(root)?;
+    let me = std::env::current_exe().context("find the berth binary")?;
+    let exe = me
+        .parent()
+        .map(|d| d.join("berth-cri"))
+        .filter(|p| p.is_file())
+        .with_context(|| {
+            format!(
+                "berth-cri is not installed next to {} (install it with berth)",
+                me.display()
+            )
+        })?;
+    let err = std::process::Command::new(&exe)
+        .arg("--root")
+        .arg(root)
+        .arg("--runroot")
+        .arg(&e.runroot)
+        .arg("--cgroup-parent")
+        .arg(&e.cgroup_parent)
+        .arg("--berth")
+        .arg(&me)
+        .arg("--listen")
+        .arg(&a.listen)
+        .exec();
+    Err(anyhow::anyhow!("run {}: {err}", exe.display()))
+}
+
 #[derive(Debug, Args)]
 pub struct DfArgs {
     /// Output: table, json, a Go template over Docker's `.Type`,

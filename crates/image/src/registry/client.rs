@@ -28,15 +28,23 @@ pub struct RegistryOptions {
     pub jobs: usize,
     /// Attempts per blob transfer.
     pub attempts: u32,
+    /// containers-registries.conf(5): where each name is pulled from.
+    pub registries: super::conf::RegistriesConf,
+    /// Why the registries configuration could not be read (pulls fail
+    /// with it rather than ignore the file).
+    pub registries_error: Option<super::conf::ConfError>,
 }
 
 impl RegistryOptions {
-    /// Defaults with the credentials file under `root`; insecure
-    /// registries come from podman's `/etc/containers/registries.conf`.
+    /// Defaults with the credentials file under `root`; the registries
+    /// configuration (and with it the insecure registries) comes from
+    /// containers-registries.conf(5), see [`super::conf`].
     pub fn new(root: &Path) -> Self {
-        let insecure = std::fs::read_to_string(super::tls::REGISTRIES_CONF)
-            .map(|t| super::tls::insecure_from_registries_conf(&t))
-            .unwrap_or_default();
+        let (registries, registries_error) = match super::conf::RegistriesConf::load() {
+            Ok(c) => (c, None),
+            Err(e) => (super::conf::RegistriesConf::default(), Some(e)),
+        };
+        let insecure = registries.insecure_hosts();
         Self {
             tls_verify: None,
             insecure,
@@ -45,6 +53,8 @@ impl RegistryOptions {
             creds: None,
             jobs: 3,
             attempts: 5,
+            registries,
+            registries_error,
         }
     }
 }

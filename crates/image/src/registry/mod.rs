@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod client;
+pub mod conf;
 mod pull;
 mod push;
 pub mod tls;

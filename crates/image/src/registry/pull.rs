@@ -94,6 +94,8 @@ pub enum PullError {
     },
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Conf(super::conf::ConfError),
 }
 
 pub(crate) const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
@@ -171,15 +173,54 @@ pub fn pull(
         image: label.clone(),
         source,
     };
-    let client = Client::connect(&reference.domain, opts).map_err(rerr)?;
-    let scope = format!("repository:{}:pull", reference.path);
+    if let Some(e) = &opts.registries_error {
+        return Err(PullError::Conf(e.clone()));
+    }
     let first = match (&reference.digest, &reference.tag) {
         (Some(d), _) => d.to_string(),
         (None, Some(t)) => t.clone(),
         (None, None) => "latest".to_string(),
     };
-    let (mut data, mut media_type, mut digest) =
-        fetch_manifest(&client, reference, &first, &scope, &label)?;
+    // containers-registries.conf(5): the mirrors in order, then the
+    // location; the first endpoint that serves the manifest is used and the
+    // image keeps the name it was asked by.
+    let original = reference;
+    let mut last_error = None;
+    let mut found = None;
+    for source in opts
+        .registries
+        .sources(reference)
+        .map_err(PullError::Conf)?
+    {
+        let mut o = opts.clone();
+        if source.insecure {
+            o.insecure.push(source.reference.domain.clone());
+        }
+        let src = source.reference;
+        let scope = format!("repository:{}:pull", src.path);
+        let got = Client::connect(&src.domain, &o)
+            .map_err(rerr)
+            .and_then(|client| {
+                let m = fetch_manifest(&client, &src, &first, &scope, &label)?;
+                Ok((client, m))
+            });
+        match got {
+            Ok((client, m)) => {
+                found = Some((client, src, scope, m));
+                break;
+            }
+            Err(e) => {
+                if src != *original {
+                    tracing::info!("pull {label} from {src}: {e}; trying the next source");
+                }
+                last_error = Some(e);
+            }
+        }
+    }
+    let Some((client, src, scope, (mut data, mut media_type, mut digest))) = found else {
+        return Err(last_error.expect("registries.conf gives at least one source"));
+    };
+    let reference = &src;
     let mut depth = 0;
     let manifest = loop {
         match parse_manifest(&data, Some(&media_type), &digest).map_err(|source| {
@@ -227,10 +268,10 @@ pub fn pull(
     );
     let result = fetched.and_then(|()| {
         store.put_blob(&data[..], Some(&digest)).map_err(serr)?;
-        let names: Vec<Reference> = if reference.tag.is_some() {
+        let names: Vec<Reference> = if original.tag.is_some() {
             vec![Reference {
                 digest: None,
-                ..reference.clone()
+                ..original.clone()
             }]
         } else {
             Vec::new()

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# berth cri (crates/cri): the CRI v1 protos are compiled by k8s-cri's build
+# script, which runs protoc. The CRI tests drive containerd (callers.sh
+# installs it) and berth with crictl/critest from shared/tools/cri.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y -qq --no-install-recommends protobuf-compiler >/dev/null
