@@ -245,6 +245,9 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
     if o.cgroup_parent.is_empty() {
         o.cgroup_parent = engine.cgroup_parent.clone();
     }
+    if crate::rootless::is_rootless() {
+        crate::rootless::adjust(&mut o)?;
+    }
     let restart = opts::parse_restart(o.restart.as_deref().unwrap_or("no"))?;
     if o.rm && restart != opts::RestartPolicy::No {
         return Err(opts::OptsError::Invalid {

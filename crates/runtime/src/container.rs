@@ -226,6 +226,9 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
         source,
     };
     let mut cg = Cgroup::new(cfg.cgroups_path.as_deref(), id).map_err(cg_err)?;
+    // Rootless berth (a user namespace, no cgroupsPath, no resources): no
+    // cgroup, as the user owns none (docs/rootless.md).
+    let use_cg = !crate::userns_env::without_cgroup(&cfg);
     let dir = root.create(id)?;
     let mut guard = CreateGuard {
         id: id.into(),
@@ -250,7 +253,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
         annotations: cfg.annotations.clone(),
         // Recorded before its directories exist: a create killed inside
         // cg.create() leaves dirs that delete must still find.
-        cgroup: serde_json::to_value(&cg).ok(),
+        cgroup: use_cg.then(|| serde_json::to_value(&cg).ok()).flatten(),
         poststart: cfg.hooks.poststart.clone(),
         poststop: cfg.hooks.poststop.clone(),
         namespaces: cfg.namespaces.new.clone(),
@@ -284,24 +287,26 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     let (console_socket, console_keep) = console_sockets(id, &cfg, o)?;
     let notify_socket = seccomp_agent::connect(id, seccomp.as_ref(), cfg.seccomp.as_ref())?;
 
-    cg.create().map_err(cg_err)?;
-    check_cgroup_usable(id, &cg)?;
-    guard.cgroup = Some(cg.clone());
-    // Parent directories this create made are recorded at once, so a
-    // delete after an interrupted create removes them too (the leaves it
-    // finds from the record above either way).
-    let leaves = cg.dirs();
-    if cg.created().iter().any(|d| !leaves.contains(d)) {
-        rec.cgroup = serde_json::to_value(&cg).ok();
-        guard
-            .dir
-            .as_ref()
-            .expect("state dir is set above")
-            .save(&rec)?;
-    }
-    let resources = crate::devices::cgroup_device_rules(&cfg).or_else(|| cfg.resources.clone());
-    if let Some(r) = &resources {
-        cg.apply(r).map_err(cg_err)?;
+    if use_cg {
+        cg.create().map_err(cg_err)?;
+        check_cgroup_usable(id, &cg)?;
+        guard.cgroup = Some(cg.clone());
+        // Parent directories this create made are recorded at once, so a
+        // delete after an interrupted create removes them too (the leaves it
+        // finds from the record above either way).
+        let leaves = cg.dirs();
+        if cg.created().iter().any(|d| !leaves.contains(d)) {
+            rec.cgroup = serde_json::to_value(&cg).ok();
+            guard
+                .dir
+                .as_ref()
+                .expect("state dir is set above")
+                .save(&rec)?;
+        }
+        let resources = crate::devices::cgroup_device_rules(&cfg).or_else(|| cfg.resources.clone());
+        if let Some(r) = &resources {
+            cg.apply(r).map_err(cg_err)?;
+        }
     }
 
     let idmaps = crate::idmap::prepare(id, &cfg)?;
@@ -340,7 +345,9 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     drop(joins);
     drop(idmaps);
     guard.pids.push(first);
-    cg.add_process(first).map_err(cg_err)?;
+    if use_cg {
+        cg.add_process(first).map_err(cg_err)?;
+    }
     if !plan.intermediate && cfg.namespaces.creates(NsKind::User) {
         write_id_maps(id, first, &cfg)?;
     }
@@ -421,7 +428,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     rec.pid = pid;
     rec.start_time = state::process_start_time(pid).unwrap_or(0);
     rec.status = Status::Created;
-    rec.cgroup = serde_json::to_value(&cg).ok();
+    rec.cgroup = use_cg.then(|| serde_json::to_value(&cg).ok()).flatten();
     let dir = guard.dir.as_ref().expect("state dir is set above");
     dir.save(&rec)?;
     if let Some(pf) = &o.pid_file {

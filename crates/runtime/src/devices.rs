@@ -109,7 +109,7 @@ pub fn create_devices(cfg: &ContainerConfig, root: BorrowedFd<'_>) -> Result<(),
     if dev_is_bound(cfg) {
         return Ok(());
     }
-    let in_userns = cfg.namespaces.has(NsKind::User);
+    let in_userns = cfg.namespaces.has(NsKind::User) || crate::userns_env::in_child_userns();
     let old = nix::sys::stat::umask(Mode::empty());
     let res = (|| {
         for d in devices_to_create(cfg) {

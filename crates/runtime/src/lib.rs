@@ -34,6 +34,7 @@ pub mod selfexe;
 pub mod spec;
 pub mod state;
 mod sync;
+pub mod userns_env;
 
 pub use container::{
     create, delete, kill, list, start, start_spawned, state, CreateOptions, Spawned,
