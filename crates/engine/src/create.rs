@@ -272,7 +272,8 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
         }
         .into());
     }
-    if userns_req != crate::userns::Request::Host {
+    let rootless = crate::rootless::is_rootless();
+    if userns_req != crate::userns::Request::Host && !rootless {
         crate::userns::check_reachable(&engine.root)?;
     }
     // The init is found and checked before anything else is set up.
@@ -317,7 +318,9 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
             Some(crate::userns::allocate(engine, &id, size)?)
         }
     };
-    if let Some((uid, gid)) = idmap.as_ref().and_then(|m| m.root()) {
+    // Rootless, fuse-overlayfs shifts the upper dir's owner too: it stays
+    // the user's (container root).
+    if let Some((uid, gid)) = idmap.as_ref().and_then(|m| m.root()).filter(|_| !rootless) {
         // The overlay's root takes the upper dir's owner: container root.
         let upper = dir.join("upper");
         std::os::unix::fs::chown(&upper, Some(uid), Some(gid))
@@ -430,6 +433,9 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
     generate::keep_init_mount_last(&mut generated.spec);
     if let Some(m) = &idmap {
         crate::userns::apply(&mut generated.spec, m)?;
+        if rootless {
+            crate::rootless::unidmap_binds(&mut generated.spec);
+        }
     }
     let config_path = engine.bundle(&id).join("config.json");
     let text = serde_json::to_vec_pretty(&generated.spec).expect("spec serializes");

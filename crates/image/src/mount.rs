@@ -170,12 +170,40 @@ fn probe_native(dir: &Path) -> bool {
     )
     .is_ok();
     if ok {
-        let _ = unmount(&p.join("m"), UnmountFlags::DETACH);
+        let _ = unmount(p.join("m"), UnmountFlags::DETACH);
     }
     ok
 }
 
+/// Mounts a container rootfs with fuse-overlayfs presenting every owner
+/// shifted by `uidmapping`/`gidmapping` (`CONTAINER:HOST:SIZE[:...]`, what
+/// is stored as CONTAINER shows as HOST; writes are shifted back): the
+/// rootfs of a rootless container in a nested user namespace
+/// (`--userns=keep-id`, `--uidmap`), as podman does.
+pub fn mount_container_rootfs_mapped(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    uidmapping: &str,
+    gidmapping: &str,
+) -> Result<(), MountError> {
+    mount_fuse_with(
+        &OverlaySpec {
+            lowers,
+            upper: Some((upper, work)),
+            readonly: false,
+        },
+        target,
+        &format!(",uidmapping={uidmapping},gidmapping={gidmapping}"),
+    )
+}
+
 fn mount_fuse(spec: &OverlaySpec<'_>, target: &Path) -> Result<(), MountError> {
+    mount_fuse_with(spec, target, "")
+}
+
+fn mount_fuse_with(spec: &OverlaySpec<'_>, target: &Path, extra: &str) -> Result<(), MountError> {
     let err = |step: String, source: std::io::Error| MountError::Overlay {
         target: target.to_path_buf(),
         step,
@@ -202,6 +230,7 @@ fn mount_fuse(spec: &OverlaySpec<'_>, target: &Path) -> Result<(), MountError> {
     if spec.readonly {
         opts.push_str(",ro");
     }
+    opts.push_str(extra);
     let out = std::process::Command::new(&bin)
         .arg("-o")
         .arg(&opts)

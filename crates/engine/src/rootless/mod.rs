@@ -48,6 +48,10 @@ pub enum RootlessError {
     Namespace(String),
     #[error("{flag} needs a cgroup, but rootless berth has none on this host (cgroup v1, nothing delegated to the user): drop {flag}, or run the container as root")]
     NoCgroup { flag: &'static str },
+    #[error("{0} is not supported rootless (berth supports --userns=host, the default: container root is the user; --userns=keep-id; and --uidmap/--gidmap with ids of the rootless namespace)")]
+    Userns(String),
+    #[error("--userns=keep-id: id {id} is not below the {size} ids of the rootless namespace")]
+    KeepId { id: u32, size: u32 },
     #[error("network {0:?}: bridge networks need root (they live in the host's network namespace); rootless containers support --network none and --network host")]
     Bridge(String),
 }
@@ -220,6 +224,36 @@ pub fn check_resources(o: &crate::RunOptions) -> Result<(), RootlessError> {
 /// refusals of what needs root on the host (resource limits, bridges).
 pub fn adjust(o: &mut crate::RunOptions) -> Result<(), RootlessError> {
     check_resources(o)?;
+    // The rootless namespace is the container's (`--userns=host`, also
+    // the default whatever BERTH_USERNS_DEFAULT says).
+    let u = &mut o.userns;
+    let maps_given = !u.uidmap.is_empty() || !u.gidmap.is_empty();
+    match u.userns.as_deref() {
+        None | Some("") | Some("host") if !maps_given => {
+            u.userns = Some("host".into());
+        }
+        // Host ids of --uidmap/--gidmap are ids of the rootless namespace
+        // (0 the user, 1.. the subordinate range), as with podman.
+        None | Some("") | Some("private") if maps_given => {}
+        Some("keep-id") if !maps_given => {
+            let uid = host_uid().unwrap_or(0);
+            let gid = host_gid();
+            let (nu, ng) = ns_size();
+            u.userns = None;
+            u.uidmap = keep_id_maps(uid, nu).ok_or(RootlessError::KeepId { id: uid, size: nu })?;
+            u.gidmap = keep_id_maps(gid, ng).ok_or(RootlessError::KeepId { id: gid, size: ng })?;
+            if o.user.is_none() {
+                o.user = Some(format!("{uid}:{gid}"));
+            }
+        }
+        other => {
+            let flag = match other {
+                Some(v) if !v.is_empty() => format!("--userns={v}"),
+                _ => "--uidmap/--gidmap".into(),
+            };
+            return Err(RootlessError::Userns(flag));
+        }
+    }
     if o.network.as_deref().is_none_or(str::is_empty) && o.pod.is_none() {
         o.network = Some(default_network().to_string());
     }
@@ -229,6 +263,55 @@ pub fn adjust(o: &mut crate::RunOptions) -> Result<(), RootlessError> {
         return Err(RootlessError::Bridge(names.join(",")));
     }
     Ok(())
+}
+
+/// podman's keep-id maps for host id `id` in a namespace of `size` ids:
+/// the container's `id` is the user (namespace id 0), container ids below
+/// it are namespace ids 1..=id, those above stay as they are.
+pub fn keep_id_maps(id: u32, size: u32) -> Option<Vec<String>> {
+    if id == 0 || id >= size {
+        return None;
+    }
+    let mut v = vec![format!("0:1:{id}"), format!("{id}:0:1")];
+    if size > id + 1 {
+        v.push(format!("{}:{}:{}", id + 1, id + 1, size - id - 1));
+    }
+    Some(v)
+}
+
+/// The number of uids and gids of the rootless namespace (its maps).
+fn ns_size() -> (u32, u32) {
+    let (u, g) = id_maps();
+    let total = |t: &str| {
+        t.lines()
+            .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u32>().ok())
+            .sum()
+    };
+    (total(&u), total(&g))
+}
+
+/// The user's host gid (the namespace's gid 0).
+fn host_gid() -> u32 {
+    let (_, g) = id_maps();
+    g.lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&"0")).then(|| f.get(1)?.parse().ok())?
+        })
+        .unwrap_or_else(|| nix::unistd::getegid().as_raw())
+}
+
+/// Rootless containers in a nested user namespace keep their bind mounts
+/// as they are (a user namespace cannot idmap the host's filesystems):
+/// the user's files show as the user's id, as with podman's keep-id.
+pub fn unidmap_binds(spec: &mut serde_json::Value) {
+    if let Some(mounts) = spec["mounts"].as_array_mut() {
+        for m in mounts {
+            if let Some(o) = m["options"].as_array_mut() {
+                o.retain(|x| x != "idmap" && x != "ridmap");
+            }
+        }
+    }
 }
 
 /// The uid and gid maps of the rootless namespace, as `/proc/self/*_map`
@@ -248,5 +331,14 @@ mod tests {
         assert_eq!(range_in(t, "alice", 1000), Some((100000, 65536)));
         assert_eq!(range_in(t, "carol", 1001), Some((200000, 1000)));
         assert_eq!(range_in(t, "bob", 7), None);
+    }
+
+    #[test]
+    fn keep_id() {
+        assert_eq!(
+            keep_id_maps(1000, 65537).unwrap(),
+            ["0:1:1000", "1000:0:1", "1001:1001:64536"]
+        );
+        assert!(keep_id_maps(70000, 65537).is_none());
     }
 }
