@@ -249,7 +249,17 @@ fn rootless_run_owners_paths_uid_map_and_cleanup() {
         .parse()
         .unwrap();
     assert_eq!(uids(pid), Some((uid, uid)));
-    r.ok(&["exec", "-d", "-u", "1000", name, "sleep", "999"]);
+    // (The detached process must not keep this test's output pipes.)
+    r.ok(&[
+        "exec",
+        "-d",
+        "-u",
+        "1000",
+        name,
+        "sh",
+        "-c",
+        "exec sleep 999 >/dev/null 2>&1",
+    ]);
     common::wait_for("the container's uid 1000 process", 20, || {
         let mut all = Vec::new();
         for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -272,7 +282,7 @@ fn rootless_run_owners_paths_uid_map_and_cleanup() {
     assert_eq!(r.ok(&["exec", name, "cat", "/tmp/c"]), "copied\n");
     let ps = r.ok(&["ps", "--format", "{{.Names}}"]);
     assert!(ps.lines().any(|l| l == name), "{ps}");
-    r.ok(&["rm", "-f", "-t", "1", name]);
+    r.ok(&["rm", "-f", name]);
     // Nothing of the user's in root's dirs.
     for d in ["/var/lib/berth", "/run/berth"] {
         let found = owned_under(Path::new(d), |o| {
@@ -390,6 +400,17 @@ fn rootless_refuses_limits_and_bridges_and_runs_host_network() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// Rootless podman's global flags here: runc (crun refuses this hybrid
+/// cgroup layout), cgroupfs, no events journal.
+const PODMAN_FLAGS: [&str; 6] = [
+    "--runtime",
+    "runc",
+    "--cgroup-manager",
+    "cgroupfs",
+    "--events-backend",
+    "none",
+];
+
 /// The same uid_map inside, the same owner of a file container root
 /// writes into a bind-mounted dir, and state under the same XDG dirs as
 /// rootless podman run by the same user.
@@ -411,7 +432,7 @@ fn rootless_matches_podman() {
             r.berth_cmd(&[])
         } else {
             let mut c = r.u.cmd("podman");
-            c.args(["--cgroup-manager", "cgroupfs", "--events-backend", "none"]);
+            c.args(PODMAN_FLAGS);
             c
         };
         c.args(["run", "--rm", "--network", "none", "-v"])
@@ -424,7 +445,7 @@ fn rootless_matches_podman() {
     };
     let o =
         r.u.cmd("podman")
-            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "none"])
+            .args(PODMAN_FLAGS)
             .args(["import", r.tar.to_str().unwrap(), image])
             .output()
             .unwrap();
@@ -450,7 +471,7 @@ fn rootless_matches_podman() {
     // ~/.local/share.
     let p_run =
         r.u.cmd("podman")
-            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "none"])
+            .args(PODMAN_FLAGS)
             .args([
                 "info",
                 "--format",
@@ -490,7 +511,7 @@ fn rootless_matches_podman() {
     }
     let _ =
         r.u.cmd("podman")
-            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "none"])
+            .args(PODMAN_FLAGS)
             .args(["system", "migrate"])
             .output();
 }
