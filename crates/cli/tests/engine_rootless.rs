@@ -515,3 +515,49 @@ fn rootless_matches_podman() {
             .args(["system", "migrate"])
             .output();
 }
+
+/// `--userns=keep-id`: the container sees the user's own uid (podman's
+/// keep-id maps), image files keep their owners, and the user's bind-mounted
+/// dir and what the container writes there are the user's.
+#[test]
+fn rootless_keep_id() {
+    require_root!();
+    let Some(r) = Rootless::new(true) else {
+        return;
+    };
+    if !Path::new("/usr/bin/fuse-overlayfs").exists() {
+        eprintln!("SKIP: rootless keep-id needs fuse-overlayfs (apt-get install fuse-overlayfs)");
+        return;
+    }
+    let image = r.import();
+    let d = r.user_dir("k");
+    let out = r.ok(&[
+        "run",
+        "--rm",
+        "--userns=keep-id",
+        "-v",
+        &format!("{}:/d", d.display()),
+        image,
+        "sh",
+        "-c",
+        "id -u; id -g; stat -c %u /bin/busybox /d; head -2 /proc/self/uid_map; touch /d/k",
+    ]);
+    let (uid, gid) = (r.u.uid, r.u.gid);
+    let lines: Vec<String> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(lines[0], uid.to_string(), "{out}");
+    assert_eq!(lines[1], gid.to_string(), "{out}");
+    assert_eq!(lines[2], "0", "{out}");
+    assert_eq!(lines[3], uid.to_string(), "{out}");
+    assert_eq!(lines[4], format!("0 1 {uid}"), "{out}");
+    assert_eq!(lines[5], format!("{uid} 0 1"), "{out}");
+    let md = std::fs::metadata(d.join("k")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (uid, gid));
+    let o = r.berth(&["run", "--rm", "--userns=auto", image, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(common::stderr(&o).contains("not supported rootless"));
+    let left = r.wait_no_processes();
+    assert!(left.is_empty(), "{left:?}");
+}
