@@ -29,6 +29,26 @@ pub fn socket_path(engine: &Engine, id: &str) -> PathBuf {
     engine.runroot.join("attach").join(format!("{id}.sock"))
 }
 
+/// Runs `f` on a path to `path` short enough for a unix socket address
+/// (108 bytes): `path` itself, or `/proc/self/fd/N/NAME` through an open
+/// descriptor of its dir when longer (a rootless runroot under a long
+/// XDG_RUNTIME_DIR).
+pub fn with_socket_path<T>(
+    path: &Path,
+    f: impl FnOnce(&Path) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    use std::os::fd::AsRawFd;
+    if path.as_os_str().len() < 100 {
+        return f(path);
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return f(path);
+    };
+    let d = std::fs::File::open(dir)?;
+    let short = PathBuf::from(format!("/proc/self/fd/{}", d.as_raw_fd())).join(name);
+    f(&short)
+}
+
 /// Where the control socket of container `id` is (beside the attach one).
 pub fn control_path(engine: &Engine, id: &str) -> PathBuf {
     engine.runroot.join("attach").join(format!("{id}.ctl"))
@@ -111,7 +131,8 @@ impl Sockets {
             std::fs::create_dir_all(dir).map_err(io("create attach socket dir", dir))?;
         }
         let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path).map_err(io("bind attach socket", &path))?;
+        let listener = with_socket_path(&path, |p| UnixListener::bind(p))
+            .map_err(io("bind attach socket", &path))?;
         listener
             .set_nonblocking(true)
             .map_err(io("set attach socket non-blocking", &path))?;

@@ -245,6 +245,9 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
     if o.cgroup_parent.is_empty() {
         o.cgroup_parent = engine.cgroup_parent.clone();
     }
+    if crate::rootless::is_rootless() {
+        crate::rootless::adjust(&mut o)?;
+    }
     let restart = opts::parse_restart(o.restart.as_deref().unwrap_or("no"))?;
     if o.rm && restart != opts::RestartPolicy::No {
         return Err(opts::OptsError::Invalid {
@@ -275,7 +278,8 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
         }
         .into());
     }
-    if userns_req != crate::userns::Request::Host {
+    let rootless = crate::rootless::is_rootless();
+    if userns_req != crate::userns::Request::Host && !rootless {
         crate::userns::check_reachable(&engine.root)?;
     }
     // The init is found and checked before anything else is set up.
@@ -320,7 +324,9 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
             Some(crate::userns::allocate(engine, &id, size)?)
         }
     };
-    if let Some((uid, gid)) = idmap.as_ref().and_then(|m| m.root()) {
+    // Rootless, fuse-overlayfs shifts the upper dir's owner too: it stays
+    // the user's (container root).
+    if let Some((uid, gid)) = idmap.as_ref().and_then(|m| m.root()).filter(|_| !rootless) {
         // The overlay's root takes the upper dir's owner: container root.
         let upper = dir.join("upper");
         std::os::unix::fs::chown(&upper, Some(uid), Some(gid))
@@ -438,6 +444,9 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
             &crate::networks::netns_path(engine, &id),
             &o.extra,
         )?;
+        if rootless {
+            crate::rootless::unidmap_binds(&mut generated.spec);
+        }
     }
     let config_path = engine.bundle(&id).join("config.json");
     let text = serde_json::to_vec_pretty(&generated.spec).expect("spec serializes");

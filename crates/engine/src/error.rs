@@ -24,6 +24,8 @@ pub enum EngineError {
     #[error(transparent)]
     Userns(#[from] crate::userns::UsernsError),
     #[error(transparent)]
+    Rootless(#[from] crate::rootless::RootlessError),
+    #[error(transparent)]
     Bind(#[from] crate::binds::BindError),
     #[error(transparent)]
     Network(Box<crate::networks::NetworkError>),

@@ -331,8 +331,18 @@ pub fn generate(o: &RunOptions, inp: &Inputs<'_>) -> Result<Generated, GenerateE
             _ => {}
         }
     }
-    spec["linux"]["cgroupsPath"] = json!(cgroups_path);
-    spec["linux"]["resources"] = resources(o)?;
+    if crate::rootless::is_rootless() {
+        // Rootless: no cgroup of the user's (cgroup v1, nothing delegated);
+        // the runtime runs the container without one, and the resource
+        // flags were refused by `create`.
+        if let Some(l) = spec["linux"].as_object_mut() {
+            l.remove("cgroupsPath");
+            l.remove("resources");
+        }
+    } else {
+        spec["linux"]["cgroupsPath"] = json!(cgroups_path);
+        spec["linux"]["resources"] = resources(o)?;
+    }
     spec["annotations"] = json!({"io.berth.container.id": inp.id});
 
     let mut oci: oci_spec::runtime::Spec =

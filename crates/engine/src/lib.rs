@@ -38,6 +38,7 @@ pub mod ops;
 pub mod opts;
 pub mod pods;
 pub mod resources;
+pub mod rootless;
 pub mod user;
 pub mod userns;
 pub mod volume_copy;

@@ -41,6 +41,27 @@ pub fn mount_rootfs(
     };
     match &cfg.idmap {
         None => mount(&cfg.lowers).map(|()| None),
+        // Rootless: the layers cannot be idmapped from inside a user
+        // namespace; fuse-overlayfs shifts the owners it shows instead.
+        Some(m) if crate::rootless::is_rootless() => {
+            let text = |maps: &[crate::userns::Map]| {
+                maps.iter().map(|m| m.text()).collect::<Vec<_>>().join(":")
+            };
+            berth_image::mount::mount_container_rootfs_mapped(
+                &cfg.lowers,
+                &dir.join("upper"),
+                &work,
+                &target,
+                &text(&m.uid),
+                &text(&m.gid),
+            )
+            .map(|()| None)
+            .map_err(|source| EngineError::Mount {
+                id: id.into(),
+                op: "mount",
+                source: Box::new(source),
+            })
+        }
         Some(m) => {
             // Idmapped layers: detached clones of the layer dirs shifted
             // into the container's range, given to overlayfs by their

@@ -83,8 +83,184 @@ pub fn legacy_lowerdir(lowers: &[PathBuf]) -> Option<String> {
     (v.len() + "lowerdir=".len() < 4095).then_some(v)
 }
 
-/// Mounts an overlay at `target`.
+/// Whether this process is in a user namespace other than the initial one
+/// (rootless berth, docs/rootless.md).
+pub fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| {
+        fs::read_to_string("/proc/self/uid_map")
+            .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+            .unwrap_or(false)
+    })
+}
+
+/// The xattr overlayfs reads for `what` (`opaque`): `trusted.overlay.*` as
+/// root, `user.overlay.*` in a user namespace (mounted with `userxattr`).
+pub fn overlay_xattr(what: &str) -> String {
+    if in_user_namespace() {
+        format!("user.overlay.{what}")
+    } else {
+        format!("trusted.overlay.{what}")
+    }
+}
+
+/// How container rootfs are assembled: the kernel's overlayfs, else
+/// fuse-overlayfs (a user namespace where the kernel refuses overlay).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    Overlay,
+    FuseOverlayfs,
+}
+
+impl Driver {
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Overlay => "overlay",
+            Driver::FuseOverlayfs => "fuse-overlayfs",
+        }
+    }
+}
+
+/// The environment variable forcing a storage driver (`overlay`,
+/// `fuse-overlayfs`): tests, and hosts where the probe guesses wrong.
+pub const DRIVER_ENV: &str = "BERTH_STORAGE_DRIVER";
+
+/// The driver in use: forced by [`DRIVER_ENV`], else overlay as root; in a
+/// user namespace overlay when a probe mount under `probe_dir` works, else
+/// fuse-overlayfs when installed (overlay otherwise, whose error then says
+/// why).
+pub fn driver(probe_dir: &Path) -> Driver {
+    static D: std::sync::OnceLock<Driver> = std::sync::OnceLock::new();
+    *D.get_or_init(|| match std::env::var(DRIVER_ENV).as_deref() {
+        Ok("fuse-overlayfs") => Driver::FuseOverlayfs,
+        Ok("overlay") => Driver::Overlay,
+        _ if !in_user_namespace() => Driver::Overlay,
+        _ if probe_native(probe_dir) => Driver::Overlay,
+        _ if fuse_overlayfs_binary().is_some() => Driver::FuseOverlayfs,
+        _ => Driver::Overlay,
+    })
+}
+
+fn fuse_overlayfs_binary() -> Option<PathBuf> {
+    ["/usr/bin/fuse-overlayfs", "/usr/local/bin/fuse-overlayfs"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// Whether a native overlay with `userxattr` mounts under `dir`.
+fn probe_native(dir: &Path) -> bool {
+    let Ok(t) = tempfile::Builder::new().prefix("probe").tempdir_in(dir) else {
+        return false;
+    };
+    let p = t.path();
+    for d in ["l1", "l2", "u", "w", "m"] {
+        if fs::create_dir(p.join(d)).is_err() {
+            return false;
+        }
+    }
+    let lowers = [p.join("l1"), p.join("l2")];
+    let ok = mount_native(
+        &OverlaySpec {
+            lowers: &lowers,
+            upper: Some((&p.join("u"), &p.join("w"))),
+            readonly: false,
+        },
+        &p.join("m"),
+    )
+    .is_ok();
+    if ok {
+        let _ = unmount(p.join("m"), UnmountFlags::DETACH);
+    }
+    ok
+}
+
+/// Mounts a container rootfs with fuse-overlayfs presenting every owner
+/// shifted by `uidmapping`/`gidmapping` (`CONTAINER:HOST:SIZE[:...]`, what
+/// is stored as CONTAINER shows as HOST; writes are shifted back): the
+/// rootfs of a rootless container in a nested user namespace
+/// (`--userns=keep-id`, `--uidmap`), as podman does.
+pub fn mount_container_rootfs_mapped(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    uidmapping: &str,
+    gidmapping: &str,
+) -> Result<(), MountError> {
+    mount_fuse_with(
+        &OverlaySpec {
+            lowers,
+            upper: Some((upper, work)),
+            readonly: false,
+        },
+        target,
+        &format!(",uidmapping={uidmapping},gidmapping={gidmapping}"),
+    )
+}
+
+fn mount_fuse(spec: &OverlaySpec<'_>, target: &Path) -> Result<(), MountError> {
+    mount_fuse_with(spec, target, "")
+}
+
+fn mount_fuse_with(spec: &OverlaySpec<'_>, target: &Path, extra: &str) -> Result<(), MountError> {
+    let err = |step: String, source: std::io::Error| MountError::Overlay {
+        target: target.to_path_buf(),
+        step,
+        source,
+    };
+    let bin = fuse_overlayfs_binary().ok_or_else(|| {
+        err(
+            "find fuse-overlayfs (apt-get install fuse-overlayfs)".into(),
+            std::io::ErrorKind::NotFound.into(),
+        )
+    })?;
+    let lower = legacy_lowerdir(spec.lowers).ok_or_else(|| MountError::TooManyLowers {
+        target: target.to_path_buf(),
+        count: spec.lowers.len(),
+    })?;
+    let mut opts = format!("lowerdir={lower}");
+    if let Some((u, w)) = spec.upper {
+        opts.push_str(&format!(
+            ",upperdir={},workdir={}",
+            u.display(),
+            w.display()
+        ));
+    }
+    if spec.readonly {
+        opts.push_str(",ro");
+    }
+    opts.push_str(extra);
+    let out = std::process::Command::new(&bin)
+        .arg("-o")
+        .arg(&opts)
+        .arg(target)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| err(format!("run {}", bin.display()), e))?;
+    if !out.status.success() {
+        return Err(err(
+            format!(
+                "fuse-overlayfs: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            std::io::Error::other("fuse-overlayfs failed"),
+        ));
+    }
+    Ok(())
+}
+
+/// Mounts an overlay at `target` with the [`driver`] in use.
 pub fn mount_overlay(spec: &OverlaySpec<'_>, target: &Path) -> Result<(), MountError> {
+    let probe = target.parent().unwrap_or(Path::new("/tmp"));
+    match driver(probe) {
+        Driver::Overlay => mount_native(spec, target),
+        Driver::FuseOverlayfs => mount_fuse(spec, target),
+    }
+}
+
+/// Mounts a kernel overlay at `target` (`userxattr` in a user namespace).
+fn mount_native(spec: &OverlaySpec<'_>, target: &Path) -> Result<(), MountError> {
     let err = |step: String| {
         move |e: Errno| MountError::Overlay {
             target: target.to_path_buf(),
@@ -111,6 +287,11 @@ pub fn mount_overlay(spec: &OverlaySpec<'_>, target: &Path) -> Result<(), MountE
             count: spec.lowers.len(),
         })?;
         fsconfig_set_string(&fs_fd, "lowerdir", v.as_str()).map_err(err("set lowerdir".into()))?;
+    }
+    if in_user_namespace() {
+        // Whiteouts and opaque dirs as user.overlay.* xattrs (Linux 5.11+).
+        rustix::mount::fsconfig_set_flag(&fs_fd, "userxattr")
+            .map_err(err("set userxattr (needs Linux 5.11+)".into()))?;
     }
     if let Some((upper, work)) = spec.upper {
         fsconfig_set_string(&fs_fd, "upperdir", upper)

@@ -55,7 +55,7 @@ pub fn attach(root: &Path, e: &EngineArgs, a: &AttachArgs) -> Result<i32> {
     }
     let cfg = berth_engine::create::ContainerConfig::of(&row)?;
     let path = attach::socket_path(&engine, &row.id);
-    let sock = UnixStream::connect(&path).with_context(|| {
+    let sock = attach::with_socket_path(&path, |p| UnixStream::connect(p)).with_context(|| {
         format!(
             "attach {}: connect to the monitor's socket {} (a container started by an older berth has none)",
             a.container,
@@ -64,7 +64,10 @@ pub fn attach(root: &Path, e: &EngineArgs, a: &AttachArgs) -> Result<i32> {
     })?;
     // Resize requests out, the exit status in; a monitor of an older
     // berth has no control socket (then: no resize, status from the db).
-    let ctl = UnixStream::connect(attach::control_path(&engine, &row.id)).ok();
+    let ctl = attach::with_socket_path(&attach::control_path(&engine, &row.id), |p| {
+        UnixStream::connect(p)
+    })
+    .ok();
     let forward = !a.no_stdin && (cfg.options.interactive || cfg.options.tty);
     // A pty container: our terminal goes raw (the container's pty does
     // the echo and line editing); restored on drop.

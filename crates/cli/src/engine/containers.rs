@@ -644,8 +644,12 @@ pub fn info(root: &Path, e: &EngineArgs, a: &FormatArgs) -> Result<i32> {
     let nft = ["/usr/sbin/nft", "/sbin/nft"]
         .iter()
         .any(|p| std::path::Path::new(p).exists());
+    let rootless = berth_engine::rootless::is_rootless();
     let v = serde_json::json!({
         "host": {
+            "rootless": rootless,
+            "idMappings": rootless_id_mappings(rootless),
+            "networkDriver": if rootless { berth_engine::rootless::default_network() } else { "bridge" },
             "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
             "cgroupManager": "cgroupfs",
             "cgroupVersion": layout.as_ref().map(|l| match l.mode {
@@ -661,9 +665,10 @@ pub fn info(root: &Path, e: &EngineArgs, a: &FormatArgs) -> Result<i32> {
             "seccomp": seccomp,
             "networkBackend": "netlink+nftables",
             "nftables": nft,
-            "defaultNetwork": berth_engine::networks::DEFAULT_NETWORK,
+            "defaultNetwork": if rootless { berth_engine::rootless::default_network() } else { berth_engine::networks::DEFAULT_NETWORK },
         },
         "store": {
+            "graphDriverName": berth_image::mount::driver(&engine.root).name(),
             "root": engine.root,
             "runRoot": engine.runroot,
             "containers": count,
@@ -696,6 +701,7 @@ pub fn info(root: &Path, e: &EngineArgs, a: &FormatArgs) -> Result<i32> {
             "MemFree": meminfo("MemFree"),
             "CgroupManager": "cgroupfs",
             "CgroupsVersion": v["host"]["cgroupVersion"],
+            "Security": {"Rootless": rootless},
             "Distribution": {"Distribution": os_name()},
         },
         "Store": {
@@ -736,4 +742,27 @@ pub fn info(root: &Path, e: &EngineArgs, a: &FormatArgs) -> Result<i32> {
     }
     emit_doc(&doc, Some(format))?;
     Ok(0)
+}
+
+/// `info`'s host.idMappings rootless (podman's shape): the lines of the
+/// rootless namespace's uid and gid maps; null as root.
+fn rootless_id_mappings(rootless: bool) -> serde_json::Value {
+    if !rootless {
+        return serde_json::Value::Null;
+    }
+    let lines = |text: &str| {
+        text.lines()
+            .filter_map(|l| {
+                let f: Vec<u64> = l
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                (f.len() == 3).then(
+                    || serde_json::json!({"container_id": f[0], "host_id": f[1], "size": f[2]}),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let (u, g) = berth_engine::rootless::id_maps();
+    serde_json::json!({"uidmap": lines(&u), "gidmap": lines(&g)})
 }

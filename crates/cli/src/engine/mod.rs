@@ -39,8 +39,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "berth", version, about, long_about = None)]
 pub struct Cli {
-    /// Storage root (images under <root>/images).
-    #[arg(long, global = true, env = "BERTH_ROOT", default_value = berth_image::store::DEFAULT_ROOT)]
+    /// Storage root (images under <root>/images); default /var/lib/berth
+    /// as root, $XDG_DATA_HOME/berth (~/.local/share/berth) rootless.
+    #[arg(long, global = true, env = "BERTH_ROOT", default_value_os_t = berth_engine::rootless::default_root())]
     pub root: PathBuf,
     /// Engine flags: --runroot, --cgroup-parent.
     #[command(flatten)]
@@ -116,6 +117,9 @@ pub enum Command {
 
 /// Entry point of the `berth` binary; returns the process exit code.
 pub fn main() -> i32 {
+    if let Some(code) = rootless_start() {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -148,6 +152,35 @@ pub fn main() -> i32 {
             }
         }
     }
+}
+
+/// Rootless: the pause process (`berth PAUSE_ARG RUNDIR`) runs here and
+/// ends with its code; any other command of an unprivileged user joins
+/// the user's rootless namespace first (while still single-threaded).
+fn rootless_start() -> Option<i32> {
+    use berth_engine::rootless::pause;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| a == pause::PAUSE_ARG) {
+        let base = args.get(1).map(PathBuf::from).unwrap_or_default();
+        return Some(pause::pause_main(&base));
+    }
+    if nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    // Help and version need no namespace (nor a subordinate range).
+    let informational = args.is_empty()
+        || args
+            .iter()
+            .any(|a| ["-h", "--help", "-V", "--version"].iter().any(|f| a == f))
+        || args.first().is_some_and(|a| a == "help");
+    if informational {
+        return None;
+    }
+    if let Err(e) = pause::enter() {
+        eprintln!("berth: rootless: {e}");
+        return Some(exit::ENGINE_FAILED);
+    }
+    None
 }
 
 /// Commands that only print (to a terminal or a pipe): as other Unix

@@ -11,8 +11,9 @@ use clap::Args;
 /// Engine-wide flags (global to every subcommand).
 #[derive(Debug, Args)]
 pub struct EngineArgs {
-    /// Runtime state root (tmpfs).
-    #[arg(long, global = true, env = "BERTH_RUNROOT", default_value = berth_engine::DEFAULT_RUNROOT)]
+    /// Runtime state root (tmpfs); default /run/berth as root,
+    /// $XDG_RUNTIME_DIR/berth (else /tmp/berth-UID) rootless.
+    #[arg(long, global = true, env = "BERTH_RUNROOT", default_value_os_t = berth_engine::rootless::default_runroot())]
     pub runroot: PathBuf,
     /// Absolute cgroup parent of new containers (their cgroup is PARENT/ID).
     #[arg(long, global = true, env = "BERTH_CGROUP_PARENT", default_value = berth_engine::DEFAULT_CGROUP_PARENT)]

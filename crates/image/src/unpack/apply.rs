@@ -5,6 +5,10 @@
 //! final component is created with an `*at` call relative to its parent.
 //! Whiteouts become overlayfs whiteouts (char device 0/0) and opaque markers
 //! the `trusted.overlay.opaque=y` xattr, as the snapshots are overlay lowers.
+//! Rootless (in a user namespace, see docs/rootless.md): opaque markers are
+//! `user.overlay.opaque` (overlayfs' `userxattr`), device nodes are skipped
+//! with a note (mknod is not allowed there; podman skips them too), and
+//! xattrs the namespace may not set (`trusted.*`) are left out.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -139,8 +143,11 @@ pub fn apply_tar<R: Read>(root: &File, reader: R, limits: UnpackLimits) -> Resul
             EntryKind::Opaque => {
                 let (parents, _) = path.split_last().expect("opaque marker has a name");
                 let dir = dirs.open(root, parents, true, &path)?;
-                fsetxattr(&dir, "trusted.overlay.opaque", b"y", XattrFlags::empty())
-                    .map_err(io_err(&path, "set trusted.overlay.opaque on its directory"))?;
+                let name = crate::mount::overlay_xattr("opaque");
+                fsetxattr(&dir, name.as_str(), b"y", XattrFlags::empty()).map_err(io_err(
+                    &path,
+                    "set the overlay opaque xattr on its directory",
+                ))?;
             }
             EntryKind::Whiteout(target) => {
                 let (parents, _) = path.split_last().expect("whiteout has a name");
@@ -232,7 +239,7 @@ fn read_xattrs<R: Read>(
     for ext in exts {
         let ext = ext.map_err(ApplyError::Archive)?;
         if let Some(name) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.") {
-            if name.starts_with(b"trusted.overlay.") {
+            if name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.") {
                 return Err(ApplyError::Refused {
                     entry: path.display(),
                     reason: format!(
@@ -433,6 +440,21 @@ fn apply_dir(
     set_fd_meta(&fd, path, meta)
 }
 
+/// The error of a failed chown: in a user namespace, EINVAL means the
+/// owner is not mapped (rootless: ids past the user's subordinate range).
+fn owner_err(path: &EntryPath, meta: &Meta, e: rustix::io::Errno) -> ApplyError {
+    if e == rustix::io::Errno::INVAL && crate::mount::in_user_namespace() {
+        return ApplyError::Refused {
+            entry: path.display(),
+            reason: format!(
+                "owner {}:{} is not mapped in the rootless user namespace (container ids above 0 come from the user's range in /etc/subuid and /etc/subgid); give the user a larger range (usermod --add-subuids/--add-subgids) and remove the rootless namespace's pause process",
+                meta.uid, meta.gid
+            ),
+        };
+    }
+    io_err(path, "set owner")(e)
+}
+
 /// Owner, then mode (chown clears setuid/setgid), then xattrs and mtime.
 fn set_fd_meta(fd: &OwnedFd, path: &EntryPath, meta: &Meta) -> Result<(), ApplyError> {
     fchown(
@@ -440,11 +462,22 @@ fn set_fd_meta(fd: &OwnedFd, path: &EntryPath, meta: &Meta) -> Result<(), ApplyE
         Some(Uid::from_raw(meta.uid)),
         Some(Gid::from_raw(meta.gid)),
     )
-    .map_err(io_err(path, "set owner"))?;
+    .map_err(|e| owner_err(path, meta, e))?;
     fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(io_err(path, "set mode"))?;
     for (name, value) in &meta.xattrs {
-        fsetxattr(fd, name.as_os_str(), value, XattrFlags::empty())
-            .map_err(io_err(path, "set xattr"))?;
+        match fsetxattr(fd, name.as_os_str(), value, XattrFlags::empty()) {
+            Ok(()) => {}
+            // A user namespace may not set trusted.* (nor security.* but
+            // capabilities): left out, as podman does rootless.
+            Err(rustix::io::Errno::PERM) if crate::mount::in_user_namespace() => {
+                tracing::debug!(
+                    "{}: xattr {} not set in the user namespace",
+                    path.display(),
+                    name.to_string_lossy()
+                );
+            }
+            Err(e) => return Err(io_err(path, "set xattr")(e)),
+        }
     }
     futimens(fd, &times(meta.mtime)).map_err(io_err(path, "set mtime"))
 }
@@ -514,7 +547,7 @@ fn apply_non_dir<R: Read>(
                 Some(Gid::from_raw(meta.gid)),
                 AtFlags::SYMLINK_NOFOLLOW,
             )
-            .map_err(io_err(path, "set symlink owner"))?;
+            .map_err(|e| owner_err(path, meta, e))?;
             utimensat(&dir, name, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(io_err(path, "set symlink mtime"))
         }
@@ -548,6 +581,15 @@ fn apply_non_dir<R: Read>(
                 ),
             })
         }
+        EntryType::Char | EntryType::Block if crate::mount::in_user_namespace() => {
+            // mknod of devices needs root on the host; a container gets
+            // its devices from the runtime anyway.
+            eprintln!(
+                "berth: note: layer device node /{} skipped (device nodes cannot be created rootless)",
+                path.display()
+            );
+            Ok(())
+        }
         EntryType::Char | EntryType::Block | EntryType::Fifo => {
             let (ft, dev) = match etype {
                 EntryType::Fifo => (FileType::Fifo, makedev(0, 0)),
@@ -579,7 +621,7 @@ fn apply_non_dir<R: Read>(
                 Some(Gid::from_raw(meta.gid)),
                 AtFlags::SYMLINK_NOFOLLOW,
             )
-            .map_err(io_err(path, "set owner"))?;
+            .map_err(|e| owner_err(path, meta, e))?;
             chmodat(&dir, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())
                 .map_err(io_err(path, "set mode"))?;
             utimensat(&dir, name, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)

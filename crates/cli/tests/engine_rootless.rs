@@ -1,0 +1,563 @@
+//! Rootless berth: the engine run by an unprivileged user of the test's
+//! own (common::rootless), checked from the host: process and file owners,
+//! the uid_map inside, the user's paths (nothing under /var/lib/berth or
+//! /run/berth), cleanup after rm, the errors of what needs root; and
+//! compared with rootless podman run by the same user where it behaves the
+//! same (uid_map inside, owners in a bind mount, where state lives).
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::rootless::RootlessUser;
+
+/// The test user and the busybox image tarball it can read.
+struct Rootless {
+    u: RootlessUser,
+    tar: PathBuf,
+}
+
+impl Rootless {
+    fn new(subids: bool) -> Option<Rootless> {
+        let u = RootlessUser::create(subids)?;
+        let tar = make_busybox_tar(&u.base);
+        Some(Rootless { u, tar })
+    }
+
+    fn berth_cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.u.cmd(common::berth_bin());
+        c.args(args);
+        c
+    }
+
+    fn berth(&self, args: &[&str]) -> Output {
+        self.berth_cmd(args)
+            .output()
+            .expect("run berth as the user")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        common::ok(&self.berth(args))
+    }
+
+    fn import(&self) -> &'static str {
+        self.ok(&[
+            "import",
+            self.tar.to_str().unwrap(),
+            "localhost/bb:1",
+            "--cmd",
+            r#"["/bin/sh"]"#,
+        ]);
+        "localhost/bb:1"
+    }
+
+    fn subid(&self) -> u32 {
+        self.u.subid_start.expect("a subordinate range")
+    }
+
+    /// A dir of the user's (for bind mounts).
+    fn user_dir(&self, name: &str) -> PathBuf {
+        let d = self.u.home.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        nix::unistd::chown(
+            &d,
+            Some(nix::unistd::Uid::from_raw(self.u.uid)),
+            Some(nix::unistd::Gid::from_raw(self.u.gid)),
+        )
+        .unwrap();
+        d
+    }
+
+    /// Waits until no process of the user is left (the pause process ends
+    /// about a second after the last container and command).
+    fn wait_no_processes(&self) -> Vec<i32> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let p = self.u.processes();
+            if p.is_empty() || Instant::now() > deadline {
+                return p;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A busybox rootfs tarball under `base` (readable by the user), with a
+/// dir owned by 1000:1000 and one with mode 0750.
+fn make_busybox_tar(base: &Path) -> PathBuf {
+    let src = base.join("rootfs-src");
+    for d in [
+        "bin", "etc", "proc", "sys", "dev", "tmp", "root", "var", "home/u",
+    ] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", src.join("bin/busybox")).unwrap();
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for app in String::from_utf8_lossy(&list.stdout).lines() {
+        let link = src.join("bin").join(app);
+        if !link.exists() {
+            std::os::unix::fs::symlink("busybox", link).unwrap();
+        }
+    }
+    std::fs::write(
+        src.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000:u:/home/u:/bin/sh\nnobody:x:65534:65534:nobody:/home/nobody:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("etc/group"),
+        "root:x:0:\nu:x:1000:\nnobody:x:65534:\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("home/u/f"), "u's file\n").unwrap();
+    let own = |p: &Path| {
+        nix::unistd::chown(
+            p,
+            Some(nix::unistd::Uid::from_raw(1000)),
+            Some(nix::unistd::Gid::from_raw(1000)),
+        )
+        .unwrap()
+    };
+    own(&src.join("home/u"));
+    own(&src.join("home/u/f"));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(src.join("home/u"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    let tar = base.join("rootfs.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&src)
+        .args(["--numeric-owner", "-cf"])
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).unwrap();
+    tar
+}
+
+/// (real uid, effective uid) of a host process.
+fn uids(pid: i32) -> Option<(u32, u32)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let l = s.lines().find(|l| l.starts_with("Uid:"))?;
+    let v: Vec<u32> = l[4..]
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    Some((v[0], v[1]))
+}
+
+/// Files under `dir` (4 levels deep: root's store holds other tests'
+/// images) owned by any of `ids` (host view).
+fn owned_under(dir: &Path, ids: impl Fn(u32) -> bool) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(md) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if ids(md.uid()) {
+                out.push(e.path());
+            }
+            if md.is_dir() && depth < 4 {
+                stack.push((e.path(), depth + 1));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn rootless_run_owners_paths_uid_map_and_cleanup() {
+    require_root!();
+    let Some(r) = Rootless::new(true) else {
+        return;
+    };
+    let (uid, sub) = (r.u.uid, r.subid());
+    let image = r.import();
+    // Paths: the user's XDG dirs.
+    let info: serde_json::Value = serde_json::from_str(&r.ok(&["info"])).unwrap();
+    let root = r.u.home.join(".local/share/berth");
+    assert_eq!(info["host"]["rootless"], true, "{info}");
+    assert_eq!(info["store"]["root"], root.to_str().unwrap(), "{info}");
+    assert_eq!(
+        info["store"]["runRoot"],
+        r.u.runtime_dir.join("berth").to_str().unwrap(),
+        "{info}"
+    );
+    assert_eq!(info["store"]["graphDriverName"], "overlay", "{info}");
+    assert_eq!(
+        info["host"]["idMappings"]["uidmap"][1],
+        serde_json::json!({"container_id": 1, "host_id": sub, "size": 65536}),
+        "{info}"
+    );
+    // Layer files keep their (mapped) owners and modes.
+    let snaps = root.join("images/snapshots");
+    let snap = std::fs::read_dir(&snaps)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let md = std::fs::metadata(snap.join("home/u")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (sub + 999, sub + 999));
+    assert_eq!(md.mode() & 0o7777, 0o750);
+    assert_eq!(
+        std::fs::metadata(snap.join("bin/busybox")).unwrap().uid(),
+        uid
+    );
+
+    let data = r.user_dir("data");
+    let name = "rl1";
+    r.ok(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "-v",
+        &format!("{}:/data", data.display()),
+        image,
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map > /data/uid_map; echo x > /data/by-root; sleep 1000",
+    ]);
+    let map = common::wait_for("the container's uid_map", 20, || {
+        std::fs::read_to_string(data.join("uid_map"))
+            .ok()
+            .filter(|s| s.lines().count() == 2)
+    });
+    let lines: Vec<Vec<String>> = map
+        .lines()
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect();
+    assert_eq!(lines[0], ["0", &uid.to_string(), "1"], "{map}");
+    assert_eq!(lines[1], ["1", &sub.to_string(), "65536"], "{map}");
+    // A file container root wrote into the user's bind-mounted dir is the user's.
+    let md = std::fs::metadata(data.join("by-root")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (r.u.uid, r.u.gid));
+    // Processes: container root is the user, container uid 1000 a
+    // subordinate id; nothing berth started runs as root.
+    let pid: i32 = r
+        .ok(&["inspect", "--format", "{{.State.Pid}}", name])
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(uids(pid), Some((uid, uid)));
+    // (The detached process must not keep this test's output pipes.)
+    r.ok(&[
+        "exec",
+        "-d",
+        "-u",
+        "1000",
+        name,
+        "sh",
+        "-c",
+        "exec sleep 999 >/dev/null 2>&1",
+    ]);
+    common::wait_for("the container's uid 1000 process", 20, || {
+        let mut all = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            if let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() {
+                if uids(p) == Some((sub + 999, sub + 999)) {
+                    all.push(p);
+                }
+            }
+        }
+        (!all.is_empty()).then_some(())
+    });
+    // The monitor, the pause process and the container: all the user's.
+    let mine = r.u.processes();
+    assert!(mine.len() >= 3, "{mine:?}");
+    // exec, logs, cp, stop, rm reach the container made earlier.
+    assert_eq!(r.ok(&["exec", name, "id", "-u"]).trim(), "0");
+    let hostf = data.join("cp-src");
+    std::fs::write(&hostf, "copied\n").unwrap();
+    r.ok(&["cp", hostf.to_str().unwrap(), &format!("{name}:/tmp/c")]);
+    assert_eq!(r.ok(&["exec", name, "cat", "/tmp/c"]), "copied\n");
+    let ps = r.ok(&["ps", "--format", "{{.Names}}"]);
+    assert!(ps.lines().any(|l| l == name), "{ps}");
+    r.ok(&["rm", "-f", name]);
+    // Nothing of the user's in root's dirs.
+    for d in ["/var/lib/berth", "/run/berth"] {
+        let found = owned_under(Path::new(d), |o| {
+            o == uid || (sub..sub + 65536).contains(&o)
+        });
+        assert!(
+            found.is_empty(),
+            "files of the rootless user in {d}: {found:?}"
+        );
+    }
+    // After rm: no process and no mount of the user left.
+    let left = r.wait_no_processes();
+    assert!(left.is_empty(), "processes of the user left: {left:?}");
+    assert!(r.u.mounts().is_empty(), "{:?}", r.u.mounts());
+    assert!(!r.u.runtime_dir.join("berth/pause.pid").exists());
+    // --rm and a fresh namespace with the same mapping: same owners.
+    let out = r.ok(&["run", "--rm", image, "stat", "-c", "%u:%g", "/home/u"]);
+    assert_eq!(out.trim(), "1000:1000");
+    let ps = r.ok(&["ps", "-a", "-q"]);
+    assert!(ps.trim().is_empty(), "--rm left {ps}");
+    let left = r.wait_no_processes();
+    assert!(left.is_empty(), "processes of the user left: {left:?}");
+}
+
+#[test]
+fn rootless_without_subordinate_ids_names_the_fix() {
+    require_root!();
+    let Some(r) = Rootless::new(false) else {
+        return;
+    };
+    let o = r.berth(&["images"]);
+    assert!(!o.status.success());
+    let e = common::stderr(&o);
+    for want in [
+        "/etc/subuid",
+        "usermod --add-subuids",
+        "--add-subgids",
+        &r.u.name,
+    ] {
+        assert!(e.contains(want), "{want:?} missing: {e}");
+    }
+    assert!(r.u.processes().is_empty());
+    assert!(!r.u.home.join(".local/share/berth").exists());
+}
+
+#[test]
+fn rootless_refuses_limits_and_bridges_and_runs_host_network() {
+    require_root!();
+    let Some(r) = Rootless::new(true) else {
+        return;
+    };
+    let image = r.import();
+    for (flags, want) in [
+        (vec!["--memory", "64m"], "--memory needs a cgroup"),
+        (vec!["--cpus", "1"], "--cpus needs a cgroup"),
+        (vec!["--pids-limit", "10"], "--pids-limit needs a cgroup"),
+        (vec!["--network", "front"], "bridge networks need root"),
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend(flags.iter().copied());
+        args.extend([image, "true"]);
+        let o = r.berth(&args);
+        assert_eq!(o.status.code(), Some(125), "{args:?}");
+        assert!(common::stderr(&o).contains(want), "{}", common::stderr(&o));
+    }
+    assert!(r.ok(&["ps", "-a", "-q"]).trim().is_empty());
+    // --network none: only loopback; host: the host's interfaces.
+    let none = r.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        image,
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert_eq!(none.trim(), "lo");
+    let host = r.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        image,
+        "ls",
+        "/sys/class/net",
+    ]);
+    let mine = std::fs::read_dir("/sys/class/net").unwrap().count();
+    assert_eq!(host.lines().count(), mine, "{host}");
+    // Restart policy: the monitor (the user's) restarts the container.
+    r.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rs",
+        "--restart",
+        "on-failure:2",
+        image,
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    let v = common::wait_for("two restarts", 30, || {
+        let s = r.ok(&[
+            "inspect",
+            "--format",
+            "{{.RestartCount}} {{.State.Status}}",
+            "rs",
+        ]);
+        (s.trim() == "2 exited").then_some(s)
+    });
+    assert_eq!(v.trim(), "2 exited");
+    r.ok(&["rm", "rs"]);
+    r.ok(&["rmi", image]);
+    let left = r.wait_no_processes();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Rootless podman's global flags here: runc (crun refuses this hybrid
+/// cgroup layout), cgroupfs, no events journal.
+const PODMAN_FLAGS: [&str; 6] = [
+    "--runtime",
+    "runc",
+    "--cgroup-manager",
+    "cgroupfs",
+    "--events-backend",
+    "none",
+];
+
+/// The same uid_map inside, the same owner of a file container root
+/// writes into a bind-mounted dir, and state under the same XDG dirs as
+/// rootless podman run by the same user.
+#[test]
+fn rootless_matches_podman() {
+    require_root!();
+    if Command::new("podman").arg("--version").output().is_err() {
+        eprintln!("SKIP: rootless podman comparison needs podman");
+        return;
+    }
+    let Some(r) = Rootless::new(true) else {
+        return;
+    };
+    let image = r.import();
+    let script =
+        "cat /proc/self/uid_map /proc/self/gid_map; echo x > /data/f; stat -c %u:%g /data/f";
+    let run = |tool: &str, dir: &Path| {
+        let mut c = if tool == "berth" {
+            r.berth_cmd(&[])
+        } else {
+            let mut c = r.u.cmd("podman");
+            c.args(PODMAN_FLAGS);
+            c
+        };
+        c.args(["run", "--rm", "--network", "none", "-v"])
+            .arg(format!("{}:/data", dir.display()))
+            .args([image, "sh", "-c", script]);
+        let o = c.output().unwrap();
+        let out = common::ok(&o);
+        let md = std::fs::metadata(dir.join("f")).unwrap();
+        (out, (md.uid(), md.gid()))
+    };
+    let o =
+        r.u.cmd("podman")
+            .args(PODMAN_FLAGS)
+            .args(["import", r.tar.to_str().unwrap(), image])
+            .output()
+            .unwrap();
+    if !o.status.success() {
+        eprintln!(
+            "SKIP: rootless podman cannot import here: {}",
+            common::stderr(&o)
+        );
+        return;
+    }
+    let (b_out, b_owner) = run("berth", &r.user_dir("b"));
+    let (p_out, p_owner) = run("podman", &r.user_dir("p"));
+    let norm = |s: &str| {
+        s.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(norm(&b_out), norm(&p_out));
+    assert_eq!(b_owner, p_owner);
+    assert_eq!(b_owner, (r.u.uid, r.u.gid));
+    // Both keep their run state under XDG_RUNTIME_DIR and storage under
+    // ~/.local/share.
+    let p_run =
+        r.u.cmd("podman")
+            .args(PODMAN_FLAGS)
+            .args([
+                "info",
+                "--format",
+                "{{.Store.RunRoot}} {{.Store.GraphRoot}}",
+            ])
+            .output()
+            .unwrap();
+    let p_run = common::ok(&p_run);
+    let info: serde_json::Value = serde_json::from_str(&r.ok(&["info"])).unwrap();
+    let (rt, share) = (
+        r.u.runtime_dir.to_str().unwrap().to_string(),
+        r.u.home.join(".local/share").to_str().unwrap().to_string(),
+    );
+    for (what, v) in [
+        (
+            "podman runroot",
+            p_run.split_whitespace().next().unwrap_or("").to_string(),
+        ),
+        (
+            "berth runroot",
+            info["store"]["runRoot"].as_str().unwrap().to_string(),
+        ),
+    ] {
+        assert!(v.starts_with(&rt), "{what} {v} not under {rt}");
+    }
+    for (what, v) in [
+        (
+            "podman graphroot",
+            p_run.split_whitespace().nth(1).unwrap_or("").to_string(),
+        ),
+        (
+            "berth root",
+            info["store"]["root"].as_str().unwrap().to_string(),
+        ),
+    ] {
+        assert!(v.starts_with(&share), "{what} {v} not under {share}");
+    }
+    let _ =
+        r.u.cmd("podman")
+            .args(PODMAN_FLAGS)
+            .args(["system", "migrate"])
+            .output();
+}
+
+/// `--userns=keep-id`: the container sees the user's own uid (podman's
+/// keep-id maps), image files keep their owners, and the user's bind-mounted
+/// dir and what the container writes there are the user's.
+#[test]
+fn rootless_keep_id() {
+    require_root!();
+    let Some(r) = Rootless::new(true) else {
+        return;
+    };
+    if !Path::new("/usr/bin/fuse-overlayfs").exists() {
+        eprintln!("SKIP: rootless keep-id needs fuse-overlayfs (apt-get install fuse-overlayfs)");
+        return;
+    }
+    let image = r.import();
+    let d = r.user_dir("k");
+    let out = r.ok(&[
+        "run",
+        "--rm",
+        "--userns=keep-id",
+        "-v",
+        &format!("{}:/d", d.display()),
+        image,
+        "sh",
+        "-c",
+        "id -u; id -g; stat -c %u /bin/busybox /d; head -2 /proc/self/uid_map; touch /d/k",
+    ]);
+    let (uid, gid) = (r.u.uid, r.u.gid);
+    let lines: Vec<String> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(lines[0], uid.to_string(), "{out}");
+    assert_eq!(lines[1], gid.to_string(), "{out}");
+    assert_eq!(lines[2], "0", "{out}");
+    assert_eq!(lines[3], uid.to_string(), "{out}");
+    assert_eq!(lines[4], format!("0 1 {uid}"), "{out}");
+    assert_eq!(lines[5], format!("{uid} 0 1"), "{out}");
+    let md = std::fs::metadata(d.join("k")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (uid, gid));
+    let o = r.berth(&["run", "--rm", "--userns=auto", image, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(common::stderr(&o).contains("not supported rootless"));
+    let left = r.wait_no_processes();
+    assert!(left.is_empty(), "{left:?}");
+}
