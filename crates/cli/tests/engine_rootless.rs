@@ -13,23 +13,65 @@ use std::time::{Duration, Instant};
 
 use common::rootless::RootlessUser;
 
-/// The test user and the busybox image tarball it can read.
+/// The test user and the busybox image tarball it can read; its berth
+/// commands run in a network namespace of the test's own (the rootless
+/// default network, slirp4netns, and published ports stay in there).
 struct Rootless {
     u: RootlessUser,
     tar: PathBuf,
+    netns: NetnsPin,
+}
+
+/// A network namespace made for one test, loopback up; removed on drop.
+struct NetnsPin {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl NetnsPin {
+    fn new() -> NetnsPin {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-rootlessns-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("netns");
+        berth_network::netns::create(&path).expect("create the test's network namespace");
+        let lo = Command::new("nsenter")
+            .arg(format!("--net={}", path.display()))
+            .args(["ip", "link", "set", "lo", "up"])
+            .status()
+            .unwrap();
+        assert!(lo.success(), "bring up lo in the test namespace");
+        NetnsPin { path, _dir: dir }
+    }
+}
+
+impl Drop for NetnsPin {
+    fn drop(&mut self) {
+        let _ = berth_network::netns::remove(&self.path);
+    }
 }
 
 impl Rootless {
     fn new(subids: bool) -> Option<Rootless> {
         let u = RootlessUser::create(subids)?;
         let tar = make_busybox_tar(&u.base);
-        Some(Rootless { u, tar })
+        Some(Rootless {
+            u,
+            tar,
+            netns: NetnsPin::new(),
+        })
     }
 
     fn berth_cmd(&self, args: &[&str]) -> Command {
-        let mut c = self.u.cmd(common::berth_bin());
+        let mut c = self.u.cmd_in_netns(&self.netns.path, common::berth_bin());
         c.args(args);
         c
+    }
+
+    /// A command as the user inside the test's network namespace.
+    fn in_netns(&self, program: &str) -> Command {
+        self.u.cmd_in_netns(&self.netns.path, program)
     }
 
     fn berth(&self, args: &[&str]) -> Output {
@@ -360,17 +402,10 @@ fn rootless_refuses_limits_and_bridges_and_runs_host_network() {
         "/sys/class/net",
     ]);
     assert_eq!(none.trim(), "lo");
-    let host = r.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "host",
-        image,
-        "ls",
-        "/sys/class/net",
-    ]);
-    let mine = std::fs::read_dir("/sys/class/net").unwrap().count();
-    assert_eq!(host.lines().count(), mine, "{host}");
+    let host = r.ok(&["run", "--rm", "--network", "host", image, "ip", "link"]);
+    let theirs = r.in_netns("ip").arg("link").output().unwrap();
+    let links = |t: &str| t.lines().filter(|l| l.contains("mtu")).count();
+    assert_eq!(links(&host), links(&common::ok(&theirs)), "{host}");
     // Restart policy: the monitor (the user's) restarts the container.
     r.ok(&[
         "run",
@@ -431,7 +466,7 @@ fn rootless_matches_podman() {
         let mut c = if tool == "berth" {
             r.berth_cmd(&[])
         } else {
-            let mut c = r.u.cmd("podman");
+            let mut c = r.in_netns("podman");
             c.args(PODMAN_FLAGS);
             c
         };
@@ -443,12 +478,12 @@ fn rootless_matches_podman() {
         let md = std::fs::metadata(dir.join("f")).unwrap();
         (out, (md.uid(), md.gid()))
     };
-    let o =
-        r.u.cmd("podman")
-            .args(PODMAN_FLAGS)
-            .args(["import", r.tar.to_str().unwrap(), image])
-            .output()
-            .unwrap();
+    let o = r
+        .in_netns("podman")
+        .args(PODMAN_FLAGS)
+        .args(["import", r.tar.to_str().unwrap(), image])
+        .output()
+        .unwrap();
     if !o.status.success() {
         eprintln!(
             "SKIP: rootless podman cannot import here: {}",
@@ -469,16 +504,16 @@ fn rootless_matches_podman() {
     assert_eq!(b_owner, (r.u.uid, r.u.gid));
     // Both keep their run state under XDG_RUNTIME_DIR and storage under
     // ~/.local/share.
-    let p_run =
-        r.u.cmd("podman")
-            .args(PODMAN_FLAGS)
-            .args([
-                "info",
-                "--format",
-                "{{.Store.RunRoot}} {{.Store.GraphRoot}}",
-            ])
-            .output()
-            .unwrap();
+    let p_run = r
+        .in_netns("podman")
+        .args(PODMAN_FLAGS)
+        .args([
+            "info",
+            "--format",
+            "{{.Store.RunRoot}} {{.Store.GraphRoot}}",
+        ])
+        .output()
+        .unwrap();
     let p_run = common::ok(&p_run);
     let info: serde_json::Value = serde_json::from_str(&r.ok(&["info"])).unwrap();
     let (rt, share) = (
@@ -509,11 +544,11 @@ fn rootless_matches_podman() {
     ] {
         assert!(v.starts_with(&share), "{what} {v} not under {share}");
     }
-    let _ =
-        r.u.cmd("podman")
-            .args(PODMAN_FLAGS)
-            .args(["system", "migrate"])
-            .output();
+    let _ = r
+        .in_netns("podman")
+        .args(PODMAN_FLAGS)
+        .args(["system", "migrate"])
+        .output();
 }
 
 /// `--userns=keep-id`: the container sees the user's own uid (podman's
@@ -560,4 +595,64 @@ fn rootless_keep_id() {
     assert!(common::stderr(&o).contains("not supported rootless"));
     let left = r.wait_no_processes();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// The rootless default network is user-mode (slirp4netns here, as
+/// podman's): the container has its tap interface, and a published port
+/// reaches it from the loopback of the namespace berth runs in; the helper
+/// goes with the container.
+#[test]
+fn rootless_default_network_is_usermode_with_published_ports() {
+    require_root!();
+    if berth_network::usermode::default_mode().is_none() {
+        eprintln!("SKIP: rootless default network needs slirp4netns or pasta (apt-get install slirp4netns)");
+        return;
+    }
+    let Some(r) = Rootless::new(true) else {
+        return;
+    };
+    if !common::rootless::ensure_tun_usable() {
+        eprintln!("SKIP: rootless user-mode networking needs /dev/net/tun");
+        return;
+    }
+    let image = r.import();
+    r.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "18080:80",
+        image,
+        "sh",
+        "-c",
+        "echo rootless-hello > /tmp/index.html; exec httpd -f -p 80 -h /tmp",
+    ]);
+    let mode = r.ok(&["inspect", "--format", "{{.HostConfig.NetworkMode}}", "web"]);
+    assert!(
+        mode.trim() == "slirp4netns" || mode.trim() == "pasta",
+        "{mode}"
+    );
+    let links = r.ok(&["exec", "web", "ip", "-4", "addr"]);
+    assert!(
+        links.contains("10.0.2.100") || mode.trim() == "pasta",
+        "{links}"
+    );
+    let body = common::wait_for("the published port", 20, || {
+        berth_network::netns::run_in(&r.netns.path, || {
+            use std::io::{Read, Write};
+            let mut c = std::net::TcpStream::connect("127.0.0.1:18080").ok()?;
+            c.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+            c.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
+            let mut out = String::new();
+            c.read_to_string(&mut out).ok()?;
+            out.contains("200 OK").then_some(out)
+        })
+        .unwrap()
+    });
+    assert!(body.contains("rootless-hello"), "{body}");
+    r.ok(&["rm", "-f", "web"]);
+    r.ok(&["rmi", image]);
+    let left = r.wait_no_processes();
+    assert!(left.is_empty(), "helper or pause process left: {left:?}");
 }

@@ -670,6 +670,12 @@ pub fn engine_sysctls<'a>(
         return Vec::new();
     }
     let mut out: Vec<(&str, &str)> = NET_DEFAULTS.to_vec();
+    if crate::rootless::is_rootless() {
+        // The engine's own user namespace maps only 65536 gids: a range
+        // beyond them is refused (EINVAL).
+        out.retain(|(k, _)| *k != "net.ipv4.ping_group_range");
+        out.push(("net.ipv4.ping_group_range", "0 65535"));
+    }
     for (k, v) in sysctls
         .iter()
         .filter_map(|s| s.split_once('='))

@@ -107,6 +107,23 @@ impl RootlessUser {
     /// XDG_RUNTIME_DIR set to the user's.
     pub fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new("setpriv");
+        self.as_user(&mut c, program);
+        c
+    }
+
+    /// [`Self::cmd`] inside the network namespace pinned at `netns` (one
+    /// the test made), so published ports and user-mode network helpers
+    /// never touch the host's network.
+    pub fn cmd_in_netns(&self, netns: &Path, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", netns.display()))
+            .arg("--")
+            .arg("setpriv");
+        self.as_user(&mut c, program);
+        c
+    }
+
+    fn as_user(&self, c: &mut Command, program: impl AsRef<std::ffi::OsStr>) {
         c.arg(format!("--reuid={}", self.uid))
             .arg(format!("--regid={}", self.gid))
             .arg("--init-groups")
@@ -120,7 +137,6 @@ impl RootlessUser {
             .env("XDG_RUNTIME_DIR", &self.runtime_dir)
             .current_dir(&self.home)
             .stdin(Stdio::null());
-        c
     }
 
     /// Pids of every process running as this user (real or effective uid).

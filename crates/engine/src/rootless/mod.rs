@@ -19,10 +19,15 @@ use std::path::{Path, PathBuf};
 pub const UID_ENV: &str = "_BERTH_ROOTLESS_UID";
 
 /// The network a rootless container gets without `--network`: THE single
-/// place deciding it. `none` until user-mode networking (slirp4netns or
-/// pasta) lands; bridge networks need root on the host's network namespace.
+/// place deciding it. User-mode networking, as podman: slirp4netns when
+/// installed, else pasta, else `none` (bridge networks need root on the
+/// host's network namespace).
 pub fn default_network() -> &'static str {
-    "none"
+    match crate::networks::rootless_default() {
+        Some(berth_network::usermode::Mode::Slirp4netns(_)) => "slirp4netns",
+        Some(berth_network::usermode::Mode::Pasta(_)) => "pasta",
+        None => "none",
+    }
 }
 
 /// Errors of rootless setup.
