@@ -15,21 +15,9 @@
 #   TIMEOUT      guest timeout in seconds (default 600)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-QEMU_CGV2=${QEMU_CGV2:-$(cd "$(dirname "$0")/.." && pwd)/../shared/tools/qemu-cgv2.sh}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target-cgsec}
-[ -x "$QEMU_CGV2" ] || { echo "cgv2-runtime-test: $QEMU_CGV2 not found" >&2; exit 2; }
-
-bin=${RUNTIME_BIN:-}
-if [ -z "$bin" ]; then
-    cargo build -q -p berth-cli --bin berth-runtime >&2 || { echo "cgv2-runtime-test: cargo build failed" >&2; exit 2; }
-    bin=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/debug/berth-runtime
-fi
-[ -x "$bin" ] || { echo "cgv2-runtime-test: no berth-runtime at $bin" >&2; exit 2; }
-
-work=$(mktemp -d /tmp/berth-cgv2rt.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/payload/bin"
-cp "$bin" "$work/payload/bin/berth-runtime"
+NAME=cgv2-runtime-test
+# shellcheck source=scripts/cgv2-common.sh
+. scripts/cgv2-common.sh
 
 # ---------------------------------------------------------------- guest side
 cat >"$work/payload/guest.sh" <<'GUEST'

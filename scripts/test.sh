@@ -43,8 +43,8 @@ BERTH_USERNS_DEFAULT=host cargo test -p berth-cli "${second[@]}" --no-fail-fast 
 rc2=${PIPESTATUS[0]}
 [ "$rc" -eq 0 ] && rc=$rc2
 set -e
-skips=$(grep -c 'SKIP' "$log" || true)
+skips=$(grep -ac 'SKIP' "$log" || true)
 echo "== skipped checks: $skips"
-grep 'SKIP' "$log" | sed 's/^/   /' | sort | uniq -c || true
+grep -a 'SKIP' "$log" | sed 's/^/   /' | sort | uniq -c || true
 rm -f "$log"
 exit "$rc"

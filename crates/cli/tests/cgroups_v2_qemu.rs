@@ -1,10 +1,15 @@
-//! berth-runtime's resource control on a pure cgroup v2 kernel (issue 3):
-//! runs scripts/cgv2-runtime-test.sh, which boots a qemu guest
-//! (/work/shared/tools/qemu-cgv2.sh) and checks memory.max, pids.max,
-//! cpu.weight/cpu.max, pause/resume, the device eBPF filter, update, ps, the
-//! cgroup namespace and delete there with this build's berth-runtime.
+//! berth-runtime on a pure cgroup v2 kernel, in a qemu guest
+//! (/work/shared/tools/qemu-cgv2.sh) booted by a script of scripts/:
+//! - cgv2-runtime-test.sh (issue 3): memory.max, pids.max,
+//!   cpu.weight/cpu.max, pause/resume, the device eBPF filter, update, ps,
+//!   the cgroup namespace and delete with this build's berth-runtime;
+//! - cgv2-rootless-test.sh (issue 15): berth-runtime run by an unprivileged
+//!   user with a cgroup v2 subtree delegated to it gets its memory and pids
+//!   limits there, delete removes its cgroup, and a cgroupsPath outside the
+//!   delegation is a clear error.
+//!
 //! Skips, saying why, without root, qemu, a kernel or the helper.
-//! Takes about 3 minutes (TCG emulation, no KVM).
+//! Each takes a few minutes (TCG emulation, no KVM).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,14 +27,12 @@ fn skip_reason(helper: &Path) -> Option<String> {
                 .into(),
         );
     }
-    let kernel = std::fs::read_dir("/boot")
-        .map(|rd| {
-            rd.flatten().any(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                n.starts_with("vmlinuz-") && n.ends_with("-amd64")
-            })
+    let kernel = std::fs::read_dir("/boot").is_ok_and(|rd| {
+        rd.flatten().any(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with("vmlinuz-") && n.ends_with("-amd64")
         })
-        .unwrap_or(false);
+    });
     if !kernel {
         return Some("no /boot/vmlinuz-*-amd64 (install linux-image-amd64)".into());
     }
@@ -39,8 +42,13 @@ fn skip_reason(helper: &Path) -> Option<String> {
     None
 }
 
-#[test]
-fn runtime_resource_control_on_a_cgroup_v2_guest() {
+/// Runs `scripts/SCRIPT` against the guest and asserts that its checks all
+/// passed (no `FAIL: ` line, a `SUMMARY: N passed, 0 failed` line, N > 0).
+fn run_guest_checks(test: &str, script: &str, summary: &str) {
+    // One guest at a time: two emulated guests on two cores starve each
+    // other (and the helper's scratch files are its own).
+    static ONE_GUEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     let helper = PathBuf::from(std::env::var("QEMU_CGV2").unwrap_or_else(|_| {
         // The project's shared/ folder sits beside the repository.
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -49,16 +57,16 @@ fn runtime_resource_control_on_a_cgroup_v2_guest() {
             .into_owned()
     }));
     if let Some(why) = skip_reason(&helper) {
-        eprintln!("SKIP: runtime_resource_control_on_a_cgroup_v2_guest: {why}");
+        eprintln!("SKIP: {test}: {why}");
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let start = std::time::Instant::now();
-    let out = Command::new(root.join("scripts/cgv2-runtime-test.sh"))
+    let out = Command::new(root.join("scripts").join(script))
         .env("QEMU_CGV2", &helper)
         .env("RUNTIME_BIN", env!("CARGO_BIN_EXE_berth-runtime"))
         .output()
-        .expect("run scripts/cgv2-runtime-test.sh");
+        .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!(
@@ -75,12 +83,30 @@ fn runtime_resource_control_on_a_cgroup_v2_guest() {
         "cgroup v2 guest run failed: {}",
         out.status
     );
-    let summary = stdout
+    let line = stdout
         .lines()
-        .find(|l| l.starts_with("cgv2-runtime: "))
+        .find(|l| l.starts_with(&format!("{summary}: ")))
         .unwrap_or_else(|| panic!("no summary line from the guest"));
     assert!(
-        summary.ends_with(" 0 failed") && !summary.contains(": 0 passed"),
-        "{summary}"
+        line.ends_with(" 0 failed") && !line.contains(": 0 passed"),
+        "{line}"
+    );
+}
+
+#[test]
+fn runtime_resource_control_on_a_cgroup_v2_guest() {
+    run_guest_checks(
+        "runtime_resource_control_on_a_cgroup_v2_guest",
+        "cgv2-runtime-test.sh",
+        "cgv2-runtime",
+    );
+}
+
+#[test]
+fn rootless_runtime_limits_in_a_delegated_cgroup_v2_subtree() {
+    run_guest_checks(
+        "rootless_runtime_limits_in_a_delegated_cgroup_v2_subtree",
+        "cgv2-rootless-test.sh",
+        "cgv2-rootless",
     );
 }

@@ -938,3 +938,37 @@ fn device_at_another_path_in_a_user_namespace() {
     assert_eq!(map_line(lines[0]).1, u.berth_entry(false).0, "{out}");
     assert_eq!(lines[1..], ["1:3 character special file", "wrote"]);
 }
+
+/// `exec -t` into a container with a user namespace of its own (the
+/// default): the pty is the exec'd process's (container root, a host id of
+/// the range), as without a user namespace; `--user` gets its own.
+#[test]
+fn exec_with_a_terminal_in_the_default_user_namespace() {
+    let Some(u) = U::new() else { return };
+    u.detached("t", &[]);
+    let (us, _) = u.berth_entry(false);
+    assert_eq!(u.uid_map("t").1, us, "the default gives a range");
+    let out = u.ok(&[
+        "exec",
+        "-t",
+        "t",
+        "sh",
+        "-c",
+        "tty; stat -c %u /proc/self/fd/0; id -u",
+    ]);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert!(lines[0].starts_with("/dev/pts/"), "{out}");
+    assert_eq!(&lines[1..], ["0", "0"], "{out}");
+    let out = u.ok(&[
+        "exec",
+        "-t",
+        "--user",
+        "1000:1000",
+        "t",
+        "sh",
+        "-c",
+        "stat -c %u /proc/self/fd/0; id -u",
+    ]);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines, ["1000", "1000"], "{out}");
+}

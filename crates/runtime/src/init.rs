@@ -122,6 +122,14 @@ pub fn exec_init(
             set_linux32()?;
         }
         enter_namespaces(&mut a)?;
+        if userns {
+            // As runc's nsexec: having joined the container's user
+            // namespace, become its root (when 0 is mapped there), so what
+            // the setup makes, the pty first, belongs to an id the
+            // container knows and may chown (the host's root is unmapped).
+            let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
+            let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
+        }
         finish_process(p, &mut a, userns, None, mem)
     })();
     fail(&mut a.chan, res)
