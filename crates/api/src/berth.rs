@@ -1,7 +1,6 @@
 //! The service's context and the `berth` commands that change state.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 
 use berth_engine::Engine;
 
@@ -24,18 +23,7 @@ impl Ctx {
 
     /// A `berth` command over the same root, runroot and cgroup parent.
     pub fn cmd(&self) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new(&self.berth);
-        c.arg("--root")
-            .arg(&self.engine.root)
-            .arg("--runroot")
-            .arg(&self.engine.runroot)
-            .arg("--cgroup-parent")
-            .arg(&self.engine.cgroup_parent)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        c
+        berth_svc::berth_command(&self.berth, &self.engine)
     }
 
     /// Runs `berth ARGS`; its stdout, or its error as Docker's status.

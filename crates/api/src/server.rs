@@ -172,32 +172,7 @@ where
 
 /// The service's entry point (the `berth-service` binary); exit code.
 pub fn main() -> i32 {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let cfg = match Config::parse(&args) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("berth-service: {e}");
-            return 125;
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("berth-service: start the async runtime: {e}");
-            return 125;
-        }
-    };
-    match rt.block_on(run(cfg)) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("berth-service: {e}");
-            125
-        }
-    }
+    berth_svc::main("berth-service", Config::parse, run)
 }
 
 async fn run(cfg: Config) -> Result<(), String> {

@@ -19,7 +19,6 @@ mod meta;
 mod runtime;
 
 use std::path::PathBuf;
-use std::process::Stdio;
 
 use berth_engine::Engine;
 use k8s_cri::v1::image_service_server::ImageServiceServer;
@@ -85,18 +84,7 @@ pub struct Out {
 impl Ctx {
     /// A `berth` command over the same root, runroot and cgroup parent.
     pub fn cmd(&self) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new(&self.berth);
-        c.arg("--root")
-            .arg(&self.engine.root)
-            .arg("--runroot")
-            .arg(&self.engine.runroot)
-            .arg("--cgroup-parent")
-            .arg(&self.engine.cgroup_parent)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        c
+        berth_svc::berth_command(&self.berth, &self.engine)
     }
 
     /// Runs `berth ARGS` to its end.
@@ -158,32 +146,7 @@ pub fn engine_err(e: impl std::fmt::Display) -> Status {
 
 /// Entry point of `berth-cri`; returns the exit code.
 pub fn main() -> i32 {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let cfg = match Config::parse(&args) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("berth-cri: {e}");
-            return 125;
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("berth-cri: start the async runtime: {e}");
-            return 125;
-        }
-    };
-    match rt.block_on(serve(cfg)) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("berth-cri: {e}");
-            125
-        }
-    }
+    berth_svc::main("berth-cri", Config::parse, serve)
 }
 
 async fn serve(cfg: Config) -> Result<(), String> {
