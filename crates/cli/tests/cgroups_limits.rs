@@ -85,11 +85,14 @@ fn memory_limit_ooms_and_events_reports_it() {
     require_root_v1!();
     let env = Env::new();
     // Wait for the go file so `events` is watching before the allocation.
+    // The pipeline asks to be the OOM killer's first choice, so the shell
+    // that reports its status is never the one killed.
     let mut b = env.bundle(&[
         "sh",
         "-c",
         "while [ ! -e /go ]; do sleep 0.1; done; \
-         head -c 200m /dev/zero | tail > /dev/null; echo tail-status=$?; sleep 1; echo done",
+         (echo 1000 > /proc/self/oom_score_adj; head -c 200m /dev/zero | tail > /dev/null); \
+         echo tail-status=$?; sleep 1; echo done",
     ]);
     let limit = 32i64 << 20;
     b.config["linux"]["resources"]["memory"] = json!({"limit": limit, "swap": limit});
@@ -123,7 +126,7 @@ fn memory_limit_ooms_and_events_reports_it() {
         .unwrap_or_else(|seen| panic!("no oom event; saw {seen:?}; container: {}", b.log()));
     let oom: Value = serde_json::from_str(seen.last().expect("oom line")).expect("JSON");
     assert_eq!(oom["id"], id.as_str(), "{oom}");
-    let log = b.wait_log("done", 60);
+    let log = b.wait_log("done", 120);
     assert!(
         log.contains("tail-status=137"),
         "tail must die of SIGKILL from the OOM killer: {log}"
