@@ -394,19 +394,7 @@ impl Drop for Podman {
                 let _ = nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH);
             }
         }
-        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
-            for e in rd.flatten() {
-                let p = e.path().join(self.cgroup_parent.trim_start_matches('/'));
-                if let Ok(kids) = std::fs::read_dir(&p) {
-                    for k in kids.flatten() {
-                        if k.path().is_dir() {
-                            let _ = std::fs::remove_dir(k.path());
-                        }
-                    }
-                }
-                let _ = std::fs::remove_dir(&p);
-            }
-        }
+        common::remove_cgroup_tree(&self.cgroup_parent);
     }
 }
 

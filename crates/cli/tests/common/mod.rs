@@ -768,3 +768,40 @@ impl Drop for Registry {
         let _ = self.child.wait();
     }
 }
+
+/// Removes the cgroup `/NAME` (a parent a test made) with everything below
+/// it, in every v1 hierarchy and the unified one, deepest first; retries
+/// for up to 3 s while a process that is ending (a peer's conmon, say)
+/// still holds a directory.
+pub fn remove_cgroup_tree(name: &str) {
+    fn rm_tree(p: &Path) -> bool {
+        if let Ok(rd) = std::fs::read_dir(p) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    rm_tree(&e.path());
+                }
+            }
+        }
+        std::fs::remove_dir(p).is_ok() || !p.exists()
+    }
+    let name = name.trim_start_matches('/');
+    if name.is_empty() {
+        return;
+    }
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let mut left = false;
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for e in rd.flatten() {
+                let p = e.path().join(name);
+                if p.exists() && !rm_tree(&p) {
+                    left = true;
+                }
+            }
+        }
+        if !left || std::time::Instant::now() > end {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -156,20 +156,7 @@ impl Drop for Podman {
                 let _ = nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH);
             }
         }
-        let name = self.cgroup_parent.trim_start_matches('/');
-        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
-            for e in rd.flatten() {
-                let p = e.path().join(name);
-                if let Ok(sub) = std::fs::read_dir(&p) {
-                    for s in sub.flatten() {
-                        if s.path().is_dir() {
-                            let _ = std::fs::remove_dir(s.path());
-                        }
-                    }
-                }
-                let _ = std::fs::remove_dir(&p);
-            }
-        }
+        remove_cgroup_tree(&self.cgroup_parent);
     }
 }
 
