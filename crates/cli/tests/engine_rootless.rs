@@ -274,6 +274,10 @@ fn rootless_run_owners_paths_uid_map_and_cleanup() {
             .ok()
             .filter(|s| s.lines().count() == 2)
     });
+    // The shell writes by-root after uid_map: wait for it too.
+    common::wait_for("the file container root wrote", 20, || {
+        data.join("by-root").exists().then_some(())
+    });
     let lines: Vec<Vec<String>> = map
         .lines()
         .map(|l| l.split_whitespace().map(String::from).collect())

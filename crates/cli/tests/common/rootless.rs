@@ -139,7 +139,8 @@ impl RootlessUser {
             .stdin(Stdio::null());
     }
 
-    /// Pids of every process running as this user (real or effective uid).
+    /// Pids of every live process running as this user (real or effective
+    /// uid); zombies are not counted.
     pub fn processes(&self) -> Vec<i32> {
         let mut pids = Vec::new();
         let Ok(rd) = std::fs::read_dir("/proc") else {
@@ -150,6 +151,14 @@ impl RootlessUser {
                 continue;
             };
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            // A zombie is no process left running: this machine's pid 1
+            // reaps no orphans, and userdel frees the uid for the next test.
+            if status
+                .lines()
+                .any(|l| l.starts_with("State:") && l.contains("Z (zombie)"))
+            {
+                continue;
+            }
             let owned = status.lines().any(|l| {
                 l.strip_prefix("Uid:").is_some_and(|ids| {
                     ids.split_whitespace()
