@@ -517,10 +517,18 @@ fn bad_flags_are_refused_and_leave_nothing() {
     assert!(stderr(&o).contains("--userns=host"), "{}", stderr(&o));
     u.ok(&["rm", "p0"]);
     assert_eq!(u.ok(&["ps", "-aq"]).trim(), "");
-    // A pod's namespaces belong to the host's user namespace: asked for,
-    // a user namespace of its own is refused; by default a pod's container
-    // stays in the host's.
-    u.ok(&["pod", "create", "--name", "upod", "--network", "none"]);
+    // A pod in the host's user namespace: asked for, a user namespace of
+    // its own is refused; by default a pod's container stays in the
+    // host's. (Pods with one of their own: engine_userns_pods.rs.)
+    u.ok(&[
+        "pod",
+        "create",
+        "--name",
+        "upod",
+        "--network",
+        "none",
+        "--userns=host",
+    ]);
     let o = u.berth(&["create", "--pod", "upod", "--userns=auto", &u.image]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--userns=host"), "{}", stderr(&o));

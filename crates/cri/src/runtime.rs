@@ -233,7 +233,15 @@ impl RuntimeService for Runtime {
             &md.uid,
             &md.attempt.to_string(),
         ]);
-        let mut args: Vec<String> = vec!["pod".into(), "create".into(), "--name".into(), name];
+        // Kubernetes pods use the host's user namespace unless they ask
+        // (hostUsers: false, a later step), whatever the engine's default.
+        let mut args: Vec<String> = vec![
+            "pod".into(),
+            "create".into(),
+            "--userns=host".into(),
+            "--name".into(),
+            name,
+        ];
         // The kubelet always names the host; without one the pod's name
         // serves (cut to the kernel's 64 bytes), not berth's pod name,
         // which can be longer.

@@ -260,6 +260,14 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
     let explicit_name = o.name.as_deref().map(names::check_name).transpose()?;
     // `--pod`: the pod's ID and hostname go into the options.
     let pod = crate::pods::join(engine, &mut o)?;
+    // A pod with a user namespace of its own: its containers share it.
+    let pod_userns = match &pod {
+        Some(p) => crate::pods::userns_pin(engine, p).zip(p.config.idmap.clone()),
+        None => None,
+    };
+    if let (Some(p), Some(_)) = (&pod, &pod_userns) {
+        crate::userns::check_pod_member(&p.name, &o.userns, o.privileged, &o.extra)?;
+    }
     let mut userns_req = crate::userns::request(&o.userns, o.privileged)?;
     if !crate::userns::asked(&o.userns) {
         if let Some(why) = crate::userns::host_by_default(pod.is_some(), &o.extra) {
@@ -267,19 +275,19 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
             userns_req = crate::userns::Request::Host;
         }
     }
-    if pod.is_some() && userns_req != crate::userns::Request::Host {
+    if pod.is_some() && pod_userns.is_none() && userns_req != crate::userns::Request::Host {
         return Err(opts::OptsError::Invalid {
             flag: "--userns",
             value: o.userns.userns.clone().unwrap_or_else(|| "auto".into()),
             why: "a container in a pod joins the pod's namespaces, which belong to the \
-                  host's user namespace; use --userns=host (pods with their own user \
-                  namespace are not supported yet)"
+                  host's user namespace; use --userns=host, or create the pod with \
+                  --userns=auto"
                 .into(),
         }
         .into());
     }
     let rootless = crate::rootless::is_rootless();
-    if userns_req != crate::userns::Request::Host && !rootless {
+    if (userns_req != crate::userns::Request::Host || pod_userns.is_some()) && !rootless {
         crate::userns::check_reachable(&engine.root)?;
     }
     // The init is found and checked before anything else is set up.
@@ -317,6 +325,8 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
     // `reap_interrupted` after a killed create (no row).
     let mut range_guard = RangeGuard(engine, None);
     let idmap = match userns_req {
+        // The pod's range: released with the pod, not the container.
+        _ if pod_userns.is_some() => pod_userns.as_ref().map(|(_, m)| m.clone()),
         crate::userns::Request::Host => None,
         crate::userns::Request::Explicit(m) => Some(m),
         crate::userns::Request::Auto { size } => {
@@ -443,6 +453,7 @@ fn create_once(engine: &Engine, o: &RunOptions) -> Result<ContainerRow> {
             m,
             &crate::networks::netns_path(engine, &id),
             &o.extra,
+            pod_userns.as_ref().map(|(pin, _)| pin.as_path()),
         )?;
         if rootless {
             crate::rootless::unidmap_binds(&mut generated.spec);

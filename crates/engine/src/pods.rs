@@ -97,6 +97,10 @@ pub struct PodConfig {
     pub publish: Vec<String>,
     /// The pod's hostname (default: its name).
     pub hostname: String,
+    /// The pod's own user namespace mapping (a range berth allocated, as
+    /// for a container), shared by its containers; none: the host's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idmap: Option<crate::userns::Mapping>,
 }
 
 /// One pod row.
@@ -128,6 +132,8 @@ pub struct PodCreate {
     pub share: Option<String>,
     pub hostname: Option<String>,
     pub labels: Vec<String>,
+    /// `--userns` (`host`, `auto[:size=N]`; default: the engine's default).
+    pub userns: Option<String>,
 }
 
 // The `pods` table (added to databases made before pods existed: it is
@@ -385,15 +391,57 @@ fn net_is_none(p: &PodRow) -> std::result::Result<bool, crate::opts::OptsError> 
 /// Makes the pod's namespaces that are missing (all of them at create;
 /// after a reboot emptied the runroot, again at the next start).
 pub fn ensure(engine: &Engine, p: &PodRow) -> Result<()> {
-    if p.shares("net") && !netns::is_pinned(&ns_path(engine, &p.id, "net")) {
-        crate::networks::setup_pod(engine, &p.id, net_is_none(p)?)?;
+    // The user namespace first: the others are made inside it.
+    let userns = userns_pin(engine, p);
+    if let (Some(m), Some(user)) = (&p.config.idmap, &userns) {
+        if !netns::is_pinned(user) {
+            let dir = run_dir(engine, &p.id);
+            std::fs::create_dir_all(&dir).map_err(pin_err(&p.id, "create", &dir))?;
+            crate::userns::pin_pod_userns(&p.id, m, user)?;
+        }
+    }
+    let net = ns_path(engine, &p.id, "net");
+    if p.shares("net") && !netns::is_pinned(&net) {
+        crate::networks::setup_pod(engine, &p.id, net_is_none(p)?, userns.as_deref())?;
+        if p.config.idmap.is_some() {
+            // As for a container of its own user namespace (see
+            // `userns::engine_sysctls`): low ports and ping for every id.
+            let defaults = crate::userns::net_defaults(false);
+            crate::userns::write_net_sysctls(&p.id, &net, &defaults)?;
+        }
     }
     let missing: Vec<&str> = ["ipc", "uts"]
         .into_iter()
         .filter(|k| p.shares(k) && !netns::is_pinned(&ns_path(engine, &p.id, k)))
         .collect();
-    pin_namespaces(engine, &p.id, &missing, &p.config.hostname)?;
+    match &userns {
+        Some(user) => {
+            let kinds: Vec<(&str, PathBuf)> = missing
+                .iter()
+                .map(|k| (*k, ns_path(engine, &p.id, k)))
+                .collect();
+            crate::userns::pin_in_userns(&p.id, user, &kinds, Some(&p.config.hostname))?;
+        }
+        None => pin_namespaces(engine, &p.id, &missing, &p.config.hostname)?,
+    }
     Ok(())
+}
+
+/// The pinned user namespace of pod `p`, if it has one of its own.
+pub fn userns_pin(engine: &Engine, p: &PodRow) -> Option<PathBuf> {
+    p.config
+        .idmap
+        .as_ref()
+        .map(|_| ns_path(engine, &p.id, "user"))
+}
+
+/// The pinned user namespace of the pod a container joins (`o.pod`), if
+/// that pod has one of its own.
+pub fn userns_pin_for(engine: &Engine, o: &RunOptions) -> Result<Option<PathBuf>> {
+    let Some(pod) = &o.pod else {
+        return Ok(None);
+    };
+    Ok(userns_pin(engine, &find(engine, pod)?))
 }
 
 /// Removes every trace of the pod but its row and containers: network
@@ -404,7 +452,7 @@ fn remove_resources(engine: &Engine, id: &str) -> Result<()> {
     if let Err(e) = crate::networks::release(engine, id) {
         first.get_or_insert(e);
     }
-    for k in ["ipc", "uts"] {
+    for k in ["ipc", "uts", "user"] {
         let p = ns_path(engine, id, k);
         if let Err(e) = netns::remove(&p) {
             first.get_or_insert(crate::EngineError::Io {
@@ -413,6 +461,9 @@ fn remove_resources(engine: &Engine, id: &str) -> Result<()> {
                 source: std::io::Error::other(e.to_string()),
             });
         }
+    }
+    if let Err(e) = crate::userns::release(engine, id) {
+        first.get_or_insert(e);
     }
     for d in [run_dir(engine, id), files_dir(engine, id)] {
         match std::fs::remove_dir_all(&d) {
@@ -428,6 +479,36 @@ fn remove_resources(engine: &Engine, id: &str) -> Result<()> {
         }
     }
     first.map_or(Ok(()), Err)
+}
+
+/// The user namespace a new pod gets: `--userns` as given, else the
+/// engine's default (`auto` for root: a range of its own, shared by its
+/// containers). Rootless, the pod stays in the user's namespace.
+fn pod_userns_request(engine: &Engine, r: &PodCreate) -> Result<crate::userns::Request> {
+    let o = crate::userns::UsernsOptions {
+        userns: r.userns.clone(),
+        ..Default::default()
+    };
+    let req = crate::userns::request(&o, false)?;
+    match req {
+        crate::userns::Request::Host => Ok(req),
+        crate::userns::Request::Auto { .. } => {
+            if crate::rootless::is_rootless() {
+                return Err(PodError::Unsupported(
+                    "a rootless pod with --userns=auto (its containers share the user's namespace)"
+                        .into(),
+                )
+                .into());
+            }
+            crate::userns::check_reachable(&engine.root)?;
+            Ok(req)
+        }
+        crate::userns::Request::Explicit(_) => Err(PodError::Unsupported(format!(
+            "pod create --userns={}",
+            r.userns.clone().unwrap_or_default()
+        ))
+        .into()),
+    }
 }
 
 /// `pod create`: the row, the pinned namespaces and the network endpoint
@@ -484,7 +565,8 @@ pub fn create(engine: &Engine, r: &PodCreate) -> Result<PodRow> {
         }
     };
     let hostname = r.hostname.clone().unwrap_or_else(|| name.clone());
-    let row = PodRow {
+    let userns = pod_userns_request(engine, r)?;
+    let mut row = PodRow {
         id: crate::names::new_id()?,
         name,
         created: crate::now_ms(),
@@ -494,6 +576,7 @@ pub fn create(engine: &Engine, r: &PodCreate) -> Result<PodRow> {
             network: r.network.clone(),
             publish: r.publish.clone(),
             hostname,
+            idmap: None,
         },
     };
     // The row first: from then on the endpoint and ports below have an
@@ -527,6 +610,21 @@ pub fn create(engine: &Engine, r: &PodCreate) -> Result<PodRow> {
         }
     }
     let made = (|| -> Result<()> {
+        if let crate::userns::Request::Auto { size } = userns {
+            // Recorded under the pod's ID (its row exists, so no reaping
+            // of interrupted creates takes it), released at `pod rm`.
+            row.config.idmap = Some(crate::userns::allocate(engine, &row.id, size)?);
+            let mut db = engine.db()?;
+            conn(&mut db)?
+                .execute(
+                    "UPDATE pods SET config = ?1 WHERE id = ?2",
+                    params![
+                        serde_json::to_string(&row.config).expect("config serializes"),
+                        row.id
+                    ],
+                )
+                .map_err(q(format!("record the user namespace of pod {}", row.name)))?;
+        }
         if row.shares("net") {
             let dir = files_dir(engine, &row.id);
             std::fs::create_dir_all(&dir).map_err(crate::error::io("create", &dir))?;
@@ -823,6 +921,10 @@ pub fn inspect_json(engine: &Engine, p: &PodRow) -> Result<Value> {
         "Labels": p.labels,
         "CreateInfra": false,
         "SharedNamespaces": p.config.share,
+        // podman's pod inspect has no such field; named as a container's
+        // HostConfig.UsernsMode and IDMappings.
+        "UsernsMode": crate::userns::mode_text(p.config.idmap.as_ref()),
+        "IDMappings": crate::userns::inspect_json(p.config.idmap.as_ref()),
         "NumContainers": ctrs.len(),
         "InfraConfig": {
             "PortBindings": bindings,

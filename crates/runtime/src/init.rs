@@ -154,6 +154,14 @@ fn init_steps(
             .map_err(err("setgid 0 in the user namespace"))?;
         nix::unistd::setresuid(0.into(), 0.into(), 0.into())
             .map_err(err("setuid 0 in the user namespace"))?;
+    } else if userns {
+        // A joined user namespace (a pod's): its root, where it maps one,
+        // as in a new one, so that what the setup creates in the rootfs has
+        // an owner there (an unmapped caller gets EOVERFLOW). Without a
+        // root in the namespace the ids stay as they are.
+        if nix::unistd::setresgid(0.into(), 0.into(), 0.into()).is_ok() {
+            let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
+        }
     }
     // The parent placed us in the cgroup; only now may the cgroup
     // namespace be created, rooted there.

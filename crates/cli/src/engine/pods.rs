@@ -73,6 +73,10 @@ pub struct CreateArgs {
     /// files); only `--infra=false` is accepted.
     #[arg(long)]
     pub infra: Option<bool>,
+    /// The pod's user namespace, shared by its containers: host, or
+    /// auto[:size=N] (a range of its own; the default for root).
+    #[arg(long)]
+    pub userns: Option<String>,
 }
 
 /// `pod ps`.
@@ -186,6 +190,7 @@ pub fn pod_command(root: &Path, e: &EngineArgs, c: PodCommand) -> Result<i32> {
                     share: a.share,
                     hostname: a.hostname,
                     labels: a.labels,
+                    userns: a.userns,
                 },
             )?;
             println!("{}", p.id);

@@ -328,8 +328,9 @@ pub fn setup(engine: &Engine, row: &ContainerRow, o: &RunOptions) -> Result<()> 
         NetworkMode::None | NetworkMode::Host => return Ok(()),
     }
     let id = row.id.as_str();
+    let userns = crate::pods::userns_pin_for(engine, o)?;
     let _l = lock(engine)?;
-    let r = plumb(engine, id);
+    let r = plumb(engine, id, userns.as_deref());
     if r.is_err() {
         let _ = unplumb(engine, id);
     }
@@ -339,12 +340,14 @@ pub fn setup(engine: &Engine, row: &ContainerRow, o: &RunOptions) -> Result<()> 
 /// A pod's network namespace (keyed by the pod's ID): pinned, with its
 /// endpoints and published ports (bridge), or only `lo` up (`none`).
 /// Nothing is left behind on failure.
-pub fn setup_pod(engine: &Engine, id: &str, none: bool) -> Result<()> {
+/// With `userns` (the pod's pinned user namespace), the network namespace
+/// is made inside it.
+pub fn setup_pod(engine: &Engine, id: &str, none: bool, userns: Option<&Path>) -> Result<()> {
     let _l = lock(engine)?;
     let r = if none {
-        plumb_none(engine, id)
+        plumb_none(engine, id, userns)
     } else {
-        plumb(engine, id)
+        plumb(engine, id, userns)
     };
     if r.is_err() {
         let _ = unplumb(engine, id);
@@ -352,35 +355,40 @@ pub fn setup_pod(engine: &Engine, id: &str, none: bool) -> Result<()> {
     r
 }
 
-pub(super) fn plumb_none(engine: &Engine, id: &str) -> Result<()> {
+/// A new network namespace pinned at `pin`; inside the user namespace
+/// pinned at `userns` when given (a pod's), so that it belongs to it.
+fn make_netns(id: &str, pin: &Path, userns: Option<&Path>) -> Result<()> {
+    if let Some(user) = userns {
+        crate::userns::pin_in_userns(id, user, &[("net", pin.to_path_buf())], None)?;
+        return Ok(());
+    }
+    netns::create(pin).map_err(host_err(
+        "*",
+        format!("create the network namespace of {}", crate::db::short(id)),
+    ))?;
+    Ok(())
+}
+
+pub(super) fn plumb_none(engine: &Engine, id: &str, userns: Option<&Path>) -> Result<()> {
     let pin = netns_path(engine, id);
     let nsdir = pin.parent().expect("netns dir");
     std::fs::create_dir_all(nsdir)
         .map_err(io_err("create", nsdir))
         .map_err(crate::EngineError::from)?;
     netns::remove(&pin).map_err(host_err("*", "remove a stale namespace pin"))?;
-    netns::create(&pin).map_err(host_err(
-        "*",
-        format!(
-            "create the network namespace of pod {}",
-            crate::db::short(id)
-        ),
-    ))?;
+    make_netns(id, &pin, userns)?;
     link::loopback_up(&pin).map_err(host_err("none", "bring up lo"))?;
     Ok(())
 }
 
-pub(super) fn plumb(engine: &Engine, id: &str) -> Result<()> {
+pub(super) fn plumb(engine: &Engine, id: &str, userns: Option<&Path>) -> Result<()> {
     let pin = netns_path(engine, id);
     let nsdir = pin.parent().expect("netns dir");
     std::fs::create_dir_all(nsdir)
         .map_err(io_err("create", nsdir))
         .map_err(crate::EngineError::from)?;
     netns::remove(&pin).map_err(host_err("*", "remove a stale namespace pin"))?;
-    netns::create(&pin).map_err(host_err(
-        "*",
-        format!("create the network namespace of {id}"),
-    ))?;
+    make_netns(id, &pin, userns)?;
     let (eps, ports, nets) = {
         let mut db = engine.db()?;
         let c = store::conn(&mut db)?;
