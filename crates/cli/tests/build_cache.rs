@@ -241,3 +241,85 @@ fn dockerignore_hides_context_files_from_copy_and_the_cache() {
         stderr(&o)
     );
 }
+
+/// The same through buildah 1.28 (`bud --layers --cache-to/--cache-from`,
+/// which pushes one image per step): in both, a second store builds the
+/// same image without running a RUN step.
+#[test]
+fn a_second_store_reuses_the_registry_cache_as_with_buildah() {
+    require_root!();
+    let env = EngineEnv::new();
+    let Some(reg) = Registry::start_in(&env) else {
+        eprintln!("SKIP: a_second_store_reuses_the_registry_cache_as_with_buildah: docker-registry is not installed");
+        return;
+    };
+    if buildah(&env, &["--version"]).is_none() {
+        eprintln!("SKIP: a_second_store_reuses_the_registry_cache_as_with_buildah: buildah is not installed");
+        return;
+    }
+    let ctx = scratch_context(
+        &env,
+        "ctx",
+        &[(
+            "Containerfile",
+            "FROM scratch\n\
+             COPY rootfs/ /\n\
+             RUN echo RAN-ONE | tee /one\n\
+             RUN echo RAN-TWO | tee /two\n",
+        )],
+    );
+    let c = ctx.to_str().unwrap();
+    let theirs_cache = format!("127.0.0.1:{}/buildah/cache", reg.port);
+    let bud = |store: &str, flag: &str| {
+        let o = buildah_in(
+            &env,
+            store,
+            &[
+                "bud",
+                "--layers",
+                "--isolation",
+                "chroot",
+                "--tls-verify=false",
+                flag,
+                &theirs_cache,
+                "-t",
+                "localhost/x:1",
+                c,
+            ],
+        )
+        .unwrap();
+        let out = ok(&o);
+        let id = out.lines().last().unwrap().trim().to_string();
+        (out, id)
+    };
+    let (t1, tid1) = bud("buildah-a", "--cache-to");
+    let (t2, tid2) = bud("buildah-b", "--cache-from");
+    buildah_in(&env, "buildah-a", &["rmi", "-a", "-f"]);
+    buildah_in(&env, "buildah-b", &["rmi", "-a", "-f"]);
+
+    let ours_cache = format!("127.0.0.1:{}/berth/cache:1", reg.port);
+    let first = build(
+        &env,
+        &["-t", "localhost/x:1", "--cache-to", &ours_cache],
+        &ctx,
+    );
+    let o1 = ok(&first);
+    let other = OtherStore::new(&env, "second");
+    let second = other.build(&["-t", "localhost/x:1", "--cache-from", &ours_cache], &ctx);
+    let o2 = ok(&second);
+    // The first builds run both steps, the second ones none, and make
+    // the first one's image.
+    for (what, first, second) in [("buildah", &t1, &t2), ("berth", &o1, &o2)] {
+        assert!(
+            ran(first, "RAN-ONE") && ran(first, "RAN-TWO"),
+            "{what}: {first}"
+        );
+        assert!(!ran(second, "RAN-"), "{what} ran a step: {second}");
+        assert!(
+            second.matches("Using cache").count() >= 2,
+            "{what}: {second}"
+        );
+    }
+    assert_eq!(tid1, tid2, "buildah: the same image");
+    assert_eq!(built_id(&first), built_id(&second), "berth: the same image");
+}

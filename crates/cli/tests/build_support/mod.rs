@@ -190,6 +190,12 @@ pub fn scratch_context(env: &EngineEnv, name: &str, files: &[(&str, &str)]) -> P
 /// `buildah ARGS` with its own storage (vfs) under the env's dir, in the
 /// env's network namespace; `None` when buildah is not installed.
 pub fn buildah(env: &EngineEnv, args: &[&str]) -> Option<Output> {
+    buildah_in(env, "buildah", args)
+}
+
+/// [`buildah`] with the storage `name` under the env's dir (a second
+/// store stands in for another machine).
+pub fn buildah_in(env: &EngineEnv, name: &str, args: &[&str]) -> Option<Output> {
     if std::process::Command::new("buildah")
         .arg("--version")
         .output()
@@ -197,7 +203,7 @@ pub fn buildah(env: &EngineEnv, args: &[&str]) -> Option<Output> {
     {
         return None;
     }
-    let store = env.dir.path().join("buildah");
+    let store = env.dir.path().join(name);
     let o = env
         .in_netns("buildah")
         .arg("--root")
