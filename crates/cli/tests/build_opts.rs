@@ -7,6 +7,7 @@ mod common;
 use common::*;
 mod build_support;
 use build_support::*;
+mod flags_support;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -362,14 +363,13 @@ fn squash_makes_one_layer_of_the_new_ones_and_squash_all_of_all() {
     assert_eq!(layers("localhost/s:1"), base + 1);
     ok(&build(&env, &["--squash-all", "-t", "localhost/s:2"], &ctx));
     assert_eq!(layers("localhost/s:2"), 1);
-    let files = |image: &str| {
-        with_rootfs(&env, image, |r| {
-            ["one", "two", "a.txt", "d/x", "d/y", "bin/touch", "bin/sh"]
-                .iter()
-                .map(|p| (p.to_string(), std::fs::symlink_metadata(r.join(p)).is_ok()))
-                .collect::<Vec<_>>()
-        })
+    let present = |r: &Path| {
+        ["one", "two", "a.txt", "d/x", "d/y", "bin/touch", "bin/sh"]
+            .iter()
+            .map(|p| (p.to_string(), std::fs::symlink_metadata(r.join(p)).is_ok()))
+            .collect::<Vec<_>>()
     };
+    let files = |image: &str| with_rootfs(&env, image, present);
     let want = files("localhost/s:0");
     assert_eq!(
         want,
@@ -398,4 +398,55 @@ fn squash_makes_one_layer_of_the_new_ones_and_squash_all_of_all() {
     assert_eq!(with_layer("localhost/s:1"), with_layer("localhost/s:0") - 4);
     let o = env.berth(&["run", "--rm", "localhost/s:1", "cat", "/d/y", "/two"]);
     assert_eq!(stdout(&o), "y\ntwo\n", "{}", stderr(&o));
+
+    // podman build (the same busybox base imported): the same layer
+    // counts and files.
+    let Some(p) = flags_support::Podman::new(&env) else {
+        return;
+    };
+    for (flag, ours) in [
+        ("--squash", "localhost/s:1"),
+        ("--squash-all", "localhost/s:2"),
+    ] {
+        let o = p
+            .cmd()
+            .args([
+                "build",
+                "--isolation",
+                "chroot",
+                flag,
+                "-t",
+                "localhost/p:1",
+            ])
+            .arg(&ctx)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "podman build {flag}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let insp = p
+            .cmd()
+            .args(["image", "inspect", "localhost/p:1"])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&insp.stdout).unwrap();
+        let theirs = v[0]["RootFS"]["Layers"].as_array().unwrap().len();
+        assert_eq!(
+            layers(ours),
+            theirs,
+            "{flag}: layer count differs from podman's"
+        );
+        let m = p
+            .cmd()
+            .args(["image", "mount", "localhost/p:1"])
+            .output()
+            .unwrap();
+        let mnt = String::from_utf8_lossy(&m.stdout).trim().to_string();
+        let got = present(Path::new(&mnt));
+        let _ = p.cmd().args(["image", "unmount", "localhost/p:1"]).output();
+        assert_eq!(got, want, "{flag}: files differ from podman's");
+        let _ = p.cmd().args(["rmi", "-f", "localhost/p:1"]).output();
+    }
 }
