@@ -6,9 +6,10 @@ use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use berth_image::image::{commit, resolve, ResolvedImage};
-use berth_image::manifest::OCI_MANIFEST;
+use berth_image::manifest::{DOCKER_MANIFEST, OCI_MANIFEST};
 use berth_image::{Reference, Store};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
@@ -19,6 +20,7 @@ use crate::ignore::Ignore;
 use crate::mounts::Sources;
 use crate::parse::{parse, Form, Instruction};
 use crate::plan::plan_copy;
+use crate::remote_cache;
 use crate::run::Runner;
 use crate::stage::{arg_pairs, from, img_id, predefined, Stage};
 use crate::step::{run_mounts, step, step_err};
@@ -60,6 +62,53 @@ pub struct BuildOptions {
     /// Whether the user asked to stop (Ctrl-C): checked before each step,
     /// so an interrupted build cleans up like a failed one.
     pub interrupted: fn() -> bool,
+    /// `--cache-from`: registry caches imported before the build.
+    pub cache_from: Vec<Reference>,
+    /// `--cache-to`: where the build's steps are exported after it.
+    pub cache_to: Vec<Reference>,
+    /// `--timestamp` / SOURCE_DATE_EPOCH: seconds since the epoch written
+    /// as every new layer entry's mtime and as the created time of the
+    /// config and of its new history entries (buildah's `--timestamp`),
+    /// so the same input gives the same image.
+    pub timestamp: Option<i64>,
+    /// `--pull`: when FROM images are fetched from their registry.
+    pub pull: PullPolicy,
+    /// `--layers` (default): steps are looked up in and stored to the
+    /// instruction cache; `--layers=false` neither (buildah's meaning).
+    pub layers: bool,
+    /// `--squash`: the layers the build added become one (the base
+    /// image's stay); `--squash-all`: all layers become one.
+    pub squash: bool,
+    pub squash_all: bool,
+    /// `--format docker`: Docker schema2 media types and the
+    /// `container_config` podman and buildah write (else OCI).
+    pub docker_format: bool,
+    /// How to reach registries (`--pull`, `--cache-from`/`--cache-to`).
+    pub registry: Option<berth_image::registry::RegistryOptions>,
+}
+
+/// `--pull`: podman's policies for the images FROM names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Pull each base image, even when stored (`always`, `true`, bare
+    /// `--pull`; also `newer`: a pull of an unchanged image fetches only
+    /// its manifest).
+    Always,
+    /// Pull a base image only when the store lacks it (the default).
+    Missing,
+    /// Never pull: a missing base image fails the build.
+    Never,
+}
+
+impl PullPolicy {
+    pub fn parse(v: &str) -> Option<PullPolicy> {
+        match v {
+            "always" | "true" | "newer" => Some(PullPolicy::Always),
+            "missing" | "false" => Some(PullPolicy::Missing),
+            "never" => Some(PullPolicy::Never),
+            _ => None,
+        }
+    }
 }
 
 /// The Containerfile of a context: `-f`, else `Containerfile`, else
@@ -138,6 +187,16 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
         None => defs.len() - 1,
     };
     let order = graph::needed(&defs, target);
+    if let Some(reg) = &o.registry {
+        for r in &o.cache_from {
+            // As BuildKit: a cache that cannot be read (not pushed yet,
+            // say) is a warning; the build goes on without it.
+            match remote_cache::import(store, r, reg) {
+                Ok(n) => say(o, &format!("--> Imported {n} cached steps from {r}")),
+                Err(e) => eprintln!("warning: {e}; building without it"),
+            }
+        }
+    }
     let ctx = Ctx {
         store,
         o,
@@ -145,11 +204,21 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
         esc,
         global: &global,
         nstages: defs.len(),
+        steps: Mutex::new(Vec::new()),
     };
     let mut done = graph::schedule(&defs, &order, &|i, earlier, abort| {
         ctx.stage(i, &defs[i], earlier, abort)
     })?;
     let mut last = done[target].take().expect("the target stage was built");
+    if o.squash || o.squash_all {
+        let keep = if o.squash_all { 0 } else { last.base_layers };
+        crate::squash::squash(
+            store,
+            &mut last.img,
+            keep,
+            o.timestamp.map(|t| t.max(0) as u64),
+        )?;
+    }
     if !o.labels.is_empty() {
         let c = last.img.run_config();
         if !c["Labels"].is_object() {
@@ -159,17 +228,31 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
             c["Labels"][k] = json!(v);
         }
     }
-    let m = last.img.save(store)?;
+    if let Some(t) = o.timestamp {
+        last.img.config["created"] = json!(berth_image::archive::rfc3339(t));
+    }
+    let (m, media_type) = if o.docker_format {
+        (last.img.save_docker(store)?, DOCKER_MANIFEST)
+    } else {
+        (last.img.save(store)?, OCI_MANIFEST)
+    };
     if let Some(t) = o.tags.first() {
         say(o, &format!("COMMIT {t}"));
     }
     let lock = store.lock()?;
-    let img = commit(store, &lock, &m, Some(OCI_MANIFEST), &o.tags)?;
+    let img = commit(store, &lock, &m, Some(media_type), &o.tags)?;
     drop(lock);
     for t in &o.tags {
         say(o, &format!("Successfully tagged {t}"));
     }
     let img = resolve(store, &img.record)?;
+    if let Some(reg) = &o.registry {
+        let keys = ctx.steps.into_inner().expect("steps lock");
+        for r in &o.cache_to {
+            let n = remote_cache::export(store, &keys, r, reg)?;
+            say(o, &format!("--> Exported {n} cached steps to {r}"));
+        }
+    }
     Ok(img)
 }
 
@@ -181,6 +264,8 @@ struct Ctx<'a> {
     esc: char,
     global: &'a BTreeMap<String, String>,
     nstages: usize,
+    /// Cache keys of the steps done (run or cached), for `--cache-to`.
+    steps: Mutex<Vec<String>>,
 }
 
 impl Ctx<'_> {
@@ -288,6 +373,9 @@ impl Ctx<'_> {
                 let src = self.sources(stages);
                 h.update(src.key(&ms).map_err(|e| step_err(ins, e))?.as_bytes());
             }
+            if let Some(t) = o.timestamp {
+                h.update(format!("\ntimestamp {t}").as_bytes());
+            }
             let mut copy_plan = None;
             if matches!(ins.keyword.as_str(), "COPY" | "ADD") {
                 let plan = plan_copy(store, ins, &st, stages, esc, o, ignore)?;
@@ -295,31 +383,41 @@ impl Ctx<'_> {
                 copy_plan = Some(plan);
             }
             let key = hex::encode(h.finalize());
-            if !o.no_cache {
+            if !o.no_cache && o.layers {
                 if let Some(img) = cached(store, &key) {
                     let id = img_id(&img);
                     say(o, &format!("--> Using cache {id}"));
                     st.img = img;
+                    self.steps.lock().expect("steps lock").push(key.clone());
                     st.key = key;
                     continue;
                 }
             }
-            step(
-                store,
-                ins,
-                &mut st,
-                copy_plan,
-                esc,
-                o,
-                ignore,
-                &self.sources(stages),
-            )
+            let mtime = o.timestamp.map(|t| t.max(0) as u64);
+            berth_image::layer_diff::with_mtime(mtime, || {
+                step(
+                    store,
+                    ins,
+                    &mut st,
+                    copy_plan,
+                    esc,
+                    o,
+                    ignore,
+                    &self.sources(stages),
+                )
+            })
             .map_err(|e| match e {
                 BuildError::Other(m) => step_err(ins, m),
                 e => e,
             })?;
-            let m = st.img.save(store)?;
-            remember(store, &key, &m)?;
+            if let Some(t) = o.timestamp {
+                st.img.set_created(t);
+            }
+            if o.layers {
+                let m = st.img.save(store)?;
+                remember(store, &key, &m)?;
+            }
+            self.steps.lock().expect("steps lock").push(key.clone());
             st.key = key;
             let id = img_id(&st.img);
             say(o, &format!("--> {}", &id[..12.min(id.len())]));

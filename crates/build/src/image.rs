@@ -5,12 +5,18 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use berth_image::digest::Digest;
-use berth_image::manifest::{Descriptor, Manifest, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST};
+use berth_image::manifest::{
+    Descriptor, Manifest, DOCKER_CONFIG, DOCKER_MANIFEST, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST,
+};
 use berth_image::unpack::{unpack_layer, UnpackLimits};
 use berth_image::Store;
 use serde_json::{json, Value};
 
 use crate::BuildError;
+
+/// Docker's media type of an uncompressed layer (what buildah writes for
+/// `--format docker`; the distribution registry accepts it).
+pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
 
 /// Layers (bottom first) and the full config document (config.md).
 #[derive(Debug, Clone)]
@@ -113,6 +119,19 @@ impl Img {
         self.config["history"] = Value::Array(list);
     }
 
+    /// Sets the created time of the config and of its last history entry
+    /// (the step just done) to `secs` since the epoch.
+    pub fn set_created(&mut self, secs: i64) {
+        let t = json!(berth_image::archive::rfc3339(secs));
+        self.config["created"] = t.clone();
+        if let Some(last) = self.config["history"]
+            .as_array_mut()
+            .and_then(|h| h.last_mut())
+        {
+            last["created"] = t;
+        }
+    }
+
     /// Appends an uncompressed layer already stored as a blob.
     pub fn push_layer(&mut self, digest: Digest, size: u64) {
         let mut ids = self.config["rootfs"]["diff_ids"]
@@ -161,19 +180,52 @@ impl Img {
 
     /// Stores config and manifest; returns the manifest digest.
     pub fn save(&self, store: &Store) -> Result<Digest, BuildError> {
-        let cfg = serde_json::to_vec(&self.config).expect("config serialises");
+        self.save_as(store, &self.config, OCI_MANIFEST, OCI_CONFIG, None)
+    }
+
+    /// Stores it in Docker's format (image manifest v2 schema 2): Docker
+    /// media types, layers as `rootfs.diff.tar` (they are stored
+    /// uncompressed), and `container_config` a copy of `config`, as
+    /// buildah and podman write it.
+    pub fn save_docker(&self, store: &Store) -> Result<Digest, BuildError> {
+        let mut cfg = self.config.clone();
+        cfg["container_config"] = cfg["config"].clone();
+        self.save_as(
+            store,
+            &cfg,
+            DOCKER_MANIFEST,
+            DOCKER_CONFIG,
+            Some(DOCKER_LAYER),
+        )
+    }
+
+    fn save_as(
+        &self,
+        store: &Store,
+        config: &Value,
+        media_type: &str,
+        config_type: &str,
+        layer_type: Option<&str>,
+    ) -> Result<Digest, BuildError> {
+        let cfg = serde_json::to_vec(config).expect("config serialises");
         let cfg_digest = store.put_blob_bytes(&cfg)?;
+        let mut layers = self.layers.clone();
+        if let Some(t) = layer_type {
+            for l in &mut layers {
+                l.media_type = t.into();
+            }
+        }
         let m = Manifest {
             schema_version: 2,
-            media_type: Some(OCI_MANIFEST.into()),
+            media_type: Some(media_type.into()),
             config: Descriptor {
-                media_type: OCI_CONFIG.into(),
+                media_type: config_type.into(),
                 digest: cfg_digest,
                 size: cfg.len() as u64,
                 platform: None,
                 annotations: BTreeMap::new(),
             },
-            layers: self.layers.clone(),
+            layers,
             annotations: BTreeMap::new(),
         };
         let data = serde_json::to_vec(&m).expect("manifest serialises");

@@ -21,13 +21,15 @@ pub mod image;
 pub mod mounts;
 pub mod parse;
 mod plan;
+pub mod remote_cache;
 pub mod run;
+mod squash;
 pub mod stage;
 pub mod stdin;
 mod step;
 pub mod subst;
 
-pub use build::{build, BuildOptions};
+pub use build::{build, BuildOptions, PullPolicy};
 pub use run::Runner;
 
 /// Errors of a build.

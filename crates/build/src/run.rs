@@ -174,7 +174,7 @@ impl Runner {
         }
         // runtime-spec config.md / config-linux.md: the minimal container
         // a build step needs (podman's and buildah's defaults).
-        let config = json!({
+        let mut config = json!({
             "ociVersion": "1.0.2",
             "process": {
                 "terminal": false,
@@ -194,6 +194,14 @@ impl Runner {
                 "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
             },
         });
+        if berth_engine::rootless::is_rootless() {
+            // Rootless: the user has no cgroup to make one in (cgroup v1,
+            // nothing delegated); the step runs without one, as the
+            // engine's rootless containers do.
+            if let Some(l) = config["linux"].as_object_mut() {
+                l.remove("cgroupsPath");
+            }
+        }
         let cfg_path = bundle.join("config.json");
         fs::write(
             &cfg_path,

@@ -7,7 +7,10 @@ use berth_image::digest::Digest;
 use berth_image::image::resolve;
 use berth_image::Store;
 
-use crate::build::BuildOptions;
+use berth_image::manifest::Platform;
+use berth_image::registry::NoProgress;
+
+use crate::build::{BuildOptions, PullPolicy};
 use crate::image::Img;
 use crate::parse::Instruction;
 use crate::step::step_err;
@@ -26,6 +29,9 @@ pub(crate) struct Stage {
     pub args: BTreeMap<String, String>,
     /// Whether this stage set CMD (then ENTRYPOINT keeps it, as Docker).
     pub cmd_set: bool,
+    /// Layers of the image the stage started from (that of an earlier
+    /// stage's base when FROM names a stage): `--squash` keeps them.
+    pub base_layers: usize,
 }
 
 impl Stage {
@@ -93,6 +99,7 @@ pub(crate) fn from(
         [b, as_, n] if as_.eq_ignore_ascii_case("as") => (b.clone(), Some(n.to_ascii_lowercase())),
         _ => return Err(step_err(ins, "expected FROM IMAGE [AS NAME]")),
     };
+    let mut base_layers = None;
     let (img, key) = if base == "scratch" {
         (Img::scratch(), "scratch".to_string())
     } else if let Some(s) = stages
@@ -100,12 +107,12 @@ pub(crate) fn from(
         .flatten()
         .find(|s| s.name.as_deref() == Some(&base.to_ascii_lowercase()))
     {
+        base_layers = Some(s.base_layers);
         (s.img.clone(), s.key.clone())
     } else {
-        stored_image(store, &base)
-            .map_err(|e| step_err(ins, format!("base {e}; pull it first: berth pull {base}")))?
+        base_image(store, &base, o).map_err(|e| step_err(ins, e))?
     };
-    let _ = o;
+    let base_layers = base_layers.unwrap_or(img.layers.len());
     Ok(Stage {
         name,
         img,
@@ -113,6 +120,7 @@ pub(crate) fn from(
         shell: vec!["/bin/sh".into(), "-c".into()],
         args: BTreeMap::new(),
         cmd_set: false,
+        base_layers,
     })
 }
 
@@ -145,6 +153,46 @@ pub(crate) fn predefined(k: &str) -> Option<String> {
         "TARGETARCH" | "BUILDARCH" => Some(arch.into()),
         "TARGETVARIANT" | "BUILDVARIANT" => Some(String::new()),
         _ => None,
+    }
+}
+
+/// The image FROM names, pulled as `--pull` says.
+fn base_image(store: &Store, base: &str, o: &BuildOptions) -> Result<(Img, String), String> {
+    let pull = |why: &str| -> Result<(), String> {
+        let Some(reg) = &o.registry else {
+            return Err(format!("{why}; pull it first: berth pull {base}"));
+        };
+        if !o.quiet {
+            eprintln!("Trying to pull {base}...");
+        }
+        let cands = reg
+            .registries
+            .candidates(base)
+            .map_err(|e| crate::chain(&e))?;
+        let mut last = String::new();
+        for r in cands {
+            match berth_image::registry::pull(store, &r, &Platform::host(), reg, &NoProgress) {
+                Ok(_) => return Ok(()),
+                Err(e) => last = crate::chain(&e),
+            }
+        }
+        Err(format!("{why}; pulling it failed: {last}"))
+    };
+    match o.pull {
+        PullPolicy::Never => {
+            stored_image(store, base).map_err(|e| format!("base {e} and --pull=never"))
+        }
+        PullPolicy::Missing => match stored_image(store, base) {
+            Ok(x) => Ok(x),
+            Err(e) => {
+                pull(&format!("base {e}"))?;
+                stored_image(store, base).map_err(|e| format!("base {e}"))
+            }
+        },
+        PullPolicy::Always => {
+            pull(&format!("base image {base} (--pull=always)"))?;
+            stored_image(store, base).map_err(|e| format!("base {e}"))
+        }
     }
 }
 

@@ -166,6 +166,20 @@ pub fn with_id_shift<R>(shift: Option<IdShift>, f: impl FnOnce() -> R) -> R {
     r
 }
 
+thread_local! {
+    static MTIME: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` (a [`write_tree`]) with every entry's mtime written as
+/// `mtime` (seconds since the epoch) when given: reproducible layers
+/// (`build --timestamp`, as buildah's).
+pub fn with_mtime<R>(mtime: Option<u64>, f: impl FnOnce() -> R) -> R {
+    let old = MTIME.with(|t| t.replace(mtime));
+    let r = f();
+    MTIME.with(|t| t.set(old));
+    r
+}
+
 fn unshift(maps: &[(u32, u32, u32)], id: u32) -> u32 {
     maps.iter()
         .find(|(_, h, n)| id >= *h && u64::from(id) < u64::from(*h) + u64::from(*n))
@@ -181,7 +195,11 @@ fn header_for(m: &fs::Metadata) -> tar::Header {
     });
     h.set_uid(u64::from(uid));
     h.set_gid(u64::from(gid));
-    h.set_mtime(m.mtime().max(0) as u64);
+    h.set_mtime(
+        MTIME
+            .with(std::cell::Cell::get)
+            .unwrap_or(m.mtime().max(0) as u64),
+    );
     h.set_size(0);
     h
 }

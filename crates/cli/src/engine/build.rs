@@ -49,6 +49,41 @@ pub struct BuildArgs {
     /// Write the image ID to this file.
     #[arg(long)]
     pub iidfile: Option<PathBuf>,
+    /// When to pull the images FROM names: always (also bare `--pull`,
+    /// true, newer), missing (default; also false) or never.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "always", default_value = "missing")]
+    pub pull: String,
+    /// Use and fill the instruction cache (default true); `--layers=false`
+    /// runs every step and stores no intermediate result, as buildah.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true", action = clap::ArgAction::Set)]
+    pub layers: bool,
+    /// Squash the layers the build added into one, on top of the base
+    /// image's layers (podman's --squash).
+    #[arg(long)]
+    pub squash: bool,
+    /// Squash all layers, the base image's too, into one.
+    #[arg(long, conflicts_with = "squash")]
+    pub squash_all: bool,
+    /// Manifest and config format of the image: oci (default) or docker.
+    #[arg(long, default_value = "oci")]
+    pub format: String,
+    /// Reproducible output: write SECONDS (since the epoch) as the mtime
+    /// of every file in the new layers and as the created time of the
+    /// image and its new history entries (as buildah). Default: the
+    /// SOURCE_DATE_EPOCH build arg, else the SOURCE_DATE_EPOCH
+    /// environment variable, else now.
+    #[arg(long)]
+    pub timestamp: Option<i64>,
+    /// Import a build cache from a registry before building:
+    /// `type=registry,ref=REF` or `REF` (repeatable).
+    #[arg(long = "cache-from")]
+    pub cache_from: Vec<String>,
+    /// Export this build's cache (every step's layers and config) to a
+    /// registry: `type=registry,ref=REF` or `REF` (repeatable).
+    #[arg(long = "cache-to")]
+    pub cache_to: Vec<String>,
+    #[command(flatten)]
+    pub registry: super::registry::RegistryArgs,
     /// The build context: a directory, or `-` for a tar of it (or a
     /// Containerfile alone) on stdin.
     pub context: PathBuf,
@@ -121,6 +156,53 @@ pub fn build(root: &Path, e: &EngineArgs, a: &BuildArgs) -> Result<()> {
             berth_build::mounts::parse_secret(v).map_err(|e| anyhow::anyhow!("build: {e}"))?;
         secrets.insert(id, p);
     }
+    // BuildKit's spelling: SOURCE_DATE_EPOCH as a build arg or in the
+    // environment.
+    let timestamp = match a.timestamp {
+        Some(t) => Some(t),
+        None => match build_args
+            .get("SOURCE_DATE_EPOCH")
+            .cloned()
+            .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+            .filter(|v| !v.is_empty())
+        {
+            Some(v) => Some(v.parse::<i64>().map_err(|_| {
+                anyhow::anyhow!("build: SOURCE_DATE_EPOCH={v:?} is not a number of seconds")
+            })?),
+            None => None,
+        },
+    };
+    if timestamp.is_some_and(|t| t < 0) {
+        bail!("build --timestamp: seconds since the epoch cannot be negative");
+    }
+    let cache_ref = |v: &String, flag| {
+        berth_build::remote_cache::parse_ref(v, flag).map_err(|e| anyhow::anyhow!("build {e}"))
+    };
+    let cache_from = a
+        .cache_from
+        .iter()
+        .map(|v| cache_ref(v, "--cache-from"))
+        .collect::<Result<Vec<_>>>()?;
+    let cache_to = a
+        .cache_to
+        .iter()
+        .map(|v| cache_ref(v, "--cache-to"))
+        .collect::<Result<Vec<_>>>()?;
+    let registry = Some(a.registry.options(root)?);
+    let pull = berth_build::PullPolicy::parse(&a.pull).with_context(|| {
+        format!(
+            "build --pull={}: use always, missing or never (or true, false, newer)",
+            a.pull
+        )
+    })?;
+    let docker_format = match a.format.as_str() {
+        "oci" => false,
+        "docker" => true,
+        f => bail!("build --format {f}: use oci or docker"),
+    };
+    if !a.layers && !cache_to.is_empty() {
+        bail!("build --cache-to needs the steps' results: it cannot go with --layers=false");
+    }
     let host_network = match a.network.as_str() {
         "none" => false,
         "host" => true,
@@ -171,6 +253,15 @@ pub fn build(root: &Path, e: &EngineArgs, a: &BuildArgs) -> Result<()> {
         interrupted,
         secrets,
         host_network,
+        cache_from,
+        cache_to,
+        registry,
+        timestamp,
+        pull,
+        layers: a.layers,
+        docker_format,
+        squash: a.squash,
+        squash_all: a.squash_all,
     };
     let img = berth_build::build(&store, &opts).map_err(|e| anyhow::anyhow!("build: {e}"))?;
     let id = img.record.id.hex().to_string();

@@ -33,7 +33,7 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    fn options(&self, root: &Path) -> anyhow::Result<RegistryOptions> {
+    pub fn options(&self, root: &Path) -> anyhow::Result<RegistryOptions> {
         let mut o = RegistryOptions::new(root);
         o.tls_verify = self.tls_verify;
         o.certs_dir = self.cert_dir.clone();

@@ -16,7 +16,7 @@ mod source;
 use std::path::{Path, PathBuf};
 
 pub use docker::save_docker_archive;
-pub use import::{import_rootfs, rfc3339_now};
+pub use import::{import_rootfs, rfc3339, rfc3339_now};
 pub use oci::save_oci_archive;
 pub use source::ArchiveSource;
 

@@ -10,7 +10,7 @@ pub mod tls;
 
 pub use client::{api_host, query_escape, Body, Client, RegistryError, RegistryOptions};
 pub use pull::{pull, NoProgress, Progress, PullError};
-pub use push::{push, PushError, PushOptions};
+pub use push::{push, push_manifest, PushError, PushOptions};
 
 /// Errors of login/logout.
 #[derive(Debug, thiserror::Error)]

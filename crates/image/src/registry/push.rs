@@ -70,19 +70,12 @@ pub fn push(
     })?;
     let img = resolve_name(store, image)?;
     let dest_s = dest.to_string();
-    let rerr = |source| PushError::Registry {
-        image: image.to_string(),
-        dest: dest_s.clone(),
-        source: Box::new(source),
-    };
     let Some(tag) = dest.tag.clone() else {
         return Err(PushError::NeedsTag {
             image: image.to_string(),
             dest: dest_s,
         });
     };
-    let client = Client::connect(&dest.domain, opts).map_err(rerr)?;
-    let scope = format!("repository:{}:pull,push", dest.path);
     let blobs: Vec<(Digest, u64)> = img
         .manifest
         .layers
@@ -93,7 +86,50 @@ pub fn push(
             img.manifest.config.size,
         )))
         .collect();
-    for (d, size) in &blobs {
+    let data = store
+        .read_blob(&img.record.manifest.digest, true)
+        .map_err(|source| PushError::Store {
+            image: image.to_string(),
+            source,
+        })?;
+    push_manifest(
+        store,
+        image,
+        dest,
+        &tag,
+        &blobs,
+        (&data, &img.record.manifest.media_type),
+        opts,
+        push_opts,
+        progress,
+    )?;
+    Ok(img.record.manifest.digest.clone())
+}
+
+/// Uploads the stored blobs `blobs` (digest, size) that `dest`'s
+/// repository lacks, then PUTs the manifest `(bytes, media type)` as
+/// `tag`. `image` names what is pushed in errors.
+#[allow(clippy::too_many_arguments)]
+pub fn push_manifest(
+    store: &Store,
+    image: &str,
+    dest: &Reference,
+    tag: &str,
+    blobs: &[(Digest, u64)],
+    manifest: (&[u8], &str),
+    opts: &RegistryOptions,
+    push_opts: PushOptions,
+    progress: &dyn Progress,
+) -> Result<(), PushError> {
+    let dest_s = dest.to_string();
+    let rerr = |source| PushError::Registry {
+        image: image.to_string(),
+        dest: dest_s.clone(),
+        source: Box::new(source),
+    };
+    let client = Client::connect(&dest.domain, opts).map_err(rerr)?;
+    let scope = format!("repository:{}:pull,push", dest.path);
+    for (d, size) in blobs {
         let op = format!("check blob {d}");
         let resp = client
             .request(
@@ -126,25 +162,19 @@ pub fn push(
             }
         }
     }
-    let data = store
-        .read_blob(&img.record.manifest.digest, true)
-        .map_err(|source| PushError::Store {
-            image: image.to_string(),
-            source,
-        })?;
     let op = format!("put manifest {tag}");
     let resp = client
         .request(
             "PUT",
             &format!("/v2/{}/manifests/{tag}", dest.path),
             &scope,
-            &[("Content-Type", img.record.manifest.media_type.clone())],
-            Body::Bytes(&data),
+            &[("Content-Type", manifest.1.to_string())],
+            Body::Bytes(manifest.0),
             &op,
         )
         .map_err(rerr)?;
     client.expect(resp, &[200, 201], &op).map_err(rerr)?;
-    Ok(img.record.manifest.digest.clone())
+    Ok(())
 }
 
 enum UploadError {
