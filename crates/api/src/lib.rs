@@ -25,11 +25,15 @@ mod create;
 mod events;
 mod exec;
 mod images;
+mod manage;
 mod networks;
 mod reply;
+mod resize;
 mod routes;
 mod server;
+mod stats;
 mod stream;
+mod system;
 mod volumes;
 
 pub use server::{main, Config};
