@@ -379,7 +379,12 @@ pub fn create_args(
     }
     a.flag("--rm", hc["AutoRemove"].as_bool() == Some(true));
     a.flag("--tty", body["Tty"].as_bool() == Some(true));
-    a.flag("--interactive", body["OpenStdin"].as_bool() == Some(true));
+    let open_stdin = body["OpenStdin"].as_bool() == Some(true);
+    a.flag("--interactive", open_stdin);
+    a.flag(
+        "--stdin-once",
+        open_stdin && body["StdinOnce"].as_bool() == Some(true),
+    );
     let mut a = a.0;
     a.push(image.into());
     a.extend(cmd.unwrap_or_default());

@@ -31,7 +31,7 @@ fn path(ctx: &Ctx, id: &str) -> Result<PathBuf, ApiError> {
     Ok(dir(ctx).join(format!("{id}.json")))
 }
 
-fn load(ctx: &Ctx, id: &str) -> Result<Value, ApiError> {
+pub fn load(ctx: &Ctx, id: &str) -> Result<Value, ApiError> {
     let p = path(ctx, id)?;
     let text = std::fs::read_to_string(&p)
         .map_err(|_| ApiError::not_found(format!("No such exec instance: {id}")))?;

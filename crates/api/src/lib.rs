@@ -9,7 +9,9 @@
 //! inspect documents, image records), and the `berth` binary next to this
 //! one for every operation that changes state (containers, exec, cp,
 //! networks, volumes, images, events): containers are created by single-
-//! threaded processes, as berth-runtime requires (this one is not).
+//! threaded processes, as berth-runtime requires (this one is not). TTY
+//! resizes go straight to the container monitor's control socket or to
+//! the exec's pty; stats are read from the engine.
 //! Must not: hold state of its own (everything it answers is read from the
 //! engine, so the `berth` CLI and the service see the same world; exec
 //! records are files in the engine's runroot, not memory), be
@@ -25,11 +27,15 @@ mod create;
 mod events;
 mod exec;
 mod images;
+mod manage;
 mod networks;
 mod reply;
+mod resize;
 mod routes;
 mod server;
+mod stats;
 mod stream;
+mod system;
 mod volumes;
 
 pub use server::{main, Config};

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::berth::Ctx;
 use crate::reply::{self, ApiError, Body};
-use crate::routes::{filters, label_matches, Req};
+use crate::routes::{bool_filter, filters, label_matches, only_filters, Req};
 
 /// A network by name or ID prefix (404 in Docker's words when none).
 async fn find(ctx: &Ctx, reference: &str) -> Result<Network, ApiError> {
@@ -59,11 +59,7 @@ fn keep(e: &berth_engine::Engine, n: &Network, f: &[(String, String)]) -> Result
                 let used = !networks::endpoints_on(e, &n.name)
                     .map_err(ApiError::engine)?
                     .is_empty();
-                match v.as_str() {
-                    "true" | "1" => !used,
-                    "false" | "0" => used,
-                    _ => return Err(ApiError::bad(format!("invalid filter 'dangling={v}'"))),
-                }
+                bool_filter(k, v)? != used
             }
             _ => return Err(ApiError::bad(format!("invalid filter '{k}'"))),
         };
@@ -233,13 +229,7 @@ pub async fn connect(
 /// `label` filters: only those).
 pub async fn prune(ctx: &Arc<Ctx>, r: &Req) -> Result<Response<Body>, ApiError> {
     let mut f = filters(r)?;
-    for (k, _) in &f {
-        if k != "label" {
-            return Err(ApiError::bad(format!(
-                "invalid filter '{k}' (network prune takes label filters)"
-            )));
-        }
-    }
+    only_filters(&f, &["label"], "network prune")?;
     f.push(("type".into(), "custom".into()));
     f.push(("dangling".into(), "true".into()));
     let names = ctx

@@ -11,7 +11,10 @@ use serde_json::{json, Value};
 
 use crate::berth::Ctx;
 use crate::reply::{self, ApiError, Body};
-use crate::{archive, containers, exec, images, networks, volumes, API_VERSION, MIN_API_VERSION};
+use crate::{
+    archive, containers, exec, images, manage, networks, resize, stats, system, volumes,
+    API_VERSION, MIN_API_VERSION,
+};
 
 /// Request bodies larger than this are refused (413).
 const MAX_BODY: usize = 4 << 20;
@@ -27,6 +30,18 @@ pub struct Req {
 impl Req {
     pub fn q(&self, k: &str) -> Option<&str> {
         self.query.get(k).map(String::as_str)
+    }
+    /// Every value of a repeated query parameter (`changes=A&changes=B`).
+    pub fn q_all(&self, k: &str) -> Vec<String> {
+        self.inner
+            .uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|p| p.split_once('='))
+            .filter(|(key, _)| decode(key) == k)
+            .map(|(_, v)| decode(v))
+            .collect()
     }
     /// A boolean query parameter (`1`, `true`).
     pub fn flag(&self, k: &str) -> bool {
@@ -85,6 +100,26 @@ pub fn filters(r: &Req) -> Result<Vec<(String, String)>, ApiError> {
         }
     }
     Ok(out)
+}
+
+/// A boolean filter's value (`dangling=true|1|false|0`).
+pub fn bool_filter(k: &str, v: &str) -> Result<bool, ApiError> {
+    match v {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(ApiError::bad(format!("invalid filter '{k}={v}'"))),
+    }
+}
+
+/// Refuses the filters not in `allowed` (the prune endpoints take few).
+pub fn only_filters(f: &[(String, String)], allowed: &[&str], what: &str) -> Result<(), ApiError> {
+    match f.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        Some((k, _)) => Err(ApiError::bad(format!(
+            "invalid filter '{k}' ({what} takes {})",
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// A `label` filter value (`key` or `key=value`) against labels.
@@ -216,6 +251,11 @@ async fn route(ctx: &Arc<Ctx>, r: &mut Req) -> Result<Response<Body>, ApiError> 
         (&Method::GET, ["containers", "json"]) => containers::list(ctx, r).await,
         (&Method::POST, ["containers", "create"]) => containers::create(ctx, r).await,
         (&Method::GET, ["containers", id, "json"]) => containers::inspect(ctx, id).await,
+        // `docker inspect NAME` asks for a container first: an image name
+        // with a slash is no container (404, then the CLI asks for images).
+        (&Method::GET, ["containers", name @ .., "json"]) if name.len() > 1 => Err(
+            ApiError::not_found(format!("No such container: {}", name.join("/"))),
+        ),
         (&Method::POST, ["containers", id, "start"]) => containers::start(ctx, id).await,
         (&Method::POST, ["containers", id, "stop"]) => containers::stop(ctx, r, id).await,
         (&Method::POST, ["containers", id, "kill"]) => containers::kill(ctx, r, id).await,
@@ -228,6 +268,16 @@ async fn route(ctx: &Arc<Ctx>, r: &mut Req) -> Result<Response<Body>, ApiError> 
         }
         (&Method::POST, ["containers", id, "rename"]) => containers::rename(ctx, r, id).await,
         (&Method::GET, ["containers", id, "top"]) => containers::top(ctx, r, id).await,
+        (&Method::GET, ["containers", id, "stats"]) => stats::stats(ctx, r, id).await,
+        (&Method::POST, ["containers", "prune"]) => manage::prune(ctx, r).await,
+        (&Method::POST, ["containers", id, "update"]) => manage::update(ctx, r, id).await,
+        (&Method::GET, ["containers", id, "changes"]) => manage::changes(ctx, id).await,
+        (&Method::GET, ["containers", id, "export"]) => manage::export(ctx, id).await,
+        (&Method::POST, ["commit"]) => manage::commit(ctx, r).await,
+        (&Method::POST, ["containers", id, "resize"]) => resize::container(ctx, r, id).await,
+        (&Method::POST, ["exec", id, "resize"]) => resize::exec(ctx, r, id).await,
+        (&Method::GET, ["system", "df"]) => system::df(ctx).await,
+        (&Method::POST, ["auth"]) => system::auth(ctx, r).await,
         (&Method::POST, ["containers", id, "exec"]) => exec::create(ctx, r, id).await,
         (&Method::POST, ["exec", id, "start"]) => exec::start(ctx, r, id).await,
         (&Method::GET, ["exec", id, "json"]) => exec::inspect(ctx, id).await,

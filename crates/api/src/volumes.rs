@@ -9,29 +9,19 @@ use serde_json::{json, Value};
 
 use crate::berth::Ctx;
 use crate::reply::{self, ApiError, Body};
-use crate::routes::{filters, label_matches, Req};
+use crate::routes::{bool_filter, filters, label_matches, only_filters, Req};
 
-/// Docker's volume document.
-fn doc(v: &Volume) -> Value {
-    let mut options = serde_json::Map::new();
-    for (k, val) in [
-        ("type", &v.options.kind),
-        ("o", &v.options.o),
-        ("device", &v.options.device),
-    ] {
-        if !val.is_empty() {
-            options.insert(k.into(), json!(val));
-        }
+/// Docker's volume document (the Engine API leaves no options as null
+/// and has no `Anonymous`).
+pub fn doc(v: &Volume) -> Value {
+    let mut d = v.docker_json();
+    if d["Options"].as_object().is_some_and(|o| o.is_empty()) {
+        d["Options"] = Value::Null;
     }
-    json!({
-        "Name": v.name,
-        "Driver": v.driver,
-        "Mountpoint": v.mountpoint,
-        "CreatedAt": berth_engine::rfc3339_ms(v.created),
-        "Labels": v.labels,
-        "Scope": "local",
-        "Options": if options.is_empty() { Value::Null } else { Value::Object(options) },
-    })
+    if let Some(o) = d.as_object_mut() {
+        o.remove("Anonymous");
+    }
+    d
 }
 
 async fn get(ctx: &Ctx, name: &str) -> Result<Volume, ApiError> {
@@ -54,11 +44,7 @@ fn keep(e: &berth_engine::Engine, v: &Volume, f: &[(String, String)]) -> Result<
                 let used = !volume_store::users(e, &v.name)
                     .map_err(ApiError::engine)?
                     .is_empty();
-                match val.as_str() {
-                    "true" | "1" => !used,
-                    "false" | "0" => used,
-                    _ => return Err(ApiError::bad(format!("invalid filter 'dangling={val}'"))),
-                }
+                bool_filter(k, val)? != used
             }
             _ => return Err(ApiError::bad(format!("invalid filter '{k}'"))),
         };
@@ -151,13 +137,7 @@ pub async fn remove(ctx: &Arc<Ctx>, r: &Req, name: &str) -> Result<Response<Body
 /// `POST /volumes/prune`: the unused volumes matching the filters.
 pub async fn prune(ctx: &Arc<Ctx>, r: &Req) -> Result<Response<Body>, ApiError> {
     let mut f = filters(r)?;
-    for (k, _) in &f {
-        if k != "label" {
-            return Err(ApiError::bad(format!(
-                "invalid filter '{k}' (volume prune takes label filters)"
-            )));
-        }
-    }
+    only_filters(&f, &["label"], "volume prune")?;
     f.push(("dangling".into(), "true".into()));
     let mut deleted = Vec::new();
     for v in matching(ctx, f).await? {

@@ -65,9 +65,9 @@ fn version_info_ping_and_errors() {
     assert!(body.contains("No such container: nope"), "{body}");
     let (code, body) = svc.raw("GET", "/v1.41/containers/nope/top", "");
     assert_eq!(code, 404, "{body}");
-    let (code, body) = svc.raw("GET", "/v1.41/system/df", "");
+    let (code, body) = svc.raw("GET", "/v1.41/swarm", "");
     assert_eq!(code, 501);
-    assert!(body.contains("GET /system/df"), "{body}");
+    assert!(body.contains("GET /swarm"), "{body}");
     // Bad bodies of the other resources: Docker's codes and messages.
     let (code, body) = svc.raw("POST", "/v1.41/networks/create", "[1,");
     assert_eq!(code, 400, "{body}");

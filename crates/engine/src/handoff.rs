@@ -183,6 +183,9 @@ pub fn exec_small(
     if let Some(i) = health_interval {
         arg("--health-interval-ms", i.as_millis().max(1).to_string());
     }
+    if streams.stdin_once {
+        arg("--stdin-once", "1".into());
+    }
     let raw = |fd: Option<BorrowedFd<'_>>| fd.map(|f| f.as_raw_fd());
     for (fd, stream) in &streams.sources {
         // A pty master is both the output and the input.
@@ -239,6 +242,8 @@ struct Handed {
     input: Option<OwnedFd>,
     /// The only source is a pty master, which takes the input too.
     console: bool,
+    /// Close the input once an attach client leaves (Docker's StdinOnce).
+    stdin_once: bool,
     hub: HubFds,
     back: Vec<OsString>,
     /// Milliseconds between healthchecks (a container with a check).
@@ -276,6 +281,7 @@ fn parse(args: Vec<OsString>) -> Result<Handed, HandoffError> {
     let (mut id, mut pid, mut restarts, mut log, mut exe) = (None, None, 0u32, None, None);
     let (mut sources, mut input, mut hub) = (Vec::new(), None, HubFds::default());
     let mut console = false;
+    let mut stdin_once = false;
     let mut health_interval_ms = None;
     let mut limits = crate::logs::LogLimits::default();
     let mut cri_log = None;
@@ -304,6 +310,7 @@ fn parse(args: Vec<OsString>) -> Result<Handed, HandoffError> {
             "--log" => log = Some(PathBuf::from(value)),
             "--cri-log" => cri_log = Some(PathBuf::from(value)),
             "--log-off" => limits.off = v == "1",
+            "--stdin-once" => stdin_once = v == "1",
             "--log-max-size" => {
                 limits.max_size = v
                     .parse()
@@ -354,6 +361,7 @@ fn parse(args: Vec<OsString>) -> Result<Handed, HandoffError> {
         sources,
         input,
         console,
+        stdin_once,
         hub,
         back,
         health_interval_ms,
@@ -398,6 +406,7 @@ fn small(args: Vec<OsString>) -> Result<std::convert::Infallible, HandoffError> 
         } else {
             None
         },
+        stdin_once: h.stdin_once,
     };
     // The check runs the full binary (the descriptor we come back by).
     let mut schedule = h.health_interval_ms.and_then(|ms| {

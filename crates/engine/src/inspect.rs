@@ -121,7 +121,7 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
             "StopSignal": g.map(|g| g.stop_signal.clone()),
             "Tty": o.map(|o| o.tty),
             "OpenStdin": o.map(|o| o.interactive),
-            "StdinOnce": false,
+            "StdinOnce": o.map(|o| o.stdin_once),
             "AttachStdin": o.map(|o| o.interactive),
             "Domainname": "",
             "Volumes": volumes,
@@ -154,7 +154,11 @@ pub fn inspect(engine: &Engine, row: &ContainerRow) -> Value {
             "DnsSearch": o.map(|o| o.dns_search.clone()),
             "DnsOptions": o.map(|o| o.dns_option.clone()),
             "ExtraHosts": o.map(|o| o.add_host.clone()),
-            "CpuShares": o.and_then(|o| o.cpu_shares).unwrap_or(0),
+            // `update` changes the spec's resources, not the options.
+            "CpuShares": g
+                .and_then(|g| g.spec["linux"]["resources"]["cpu"]["shares"].as_u64())
+                .or(o.and_then(|o| o.cpu_shares))
+                .unwrap_or(0),
             "LogConfig": {"Type": "json-file", "Config": {}},
         },
         "Mounts": mounts,

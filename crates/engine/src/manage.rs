@@ -269,9 +269,31 @@ pub fn diff(engine: &Engine, reference: &str) -> Result<Vec<berth_image::layer_d
     let upper = upper_dir(engine, &row.id);
     let changes = berth_image::layer_diff::upper_changes(&upper, &cfg.lowers)
         .map_err(io("read the container's changes", &upper))?;
-    Ok(changes
+    let engine_path = |p: &str| is_engine_path(Path::new(p.trim_start_matches('/')));
+    // The dirs holding berth's own files (/etc for /etc/hosts) are
+    // changed by them alone unless something else changed below them.
+    let parents: Vec<String> = changes
+        .iter()
+        .filter(|c| engine_path(&c.path))
+        .filter_map(|c| Some(Path::new(&c.path).parent()?.to_string_lossy().into_owned()))
+        .collect();
+    let kept: Vec<_> = changes
         .into_iter()
-        .filter(|c| !is_engine_path(Path::new(c.path.trim_start_matches('/'))))
+        .filter(|c| !engine_path(&c.path))
+        .collect();
+    let touched_below = |dir: &str| {
+        kept.iter()
+            .any(|o| o.path.strip_prefix(dir).is_some_and(|r| r.starts_with('/')))
+    };
+    let drop: Vec<String> = kept
+        .iter()
+        .filter(|c| c.kind == berth_image::layer_diff::ChangeKind::Changed)
+        .filter(|c| parents.contains(&c.path) && !touched_below(&c.path))
+        .map(|c| c.path.clone())
+        .collect();
+    Ok(kept
+        .into_iter()
+        .filter(|c| !drop.contains(&c.path))
         .collect())
 }
 

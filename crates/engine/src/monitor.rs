@@ -194,6 +194,7 @@ fn supervise(
     }
     let cri_log = crate::flags::cri_log_path(&cfg.options.extra);
     let stdio = Stdio::new(id, cfg.options.interactive)?;
+    let stdin_once = cfg.options.stdin_once;
     drop(cfg);
     let mut log =
         LogWriter::open_with(&engine.log_path(id), limits)?.with_cri_path(cri_log.clone());
@@ -214,7 +215,7 @@ fn supervise(
         if let Some(mut r) = ready.take() {
             let _ = writeln!(r, "ok {}", spawned.pid);
         }
-        let streams = Streams::of(spawned.console.as_ref(), &stdio);
+        let streams = Streams::of(spawned.console.as_ref(), &stdio, stdin_once);
         if let Some(small) = &opts.small {
             // Returns only when the exec failed: wait here instead.
             let e = handoff::exec_small(
@@ -304,15 +305,20 @@ pub struct Streams<'a> {
     pub input: Option<BorrowedFd<'a>>,
     /// The pty master (`-t`): control clients resize it.
     pub console: Option<BorrowedFd<'a>>,
+    /// Docker's StdinOnce: once an attach client leaves, the container's
+    /// stdin pipe is closed (its process reads EOF, as `echo hi | docker
+    /// run -i IMAGE cat` needs).
+    pub stdin_once: bool,
 }
 
 impl<'a> Streams<'a> {
-    fn of(console: Option<&'a OwnedFd>, stdio: &'a Stdio) -> Streams<'a> {
+    fn of(console: Option<&'a OwnedFd>, stdio: &'a Stdio, stdin_once: bool) -> Streams<'a> {
         match console {
             Some(m) => Streams {
                 sources: vec![(m.as_fd(), "stdout")],
                 input: Some(m.as_fd()),
                 console: Some(m.as_fd()),
+                stdin_once: false,
             },
             None => Streams {
                 sources: vec![
@@ -321,6 +327,7 @@ impl<'a> Streams<'a> {
                 ],
                 input: stdio.input.as_ref().map(|(_, w)| w.as_fd()),
                 console: None,
+                stdin_once,
             },
         }
     }
@@ -433,6 +440,7 @@ pub fn pump(
                     sources,
                     input: None,
                     console: None,
+                    stdin_once: false,
                 };
                 return finish(&rest, log, hub, code);
             }
@@ -475,6 +483,11 @@ fn serve_clients(hub: &mut Hub, ready: &Polled<'_>, streams: &Streams<'_>, buf: 
             }
         }
     }
+    if !gone.is_empty() && streams.stdin_once && streams.console.is_none() {
+        if let Some(fd) = streams.input {
+            close_input(fd);
+        }
+    }
     hub.forget(&gone);
     let mut gone = Vec::new();
     for (i, r) in ready.ctl.iter().enumerate() {
@@ -500,6 +513,20 @@ fn serve_clients(hub: &mut Hub, ready: &Polled<'_>, streams: &Streams<'_>, buf: 
         }
     }
     hub.forget_ctl(&gone);
+}
+
+/// Closes the container's stdin pipe (StdinOnce): our write end becomes
+/// /dev/null, so the descriptor stays valid for its owner and what later
+/// clients send is dropped.
+fn close_input(fd: BorrowedFd<'_>) {
+    match std::fs::File::open("/dev/null") {
+        Ok(null) => {
+            if let Err(e) = berth_sys::fd::replace_with(fd, null.as_fd()) {
+                eprintln!("berth monitor: close the container's stdin: {e}");
+            }
+        }
+        Err(e) => eprintln!("berth monitor: close the container's stdin: open /dev/null: {e}"),
+    }
 }
 
 /// Reaps exited children; the exit code once `pid` is among them.

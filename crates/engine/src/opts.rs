@@ -82,6 +82,10 @@ pub struct RunOptions {
     #[serde(default)]
     pub add_host: Vec<String>,
     pub interactive: bool,
+    /// Docker's StdinOnce (the API's `docker run -i`): the monitor closes
+    /// the container's stdin once an attach client leaves.
+    #[serde(default)]
+    pub stdin_once: bool,
     pub tty: bool,
     pub rm: bool,
     /// Absolute cgroup parent; the container's cgroup is `<parent>/<id>`.

@@ -64,6 +64,33 @@ pub struct Volume {
     pub populated: bool,
 }
 
+impl Volume {
+    /// Docker's volume document (`volume inspect`, the Engine API's
+    /// volume objects): the driver options as `type`/`o`/`device`.
+    pub fn docker_json(&self) -> Value {
+        let mut options = serde_json::Map::new();
+        for (k, val) in [
+            ("type", &self.options.kind),
+            ("o", &self.options.o),
+            ("device", &self.options.device),
+        ] {
+            if !val.is_empty() {
+                options.insert(k.into(), json!(val));
+            }
+        }
+        json!({
+            "Name": self.name,
+            "Driver": self.driver,
+            "Mountpoint": self.mountpoint,
+            "CreatedAt": crate::rfc3339_ms(self.created),
+            "Labels": self.labels,
+            "Scope": "local",
+            "Options": options,
+            "Anonymous": self.anonymous,
+        })
+    }
+}
+
 /// One volume mounted by a container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VolumeUse {

@@ -31,3 +31,23 @@ pub fn owned_from_inherited(fd: RawFd) -> std::io::Result<OwnedFd> {
     // number once, so no other owner can close it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Makes descriptor `fd` refer to `with` instead (dup2(2) onto a number
+/// we keep owning): the file `fd` referred to loses this reference (the
+/// write end of a pipe closed this way gives its reader EOF once no other
+/// writer is left), while `fd`'s owner keeps a valid descriptor.
+pub fn replace_with(
+    fd: std::os::fd::BorrowedFd<'_>,
+    with: std::os::fd::BorrowedFd<'_>,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: both descriptors are open and borrowed for the call; dup2
+    // atomically closes what `fd` referred to and makes the same number
+    // refer to `with`'s file, so `fd`'s owner still owns an open
+    // descriptor (its close later is not a double close).
+    let r = unsafe { libc::dup2(with.as_raw_fd(), fd.as_raw_fd()) };
+    if r == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// Give the container a terminal (pty).
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// With -i: close the container's stdin once the first attached
+    /// client leaves (Docker's StdinOnce, set by the Docker API service).
+    #[arg(long, hide = true)]
+    pub stdin_once: bool,
     /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
@@ -235,6 +239,7 @@ impl RunArgs {
             dns_option: self.dns_option.clone(),
             add_host: self.add_host.clone(),
             interactive: self.interactive,
+            stdin_once: self.stdin_once && self.interactive,
             tty: self.tty,
             rm: self.rm,
             cgroup_parent: engine.cgroup_parent.clone(),

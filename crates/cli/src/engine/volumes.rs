@@ -6,7 +6,7 @@ use anyhow::Result;
 use berth_engine::volume_store::{self, Volume};
 use berth_engine::volumes;
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::run::EngineArgs;
 use super::template::Format;
@@ -96,26 +96,7 @@ pub struct PruneArgs {
 
 /// Docker's `volume inspect` shape.
 pub fn volume_json(v: &Volume) -> Value {
-    let mut options = serde_json::Map::new();
-    for (k, val) in [
-        ("type", &v.options.kind),
-        ("o", &v.options.o),
-        ("device", &v.options.device),
-    ] {
-        if !val.is_empty() {
-            options.insert(k.into(), json!(val));
-        }
-    }
-    json!({
-        "Name": v.name,
-        "Driver": v.driver,
-        "Mountpoint": v.mountpoint,
-        "CreatedAt": berth_engine::rfc3339_ms(v.created),
-        "Labels": v.labels,
-        "Scope": "local",
-        "Options": options,
-        "Anonymous": v.anonymous,
-    })
+    v.docker_json()
 }
 
 /// A `volume ls` row for templates: the inspect fields, `Labels` as

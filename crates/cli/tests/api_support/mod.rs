@@ -37,6 +37,11 @@ impl Service {
         }
     }
 
+    /// The service's pid (`berth system service` execs berth-service).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn docker_cmd(&self) -> Command {
         let mut c = Command::new("timeout");
         c.arg("120")

@@ -705,6 +705,11 @@ pub struct Registry {
 impl Registry {
     /// `None` (the caller prints a SKIP) when docker-registry is missing.
     pub fn start_in(env: &EngineEnv) -> Option<Registry> {
+        Registry::start_in_with_auth(env, None)
+    }
+
+    /// [`Registry::start_in`], with htpasswd basic auth when given.
+    pub fn start_in_with_auth(env: &EngineEnv, htpasswd: Option<&Path>) -> Option<Registry> {
         if Command::new("docker-registry")
             .arg("--version")
             .output()
@@ -725,10 +730,16 @@ impl Registry {
         for attempt in 0..5u16 {
             // A fresh namespace has no listeners: any port is free.
             let port = 5000 + attempt;
-            let cfg = format!(
+            let mut cfg = format!(
                 "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
                 dir.path().join("data").display()
             );
+            if let Some(h) = htpasswd {
+                cfg.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                    h.display()
+                ));
+            }
             let cfg_path = dir.path().join("config.yml");
             std::fs::write(&cfg_path, cfg).expect("registry config");
             // nsenter execs docker-registry (no fork for a network
