@@ -200,7 +200,6 @@ impl std::fmt::Display for ArgError {
 
 impl std::error::Error for ArgError {}
 
-
 /// The flags given, by long name: every value of each (bare flags have one
 /// empty value per occurrence).
 #[derive(Default)]
