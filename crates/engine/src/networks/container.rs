@@ -328,7 +328,7 @@ pub fn setup(engine: &Engine, row: &ContainerRow, o: &RunOptions) -> Result<()> 
         NetworkMode::None | NetworkMode::Host => return Ok(()),
     }
     let id = row.id.as_str();
-    let _l = lock(engine)?;
+    let _l = bridge_lock(engine)?;
     let r = plumb(engine, id);
     if r.is_err() {
         let _ = unplumb(engine, id);
@@ -340,12 +340,16 @@ pub fn setup(engine: &Engine, row: &ContainerRow, o: &RunOptions) -> Result<()> 
 /// endpoints and published ports (bridge), or only `lo` up (`none`).
 /// Nothing is left behind on failure.
 pub fn setup_pod(engine: &Engine, id: &str, none: bool) -> Result<()> {
-    let _l = lock(engine)?;
-    let r = if none {
-        plumb_none(engine, id)
-    } else {
-        plumb(engine, id)
-    };
+    if none {
+        let _l = lock(engine)?;
+        let r = plumb_none(engine, id);
+        if r.is_err() {
+            let _ = unplumb(engine, id);
+        }
+        return r;
+    }
+    let _l = bridge_lock(engine)?;
+    let r = plumb(engine, id);
     if r.is_err() {
         let _ = unplumb(engine, id);
     }
@@ -577,7 +581,7 @@ pub fn teardown(engine: &Engine, id: &str) -> Result<()> {
         // ports are switched off first.
         return Ok(());
     }
-    let _l = lock(engine)?;
+    let _l = bridge_lock(engine)?;
     unplumb(engine, id)
 }
 
@@ -631,7 +635,7 @@ pub fn release(engine: &Engine, id: &str) -> Result<()> {
     };
     if had_endpoints {
         // The rules of a network no container is on any more go.
-        let _l = lock(engine)?;
+        let _l = bridge_lock(engine)?;
         sync_firewall_if(engine, false)?;
     }
     Ok(())
