@@ -282,7 +282,37 @@ fn rootless_user_defined_networks_dns_connect_ports_and_cleanup() {
     // The published port, from the loopback of the namespace berth runs in.
     let body = common::wait_for("the published port", 30, || r.get_local(18081));
     assert!(body.contains("hello-from-web"), "{body}");
-    // Bridges and veths are in the rootless network namespace, not here.
+    // Outbound: through slirp4netns, a container reaches an address of the
+    // namespace berth runs in (on an interface the test adds there: no dummy module here).
+    let ns = r.netns.path.display().to_string();
+    for args in [
+        vec!["ip", "link", "add", "bt0", "type", "bridge"],
+        vec!["ip", "addr", "add", "192.0.2.1/24", "dev", "bt0"],
+        vec!["ip", "link", "set", "bt0", "up"],
+    ] {
+        let st = Command::new("nsenter")
+            .arg(format!("--net={ns}"))
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{args:?}");
+    }
+    // A socket stays in the namespace it was made in.
+    let outside = berth_network::netns::run_in(&r.netns.path, || {
+        std::net::TcpListener::bind("192.0.2.1:18090")
+    })
+    .unwrap()
+    .unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = outside.accept().unwrap();
+        c.write_all(b"outside-ok\n").unwrap();
+    });
+    let out = r.ok(&["exec", "cli", "sh", "-c", "nc -w 5 192.0.2.1 18090"]);
+    assert_eq!(out.trim(), "outside-ok");
+    server.join().unwrap();
+    let before = format!("{before}x\n");
+    // Bridges and veths are in the rootless network namespace, not here
+    // (the one more link is the test's).
     assert_eq!(
         r.links().lines().count(),
         before.lines().count(),
