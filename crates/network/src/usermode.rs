@@ -12,9 +12,8 @@
 //! pasta's `-t`/`-u`; the helper listens on the host side (the namespace
 //! it runs in), so the host's 127.0.0.1 reaches them.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -286,7 +285,7 @@ pub enum Proto {
 }
 
 impl Proto {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
@@ -333,7 +332,8 @@ pub fn log_path(dir: &Path) -> PathBuf {
     dir.join("helper.log")
 }
 
-fn api_socket(dir: &Path) -> PathBuf {
+/// slirp4netns' API socket in the helper's `dir`.
+pub fn api_socket(dir: &Path) -> PathBuf {
     dir.join("slirp4netns.sock")
 }
 
@@ -443,7 +443,7 @@ fn start_slirp(
     };
     let up = wait_ready(&mut child, ready_r, spec).and_then(|()| {
         for f in spec.ports {
-            add_hostfwd(&sock, o, f)?;
+            crate::slirp_api::add_hostfwd(&sock, o.guest(), f)?;
         }
         Ok(())
     });
@@ -517,64 +517,6 @@ fn wait_ready(
                 _ => {}
             }
         }
-    }
-}
-
-#[derive(Deserialize)]
-struct ApiReply {
-    #[serde(rename = "return")]
-    ret: Option<serde_json::Value>,
-    error: Option<serde_json::Value>,
-}
-
-/// slirp4netns' API (docs: slirp4netns(1) "API SOCKET"): one request per
-/// connection, the reply read to end of file.
-fn api_call(sock: &Path, req: &serde_json::Value) -> std::io::Result<ApiReply> {
-    let mut s = UnixStream::connect(sock)?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.write_all(req.to_string().as_bytes())?;
-    s.shutdown(std::net::Shutdown::Write)?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    serde_json::from_str(&out).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-}
-
-fn add_hostfwd(sock: &Path, o: &SlirpOptions, f: &Forward) -> Result<()> {
-    let host = f
-        .host_ip
-        .map(|i| i.to_string())
-        .unwrap_or_else(|| "0.0.0.0".into());
-    let what = format!("{host}:{}/{}", f.host_port, f.proto.as_str());
-    let req = serde_json::json!({
-        "execute": "add_hostfwd",
-        "arguments": {
-            "proto": f.proto.as_str(),
-            "host_addr": host,
-            "host_port": f.host_port,
-            "guest_addr": o.guest().to_string(),
-            "guest_port": f.container_port,
-        }
-    });
-    let reply = api_call(sock, &req).map_err(|e| UsermodeError::Publish {
-        mode: "slirp4netns",
-        what: what.clone(),
-        why: format!("API socket {}: {e}", sock.display()),
-    })?;
-    match (reply.ret, reply.error) {
-        (Some(_), None) => Ok(()),
-        (_, Some(e)) => Err(UsermodeError::Publish {
-            mode: "slirp4netns",
-            what,
-            why: e["desc"]
-                .as_str()
-                .map(String::from)
-                .unwrap_or_else(|| e.to_string()),
-        }),
-        (None, None) => Err(UsermodeError::Publish {
-            mode: "slirp4netns",
-            what,
-            why: "an empty reply".into(),
-        }),
     }
 }
 

@@ -23,7 +23,7 @@ pub fn connect(
     }
     let net = find(engine, network)?;
     let ip = ip.map(parse_ip).transpose()?;
-    let _l = lock(engine)?;
+    let _l = bridge_lock(engine)?;
     let ep = {
         let mut db = engine.db()?;
         store::attach(
@@ -56,7 +56,7 @@ pub fn connect(
 pub fn disconnect(engine: &Engine, network: &str, container: &str) -> Result<()> {
     let row = crate::lifecycle::find(engine, container)?;
     let net = find(engine, network)?;
-    let _l = lock(engine)?;
+    let _l = bridge_lock(engine)?;
     let ep = {
         let mut db = engine.db()?;
         store::endpoints_of(store::conn(&mut db)?, &row.id)?

@@ -329,7 +329,7 @@ pub fn setup(engine: &Engine, row: &ContainerRow, o: &RunOptions) -> Result<()> 
     }
     let id = row.id.as_str();
     let userns = crate::pods::userns_pin_for(engine, o)?;
-    let _l = lock(engine)?;
+    let _l = bridge_lock(engine)?;
     let r = plumb(engine, id, userns.as_deref());
     if r.is_err() {
         let _ = unplumb(engine, id);
@@ -343,12 +343,16 @@ pub fn setup(engine: &Engine, row: &ContainerRow, o: &RunOptions) -> Result<()> 
 /// With `userns` (the pod's pinned user namespace), the network namespace
 /// is made inside it.
 pub fn setup_pod(engine: &Engine, id: &str, none: bool, userns: Option<&Path>) -> Result<()> {
-    let _l = lock(engine)?;
-    let r = if none {
-        plumb_none(engine, id, userns)
-    } else {
-        plumb(engine, id, userns)
-    };
+    if none {
+        let _l = lock(engine)?;
+        let r = plumb_none(engine, id, userns);
+        if r.is_err() {
+            let _ = unplumb(engine, id);
+        }
+        return r;
+    }
+    let _l = bridge_lock(engine)?;
+    let r = plumb(engine, id, userns);
     if r.is_err() {
         let _ = unplumb(engine, id);
     }
@@ -585,7 +589,7 @@ pub fn teardown(engine: &Engine, id: &str) -> Result<()> {
         // ports are switched off first.
         return Ok(());
     }
-    let _l = lock(engine)?;
+    let _l = bridge_lock(engine)?;
     unplumb(engine, id)
 }
 
@@ -639,7 +643,7 @@ pub fn release(engine: &Engine, id: &str) -> Result<()> {
     };
     if had_endpoints {
         // The rules of a network no container is on any more go.
-        let _l = lock(engine)?;
+        let _l = bridge_lock(engine)?;
         sync_firewall_if(engine, false)?;
     }
     Ok(())

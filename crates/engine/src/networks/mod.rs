@@ -17,6 +17,7 @@ mod inspect;
 pub mod ipam;
 pub mod ports;
 mod resolver;
+pub mod rootless_netns;
 pub mod store;
 mod usermode;
 
@@ -136,6 +137,12 @@ pub enum NetworkError {
         #[source]
         source: Box<berth_network::usermode::UsermodeError>,
     },
+    #[error("{why}")]
+    Rootless {
+        why: String,
+        #[source]
+        source: Box<berth_network::usermode::UsermodeError>,
+    },
     #[error("network DNS resolver of {network}: {why}")]
     Resolver { network: String, why: String },
     #[error("{op} {path}")]
@@ -222,6 +229,44 @@ fn lock(engine: &Engine) -> std::result::Result<Lock, NetworkError> {
     Ok(Lock(f))
 }
 
+/// [`lock`] for changes to bridges, veths, the table and the resolvers,
+/// with the calling thread in the namespace they live in: the host's as
+/// root; rootless, the engine's rootless network namespace
+/// ([`rootless_netns`], made on first need, torn down on drop when
+/// nothing needs it any more).
+pub(super) struct BridgeLock<'a> {
+    engine: &'a Engine,
+    entered: Option<rootless_netns::Entered>,
+    _lock: Lock,
+}
+
+impl Drop for BridgeLock<'_> {
+    fn drop(&mut self) {
+        if let Some(e) = self.entered.take() {
+            drop(e);
+            rootless_netns::teardown_if_unused(self.engine);
+        }
+    }
+}
+
+fn bridge_lock(engine: &Engine) -> std::result::Result<BridgeLock<'_>, NetworkError> {
+    let l = lock(engine)?;
+    let entered = if crate::rootless::is_rootless() {
+        let e = rootless_netns::enter(engine);
+        if e.is_err() {
+            rootless_netns::teardown_if_unused(engine);
+        }
+        Some(e?)
+    } else {
+        None
+    };
+    Ok(BridgeLock {
+        engine,
+        entered,
+        _lock: l,
+    })
+}
+
 fn host_routes() -> Vec<IpNet> {
     std::fs::read_to_string("/proc/net/route")
         .map(|t| ipam::routes_v4(&t).into_iter().map(IpNet::V4).collect())
@@ -305,7 +350,14 @@ pub fn create(engine: &Engine, r: &CreateRequest) -> Result<Network> {
     }
     check_network_name(&r.name)?;
     let net = insert_network(engine, &r.name, r, false)?;
-    let _l = lock(engine)?;
+    let _l = match bridge_lock(engine) {
+        Ok(l) => l,
+        Err(e) => {
+            let mut db = engine.db()?;
+            let _ = store::delete(store::conn(&mut db)?, &net.name);
+            return Err(e.into());
+        }
+    };
     let up = realize(&net).and_then(|_| sync_firewall(engine));
     if let Err(e) = up {
         let _ = link::delete_link(&net.bridge);
@@ -373,7 +425,19 @@ fn insert_network(
     })?;
     let labels = crate::opts::parse_labels(&r.labels);
     let mtu = parse_opts(&r.opts)?;
-    let routes = host_routes();
+    let mut routes = host_routes();
+    if crate::rootless::is_rootless() {
+        // The rootless namespace's own range (slirp4netns' tap0).
+        let own = IpNet::V4(rootless_netns::range());
+        if let Some(s) = v4.filter(|s| s.contains(&own.network()) || own.contains(&s.network())) {
+            return Err(NetworkError::Invalid {
+                what: "--subnet",
+                value: s.to_string(),
+                why: format!("{own} is the rootless network namespace's own range"),
+            });
+        }
+        routes.push(own);
+    }
     let mut db = db(engine)?;
     let (bridge_prefix, _) = host_names(engine, &store::list(store::conn(&mut db)?)?);
     store::insert(
@@ -483,7 +547,7 @@ pub fn remove(engine: &Engine, reference: &str) -> Result<String> {
     if net.name == DEFAULT_NETWORK {
         return Err(NetworkError::Default(net.name).into());
     }
-    let _l = lock(engine)?;
+    let _l = bridge_lock(engine)?;
     let users = {
         let mut db = engine.db()?;
         store::users_of(store::conn(&mut db)?, &net.name)?
@@ -607,6 +671,14 @@ fn sync_firewall_if(engine: &Engine, force: bool) -> std::result::Result<(), Net
         }
     }
     let (bridge_prefix, table) = host_names(engine, &nets);
+    if crate::rootless::is_rootless() {
+        // The helper listens on the host address; in the namespace the
+        // port arrives on its own address, to be DNATed there.
+        rootless_netns::sync_forwards(engine, &rules)?;
+        for r in &mut rules {
+            r.host_ip = None;
+        }
+    }
     let ruleset = firewall::Ruleset {
         networks: used
             .iter()

@@ -91,7 +91,11 @@ pub(super) fn refresh_records_without(
     std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
     let records = dns::Records {
         names,
-        upstreams: dns::upstreams_from_host(&host_resolv()),
+        upstreams: dns::upstreams_from_host(&if crate::rootless::is_rootless() {
+            rootless_netns::upstream_resolv()
+        } else {
+            host_resolv()
+        }),
         domain: DNS_DOMAIN.into(),
         scoped,
     };

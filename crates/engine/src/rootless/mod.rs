@@ -5,8 +5,9 @@
 //! root is the user's uid, container ids 1..N the user's subordinate range
 //! (/etc/subuid, /etc/subgid, mapped by `newuidmap`/`newgidmap`). Inside it
 //! berth works as it does as root, with the user's own directories for
-//! storage and run state, no cgroups (none is delegated to the user) and no
-//! bridge networks (they need the host's network namespace).
+//! storage and run state, no cgroups (none is delegated to the user), and
+//! bridge networks in a network namespace of its own
+//! (`networks::rootless_netns`).
 
 pub mod pause;
 
@@ -20,8 +21,8 @@ pub const UID_ENV: &str = "_BERTH_ROOTLESS_UID";
 
 /// The network a rootless container gets without `--network`: THE single
 /// place deciding it. User-mode networking, as podman: slirp4netns when
-/// installed, else pasta, else `none` (bridge networks need root on the
-/// host's network namespace).
+/// installed, else pasta, else `none` (bridge networks, in the rootless
+/// network namespace, only when asked for).
 pub fn default_network() -> &'static str {
     match crate::networks::rootless_default() {
         Some(berth_network::usermode::Mode::Slirp4netns(_)) => "slirp4netns",
@@ -57,8 +58,6 @@ pub enum RootlessError {
     Userns(String),
     #[error("--userns=keep-id: id {id} is not below the {size} ids of the rootless namespace")]
     KeepId { id: u32, size: u32 },
-    #[error("network {0:?}: bridge networks need root (they live in the host's network namespace); rootless containers support --network none and --network host")]
-    Bridge(String),
 }
 
 /// Whether this process is in a user namespace other than the initial one.
@@ -226,7 +225,9 @@ pub fn check_resources(o: &crate::RunOptions) -> Result<(), RootlessError> {
 }
 
 /// A rootless container's options: the rootless default network, and
-/// refusals of what needs root on the host (resource limits, bridges).
+/// refusals of what needs root on the host (resource limits). Bridge
+/// networks live in the engine's rootless network namespace
+/// (`networks::rootless_netns`).
 pub fn adjust(o: &mut crate::RunOptions) -> Result<(), RootlessError> {
     check_resources(o)?;
     // The rootless namespace is the container's (`--userns=host`, also
@@ -261,11 +262,6 @@ pub fn adjust(o: &mut crate::RunOptions) -> Result<(), RootlessError> {
     }
     if o.network.as_deref().is_none_or(str::is_empty) && o.pod.is_none() {
         o.network = Some(default_network().to_string());
-    }
-    if let Ok(crate::opts::NetworkMode::Bridge(names)) =
-        crate::opts::parse_network(o.network.as_deref())
-    {
-        return Err(RootlessError::Bridge(names.join(",")));
     }
     Ok(())
 }

@@ -1,0 +1,526 @@
+//! Rootless user-defined networks: `network create`, `--network NAME`,
+//! `network connect`, names resolved between containers and published
+//! ports, for an unprivileged user of the test's own (common::rootless),
+//! every command run inside a network namespace the test made. Checked
+//! from outside: what containers reach, what the namespace berth runs in
+//! holds (no bridge, no veth: they live in the engine's rootless network
+//! namespace), and that nothing of the user is left after `rm` and
+//! `network rm`; compared with rootless podman run by the same user
+//! where podman 4.3 here can do the same.
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::rootless::RootlessUser;
+
+/// A network namespace made for one test, loopback up; removed on drop.
+struct TestNetns {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestNetns {
+    fn new() -> TestNetns {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-rootlessnet-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("netns");
+        berth_network::netns::create(&path).expect("create the test's network namespace");
+        let lo = Command::new("nsenter")
+            .arg(format!("--net={}", path.display()))
+            .args(["ip", "link", "set", "lo", "up"])
+            .status()
+            .unwrap();
+        assert!(lo.success(), "bring up lo in the test namespace");
+        TestNetns { path, _dir: dir }
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = berth_network::netns::remove(&self.path);
+    }
+}
+
+struct Rootless {
+    // Dropped first: the user's processes end before the namespace goes.
+    u: RootlessUser,
+    tar: PathBuf,
+    netns: TestNetns,
+}
+
+impl Rootless {
+    /// The user, its busybox tarball and the test's namespace; `None`
+    /// after a `SKIP:` line when the machine lacks what this needs.
+    fn new() -> Option<Rootless> {
+        if !Path::new("/usr/bin/slirp4netns").exists() {
+            eprintln!(
+                "SKIP: rootless bridge networks need slirp4netns (apt-get install slirp4netns)"
+            );
+            return None;
+        }
+        let u = RootlessUser::create(true)?;
+        if !common::rootless::ensure_tun_usable() {
+            eprintln!("SKIP: rootless networking needs /dev/net/tun");
+            return None;
+        }
+        let tar = busybox_tar(&u.base);
+        Some(Rootless {
+            u,
+            tar,
+            netns: TestNetns::new(),
+        })
+    }
+
+    fn in_netns(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        self.u.cmd_in_netns(&self.netns.path, program)
+    }
+
+    fn berth(&self, args: &[&str]) -> Output {
+        let o = self
+            .in_netns(common::berth_bin())
+            .args(args)
+            .output()
+            .expect("run berth as the user");
+        eprintln!(
+            "berth {args:?} -> {}\nstdout: {}\nstderr: {}",
+            o.status,
+            common::stdout(&o),
+            common::stderr(&o)
+        );
+        o
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        common::ok(&self.berth(args))
+    }
+
+    /// Waits until no process of the user is left.
+    fn wait_no_processes(&self) -> Vec<i32> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let p = self.u.processes();
+            if p.is_empty() || Instant::now() > deadline {
+                return p;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Interfaces of the namespace berth runs in (the test's).
+    fn links(&self) -> String {
+        let o = Command::new("nsenter")
+            .arg(format!("--net={}", self.netns.path.display()))
+            .args(["ip", "-o", "link"])
+            .output()
+            .unwrap();
+        common::ok(&o)
+    }
+
+    /// `GET /index.html` on `port` of the test namespace's 127.0.0.1.
+    fn get_local(&self, port: u16) -> Option<String> {
+        berth_network::netns::run_in(&self.netns.path, || {
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+            c.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+            c.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
+            let mut out = String::new();
+            c.read_to_string(&mut out).ok()?;
+            out.contains("200 OK").then_some(out)
+        })
+        .unwrap()
+    }
+}
+
+/// A busybox rootfs tarball under `base`, readable by the user.
+fn busybox_tar(base: &Path) -> PathBuf {
+    let src = base.join("rootfs-src");
+    for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "root"] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", src.join("bin/busybox")).unwrap();
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for app in String::from_utf8_lossy(&list.stdout).lines() {
+        let _ = std::os::unix::fs::symlink("busybox", src.join("bin").join(app));
+    }
+    std::fs::write(src.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(src.join("etc/group"), "root:x:0:\n").unwrap();
+    let tar = base.join("rootfs.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&src)
+        .args(["--numeric-owner", "-cf"])
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).unwrap();
+    tar
+}
+
+/// A container's address on `network` (`inspect`).
+fn ip_on(r: &Rootless, container: &str, network: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(&r.ok(&["inspect", container])).unwrap();
+    let v = if v.is_array() { v[0].clone() } else { v };
+    let ip = v["NetworkSettings"]["Networks"][network]["IPAddress"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !ip.is_empty(),
+        "{container} has no address on {network}: {v}"
+    );
+    ip
+}
+
+/// The shell command fetching /index.html from HOST port 80 with busybox
+/// nc (Debian's static busybox wget crashes in getaddrinfo).
+fn get_cmd(host: &str) -> String {
+    format!("printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} 80")
+}
+
+/// The body of an HTTP response.
+fn body(resp: &str) -> String {
+    resp[resp.find("\r\n\r\n").map_or(0, |i| i + 4)..]
+        .trim()
+        .to_string()
+}
+
+const HTTPD: &str = "echo hello-from-$(hostname) > /tmp/index.html; exec httpd -f -p 80 -h /tmp";
+
+#[test]
+fn rootless_user_defined_networks_dns_connect_ports_and_cleanup() {
+    require_root!();
+    let Some(r) = Rootless::new() else {
+        return;
+    };
+    let before = r.links();
+    let image = "localhost/bb:1";
+    r.ok(&[
+        "import",
+        r.tar.to_str().unwrap(),
+        image,
+        "--cmd",
+        r#"["/bin/sh"]"#,
+    ]);
+    r.ok(&["network", "create", "front"]);
+    r.ok(&["network", "create", "back"]);
+    let ls = r.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(ls.contains("front") && ls.contains("back"), "{ls}");
+    r.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--hostname",
+        "web",
+        "--network",
+        "front",
+        "-p",
+        "18081:80",
+        image,
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    r.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cli",
+        "--network",
+        "front",
+        image,
+        "sleep",
+        "600",
+    ]);
+    // By name (the network's resolver) and by address.
+    let by_name = common::wait_for("web by name from cli", 30, || {
+        let o = r.berth(&["exec", "cli", "sh", "-c", &get_cmd("web")]);
+        let out = common::stdout(&o);
+        out.contains("hello").then_some(out)
+    });
+    assert_eq!(body(&by_name), "hello-from-web");
+    let web_ip = ip_on(&r, "web", "front");
+    let by_ip = r.ok(&["exec", "cli", "sh", "-c", &get_cmd(&web_ip)]);
+    assert_eq!(body(&by_ip), "hello-from-web");
+    let resolv = r.ok(&["exec", "cli", "cat", "/etc/resolv.conf"]);
+    let gateway = r.ok(&["exec", "cli", "ip", "route"]);
+    assert!(
+        gateway
+            .lines()
+            .any(|l| l.starts_with("default via ") && resolv.contains(l.split(' ').nth(2).unwrap())),
+        "the resolver is the network's gateway: {resolv}\n{gateway}"
+    );
+    // A third container, on another network, connected to front while
+    // it runs: it reaches web by name too.
+    r.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "third",
+        "--network",
+        "back",
+        image,
+        "sleep",
+        "600",
+    ]);
+    r.ok(&["network", "connect", "front", "third"]);
+    let third = common::wait_for("web by name from third", 30, || {
+        let o = r.berth(&["exec", "third", "sh", "-c", &get_cmd("web")]);
+        let out = common::stdout(&o);
+        out.contains("hello").then_some(out)
+    });
+    assert_eq!(body(&third), "hello-from-web");
+    let eth1 = r.ok(&["exec", "third", "ip", "-4", "-o", "addr"]);
+    assert!(eth1.contains(&ip_on(&r, "third", "front")), "{eth1}");
+    // The published port, from the loopback of the namespace berth runs in.
+    let body = common::wait_for("the published port", 30, || r.get_local(18081));
+    assert!(body.contains("hello-from-web"), "{body}");
+    // Outbound: through slirp4netns, a container reaches an address of the
+    // namespace berth runs in (on an interface the test adds there: no dummy module here).
+    let ns = r.netns.path.display().to_string();
+    for args in [
+        vec!["ip", "link", "add", "bt0", "type", "bridge"],
+        vec!["ip", "addr", "add", "192.0.2.1/24", "dev", "bt0"],
+        vec!["ip", "link", "set", "bt0", "up"],
+    ] {
+        let st = Command::new("nsenter")
+            .arg(format!("--net={ns}"))
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{args:?}");
+    }
+    // A socket stays in the namespace it was made in.
+    let outside = berth_network::netns::run_in(&r.netns.path, || {
+        std::net::TcpListener::bind("192.0.2.1:18090")
+    })
+    .unwrap()
+    .unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = outside.accept().unwrap();
+        c.write_all(b"outside-ok\n").unwrap();
+    });
+    let out = r.ok(&["exec", "cli", "sh", "-c", "nc -w 5 192.0.2.1 18090"]);
+    assert_eq!(out.trim(), "outside-ok");
+    server.join().unwrap();
+    let before = format!("{before}x\n");
+    // Bridges and veths are in the rootless network namespace, not here
+    // (the one more link is the test's).
+    assert_eq!(
+        r.links().lines().count(),
+        before.lines().count(),
+        "{}",
+        r.links()
+    );
+    let owners: Vec<i32> = r.u.processes();
+    let comm = |p: &i32| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+    assert!(
+        owners.iter().any(|p| comm(p).trim() == "slirp4netns"),
+        "the rootless namespace's helper runs as the user"
+    );
+    let runroot = r.u.runtime_dir.join("berth");
+    assert!(runroot.join("rootless-netns").exists());
+    // In use: refused.
+    let o = r.berth(&["network", "rm", "front"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        common::stderr(&o).contains("in use"),
+        "{}",
+        common::stderr(&o)
+    );
+    r.ok(&["rm", "-f", "web", "cli", "third"]);
+    // The port is gone with the container.
+    assert!(r.get_local(18081).is_none());
+    r.ok(&["network", "rm", "front", "back"]);
+    let ls = r.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!ls.contains("front") && !ls.contains("back"), "{ls}");
+    r.ok(&["rmi", image]);
+    let left = r.wait_no_processes();
+    assert!(left.is_empty(), "processes of the user left: {left:?}");
+    assert!(r.u.mounts().is_empty(), "{:?}", r.u.mounts());
+    assert!(
+        !runroot.join("rootless-netns").exists(),
+        "the rootless network namespace's dir is left"
+    );
+}
+
+/// Rootless podman's global flags here: runc (crun refuses this hybrid
+/// cgroup layout), cgroupfs, no events journal.
+const PODMAN_FLAGS: [&str; 6] = [
+    "--runtime",
+    "runc",
+    "--cgroup-manager",
+    "cgroupfs",
+    "--events-backend",
+    "none",
+];
+
+/// What one engine shows on a user-defined network: a second container
+/// reaching the first by address and by name, and the first's published
+/// port from the namespace's loopback.
+struct Seen {
+    by_ip: String,
+    by_name: Option<String>,
+    published: Option<String>,
+    resolv_nameservers: usize,
+}
+
+fn observe(r: &Rootless, tool: &str, port: u16, image: &str) -> Seen {
+    let run = |args: &[&str]| -> Output {
+        let mut c = if tool == "berth" {
+            r.in_netns(common::berth_bin())
+        } else {
+            let mut c = r.in_netns("podman");
+            c.args(PODMAN_FLAGS);
+            c
+        };
+        let o = c.args(args).output().unwrap();
+        eprintln!(
+            "{tool} {args:?} -> {}\n{}{}",
+            o.status,
+            common::stdout(&o),
+            common::stderr(&o)
+        );
+        o
+    };
+    let net = format!("{tool}net");
+    let web = format!("{tool}web");
+    common::ok(&run(&["network", "create", &net]));
+    common::ok(&run(&[
+        "run",
+        "-d",
+        "--name",
+        &web,
+        "--network",
+        &net,
+        "-p",
+        &format!("{port}:80"),
+        image,
+        "sh",
+        "-c",
+        "echo hello > /tmp/index.html; exec httpd -f -p 80 -h /tmp",
+    ]));
+    let ip = common::ok(&run(&[
+        "exec",
+        &web,
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1",
+    ]));
+    let ip = ip.trim().to_string();
+    let get = |target: &str| {
+        run(&[
+            "run",
+            "--rm",
+            "--network",
+            &net,
+            image,
+            "sh",
+            "-c",
+            &get_cmd(target),
+        ])
+    };
+    let by_ip = common::wait_for("the web container by address", 30, || {
+        let o = get(&ip);
+        let out = common::stdout(&o);
+        out.contains("hello").then(|| body(&out))
+    });
+    let by_name = {
+        let out = common::stdout(&get(&web));
+        out.contains("hello").then(|| body(&out))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let published = loop {
+        match r.get_local(port) {
+            Some(b) => break Some(body(&b)),
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            None => break None,
+        }
+    };
+    let resolv = common::ok(&run(&["exec", &web, "cat", "/etc/resolv.conf"]));
+    let resolv_nameservers = resolv
+        .lines()
+        .filter(|l| l.starts_with("nameserver"))
+        .count();
+    common::ok(&run(&["rm", "-f", &web]));
+    common::ok(&run(&["network", "rm", &net]));
+    Seen {
+        by_ip,
+        by_name,
+        published,
+        resolv_nameservers,
+    }
+}
+
+/// The same steps through rootless podman (its rootless network
+/// namespace, CNI here) and berth give the same observations: the second
+/// container reaches the first by address, the published port answers on
+/// the namespace's loopback, and each container's resolv.conf names
+/// nameservers. Name resolution is compared only where podman has it.
+#[test]
+fn rootless_user_network_matches_podman() {
+    require_root!();
+    if Command::new("podman").arg("--version").output().is_err() {
+        eprintln!("SKIP: rootless podman comparison needs podman");
+        return;
+    }
+    let Some(r) = Rootless::new() else {
+        return;
+    };
+    let image = "localhost/bb:1";
+    let o = r
+        .in_netns("podman")
+        .args(PODMAN_FLAGS)
+        .args(["import", r.tar.to_str().unwrap(), image])
+        .output()
+        .unwrap();
+    if !o.status.success() {
+        eprintln!(
+            "SKIP: rootless podman cannot import here: {}",
+            common::stderr(&o)
+        );
+        return;
+    }
+    let backend = r
+        .in_netns("podman")
+        .args(PODMAN_FLAGS)
+        .args(["info", "--format", "{{.Host.NetworkBackend}}"])
+        .output()
+        .unwrap();
+    let backend = common::stdout(&backend).trim().to_string();
+    r.ok(&[
+        "import",
+        r.tar.to_str().unwrap(),
+        image,
+        "--cmd",
+        r#"["/bin/sh"]"#,
+    ]);
+    let p = observe(&r, "podman", 18083, image);
+    let b = observe(&r, "berth", 18084, image);
+    assert_eq!(b.by_ip.trim(), p.by_ip.trim());
+    assert_eq!(b.by_ip.trim(), "hello");
+    assert_eq!(b.published, p.published);
+    assert_eq!(b.published.as_deref().map(str::trim), Some("hello"));
+    assert!(b.resolv_nameservers >= 1 && p.resolv_nameservers >= 1);
+    match &p.by_name {
+        Some(n) => assert_eq!(b.by_name.as_deref().map(str::trim), Some(n.trim())),
+        None => {
+            // podman 4.3 with the CNI backend resolves container names only
+            // through the dnsname plugin, which Debian does not ship.
+            eprintln!("SKIP: name resolution not compared: rootless podman here (network backend {backend}) resolves no container names (CNI without the dnsname plugin); berth's own is checked in rootless_user_defined_networks_dns_connect_ports_and_cleanup");
+            assert_eq!(b.by_name.as_deref().map(str::trim), Some("hello"));
+        }
+    }
+    let _ = r
+        .in_netns("podman")
+        .args(PODMAN_FLAGS)
+        .args(["rmi", "-f", image])
+        .output();
+}

@@ -1,0 +1,214 @@
+//! Bridge networks for a rootless engine (docs/rootless.md), as podman
+//! does: one network namespace of the engine's own, owned by the user's
+//! rootless user namespace (the pause process's), holds what a rootful
+//! engine puts in the host's namespace: the bridges, the host ends of
+//! the containers' veths, berth's nftables table and the DNS resolvers.
+//! The rootful code does all of it unchanged: under [`BridgeLock`] the
+//! calling thread is in this namespace (processes it spawns, `nft` and
+//! the resolvers, are too).
+//!
+//! slirp4netns connects the namespace to the outside (outbound traffic,
+//! its `tap0` with 10.0.2.100, the default route) and publishes ports:
+//! a container's `-p HOST:CONTAINER` becomes a forward of the helper
+//! (`add_hostfwd`, listening on the host side, in the namespace berth
+//! runs in) to 10.0.2.100:HOST, which berth's table DNATs to the
+//! container, exactly as it DNATs a host port as root.
+//!
+//! Pinned at `<runroot>/rootless-netns/ns` (a bind mount in the rootless
+//! mount namespace) with the helper's record, API socket and log beside
+//! it; one per run root (the default run root is the user's run dir).
+//! Made on first need (`network create`, a container started on a
+//! bridge network); kept while a network other than the default one
+//! exists or any container holds an address on one; torn down (helper
+//! ended, pin removed) by the command that removes the last of them, so
+//! a user without networks has no process left (the pause process then
+//! ends too).
+
+use super::*;
+use berth_network::slirp_api;
+use berth_network::usermode::{self as um, Forward, Helper, Mode, SlirpOptions};
+use nix::sched::CloneFlags;
+
+/// `<runroot>/rootless-netns`.
+pub fn dir(engine: &Engine) -> PathBuf {
+    engine.runroot.join("rootless-netns")
+}
+
+/// The pin of the rootless network namespace.
+pub fn pin(engine: &Engine) -> PathBuf {
+    dir(engine).join("ns")
+}
+
+fn record_path(engine: &Engine) -> PathBuf {
+    dir(engine).join("helper.json")
+}
+
+fn helper(engine: &Engine) -> Option<Helper> {
+    let text = std::fs::read_to_string(record_path(engine)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The helper's options: podman's defaults for its rootless namespace
+/// (10.0.2.0/24, the namespace's address 10.0.2.100, no way to the
+/// host's loopback).
+fn options() -> SlirpOptions {
+    SlirpOptions::default()
+}
+
+/// The range of the namespace's own interface (no bridge network may
+/// overlap it).
+pub fn range() -> ipnet::Ipv4Net {
+    options().cidr
+}
+
+fn mode_err(e: um::UsermodeError) -> NetworkError {
+    NetworkError::Rootless {
+        why: "the rootless network namespace".into(),
+        source: Box::new(e),
+    }
+}
+
+/// The rootless network namespace exists, pinned, with its helper
+/// running; made when it does not. Caller holds the lock and is in the
+/// namespace berth was started in (the helper must run there).
+fn ensure(engine: &Engine) -> std::result::Result<(), NetworkError> {
+    let p = pin(engine);
+    let h = helper(engine);
+    if netns::is_pinned(&p) && h.is_some_and(|h| h.alive()) {
+        return Ok(());
+    }
+    // A helper whose namespace went (the pause process ended while it
+    // was kept), or a pin whose helper died: start over.
+    if let Some(h) = h {
+        h.stop();
+    }
+    if !Mode::Slirp4netns(options()).available() {
+        return Err(mode_err(um::UsermodeError::Missing(
+            "slirp4netns",
+            "slirp4netns",
+        )));
+    }
+    let d = dir(engine);
+    std::fs::create_dir_all(&d).map_err(io_err("create", &d))?;
+    netns::remove(&p).map_err(host_err("*", "remove a stale rootless namespace pin"))?;
+    netns::create(&p).map_err(host_err("*", "create the rootless network namespace"))?;
+    // berth's table and the resolvers of the old namespace are gone.
+    let _ = std::fs::remove_file(applied_path(engine));
+    let r = (|| {
+        link::loopback_up(&p).map_err(host_err("*", "bring up lo in the rootless namespace"))?;
+        let helper = um::start(&um::Spec {
+            mode: &Mode::Slirp4netns(options()),
+            netns: &p,
+            userns: None,
+            dir: &d,
+            ports: &[],
+        })
+        .map_err(mode_err)?;
+        let rec = record_path(engine);
+        let tmp = rec.with_extension("tmp");
+        let text = serde_json::to_string(&helper).expect("helper serializes");
+        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &rec)) {
+            helper.stop();
+            return Err(io_err("write", &rec)(e));
+        }
+        Ok(())
+    })();
+    if r.is_err() {
+        let _ = netns::remove(&p);
+    }
+    r
+}
+
+/// The calling thread inside the rootless network namespace, until
+/// dropped (then back in the namespace it was in). Not `Send`: a
+/// namespace is per thread.
+pub(super) struct Entered {
+    orig: File,
+    _thread: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let _ = nix::sched::setns(&self.orig, CloneFlags::CLONE_NEWNET);
+    }
+}
+
+/// [`ensure`]s the namespace and moves the calling thread into it.
+pub(super) fn enter(engine: &Engine) -> std::result::Result<Entered, NetworkError> {
+    ensure(engine)?;
+    let here = Path::new("/proc/thread-self/ns/net");
+    let orig = File::open(here).map_err(io_err("open", here))?;
+    let p = pin(engine);
+    let ns = File::open(&p).map_err(io_err("open", &p))?;
+    nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET)
+        .map_err(|e| io_err("join the rootless network namespace", &p)(std::io::Error::from(e)))?;
+    Ok(Entered {
+        orig,
+        _thread: std::marker::PhantomData,
+    })
+}
+
+/// Whether something still needs the namespace: a network other than
+/// the default one, or an address held on any network.
+fn needed(engine: &Engine) -> std::result::Result<bool, NetworkError> {
+    let mut db = db(engine)?;
+    let c = store::conn(&mut db)?;
+    let nets = store::list(c)?;
+    if nets.iter().any(|n| n.name != DEFAULT_NETWORK) {
+        return Ok(true);
+    }
+    Ok(!store::all_endpoints(c)?.is_empty())
+}
+
+/// Ends the helper and unpins the namespace when nothing needs it any
+/// more. Caller holds the lock, outside the namespace.
+pub(super) fn teardown_if_unused(engine: &Engine) {
+    if needed(engine).unwrap_or(true) {
+        return;
+    }
+    if let Some(h) = helper(engine) {
+        h.stop();
+    }
+    let _ = netns::remove(&pin(engine));
+    let _ = std::fs::remove_file(applied_path(engine));
+    let _ = std::fs::remove_dir_all(dir(engine));
+}
+
+/// The helper forwards exactly the published ports `rules` of running
+/// containers: host `host_ip:host_port` to the namespace's
+/// `10.0.2.100:host_port`, where berth's table DNATs it.
+pub(super) fn sync_forwards(
+    engine: &Engine,
+    rules: &[firewall::PortRule],
+) -> std::result::Result<(), NetworkError> {
+    let want: Vec<Forward> = rules
+        .iter()
+        .map(|r| Forward {
+            proto: match r.proto {
+                firewall::Proto::Tcp => um::Proto::Tcp,
+                firewall::Proto::Udp => um::Proto::Udp,
+            },
+            host_ip: r.host_ip.filter(|i| !i.is_unspecified()),
+            host_port: r.host_port,
+            container_port: r.host_port,
+        })
+        .collect();
+    if let Some(f) = want
+        .iter()
+        .find(|f| matches!(f.host_ip, Some(IpAddr::V6(_))))
+    {
+        return Err(mode_err(um::UsermodeError::Publish {
+            mode: "slirp4netns",
+            what: format!("[{}]:{}", f.host_ip.expect("v6"), f.host_port),
+            why: "a rootless engine publishes on IPv4 host addresses only".into(),
+        }));
+    }
+    let sock = um::api_socket(&dir(engine));
+    slirp_api::sync_hostfwd(&sock, options().guest(), &want).map_err(mode_err)
+}
+
+/// The upstream DNS server of resolvers in the namespace: slirp4netns'
+/// forwarder (the host's own servers may be on its loopback).
+pub(super) fn upstream_resolv() -> String {
+    format!("nameserver {}\n", options().dns())
+}
