@@ -98,11 +98,7 @@ pub struct Ctx {
 }
 
 /// The output of one `berth` command.
-pub struct Out {
-    pub code: i32,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-}
+pub use berth_svc::BerthOutput as Out;
 
 impl Ctx {
     /// A `berth` command over the same root, runroot and cgroup parent.
@@ -112,33 +108,18 @@ impl Ctx {
 
     /// Runs `berth ARGS` to its end.
     pub async fn run(&self, args: &[String]) -> Result<Out, Status> {
-        let o = self
-            .cmd()
-            .args(args)
-            .output()
+        berth_svc::run_berth(&self.berth, &self.engine, args)
             .await
-            .map_err(|e| Status::internal(format!("run {}: {e}", self.berth.display())))?;
-        Ok(Out {
-            code: o.status.code().unwrap_or(128),
-            stdout: o.stdout,
-            stderr: o.stderr,
-        })
+            .map_err(Status::internal)
     }
 
     /// Runs `berth ARGS`; its stdout, or its last error line as a status.
     pub async fn berth(&self, args: &[String]) -> Result<String, Status> {
         let o = self.run(args).await?;
-        if o.code == 0 {
+        if o.success() {
             return Ok(String::from_utf8_lossy(&o.stdout).trim().to_string());
         }
-        let err = String::from_utf8_lossy(&o.stderr);
-        let msg = err
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("berth failed")
-            .trim_start_matches("berth: ")
-            .to_string();
+        let msg = o.error_line();
         if msg.contains("no such") || msg.contains("not found") {
             return Err(Status::not_found(msg));
         }
@@ -150,10 +131,9 @@ impl Ctx {
         &self,
         f: impl FnOnce(&Engine) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
-        let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || f(&engine))
+        berth_svc::read(&self.engine, f)
             .await
-            .map_err(|e| Status::internal(format!("engine read failed: {e}")))?
+            .map_err(Status::internal)?
     }
 }
 

@@ -375,19 +375,21 @@ pub async fn container_status(
                 }
                 _ => ("", 0),
             };
+            // The list entry's fields, then what only the status has.
+            let c = to_container(&row, &m);
             Ok(ContainerStatus {
-                id: row.id.clone(),
-                metadata: m.metadata.clone(),
-                state: state as i32,
-                created_at: meta::ns(row.created),
+                id: c.id,
+                metadata: c.metadata,
+                state: c.state,
+                created_at: c.created_at,
+                image: c.image,
+                image_ref: c.image_ref,
+                labels: c.labels,
+                annotations: c.annotations,
                 started_at: row.started.map(meta::ns).unwrap_or(0),
                 finished_at: row.finished.map(meta::ns).unwrap_or(0),
                 exit_code,
-                image: m.image.clone(),
-                image_ref: row.image_id.clone(),
                 reason: reason.into(),
-                labels: m.labels.clone(),
-                annotations: m.annotations.clone(),
                 log_path: m.log_path.clone(),
                 ..Default::default()
             })
