@@ -5,3 +5,6 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get install -y -qq --no-install-recommends protobuf-compiler >/dev/null
+# Pod networks from CNI plugins (cri_network.rs): bridge, host-local,
+# portmap, loopback in /usr/lib/cni; portmap runs iptables.
+apt-get install -y -qq --no-install-recommends containernetworking-plugins iptables >/dev/null

@@ -28,24 +28,13 @@ impl Ctx {
 
     /// Runs `berth ARGS`; its stdout, or its error as Docker's status.
     pub async fn berth(&self, args: &[String]) -> Result<String, ApiError> {
-        let out = self
-            .cmd()
-            .args(args)
-            .output()
+        let out = berth_svc::run_berth(&self.berth, &self.engine, args)
             .await
-            .map_err(|e| ApiError::internal(format!("run {}: {e}", self.berth.display())))?;
-        if out.status.success() {
+            .map_err(ApiError::internal)?;
+        if out.success() {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
-        let err = String::from_utf8_lossy(&out.stderr);
-        let msg = err
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("berth failed")
-            .trim_start_matches("berth: ")
-            .to_string();
-        Err(ApiError::from_message(msg))
+        Err(ApiError::from_message(out.error_line()))
     }
 
     /// Runs a blocking engine read off the async threads.
@@ -53,9 +42,8 @@ impl Ctx {
         &self,
         f: impl FnOnce(&Engine) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || f(&engine))
+        berth_svc::read(&self.engine, f)
             .await
-            .map_err(|e| ApiError::internal(format!("engine read failed: {e}")))?
+            .map_err(ApiError::internal)?
     }
 }

@@ -5,102 +5,10 @@
 //! service. The service runs in the test's network namespace.
 
 mod common;
+use common::cri::*;
 use common::*;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn crictl_bin() -> Option<PathBuf> {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for up in here.ancestors() {
-        let p = up.join("shared/tools/cri/crictl");
-        if p.is_file() {
-            return Some(p);
-        }
-        let p = up.join("../shared/tools/cri/crictl");
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    None
-}
-
-/// A running `berth cri`, killed (by its pid) when dropped.
-struct Cri {
-    child: Child,
-}
-
-impl Cri {
-    fn start(env: &EngineEnv, sock: &Path, conf: Option<&Path>) -> Cri {
-        let mut c = env.cmd();
-        if let Some(f) = conf {
-            c.env("CONTAINERS_REGISTRIES_CONF", f);
-        }
-        let child = c
-            .arg("cri")
-            .arg("--listen")
-            .arg(format!("unix://{}", sock.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start berth cri");
-        let t = Instant::now();
-        while std::os::unix::net::UnixStream::connect(sock).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "berth cri did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Cri { child }
-    }
-
-    fn stop(&mut self) {
-        // SIGTERM: the service removes its socket and exits.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Cri {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn crictl(bin: &Path, sock: &Path, args: &[&str]) -> Output {
-    let ep = format!("unix://{}", sock.display());
-    let o = Command::new(bin)
-        .args([
-            "--runtime-endpoint",
-            &ep,
-            "--image-endpoint",
-            &ep,
-            "--timeout",
-            "60s",
-        ])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run crictl");
-    eprintln!(
-        "crictl {args:?} -> {}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-fn crictl_ok(bin: &Path, sock: &Path, args: &[&str]) -> String {
-    let o = crictl(bin, sock, args);
-    assert!(o.status.success(), "crictl {args:?} failed: {}", stderr(&o));
-    stdout(&o).trim().to_string()
-}
 
 #[test]
 fn crictl_drives_berth_cri() {

@@ -14,9 +14,11 @@
 //! `berth-runtime` or `berth-monitor`, or be needed by a running container.
 
 mod authority;
+mod cni;
 mod images;
 mod meta;
 mod runtime;
+mod streaming;
 
 use std::path::PathBuf;
 
@@ -27,6 +29,8 @@ use tonic::Status;
 
 /// Where `berth cri` listens by default.
 pub const DEFAULT_LISTEN: &str = "unix:///run/berth/cri.sock";
+/// Where the streaming server listens by default (loopback, any port).
+pub const DEFAULT_STREAMING_LISTEN: &str = "127.0.0.1:0";
 
 /// The service's settings (`berth-cri --root R --runroot R --cgroup-parent
 /// P --berth PATH [--listen unix:///PATH]`).
@@ -37,6 +41,11 @@ pub struct Config {
     pub cgroup_parent: String,
     pub berth: PathBuf,
     pub listen: String,
+    /// The streaming server's `HOST:PORT` (port 0: any free one, as
+    /// containerd's default stream_server_port).
+    pub streaming_listen: String,
+    /// CNI network configurations and plugins.
+    pub cni: cni::CniDirs,
 }
 
 impl Config {
@@ -47,6 +56,11 @@ impl Config {
             cgroup_parent: "/berth".into(),
             berth: PathBuf::from("berth"),
             listen: DEFAULT_LISTEN.into(),
+            streaming_listen: DEFAULT_STREAMING_LISTEN.into(),
+            cni: cni::CniDirs {
+                conf_dir: PathBuf::from("/etc/cni/net.d"),
+                bin_dirs: vec![PathBuf::from("/usr/lib/cni"), PathBuf::from("/opt/cni/bin")],
+            },
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -61,6 +75,11 @@ impl Config {
                 "--cgroup-parent" => c.cgroup_parent = val(a)?,
                 "--berth" => c.berth = val(a)?.into(),
                 "--listen" => c.listen = val(a)?,
+                "--streaming-listen" => c.streaming_listen = val(a)?,
+                "--cni-conf-dir" => c.cni.conf_dir = val(a)?.into(),
+                "--cni-bin-dir" => {
+                    c.cni.bin_dirs = std::env::split_paths(&val(a)?).collect();
+                }
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
@@ -72,14 +91,14 @@ impl Config {
 pub struct Ctx {
     pub engine: Engine,
     pub berth: PathBuf,
+    /// Where CNI configurations and plugins are.
+    pub cni: cni::CniDirs,
+    /// The streaming server (set once it listens).
+    pub streaming: std::sync::OnceLock<std::sync::Arc<streaming::Server>>,
 }
 
 /// The output of one `berth` command.
-pub struct Out {
-    pub code: i32,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-}
+pub use berth_svc::BerthOutput as Out;
 
 impl Ctx {
     /// A `berth` command over the same root, runroot and cgroup parent.
@@ -89,33 +108,18 @@ impl Ctx {
 
     /// Runs `berth ARGS` to its end.
     pub async fn run(&self, args: &[String]) -> Result<Out, Status> {
-        let o = self
-            .cmd()
-            .args(args)
-            .output()
+        berth_svc::run_berth(&self.berth, &self.engine, args)
             .await
-            .map_err(|e| Status::internal(format!("run {}: {e}", self.berth.display())))?;
-        Ok(Out {
-            code: o.status.code().unwrap_or(128),
-            stdout: o.stdout,
-            stderr: o.stderr,
-        })
+            .map_err(Status::internal)
     }
 
     /// Runs `berth ARGS`; its stdout, or its last error line as a status.
     pub async fn berth(&self, args: &[String]) -> Result<String, Status> {
         let o = self.run(args).await?;
-        if o.code == 0 {
+        if o.success() {
             return Ok(String::from_utf8_lossy(&o.stdout).trim().to_string());
         }
-        let err = String::from_utf8_lossy(&o.stderr);
-        let msg = err
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("berth failed")
-            .trim_start_matches("berth: ")
-            .to_string();
+        let msg = o.error_line();
         if msg.contains("no such") || msg.contains("not found") {
             return Err(Status::not_found(msg));
         }
@@ -127,10 +131,9 @@ impl Ctx {
         &self,
         f: impl FnOnce(&Engine) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
-        let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || f(&engine))
+        berth_svc::read(&self.engine, f)
             .await
-            .map_err(|e| Status::internal(format!("engine read failed: {e}")))?
+            .map_err(Status::internal)?
     }
 }
 
@@ -173,7 +176,11 @@ async fn serve(cfg: Config) -> Result<(), String> {
     let ctx = std::sync::Arc::new(Ctx {
         engine: Engine::new(&cfg.root, &cfg.runroot, &cfg.cgroup_parent),
         berth: cfg.berth.clone(),
+        cni: cfg.cni.clone(),
+        streaming: std::sync::OnceLock::new(),
     });
+    let srv = streaming::Server::start(&cfg.streaming_listen, ctx.clone()).await?;
+    let _ = ctx.streaming.set(srv);
     let incoming = {
         use tokio_stream::StreamExt;
         tokio_stream::wrappers::UnixListenerStream::new(listener)

@@ -2,8 +2,9 @@
 //! service (`berth-service`, crate berth-api) and the CRI service
 //! (`berth-cri`, crate berth-cri).
 //!
-//! Owns: starting a service's async runtime from its command line, and
-//! the `berth` command a service runs for every change.
+//! Owns: starting a service's async runtime from its command line, the
+//! `berth` command a service runs for every change (and how its error
+//! reads), and blocking engine reads off the async threads.
 //! May call: berth-engine (the engine's dirs), tokio.
 //! Must not: hold state, or be linked into `berth`, `berth-runtime` or
 //! `berth-monitor` (they stay synchronous and small).
@@ -30,6 +31,62 @@ pub fn berth_command(berth: &Path, engine: &Engine) -> tokio::process::Command {
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     c
+}
+
+/// What a `berth` command printed and how it ended.
+pub struct BerthOutput {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl BerthOutput {
+    pub fn success(&self) -> bool {
+        self.code == 0
+    }
+
+    /// Its error for a client: the last non-empty line of its stderr,
+    /// without the `berth: ` prefix.
+    pub fn error_line(&self) -> String {
+        String::from_utf8_lossy(&self.stderr)
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("berth failed")
+            .trim_start_matches("berth: ")
+            .to_string()
+    }
+}
+
+/// Runs `berth ARGS` (see [`berth_command`]) to its end; the error says
+/// which binary could not run.
+pub async fn run_berth(
+    berth: &Path,
+    engine: &Engine,
+    args: &[String],
+) -> Result<BerthOutput, String> {
+    let o = berth_command(berth, engine)
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| format!("run {}: {e}", berth.display()))?;
+    Ok(BerthOutput {
+        code: o.status.code().unwrap_or(128),
+        stdout: o.stdout,
+        stderr: o.stderr,
+    })
+}
+
+/// Runs a blocking engine read off the async threads; the error is the
+/// read's panic, as text.
+pub async fn read<T: Send + 'static>(
+    engine: &Engine,
+    f: impl FnOnce(&Engine) -> T + Send + 'static,
+) -> Result<T, String> {
+    let engine = engine.clone();
+    tokio::task::spawn_blocking(move || f(&engine))
+        .await
+        .map_err(|e| format!("engine read failed: {e}"))
 }
 
 /// The entry point of service `name`: parses this process's arguments with

@@ -84,6 +84,18 @@ pub struct CriArgs {
     /// Where to serve CRI v1 (`unix:///PATH`).
     #[arg(long, default_value = "unix:///run/berth/cri.sock")]
     pub listen: String,
+    /// The streaming server (Exec, Attach, PortForward URLs): HOST:PORT,
+    /// port 0 for any free one.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub streaming_listen: String,
+    /// Where CNI network configurations are: with one there (the first
+    /// `*.conflist`/`*.conf` by name), pods get their network from CNI
+    /// plugins; without, from berth's bridge driver.
+    #[arg(long, default_value = "/etc/cni/net.d")]
+    pub cni_conf_dir: String,
+    /// Where CNI plugins are (colon-separated dirs).
+    #[arg(long, default_value = "/usr/lib/cni:/opt/cni/bin")]
+    pub cni_bin_dir: String,
 }
 
 /// Execs `berth-cri` (next to this `berth`), which serves the Container
@@ -114,6 +126,12 @@ pub fn cri(root: &Path, e: &super::run::EngineArgs, a: &CriArgs) -> anyhow::Resu
         .arg(&me)
         .arg("--listen")
         .arg(&a.listen)
+        .arg("--streaming-listen")
+        .arg(&a.streaming_listen)
+        .arg("--cni-conf-dir")
+        .arg(&a.cni_conf_dir)
+        .arg("--cni-bin-dir")
+        .arg(&a.cni_bin_dir)
         .exec();
     Err(anyhow::anyhow!("run {}: {err}", exe.display()))
 }

@@ -3,6 +3,7 @@
 //! cgroup that the test owns, and cleanup even when a test fails.
 #![allow(dead_code)]
 
+pub mod cri;
 pub mod differential;
 pub mod rootless;
 
