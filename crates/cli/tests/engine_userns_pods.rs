@@ -8,74 +8,21 @@
 //! touched.
 
 mod common;
+use common::userns::{map_line, UsernsEnv};
 use common::*;
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-struct U {
-    env: EngineEnv,
-    subuid: PathBuf,
-    subgid: PathBuf,
-    image: String,
+type U = UsernsEnv;
+
+trait PodOps {
+    fn in_pod(&self, pod: &str, name: &str);
+    fn exec(&self, name: &str, args: &[&str]) -> String;
+    fn pid(&self, name: &str) -> i32;
 }
 
-impl U {
-    fn new() -> Option<U> {
-        if !is_root() {
-            eprintln!("SKIP: user namespace tests need root");
-            return None;
-        }
-        let env = EngineEnv::new();
-        let subuid = env.dir.path().join("subuid");
-        let subgid = env.dir.path().join("subgid");
-        std::fs::write(&subuid, "").expect("subuid");
-        std::fs::write(&subgid, "").expect("subgid");
-        let image = env.busybox_image();
-        Some(U {
-            env,
-            subuid,
-            subgid,
-            image,
-        })
-    }
-
-    /// Another engine root (its own env) on the same subordinate id files.
-    fn sibling(&self) -> U {
-        let env = EngineEnv::new();
-        let image = env.busybox_image();
-        U {
-            env,
-            subuid: self.subuid.clone(),
-            subgid: self.subgid.clone(),
-            image,
-        }
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = self.env.cmd();
-        c.env("BERTH_SUBUID_FILE", &self.subuid)
-            .env("BERTH_SUBGID_FILE", &self.subgid)
-            .env_remove("BERTH_USERNS_DEFAULT");
-        c
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        let o = self.cmd().args(args).output().expect("run berth");
-        eprintln!(
-            "berth {args:?} -> {}\nstdout: {}\nstderr: {}",
-            o.status,
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        ok(&self.berth(args))
-    }
-
+impl PodOps for U {
     fn in_pod(&self, pod: &str, name: &str) {
         self.ok(&[
             "run",
@@ -104,19 +51,6 @@ impl U {
     }
 }
 
-/// `(container, host, size)` of the first uid_map line.
-fn map_line(text: &str) -> (u64, u64, u64) {
-    let f: Vec<u64> = text
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .map(|x| x.parse().expect("number"))
-        .collect();
-    assert_eq!(f.len(), 3, "uid_map line {text:?}");
-    (f[0], f[1], f[2])
-}
-
 fn disjoint(a: (u64, u64, u64), b: (u64, u64, u64)) -> bool {
     a.1 + a.2 <= b.1 || b.1 + b.2 <= a.1
 }
@@ -127,7 +61,7 @@ fn mounts_under(p: &Path) -> Vec<String> {
 
 #[test]
 fn pod_containers_share_the_pods_user_namespace() {
-    let Some(u) = U::new() else {
+    let Some(u) = U::new("", "") else {
         return;
     };
     // The engine's default for root: no --userns on the pod.
@@ -228,7 +162,7 @@ fn pod_containers_share_the_pods_user_namespace() {
 
 #[test]
 fn pod_userns_flags_refused_and_host_pods() {
-    let Some(u) = U::new() else {
+    let Some(u) = U::new("", "") else {
         return;
     };
     u.ok(&["pod", "create", "--name", "pr1", "--network", "none"]);
@@ -280,7 +214,7 @@ fn pod_userns_flags_refused_and_host_pods() {
 
 #[test]
 fn ranges_are_disjoint_across_engine_roots() {
-    let Some(a) = U::new() else {
+    let Some(a) = U::new("", "") else {
         return;
     };
     let b = a.sibling();

@@ -6,6 +6,7 @@
 pub mod cri;
 pub mod differential;
 pub mod rootless;
+pub mod userns;
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
