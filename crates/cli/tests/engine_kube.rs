@@ -395,21 +395,6 @@ fn generate_kube_round_trips() {
     assert!(pods.is_empty() && ctrs.is_empty(), "{pods:?} {ctrs:?}");
 }
 
-/// The `order=` line with repeated entries collapsed (`one,one,two,` ->
-/// `one,two,`).
-fn collapse_order(out: &str) -> String {
-    out.lines()
-        .map(|l| match l.strip_prefix("order=") {
-            Some(o) => {
-                let mut v: Vec<&str> = o.split(',').collect();
-                v.dedup();
-                format!("order={}\n", v.join(","))
-            }
-            None => format!("{l}\n"),
-        })
-        .collect()
-}
-
 /// `nofile=S:H` in a containers.conf made `nofile=S:S`.
 fn nofile_soft_as_hard(text: &str) -> String {
     let Some(i) = text.find("\"nofile=") else {
@@ -477,7 +462,17 @@ fn corpus_matches_podman() {
             std::fs::write(host.join("app.conf"), "conf-line\n").unwrap();
             let dir = env.dir.path().join(who);
             std::fs::create_dir_all(&dir).unwrap();
-            played.push(corpus(&dir, file, &[("DIR", host.to_str().unwrap())]));
+            let f = corpus(&dir, file, &[("DIR", host.to_str().unwrap())]);
+            if file == "volumes.yaml" {
+                // podman 4.3 restarts init containers under the default
+                // restartPolicy Always, and its removal of a completed
+                // one then races with the restart ("cannot remove
+                // container ... as it is running"): OnFailure for both.
+                let text = std::fs::read_to_string(&f).unwrap();
+                let text = text.replacen("\nspec:\n", "\nspec:\n  restartPolicy: OnFailure\n", 1);
+                std::fs::write(&f, text).unwrap();
+            }
+            played.push(f);
         }
         env.ok(&[
             "kube",
@@ -518,10 +513,7 @@ fn corpus_matches_podman() {
                     assert_eq!(be & (1 << bit), pe & (1 << bit), "{file} {c} cap {bit}");
                 }
             } else {
-                // podman 4.3 restarts init containers under the pod's
-                // restartPolicy Always (each ran many times before the
-                // app container started): repeats of a line collapsed.
-                assert_eq!(b, collapse_order(&p), "{file}: what {c} printed");
+                assert_eq!(b, p, "{file}: what {c} printed");
             }
         }
         env.ok(&["kube", "down", played[0].to_str().unwrap()]);
@@ -539,4 +531,59 @@ fn corpus_matches_podman() {
             "{file}: podman left {pp:?} {pc:?} {pv:?}"
         );
     }
+    // podman's `generate kube` of a container (with its annotations,
+    // creationTimestamp, CAP_-prefixed capabilities) plays in berth: the
+    // container prints what it printed under podman.
+    let mnt = env.dir.path().join("gen-mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    std::fs::write(mnt.join("f"), "host-file\n").unwrap();
+    let script = "tr '\\0' ' ' < /proc/1/cmdline; echo; echo A=$A; id -u; id -g; \
+                  cat /mnt/f; grep CapEff /proc/self/status; echo done; exec sleep 1000";
+    let run = podman(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--cgroup-parent",
+        &pm.cgroup_parent,
+        "--name",
+        "gen",
+        "-e",
+        "A=b c",
+        "-v",
+        &format!("{}:/mnt:ro", mnt.display()),
+        "--cap-add",
+        "NET_ADMIN",
+        "-u",
+        "1000:1000",
+        "-m",
+        "64m",
+        "localhost/bb:1",
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    assert!(run.status.success());
+    let want = logs_done("gen", || stdout(&podman(&["logs", "gen"])));
+    let y = podman(&["generate", "kube", "gen"]);
+    assert!(y.status.success());
+    let g = env.dir.path().join("podman-gen.yaml");
+    std::fs::write(&g, &y.stdout).unwrap();
+    env.ok(&["kube", "play", "--network", "none", g.to_str().unwrap()]);
+    // podman makes an added capability effective (ambient) for a non-root
+    // user; berth, like Docker and the kubelet's runtimes, does not: the
+    // CapEff line is left out.
+    let no_capeff = |s: &str| -> String {
+        s.lines()
+            .filter(|l| !l.starts_with("CapEff"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    assert_eq!(
+        no_capeff(&berth_logs(&env, "gen-pod-gen")),
+        no_capeff(&want)
+    );
+    assert_eq!(env.inspect("gen-pod-gen")["HostConfig"]["Memory"], 64 << 20);
+    env.ok(&["kube", "down", g.to_str().unwrap()]);
+    podman(&["rm", "-f", "-t", "0", "gen"]);
 }
