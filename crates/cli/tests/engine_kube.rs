@@ -82,6 +82,16 @@ fn pod_with_two_containers_shares_localhost_and_hostname() {
     let p: Value = serde_json::from_str(&env.ok(&["pod", "inspect", "duo"])).unwrap();
     assert_eq!(p["Labels"]["app"], "duo", "{p}");
     assert_eq!(env.inspect("duo-client")["Config"]["Labels"]["app"], "duo");
+    // Its annotations are in each container's OCI config (as podman).
+    let bundle = env.inspect("duo-client")["BundlePath"]
+        .as_str()
+        .expect("BundlePath")
+        .to_string();
+    let cfg: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&bundle).join("config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cfg["annotations"]["example.com/owner"], "team-a", "{cfg}");
     // down: nothing left.
     let d = env.ok(&["kube", "down", f.to_str().unwrap()]);
     assert!(d.contains("Pods removed:"), "{d}");

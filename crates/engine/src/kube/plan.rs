@@ -241,6 +241,7 @@ fn pod(
         spec: s,
         volumes: &volumes,
         labels: &labels,
+        annotations: &meta.annotations,
     };
     let mut names = BTreeSet::new();
     for (i, c) in s.init_containers.iter().enumerate() {
@@ -274,6 +275,7 @@ struct Ctx<'a> {
     spec: &'a PodSpec,
     volumes: &'a BTreeMap<&'a str, &'a spec::Volume>,
     labels: &'a [String],
+    annotations: &'a BTreeMap<String, String>,
 }
 
 impl Ctx<'_> {
@@ -329,6 +331,12 @@ impl Ctx<'_> {
             (None, Some(args)) => r.cmd = args.clone(),
             (None, None) => {}
         }
+        // The object's annotations go on every container (as podman).
+        r.extra.annotations = self
+            .annotations
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         self.env(&mut r, cp, c)?;
         for (i, p) in c.ports.iter().enumerate() {
             let Some(hp) = p.host_port else {
