@@ -68,7 +68,7 @@ fn cap_bits(status: &str, key: &str) -> u64 {
 fn pod_with_two_containers_shares_localhost_and_hostname() {
     require_root!();
     let env = EngineEnv::new();
-    env.busybox_image();
+    let img = env.busybox_image();
     let f = corpus(env.dir.path(), "two-containers.yaml", &[]);
     let out = env.ok(&["kube", "play", "--network", "none", f.to_str().unwrap()]);
     assert!(out.starts_with("Pod:\n"), "{out}");
@@ -92,6 +92,37 @@ fn pod_with_two_containers_shares_localhost_and_hostname() {
     )
     .unwrap();
     assert_eq!(cfg["annotations"]["example.com/owner"], "team-a", "{cfg}");
+    // The same through `run --annotation` (podman's flag); a malformed one
+    // is refused.
+    env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "ann",
+        "--annotation",
+        "k=v=w",
+        &img,
+        "sleep",
+        "100",
+    ]);
+    let bundle = env.inspect("ann")["BundlePath"]
+        .as_str()
+        .expect("BundlePath")
+        .to_string();
+    let cfg: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&bundle).join("config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cfg["annotations"]["k"], "v=w", "{cfg}");
+    env.ok(&["rm", "-f", "ann"]);
+    let o = env.berth(&["create", "--annotation", "novalue", &img]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--annotation"),
+        "{}",
+        stderr(&o)
+    );
     // down: nothing left.
     let d = env.ok(&["kube", "down", f.to_str().unwrap()]);
     assert!(d.contains("Pods removed:"), "{d}");
