@@ -31,6 +31,8 @@ pub enum EngineError {
     Network(Box<crate::networks::NetworkError>),
     #[error(transparent)]
     Pod(Box<crate::pods::PodError>),
+    #[error(transparent)]
+    Kube(Box<crate::kube::KubeError>),
     #[error("image {image}")]
     Image {
         image: String,
@@ -90,6 +92,12 @@ pub enum EngineError {
 impl From<crate::networks::NetworkError> for EngineError {
     fn from(e: crate::networks::NetworkError) -> EngineError {
         EngineError::Network(Box::new(e))
+    }
+}
+
+impl From<crate::kube::KubeError> for EngineError {
+    fn from(e: crate::kube::KubeError) -> EngineError {
+        EngineError::Kube(Box::new(e))
     }
 }
 

@@ -59,6 +59,9 @@ pub struct ExtraOptions {
     pub log_opts: Vec<String>,
     /// The healthcheck flags (see [`crate::health`]).
     pub health: crate::health::HealthFlags,
+    /// `--annotation K=V` (podman's; also a Kubernetes object's
+    /// `metadata.annotations` at `kube play`): config.md "annotations".
+    pub annotations: Vec<String>,
 }
 
 /// Docker's default `--stop-timeout`.
@@ -234,6 +237,16 @@ pub fn apply(
     host: &Host<'_>,
 ) -> Result<(), OptsError> {
     let spec = &mut g.spec;
+    // config.md "annotations".
+    for a in &x.annotations {
+        let Some((k, v)) = a.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            return Err(invalid("--annotation", a, "use KEY=VALUE"));
+        };
+        if !spec["annotations"].is_object() {
+            spec["annotations"] = json!({});
+        }
+        spec["annotations"][k] = json!(v);
+    }
     // config.md "rlimits".
     if !x.ulimits.is_empty() {
         let mut rl: Vec<Value> = Vec::new();

@@ -28,6 +28,7 @@ pub mod handoff;
 pub mod health;
 pub mod init;
 pub mod inspect;
+pub mod kube;
 pub mod lifecycle;
 pub mod logs;
 pub mod manage;

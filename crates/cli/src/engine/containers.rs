@@ -8,7 +8,6 @@ use berth_engine::{db, inspect, lifecycle, ops, Status};
 use clap::{Args, Subcommand};
 
 use super::run::EngineArgs;
-use super::template::Format;
 use super::views;
 
 /// `ps`.
@@ -230,18 +229,15 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
         rows.truncate(n);
     }
     if a.quiet {
-        for r in &rows {
-            println!("{}", if a.no_trunc { &r.id } else { db::short(&r.id) });
-        }
+        super::format::print_ids(rows.iter().map(|r| r.id.as_str()), a.no_trunc);
         return Ok(0);
     }
     let sizes: Vec<Option<(u64, u64)>> = rows
         .iter()
         .map(|r| a.size.then(|| container_size(root, &engine, r)))
         .collect();
-    let format = Format::parse(&a.format);
-    if format == Format::Json {
-        let v: Vec<_> = rows
+    let json = || {
+        Ok(rows
             .iter()
             .zip(&sizes)
             .map(|(r, size)| {
@@ -266,16 +262,16 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
                 }
                 doc
             })
-            .collect();
-        emit(&serde_json::to_string_pretty(&v)?);
-        return Ok(0);
-    }
+            .collect())
+    };
     let with_mounts = views::wants_mounts(&a.format);
-    let docs: Vec<serde_json::Value> = rows
-        .iter()
-        .zip(&sizes)
-        .map(|(r, size)| views::ps_row(&engine, r, now, a.no_trunc, *size, with_mounts))
-        .collect();
+    let docs = || {
+        Ok(rows
+            .iter()
+            .zip(&sizes)
+            .map(|(r, size)| views::ps_row(&engine, r, now, a.no_trunc, *size, with_mounts))
+            .collect())
+    };
     let mut default = if a.size {
         "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
     } else {
@@ -285,7 +281,7 @@ pub fn ps(root: &Path, e: &EngineArgs, a: &PsArgs) -> Result<i32> {
     if a.pod {
         default.push_str("\t{{.Pod}}\t{{.PodName}}");
     }
-    print!("{}", format.rows(&default, views::PS_HEADERS, &docs)?);
+    super::format::print_listing(&a.format, json, &default, views::PS_HEADERS, docs)?;
     Ok(0)
 }
 

@@ -44,6 +44,43 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// A listing's `-q` output: one ID a line, 12 hex digits unless `no_trunc`
+/// (`ps -q`, `pod ps -q`).
+pub fn print_ids<'a>(ids: impl IntoIterator<Item = &'a str>, no_trunc: bool) {
+    for id in ids {
+        println!(
+            "{}",
+            if no_trunc {
+                id
+            } else {
+                &id[..id.len().min(12)]
+            }
+        );
+    }
+}
+
+/// Prints a listing per its `--format` (`ps`, `pod ps`): the JSON
+/// documents for `json` (made only then), else `rows` as the table
+/// (`default` columns, `headers`) or the template asks.
+pub fn print_listing(
+    format: &str,
+    json: impl FnOnce() -> anyhow::Result<Vec<serde_json::Value>>,
+    default: &str,
+    headers: &[(&str, &str)],
+    rows: impl FnOnce() -> anyhow::Result<Vec<serde_json::Value>>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let format = super::template::Format::parse(format);
+    if format == super::template::Format::Json {
+        let docs = serde_json::to_string_pretty(&json()?)?;
+        // A closed reader is not an error of a listing.
+        let _ = writeln!(std::io::stdout().lock(), "{docs}");
+        return Ok(());
+    }
+    print!("{}", format.rows(default, headers, &rows()?)?);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::human_size;

@@ -16,6 +16,7 @@ mod health;
 mod history;
 mod images;
 mod inspect_cmd;
+mod kube;
 mod logs_prefix;
 mod manage_cmds;
 mod networks;
@@ -101,6 +102,13 @@ pub enum Command {
     /// (example: `berth pod create --name web -p 8080:80`).
     #[command(subcommand)]
     Pod(pods::PodCommand),
+    /// Kubernetes YAML: run it (`kube play FILE`), remove what it made
+    /// (`kube down FILE`).
+    #[command(subcommand)]
+    Kube(kube::KubeCommand),
+    /// Generate files from containers and pods (`generate kube POD`).
+    #[command(subcommand)]
+    Generate(kube::GenerateCommand),
     /// Run Docker Compose against berth's Docker API, starting the API
     /// service for the duration when none runs (example: `berth compose up -d`).
     Compose(compose::ComposeArgs),
@@ -256,6 +264,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Kube(c) => kube::kube_command(&cli.root, &cli.engine, c),
+        Command::Generate(c) => kube::generate_command(&cli.root, &cli.engine, c),
         Command::NetworkDns(a) => networks::dns(&cli.root, &cli.engine, &a),
         Command::Containers(c) => container_cmds::dispatch(&cli.root, &cli.engine, c),
     }

@@ -8,10 +8,9 @@ use anyhow::Result;
 use berth_engine::pods::{self, PodCreate, PodRow};
 use berth_engine::{lifecycle, ops, Engine, Status};
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::run::EngineArgs;
-use super::template::Format;
 
 /// `pod` subcommands.
 #[derive(Debug, Subcommand)]
@@ -362,19 +361,20 @@ fn stop(engine: &Engine, reference: &str, time: Option<u64>) -> Result<PodRow> {
 /// `pod ps`: podman's columns and JSON fields (`InfraId` is empty: berth
 /// pods have no infra container).
 fn ps(engine: &Engine, a: &PsArgs) -> Result<()> {
+    let pods = pods::list(engine)?;
+    if a.quiet {
+        super::format::print_ids(pods.iter().map(|p| p.id.as_str()), a.no_trunc);
+        return Ok(());
+    }
     let mut docs = Vec::new();
     let mut rows = Vec::new();
     let now = berth_engine::now_ms();
-    for p in pods::list(engine)? {
+    for p in pods {
         let ctrs: Vec<_> = pods::containers_of(engine, &p.id)?
             .into_iter()
             .map(|c| lifecycle::refresh(engine, c))
             .collect::<std::result::Result<_, _>>()?;
         let status = pods::status(engine, &ctrs);
-        if a.quiet {
-            println!("{}", if a.no_trunc { &p.id[..] } else { &p.id[..12] });
-            continue;
-        }
         let networks = pods::networks(&p);
         docs.push(json!({
             "Cgroup": engine.cgroup_parent,
@@ -403,18 +403,9 @@ fn ps(engine: &Engine, a: &PsArgs) -> Result<()> {
             "Networks": networks.join(","),
         }));
     }
-    if a.quiet {
-        return Ok(());
-    }
-    let format = Format::parse(&a.format);
-    if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&Value::from(docs))?);
-        return Ok(());
-    }
     let default =
         "{{.Id}}\t{{.Name}}\t{{.Status}}\t{{.Created}}\t{{.InfraId}}\t{{.NumberOfContainers}}";
-    print!("{}", format.rows(default, POD_HEADERS, &rows)?);
-    Ok(())
+    super::format::print_listing(&a.format, || Ok(docs), default, POD_HEADERS, || Ok(rows))
 }
 
 /// podman's `pod ps` column names.

@@ -331,7 +331,7 @@ pub struct MonitorArgs {
 /// container (CVE-2019-5736), as berth-runtime does.
 /// Before that, notes where the small monitor binary is (next to ours),
 /// as the protected copy's path says nothing about it.
-fn protect_binary() -> Result<()> {
+pub(super) fn protect_binary() -> Result<()> {
     if std::env::var_os(handoff::ENV).is_none() {
         let dir = std::fs::read_link("/proc/self/exe")
             .ok()

@@ -108,6 +108,9 @@ pub struct FlagArgs {
     /// Attach these streams in the foreground: stdin, stdout, stderr.
     #[arg(short = 'a', long)]
     pub attach: Vec<String>,
+    /// Add an annotation to the container's OCI config (KEY=VALUE, repeatable).
+    #[arg(long)]
+    pub annotation: Vec<String>,
 }
 
 impl FlagArgs {
@@ -138,6 +141,7 @@ impl FlagArgs {
             oom_score_adj: self.oom_score_adj,
             log_driver: self.log_driver.clone(),
             log_opts: self.log_opt.clone(),
+            annotations: self.annotation.clone(),
             health: HealthFlags {
                 cmd: self.health_cmd.clone(),
                 interval: self.health_interval.clone(),
