@@ -160,6 +160,14 @@ fn pod(
                 .then(|| "+pid".to_string()),
             hostname: Some(s.hostname.clone().unwrap_or_else(|| name.to_string())),
             labels: labels.clone(),
+            // Kubernetes: the host's user namespace unless `hostUsers:
+            // false` (then a range of the pod's own), whatever the
+            // engine's default for `pod create`.
+            userns: Some(if s.host_users == Some(false) {
+                "auto".into()
+            } else {
+                "host".into()
+            }),
         },
         init: Vec::new(),
         containers: Vec::new(),

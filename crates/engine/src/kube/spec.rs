@@ -93,6 +93,9 @@ pub struct PodSpec {
     pub security_context: Option<PodSecurityContext>,
     pub termination_grace_period_seconds: Option<u64>,
     pub share_process_namespace: Option<bool>,
+    /// `false`: the pod gets a user namespace of its own (Kubernetes'
+    /// user namespaces); default true, the host's.
+    pub host_users: Option<bool>,
     pub dns_policy: Option<IgnoredAny>,
     pub scheduler_name: Option<IgnoredAny>,
     pub enable_service_links: Option<IgnoredAny>,
