@@ -8,68 +8,27 @@
 
 mod common;
 mod flags_support;
+use common::userns::{map_line, UsernsEnv};
 use common::*;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-/// An engine env with its own subordinate id files.
-struct U {
-    env: EngineEnv,
-    subuid: PathBuf,
-    subgid: PathBuf,
-    image: String,
+type U = UsernsEnv;
+
+/// Another user's ranges: berth's must be placed after them.
+fn new_env() -> Option<U> {
+    U::new("alice:100000:65536\n", "alice:100000:65536\nbob:300000:65536\n")
 }
 
-impl U {
-    /// `None` (after a SKIP line) when not root.
-    fn new() -> Option<U> {
-        if !is_root() {
-            eprintln!("SKIP: user namespace tests need root");
-            return None;
-        }
-        let env = EngineEnv::new();
-        let subuid = env.dir.path().join("subuid");
-        let subgid = env.dir.path().join("subgid");
-        // Another user's range: berth's must be placed after it.
-        std::fs::write(&subuid, "alice:100000:65536\n").expect("subuid");
-        std::fs::write(&subgid, "alice:100000:65536\nbob:300000:65536\n").expect("subgid");
-        let image = env.busybox_image();
-        Some(U {
-            env,
-            subuid,
-            subgid,
-            image,
-        })
-    }
+trait Ops {
+    fn detached(&self, name: &str, flags: &[&str]) -> String;
+    fn uid_map(&self, name: &str) -> (u64, u64, u64);
+    fn berth_entry(&self, gid: bool) -> (u64, u64);
+}
 
-    /// A `berth` command with the engine's own default (no
-    /// BERTH_USERNS_DEFAULT from the test run): a container without a flag
-    /// gets a range of its own.
-    fn cmd(&self) -> Command {
-        let mut c = self.env.cmd();
-        c.env("BERTH_SUBUID_FILE", &self.subuid)
-            .env("BERTH_SUBGID_FILE", &self.subgid)
-            .env_remove("BERTH_USERNS_DEFAULT");
-        c
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        let o = self.cmd().args(args).output().expect("run berth");
-        eprintln!(
-            "berth {args:?} -> {}\nstdout: {}\nstderr: {}",
-            o.status,
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        ok(&self.berth(args))
-    }
-
+impl Ops for U {
     /// `run -d --network none --name NAME FLAGS IMAGE sleep 1000`.
     fn detached(&self, name: &str, flags: &[&str]) -> String {
         let mut a = vec!["run", "-d", "--network", "none", "--name", name];
@@ -96,21 +55,10 @@ impl U {
     }
 }
 
-fn map_line(text: &str) -> (u64, u64, u64) {
-    let f: Vec<u64> = text
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .map(|x| x.parse().expect("number"))
-        .collect();
-    assert_eq!(f.len(), 3, "uid_map line {text:?}");
-    (f[0], f[1], f[2])
-}
 
 #[test]
 fn auto_maps_a_range_of_berths_own_and_inspect_shows_it() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     let out = u.ok(&[
         "run",
         "--rm",
@@ -154,7 +102,7 @@ fn auto_maps_a_range_of_berths_own_and_inspect_shows_it() {
 
 #[test]
 fn ranges_are_disjoint_processes_unprivileged_and_rm_releases() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     let (us, _) = u.berth_entry_after_first_use();
     let a = u.detached("a", &["--userns=auto"]);
     let b = u.detached("b", &["--userns=auto:size=1000"]);
@@ -204,7 +152,7 @@ impl U {
 
 #[test]
 fn rootfs_writes_are_owned_by_the_range_and_layers_look_root_owned() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     let id = u.detached("a", &["--userns=auto"]);
     let (us, _) = u.berth_entry(false);
     let (gs, _) = u.berth_entry(true);
@@ -247,7 +195,7 @@ fn rootfs_writes_are_owned_by_the_range_and_layers_look_root_owned() {
 
 #[test]
 fn bind_mount_writes_are_owned_as_without_userns() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path().to_str().unwrap();
     let mut owners = Vec::new();
@@ -287,7 +235,7 @@ fn bind_mount_writes_are_owned_as_without_userns() {
 /// user namespace it is host root, which reads it.
 #[test]
 fn container_root_outside_its_mounts_cannot_read_shadow() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     let shadow = std::fs::metadata("/etc/shadow");
     let Ok(md) = shadow else {
         eprintln!("SKIP: no /etc/shadow");
@@ -362,7 +310,7 @@ fn container_root_outside_its_mounts_cannot_read_shadow() {
 /// nobody's there and readable only through their "other" bits.
 #[test]
 fn read_only_binds_hide_host_root_files_read_write_binds_keep_owners() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
     // Searchable by others: host root's 0700 dir would be out of reach too.
@@ -431,7 +379,7 @@ wrote
 
 #[test]
 fn killed_create_leaks_no_range() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     let (us, _) = u.berth_entry_after_first_use();
     // A create blocked after its range is allocated: reading a FIFO given
     // as --env-file.
@@ -476,7 +424,7 @@ fn killed_create_leaks_no_range() {
 
 #[test]
 fn bad_flags_are_refused_and_leave_nothing() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     for (args, want) in [
         (vec!["--privileged", "--userns=auto"], "--privileged"),
         (
@@ -560,7 +508,7 @@ fn bad_flags_are_refused_and_leave_nothing() {
 /// `--uidmap`/`--gidmap` as podman takes them: the same maps inside.
 #[test]
 fn uidmap_matches_podman() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     let flags = [
         "--uidmap",
         "0:200000:1000",
@@ -604,7 +552,7 @@ fn uidmap_matches_podman() {
 /// container's ids (0 for root), not the host ids of its range.
 #[test]
 fn export_and_commit_record_container_ids() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     u.ok(&[
         "run",
         "--name",
@@ -659,7 +607,7 @@ fn export_and_commit_record_container_ids() {
 /// error pointing at --userns=host.
 #[test]
 fn unidmappable_mount_suggests_userns_host() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     let o = u.berth(&[
         "run",
         "--rm",
@@ -683,7 +631,7 @@ fn unidmappable_mount_suggests_userns_host() {
 /// refused at create, naming the dir, with nothing left behind.
 #[test]
 fn unreachable_root_is_refused_up_front() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     let closed = tempfile::tempdir().expect("tmp");
     std::fs::set_permissions(
         closed.path(),
@@ -734,7 +682,7 @@ fn unreachable_root_is_refused_up_front() {
 /// `cp` into a container without one makes root-owned files.
 #[test]
 fn cp_into_the_container_is_owned_by_container_root() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     let id = u.detached("a", &["--userns=auto"]);
     let (us, _) = u.berth_entry(false);
     let src = u.env.dir.path().join("cpsrc");
@@ -777,7 +725,7 @@ fn cp_into_the_container_is_owned_by_container_root() {
 /// shows the default.
 #[test]
 fn default_setting_gives_every_container_a_range() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     let run = |flags: &[&str]| {
         let mut a = vec!["run", "--rm", "--network", "none"];
         a.extend_from_slice(flags);
@@ -809,7 +757,7 @@ fn default_setting_gives_every_container_a_range() {
 /// namespace).
 #[test]
 fn exec_with_a_bridge_network() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     u.ok(&[
         "run",
         "-d",
@@ -842,7 +790,7 @@ fn exec_with_a_bridge_network() {
 /// the upper dir; `rm` releases the range, `info` shows the default.
 #[test]
 fn default_gives_each_container_its_own_range() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     let a = u.detached("a", &[]);
     let b = u.detached("b", &[]);
     let (us, _) = u.berth_entry(false);
@@ -875,7 +823,7 @@ fn default_gives_each_container_its_own_range() {
 /// way): the host's processes are visible.
 #[test]
 fn pid_host_by_default_and_in_a_user_namespace() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     let run = |flags: &[&str]| {
         let mut a = vec!["run", "--rm", "--network", "none", "--pid", "host"];
         a.extend_from_slice(flags);
@@ -903,7 +851,7 @@ fn pid_host_by_default_and_in_a_user_namespace() {
 /// engine sets it before start.
 #[test]
 fn net_sysctl_in_a_user_namespace() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     let out = u.ok(&[
         "run",
         "--rm",
@@ -929,7 +877,7 @@ fn net_sysctl_in_a_user_namespace() {
 /// at the other path (mknod is not allowed there), usable as without one.
 #[test]
 fn device_at_another_path_in_a_user_namespace() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     let out = u.ok(&[
         "run",
         "--rm",
@@ -952,7 +900,7 @@ fn device_at_another_path_in_a_user_namespace() {
 /// the range), as without a user namespace; `--user` gets its own.
 #[test]
 fn exec_with_a_terminal_in_the_default_user_namespace() {
-    let Some(u) = U::new() else { return };
+    let Some(u) = new_env() else { return };
     u.detached("t", &[]);
     let (us, _) = u.berth_entry(false);
     assert_eq!(u.uid_map("t").1, us, "the default gives a range");
