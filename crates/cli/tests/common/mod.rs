@@ -5,6 +5,7 @@
 
 pub mod differential;
 pub mod rootless;
+pub mod rootless_engine;
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -705,6 +706,12 @@ pub struct Registry {
 impl Registry {
     /// `None` (the caller prints a SKIP) when docker-registry is missing.
     pub fn start_in(env: &EngineEnv) -> Option<Registry> {
+        Registry::start_in_netns(&env.netns)
+    }
+
+    /// [`Registry::start_in`] for any network namespace the test made
+    /// (pinned at `netns`).
+    pub fn start_in_netns(netns: &Path) -> Option<Registry> {
         if Command::new("docker-registry")
             .arg("--version")
             .output()
@@ -717,7 +724,7 @@ impl Registry {
             .tempdir()
             .expect("tempdir");
         let reachable = |port: u16| {
-            berth_network::netns::run_in(&env.netns, move || {
+            berth_network::netns::run_in(netns, move || {
                 std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
             })
             .unwrap_or(false)
@@ -733,8 +740,10 @@ impl Registry {
             std::fs::write(&cfg_path, cfg).expect("registry config");
             // nsenter execs docker-registry (no fork for a network
             // namespace alone), so the child's pid is the registry's.
-            let mut child = env
-                .in_netns("docker-registry")
+            let mut child = Command::new("nsenter")
+                .arg(format!("--net={}", netns.display()))
+                .arg("--")
+                .arg("docker-registry")
                 .arg("serve")
                 .arg(&cfg_path)
                 .stdout(Stdio::null())
@@ -758,7 +767,7 @@ impl Registry {
             let _ = child.kill();
             let _ = child.wait();
         }
-        panic!("docker-registry did not start in {}", env.netns.display());
+        panic!("docker-registry did not start in {}", netns.display());
     }
 }
 
