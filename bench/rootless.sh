@@ -13,6 +13,9 @@
 #     reads them to /dev/null;
 #   container -> host: the host connects to 127.0.0.1:PORT and reads
 #     SIZE_MB MiB that the container's `nc -l -e dd if=/dev/zero` writes.
+# Caveat: host -> container is timed on the sending side, which ends once
+# slirp4netns (or podman's rootlessport) has buffered the data: those
+# figures are not the container's receive rate.
 # The tool is dd | nc (busybox nc on both sides: nothing to install but
 # busybox-static); the time is the host side's, connect to last byte.
 # Paths: berth --network slirp4netns, berth --network pasta, podman 4.3
