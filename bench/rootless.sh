@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# User-mode networking throughput through a published port, by hand, as
-# root for now (not in CI); the rootless `run --rm` part comes with the
-# rootless engine (issue 15).
+# Rootless berth against rootless podman, by hand, as root (not in CI):
+# 1. `run --rm --network none IMAGE true` wall time, berth and podman 4.3
+#    (with runc: crun refuses the host's hybrid cgroups) both run by an
+#    unprivileged user this script makes (its own subordinate range,
+#    HOME and XDG_RUNTIME_DIR under the temp dir; removed at the end), one
+#    interleaved hyperfine run of RUNS runs each, ratio berth/podman
+#    (target: <= 0.2x);
+# 2. user-mode networking throughput through a published port, run by
+#    root (the same slirp4netns/pasta paths a rootless container takes):
 #   host -> container: the host sends SIZE_MB MiB to 127.0.0.1:PORT, a
 #     container's `nc -l` (busybox) on the other side of the published port
 #     reads them to /dev/null;
 #   container -> host: the host connects to 127.0.0.1:PORT and reads
 #     SIZE_MB MiB that the container's `nc -l -e dd if=/dev/zero` writes.
+# Caveat: host -> container is timed on the sending side, which ends once
+# slirp4netns (or podman's rootlessport) has buffered the data: those
+# figures are not the container's receive rate.
 # The tool is dd | nc (busybox nc on both sides: nothing to install but
 # busybox-static); the time is the host side's, connect to last byte.
 # Paths: berth --network slirp4netns, berth --network pasta, podman 4.3
@@ -17,12 +26,14 @@
 # makes (loopback, plus a veth pair with a default route that pasta needs
 # to copy an address from): the host's interfaces and /run/netns are
 # never touched.
-# Usage: bench/rootless.sh   (BERTH=path/to/berth; SIZE_MB=256 REPEAT=5)
+# Usage: bench/rootless.sh   (BERTH=path/to/berth; SIZE_MB=256 REPEAT=5
+# RUNS=30; SKIP_RUN=1 or SKIP_NET=1 leave a section out)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/common.sh
 SIZE_MB=${SIZE_MB:-256}
 REPEAT=${REPEAT:-5}
+RUNS=${RUNS:-30}
 BERTH=${BERTH:-}
 if [ -z "$BERTH" ]; then
   cargo build --release -q -p berth-cli
@@ -30,12 +41,12 @@ if [ -z "$BERTH" ]; then
   [ -x "$BERTH" ] || BERTH=$PWD/target/release/berth
 fi
 [ "$(id -u)" = 0 ] || { echo "run as root"; exit 1; }
-for c in busybox unshare ip slirp4netns; do
-  command -v $c >/dev/null || { echo "needs $c (apt-get install busybox-static util-linux iproute2 slirp4netns)"; exit 1; }
+for c in busybox unshare ip slirp4netns hyperfine setpriv useradd newuidmap; do
+  command -v $c >/dev/null || { echo "needs $c (apt-get install busybox-static util-linux iproute2 slirp4netns hyperfine passwd uidmap)"; exit 1; }
 done
 
 if [ -z "${BERTH_BENCH_INNER:-}" ]; then
-  export BERTH BERTH_BENCH_INNER=1 SIZE_MB REPEAT
+  export BERTH BERTH_BENCH_INNER=1 SIZE_MB REPEAT RUNS SKIP_RUN SKIP_NET
   exec unshare -m -n --propagation private "$0" "$@"
 fi
 ip link set lo up
@@ -56,7 +67,20 @@ B=("$BERTH" --root "$T/berth" --runroot "$T/berth-run" --cgroup-parent "$CG")
 P=(podman --root "$T/podman" --runroot "$T/podman-run" --cgroup-manager cgroupfs
    --events-backend none --storage-driver vfs --runtime runc)
 ULIMITS=(--ulimit nproc=1024:1024 --ulimit nofile=1024:1024)
+U=berthbench$$
+UHOME=$T/home URUN=$T/run
+as_user() { "$T/as-user" "$@"; }
 cleanup() {
+  if id "$U" >/dev/null 2>&1; then
+    as_user "$BERTH" ps -aq --no-trunc 2>/dev/null | xargs -r "$T/as-user" "$BERTH" rm -f >/dev/null 2>&1 || true
+    as_user podman rm -af -t 0 >/dev/null 2>&1 || true
+    as_user podman system reset -f >/dev/null 2>&1 || true
+    # podman's pause process stays until killed (berth's ends by itself).
+    pp=$(cat "$URUN/libpod/tmp/pause.pid" 2>/dev/null || true)
+    [ -n "$pp" ] && kill "$pp" 2>/dev/null || true
+    sleep 2
+    userdel "$U" >/dev/null 2>&1 || true
+  fi
   "${B[@]}" ps -aq --no-trunc 2>/dev/null | xargs -r "${B[@]}" rm -f >/dev/null 2>&1 || true
   if command -v podman >/dev/null; then
     "${P[@]}" rm -af -t 0 >/dev/null 2>&1 || true
@@ -73,6 +97,37 @@ cleanup() {
 trap cleanup EXIT
 
 busybox_rootfs_tar "$T/rootfs" "$T/bb.tar"
+chmod 755 "$T"; chmod 644 "$T/bb.tar"
+
+# ---------------------------------------------------------------- 1. run --rm
+if [ -z "${SKIP_RUN:-}" ]; then
+  useradd -M -d "$UHOME" -s /bin/sh -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 "$U"
+  # A range far above real users' and berth's own (unique per run).
+  start=$((2100000000 + ($$ % 1000) * 65536))
+  usermod --add-subuids "$start-$((start + 65535))" --add-subgids "$start-$((start + 65535))" "$U"
+  mkdir -p "$UHOME" "$URUN"
+  chown "$U:$U" "$UHOME" "$URUN"; chmod 700 "$URUN"
+  printf '%s\n' '#!/bin/sh' \
+    "exec setpriv --reuid=$U --regid=$U --init-groups -- env -i HOME=$UHOME USER=$U LOGNAME=$U PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin XDG_RUNTIME_DIR=$URUN \"\$@\"" >"$T/as-user"
+  chmod 755 "$T/as-user"
+  as_user "$BERTH" import "$T/bb.tar" localhost/bb:1 >/dev/null
+  as_user "$BERTH" info | grep -E '"(rootless|graphDriverName|networkDriver)"'
+  PO="podman --runtime runc --cgroup-manager cgroupfs --events-backend file"
+  as_user $PO import "$T/bb.tar" localhost/bb:1 >/dev/null
+  BR="$T/as-user $BERTH run --rm --network none localhost/bb:1 true"
+  PR="$T/as-user $PO run --rm --network none localhost/bb:1 true"
+  $BR && $PR || { echo "rootless run --rm fails: see above"; exit 1; }
+  hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$T/run.json" -n berth-rootless "$BR" -n podman-rootless "$PR"
+  python3 -c '
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+bm, pm = r["berth-rootless"]["median"], r["podman-rootless"]["median"]
+print(f"rootless run --rm: berth {bm*1000:.1f} ms, podman {pm*1000:.1f} ms (medians): {bm/pm:.2f}x (target <= 0.20x)")
+' "$T/run.json"
+fi
+[ -n "${SKIP_NET:-}" ] && exit 0
+
+# ---------------------------------------------------------------- 2. network
 "${B[@]}" import "$T/bb.tar" localhost/bb:1 >/dev/null
 
 # Each path: a sink container (host -> container) and a source container

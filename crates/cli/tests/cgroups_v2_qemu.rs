@@ -6,7 +6,11 @@
 //! - cgv2-rootless-test.sh (issue 15): berth-runtime run by an unprivileged
 //!   user with a cgroup v2 subtree delegated to it gets its memory and pids
 //!   limits there, delete removes its cgroup, and a cgroupsPath outside the
-//!   delegation is a clear error.
+//!   delegation is a clear error;
+//! - cgv2-rootless-engine-test.sh (issue 15): the berth engine run by such
+//!   a user applies `--memory`, `--cpus` and `--pids-limit` in a cgroup
+//!   below the delegation (checked from the guest's root), `rm` removes
+//!   it, and a user without a delegation gets the refusal.
 //!
 //! Skips, saying why, without root, qemu, a kernel or the helper.
 //! Each takes a few minutes (TCG emulation, no KVM).
@@ -65,6 +69,7 @@ fn run_guest_checks(test: &str, script: &str, summary: &str) {
     let out = Command::new(root.join("scripts").join(script))
         .env("QEMU_CGV2", &helper)
         .env("RUNTIME_BIN", env!("CARGO_BIN_EXE_berth-runtime"))
+        .env("BERTH_BIN", env!("CARGO_BIN_EXE_berth"))
         .output()
         .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -108,5 +113,14 @@ fn rootless_runtime_limits_in_a_delegated_cgroup_v2_subtree() {
         "rootless_runtime_limits_in_a_delegated_cgroup_v2_subtree",
         "cgv2-rootless-test.sh",
         "cgv2-rootless",
+    );
+}
+
+#[test]
+fn rootless_engine_limits_in_a_delegated_cgroup_v2_subtree() {
+    run_guest_checks(
+        "rootless_engine_limits_in_a_delegated_cgroup_v2_subtree",
+        "cgv2-rootless-engine-test.sh",
+        "cgv2-rootless-engine",
     );
 }

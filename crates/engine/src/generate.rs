@@ -331,10 +331,10 @@ pub fn generate(o: &RunOptions, inp: &Inputs<'_>) -> Result<Generated, GenerateE
             _ => {}
         }
     }
-    if crate::rootless::is_rootless() {
-        // Rootless: no cgroup of the user's (cgroup v1, nothing delegated);
-        // the runtime runs the container without one, and the resource
-        // flags were refused by `create`.
+    if crate::rootless::is_rootless() && crate::rootless::cgroup::delegation().is_none() {
+        // Rootless without a delegated cgroup v2 subtree (cgroup v1, none
+        // delegated): the runtime runs the container without a cgroup, and
+        // the resource flags were refused by `create`.
         if let Some(l) = spec["linux"].as_object_mut() {
             l.remove("cgroupsPath");
             l.remove("resources");

@@ -246,6 +246,18 @@ pub fn upper_dir(engine: &Engine, id: &str) -> PathBuf {
     engine.dir(id).join("upper")
 }
 
+/// Refuses `what` (diff, commit) for a container of the vfs storage
+/// driver: its upper dir is a full copy of the image, not its changes.
+pub fn changes_supported(engine: &Engine, id: &str, what: &'static str) -> Result<()> {
+    if berth_image::vfs::marker(&upper_dir(engine, id)).exists() {
+        return Err(crate::error::EngineError::Vfs {
+            id: id.into(),
+            what,
+        });
+    }
+    Ok(())
+}
+
 /// Paths berth itself puts in every container's upper dir (mountpoints
 /// for the files it bind-mounts), not the user's changes: left out of
 /// `diff` and `commit` as Docker's init layer keeps them out.
@@ -266,6 +278,7 @@ pub fn is_engine_path(rel: &Path) -> bool {
 pub fn diff(engine: &Engine, reference: &str) -> Result<Vec<berth_image::layer_diff::Change>> {
     let row = find(engine, reference)?;
     let cfg = ContainerConfig::of(&row)?;
+    changes_supported(engine, &row.id, "diff")?;
     let upper = upper_dir(engine, &row.id);
     let changes = berth_image::layer_diff::upper_changes(&upper, &cfg.lowers)
         .map_err(io("read the container's changes", &upper))?;

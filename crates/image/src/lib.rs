@@ -18,6 +18,7 @@ pub mod reference;
 pub mod registry;
 pub mod store;
 pub mod unpack;
+pub mod vfs;
 
 pub use digest::Digest;
 pub use reference::Reference;

@@ -105,11 +105,13 @@ pub fn overlay_xattr(what: &str) -> String {
 }
 
 /// How container rootfs are assembled: the kernel's overlayfs, else
-/// fuse-overlayfs (a user namespace where the kernel refuses overlay).
+/// fuse-overlayfs (a user namespace where the kernel refuses overlay), else
+/// copies ([`crate::vfs`], podman's `vfs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Driver {
     Overlay,
     FuseOverlayfs,
+    Vfs,
 }
 
 impl Driver {
@@ -117,27 +119,34 @@ impl Driver {
         match self {
             Driver::Overlay => "overlay",
             Driver::FuseOverlayfs => "fuse-overlayfs",
+            Driver::Vfs => "vfs",
         }
     }
 }
 
 /// The environment variable forcing a storage driver (`overlay`,
-/// `fuse-overlayfs`): tests, and hosts where the probe guesses wrong.
+/// `fuse-overlayfs`, `vfs`; the `--storage-driver` flag sets it): tests,
+/// and hosts where the probe guesses wrong.
 pub const DRIVER_ENV: &str = "BERTH_STORAGE_DRIVER";
+
+/// The storage drivers [`DRIVER_ENV`] takes.
+pub const DRIVERS: [&str; 3] = ["overlay", "fuse-overlayfs", "vfs"];
 
 /// The driver in use: forced by [`DRIVER_ENV`], else overlay as root; in a
 /// user namespace overlay when a probe mount under `probe_dir` works, else
-/// fuse-overlayfs when installed (overlay otherwise, whose error then says
-/// why).
+/// fuse-overlayfs when installed and a probe mount works, else vfs.
 pub fn driver(probe_dir: &Path) -> Driver {
     static D: std::sync::OnceLock<Driver> = std::sync::OnceLock::new();
     *D.get_or_init(|| match std::env::var(DRIVER_ENV).as_deref() {
         Ok("fuse-overlayfs") => Driver::FuseOverlayfs,
         Ok("overlay") => Driver::Overlay,
+        Ok("vfs") => Driver::Vfs,
         _ if !in_user_namespace() => Driver::Overlay,
-        _ if probe_native(probe_dir) => Driver::Overlay,
-        _ if fuse_overlayfs_binary().is_some() => Driver::FuseOverlayfs,
-        _ => Driver::Overlay,
+        _ if probe(probe_dir, mount_native) => Driver::Overlay,
+        _ if fuse_overlayfs_binary().is_some() && probe(probe_dir, mount_fuse) => {
+            Driver::FuseOverlayfs
+        }
+        _ => Driver::Vfs,
     })
 }
 
@@ -148,8 +157,9 @@ fn fuse_overlayfs_binary() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-/// Whether a native overlay with `userxattr` mounts under `dir`.
-fn probe_native(dir: &Path) -> bool {
+/// Whether `mount` (native overlay with `userxattr`, fuse-overlayfs)
+/// mounts a writable overlay under `dir`.
+fn probe(dir: &Path, mount: fn(&OverlaySpec<'_>, &Path) -> Result<(), MountError>) -> bool {
     let Ok(t) = tempfile::Builder::new().prefix("probe").tempdir_in(dir) else {
         return false;
     };
@@ -160,7 +170,7 @@ fn probe_native(dir: &Path) -> bool {
         }
     }
     let lowers = [p.join("l1"), p.join("l2")];
-    let ok = mount_native(
+    let ok = mount(
         &OverlaySpec {
             lowers: &lowers,
             upper: Some((&p.join("u"), &p.join("w"))),
@@ -256,6 +266,75 @@ pub fn mount_overlay(spec: &OverlaySpec<'_>, target: &Path) -> Result<(), MountE
     match driver(probe) {
         Driver::Overlay => mount_native(spec, target),
         Driver::FuseOverlayfs => mount_fuse(spec, target),
+        Driver::Vfs => mount_vfs(spec, target),
+    }
+}
+
+/// The vfs driver's "overlay": the lowers merged into a copy, bind-mounted
+/// at `target`. With an upper dir the copy is the upper dir, made once
+/// (its [`crate::vfs::marker`] says so) and kept: the container's changes
+/// live there. Without one (read-only views) it is `TARGET.vfs`, made
+/// anew, removed by [`remove_vfs_copy`] after unmounting.
+fn mount_vfs(spec: &OverlaySpec<'_>, target: &Path) -> Result<(), MountError> {
+    let err = |step: String| {
+        move |source: std::io::Error| MountError::Overlay {
+            target: target.to_path_buf(),
+            step,
+            source,
+        }
+    };
+    let copy = match spec.upper {
+        Some((upper, _)) => {
+            let marker = crate::vfs::marker(upper);
+            if !marker.exists() {
+                crate::vfs::populate(spec.lowers, upper)
+                    .map_err(err(format!("vfs: copy the image into {}", upper.display())))?;
+                fs::write(&marker, b"").map_err(err(format!("write {}", marker.display())))?;
+            }
+            upper.to_path_buf()
+        }
+        None => {
+            let copy = crate::vfs::marker(target);
+            let _ = fs::remove_dir_all(&copy);
+            fs::create_dir(&copy).map_err(err(format!("create {}", copy.display())))?;
+            crate::vfs::populate(spec.lowers, &copy)
+                .map_err(err(format!("vfs: copy the image into {}", copy.display())))?;
+            copy
+        }
+    };
+    let e = |step: &str| err(format!("vfs: {step} {}", copy.display()));
+    let tree = rustix::mount::open_tree(
+        CWD,
+        &copy,
+        rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
+            | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )
+    .map_err(|x| e("bind")(x.into()))?;
+    move_mount(
+        &tree,
+        "",
+        CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|x| e("move_mount the bind of")(x.into()))?;
+    if spec.readonly {
+        rustix::mount::mount_remount(
+            target,
+            rustix::mount::MountFlags::BIND | rustix::mount::MountFlags::RDONLY,
+            "",
+        )
+        .map_err(|x| e("make read-only the bind of")(x.into()))?;
+    }
+    Ok(())
+}
+
+/// Removes the copy a read-only vfs view at `target` was made of (none for
+/// the other drivers).
+pub fn remove_vfs_copy(target: &Path) {
+    let copy = crate::vfs::marker(target);
+    if copy.is_dir() {
+        let _ = fs::remove_dir_all(&copy);
     }
 }
 
@@ -319,8 +398,16 @@ fn mount_native(spec: &OverlaySpec<'_>, target: &Path) -> Result<(), MountError>
     .map_err(err("move_mount onto target".into()))
 }
 
-/// Whether `path` is a mountpoint (its device differs from its parent's).
+/// Whether `path` is a mountpoint: statx's `STATX_ATTR_MOUNT_ROOT` (Linux
+/// 5.8+; also sees a bind mount from the same filesystem, as the vfs
+/// driver makes), else its device differs from its parent's.
 pub fn is_mountpoint(path: &Path) -> bool {
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags};
+    if let Ok(r) = rustix::fs::statx(CWD, path, AtFlags::NO_AUTOMOUNT, StatxFlags::empty()) {
+        if r.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) {
+            return r.stx_attributes.contains(StatxAttributes::MOUNT_ROOT);
+        }
+    }
     let (Ok(m), Some(Ok(p))) = (fs::metadata(path), path.parent().map(fs::metadata)) else {
         return false;
     };
@@ -335,14 +422,16 @@ pub fn mount_container_rootfs(
     work: &Path,
     target: &Path,
 ) -> Result<(), MountError> {
-    mount_overlay(
-        &OverlaySpec {
-            lowers,
-            upper: Some((upper, work)),
-            readonly: false,
-        },
-        target,
-    )
+    let spec = OverlaySpec {
+        lowers,
+        upper: Some((upper, work)),
+        readonly: false,
+    };
+    // A container made with vfs keeps it (its upper dir is a full copy).
+    if crate::vfs::marker(upper).exists() {
+        return mount_vfs(&spec, target);
+    }
+    mount_overlay(&spec, target)
 }
 
 /// Unmounts a container rootfs mounted by [`mount_container_rootfs`].
@@ -411,6 +500,7 @@ pub fn unmount_image(store: &Store, name: &str) -> Result<bool, MountError> {
             source: e.into(),
         })?;
     }
+    remove_vfs_copy(&target);
     match fs::remove_dir(&target) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -438,6 +528,7 @@ pub fn detach_image_view(
             source: e.into(),
         })?;
     }
+    remove_vfs_copy(&target);
     match fs::remove_dir(&target) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -88,6 +88,23 @@ fn readonly_bind(exe: &File) -> std::io::Result<OwnedFd> {
     Ok(tree)
 }
 
+/// [`readonly_bind`] of `exe` opened again by its path, when that path
+/// names the same file: `open_tree` clones only mounts of the caller's
+/// mount namespace (EINVAL otherwise), and a rootless berth command runs
+/// from a binary of the host's mount namespace after joining the user's
+/// (docs/rootless.md). Saves copying the binary into a memfd per start.
+fn reopened_bind(exe: &File) -> Option<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let path = std::fs::read_link(format!("/proc/self/fd/{}", exe.as_raw_fd())).ok()?;
+    let again = File::open(&path).ok()?;
+    let (a, b) = (exe.metadata().ok()?, again.metadata().ok()?);
+    if (a.dev(), a.ino()) != (b.dev(), b.ino()) {
+        return None;
+    }
+    readonly_bind(&again).ok()
+}
+
 /// A sealed memfd copy of `exe` (way 2 of the module documentation).
 fn sealed_copy(exe: &File) -> Result<OwnedFd, SelfExeError> {
     let memfd = rustix::fs::memfd_create(
@@ -119,7 +136,7 @@ fn sealed_copy(exe: &File) -> Result<OwnedFd, SelfExeError> {
 /// kernel and our privileges allow it, else a sealed memfd copy. The
 /// engine execs its small monitor binary through it too.
 pub fn protected_exe(exe: &File) -> Result<OwnedFd, SelfExeError> {
-    match readonly_bind(exe) {
+    match readonly_bind(exe).or_else(|err| reopened_bind(exe).ok_or(err)) {
         Ok(fd) => Ok(fd),
         Err(err) => {
             tracing::debug!(

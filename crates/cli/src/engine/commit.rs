@@ -247,6 +247,7 @@ pub fn commit(root: &Path, e: &EngineArgs, a: &CommitArgs) -> Result<i32> {
     if let Some(m) = &a.message {
         history["comment"] = json!(m);
     }
+    manage::changes_supported(&engine, &row.id, "commit")?;
     let store = super::images::open(root)?;
     let paused = a.pause && row.status == Status::Running && !manage::is_paused(&engine, &row);
     if paused {

@@ -653,7 +653,12 @@ pub fn info(root: &Path, e: &EngineArgs, a: &FormatArgs) -> Result<i32> {
                 berth_cgroups::Mode::Legacy => "v1",
                 berth_cgroups::Mode::Hybrid => "hybrid",
             }),
-            "cgroupParent": engine.cgroup_parent,
+            // Rootless: the delegated cgroup v2 subtree, none without one.
+            "cgroupParent": if rootless {
+                berth_engine::rootless::cgroup::delegation().map(|d| d.path)
+            } else {
+                Some(engine.cgroup_parent.clone())
+            },
             "overlay": filesystems.contains("overlay"),
             "userNamespaces": userns,
             // The user namespace of containers made without --userns/--uidmap.

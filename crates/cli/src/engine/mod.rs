@@ -51,6 +51,12 @@ pub struct Cli {
     /// /etc/containers/registries.conf).
     #[arg(long, global = true, env = "CONTAINERS_REGISTRIES_CONF")]
     pub registries_conf: Option<PathBuf>,
+    /// Storage driver of container filesystems: overlay, fuse-overlayfs or
+    /// vfs (copies; podman's --storage-driver). Default: overlay as root;
+    /// rootless the first that works of overlay, fuse-overlayfs, vfs.
+    #[arg(long, global = true, env = berth_image::mount::DRIVER_ENV,
+          value_parser = clap::builder::PossibleValuesParser::new(berth_image::mount::DRIVERS))]
+    pub storage_driver: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -145,6 +151,10 @@ pub fn main() -> i32 {
         // Every pull reads it from there, also in the berth processes this
         // one starts (build, the API and CRI services).
         std::env::set_var(berth_image::registry::conf::ENV, p);
+    }
+    if let Some(d) = &cli.storage_driver {
+        // Read by every mount, also in the processes this one starts.
+        std::env::set_var(berth_image::mount::DRIVER_ENV, d);
     }
     // Container commands exit as Docker's do (125/126/127, see `exit`);
     // image commands keep 1 for their errors, as `docker image` does.

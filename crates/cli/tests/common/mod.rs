@@ -6,6 +6,7 @@
 pub mod cri;
 pub mod differential;
 pub mod rootless;
+pub mod rootless_engine;
 pub mod userns;
 
 use serde_json::{json, Value};
@@ -707,11 +708,21 @@ pub struct Registry {
 impl Registry {
     /// `None` (the caller prints a SKIP) when docker-registry is missing.
     pub fn start_in(env: &EngineEnv) -> Option<Registry> {
-        Registry::start_in_with_auth(env, None)
+        Registry::start(&env.netns, None)
     }
 
     /// [`Registry::start_in`], with htpasswd basic auth when given.
     pub fn start_in_with_auth(env: &EngineEnv, htpasswd: Option<&Path>) -> Option<Registry> {
+        Registry::start(&env.netns, htpasswd)
+    }
+
+    /// [`Registry::start_in`] for any network namespace the test made
+    /// (pinned at `netns`).
+    pub fn start_in_netns(netns: &Path) -> Option<Registry> {
+        Registry::start(netns, None)
+    }
+
+    fn start(netns: &Path, htpasswd: Option<&Path>) -> Option<Registry> {
         if Command::new("docker-registry")
             .arg("--version")
             .output()
@@ -724,7 +735,7 @@ impl Registry {
             .tempdir()
             .expect("tempdir");
         let reachable = |port: u16| {
-            berth_network::netns::run_in(&env.netns, move || {
+            berth_network::netns::run_in(netns, move || {
                 std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
             })
             .unwrap_or(false)
@@ -746,8 +757,10 @@ impl Registry {
             std::fs::write(&cfg_path, cfg).expect("registry config");
             // nsenter execs docker-registry (no fork for a network
             // namespace alone), so the child's pid is the registry's.
-            let mut child = env
-                .in_netns("docker-registry")
+            let mut child = Command::new("nsenter")
+                .arg(format!("--net={}", netns.display()))
+                .arg("--")
+                .arg("docker-registry")
                 .arg("serve")
                 .arg(&cfg_path)
                 .stdout(Stdio::null())
@@ -771,7 +784,7 @@ impl Registry {
             let _ = child.kill();
             let _ = child.wait();
         }
-        panic!("docker-registry did not start in {}", env.netns.display());
+        panic!("docker-registry did not start in {}", netns.display());
     }
 }
 

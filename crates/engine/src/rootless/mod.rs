@@ -5,10 +5,11 @@
 //! root is the user's uid, container ids 1..N the user's subordinate range
 //! (/etc/subuid, /etc/subgid, mapped by `newuidmap`/`newgidmap`). Inside it
 //! berth works as it does as root, with the user's own directories for
-//! storage and run state, no cgroups (none is delegated to the user), and
-//! bridge networks in a network namespace of its own
-//! (`networks::rootless_netns`).
+//! storage and run state, cgroups only in a cgroup v2 subtree delegated to
+//! the user ([`cgroup`]), and bridge networks in a network namespace of its
+//! own (`networks::rootless_netns`).
 
+pub mod cgroup;
 pub mod pause;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -52,8 +53,10 @@ pub enum RootlessError {
     },
     #[error("{0}")]
     Namespace(String),
-    #[error("{flag} needs a cgroup, but rootless berth has none on this host (cgroup v1, nothing delegated to the user): drop {flag}, or run the container as root")]
+    #[error("{flag} needs a cgroup, but rootless berth has none on this host (no cgroup v2 subtree delegated to the user: cgroup v1, or no ancestor of berth's cgroup is writable by the user): drop {flag}, delegate a cgroup v2 subtree to the user (systemd's user@.service with Delegate=), or run the container as root")]
     NoCgroup { flag: &'static str },
+    #[error("{flag}: {why}")]
+    Controller { flag: &'static str, why: String },
     #[error("{0} is not supported rootless (berth supports --userns=host, the default: container root is the user; --userns=keep-id; and --uidmap/--gidmap with ids of the rootless namespace)")]
     Userns(String),
     #[error("--userns=keep-id: id {id} is not below the {size} ids of the rootless namespace")]
@@ -210,18 +213,32 @@ pub fn user_ranges(user: &str, uid: u32) -> Result<(Range, Range), RootlessError
     Ok((one(&uf, "uid")?, one(&gf, "gid")?))
 }
 
-/// The resource flags a rootless container cannot have (no cgroup).
-pub fn check_resources(o: &crate::RunOptions) -> Result<(), RootlessError> {
-    let flags: [(&'static str, bool); 4] = [
-        ("--memory", o.memory.is_some()),
-        ("--cpus", o.cpus.is_some()),
-        ("--cpu-shares", o.cpu_shares.is_some()),
-        ("--pids-limit", o.pids_limit.is_some()),
+/// The resource flags of a rootless container: applied in the user's
+/// delegated cgroup v2 subtree (its controllers enabled there as needed),
+/// refused where there is none (cgroup v1, nothing delegated), so that a
+/// limit is never silently missing. Sets the container's cgroup parent to
+/// the delegation when none was given.
+pub fn check_resources(o: &mut crate::RunOptions) -> Result<(), RootlessError> {
+    let flags: [(&'static str, &str, bool); 4] = [
+        ("--memory", "memory", o.memory.is_some()),
+        ("--cpus", "cpu", o.cpus.is_some()),
+        ("--cpu-shares", "cpu", o.cpu_shares.is_some()),
+        ("--pids-limit", "pids", o.pids_limit.is_some()),
     ];
-    match flags.iter().find(|(_, set)| *set) {
-        Some((flag, _)) => Err(RootlessError::NoCgroup { flag }),
-        None => Ok(()),
+    let Some(d) = cgroup::delegation() else {
+        return match flags.iter().find(|(_, _, set)| *set) {
+            Some((flag, _, _)) => Err(RootlessError::NoCgroup { flag }),
+            None => Ok(()),
+        };
+    };
+    for (flag, controller, _) in flags.iter().filter(|(_, _, set)| *set) {
+        d.ensure_controller(controller)
+            .map_err(|why| RootlessError::Controller { flag, why })?;
     }
+    if o.cgroup_parent.is_empty() || o.cgroup_parent == crate::DEFAULT_CGROUP_PARENT {
+        o.cgroup_parent = d.path.clone();
+    }
+    Ok(())
 }
 
 /// A rootless container's options: the rootless default network, and

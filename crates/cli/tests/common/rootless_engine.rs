@@ -1,0 +1,213 @@
+//! The engine run by a rootless test user (common::rootless): the user, a
+//! busybox image tarball it can read, a network namespace of the test's
+//! own for its commands, and checks from the host (process and file
+//! owners). Shared by the engine_rootless*.rs test files.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use super::rootless::RootlessUser;
+
+/// The test user and the busybox image tarball it can read; its berth
+/// commands run in a network namespace of the test's own (the rootless
+/// default network, slirp4netns, and published ports stay in there).
+pub struct Rootless {
+    pub u: RootlessUser,
+    pub tar: PathBuf,
+    pub netns: NetnsPin,
+}
+
+/// A network namespace made for one test, loopback up; removed on drop.
+pub struct NetnsPin {
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl NetnsPin {
+    fn new() -> NetnsPin {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-rootlessns-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("netns");
+        berth_network::netns::create(&path).expect("create the test's network namespace");
+        let lo = Command::new("nsenter")
+            .arg(format!("--net={}", path.display()))
+            .args(["ip", "link", "set", "lo", "up"])
+            .status()
+            .unwrap();
+        assert!(lo.success(), "bring up lo in the test namespace");
+        NetnsPin { path, _dir: dir }
+    }
+}
+
+impl Drop for NetnsPin {
+    fn drop(&mut self) {
+        let _ = berth_network::netns::remove(&self.path);
+    }
+}
+
+impl Rootless {
+    pub fn new(subids: bool) -> Option<Rootless> {
+        let u = RootlessUser::create(subids)?;
+        let tar = make_busybox_tar(&u.base);
+        Some(Rootless {
+            u,
+            tar,
+            netns: NetnsPin::new(),
+        })
+    }
+
+    pub fn berth_cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.u.cmd_in_netns(&self.netns.path, super::berth_bin());
+        c.args(args);
+        c
+    }
+
+    /// A command as the user inside the test's network namespace.
+    pub fn in_netns(&self, program: &str) -> Command {
+        self.u.cmd_in_netns(&self.netns.path, program)
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.berth_cmd(args)
+            .output()
+            .expect("run berth as the user")
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        super::ok(&self.berth(args))
+    }
+
+    pub fn import(&self) -> &'static str {
+        self.ok(&[
+            "import",
+            self.tar.to_str().unwrap(),
+            "localhost/bb:1",
+            "--cmd",
+            r#"["/bin/sh"]"#,
+        ]);
+        "localhost/bb:1"
+    }
+
+    pub fn subid(&self) -> u32 {
+        self.u.subid_start.expect("a subordinate range")
+    }
+
+    /// A dir of the user's (for bind mounts).
+    pub fn user_dir(&self, name: &str) -> PathBuf {
+        let d = self.u.home.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        nix::unistd::chown(
+            &d,
+            Some(nix::unistd::Uid::from_raw(self.u.uid)),
+            Some(nix::unistd::Gid::from_raw(self.u.gid)),
+        )
+        .unwrap();
+        d
+    }
+
+    /// Waits until no process of the user is left (the pause process ends
+    /// about a second after the last container and command).
+    pub fn wait_no_processes(&self) -> Vec<i32> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let p = self.u.processes();
+            if p.is_empty() || Instant::now() > deadline {
+                return p;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A busybox rootfs tarball under `base` (readable by the user), with a
+/// dir owned by 1000:1000 and one with mode 0750.
+pub fn make_busybox_tar(base: &Path) -> PathBuf {
+    let src = base.join("rootfs-src");
+    for d in [
+        "bin", "etc", "proc", "sys", "dev", "tmp", "root", "var", "home/u",
+    ] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", src.join("bin/busybox")).unwrap();
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for app in String::from_utf8_lossy(&list.stdout).lines() {
+        let link = src.join("bin").join(app);
+        if !link.exists() {
+            std::os::unix::fs::symlink("busybox", link).unwrap();
+        }
+    }
+    std::fs::write(
+        src.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000:u:/home/u:/bin/sh\nnobody:x:65534:65534:nobody:/home/nobody:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("etc/group"),
+        "root:x:0:\nu:x:1000:\nnobody:x:65534:\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("home/u/f"), "u's file\n").unwrap();
+    let own = |p: &Path| {
+        nix::unistd::chown(
+            p,
+            Some(nix::unistd::Uid::from_raw(1000)),
+            Some(nix::unistd::Gid::from_raw(1000)),
+        )
+        .unwrap()
+    };
+    own(&src.join("home/u"));
+    own(&src.join("home/u/f"));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(src.join("home/u"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    let tar = base.join("rootfs.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&src)
+        .args(["--numeric-owner", "-cf"])
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).unwrap();
+    tar
+}
+
+/// (real uid, effective uid) of a host process.
+pub fn uids(pid: i32) -> Option<(u32, u32)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let l = s.lines().find(|l| l.starts_with("Uid:"))?;
+    let v: Vec<u32> = l[4..]
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    Some((v[0], v[1]))
+}
+
+/// Files under `dir` (4 levels deep: root's store holds other tests'
+/// images) owned by any of `ids` (host view).
+pub fn owned_under(dir: &Path, ids: impl Fn(u32) -> bool) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(md) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if ids(md.uid()) {
+                out.push(e.path());
+            }
+            if md.is_dir() && depth < 4 {
+                stack.push((e.path(), depth + 1));
+            }
+        }
+    }
+    out
+}
