@@ -29,12 +29,14 @@ rc=${PIPESTATUS[0]}
 # The engine's default for root is a user namespace per container
 # (BERTH_USERNS_DEFAULT unset = auto): the tests that make containers run
 # once more with the other default, the host's user namespace.
-# (engine_userns pins the default itself, engine_images/engine_pull make
-# no containers that differ; rootless containers ignore the setting.)
+# (engine_userns* pin the default themselves, engine_images/engine_pull
+# make no containers that differ, kube play's pods use the host's user
+# namespace as Kubernetes does; rootless containers ignore the setting; the
+# callers_* tests drive berth-runtime, which has no such default.)
 second=()
-for f in crates/cli/tests/{engine_*,api_*,compat_*,callers_*,build}.rs; do
+for f in crates/cli/tests/{engine_*,api_*,compat_*,build}.rs; do
     t=$(basename "$f" .rs)
-    case "$t" in engine_userns | engine_images | engine_pull | engine_rootless | callers_podman_rootless) continue ;; esac
+    case "$t" in engine_userns | engine_userns_pods | engine_images | engine_pull | engine_kube | engine_rootless*) continue ;; esac
     second+=(--test "$t")
 done
 echo "== again with BERTH_USERNS_DEFAULT=host: ${second[*]}"
