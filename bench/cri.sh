@@ -198,12 +198,13 @@ for i in $(seq "$P"); do
   ccrictl run --no-pull "$T/ctr.json" "$(pod_json m$i-c)" >/dev/null
 done
 sleep 1
-# berth: every process naming the benchmark's berth run dir (monitors),
-# but not the CRI service itself; containerd: its shims and the pause
-# containers (children of the shims named /pause).
+# berth: the per-container monitors (a pod holds no process of its own;
+# the CRI service is shared by all pods, like containerd itself);
+# containerd: its per-pod shims and the pause containers (the shims'
+# children named pause).
 bp=$(for f in /proc/[0-9]*/cmdline; do
   c=$(tr '\0' ' ' <"$f" 2>/dev/null) || continue
-  case "$c" in *"$T/berth-run"*) case "$c" in *" cri "*) ;; *) f=${f#/proc/}; echo "${f%/cmdline}";; esac;; esac
+  case "$c" in *"$T/berth"*container-monitor*) f=${f#/proc/}; echo "${f%/cmdline}";; esac
 done)
 sp=$(for f in /proc/[0-9]*/cmdline; do
   c=$(tr '\0' ' ' <"$f" 2>/dev/null) || continue

@@ -17,6 +17,7 @@ mod authority;
 mod images;
 mod meta;
 mod runtime;
+mod secctx;
 
 use std::path::PathBuf;
 

@@ -97,8 +97,15 @@ fn to_container(row: &ContainerRow, m: &ContainerMeta) -> Container {
     }
 }
 
-/// The pod's address on its network, from berth's pod inspect document.
+/// The pod's address on its network: its endpoint, else from berth's pod
+/// inspect document.
 fn pod_ip(e: &berth_engine::Engine, p: &pods::PodRow) -> String {
+    // The pod's own endpoint (its network namespace is the pod's).
+    if let Ok((eps, _)) = berth_engine::networks::of_container(e, &p.id) {
+        if let Some(ep) = eps.iter().find(|ep| ep.ip.is_ipv4()).or(eps.first()) {
+            return ep.ip.to_string();
+        }
+    }
     let Ok(doc) = pods::inspect_json(e, p) else {
         return String::new();
     };
@@ -225,6 +232,11 @@ impl RuntimeService for Runtime {
             annotations: cfg.annotations.clone(),
             log_directory: cfg.log_directory.clone(),
             host_network,
+            sysctls: cfg
+                .linux
+                .as_ref()
+                .map(|l| l.sysctls.clone())
+                .unwrap_or_default(),
         };
         let name = meta::berth_name(&[
             "k8s_POD",
@@ -246,6 +258,12 @@ impl RuntimeService for Runtime {
         if host_network {
             args.push("--network=host".into());
         }
+        let ns = cfg
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref())
+            .and_then(|s| s.namespace_options.as_ref());
+        args.extend(crate::secctx::pod_share(ns));
         for p in &cfg.port_mappings {
             if p.host_port > 0 {
                 let proto = if p.protocol == Protocol::Udp as i32 {
@@ -539,6 +557,7 @@ impl RuntimeService for Runtime {
                 } else if !sc.run_as_username.is_empty() {
                     args.push(format!("--user={}", sc.run_as_username));
                 }
+                crate::secctx::container_flags(sc, &mut args)?;
                 if let Some(c) = &sc.capabilities {
                     for a in &c.add_capabilities {
                         args.push(format!("--cap-add={a}"));
@@ -549,6 +568,7 @@ impl RuntimeService for Runtime {
                 }
             }
         }
+        crate::secctx::sysctl_flags(&sm.sysctls, &mut args);
         // CRI: `command` replaces the image's entrypoint, `args` its cmd.
         let mut rest = Vec::new();
         if let Some((first, more)) = cfg.command.split_first() {

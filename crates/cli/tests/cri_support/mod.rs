@@ -206,6 +206,8 @@ pub struct CritestResult {
     pub passed: BTreeSet<String>,
     pub failed: BTreeSet<String>,
     pub skipped: BTreeSet<String>,
+    /// critest's message for each failed spec.
+    pub messages: std::collections::BTreeMap<String, String>,
     pub secs: f64,
     pub output: String,
 }
@@ -283,7 +285,12 @@ pub fn run_critest(env: &EngineEnv, sock: &Path, extra: &[&str], skip: &[&str]) 
             match spec["State"].as_str().unwrap_or("") {
                 "passed" => r.passed.insert(name),
                 "skipped" | "pending" => r.skipped.insert(name),
-                _ => r.failed.insert(name),
+                _ => {
+                    let msg = spec["Failure"]["Message"].as_str().unwrap_or("");
+                    r.messages
+                        .insert(name.clone(), msg.chars().take(600).collect());
+                    r.failed.insert(name)
+                }
             };
         }
     }
