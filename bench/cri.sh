@@ -18,6 +18,7 @@
 # plugins), images come from the host's busybox-static (no network).
 # Usage: bench/cri.sh [N] [P]   (BERTH=path/to/berth to pick a build)
 set -euo pipefail
+[ -n "${BENCH_TRACE:-}" ] && set -x
 cd "$(dirname "$0")/.."
 . bench/common.sh
 N=${1:-20}
@@ -31,8 +32,10 @@ fi
 [ -n "$BERTH" ] || { echo "build berth first: cargo build --release -p berth-cli"; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "run as root"; exit 1; }
 CRICTL=
-for c in ../shared/tools/cri/crictl shared/tools/cri/crictl; do
-  [ -x "$c" ] && CRICTL=$PWD/$c && break
+d=$PWD
+while [ "$d" != / ]; do
+  [ -x "$d/shared/tools/cri/crictl" ] && CRICTL=$d/shared/tools/cri/crictl && break
+  d=$(dirname "$d")
 done
 [ -n "$CRICTL" ] || { echo "needs crictl (shared/tools/cri/crictl)"; exit 1; }
 for b in containerd ctr containerd-shim-runc-v2 runc cc; do
@@ -203,15 +206,15 @@ sleep 1
 # containerd: its per-pod shims and the pause containers (the shims'
 # children named pause).
 bp=$(for f in /proc/[0-9]*/cmdline; do
-  c=$(tr '\0' ' ' <"$f" 2>/dev/null) || continue
+  c=$( { tr '\0' ' ' <"$f"; } 2>/dev/null) || continue
   case "$c" in *"$T/berth"*container-monitor*) f=${f#/proc/}; echo "${f%/cmdline}";; esac
 done)
 sp=$(for f in /proc/[0-9]*/cmdline; do
-  c=$(tr '\0' ' ' <"$f" 2>/dev/null) || continue
+  c=$( { tr '\0' ' ' <"$f"; } 2>/dev/null) || continue
   case "$c" in *containerd-shim-runc-v2*"$CSOCK"*) f=${f#/proc/}; echo "${f%/cmdline}";; esac
 done)
 pp=$(for s in $sp; do cat /proc/"$s"/task/*/children 2>/dev/null; done | tr ' ' '\n' | while read -r c; do
-  [ -n "$c" ] && [ "$(cat /proc/"$c"/comm 2>/dev/null)" = pause ] && echo "$c"; done)
+  if [ -n "$c" ] && [ "$(cat /proc/"$c"/comm 2>/dev/null)" = pause ]; then echo "$c"; fi; done)
 bk=$(pss_of $bp); sk=$(pss_of $sp); pk=$(pss_of $pp)
 echo "berth: $(echo $bp | wc -w) processes for $P pods, PSS $((bk / P)) kB per pod"
 echo "containerd: $(echo $sp | wc -w) shims, PSS $((sk / P)) kB per pod; with pause containers $(((sk + pk) / P)) kB"

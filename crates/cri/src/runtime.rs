@@ -328,7 +328,10 @@ impl RuntimeService for Runtime {
                 .await?
         };
         if !running.is_empty() {
-            let mut args = vec!["stop".to_string(), "-t".into(), "10".into()];
+            // As containerd's StopPodSandbox: the kubelet has stopped the
+            // containers with their grace periods already; what still
+            // runs is killed at once (a timeout of 0).
+            let mut args = vec!["stop".to_string(), "-t".into(), "0".into()];
             args.extend(running);
             self.0.berth(&args).await?;
         }
