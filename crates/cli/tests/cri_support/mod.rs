@@ -102,7 +102,13 @@ pub struct CriContainerd {
     pub sock: PathBuf,
     daemon: Option<Daemon>,
     crictl: Option<PathBuf>,
+    /// containerd puts containers without a CRI cgroup parent (critest
+    /// gives none) under `/k8s.io/<id>`: removed at the end when this test
+    /// made it (and it is empty).
+    made_k8s_cgroup: bool,
 }
+
+const K8S_CGROUP: &str = "/sys/fs/cgroup/memory/k8s.io";
 
 impl CriContainerd {
     /// Err (a SKIP reason) when containerd or the CNI plugins are missing.
@@ -150,6 +156,7 @@ impl CriContainerd {
         let sock = d.join("containerd.sock");
         daemon.wait_socket(&sock, Duration::from_secs(60))?;
         Ok(CriContainerd {
+            made_k8s_cgroup: !Path::new(K8S_CGROUP).exists(),
             sock,
             daemon: Some(daemon),
             crictl: cri_tool("crictl"),
@@ -196,6 +203,14 @@ impl Drop for CriContainerd {
         let left = unmount_under(self.dir.path());
         if !left.is_empty() {
             eprintln!("cleanup: still mounted: {left:?}");
+        }
+        if self.made_k8s_cgroup {
+            if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+                for h in rd.flatten() {
+                    // rmdir: only when no container cgroup is left in it.
+                    let _ = std::fs::remove_dir(h.path().join("k8s.io"));
+                }
+            }
         }
     }
 }
