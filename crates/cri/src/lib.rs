@@ -18,6 +18,7 @@ mod cni;
 mod images;
 mod meta;
 mod runtime;
+mod secctx;
 mod streaming;
 
 use std::path::PathBuf;

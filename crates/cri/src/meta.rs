@@ -20,6 +20,9 @@ pub struct SandboxMeta {
     pub annotations: HashMap<String, String>,
     pub log_directory: String,
     pub host_network: bool,
+    /// The pod's sysctls, applied to each of its containers.
+    #[serde(default)]
+    pub sysctls: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]

@@ -256,6 +256,7 @@ pub async fn create_container(
             } else if !sc.run_as_username.is_empty() {
                 args.push(format!("--user={}", sc.run_as_username));
             }
+            crate::secctx::container_flags(sc, &mut args)?;
             if let Some(c) = &sc.capabilities {
                 for a in &c.add_capabilities {
                     args.push(format!("--cap-add={a}"));
@@ -266,6 +267,7 @@ pub async fn create_container(
             }
         }
     }
+    crate::secctx::sysctl_flags(&sm.sysctls, &mut args);
     // CRI: `command` replaces the image's entrypoint, `args` its cmd.
     let mut rest = Vec::new();
     if let Some((first, more)) = cfg.command.split_first() {

@@ -45,8 +45,15 @@ fn to_sandbox(e: &berth_engine::Engine, p: &pods::PodRow, m: SandboxMeta) -> Pod
     }
 }
 
-/// The pod's address on its network, from berth's pod inspect document.
+/// The pod's address on its network: its endpoint, else from berth's pod
+/// inspect document.
 fn pod_ip(e: &berth_engine::Engine, p: &pods::PodRow) -> String {
+    // The pod's own endpoint (its network namespace is the pod's).
+    if let Ok((eps, _)) = berth_engine::networks::of_container(e, &p.id) {
+        if let Some(ep) = eps.iter().find(|ep| ep.ip.is_ipv4()).or(eps.first()) {
+            return ep.ip.to_string();
+        }
+    }
     let Ok(doc) = pods::inspect_json(e, p) else {
         return String::new();
     };
@@ -94,6 +101,11 @@ pub async fn run_pod_sandbox(
         annotations: cfg.annotations.clone(),
         log_directory: cfg.log_directory.clone(),
         host_network,
+        sysctls: cfg
+            .linux
+            .as_ref()
+            .map(|l| l.sysctls.clone())
+            .unwrap_or_default(),
     };
     let name = meta::berth_name(&[
         "k8s_POD",
@@ -131,11 +143,18 @@ pub async fn run_pod_sandbox(
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(Status::failed_precondition)?
     };
-    if host_network {
-        // No network namespace of the pod's own: its containers run with
-        // `--network host` (see CreateContainer).
-        args.push("--share=ipc,uts".into());
-    } else if cni.is_some() {
+    let ns = cfg
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.as_ref());
+    // No network namespace of the pod's own with NODE networking: its
+    // containers run with `--network host` (see CreateContainer); with the
+    // host's IPC, its containers join that themselves (`--ipc=host`).
+    if let Some(share) = crate::secctx::pod_share(host_network, ns) {
+        args.push(share);
+    }
+    if !host_network && cni.is_some() {
         args.push("--network=none".into());
     }
     for p in &cfg.port_mappings {
@@ -268,7 +287,10 @@ pub async fn stop_pod_sandbox(
         .await?
     };
     if !running.is_empty() {
-        let mut args = vec!["stop".to_string(), "-t".into(), "10".into()];
+        // As containerd's StopPodSandbox: the kubelet has stopped the
+        // containers with their grace periods already; what still
+        // runs is killed at once (a timeout of 0).
+        let mut args = vec!["stop".to_string(), "-t".into(), "0".into()];
         args.extend(running);
         ctx.berth(&args).await?;
     }

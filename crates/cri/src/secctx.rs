@@ -1,0 +1,70 @@
+//! A CRI container's security context and its pod's namespace options and
+//! sysctls as `berth create` / `berth pod create` flags (CRI v1
+//! api.proto: LinuxContainerSecurityContext, NamespaceOption,
+//! LinuxPodSandboxConfig.sysctls).
+
+use std::collections::HashMap;
+
+use k8s_cri::v1::{LinuxContainerSecurityContext, NamespaceMode, NamespaceOption};
+use tonic::Status;
+
+/// Flags for what `create_container` does not map itself: supplemental
+/// groups, no_new_privs, host PID/IPC namespaces. A group without a user
+/// is refused (the CRI: run_as_group needs run_as_user or
+/// run_as_username, as containerd and CRI-O check).
+pub fn container_flags(
+    sc: &LinuxContainerSecurityContext,
+    out: &mut Vec<String>,
+) -> Result<(), Status> {
+    if sc.run_as_group.is_some() && sc.run_as_user.is_none() && sc.run_as_username.is_empty() {
+        return Err(Status::invalid_argument(
+            "CreateContainer: run_as_group is set without run_as_user or run_as_username",
+        ));
+    }
+    for g in &sc.supplemental_groups {
+        out.push(format!("--group-add={g}"));
+    }
+    if sc.no_new_privs {
+        out.push("--security-opt=no-new-privileges".into());
+    }
+    if let Some(ns) = &sc.namespace_options {
+        if ns.pid == NamespaceMode::Node as i32 {
+            out.push("--pid=host".into());
+        }
+        if ns.ipc == NamespaceMode::Node as i32 {
+            out.push("--ipc=host".into());
+        }
+    }
+    Ok(())
+}
+
+/// `pod create --share` when it differs from the default (net,ipc,uts):
+/// a pod on the host's network (`host_network`) has no network namespace
+/// of its own, and one whose IPC is the host's shares no IPC namespace (its
+/// containers then join the host's themselves: `--network=host`,
+/// `--ipc=host`).
+pub fn pod_share(host_network: bool, ns: Option<&NamespaceOption>) -> Option<String> {
+    let host_ipc = ns.is_some_and(|n| n.ipc == NamespaceMode::Node as i32);
+    if !host_network && !host_ipc {
+        return None;
+    }
+    let mut share = Vec::new();
+    if !host_network {
+        share.push("net");
+    }
+    if !host_ipc {
+        share.push("ipc");
+    }
+    share.push("uts");
+    Some(format!("--share={}", share.join(",")))
+}
+
+/// The pod's sysctls, given to each of its containers (berth writes them
+/// into the namespaces the container shares with its pod).
+pub fn sysctl_flags(sysctls: &HashMap<String, String>, out: &mut Vec<String>) {
+    let mut keys: Vec<_> = sysctls.keys().collect();
+    keys.sort();
+    for k in keys {
+        out.push(format!("--sysctl={k}={}", sysctls[k]));
+    }
+}
