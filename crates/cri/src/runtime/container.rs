@@ -58,6 +58,17 @@ pub(crate) fn find_container(
         .ok_or_else(|| Status::not_found(format!("container {id} not found")))
 }
 
+/// The container `id`, or none when it is gone (Stop and Remove of a
+/// removed container succeed, CRI v1 api.proto).
+async fn container_if_any(ctx: &Ctx, id: String) -> Result<Option<ContainerRow>, Status> {
+    ctx.read(move |e| match find_container(e, &id) {
+        Ok((row, _)) => Ok(Some(row)),
+        Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+        Err(s) => Err(s),
+    })
+    .await
+}
+
 fn to_container(row: &ContainerRow, m: &ContainerMeta) -> Container {
     Container {
         id: row.id.clone(),
@@ -296,14 +307,7 @@ pub async fn stop_container(
     ctx: &Ctx,
     r: StopContainerRequest,
 ) -> Result<StopContainerResponse, Status> {
-    let id = r.container_id;
-    let found = ctx
-        .read(move |e| match find_container(e, &id) {
-            Ok((row, _)) => Ok(Some(row)),
-            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
-            Err(s) => Err(s),
-        })
-        .await?;
+    let found = container_if_any(ctx, r.container_id).await?;
     if let Some(row) = found.filter(|row| row.status == RowStatus::Running) {
         ctx.berth(&[
             "stop".into(),
@@ -320,14 +324,7 @@ pub async fn remove_container(
     ctx: &Ctx,
     r: RemoveContainerRequest,
 ) -> Result<RemoveContainerResponse, Status> {
-    let id = r.container_id;
-    let found = ctx
-        .read(move |e| match find_container(e, &id) {
-            Ok((row, _)) => Ok(Some(row)),
-            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
-            Err(s) => Err(s),
-        })
-        .await?;
+    let found = container_if_any(ctx, r.container_id).await?;
     if let Some(row) = found {
         ctx.berth(&["rm".into(), "-f".into(), row.id]).await?;
     }
