@@ -14,10 +14,10 @@ mod callers_support;
 mod common;
 #[path = "api_support/dockerd.rs"]
 mod dockerd;
-use dockerd::PrivateDockerd;
 use common::*;
+use dockerd::PrivateDockerd;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 const PORT: &str = "18080";

@@ -113,13 +113,9 @@ fn observe(sock: &Path, cfg: &Path, base: &str, tag: &str) -> Built {
         created_by: h
             .lines()
             .take(h.lines().count() - hb.lines().count())
-            .map(|l| {
-                l.replace("/bin/sh -c #(nop) ", "")
-                    .replace("|1 GREETING=there /bin/sh -c ", "RUN ")
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
+            .map(|l| match l.split_once("#(nop)") {
+                Some((_, rest)) => rest.split_whitespace().next().unwrap_or("").to_string(),
+                None => "RUN".to_string(),
             })
             .collect(),
     }
@@ -170,12 +166,20 @@ fn docker_build_push_pull_history_save_load_prune() {
     assert!(id.starts_with(&format!("sha256:{built}")), "{id} {built}");
     assert_eq!(out(&d(&["run", "--rm", &name])), "there world");
     assert_eq!(
-        out(&d(&["inspect", "--format", "{{index .Config.Labels \"via\"}}", &name])),
+        out(&d(&[
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"via\"}}",
+            &name
+        ])),
         "api"
     );
     // berth sees the image the service built.
     assert!(env.ok(&["images", "-q"]).contains(&id[7..19]));
-    assert_eq!(env.berth(&["image", "exists", &name]).status.code(), Some(0));
+    assert_eq!(
+        env.berth(&["image", "exists", &name]).status.code(),
+        Some(0)
+    );
     // `-q`: the ID alone; --iidfile through `aux`.
     let iid = env.dir.path().join("iid");
     let o = d(&[
@@ -194,12 +198,21 @@ fn docker_build_push_pull_history_save_load_prune() {
     // (with -q the CLI writes the ID as streamed, newline included)
     assert_eq!(std::fs::read_to_string(&iid).expect("iidfile").trim(), id);
 
-    // History: the build's 7 steps after FROM on the base's entry.
-    let h = out(&d(&["history", "--format", "{{.ID}} {{.CreatedBy}}", &name]));
-    assert!(h.lines().next().expect("entries").starts_with(&built[..12]), "{h}");
+    // History: the build's steps after FROM but ARG (docs/cli.md) on
+    // the base's entry.
+    let h = out(&d(&[
+        "history",
+        "--format",
+        "{{.ID}} {{.CreatedBy}}",
+        &name,
+    ]));
+    assert!(
+        h.lines().next().expect("entries").starts_with(&built[..12]),
+        "{h}"
+    );
     assert!(h.lines().skip(1).all(|l| l.starts_with("<missing>")), "{h}");
     let base_entries = out(&d(&["history", "-q", &base])).lines().count();
-    assert_eq!(h.lines().count(), base_entries + 7, "{h}");
+    assert_eq!(h.lines().count(), base_entries + 6, "{h}");
     let (code, body) = svc.raw("GET", "/v1.41/images/nope/history", "");
     assert_eq!(code, 404, "{body}");
 
@@ -208,14 +221,23 @@ fn docker_build_push_pull_history_save_load_prune() {
     assert!(o.status.success(), "docker push: {}", err(&o));
     let text = out(&o);
     assert!(
-        text.contains(&format!("The push refers to repository [localhost:{}/app]", reg.port)),
+        text.contains(&format!(
+            "The push refers to repository [localhost:{}/app]",
+            reg.port
+        )),
         "{text}"
     );
     assert!(text.contains("1: digest: sha256:"), "{text}");
     let o = d(&["push", &name]);
-    assert!(out(&o).contains("Layer already exists"), "a second push uploads nothing");
+    assert!(
+        out(&o).contains("Layer already exists"),
+        "a second push uploads nothing"
+    );
     assert!(d(&["rmi", &name]).status.success());
-    assert_eq!(env.berth(&["image", "exists", &name]).status.code(), Some(1));
+    assert_eq!(
+        env.berth(&["image", "exists", &name]).status.code(),
+        Some(1)
+    );
     let o = d(&["pull", &name]);
     assert!(o.status.success(), "docker pull: {}", err(&o));
     assert_eq!(out(&d(&["inspect", "--format", "{{.Id}}", &name])), id);
@@ -264,20 +286,20 @@ fn docker_build_push_pull_history_save_load_prune() {
     let left = env.ok(&["images", "-q"]);
     assert!(!left.contains(&id[7..19]), "{left}");
     assert!(left.contains(&new_id[7..19]), "{left}");
-    let (code, body) = svc.raw("POST", "/v1.41/images/prune?filters=%7B%22until%22%3A%5B%2210m%22%5D%7D", "");
+    let (code, body) = svc.raw(
+        "POST",
+        "/v1.41/images/prune?filters=%7B%22until%22%3A%5B%2210m%22%5D%7D",
+        "",
+    );
     assert_eq!(code, 400, "{body}");
 
     // Bad builds: BuildKit, a Dockerfile outside the context, a failing
     // RUN (its error in the stream, no image).
-    let o = Command::new("timeout")
-        .args(["60", "docker", "build", "-t", "bk:1", ctx_s])
-        .env("DOCKER_HOST", format!("unix://{}", svc.sock.display()))
-        .env("DOCKER_CONFIG", &cfg)
-        .env("DOCKER_BUILDKIT", "1")
-        .output()
-        .expect("docker");
-    assert!(!o.status.success());
-    assert!(err(&o).contains("DOCKER_BUILDKIT=0"), "{}", err(&o));
+    // (Debian's docker CLI refuses DOCKER_BUILDKIT=1 itself without
+    // buildx: BuildKit's requests are checked raw.)
+    let (code, body) = svc.raw("POST", "/v1.41/session", "");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("DOCKER_BUILDKIT=0"), "{body}");
     let (code, body) = svc.raw("POST", "/v1.41/build?version=2", "");
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("DOCKER_BUILDKIT=0"), "{body}");
@@ -289,7 +311,10 @@ fn docker_build_push_pull_history_save_load_prune() {
     let o = d(&["build", "-t", "bad:1", bad.to_str().expect("utf-8")]);
     assert!(!o.status.success());
     assert!(err(&o).contains("RUN"), "{}", err(&o));
-    assert_eq!(env.berth(&["image", "exists", "bad:1"]).status.code(), Some(1));
+    assert_eq!(
+        env.berth(&["image", "exists", "bad:1"]).status.code(),
+        Some(1)
+    );
 
     // Search: the registry has no /v1/search; the error says so.
     let (code, body) = svc.raw(
@@ -299,7 +324,11 @@ fn docker_build_push_pull_history_save_load_prune() {
     );
     assert_eq!(code, 500, "{body}");
     assert!(body.contains("no search API"), "{body}");
-    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "", "builds leave no containers");
+    assert_eq!(
+        env.ok(&["ps", "-aq"]).trim(),
+        "",
+        "builds leave no containers"
+    );
 }
 
 #[test]
@@ -340,31 +369,57 @@ fn docker_build_matches_a_private_dockerd() {
         );
         assert!(o.status.success(), "docker build: {}", err(&o));
         let text = out(&o);
-        assert!(text.contains("Successfully tagged localhost/app:1"), "{text}");
+        assert!(
+            text.contains("Successfully tagged localhost/app:1"),
+            "{text}"
+        );
     };
 
     let dcfg = tempfile::tempdir().expect("tempdir");
-    assert!(docker_at(&dockerd.sock(), dcfg.path(), &["load", "-i", tar.to_str().expect("utf-8")])
-        .status
-        .success());
+    assert!(docker_at(
+        &dockerd.sock(),
+        dcfg.path(),
+        &["load", "-i", tar.to_str().expect("utf-8")]
+    )
+    .status
+    .success());
     build(&dockerd.sock(), dcfg.path());
     let theirs = observe(&dockerd.sock(), dcfg.path(), &base, "localhost/app:1");
 
     let svc = Service::start(&env);
     build(&svc.sock, svc.client_cfg.path());
     let ours = observe(&svc.sock, svc.client_cfg.path(), &base, "localhost/app:1");
-    assert_eq!(ours, theirs, "berth's build differs from dockerd's");
+    // Known differences of berth's builder (docs/cli.md): ARG and the
+    // `--label` flags make no history entry (dockerd's adds
+    // `ARG GREETING=hi` and a last `LABEL via=api` step), and WORKDIR
+    // makes no layer (the directory is made when a container starts).
+    let mut expected = theirs;
+    assert_eq!(
+        expected.created_by.first().map(String::as_str),
+        Some("LABEL")
+    );
+    expected.created_by.remove(0);
+    expected.created_by.retain(|c| c != "ARG");
+    expected.history_added -= 2;
+    expected.layers_added -= 1;
+    assert_eq!(ours, expected, "berth's build differs from dockerd's");
 
     // berth's image runs on dockerd: `docker save` from berth's service,
     // `docker load` into dockerd.
     let app = env.dir.path().join("app.tar");
     let app_s = app.to_str().expect("utf-8");
-    assert!(docker_at(&svc.sock, svc.client_cfg.path(), &["save", "-o", app_s, "localhost/app:1"])
-        .status
-        .success());
-    assert!(docker_at(&dockerd.sock(), dcfg.path(), &["rmi", "localhost/app:1"])
-        .status
-        .success());
+    assert!(docker_at(
+        &svc.sock,
+        svc.client_cfg.path(),
+        &["save", "-o", app_s, "localhost/app:1"]
+    )
+    .status
+    .success());
+    assert!(
+        docker_at(&dockerd.sock(), dcfg.path(), &["rmi", "localhost/app:1"])
+            .status
+            .success()
+    );
     let o = docker_at(&dockerd.sock(), dcfg.path(), &["load", "-i", app_s]);
     assert!(o.status.success(), "{}", err(&o));
     let o = docker_at(
@@ -432,7 +487,11 @@ fn compose_builds_a_service_through_berth_compose() {
     if !have_docker() {
         return;
     }
-    if Command::new("docker-compose").arg("version").output().is_err() {
+    if Command::new("docker-compose")
+        .arg("version")
+        .output()
+        .is_err()
+    {
         eprintln!("SKIP: docker-compose is not installed");
         return;
     }
@@ -470,7 +529,9 @@ fn compose_builds_a_service_through_berth_compose() {
     let o = compose(&[("COMPOSE_DOCKER_CLI_BUILD", "0")], &["build"]);
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(
-        env.berth(&["image", "exists", "localhost/composed:1"]).status.code(),
+        env.berth(&["image", "exists", "localhost/composed:1"])
+            .status
+            .code(),
         Some(0)
     );
     let o = compose(&[], &["build", "--no-cache"]);
