@@ -50,8 +50,11 @@ export BERTH_SUBUID_FILE=$T/subuid BERTH_SUBGID_FILE=$T/subgid
 CG=/berth-bench-api-$$
 B=("$BERTH" --root "$T/berth" --runroot "$T/berth-run" --cgroup-parent "$CG")
 P=(podman --root "$T/podman" --runroot "$T/podman-run" --cgroup-manager cgroupfs
-   --events-backend none --storage-driver overlay)
+   --events-backend none --storage-driver overlay --runtime runc)
 PIDS=()
+# Pinned limits for every service's containers (podman's defaults fail in
+# the OCI runtime under its lowered hard RLIMIT_NPROC: bench/engine.sh).
+ULIMITS="${BENCH_ULIMITS:---ulimit nproc=1024:1024 --ulimit nofile=1024:1024}"
 
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -120,22 +123,24 @@ else
 fi
 
 for i in "${!socks[@]}"; do
-  if ! out=$(DOCKER_HOST=unix://${socks[$i]} docker run --rm --network none localhost/bb:1 true 2>&1); then
+  # shellcheck disable=SC2086
+  if ! out=$(DOCKER_HOST=unix://${socks[$i]} docker run --rm --network none $ULIMITS localhost/bb:1 true 2>&1); then
     echo "${names[$i]}: docker run fails, left out: $out"
+    [ "${names[$i]}" = podman ] && tail -5 "$T/podman.log"
     unset 'socks[i]' 'names[i]'
   fi
 done
 
-echo "== docker run --rm --network none localhost/bb:1 true ($N rounds, interleaved) =="
+echo "== docker run --rm --network none $ULIMITS localhost/bb:1 true ($N rounds, interleaved) =="
 specs=()
 for i in "${!socks[@]}"; do specs+=("${names[$i]}=${socks[$i]}"); done
-API_N=$N API_ERR=$T/run.err python3 - "${specs[@]}" <<'EOF'
+API_N=$N API_ERR=$T/run.err API_ULIMITS=$ULIMITS python3 - "${specs[@]}" <<'EOF'
 import os, random, sys, time
 variants = [s.split("=", 1) for s in sys.argv[1:]]
 n, warmup = int(os.environ["API_N"]), 3
 devnull = os.open("/dev/null", os.O_RDWR)
 err = os.open(os.environ["API_ERR"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-argv = ["/usr/bin/docker", "run", "--rm", "--network", "none", "localhost/bb:1", "true"]
+argv = ["/usr/bin/docker", "run", "--rm", "--network", "none"] + os.environ["API_ULIMITS"].split() + ["localhost/bb:1", "true"]
 res = {name: [] for name, _ in variants}
 for i in range(warmup + n):
     order = list(variants)

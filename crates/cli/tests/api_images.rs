@@ -242,6 +242,29 @@ fn docker_build_push_pull_history_save_load_prune() {
     assert!(o.status.success(), "docker pull: {}", err(&o));
     assert_eq!(out(&d(&["inspect", "--format", "{{.Id}}", &name])), id);
     assert_eq!(out(&d(&["run", "--rm", &name])), "there world");
+    // `build --pull`: the FROM image comes from the registry.
+    assert!(d(&["rmi", &name]).status.success());
+    let ctx2 = env.dir.path().join("ctx2");
+    std::fs::create_dir_all(&ctx2).expect("mkdir");
+    std::fs::write(
+        ctx2.join("Dockerfile"),
+        format!("FROM {name}\nRUN cat /greeting\n"),
+    )
+    .expect("write");
+    let o = d(&[
+        "build",
+        "--pull",
+        "-t",
+        "localhost/pulled:1",
+        ctx2.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        out(&o).contains("there world"),
+        "RUN output streamed: {}",
+        out(&o)
+    );
+    assert_eq!(out(&d(&["inspect", "--format", "{{.Id}}", &name])), id);
     // A push of an image that does not exist: Docker's error.
     let o = d(&["push", &format!("localhost:{}/nope:1", reg.port)]);
     assert!(!o.status.success());

@@ -21,10 +21,15 @@ use crate::routes::Req;
 /// `X-Registry-Auth`: base64url of Docker's AuthConfig JSON; the user and
 /// password (from `username`/`password` or `auth`), if any.
 pub(crate) fn registry_auth(r: &Req) -> Result<Option<(String, String)>, ApiError> {
-    let Some(h) = r.inner.headers().get("X-Registry-Auth") else {
-        return Ok(None);
-    };
-    let h = h.to_str().unwrap_or("").trim();
+    match r.inner.headers().get("X-Registry-Auth") {
+        None => Ok(None),
+        Some(h) => decode_auth(h.to_str().unwrap_or("")),
+    }
+}
+
+/// [`registry_auth`] of the header's value.
+fn decode_auth(h: &str) -> Result<Option<(String, String)>, ApiError> {
+    let h = h.trim();
     if h.is_empty() {
         return Ok(None);
     }
@@ -177,4 +182,35 @@ pub async fn push(ctx: &Arc<Ctx>, r: &Req, name: &str) -> Result<Response<Body>,
         }
     });
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(s: &str) -> String {
+        base64::engine::general_purpose::URL_SAFE.encode(s)
+    }
+
+    #[test]
+    fn x_registry_auth_is_read_as_docker_sends_it() {
+        assert_eq!(decode_auth(&enc("{}")).unwrap(), None);
+        assert_eq!(
+            decode_auth(&enc(
+                r#"{"username":"u","password":"p?>","serveraddress":"h"}"#
+            ))
+            .unwrap(),
+            Some(("u".into(), "p?>".into()))
+        );
+        let auth = base64::engine::general_purpose::STANDARD.encode("a:b:c");
+        assert_eq!(
+            decode_auth(&enc(&format!(r#"{{"auth":"{auth}"}}"#))).unwrap(),
+            Some(("a".into(), "b:c".into()))
+        );
+        assert!(decode_auth("%%%").is_err());
+        assert!(decode_auth(&enc(r#"{"identitytoken":"t"}"#))
+            .unwrap_err()
+            .message
+            .contains("not supported"));
+    }
 }
