@@ -130,7 +130,7 @@ pub fn label_matches(labels: &std::collections::BTreeMap<String, String>, f: &st
     }
 }
 
-fn decode(s: &str) -> String {
+pub(crate) fn decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -301,6 +301,27 @@ async fn route(ctx: &Arc<Ctx>, r: &mut Req) -> Result<Response<Body>, ApiError> 
         (&Method::DELETE, ["volumes", name]) => volumes::remove(ctx, r, name).await,
         (&Method::GET, ["images", "json"]) => images::list(ctx).await,
         (&Method::POST, ["images", "create"]) => images::pull(ctx, r).await,
+        (&Method::POST, ["images", "load"]) => images::load(ctx, r).await,
+        (&Method::POST, ["images", "prune"]) => images::prune(ctx, r).await,
+        (&Method::GET, ["images", "search"]) => images::search(ctx, r).await,
+        (&Method::GET, ["images", "get"]) => images::save(ctx, r, None).await,
+        (&Method::GET, ["images", name @ .., "get"]) if !name.is_empty() => {
+            images::save(ctx, r, Some(&name.join("/"))).await
+        }
+        (&Method::GET, ["images", name @ .., "history"]) if !name.is_empty() => {
+            images::history(ctx, &name.join("/")).await
+        }
+        (&Method::POST, ["images", name @ .., "push"]) if !name.is_empty() => {
+            images::push(ctx, r, &name.join("/")).await
+        }
+        // `docker inspect localhost:5000/x:1` asks for a container first.
+        (&Method::GET, ["containers", .., "json"]) => Err(ApiError::not_found(format!(
+            "No such container: {}",
+            path.trim_start_matches("/containers/")
+                .trim_end_matches("/json")
+        ))),
+        (&Method::POST, ["build"]) => images::build(ctx, r).await,
+        (&Method::POST, ["session"]) => images::session().await,
         (&Method::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
             images::inspect(ctx, &name.join("/")).await
         }
