@@ -13,7 +13,7 @@ use common::*;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 type U = UsernsEnv;
 
