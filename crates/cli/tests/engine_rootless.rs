@@ -9,7 +9,6 @@ mod common;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use common::rootless_engine::{owned_under, uids, Rootless};
 
@@ -138,8 +137,7 @@ fn rootless_run_owners_paths_uid_map_and_cleanup() {
         );
     }
     // After rm: no process and no mount of the user left.
-    let left = r.wait_no_processes();
-    assert!(left.is_empty(), "processes of the user left: {left:?}");
+    r.assert_no_processes_left();
     assert!(r.u.mounts().is_empty(), "{:?}", r.u.mounts());
     assert!(!r.u.runtime_dir.join("berth/pause.pid").exists());
     // --rm and a fresh namespace with the same mapping: same owners.
@@ -147,8 +145,7 @@ fn rootless_run_owners_paths_uid_map_and_cleanup() {
     assert_eq!(out.trim(), "1000:1000");
     let ps = r.ok(&["ps", "-a", "-q"]);
     assert!(ps.trim().is_empty(), "--rm left {ps}");
-    let left = r.wait_no_processes();
-    assert!(left.is_empty(), "processes of the user left: {left:?}");
+    r.assert_no_processes_left();
 }
 
 #[test]
@@ -235,20 +232,8 @@ fn rootless_refuses_limits_and_unknown_networks_and_runs_host_network() {
     assert_eq!(v.trim(), "2 exited");
     r.ok(&["rm", "rs"]);
     r.ok(&["rmi", image]);
-    let left = r.wait_no_processes();
-    assert!(left.is_empty(), "{left:?}");
+    r.assert_no_processes_left();
 }
-
-/// Rootless podman's global flags here: runc (crun refuses this hybrid
-/// cgroup layout), cgroupfs, no events journal.
-const PODMAN_FLAGS: [&str; 6] = [
-    "--runtime",
-    "runc",
-    "--cgroup-manager",
-    "cgroupfs",
-    "--events-backend",
-    "none",
-];
 
 /// The same uid_map inside, the same owner of a file container root
 /// writes into a bind-mounted dir, and state under the same XDG dirs as
@@ -270,9 +255,7 @@ fn rootless_matches_podman() {
         let mut c = if tool == "berth" {
             r.berth_cmd(&[])
         } else {
-            let mut c = r.in_netns("podman");
-            c.args(PODMAN_FLAGS);
-            c
+            r.podman()
         };
         c.args(["run", "--rm", "--network", "none", "-v"])
             .arg(format!("{}:/data", dir.display()))
@@ -282,17 +265,7 @@ fn rootless_matches_podman() {
         let md = std::fs::metadata(dir.join("f")).unwrap();
         (out, (md.uid(), md.gid()))
     };
-    let o = r
-        .in_netns("podman")
-        .args(PODMAN_FLAGS)
-        .args(["import", r.tar.to_str().unwrap(), image])
-        .output()
-        .unwrap();
-    if !o.status.success() {
-        eprintln!(
-            "SKIP: rootless podman cannot import here: {}",
-            common::stderr(&o)
-        );
+    if !r.podman_import(image) {
         return;
     }
     let (b_out, b_owner) = run("berth", &r.user_dir("b"));
@@ -309,8 +282,7 @@ fn rootless_matches_podman() {
     // Both keep their run state under XDG_RUNTIME_DIR and storage under
     // ~/.local/share.
     let p_run = r
-        .in_netns("podman")
-        .args(PODMAN_FLAGS)
+        .podman()
         .args([
             "info",
             "--format",
@@ -348,11 +320,7 @@ fn rootless_matches_podman() {
     ] {
         assert!(v.starts_with(&share), "{what} {v} not under {share}");
     }
-    let _ = r
-        .in_netns("podman")
-        .args(PODMAN_FLAGS)
-        .args(["system", "migrate"])
-        .output();
+    let _ = r.podman().args(["system", "migrate"]).output();
 }
 
 /// `--userns=keep-id`: the container sees the user's own uid (podman's
@@ -397,8 +365,7 @@ fn rootless_keep_id() {
     let o = r.berth(&["run", "--rm", "--userns=auto", image, "true"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(common::stderr(&o).contains("not supported rootless"));
-    let left = r.wait_no_processes();
-    assert!(left.is_empty(), "{left:?}");
+    r.assert_no_processes_left();
 }
 
 /// The rootless default network is user-mode (slirp4netns here, as
@@ -442,21 +409,9 @@ fn rootless_default_network_is_usermode_with_published_ports() {
         links.contains("10.0.2.100") || mode.trim() == "pasta",
         "{links}"
     );
-    let body = common::wait_for("the published port", 20, || {
-        berth_network::netns::run_in(&r.netns.path, || {
-            use std::io::{Read, Write};
-            let mut c = std::net::TcpStream::connect("127.0.0.1:18080").ok()?;
-            c.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-            c.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
-            let mut out = String::new();
-            c.read_to_string(&mut out).ok()?;
-            out.contains("200 OK").then_some(out)
-        })
-        .unwrap()
-    });
+    let body = common::wait_for("the published port", 20, || r.get_local(18080));
     assert!(body.contains("rootless-hello"), "{body}");
     r.ok(&["rm", "-f", "web"]);
     r.ok(&["rmi", image]);
-    let left = r.wait_no_processes();
-    assert!(left.is_empty(), "helper or pause process left: {left:?}");
+    r.assert_no_processes_left();
 }

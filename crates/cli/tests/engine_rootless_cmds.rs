@@ -112,8 +112,7 @@ fn rootless_vfs_storage_driver() {
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "rm left {left:?}");
-    let left = r.wait_no_processes();
-    assert!(left.is_empty(), "processes of the user left: {left:?}");
+    r.assert_no_processes_left();
     assert!(r.u.mounts().is_empty(), "{:?}", r.u.mounts());
 }
 
@@ -176,8 +175,7 @@ fn rootless_system_service_default_socket() {
     assert_eq!(uids(pid), Some((r.u.uid, r.u.uid)));
     common::ok(&docker(&["rm", "-f", "svc1"]));
     drop(stop);
-    let left = r.wait_no_processes();
-    assert!(left.is_empty(), "processes of the user left: {left:?}");
+    r.assert_no_processes_left();
 }
 
 /// Everything else as the rootless user, against a local registry (Debian's
@@ -278,7 +276,6 @@ fn rootless_registry_and_everyday_commands() {
             "files of the rootless user in {d}: {found:?}"
         );
     }
-    let left = r.wait_no_processes();
-    assert!(left.is_empty(), "processes of the user left: {left:?}");
+    r.assert_no_processes_left();
     assert!(r.u.mounts().is_empty(), "{:?}", r.u.mounts());
 }

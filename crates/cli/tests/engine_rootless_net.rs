@@ -9,158 +9,26 @@
 //! where podman 4.3 here can do the same.
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::io::Write;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::rootless::RootlessUser;
+use common::rootless_engine::Rootless;
 
-/// A network namespace made for one test, loopback up; removed on drop.
-struct TestNetns {
-    path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl TestNetns {
-    fn new() -> TestNetns {
-        let dir = tempfile::Builder::new()
-            .prefix("berth-rootlessnet-")
-            .tempdir()
-            .unwrap();
-        let path = dir.path().join("netns");
-        berth_network::netns::create(&path).expect("create the test's network namespace");
-        let lo = Command::new("nsenter")
-            .arg(format!("--net={}", path.display()))
-            .args(["ip", "link", "set", "lo", "up"])
-            .status()
-            .unwrap();
-        assert!(lo.success(), "bring up lo in the test namespace");
-        TestNetns { path, _dir: dir }
+/// The user (with a subordinate range), its busybox tarball and the
+/// test's namespace; `None` after a `SKIP:` line when the machine lacks
+/// what rootless networks need.
+fn net_rootless() -> Option<Rootless> {
+    if !std::path::Path::new("/usr/bin/slirp4netns").exists() {
+        eprintln!("SKIP: rootless bridge networks need slirp4netns (apt-get install slirp4netns)");
+        return None;
     }
-}
-
-impl Drop for TestNetns {
-    fn drop(&mut self) {
-        let _ = berth_network::netns::remove(&self.path);
+    let r = Rootless::new(true)?;
+    if !common::rootless::ensure_tun_usable() {
+        eprintln!("SKIP: rootless networking needs /dev/net/tun");
+        return None;
     }
-}
-
-struct Rootless {
-    // Dropped first: the user's processes end before the namespace goes.
-    u: RootlessUser,
-    tar: PathBuf,
-    netns: TestNetns,
-}
-
-impl Rootless {
-    /// The user, its busybox tarball and the test's namespace; `None`
-    /// after a `SKIP:` line when the machine lacks what this needs.
-    fn new() -> Option<Rootless> {
-        if !Path::new("/usr/bin/slirp4netns").exists() {
-            eprintln!(
-                "SKIP: rootless bridge networks need slirp4netns (apt-get install slirp4netns)"
-            );
-            return None;
-        }
-        let u = RootlessUser::create(true)?;
-        if !common::rootless::ensure_tun_usable() {
-            eprintln!("SKIP: rootless networking needs /dev/net/tun");
-            return None;
-        }
-        let tar = busybox_tar(&u.base);
-        Some(Rootless {
-            u,
-            tar,
-            netns: TestNetns::new(),
-        })
-    }
-
-    fn in_netns(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        self.u.cmd_in_netns(&self.netns.path, program)
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        let o = self
-            .in_netns(common::berth_bin())
-            .args(args)
-            .output()
-            .expect("run berth as the user");
-        eprintln!(
-            "berth {args:?} -> {}\nstdout: {}\nstderr: {}",
-            o.status,
-            common::stdout(&o),
-            common::stderr(&o)
-        );
-        o
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        common::ok(&self.berth(args))
-    }
-
-    /// Waits until no process of the user is left.
-    fn wait_no_processes(&self) -> Vec<i32> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let p = self.u.processes();
-            if p.is_empty() || Instant::now() > deadline {
-                return p;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Interfaces of the namespace berth runs in (the test's).
-    fn links(&self) -> String {
-        let o = Command::new("nsenter")
-            .arg(format!("--net={}", self.netns.path.display()))
-            .args(["ip", "-o", "link"])
-            .output()
-            .unwrap();
-        common::ok(&o)
-    }
-
-    /// `GET /index.html` on `port` of the test namespace's 127.0.0.1.
-    fn get_local(&self, port: u16) -> Option<String> {
-        berth_network::netns::run_in(&self.netns.path, || {
-            let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-            c.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-            c.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
-            let mut out = String::new();
-            c.read_to_string(&mut out).ok()?;
-            out.contains("200 OK").then_some(out)
-        })
-        .unwrap()
-    }
-}
-
-/// A busybox rootfs tarball under `base`, readable by the user.
-fn busybox_tar(base: &Path) -> PathBuf {
-    let src = base.join("rootfs-src");
-    for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "root"] {
-        std::fs::create_dir_all(src.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", src.join("bin/busybox")).unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for app in String::from_utf8_lossy(&list.stdout).lines() {
-        let _ = std::os::unix::fs::symlink("busybox", src.join("bin").join(app));
-    }
-    std::fs::write(src.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    std::fs::write(src.join("etc/group"), "root:x:0:\n").unwrap();
-    let tar = base.join("rootfs.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&src)
-        .args(["--numeric-owner", "-cf"])
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).unwrap();
-    tar
+    Some(r)
 }
 
 /// A container's address on `network` (`inspect`).
@@ -196,18 +64,11 @@ const HTTPD: &str = "echo hello-from-$(hostname) > /tmp/index.html; exec httpd -
 #[test]
 fn rootless_user_defined_networks_dns_connect_ports_and_cleanup() {
     require_root!();
-    let Some(r) = Rootless::new() else {
+    let Some(r) = net_rootless() else {
         return;
     };
     let before = r.links();
-    let image = "localhost/bb:1";
-    r.ok(&[
-        "import",
-        r.tar.to_str().unwrap(),
-        image,
-        "--cmd",
-        r#"["/bin/sh"]"#,
-    ]);
+    let image = r.import();
     r.ok(&["network", "create", "front"]);
     r.ok(&["network", "create", "back"]);
     let ls = r.ok(&["network", "ls", "--format", "{{.Name}}"]);
@@ -342,25 +203,13 @@ fn rootless_user_defined_networks_dns_connect_ports_and_cleanup() {
     let ls = r.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(!ls.contains("front") && !ls.contains("back"), "{ls}");
     r.ok(&["rmi", image]);
-    let left = r.wait_no_processes();
-    assert!(left.is_empty(), "processes of the user left: {left:?}");
+    r.assert_no_processes_left();
     assert!(r.u.mounts().is_empty(), "{:?}", r.u.mounts());
     assert!(
         !runroot.join("rootless-netns").exists(),
         "the rootless network namespace's dir is left"
     );
 }
-
-/// Rootless podman's global flags here: runc (crun refuses this hybrid
-/// cgroup layout), cgroupfs, no events journal.
-const PODMAN_FLAGS: [&str; 6] = [
-    "--runtime",
-    "runc",
-    "--cgroup-manager",
-    "cgroupfs",
-    "--events-backend",
-    "none",
-];
 
 /// What one engine shows on a user-defined network: a second container
 /// reaching the first by address and by name, and the first's published
@@ -377,9 +226,7 @@ fn observe(r: &Rootless, tool: &str, port: u16, image: &str) -> Seen {
         let mut c = if tool == "berth" {
             r.in_netns(common::berth_bin())
         } else {
-            let mut c = r.in_netns("podman");
-            c.args(PODMAN_FLAGS);
-            c
+            r.podman()
         };
         let o = c.args(args).output().unwrap();
         eprintln!(
@@ -471,37 +318,20 @@ fn rootless_user_network_matches_podman() {
         eprintln!("SKIP: rootless podman comparison needs podman");
         return;
     }
-    let Some(r) = Rootless::new() else {
+    let Some(r) = net_rootless() else {
         return;
     };
     let image = "localhost/bb:1";
-    let o = r
-        .in_netns("podman")
-        .args(PODMAN_FLAGS)
-        .args(["import", r.tar.to_str().unwrap(), image])
-        .output()
-        .unwrap();
-    if !o.status.success() {
-        eprintln!(
-            "SKIP: rootless podman cannot import here: {}",
-            common::stderr(&o)
-        );
+    if !r.podman_import(image) {
         return;
     }
     let backend = r
-        .in_netns("podman")
-        .args(PODMAN_FLAGS)
+        .podman()
         .args(["info", "--format", "{{.Host.NetworkBackend}}"])
         .output()
         .unwrap();
     let backend = common::stdout(&backend).trim().to_string();
-    r.ok(&[
-        "import",
-        r.tar.to_str().unwrap(),
-        image,
-        "--cmd",
-        r#"["/bin/sh"]"#,
-    ]);
+    r.import();
     let p = observe(&r, "podman", 18083, image);
     let b = observe(&r, "berth", 18084, image);
     assert_eq!(b.by_ip.trim(), p.by_ip.trim());
@@ -518,9 +348,5 @@ fn rootless_user_network_matches_podman() {
             assert_eq!(b.by_name.as_deref().map(str::trim), Some("hello"));
         }
     }
-    let _ = r
-        .in_netns("podman")
-        .args(PODMAN_FLAGS)
-        .args(["rmi", "-f", image])
-        .output();
+    let _ = r.podman().args(["rmi", "-f", image]).output();
 }

@@ -3,6 +3,7 @@
 //! own for its commands, and checks from the host (process and file
 //! owners). Shared by the engine_rootless*.rs test files.
 
+use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -67,14 +68,47 @@ impl Rootless {
     }
 
     /// A command as the user inside the test's network namespace.
-    pub fn in_netns(&self, program: &str) -> Command {
+    pub fn in_netns(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         self.u.cmd_in_netns(&self.netns.path, program)
     }
 
     pub fn berth(&self, args: &[&str]) -> Output {
-        self.berth_cmd(args)
+        let o = self
+            .berth_cmd(args)
             .output()
-            .expect("run berth as the user")
+            .expect("run berth as the user");
+        eprintln!(
+            "berth {args:?} -> {}\nstdout: {}\nstderr: {}",
+            o.status,
+            super::stdout(&o),
+            super::stderr(&o)
+        );
+        o
+    }
+
+    /// Rootless podman as the user inside the test's network namespace,
+    /// with PODMAN_FLAGS.
+    pub fn podman(&self) -> Command {
+        let mut c = self.in_netns("podman");
+        c.args(PODMAN_FLAGS);
+        c
+    }
+
+    /// Imports the busybox tarball as `image` into rootless podman's
+    /// store; false after a `SKIP:` line when podman cannot here.
+    pub fn podman_import(&self, image: &str) -> bool {
+        let o = self
+            .podman()
+            .args(["import", self.tar.to_str().unwrap(), image])
+            .output()
+            .unwrap();
+        if !o.status.success() {
+            eprintln!(
+                "SKIP: rootless podman cannot import here: {}",
+                super::stderr(&o)
+            );
+        }
+        o.status.success()
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
@@ -100,12 +134,28 @@ impl Rootless {
     pub fn user_dir(&self, name: &str) -> PathBuf {
         let d = self.u.home.join(name);
         std::fs::create_dir_all(&d).unwrap();
+        self.chown_to_user(&d);
+        d
+    }
+
+    /// Gives `p` to the user.
+    pub fn chown_to_user(&self, p: &Path) {
         nix::unistd::chown(
-            &d,
+            p,
             Some(nix::unistd::Uid::from_raw(self.u.uid)),
             Some(nix::unistd::Gid::from_raw(self.u.gid)),
         )
         .unwrap();
+    }
+
+    /// Writes `files` into the user's dir `name` (made), all owned by the
+    /// user.
+    pub fn user_files(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let d = self.user_dir(name);
+        for (p, c) in files {
+            std::fs::write(d.join(p), c).unwrap();
+            self.chown_to_user(&d.join(p));
+        }
         d
     }
 
@@ -121,10 +171,52 @@ impl Rootless {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+
+    /// Asserts that no process of the user is left (after waiting for
+    /// them to end).
+    pub fn assert_no_processes_left(&self) {
+        let left = self.wait_no_processes();
+        assert!(left.is_empty(), "processes of the user left: {left:?}");
+    }
+
+    /// Interfaces of the namespace berth runs in (the test's).
+    pub fn links(&self) -> String {
+        let o = Command::new("nsenter")
+            .arg(format!("--net={}", self.netns.path.display()))
+            .args(["ip", "-o", "link"])
+            .output()
+            .unwrap();
+        super::ok(&o)
+    }
+
+    /// `GET /index.html` on `port` of the test namespace's 127.0.0.1.
+    pub fn get_local(&self, port: u16) -> Option<String> {
+        berth_network::netns::run_in(&self.netns.path, || {
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+            c.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+            c.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
+            let mut out = String::new();
+            c.read_to_string(&mut out).ok()?;
+            out.contains("200 OK").then_some(out)
+        })
+        .unwrap()
+    }
 }
 
+/// Rootless podman's global flags here: runc (crun refuses this hybrid
+/// cgroup layout), cgroupfs, no events journal.
+pub const PODMAN_FLAGS: [&str; 6] = [
+    "--runtime",
+    "runc",
+    "--cgroup-manager",
+    "cgroupfs",
+    "--events-backend",
+    "none",
+];
+
 /// A busybox rootfs tarball under `base` (readable by the user), with a
-/// dir owned by 1000:1000 and one with mode 0750.
+/// dir owned by 1000:1000 and one with mode 0750, and a /tmp of mode 1777
+/// (for `USER nobody` steps).
 pub fn make_busybox_tar(base: &Path) -> PathBuf {
     let src = base.join("rootfs-src");
     for d in [
@@ -163,6 +255,7 @@ pub fn make_busybox_tar(base: &Path) -> PathBuf {
     own(&src.join("home/u/f"));
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(src.join("home/u"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    std::fs::set_permissions(src.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
     let tar = base.join("rootfs.tar");
     let st = Command::new("tar")
         .arg("-C")
