@@ -12,8 +12,6 @@ use build_support::*;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use serde_json::Value;
-
 #[test]
 fn instructions_shape_the_config_and_the_files() {
     require_root!();
@@ -171,8 +169,7 @@ fn instructions_shape_the_config_and_the_files() {
 #[test]
 fn entrypoint_resets_the_base_cmd_and_shell_forms_use_shell() {
     require_root!();
-    let env = EngineEnv::new();
-    env.busybox_image();
+    let env = busybox_env();
     let ctx = context(
         &env,
         "ctx",
@@ -227,8 +224,7 @@ fn entrypoint_resets_the_base_cmd_and_shell_forms_use_shell() {
 #[test]
 fn bad_inputs_fail_naming_the_line_and_leave_nothing_behind() {
     require_root!();
-    let env = EngineEnv::new();
-    env.busybox_image();
+    let env = busybox_env();
     let images = image_count(&env);
     let cases: &[(&str, &str)] = &[
         (
@@ -349,31 +345,10 @@ fn same_rootfs_and_config_as_buildah() {
          CMD [\"echo hi\"]\n",
     )
     .unwrap();
-    let store = env.dir.path().join("buildah");
-    let buildah = |args: &[&str]| {
-        let o = env
-            .in_netns("buildah")
-            .arg("--root")
-            .arg(store.join("root"))
-            .arg("--runroot")
-            .arg(store.join("run"))
-            .args(["--storage-driver", "vfs"])
-            .args(args)
-            .output()
-            .expect("buildah");
-        ok(&o)
+    let Some(insp) = buildah_bud_inspect(&env, &[], "localhost/d:1", &ctx) else {
+        return;
     };
-    buildah(&[
-        "bud",
-        "--layers",
-        "--isolation",
-        "chroot",
-        "-t",
-        "localhost/d:1",
-        ctx.to_str().unwrap(),
-    ]);
-    let insp: Value =
-        serde_json::from_str(&buildah(&["inspect", "--type", "image", "localhost/d:1"])).unwrap();
+    let buildah = |args: &[&str]| ok(&buildah(&env, args).expect("buildah"));
     let mut theirs_cfg = insp["OCIv1"]["config"].clone();
     theirs_cfg["Labels"]
         .as_object_mut()
@@ -420,8 +395,7 @@ fn same_rootfs_and_config_as_buildah() {
 #[test]
 fn copy_from_an_image_and_the_platform_args() {
     require_root!();
-    let env = EngineEnv::new();
-    env.busybox_image();
+    let env = busybox_env();
     let ctx = context(
         &env,
         "ctx",
@@ -461,8 +435,7 @@ fn copy_from_an_image_and_the_platform_args() {
 #[test]
 fn an_interrupted_build_stops_between_steps_and_cleans_up() {
     require_root!();
-    let env = EngineEnv::new();
-    env.busybox_image();
+    let env = busybox_env();
     let images = image_count(&env);
     let ctx = context(
         &env,
@@ -502,8 +475,7 @@ fn an_interrupted_build_stops_between_steps_and_cleans_up() {
 #[test]
 fn a_context_or_a_containerfile_on_stdin() {
     require_root!();
-    let env = EngineEnv::new();
-    env.busybox_image();
+    let env = busybox_env();
     let ctx = context(
         &env,
         "ctx",
@@ -555,8 +527,7 @@ fn a_context_or_a_containerfile_on_stdin() {
 #[test]
 fn onbuild_triggers_run_in_the_child_build() {
     require_root!();
-    let env = EngineEnv::new();
-    env.busybox_image();
+    let env = busybox_env();
     let base = context(
         &env,
         "base",
@@ -593,8 +564,7 @@ fn onbuild_triggers_run_in_the_child_build() {
 #[test]
 fn independent_stages_build_at_the_same_time_and_unused_ones_not_at_all() {
     require_root!();
-    let env = EngineEnv::new();
-    env.busybox_image();
+    let env = busybox_env();
     let ctx = context(
         &env,
         "ctx",

@@ -13,14 +13,11 @@ use build_support::*;
 #[test]
 fn a_cache_in_a_registry_is_reused_by_another_store() {
     require_root!();
-    let env = EngineEnv::new();
-    let Some(reg) = Registry::start_in(&env) else {
-        eprintln!("SKIP: a_cache_in_a_registry_is_reused_by_another_store: docker-registry is not installed");
+    let env = busybox_env();
+    let Some(reg) = registry(&env, "a_cache_in_a_registry_is_reused_by_another_store") else {
         return;
     };
-    env.busybox_image();
-    let base = format!("127.0.0.1:{}/berth/bb:1", reg.port);
-    env.ok(&["push", "-q", "localhost/bb:1", &base]);
+    let base = push_busybox(&env, &reg, "berth/bb:1");
     env.ok(&["pull", "-q", &base]);
     let ctx = context(
         &env,
@@ -123,8 +120,7 @@ fn cache_ref(cache: &str) -> String {
 #[test]
 fn the_cache_reruns_only_what_changed() {
     require_root!();
-    let env = EngineEnv::new();
-    env.busybox_image();
+    let env = busybox_env();
     let ctx = context(
         &env,
         "ctx",
@@ -187,8 +183,7 @@ fn the_cache_reruns_only_what_changed() {
 #[test]
 fn dockerignore_hides_context_files_from_copy_and_the_cache() {
     require_root!();
-    let env = EngineEnv::new();
-    env.busybox_image();
+    let env = busybox_env();
     let ctx = context(
         &env,
         "ctx",
@@ -249,8 +244,10 @@ fn dockerignore_hides_context_files_from_copy_and_the_cache() {
 fn a_second_store_reuses_the_registry_cache_as_with_buildah() {
     require_root!();
     let env = EngineEnv::new();
-    let Some(reg) = Registry::start_in(&env) else {
-        eprintln!("SKIP: a_second_store_reuses_the_registry_cache_as_with_buildah: docker-registry is not installed");
+    let Some(reg) = registry(
+        &env,
+        "a_second_store_reuses_the_registry_cache_as_with_buildah",
+    ) else {
         return;
     };
     if buildah(&env, &["--version"]).is_none() {

@@ -14,8 +14,7 @@ use std::os::unix::fs::MetadataExt;
 #[test]
 fn heredocs_in_run_and_copy() {
     require_root!();
-    let env = EngineEnv::new();
-    env.busybox_image();
+    let env = busybox_env();
     let ctx = context(
         &env,
         "ctx",
@@ -87,8 +86,7 @@ fn heredocs_in_run_and_copy() {
 #[test]
 fn run_mounts_secrets_and_network() {
     require_root!();
-    let env = EngineEnv::new();
-    env.busybox_image();
+    let env = busybox_env();
     let secret = env.dir.path().join("tok.txt");
     std::fs::write(&secret, "s3cr3t-value\n").unwrap();
     let ctx = context(
@@ -230,8 +228,7 @@ fn add_archives_urls_link_and_platform() {
             return;
         }
     }
-    let env = EngineEnv::new();
-    env.busybox_image();
+    let env = busybox_env();
     let ctx = context(
         &env,
         "ctx",

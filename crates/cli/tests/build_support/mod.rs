@@ -12,6 +12,31 @@ use serde_json::Value;
 
 use crate::common::*;
 
+/// A new env with the busybox image `localhost/bb:1` in its store.
+pub fn busybox_env() -> EngineEnv {
+    let env = EngineEnv::new();
+    env.busybox_image();
+    env
+}
+
+/// A registry in the env's network namespace; `None` after a `SKIP:` line
+/// naming `test` when docker-registry is not installed.
+pub fn registry(env: &EngineEnv, test: &str) -> Option<Registry> {
+    let reg = Registry::start_in(env);
+    if reg.is_none() {
+        eprintln!("SKIP: {test}: docker-registry is not installed");
+    }
+    reg
+}
+
+/// Pushes the env's `localhost/bb:1` to the registry as `repo`; returns
+/// the pushed reference (`127.0.0.1:PORT/REPO`).
+pub fn push_busybox(env: &EngineEnv, reg: &Registry, repo: &str) -> String {
+    let remote = format!("127.0.0.1:{}/{repo}", reg.port);
+    env.ok(&["push", "-q", "localhost/bb:1", &remote]);
+    remote
+}
+
 /// A build context dir under the env with these files.
 pub fn context(env: &EngineEnv, name: &str, files: &[(&str, &str)]) -> PathBuf {
     let dir = env.dir.path().join(name);
@@ -221,6 +246,22 @@ pub fn buildah_in(env: &EngineEnv, name: &str, args: &[&str]) -> Option<Output> 
         String::from_utf8_lossy(&o.stderr)
     );
     Some(o)
+}
+
+/// `buildah bud --layers --isolation chroot ARGS -t TAG CTX` (checked to
+/// succeed), then `buildah inspect` of the image; `None` after a `SKIP:`
+/// line when buildah is not installed.
+pub fn buildah_bud_inspect(env: &EngineEnv, args: &[&str], tag: &str, ctx: &Path) -> Option<Value> {
+    let mut a = vec!["bud", "--layers", "--isolation", "chroot"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["-t", tag, ctx.to_str().expect("utf-8")]);
+    let Some(o) = buildah(env, &a) else {
+        eprintln!("SKIP: buildah is not installed: no comparison");
+        return None;
+    };
+    ok(&o);
+    let insp = buildah(env, &["inspect", "--type", "image", tag]).expect("buildah");
+    Some(serde_json::from_str(&ok(&insp)).expect("buildah inspect json"))
 }
 
 /// The unmounted state of every env: no mount left under its dir.
