@@ -19,7 +19,10 @@ type U = UsernsEnv;
 
 /// Another user's ranges: berth's must be placed after them.
 fn new_env() -> Option<U> {
-    U::new("alice:100000:65536\n", "alice:100000:65536\nbob:300000:65536\n")
+    U::new(
+        "alice:100000:65536\n",
+        "alice:100000:65536\nbob:300000:65536\n",
+    )
 }
 
 trait Ops {
@@ -54,7 +57,6 @@ impl Ops for U {
         (f[0], f[1])
     }
 }
-
 
 #[test]
 fn auto_maps_a_range_of_berths_own_and_inspect_shows_it() {
