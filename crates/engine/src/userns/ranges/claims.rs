@@ -68,6 +68,36 @@ impl Registry {
         let conn = Connection::open(&p).map_err(|e| open_err(&p, e))?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(|e| open_err(&p, e))?;
+        // As the engine database (db.rs): no fsync at commit nor at close
+        // (no checkpoint when the last connection closes); a power loss
+        // may lose the last claims, the roots' own databases keep their
+        // ranges. Switching a new file to WAL can meet a racing switch:
+        // retried briefly.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .map_err(|e| open_err(&p, e))?;
+        let mut tries = 0;
+        loop {
+            let r = conn
+                .pragma_update(None, "journal_mode", "WAL")
+                .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"));
+            match r {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if tries < 200
+                        && matches!(
+                            e.code,
+                            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                        ) =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(open_err(&p, e)),
+            }
+        }
         conn.execute_batch(SCHEMA).map_err(|e| open_err(&p, e))?;
         Ok(Registry {
             conn: Some(conn),
