@@ -6,7 +6,6 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::{Response, StatusCode};
 use serde_json::json;
@@ -122,26 +121,7 @@ pub async fn get(
         let _ = child.wait().await;
         reply::empty(StatusCode::OK)
     } else {
-        let (resp, tx) = reply::stream("application/x-tar");
-        tokio::spawn(async move {
-            if tx.send(Bytes::from(first)).await.is_ok() {
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    match out.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
-                                // The client went away: stop copying.
-                                let _ = child.start_kill();
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-            let _ = child.wait().await;
-        });
-        resp
+        reply::child_tar(first, out, child)
     };
     resp.headers_mut().insert(
         "X-Docker-Container-Path-Stat",

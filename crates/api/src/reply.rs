@@ -113,3 +113,33 @@ pub fn stream(content_type: &'static str) -> (Response<Body>, tokio::sync::mpsc:
     );
     (r, tx)
 }
+
+/// A tar stream answered from a child's stdout: `first` (already read, to
+/// report an early failure as an error instead), then the rest as it
+/// comes. A client that goes away ends the child.
+pub fn child_tar(
+    first: Vec<u8>,
+    mut out: tokio::process::ChildStdout,
+    mut child: tokio::process::Child,
+) -> Response<Body> {
+    use tokio::io::AsyncReadExt;
+    let (resp, tx) = stream("application/x-tar");
+    tokio::spawn(async move {
+        if tx.send(Bytes::from(first)).await.is_ok() {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match out.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                            let _ = child.start_kill();
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let _ = child.wait().await;
+    });
+    resp
+}

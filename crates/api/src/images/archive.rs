@@ -5,7 +5,6 @@
 use std::process::Stdio;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::Response;
 use serde_json::json;
@@ -140,24 +139,5 @@ pub async fn save(ctx: &Arc<Ctx>, r: &Req, name: Option<&str>) -> Result<Respons
         });
     }
     first.truncate(n);
-    let (resp, tx) = reply::stream("application/x-tar");
-    tokio::spawn(async move {
-        if tx.send(Bytes::from(first)).await.is_ok() {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                match out.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
-                            // The client went away: stop the copy.
-                            let _ = child.start_kill();
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        let _ = child.wait().await;
-    });
-    Ok(resp)
+    Ok(reply::child_tar(first, out, child))
 }
