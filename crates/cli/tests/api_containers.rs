@@ -8,6 +8,7 @@
 mod api_support;
 mod callers_support;
 mod common;
+use api_support::have_docker;
 #[path = "api_support/dockerd.rs"]
 mod dockerd;
 use api_support::Service;
@@ -18,18 +19,6 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
-
-fn have_docker() -> bool {
-    if !is_root() {
-        eprintln!("SKIP: needs root");
-        return false;
-    }
-    if Command::new("docker").arg("--version").output().is_err() {
-        eprintln!("SKIP: the docker CLI (docker.io) is not installed");
-        return false;
-    }
-    true
-}
 
 fn have_docker_py() -> bool {
     let ok = Command::new("python3")

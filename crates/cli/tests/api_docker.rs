@@ -6,26 +6,11 @@
 mod api_support;
 mod common;
 use api_support::Service;
+use api_support::{have_docker, out};
 use common::*;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output};
-
-fn have_docker() -> bool {
-    if !is_root() {
-        eprintln!("SKIP: needs root");
-        return false;
-    }
-    if Command::new("docker").arg("--version").output().is_err() {
-        eprintln!("SKIP: the docker CLI (docker.io) is not installed");
-        return false;
-    }
-    true
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
+use std::process::Command;
 
 #[test]
 fn version_info_ping_and_errors() {

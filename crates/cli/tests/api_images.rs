@@ -9,6 +9,7 @@
 mod api_support;
 mod callers_support;
 mod common;
+use api_support::{have_docker, out};
 #[path = "api_support/dockerd.rs"]
 mod dockerd;
 use api_support::Service;
@@ -17,22 +18,6 @@ use dockerd::PrivateDockerd;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-fn have_docker() -> bool {
-    if !is_root() {
-        eprintln!("SKIP: needs root");
-        return false;
-    }
-    if Command::new("docker").arg("--version").output().is_err() {
-        eprintln!("SKIP: the docker CLI (docker.io) is not installed");
-        return false;
-    }
-    true
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
 
 fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 
-use crate::common::{wait_for, EngineEnv};
+use crate::common::{is_root, wait_for, EngineEnv};
 
 /// A running `berth system service --time 0` on `<env dir>/api.sock`;
 /// killed by its pid on drop.
@@ -98,4 +98,23 @@ impl Drop for Service {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether the docker CLI can run here (root, docker.io installed); a
+/// SKIP line says why not.
+pub fn have_docker() -> bool {
+    if !is_root() {
+        eprintln!("SKIP: needs root");
+        return false;
+    }
+    if Command::new("docker").arg("--version").output().is_err() {
+        eprintln!("SKIP: the docker CLI (docker.io) is not installed");
+        return false;
+    }
+    true
+}
+
+/// A command's stdout, trimmed.
+pub fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
