@@ -36,7 +36,7 @@ rc=${PIPESTATUS[0]}
 second=()
 for f in crates/cli/tests/{engine_*,api_*,compat_*,build}.rs; do
     t=$(basename "$f" .rs)
-    case "$t" in engine_userns | engine_userns_pods | engine_images | engine_pull | engine_kube | engine_rootless*) continue ;; esac
+    case "$t" in engine_userns | engine_userns_default | engine_userns_pods | engine_images | engine_pull | engine_kube | engine_rootless*) continue ;; esac
     second+=(--test "$t")
 done
 echo "== again with BERTH_USERNS_DEFAULT=host: ${second[*]}"
