@@ -378,9 +378,7 @@ fn generate_kube_round_trips() {
     require_root!();
     let env = EngineEnv::new();
     let img = env.busybox_image();
-    let mnt = env.dir.path().join("mnt");
-    std::fs::create_dir_all(&mnt).unwrap();
-    std::fs::write(mnt.join("f"), "host-file\n").unwrap();
+    let mnt = host_file_dir(&env, "mnt");
     // A pod played from YAML: generated back, played again, the same.
     let f = corpus(env.dir.path(), "security.yaml", &[]);
     env.ok(&["kube", "play", "--network", "none", f.to_str().unwrap()]);
@@ -398,30 +396,10 @@ fn generate_kube_round_trips() {
     env.ok(&["kube", "down", g.to_str().unwrap()]);
     // A container: a pod `<name>-pod` with it, the same argv, env, user,
     // capabilities and mounts.
-    let script = "tr '\\0' ' ' < /proc/1/cmdline; echo; echo A=$A; id -u; id -g; \
-                  cat /mnt/f; grep CapEff /proc/self/status; echo done; exec sleep 1000";
-    env.ok(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        "solo",
-        "-e",
-        "A=b c",
-        "-v",
-        &format!("{}:/mnt:ro", mnt.display()),
-        "--cap-add",
-        "NET_ADMIN",
-        "-u",
-        "1000:1000",
-        "-m",
-        "64m",
-        &img,
-        "/bin/sh",
-        "-c",
-        script,
-    ]);
+    let mut run = vec!["run", "-d", "--network", "none", "--name", "solo"];
+    let solo = solo_args(&mnt, &img);
+    run.extend(solo.iter().map(String::as_str));
+    env.ok(&run);
     let want = berth_logs(&env, "solo");
     env.ok(&["generate", "kube", "-f", g.to_str().unwrap(), "solo"]);
     env.ok(&["rm", "-f", "solo"]);
@@ -434,6 +412,43 @@ fn generate_kube_round_trips() {
     env.ok(&["kube", "down", g.to_str().unwrap()]);
     let (pods, ctrs, _) = berth_objects(&env);
     assert!(pods.is_empty() && ctrs.is_empty(), "{pods:?} {ctrs:?}");
+}
+
+/// A directory `name` under the test's dir holding `f` ("host-file").
+fn host_file_dir(env: &EngineEnv, name: &str) -> PathBuf {
+    let mnt = env.dir.path().join(name);
+    std::fs::create_dir_all(&mnt).unwrap();
+    std::fs::write(mnt.join("f"), "host-file\n").unwrap();
+    mnt
+}
+
+/// The flags, image and command of the container both `generate kube`
+/// round trips start (berth's own and podman's): an env value with a
+/// space, `mnt` bound read-only, an added capability, a user and a memory
+/// limit; it prints what it sees, then sleeps.
+fn solo_args(mnt: &Path, image: &str) -> Vec<String> {
+    let script = "tr '\\0' ' ' < /proc/1/cmdline; echo; echo A=$A; id -u; id -g; \
+                  cat /mnt/f; grep CapEff /proc/self/status; echo done; exec sleep 1000";
+    let bind = format!("{}:/mnt:ro", mnt.display());
+    [
+        "-e",
+        "A=b c",
+        "-v",
+        &bind,
+        "--cap-add",
+        "NET_ADMIN",
+        "-u",
+        "1000:1000",
+        "-m",
+        "64m",
+        image,
+        "/bin/sh",
+        "-c",
+        script,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// `nofile=S:H` in a containers.conf made `nofile=S:S`.
@@ -575,35 +590,12 @@ fn corpus_matches_podman() {
     // podman's `generate kube` of a container (with its annotations,
     // creationTimestamp, CAP_-prefixed capabilities) plays in berth: the
     // container prints what it printed under podman.
-    let mnt = env.dir.path().join("gen-mnt");
-    std::fs::create_dir_all(&mnt).unwrap();
-    std::fs::write(mnt.join("f"), "host-file\n").unwrap();
-    let script = "tr '\\0' ' ' < /proc/1/cmdline; echo; echo A=$A; id -u; id -g; \
-                  cat /mnt/f; grep CapEff /proc/self/status; echo done; exec sleep 1000";
-    let run = podman(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--cgroup-parent",
-        &pm.cgroup_parent,
-        "--name",
-        "gen",
-        "-e",
-        "A=b c",
-        "-v",
-        &format!("{}:/mnt:ro", mnt.display()),
-        "--cap-add",
-        "NET_ADMIN",
-        "-u",
-        "1000:1000",
-        "-m",
-        "64m",
-        "localhost/bb:1",
-        "/bin/sh",
-        "-c",
-        script,
-    ]);
+    let mnt = host_file_dir(&env, "gen-mnt");
+    let mut args = vec!["run", "-d", "--network", "none"];
+    args.extend(["--cgroup-parent", &pm.cgroup_parent, "--name", "gen"]);
+    let gen = solo_args(&mnt, "localhost/bb:1");
+    args.extend(gen.iter().map(String::as_str));
+    let run = podman(&args);
     assert!(run.status.success());
     let want = logs_done("gen", || stdout(&podman(&["logs", "gen"])));
     let y = podman(&["generate", "kube", "gen"]);
