@@ -801,3 +801,92 @@ fn save_and_export_refuse_a_terminal() {
         "{text}"
     );
 }
+
+/// Runs `cmd` with stdout and stderr piped and says how long it took until
+/// both pipes closed (every holder of their write ends gone), or `None`
+/// past `limit`.
+fn pipes_close_within(mut cmd: Command, limit: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let (tx, rx) = std::sync::mpsc::channel();
+    for mut pipe in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            let _ = tx.send(String::from_utf8_lossy(&text).into_owned());
+        });
+    }
+    let mut closed = Vec::new();
+    while closed.len() < 2 {
+        match rx.recv_timeout(limit.saturating_sub(t0.elapsed())) {
+            Ok(text) => closed.push(text),
+            Err(_) => break,
+        }
+    }
+    let status = child.wait().expect("wait");
+    eprintln!("{cmd:?} -> {status}, output {closed:?}");
+    (closed.len() == 2).then(|| t0.elapsed())
+}
+
+#[test]
+fn exec_detach_does_not_hold_the_callers_pipes() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    env.ok(&["run", "-d", "--name", "xd", &img, "sleep", "1000"]);
+    // `berth exec -d xd sleep 1000 | cat` must end at once, as with podman;
+    // the bound is generous for a loaded machine, the child sleeps longer.
+    let limit = Duration::from_secs(60);
+    let mut cmd = env.cmd();
+    cmd.args(["exec", "-d", "xd", "sleep", "1000"]);
+    let took = pipes_close_within(cmd, limit);
+    assert!(
+        took.is_some(),
+        "berth exec -d kept the caller's stdout/stderr open past {limit:?}"
+    );
+    // The detached process still runs.
+    let top = env.ok(&["top", "xd"]);
+    assert_eq!(top.matches("sleep 1000").count(), 2, "{top}");
+
+    let Some(p) = Podman::new() else {
+        eprintln!("SKIP: podman or runc missing: no differential half");
+        return;
+    };
+    let tar = env.dir.path().join("rootfs-xd.tar");
+    env.ok(&["export", "-o", tar.to_str().unwrap(), "xd"]);
+    assert!(p
+        .run(&["import", tar.to_str().unwrap(), &img])
+        .status
+        .success());
+    let script = "if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi; exec \"$@\"";
+    let in_ns = |args: &[&str]| {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+            .arg("podman")
+            .args(p.args())
+            .args(args);
+        cmd
+    };
+    let r = p.run_container(&["-d", "--name", "xd", &img, "sleep", "1000"]);
+    if !r.status.success() {
+        eprintln!("SKIP: podman cannot run containers here: {}", stderr(&r));
+        return;
+    }
+    let podman_took = pipes_close_within(in_ns(&["exec", "-d", "xd", "sleep", "1000"]), limit);
+    assert!(
+        podman_took.is_some(),
+        "podman exec -d is expected to close the pipes at once"
+    );
+    let top = in_ns(&["top", "xd", "args"]).output().expect("podman top");
+    let top = String::from_utf8_lossy(&top.stdout);
+    assert_eq!(top.matches("sleep 1000").count(), 2, "podman: {top}");
+}

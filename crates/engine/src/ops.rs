@@ -402,10 +402,27 @@ pub fn exec(engine: &Engine, reference: &str, req: &ExecRequest) -> Result<i32> 
             source,
         })?;
     }
-    if !req.interactive {
-        let null = std::fs::File::open("/dev/null").map_err(io("open", "/dev/null"))?;
+    let null = std::fs::File::open("/dev/null").map_err(io("open", "/dev/null"))?;
+    if !req.interactive || req.detach {
         rustix::stdio::dup2_stdin(&null).map_err(sys(id, "redirect stdin"))?;
     }
+    // A detached process must not hold the caller's stdout and stderr (as
+    // `podman exec -d`): a pipe reading them would stay open until the
+    // process ends. It gets /dev/null; ours are restored after the spawn.
+    let saved = if req.detach {
+        let keep = |fd: std::os::fd::BorrowedFd<'_>| {
+            rustix::io::fcntl_dupfd_cloexec(fd, 3).map_err(sys(id, "keep our stdio"))
+        };
+        let saved = (
+            keep(std::os::fd::AsFd::as_fd(&std::io::stdout()))?,
+            keep(std::os::fd::AsFd::as_fd(&std::io::stderr()))?,
+        );
+        rustix::stdio::dup2_stdout(&null).map_err(sys(id, "redirect stdout"))?;
+        rustix::stdio::dup2_stderr(&null).map_err(sys(id, "redirect stderr"))?;
+        Some(saved)
+    } else {
+        None
+    };
     let spawned = berth_runtime::exec(
         &root,
         &berth_runtime::ExecOptions {
@@ -414,8 +431,12 @@ pub fn exec(engine: &Engine, reference: &str, req: &ExecRequest) -> Result<i32> 
             ..Default::default()
         },
         &pc,
-    )
-    .map_err(rt(id, "exec"))?;
+    );
+    if let Some((out, err)) = &saved {
+        rustix::stdio::dup2_stdout(out).map_err(sys(id, "restore stdout"))?;
+        rustix::stdio::dup2_stderr(err).map_err(sys(id, "restore stderr"))?;
+    }
+    let spawned = spawned.map_err(rt(id, "exec"))?;
     if req.detach {
         return Ok(0);
     }
