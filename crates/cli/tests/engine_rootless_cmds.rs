@@ -10,6 +10,52 @@ use std::process::Command;
 
 use common::rootless_engine::{owned_under, uids, Rootless};
 
+/// The storage driver probe runs once: its verdict is kept in the user's
+/// run dir (`storage-driver`, with the kernel release and the store's
+/// filesystem it holds for) and later commands use it without probing;
+/// a verdict for another kernel is ignored, and without the file the next
+/// command probes again.
+#[test]
+fn rootless_storage_driver_probe_is_kept_for_later_commands() {
+    require_root!();
+    let Some(r) = Rootless::new(true) else {
+        return;
+    };
+    let driver = || {
+        let info: serde_json::Value = serde_json::from_str(&r.ok(&["info"])).unwrap();
+        info["store"]["graphDriverName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let found = driver();
+    let kept = r.u.runtime_dir.join("berth").join("storage-driver");
+    let text = common::wait_for("the kept verdict", 10, || {
+        std::fs::read_to_string(&kept).ok()
+    });
+    let release = common::stdout(&Command::new("uname").arg("-r").output().unwrap());
+    let release = release.trim();
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(fields.len(), 3, "{text}");
+    assert_eq!(fields[0], release, "{text}");
+    assert_eq!(fields[2], found, "{text}");
+    let other = if found == "vfs" { "overlay" } else { "vfs" };
+    let plant = |content: String| {
+        std::fs::write(&kept, content).unwrap();
+        r.chown_to_user(&kept);
+    };
+    // A kept verdict is used as it is (no probe would find `other`).
+    plant(format!("{} {} {other}\n", fields[0], fields[1]));
+    assert_eq!(driver(), other);
+    // One found on another kernel is not.
+    plant(format!("0.0.0-other {} {other}\n", fields[1]));
+    assert_eq!(driver(), found);
+    // Without the file the next command probes and keeps it again.
+    std::fs::remove_file(&kept).unwrap();
+    assert_eq!(driver(), found);
+    assert!(kept.exists());
+}
+
 /// The copying storage driver (podman's vfs), forced with
 /// `--storage-driver vfs` as the rootless user: `info` reports it, the
 /// container's rootfs is a copy of the image in its own dir (no overlay or

@@ -142,12 +142,65 @@ pub fn driver(probe_dir: &Path) -> Driver {
         Ok("overlay") => Driver::Overlay,
         Ok("vfs") => Driver::Vfs,
         _ if !in_user_namespace() => Driver::Overlay,
-        _ if probe(probe_dir, mount_native) => Driver::Overlay,
-        _ if fuse_overlayfs_binary().is_some() && probe(probe_dir, mount_fuse) => {
-            Driver::FuseOverlayfs
-        }
-        _ => Driver::Vfs,
+        _ => probed(probe_dir),
     })
+}
+
+/// Where [`driver`] keeps its probe's verdict between commands, when set
+/// ([`set_driver_cache`]).
+static DRIVER_CACHE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Keeps the verdict of the storage driver probe in `path` (rootless: a
+/// file in the user's run dir): the probe mounts and unmounts an overlay,
+/// which every container start would otherwise pay (tens of ms on a busy
+/// host). containers/storage keeps its overlay feature checks in its run
+/// root the same way. The verdict holds for the kernel release and the
+/// filesystem (device) it was found on; deleting the file probes again.
+pub fn set_driver_cache(path: PathBuf) {
+    let _ = DRIVER_CACHE.set(path);
+}
+
+/// The driver a probe under `probe_dir` finds (through the cache).
+fn probed(probe_dir: &Path) -> Driver {
+    let key = {
+        let uname = rustix::system::uname();
+        let dev = fs::metadata(probe_dir).map(|m| m.dev()).unwrap_or(0);
+        format!("{} {dev}", uname.release().to_string_lossy())
+    };
+    let cache = DRIVER_CACHE.get();
+    if let Some(text) = cache.and_then(|c| fs::read_to_string(c).ok()) {
+        let cached = text
+            .strip_prefix(&key)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .map(str::trim);
+        let d = match cached {
+            Some("overlay") => Some(Driver::Overlay),
+            // Still installed?
+            Some("fuse-overlayfs") if fuse_overlayfs_binary().is_some() => {
+                Some(Driver::FuseOverlayfs)
+            }
+            Some("vfs") => Some(Driver::Vfs),
+            _ => None,
+        };
+        if let Some(d) = d {
+            return d;
+        }
+    }
+    let d = if probe(probe_dir, mount_native) {
+        Driver::Overlay
+    } else if fuse_overlayfs_binary().is_some() && probe(probe_dir, mount_fuse) {
+        Driver::FuseOverlayfs
+    } else {
+        Driver::Vfs
+    };
+    if let Some(c) = cache {
+        // Best effort: without it the next command probes again.
+        let tmp = c.with_extension(format!("tmp{}", std::process::id()));
+        if fs::write(&tmp, format!("{key} {}\n", d.name())).is_ok() {
+            let _ = fs::rename(&tmp, c);
+        }
+    }
+    d
 }
 
 fn fuse_overlayfs_binary() -> Option<PathBuf> {

@@ -183,6 +183,13 @@ fn rootless_start() -> Option<i32> {
         return Some(pause::pause_main(&base));
     }
     if nix::unistd::geteuid().is_root() {
+        // Re-executed inside the rootless namespace (every id reads as 0
+        // there): the same kept storage driver verdict.
+        if let Some(uid) = berth_engine::rootless::host_uid() {
+            berth_image::mount::set_driver_cache(
+                berth_engine::rootless::run_base(uid).join("storage-driver"),
+            );
+        }
         return None;
     }
     // Help and version need no namespace (nor a subordinate range).
@@ -194,10 +201,16 @@ fn rootless_start() -> Option<i32> {
     if informational {
         return None;
     }
+    // The user's host uid (inside the namespace every id reads as 0).
+    let uid = nix::unistd::geteuid().as_raw();
     if let Err(e) = pause::enter() {
         eprintln!("berth: rootless: {e}");
         return Some(exit::ENGINE_FAILED);
     }
+    // The storage driver probe's verdict, kept for the user's next commands.
+    berth_image::mount::set_driver_cache(
+        berth_engine::rootless::run_base(uid).join("storage-driver"),
+    );
     None
 }
 
