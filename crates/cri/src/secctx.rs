@@ -30,6 +30,20 @@ pub fn container_flags(
     }
     if !sc.privileged {
         out.extend(seccomp_flag(sc)?);
+        // Lists the kubelet gives replace the runtime's (as containerd's
+        // WithMaskedPaths/WithReadonlyPaths); an empty one keeps them.
+        if !sc.masked_paths.is_empty() {
+            out.push(format!(
+                "--security-opt=masked-paths={}",
+                sc.masked_paths.join(":")
+            ));
+        }
+        if !sc.readonly_paths.is_empty() {
+            out.push(format!(
+                "--security-opt=readonly-paths={}",
+                sc.readonly_paths.join(":")
+            ));
+        }
     }
     if let Some(ns) = &sc.namespace_options {
         if ns.pid == NamespaceMode::Node as i32 {

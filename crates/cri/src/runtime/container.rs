@@ -188,6 +188,14 @@ pub async fn create_container(
             std::fs::create_dir_all(d).map_err(|e| {
                 Status::internal(format!("create log directory {}: {e}", d.display()))
             })?;
+            // The log exists from the start, as containerd's (a reader
+            // may open it before the container wrote anything; berth's
+            // monitor appends to it).
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .map_err(|e| Status::internal(format!("create log file {log_path}: {e}")))?;
         }
     }
     let pmd = sm.metadata.clone().unwrap_or_default();
@@ -493,6 +501,10 @@ pub async fn exec_sync(ctx: &Ctx, r: ExecSyncRequest) -> Result<ExecSyncResponse
                 // cannot pass on SIGKILL).
                 if let Some(pid) = pid {
                     kill_descendants(pid as i32);
+                    // `berth exec` reaps it and ends; killed before that,
+                    // the process would stay a zombie of the container's
+                    // PID 1.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), &mut run).await;
                 }
                 return Err(Status::deadline_exceeded(format!(
                     "ExecSync: command timed out after {}s",
