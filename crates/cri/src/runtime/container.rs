@@ -451,20 +451,32 @@ pub async fn update_container_resources(
 }
 
 /// berth's monitor opens the CRI log file for every entry it writes,
-/// so a log the kubelet rotated away is recreated with the next line:
-/// there is nothing to reopen. The call still checks the container is
-/// running, as the CRI asks.
+/// so a log the kubelet rotated away is recreated with the next line;
+/// the call checks the container is running, as the CRI asks, and
+/// creates the new file at once, as containerd's reopen does.
 pub async fn reopen_container_log(
     ctx: &Ctx,
     r: ReopenContainerLogRequest,
 ) -> Result<ReopenContainerLogResponse, Status> {
     let id = r.container_id;
-    let (row, _) = ctx.read(move |e| find_container(e, &id)).await?;
+    let (row, m) = ctx.read(move |e| find_container(e, &id)).await?;
     if row.status != RowStatus::Running {
         return Err(Status::failed_precondition(format!(
             "container {} is not running",
             row.id
         )));
+    }
+    if !m.log_path.is_empty() {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&m.log_path)
+            .map_err(|e| {
+                Status::internal(format!(
+                    "reopen log file {} of container {}: {e}",
+                    m.log_path, row.id
+                ))
+            })?;
     }
     Ok(ReopenContainerLogResponse {})
 }
