@@ -199,10 +199,14 @@ fn observe(env: &EngineEnv, sock: &Path, image: &str, tag: &str) -> Observations
     note("stop exit", code(&o).to_string());
     let v = wait_state(env, sock, &ctr, "CONTAINER_EXITED");
     // Known difference, left visible in the log: containerd+runc report
-    // 143 (SIGTERM) for this PID 1 `sleep` without a SIGTERM handler,
-    // berth 137 (SIGKILL after the timeout; the kernel ignores SIGTERM
-    // for a namespace's init with the default action). Both are a death
-    // by the stop's signals.
+    // 143 (SIGTERM), berth 137 (SIGKILL after the timeout). The pod
+    // config sets no namespace options, so its PID mode is POD (the
+    // proto's 0): containerd runs `sleep` in the pod's PID namespace,
+    // whose init is the pause process, and SIGTERM kills it. berth has
+    // no pod-wide PID namespace yet (critest's PodPID fails too), so
+    // `sleep` is its own namespace's init and the kernel ignores SIGTERM
+    // for an init with the default action. Both are a death by the
+    // stop's signals; equal once PodPID is done.
     let stopped = v["status"]["exitCode"].as_i64().unwrap_or(-1);
     eprintln!("[{tag}] stopped exit code (raw): {stopped}");
     note(

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use berth_engine::Engine;
-use k8s_cri::v1::{ContainerMetadata, ImageSpec, PodSandboxMetadata};
+use k8s_cri::v1::{ContainerMetadata, DnsConfig, ImageSpec, Mount, PodSandboxMetadata};
 
 /// The label marking a berth pod as a CRI sandbox.
 pub const SANDBOX: &str = "io.berth.cri.sandbox";
@@ -34,6 +34,10 @@ pub struct ContainerMeta {
     pub log_path: String,
     pub image: Option<ImageSpec>,
     pub pod: String,
+    /// The container's mounts as CreateContainer gave them (ContainerStatus
+    /// reports them).
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
 }
 
 pub fn sandbox_of(labels: &std::collections::BTreeMap<String, String>) -> Option<SandboxMeta> {
@@ -94,6 +98,41 @@ pub fn is_stopped(engine: &Engine, pod: &str) -> bool {
 
 pub fn forget_stopped(engine: &Engine, pod: &str) {
     let _ = std::fs::remove_file(stopped_marker(engine, pod));
+}
+
+/// The sandbox's own files (its resolv.conf), under the engine's root:
+/// they last as long as the sandbox.
+fn sandbox_dir(engine: &Engine, pod: &str) -> PathBuf {
+    engine.root.join("cri").join("sandboxes").join(pod)
+}
+
+/// The resolv.conf of sandbox `pod`, when its config had a DNSConfig.
+pub fn resolv_conf(engine: &Engine, pod: &str) -> Option<PathBuf> {
+    Some(sandbox_dir(engine, pod).join("resolv.conf")).filter(|p| p.exists())
+}
+
+/// Writes the sandbox's resolv.conf from its DNSConfig (search, nameserver
+/// and options lines, as containerd writes it); each container of the
+/// sandbox gets it as /etc/resolv.conf.
+pub fn write_resolv_conf(engine: &Engine, pod: &str, dns: &DnsConfig) -> std::io::Result<()> {
+    let mut text = String::new();
+    if !dns.searches.is_empty() {
+        text.push_str(&format!("search {}\n", dns.searches.join(" ")));
+    }
+    for s in &dns.servers {
+        text.push_str(&format!("nameserver {s}\n"));
+    }
+    if !dns.options.is_empty() {
+        text.push_str(&format!("options {}\n", dns.options.join(" ")));
+    }
+    let d = sandbox_dir(engine, pod);
+    std::fs::create_dir_all(&d)?;
+    std::fs::write(d.join("resolv.conf"), text)
+}
+
+/// Removes the sandbox's own files.
+pub fn forget_sandbox_files(engine: &Engine, pod: &str) {
+    let _ = std::fs::remove_dir_all(sandbox_dir(engine, pod));
 }
 
 /// Milliseconds to the CRI's nanoseconds.

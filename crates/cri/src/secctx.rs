@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-use k8s_cri::v1::{LinuxContainerSecurityContext, NamespaceMode, NamespaceOption};
+use k8s_cri::v1::security_profile::ProfileType;
+use k8s_cri::v1::{LinuxContainerSecurityContext, NamespaceMode, NamespaceOption, SecurityProfile};
 use tonic::Status;
 
 /// Flags for what `create_container` does not map itself: supplemental
@@ -27,6 +28,23 @@ pub fn container_flags(
     if sc.no_new_privs {
         out.push("--security-opt=no-new-privileges".into());
     }
+    if !sc.privileged {
+        out.extend(seccomp_flag(sc)?);
+        // Lists the kubelet gives replace the runtime's (as containerd's
+        // WithMaskedPaths/WithReadonlyPaths); an empty one keeps them.
+        if !sc.masked_paths.is_empty() {
+            out.push(format!(
+                "--security-opt=masked-paths={}",
+                sc.masked_paths.join(":")
+            ));
+        }
+        if !sc.readonly_paths.is_empty() {
+            out.push(format!(
+                "--security-opt=readonly-paths={}",
+                sc.readonly_paths.join(":")
+            ));
+        }
+    }
     if let Some(ns) = &sc.namespace_options {
         if ns.pid == NamespaceMode::Node as i32 {
             out.push("--pid=host".into());
@@ -36,6 +54,66 @@ pub fn container_flags(
         }
     }
     Ok(())
+}
+
+/// The seccomp profile as `--security-opt seccomp=`, as containerd 1.6's
+/// CRI plugin chooses it (a privileged container has none, see the
+/// caller): the `seccomp` field, else the deprecated
+/// `seccomp_profile_path` (`runtime/default`, `docker/default`,
+/// `unconfined`, `localhost/<absolute path>`, anything else refused as
+/// containerd refuses it); with neither the container
+/// runs unconfined, as containerd's default (the kubelet asks for
+/// RuntimeDefault when it wants the runtime's profile).
+fn seccomp_flag(sc: &LinuxContainerSecurityContext) -> Result<Option<String>, Status> {
+    #[allow(deprecated)]
+    let path = sc.seccomp_profile_path.as_str();
+    let profile = match &sc.seccomp {
+        Some(p) => Some(p.clone()),
+        None => match path {
+            "" => None,
+            "runtime/default" | "docker/default" => Some(SecurityProfile {
+                profile_type: ProfileType::RuntimeDefault as i32,
+                localhost_ref: String::new(),
+            }),
+            "unconfined" => Some(SecurityProfile {
+                profile_type: ProfileType::Unconfined as i32,
+                localhost_ref: String::new(),
+            }),
+            other => match other.strip_prefix("localhost/") {
+                Some(path) => Some(SecurityProfile {
+                    profile_type: ProfileType::Localhost as i32,
+                    localhost_ref: path.into(),
+                }),
+                None => {
+                    return Err(Status::invalid_argument(format!(
+                        "CreateContainer: seccomp_profile_path '{other}' is not runtime/default, \
+                         docker/default, unconfined or localhost/<absolute path>"
+                    )))
+                }
+            },
+        },
+    };
+    let Some(p) = profile else {
+        return Ok(Some("--security-opt=seccomp=unconfined".into()));
+    };
+    match ProfileType::try_from(p.profile_type) {
+        // berth's default profile: no flag.
+        Ok(ProfileType::RuntimeDefault) if p.localhost_ref.is_empty() => Ok(None),
+        Ok(ProfileType::Unconfined) if p.localhost_ref.is_empty() => {
+            Ok(Some("--security-opt=seccomp=unconfined".into()))
+        }
+        Ok(ProfileType::Localhost) if p.localhost_ref.starts_with('/') => {
+            Ok(Some(format!("--security-opt=seccomp={}", p.localhost_ref)))
+        }
+        Ok(ProfileType::Localhost) => Err(Status::invalid_argument(format!(
+            "CreateContainer: seccomp localhost profile '{}' is not an absolute path",
+            p.localhost_ref
+        ))),
+        _ => Err(Status::invalid_argument(format!(
+            "CreateContainer: seccomp profile type {} with localhost_ref '{}' is not supported",
+            p.profile_type, p.localhost_ref
+        ))),
+    }
 }
 
 /// `pod create --share` when it differs from the default (net,ipc,uts):

@@ -125,6 +125,24 @@ pub fn environment(o: &RunOptions, inp: &Inputs<'_>, hostname: &str, home: &str)
     env
 }
 
+/// Docker's rule (moby daemon/oci_linux.go): a shared bind mount needs a
+/// shared root, a slave one at least a slave root, or the propagation the
+/// mount asks for never reaches it (config-linux.md "rootfsPropagation").
+fn rootfs_propagation(requests: &[opts::MountRequest]) -> Option<&'static str> {
+    let has = |names: &[&str]| {
+        requests
+            .iter()
+            .any(|m| m.options.iter().any(|o| names.contains(&o.as_str())))
+    };
+    if has(&["shared", "rshared"]) {
+        Some("rshared")
+    } else if has(&["slave", "rslave"]) {
+        Some("rslave")
+    } else {
+        None
+    }
+}
+
 fn mount_json(m: &opts::MountRequest) -> Value {
     let mut v = json!({
         "destination": m.target,
@@ -316,6 +334,9 @@ pub fn generate(o: &RunOptions, inp: &Inputs<'_>) -> Result<Generated, GenerateE
     if let Some(p) = init_binary {
         mounts.push(init_mount(p));
     }
+    if let Some(p) = rootfs_propagation(&requests) {
+        spec["linux"]["rootfsPropagation"] = json!(p);
+    }
     {
         let ns = spec["linux"]["namespaces"]
             .as_array_mut()
@@ -381,6 +402,18 @@ pub fn generate(o: &RunOptions, inp: &Inputs<'_>) -> Result<Generated, GenerateE
             linux.set_seccomp(Some(profile));
             oci.set_linux(Some(linux));
         }
+        // config-linux.md "Masked Paths", "Readonly Paths": given lists
+        // replace the defaults.
+        if security.masked_paths.is_some() || security.readonly_paths.is_some() {
+            let mut linux = oci.linux().clone().unwrap_or_default();
+            if let Some(p) = &security.masked_paths {
+                linux.set_masked_paths(Some(p.clone()));
+            }
+            if let Some(p) = &security.readonly_paths {
+                linux.set_readonly_paths(Some(p.clone()));
+            }
+            oci.set_linux(Some(linux));
+        }
     }
     Ok(Generated {
         spec: serde_json::to_value(&oci).map_err(GenerateError::Spec)?,
@@ -399,6 +432,27 @@ pub fn generate(o: &RunOptions, inp: &Inputs<'_>) -> Result<Generated, GenerateE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masked_and_readonly_paths_replace_the_defaults() {
+        let s =
+            opts::parse_security_opts(&["readonly-paths=/tmp:/x".into(), "masked-paths=".into()])
+                .unwrap();
+        assert_eq!(s.readonly_paths, Some(vec!["/tmp".into(), "/x".into()]));
+        assert_eq!(s.masked_paths, Some(vec![]));
+        assert!(opts::parse_security_opts(&["readonly-paths=tmp".into()]).is_err());
+    }
+
+    #[test]
+    fn shared_or_slave_bind_mounts_set_the_root_propagation() {
+        let v = |s: &str| opts::parse_volume(s).unwrap();
+        assert_eq!(rootfs_propagation(&[v("/a:/a")]), None);
+        assert_eq!(rootfs_propagation(&[v("/a:/a:rslave")]), Some("rslave"));
+        assert_eq!(
+            rootfs_propagation(&[v("/a:/a:rslave"), v("/b:/b:shared")]),
+            Some("rshared")
+        );
+    }
 
     fn image() -> RuntimeConfig {
         RuntimeConfig {

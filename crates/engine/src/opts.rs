@@ -511,9 +511,16 @@ pub struct SecurityOpts {
     pub no_new_privileges: bool,
     pub seccomp_unconfined: bool,
     pub seccomp_file: Option<PathBuf>,
+    /// `masked-paths=P1:P2` (berth's own): replaces the default masked
+    /// paths (the CRI's LinuxContainerSecurityContext.masked_paths).
+    pub masked_paths: Option<Vec<String>>,
+    /// `readonly-paths=P1:P2` (berth's own): replaces the default
+    /// read-only paths (the CRI's readonly_paths).
+    pub readonly_paths: Option<Vec<String>>,
 }
 
-/// `--security-opt no-new-privileges[=true]|seccomp=unconfined|seccomp=FILE`.
+/// `--security-opt no-new-privileges[=true]|seccomp=unconfined|seccomp=FILE|
+/// masked-paths=P1:P2|readonly-paths=P1:P2`.
 pub fn parse_security_opts(items: &[String]) -> Result<SecurityOpts, OptsError> {
     let mut o = SecurityOpts::default();
     for s in items {
@@ -523,6 +530,25 @@ pub fn parse_security_opts(items: &[String]) -> Result<SecurityOpts, OptsError> 
             ("no-new-privileges", "false") => o.no_new_privileges = false,
             ("seccomp", "unconfined") => o.seccomp_unconfined = true,
             ("seccomp", f) if !f.is_empty() => o.seccomp_file = Some(PathBuf::from(f)),
+            ("masked-paths" | "readonly-paths", list) => {
+                let paths: Vec<String> = list
+                    .split(':')
+                    .filter(|p| !p.is_empty())
+                    .map(String::from)
+                    .collect();
+                if let Some(bad) = paths.iter().find(|p| !p.starts_with('/')) {
+                    return Err(invalid(
+                        "--security-opt",
+                        s,
+                        format!("{bad} is not an absolute path"),
+                    ));
+                }
+                if k == "masked-paths" {
+                    o.masked_paths = Some(paths);
+                } else {
+                    o.readonly_paths = Some(paths);
+                }
+            }
             _ => {
                 return Err(OptsError::Unsupported(format!("--security-opt {s}")));
             }

@@ -116,7 +116,8 @@ pub struct RunArgs {
     /// Drop a capability.
     #[arg(long)]
     pub cap_drop: Vec<String>,
-    /// no-new-privileges, seccomp=unconfined or seccomp=FILE.
+    /// no-new-privileges, seccomp=unconfined, seccomp=FILE, masked-paths=P1:P2 or
+    /// readonly-paths=P1:P2 (replace the default lists).
     #[arg(long)]
     pub security_opt: Vec<String>,
     /// User namespace: host (the default), auto or auto:size=N (a range

@@ -188,6 +188,14 @@ pub async fn create_container(
             std::fs::create_dir_all(d).map_err(|e| {
                 Status::internal(format!("create log directory {}: {e}", d.display()))
             })?;
+            // The log exists from the start, as containerd's (a reader
+            // may open it before the container wrote anything; berth's
+            // monitor appends to it).
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .map_err(|e| Status::internal(format!("create log file {log_path}: {e}")))?;
         }
     }
     let pmd = sm.metadata.clone().unwrap_or_default();
@@ -198,6 +206,7 @@ pub async fn create_container(
         log_path: log_path.clone(),
         image: cfg.image.clone(),
         pod: pod.id.clone(),
+        mounts: cfg.mounts.clone(),
     };
     let name = meta::berth_name(&[
         "k8s",
@@ -231,6 +240,10 @@ pub async fn create_container(
     if !log_path.is_empty() {
         args.push(format!("--log-opt=path={log_path}"));
     }
+    // The sandbox's DNSConfig (RunPodSandbox wrote it).
+    if let Some(rc) = meta::resolv_conf(&ctx.engine, &pod.id) {
+        args.push(format!("--volume={}:/etc/resolv.conf", rc.display()));
+    }
     for kv in &cfg.envs {
         args.push(format!("--env={}={}", kv.key, kv.value));
     }
@@ -238,10 +251,20 @@ pub async fn create_container(
         args.push(format!("--workdir={}", cfg.working_dir));
     }
     for mnt in &cfg.mounts {
-        let ro = if mnt.readonly { ":ro" } else { "" };
+        // CRI v1 MountPropagation: private, rslave, rshared (as containerd).
+        let mut opts = vec![match MountPropagation::try_from(mnt.propagation) {
+            Ok(MountPropagation::PropagationHostToContainer) => "rslave",
+            Ok(MountPropagation::PropagationBidirectional) => "rshared",
+            _ => "rprivate",
+        }];
+        if mnt.readonly {
+            opts.push("ro");
+        }
         args.push(format!(
-            "--volume={}:{}{ro}",
-            mnt.host_path, mnt.container_path
+            "--volume={}:{}:{}",
+            mnt.host_path,
+            mnt.container_path,
+            opts.join(",")
         ));
     }
     if cfg.tty {
@@ -277,6 +300,15 @@ pub async fn create_container(
                 }
             }
         }
+    }
+    if cfg
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .is_none()
+    {
+        // No security context: no seccomp profile (see secctx::container_flags).
+        args.push("--security-opt=seccomp=unconfined".into());
     }
     crate::secctx::sysctl_flags(&sm.sysctls, &mut args);
     // CRI: `command` replaces the image's entrypoint, `args` its cmd.
@@ -390,6 +422,7 @@ pub async fn container_status(
                 exit_code,
                 reason: reason.into(),
                 log_path: m.log_path.clone(),
+                mounts: m.mounts.clone(),
                 ..Default::default()
             })
         })
@@ -418,20 +451,32 @@ pub async fn update_container_resources(
 }
 
 /// berth's monitor opens the CRI log file for every entry it writes,
-/// so a log the kubelet rotated away is recreated with the next line:
-/// there is nothing to reopen. The call still checks the container is
-/// running, as the CRI asks.
+/// so a log the kubelet rotated away is recreated with the next line;
+/// the call checks the container is running, as the CRI asks, and
+/// creates the new file at once, as containerd's reopen does.
 pub async fn reopen_container_log(
     ctx: &Ctx,
     r: ReopenContainerLogRequest,
 ) -> Result<ReopenContainerLogResponse, Status> {
     let id = r.container_id;
-    let (row, _) = ctx.read(move |e| find_container(e, &id)).await?;
+    let (row, m) = ctx.read(move |e| find_container(e, &id)).await?;
     if row.status != RowStatus::Running {
         return Err(Status::failed_precondition(format!(
             "container {} is not running",
             row.id
         )));
+    }
+    if !m.log_path.is_empty() {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&m.log_path)
+            .map_err(|e| {
+                Status::internal(format!(
+                    "reopen log file {} of container {}: {e}",
+                    m.log_path, row.id
+                ))
+            })?;
     }
     Ok(ReopenContainerLogResponse {})
 }
@@ -450,25 +495,75 @@ pub async fn exec_sync(ctx: &Ctx, r: ExecSyncRequest) -> Result<ExecSyncResponse
     }
     let mut args = vec!["exec".to_string(), row.id];
     args.extend(r.cmd);
-    let run = ctx.run(&args);
+    let child = ctx
+        .cmd()
+        .args(&args)
+        .spawn()
+        .map_err(|e| Status::internal(format!("ExecSync: run berth exec: {e}")))?;
+    let pid = child.id();
+    let run = child.wait_with_output();
+    tokio::pin!(run);
     let o = if r.timeout > 0 {
-        match tokio::time::timeout(Duration::from_secs(r.timeout as u64), run).await {
-            Ok(o) => o?,
-            Err(_) => {
+        tokio::select! {
+            o = &mut run => o,
+            _ = tokio::time::sleep(Duration::from_secs(r.timeout as u64)) => {
+                // As containerd: the timed-out process is killed, not
+                // left running in the container (`berth exec` itself
+                // is killed when dropped; its signal forwarding
+                // cannot pass on SIGKILL).
+                if let Some(pid) = pid {
+                    kill_descendants(pid as i32);
+                    // `berth exec` reaps it and ends; killed before that,
+                    // the process would stay a zombie of the container's
+                    // PID 1.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), &mut run).await;
+                }
                 return Err(Status::deadline_exceeded(format!(
                     "ExecSync: command timed out after {}s",
                     r.timeout
-                )))
+                )));
             }
         }
     } else {
-        run.await?
-    };
+        run.await
+    }
+    .map_err(|e| Status::internal(format!("ExecSync: berth exec: {e}")))?;
     Ok(ExecSyncResponse {
         stdout: o.stdout,
         stderr: o.stderr,
-        exit_code: o.code,
+        exit_code: o.status.code().unwrap_or(128),
     })
+}
+
+/// SIGKILL to every descendant of `pid` (from /proc/PID/task/*/children),
+/// the deepest first.
+fn kill_descendants(pid: i32) {
+    let children = |p: i32| -> Vec<i32> {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            return Vec::new();
+        };
+        tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+            .flat_map(|s| {
+                s.split_whitespace()
+                    .filter_map(|c| c.parse().ok())
+                    .collect::<Vec<i32>>()
+            })
+            .collect()
+    };
+    let mut order = Vec::new();
+    let mut todo = children(pid);
+    while let Some(c) = todo.pop() {
+        todo.extend(children(c));
+        order.push(c);
+    }
+    for c in order.into_iter().rev() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
 }
 
 pub async fn container_stats(

@@ -187,6 +187,22 @@ pub async fn run_pod_sandbox(
     }
     let id = ctx.berth(&args).await?;
     let id = id.lines().last().unwrap_or_default().to_string();
+    if let Some(dns) = cfg
+        .dns_config
+        .as_ref()
+        .filter(|d| !(d.servers.is_empty() && d.searches.is_empty() && d.options.is_empty()))
+    {
+        if let Err(err) = meta::write_resolv_conf(&ctx.engine, &id, dns) {
+            let _ = ctx
+                .berth(&["pod".into(), "rm".into(), "-f".into(), id.clone()])
+                .await;
+            meta::forget_sandbox_files(&ctx.engine, &id);
+            return Err(Status::internal(format!(
+                "RunPodSandbox {}: write the pod's resolv.conf: {err}",
+                md_name(&cfg)
+            )));
+        }
+    }
     if let Some((_, list)) = cni {
         let ports: Vec<cni::PortMapping> = cfg
             .port_mappings
@@ -221,6 +237,7 @@ pub async fn run_pod_sandbox(
             let _ = ctx
                 .berth(&["pod".into(), "rm".into(), "-f".into(), id.clone()])
                 .await;
+            meta::forget_sandbox_files(&ctx.engine, &id);
             return Err(Status::unknown(format!(
                 "RunPodSandbox {}: set up the pod network: {err}",
                 md_name(&cfg)
@@ -310,6 +327,7 @@ pub async fn remove_pod_sandbox(
         ctx.berth(&["pod".into(), "rm".into(), "-f".into(), pod.clone()])
             .await?;
         meta::forget_stopped(&ctx.engine, &pod);
+        meta::forget_sandbox_files(&ctx.engine, &pod);
     }
     Ok(RemovePodSandboxResponse {})
 }

@@ -171,19 +171,45 @@ impl Codec {
                     headers: self.read_headers(&body[10..])?,
                 }
             }
-            2 => {
-                need(4, "SYN_REPLY")?;
-                Frame::SynReply {
-                    stream: be32(body) & 0x7fff_ffff,
-                    fin,
-                    headers: self.read_headers(&body[4..])?,
+            // SYN_REPLY and HEADERS: a stream ID, then a header block.
+            2 | 8 => {
+                need(4, if kind == 2 { "SYN_REPLY" } else { "HEADERS" })?;
+                let (stream, headers) = (be32(body) & 0x7fff_ffff, self.read_headers(&body[4..])?);
+                if kind == 2 {
+                    Frame::SynReply {
+                        stream,
+                        fin,
+                        headers,
+                    }
+                } else {
+                    Frame::Headers {
+                        stream,
+                        fin,
+                        headers,
+                    }
                 }
             }
-            3 => {
-                need(8, "RST_STREAM")?;
-                Frame::RstStream {
-                    stream: be32(body) & 0x7fff_ffff,
-                    status: be32(&body[4..]),
+            // RST_STREAM and WINDOW_UPDATE: a stream ID, then one word.
+            3 | 9 => {
+                need(
+                    8,
+                    if kind == 3 {
+                        "RST_STREAM"
+                    } else {
+                        "WINDOW_UPDATE"
+                    },
+                )?;
+                let (stream, word) = (be32(body) & 0x7fff_ffff, be32(&body[4..]));
+                if kind == 3 {
+                    Frame::RstStream {
+                        stream,
+                        status: word,
+                    }
+                } else {
+                    Frame::WindowUpdate {
+                        stream,
+                        delta: word & 0x7fff_ffff,
+                    }
                 }
             }
             4 => Frame::Settings,
@@ -196,21 +222,6 @@ impl Codec {
                 Frame::GoAway {
                     last: be32(body) & 0x7fff_ffff,
                     status: be32(&body[4..]),
-                }
-            }
-            8 => {
-                need(4, "HEADERS")?;
-                Frame::Headers {
-                    stream: be32(body) & 0x7fff_ffff,
-                    fin,
-                    headers: self.read_headers(&body[4..])?,
-                }
-            }
-            9 => {
-                need(8, "WINDOW_UPDATE")?;
-                Frame::WindowUpdate {
-                    stream: be32(body) & 0x7fff_ffff,
-                    delta: be32(&body[4..]) & 0x7fff_ffff,
                 }
             }
             other => Frame::Unknown(other),
@@ -250,40 +261,49 @@ impl Codec {
                 self.write_headers(headers, &mut b)?;
                 control(out, 1, fl(*fin), &b);
             }
+            // A stream ID and a header block: SYN_REPLY, HEADERS.
             Frame::SynReply {
                 stream,
                 fin,
                 headers,
-            } => {
-                let mut b = stream.to_be_bytes().to_vec();
-                self.write_headers(headers, &mut b)?;
-                control(out, 2, fl(*fin), &b);
             }
-            Frame::RstStream { stream, status } => {
-                let mut b = stream.to_be_bytes().to_vec();
-                b.extend_from_slice(&status.to_be_bytes());
-                control(out, 3, 0, &b);
-            }
-            Frame::Settings => control(out, 4, 0, &0u32.to_be_bytes()),
-            Frame::Ping(id) => control(out, 6, 0, &id.to_be_bytes()),
-            Frame::GoAway { last, status } => {
-                let mut b = last.to_be_bytes().to_vec();
-                b.extend_from_slice(&status.to_be_bytes());
-                control(out, 7, 0, &b);
-            }
-            Frame::Headers {
+            | Frame::Headers {
                 stream,
                 fin,
                 headers,
             } => {
+                let kind = if matches!(f, Frame::SynReply { .. }) {
+                    2
+                } else {
+                    8
+                };
                 let mut b = stream.to_be_bytes().to_vec();
                 self.write_headers(headers, &mut b)?;
-                control(out, 8, fl(*fin), &b);
+                control(out, kind, fl(*fin), &b);
             }
-            Frame::WindowUpdate { stream, delta } => {
-                let mut b = stream.to_be_bytes().to_vec();
-                b.extend_from_slice(&delta.to_be_bytes());
-                control(out, 9, 0, &b);
+            Frame::Settings => control(out, 4, 0, &0u32.to_be_bytes()),
+            Frame::Ping(id) => control(out, 6, 0, &id.to_be_bytes()),
+            // Two words: RST_STREAM, GOAWAY, WINDOW_UPDATE.
+            Frame::RstStream {
+                stream: first,
+                status: second,
+            }
+            | Frame::GoAway {
+                last: first,
+                status: second,
+            }
+            | Frame::WindowUpdate {
+                stream: first,
+                delta: second,
+            } => {
+                let kind = match f {
+                    Frame::RstStream { .. } => 3,
+                    Frame::GoAway { .. } => 7,
+                    _ => 9,
+                };
+                let mut b = first.to_be_bytes().to_vec();
+                b.extend_from_slice(&second.to_be_bytes());
+                control(out, kind, 0, &b);
             }
             Frame::Unknown(kind) => control(out, *kind, 0, &[]),
         }
