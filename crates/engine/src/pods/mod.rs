@@ -550,6 +550,16 @@ pub fn networks(p: &PodRow) -> Vec<String> {
     }
 }
 
+/// The namespaces the pod's containers share, as podman lists them: the
+/// `--share` kinds, and `user` when the pod has a user namespace of its own.
+pub fn shared_namespaces(p: &PodRow) -> Vec<String> {
+    let mut out = p.config.share.clone();
+    if p.config.idmap.is_some() {
+        out.push("user".into());
+    }
+    out
+}
+
 /// `pod inspect`'s document (podman's field names where berth has the value).
 pub fn inspect_json(engine: &Engine, p: &PodRow) -> Result<Value> {
     let ctrs = containers_of(engine, &p.id)?;
@@ -580,7 +590,7 @@ pub fn inspect_json(engine: &Engine, p: &PodRow) -> Result<Value> {
         "Hostname": p.config.hostname,
         "Labels": p.labels,
         "CreateInfra": false,
-        "SharedNamespaces": p.config.share,
+        "SharedNamespaces": shared_namespaces(p),
         // podman's pod inspect has no such field; named as a container's
         // HostConfig.UsernsMode and IDMappings.
         "UsernsMode": crate::userns::mode_text(p.config.idmap.as_ref()),
