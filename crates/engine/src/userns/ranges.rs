@@ -159,7 +159,7 @@ pub fn allocate(engine: &Engine, id: &str, size: u32) -> crate::Result<Mapping> 
     // Other engine roots allocate from the same entries: their ranges are
     // claimed in a registry all of them share (locked first, then ours).
     let mut claims = claims::Registry::open(&engine.root)?;
-    let claims_tx = claims.begin()?;
+    let mut claims_tx = claims.begin()?;
     let mut db = engine.db()?;
     let c = conn(&mut db)?;
     let tx = c

@@ -17,21 +17,27 @@
 //! "namespaces": a `path` joins an existing namespace). Pod rows live in
 //! the engine database's `pods` table; a container records its pod's ID in
 //! its options (`RunOptions::pod`).
+//!
+//! Here: pod rows and the `pod` commands; `ns` pins and removes the
+//! shared namespaces; `join` puts a container of the pod in them.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use berth_network::netns;
-use nix::mount::{mount, MsFlags};
-use nix::sched::{unshare, CloneFlags};
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::db::short;
-use crate::opts::{NetworkMode, RunOptions};
+use crate::opts::NetworkMode;
 use crate::{ContainerRow, Engine, Result, Status};
+
+mod join;
+mod ns;
+
+pub use join::{etc_mounts, join, join_pid_at_start, join_spec, provides_network};
+pub use ns::{ensure, ns_path, userns_pin, userns_pin_for};
+use ns::{net_options, remove_resources};
 
 /// Errors of pods.
 #[derive(Debug, thiserror::Error)]
@@ -265,220 +271,9 @@ pub fn parse_share(s: Option<&str>) -> std::result::Result<Vec<String>, PodError
         .collect())
 }
 
-/// `<runroot>/pods/<id>`: the pinned IPC and UTS namespaces.
-fn run_dir(engine: &Engine, id: &str) -> PathBuf {
-    engine.runroot.join("pods").join(id)
-}
-
 /// `<root>/pods/<id>`: the pod's /etc files.
-fn files_dir(engine: &Engine, id: &str) -> PathBuf {
+pub(super) fn files_dir(engine: &Engine, id: &str) -> PathBuf {
     engine.root.join("pods").join(id)
-}
-
-/// The pinned namespace file of `kind` (`net`, `ipc`, `uts`).
-pub fn ns_path(engine: &Engine, id: &str, kind: &str) -> PathBuf {
-    match kind {
-        "net" => crate::networks::netns_path(engine, id),
-        other => run_dir(engine, id).join(other),
-    }
-}
-
-/// The OCI namespace type of a `--share` kind.
-fn oci_type(kind: &str) -> &'static str {
-    match kind {
-        "net" => "network",
-        "ipc" => "ipc",
-        "pid" => "pid",
-        _ => "uts",
-    }
-}
-
-fn pin_err(pod: &str, op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PodError {
-    let pod = short(pod).to_string();
-    let path = path.to_path_buf();
-    move |source| PodError::Pin {
-        pod,
-        op,
-        path,
-        source,
-    }
-}
-
-/// Pins new IPC and/or UTS namespaces (the UTS one named `hostname`) on a
-/// short-lived thread that unshares them, bind-mounts
-/// `/proc/thread-self/ns/KIND` onto the pin files, and ends. Nothing is
-/// left behind on failure. (A PID namespace cannot be pinned so: the
-/// kernel offers `pid_for_children` only once it has a PID 1.)
-fn pin_namespaces(
-    engine: &Engine,
-    id: &str,
-    kinds: &[&str],
-    hostname: &str,
-) -> std::result::Result<(), PodError> {
-    if kinds.is_empty() {
-        return Ok(());
-    }
-    let dir = run_dir(engine, id);
-    std::fs::create_dir_all(&dir).map_err(pin_err(id, "create", &dir))?;
-    let mut flags = CloneFlags::empty();
-    for k in kinds {
-        let p = ns_path(engine, id, k);
-        let _ = netns::remove(&p);
-        File::options()
-            .write(true)
-            .create_new(true)
-            .open(&p)
-            .map_err(pin_err(id, "create the pin file", &p))?;
-        flags |= if *k == "ipc" {
-            CloneFlags::CLONE_NEWIPC
-        } else {
-            CloneFlags::CLONE_NEWUTS
-        };
-    }
-    let r = std::thread::scope(|s| {
-        s.spawn(|| -> std::result::Result<(), PodError> {
-            let errno = |op, p: &Path| {
-                let f = pin_err(id, op, p);
-                move |e: nix::Error| f(std::io::Error::from(e))
-            };
-            unshare(flags).map_err(errno("unshare the namespaces for", &dir))?;
-            if kinds.contains(&"uts") {
-                nix::unistd::sethostname(hostname)
-                    .map_err(errno("set the hostname of", &ns_path(engine, id, "uts")))?;
-            }
-            for k in kinds {
-                let p = ns_path(engine, id, k);
-                mount(
-                    Some(format!("/proc/thread-self/ns/{k}").as_str()),
-                    &p,
-                    None::<&str>,
-                    MsFlags::MS_BIND,
-                    None::<&str>,
-                )
-                .map_err(errno("bind-mount the namespace on", &p))?;
-            }
-            Ok(())
-        })
-        .join()
-        .unwrap_or_else(|_| {
-            Err(pin_err(id, "pin namespaces in", &dir)(
-                std::io::Error::other("namespace thread panicked"),
-            ))
-        })
-    });
-    if r.is_err() {
-        for k in kinds {
-            let _ = netns::remove(&ns_path(engine, id, k));
-        }
-    }
-    r
-}
-
-/// The pod's network as container options (for the network module).
-fn net_options(p: &PodRow) -> RunOptions {
-    RunOptions {
-        network: p.config.network.clone(),
-        publish: p.config.publish.clone(),
-        hostname: Some(p.config.hostname.clone()),
-        ..Default::default()
-    }
-}
-
-fn net_is_none(p: &PodRow) -> std::result::Result<bool, crate::opts::OptsError> {
-    Ok(crate::opts::parse_network(p.config.network.as_deref())? == NetworkMode::None)
-}
-
-/// Makes the pod's namespaces that are missing (all of them at create;
-/// after a reboot emptied the runroot, again at the next start).
-pub fn ensure(engine: &Engine, p: &PodRow) -> Result<()> {
-    // The user namespace first: the others are made inside it.
-    let userns = userns_pin(engine, p);
-    if let (Some(m), Some(user)) = (&p.config.idmap, &userns) {
-        if !netns::is_pinned(user) {
-            let dir = run_dir(engine, &p.id);
-            std::fs::create_dir_all(&dir).map_err(pin_err(&p.id, "create", &dir))?;
-            crate::userns::pin_pod_userns(&p.id, m, user)?;
-        }
-    }
-    let net = ns_path(engine, &p.id, "net");
-    if p.shares("net") && !netns::is_pinned(&net) {
-        crate::networks::setup_pod(engine, &p.id, net_is_none(p)?, userns.as_deref())?;
-        if p.config.idmap.is_some() {
-            // As for a container of its own user namespace (see
-            // `userns::engine_sysctls`): low ports and ping for every id.
-            let defaults = crate::userns::net_defaults(false);
-            crate::userns::write_net_sysctls(&p.id, &net, &defaults)?;
-        }
-    }
-    let missing: Vec<&str> = ["ipc", "uts"]
-        .into_iter()
-        .filter(|k| p.shares(k) && !netns::is_pinned(&ns_path(engine, &p.id, k)))
-        .collect();
-    match &userns {
-        Some(user) => {
-            let kinds: Vec<(&str, PathBuf)> = missing
-                .iter()
-                .map(|k| (*k, ns_path(engine, &p.id, k)))
-                .collect();
-            crate::userns::pin_in_userns(&p.id, user, &kinds, Some(&p.config.hostname))?;
-        }
-        None => pin_namespaces(engine, &p.id, &missing, &p.config.hostname)?,
-    }
-    Ok(())
-}
-
-/// The pinned user namespace of pod `p`, if it has one of its own.
-pub fn userns_pin(engine: &Engine, p: &PodRow) -> Option<PathBuf> {
-    p.config
-        .idmap
-        .as_ref()
-        .map(|_| ns_path(engine, &p.id, "user"))
-}
-
-/// The pinned user namespace of the pod a container joins (`o.pod`), if
-/// that pod has one of its own.
-pub fn userns_pin_for(engine: &Engine, o: &RunOptions) -> Result<Option<PathBuf>> {
-    let Some(pod) = &o.pod else {
-        return Ok(None);
-    };
-    Ok(userns_pin(engine, &find(engine, pod)?))
-}
-
-/// Removes every trace of the pod but its row and containers: network
-/// namespace, endpoint, ports and rules, IPC/UTS pins, its dirs.
-/// Idempotent.
-fn remove_resources(engine: &Engine, id: &str) -> Result<()> {
-    let mut first: Option<crate::EngineError> = None;
-    if let Err(e) = crate::networks::release(engine, id) {
-        first.get_or_insert(e);
-    }
-    for k in ["ipc", "uts", "user"] {
-        let p = ns_path(engine, id, k);
-        if let Err(e) = netns::remove(&p) {
-            first.get_or_insert(crate::EngineError::Io {
-                op: "remove the namespace pin",
-                path: p,
-                source: std::io::Error::other(e.to_string()),
-            });
-        }
-    }
-    if let Err(e) = crate::userns::release(engine, id) {
-        first.get_or_insert(e);
-    }
-    for d in [run_dir(engine, id), files_dir(engine, id)] {
-        match std::fs::remove_dir_all(&d) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                first.get_or_insert(crate::EngineError::Io {
-                    op: "remove",
-                    path: d,
-                    source: e,
-                });
-            }
-        }
-    }
-    first.map_or(Ok(()), Err)
 }
 
 /// The user namespace a new pod gets: `--userns` as given, else the
@@ -725,141 +520,6 @@ fn delete_row(engine: &Engine, p: &PodRow) -> Result<()> {
     Ok(())
 }
 
-/// At container create: resolves `--pod`, refuses the flags the pod
-/// decides (podman's rule: a container joining a pod's network cannot set
-/// its own), records the pod's ID and hostname in `o`.
-pub fn join(engine: &Engine, o: &mut RunOptions) -> Result<Option<PodRow>> {
-    let Some(reference) = o.pod.clone() else {
-        return Ok(None);
-    };
-    let p = find(engine, &reference)?;
-    let refuse = |flag: &'static str, given: bool, kind: &str| -> Result<()> {
-        if given && p.shares(kind) {
-            return Err(PodError::Invalid {
-                flag,
-                value: reference.clone(),
-                why: format!(
-                    "the container joins the {kind} namespace of pod {}; set it on the pod \
-                     (published ports must be given to `pod create`)",
-                    p.name
-                ),
-            }
-            .into());
-        }
-        Ok(())
-    };
-    refuse("-p/--publish", !o.publish.is_empty(), "net")?;
-    refuse("-P/--publish-all", o.extra.publish_all, "net")?;
-    refuse("--network", o.network.is_some(), "net")?;
-    refuse("--ip", o.ip.is_some(), "net")?;
-    refuse("--network-alias", !o.network_aliases.is_empty(), "net")?;
-    refuse(
-        "--dns/--dns-search/--dns-option",
-        !(o.dns.is_empty() && o.dns_search.is_empty() && o.dns_option.is_empty()),
-        "net",
-    )?;
-    refuse("--add-host", !o.add_host.is_empty(), "net")?;
-    refuse("--ipc", o.extra.ipc.is_some(), "ipc")?;
-    refuse("--uts", o.extra.uts.is_some(), "uts")?;
-    refuse("--pid", o.extra.pid.is_some(), "pid")?;
-    refuse("--hostname", o.hostname.is_some(), "uts")?;
-    o.pod = Some(p.id.clone());
-    if p.shares("uts") {
-        o.hostname = Some(p.config.hostname.clone());
-    }
-    Ok(Some(p))
-}
-
-/// Points a pod container's config.json at the pod's pinned namespaces.
-/// With a shared UTS namespace the hostname is the pod's (already set in
-/// the pinned namespace): the runtime must not set one (config.md
-/// "hostname" needs a new UTS namespace).
-pub fn join_spec(engine: &Engine, p: &PodRow, spec: &mut Value) {
-    if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
-        // PID is joined at each start (see `join_pid_at_start`).
-        for kind in p.config.share.iter().filter(|k| *k != "pid") {
-            let t = oci_type(kind);
-            ns.retain(|n| n["type"] != t);
-            // config-linux.md "namespaces": a path joins an existing one.
-            ns.push(json!({"type": t, "path": ns_path(engine, &p.id, kind)}));
-        }
-    }
-    if p.shares("uts") {
-        if let Some(o) = spec.as_object_mut() {
-            o.remove("hostname");
-        }
-    }
-}
-
-/// Before the runtime creates container `id` of a pod sharing its PID
-/// namespace: joins the PID namespace of a running container of the pod
-/// (config-linux.md "namespaces": a path joins an existing one), or gets
-/// a new one (it becomes the pod's PID 1) when none runs.
-pub fn join_pid_at_start(engine: &Engine, id: &str, o: &RunOptions) -> Result<()> {
-    let Some(pod) = &o.pod else {
-        return Ok(());
-    };
-    let p = find(engine, pod)?;
-    if !p.shares("pid") {
-        return Ok(());
-    }
-    let mut holder = None;
-    for c in containers_of(engine, &p.id)? {
-        if c.id == id {
-            continue;
-        }
-        let c = crate::lifecycle::refresh(engine, c)?;
-        if let (Status::Running, Some(pid)) = (c.status, c.pid) {
-            holder = Some(pid);
-            break;
-        }
-    }
-    let path = engine.bundle(id).join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(crate::error::io("read", &path))?;
-    let mut spec: Value = serde_json::from_str(&text).map_err(|e| crate::EngineError::Io {
-        op: "parse",
-        path: path.clone(),
-        source: std::io::Error::other(e),
-    })?;
-    if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
-        ns.retain(|n| n["type"] != "pid");
-        ns.push(match holder {
-            Some(pid) => json!({"type": "pid", "path": format!("/proc/{pid}/ns/pid")}),
-            None => json!({"type": "pid"}),
-        });
-    }
-    let out = serde_json::to_vec_pretty(&spec).expect("spec serializes");
-    std::fs::write(&path, out).map_err(crate::error::io("write", &path))?;
-    Ok(())
-}
-
-/// The pod's /etc files, bind-mounted into a container joining its network.
-pub fn etc_mounts(engine: &Engine, p: &PodRow) -> Vec<Value> {
-    let dir = files_dir(engine, &p.id);
-    ["hosts", "resolv.conf", "hostname"]
-        .iter()
-        .map(|f| {
-            json!({
-                "destination": format!("/etc/{f}"),
-                "type": "bind",
-                "source": dir.join(f),
-                "options": ["rbind", "rprivate"],
-            })
-        })
-        .collect()
-}
-
-/// At each start of a container: true when it is in a pod that shares
-/// its network (the pod's namespaces are made again if a reboot took them).
-pub fn provides_network(engine: &Engine, o: &RunOptions) -> Result<bool> {
-    let Some(id) = &o.pod else {
-        return Ok(false);
-    };
-    let p = find(engine, id)?;
-    ensure(engine, &p)?;
-    Ok(p.shares("net"))
-}
-
 /// Removes pods none of whose containers run (`pod prune`); their IDs.
 pub fn prune(engine: &Engine) -> Result<Vec<String>> {
     let mut gone = Vec::new();
@@ -888,6 +548,16 @@ pub fn networks(p: &PodRow) -> Vec<String> {
         Ok(m) => m.bridges().to_vec(),
         Err(_) => vec![],
     }
+}
+
+/// The namespaces the pod's containers share, as podman lists them: the
+/// `--share` kinds, and `user` when the pod has a user namespace of its own.
+pub fn shared_namespaces(p: &PodRow) -> Vec<String> {
+    let mut out = p.config.share.clone();
+    if p.config.idmap.is_some() {
+        out.push("user".into());
+    }
+    out
 }
 
 /// `pod inspect`'s document (podman's field names where berth has the value).
@@ -920,7 +590,7 @@ pub fn inspect_json(engine: &Engine, p: &PodRow) -> Result<Value> {
         "Hostname": p.config.hostname,
         "Labels": p.labels,
         "CreateInfra": false,
-        "SharedNamespaces": p.config.share,
+        "SharedNamespaces": shared_namespaces(p),
         // podman's pod inspect has no such field; named as a container's
         // HostConfig.UsernsMode and IDMappings.
         "UsernsMode": crate::userns::mode_text(p.config.idmap.as_ref()),
