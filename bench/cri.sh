@@ -4,8 +4,10 @@
 #   1. pod start latency: `crictl run ctr.json pod.json` (RunPodSandbox,
 #      PullImage check, CreateContainer, StartContainer in one client), then
 #      teardown: `crictl rmp -f POD` (StopPodSandbox, RemovePodSandbox with
-#      its container); N rounds (default 20), the two sides interleaved in a
-#      shuffled order; medians and the ratio berth/containerd;
+#      its container); N rounds (default 20), the sides interleaved in a
+#      shuffled order; medians and the ratio berth/containerd. A third side
+#      is a second `berth cri` with BERTH_CRI_INPROC=0 (every change by a
+#      `berth` command, as before pod create and start ran in the service);
 #   2. memory per running pod: P pods (default 5) of one `sleep` container
 #      each, PSS (smaps_rollup) of every berth process of those pods (the
 #      per-container monitors; the pod itself holds no process) against
@@ -56,16 +58,20 @@ export BERTH_SUBUID_FILE=$T/subuid BERTH_SUBGID_FILE=$T/subgid
 CG=/berth-bench-cri-$$
 B=("$BERTH" --root "$T/berth" --runroot "$T/berth-run" --cgroup-parent "$CG")
 BSOCK=$T/berth-cri.sock
+OSOCK=$T/berth-cri-cmds.sock
 CSOCK=$T/containerd/containerd.sock
 bcrictl() { "$CRICTL" --runtime-endpoint "unix://$BSOCK" --image-endpoint "unix://$BSOCK" --timeout 60s "$@"; }
+ocrictl() { "$CRICTL" --runtime-endpoint "unix://$OSOCK" --image-endpoint "unix://$OSOCK" --timeout 60s "$@"; }
 ccrictl() { "$CRICTL" --runtime-endpoint "unix://$CSOCK" --image-endpoint "unix://$CSOCK" --timeout 60s "$@"; }
-CRI_PID= CTD_PID=
+CRI_PID= CTD_PID= OCRI_PID=
 
 cleanup() {
   set +e
   bcrictl rmp -f -a >/dev/null 2>&1
+  ocrictl rmp -f -a >/dev/null 2>&1
   ccrictl rmp -f -a >/dev/null 2>&1
   [ -n "$CRI_PID" ] && kill "$CRI_PID" 2>/dev/null && wait "$CRI_PID" 2>/dev/null
+  [ -n "$OCRI_PID" ] && kill "$OCRI_PID" 2>/dev/null && wait "$OCRI_PID" 2>/dev/null
   [ -n "$CTD_PID" ] && kill "$CTD_PID" 2>/dev/null && wait "$CTD_PID" 2>/dev/null
   for p in $(grep -l -F "$T" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
     [ "$p" != $$ ] && kill -9 "$p" 2>/dev/null
@@ -133,9 +139,13 @@ state = "$D/state"
 EOF
 containerd --config "$D/config.toml" >"$T/containerd.log" 2>&1 &
 CTD_PID=$!
-"${B[@]}" cri --listen "unix://$BSOCK" >"$T/berth-cri.log" 2>&1 &
+# Both CRI services run the same CNI configuration list (not the host's
+# /etc/cni/net.d, which may hold another, e.g. podman's with more plugins).
+"${B[@]}" cri --listen "unix://$BSOCK" --cni-conf-dir "$D/cni" >"$T/berth-cri.log" 2>&1 &
 CRI_PID=$!
-for i in $(seq 100); do [ -S "$CSOCK" ] && [ -S "$BSOCK" ] && break; sleep 0.2; done
+BERTH_CRI_INPROC=0 "${B[@]}" cri --listen "unix://$OSOCK" --cni-conf-dir "$D/cni" >"$T/berth-cri-cmds.log" 2>&1 &
+OCRI_PID=$!
+for i in $(seq 100); do [ -S "$CSOCK" ] && [ -S "$BSOCK" ] && [ -S "$OSOCK" ] && break; sleep 0.2; done
 ctr --address "$CSOCK" -n k8s.io images import "$T/images.tar" >/dev/null
 
 cat >"$T/ctr.json" <<EOF
@@ -152,7 +162,7 @@ EOF
 now_ms() { date +%s%N | cut -c1-13; }
 
 # Warm-up (first pod of each side pays for image unpacking, CNI setup).
-for side in b c; do
+for side in b o c; do
   pid=$(${side}crictl run --no-pull "$T/ctr.json" "$(pod_json warm-$side)" >/dev/null && ${side}crictl pods -q --name warm-$side)
   ${side}crictl rmp -f "$pid" >/dev/null
 done
@@ -160,7 +170,7 @@ done
 echo "== pod + container start (crictl run), then rmp -f: $N rounds, interleaved =="
 : >"$T/times"
 for i in $(seq "$N"); do
-  for side in $(printf 'b\nc\n' | shuf); do
+  for side in $(printf 'b\no\nc\n' | shuf); do
     name=p$i-$side
     cfg=$(pod_json "$name")
     t0=$(now_ms)
@@ -177,15 +187,31 @@ python3 - "$T/times" <<'EOF'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 med = {}
-for side in "bc":
+for side in "boc":
     start = [int(r[1]) for r in rows if r[0] == side]
     stop = [int(r[2]) for r in rows if r[0] == side]
     med[side] = (statistics.median(start), statistics.median(stop))
-name = {"b": "berth cri", "c": "containerd+runc"}
-for s in "bc":
+name = {"b": "berth cri", "o": "berth cri, cmds", "c": "containerd+runc"}
+for s in "boc":
     print(f"{name[s]:16} start median {med[s][0]:7.0f} ms   teardown median {med[s][1]:7.0f} ms")
 print(f"ratio berth/containerd: start {med['b'][0]/med['c'][0]:.2f}x, teardown {med['b'][1]/med['c'][1]:.2f}x")
+print(f"ratio berth (berth commands only)/containerd: start {med['o'][0]/med['c'][0]:.2f}x, teardown {med['o'][1]/med['c'][1]:.2f}x")
 EOF
+
+if [ -n "${BERTH_CRI_TRACE:-}" ]; then
+  echo "== where the berth cri time goes (BERTH_CRI_TRACE; medians per call) =="
+  python3 - "$T/berth-cri.log" "$T/berth-cri-cmds.log" <<'EOF'
+import re, statistics, sys
+for f, side in zip(sys.argv[1:], ["berth cri", "berth cri, cmds"]):
+    t = {}
+    for l in open(f):
+        m = re.match(r"berth-cri: trace: (.*): ([0-9.]+) ms", l)
+        if m:
+            t.setdefault(m.group(1), []).append(float(m.group(2)))
+    for k, v in sorted(t.items()):
+        print(f"{side:16} {k:32} {statistics.median(v):7.1f} ms  ({len(v)} calls)")
+EOF
+fi
 
 echo "== memory of $P running pods (one sleep container each) =="
 pss_of() { # sum of PSS (kB) of the given pids

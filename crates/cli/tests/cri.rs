@@ -163,3 +163,92 @@ fn crictl_drives_berth_cri() {
     assert!(o.status.success(), "{}", stderr(&o));
     cri.stop();
 }
+
+/// (state, ppid, session) of process `pid` from /proc/PID/stat.
+fn proc_stat(pid: i32) -> Option<(char, i32, i32)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+    Some((f[0].chars().next()?, f[1].parse().ok()?, f[3].parse().ok()?))
+}
+
+/// StartContainer spawns the container's monitor from the service itself
+/// (no `berth start` command): the monitor must still be what `berth
+/// start` makes, a process of its own session running from a read-only
+/// view of the binary (CVE-2019-5736), reaped by the service when it
+/// exits (a zombie would pass for the container's holder), and its
+/// container must outlive a killed service.
+#[test]
+fn cri_started_monitors_are_detached_protected_and_reaped() {
+    require_root!();
+    let Some(bin) = crictl_bin() else {
+        eprintln!("SKIP: cri_started_monitors: shared/tools/cri/crictl not found");
+        return;
+    };
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    let sock = env.dir.path().join("cri.sock");
+    let mut cri = Cri::start(&env, &sock, None);
+    let pod_json = pod_config(&env, "mon", "{}");
+    let ctr_json = container_config(&env, "mon", &img, &["sleep", "1000"], "");
+    let (p, c) = (pod_json.to_str().unwrap(), ctr_json.to_str().unwrap());
+    let pod = crictl_ok(&bin, &sock, &["runp", p]);
+    let ctr = crictl_ok(&bin, &sock, &["create", &pod, c, p]);
+    crictl_ok(&bin, &sock, &["start", &ctr]);
+    let pid: i32 = env
+        .ok(&["inspect", "--format", "{{.State.Pid}}", &ctr])
+        .trim()
+        .parse()
+        .expect("the container's pid");
+    let (_, monitor, _) = proc_stat(pid).expect("the container's process");
+    let server = cri.child.id() as i32;
+    let (_, _, server_sid) = proc_stat(server).expect("the service's process");
+    let (_, _, monitor_sid) = proc_stat(monitor).expect("the monitor's process");
+    assert_eq!(monitor_sid, monitor, "the monitor leads its own session");
+    assert_ne!(monitor_sid, server_sid);
+    let ro = nix::sys::statvfs::statvfs(format!("/proc/{monitor}/exe").as_str())
+        .expect("statvfs of the monitor's binary");
+    assert!(
+        ro.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+        "the monitor runs from a writable binary"
+    );
+
+    // The service dies without cleaning up: the container runs on, and a
+    // new service stops it.
+    cri.child.kill().expect("kill berth cri");
+    let _ = cri.child.wait();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        matches!(proc_stat(pid), Some((s, ..)) if s != 'Z'),
+        "the container died with the service"
+    );
+    let mut cri = Cri::start(&env, &sock, None);
+    crictl_ok(&bin, &sock, &["stop", "-t", "1", &ctr]);
+    crictl_ok(&bin, &sock, &["rm", &ctr]);
+
+    // A monitor started by this service is reaped by it once it exits.
+    let ctr = crictl_ok(&bin, &sock, &["create", &pod, c, p]);
+    crictl_ok(&bin, &sock, &["start", &ctr]);
+    let pid: i32 = env
+        .ok(&["inspect", "--format", "{{.State.Pid}}", &ctr])
+        .trim()
+        .parse()
+        .expect("the container's pid");
+    let (_, monitor, _) = proc_stat(pid).expect("the container's process");
+    let server = cri.child.id() as i32;
+    assert_eq!(proc_stat(monitor).map(|s| s.1), Some(server));
+    let t = Instant::now();
+    crictl_ok(&bin, &sock, &["stop", "-t", "1", &ctr]);
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    wait_for("the service reaps the monitor", 20, || {
+        match proc_stat(monitor) {
+            Some(('Z', ppid, _)) if ppid == server => None,
+            _ => Some(()),
+        }
+    });
+    crictl_ok(&bin, &sock, &["rmp", "-f", &pod]);
+    cri.stop();
+}

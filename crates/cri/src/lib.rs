@@ -4,10 +4,12 @@
 //! k8s.io/cri-api, compiled by the k8s-cri crate) on a unix socket, and the
 //! translation of CRI requests to berth pods, containers and images.
 //! May call: berth-engine and berth-image for reads (pod and container
-//! rows, image records), and the `berth` binary next to this one for every
-//! change (pod create/rm, create, start, stop, rm, exec, pull, rmi):
-//! containers are created by single-threaded processes, as berth-runtime
-//! requires (this one is not).
+//! rows, image records), and the `berth` binary next to this one for
+//! changes (create, stop, rm, exec, pull, rmi, ...): containers are
+//! created by single-threaded processes, as berth-runtime requires (this
+//! one is not). `pod create` and `start` run in this process (`inproc`):
+//! the first makes its namespaces on short-lived threads, the second
+//! spawns the container's monitor, which creates the container.
 //! Must not: hold state of its own (a sandbox's and a container's CRI
 //! metadata are labels in berth's database, so containers and pods
 //! survive a restart of the service), be linked into `berth`,
@@ -16,6 +18,7 @@
 mod authority;
 mod cni;
 mod images;
+mod inproc;
 mod meta;
 mod runtime;
 mod secctx;
@@ -96,6 +99,8 @@ pub struct Ctx {
     pub cni: cni::CniDirs,
     /// The streaming server (set once it listens).
     pub streaming: std::sync::OnceLock<std::sync::Arc<streaming::Server>>,
+    /// What in-process engine changes need (see `inproc`).
+    pub fast: inproc::Fast,
 }
 
 /// The output of one `berth` command.
@@ -109,9 +114,20 @@ impl Ctx {
 
     /// Runs `berth ARGS` to its end.
     pub async fn run(&self, args: &[String]) -> Result<Out, Status> {
-        berth_svc::run_berth(&self.berth, &self.engine, args)
+        let t0 = std::time::Instant::now();
+        let o = berth_svc::run_berth(&self.berth, &self.engine, args)
             .await
-            .map_err(Status::internal)
+            .map_err(Status::internal);
+        let n = if args.first().is_some_and(|a| a == "pod") {
+            2
+        } else {
+            1
+        };
+        inproc::trace(
+            &format!("berth {}", args[..n.min(args.len())].join(" ")),
+            t0,
+        );
+        o
     }
 
     /// Runs `berth ARGS`; its stdout, or its last error line as a status.
@@ -179,6 +195,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
         berth: cfg.berth.clone(),
         cni: cfg.cni.clone(),
         streaming: std::sync::OnceLock::new(),
+        fast: inproc::Fast::new(&cfg.berth),
     });
     let srv = streaming::Server::start(&cfg.streaming_listen, ctx.clone()).await?;
     let _ = ctx.streaming.set(srv);

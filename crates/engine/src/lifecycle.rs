@@ -511,7 +511,19 @@ fn check_startable(row: &ContainerRow) -> Result<()> {
 /// [`crate::monitor::run`] for this container, e.g. `berth
 /// container-monitor ID`) and waits until it reports the container
 /// running (or why not).
-pub fn start_detached(engine: &Engine, row: &ContainerRow, mut monitor: Command) -> Result<()> {
+pub fn start_detached(engine: &Engine, row: &ContainerRow, monitor: Command) -> Result<()> {
+    start_detached_child(engine, row, monitor).map(drop)
+}
+
+/// [`start_detached`], handing back the monitor's process handle once it
+/// reports the container running: a long-lived caller (the CRI service)
+/// must reap it when it exits (else a zombie would still look like the
+/// container's holder); a short-lived one drops it, leaving it to init.
+pub fn start_detached_child(
+    engine: &Engine,
+    row: &ContainerRow,
+    mut monitor: Command,
+) -> Result<std::process::Child> {
     let id = row.id.as_str();
     check_startable(row)?;
     engine.db()?.set_stop_requested(id, false)?;
@@ -531,10 +543,9 @@ pub fn start_detached(engine: &Engine, row: &ContainerRow, mut monitor: Command)
     let mut answer = String::new();
     let read = r.read_to_string(&mut answer);
     if answer.starts_with("ok") {
-        // The monitor lives on, detached (setsid); it is reaped by init
-        // once it exits. Drop the handle without waiting.
-        drop(child);
-        return Ok(());
+        // The monitor lives on, detached (setsid); the caller reaps it or
+        // leaves it to init.
+        return Ok(child);
     }
     let status = child.wait().ok();
     let message = match (read, answer.trim()) {

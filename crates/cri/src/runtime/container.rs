@@ -331,7 +331,7 @@ pub async fn start_container(
 ) -> Result<StartContainerResponse, Status> {
     let id = r.container_id;
     let (row, _) = ctx.read(move |e| find_container(e, &id)).await?;
-    ctx.berth(&["start".into(), row.id]).await?;
+    crate::inproc::start(ctx, row).await?;
     Ok(StartContainerResponse {})
 }
 

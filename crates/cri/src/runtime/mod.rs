@@ -45,27 +45,30 @@ impl RuntimeService for Runtime {
     }
 
     async fn run_pod_sandbox(&self, r: Request<RunPodSandboxRequest>) -> R<RunPodSandboxResponse> {
-        sandbox::run_pod_sandbox(&self.0, r.into_inner())
-            .await
-            .map(Response::new)
+        let t0 = std::time::Instant::now();
+        let res = sandbox::run_pod_sandbox(&self.0, r.into_inner()).await;
+        crate::inproc::trace("RunPodSandbox", t0);
+        res.map(Response::new)
     }
 
     async fn stop_pod_sandbox(
         &self,
         r: Request<StopPodSandboxRequest>,
     ) -> R<StopPodSandboxResponse> {
-        sandbox::stop_pod_sandbox(&self.0, r.into_inner())
-            .await
-            .map(Response::new)
+        let t0 = std::time::Instant::now();
+        let res = sandbox::stop_pod_sandbox(&self.0, r.into_inner()).await;
+        crate::inproc::trace("StopPodSandbox", t0);
+        res.map(Response::new)
     }
 
     async fn remove_pod_sandbox(
         &self,
         r: Request<RemovePodSandboxRequest>,
     ) -> R<RemovePodSandboxResponse> {
-        sandbox::remove_pod_sandbox(&self.0, r.into_inner())
-            .await
-            .map(Response::new)
+        let t0 = std::time::Instant::now();
+        let res = sandbox::remove_pod_sandbox(&self.0, r.into_inner()).await;
+        crate::inproc::trace("RemovePodSandbox", t0);
+        res.map(Response::new)
     }
 
     async fn pod_sandbox_status(
@@ -90,18 +93,20 @@ impl RuntimeService for Runtime {
         &self,
         r: Request<CreateContainerRequest>,
     ) -> R<CreateContainerResponse> {
-        container::create_container(&self.0, r.into_inner())
-            .await
-            .map(Response::new)
+        let t0 = std::time::Instant::now();
+        let res = container::create_container(&self.0, r.into_inner()).await;
+        crate::inproc::trace("CreateContainer", t0);
+        res.map(Response::new)
     }
 
     async fn start_container(
         &self,
         r: Request<StartContainerRequest>,
     ) -> R<StartContainerResponse> {
-        container::start_container(&self.0, r.into_inner())
-            .await
-            .map(Response::new)
+        let t0 = std::time::Instant::now();
+        let res = container::start_container(&self.0, r.into_inner()).await;
+        crate::inproc::trace("StartContainer", t0);
+        res.map(Response::new)
     }
 
     async fn stop_container(&self, r: Request<StopContainerRequest>) -> R<StopContainerResponse> {

@@ -185,7 +185,7 @@ pub async fn run_pod_sandbox(
             Status::internal(format!("create log directory {}: {e}", cfg.log_directory))
         })?;
     }
-    let id = ctx.berth(&args).await?;
+    let id = crate::inproc::pod_create(ctx, &args).await?;
     let id = id.lines().last().unwrap_or_default().to_string();
     if let Some(dns) = cfg
         .dns_config

@@ -1,0 +1,195 @@
+//! Engine changes done in this process instead of by a `berth` command,
+//! where that is safe: `pod create` (the namespaces are made and pinned on
+//! short-lived threads; the engine's locks are `flock`s on files opened per
+//! call, so concurrent calls exclude each other as processes do) and
+//! `start` (the container's monitor is spawned from here, detached as
+//! `berth start` spawns it: its own session, from a read-only view of the
+//! `berth` binary made once, CVE-2019-5736). A `berth` command costs a
+//! process, a re-exec from the protected binary and an engine open per
+//! call; the CRI's start path made three of them per pod.
+//!
+//! Containers stay independent of the service: a monitor started here is
+//! reaped by it while it runs and adopted by init when it goes.
+
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::time::Instant;
+
+use berth_engine::pods::PodCreate;
+use berth_engine::{handoff, lifecycle, ContainerRow};
+use tonic::Status;
+
+use crate::Ctx;
+
+/// What is static for the service's life: the protected `berth` binary
+/// monitors run from, and the small monitor they hand over to.
+pub struct Fast {
+    /// A read-only detached mount (or sealed copy) of the `berth`
+    /// binary; None when it could not be made (starts then run `berth
+    /// start`).
+    berth: Option<OwnedFd>,
+    /// `BERTH_MONITOR` for the monitors (as `berth start` sets it).
+    small: OsString,
+    /// Pods are created in this process.
+    pods: bool,
+}
+
+impl Fast {
+    pub fn new(berth: &Path) -> Fast {
+        // BERTH_CRI_INPROC=0: every change by a `berth` command, as
+        // before (bench/cri.sh compares both with one build).
+        // Not rootless either: a rootless `berth` joins the user's
+        // namespaces first (docs/rootless.md), which this process has not.
+        let on = std::env::var_os("BERTH_CRI_INPROC").is_none_or(|v| v != "0")
+            && nix::unistd::geteuid().is_root();
+        let protected = std::fs::File::open(berth)
+            .ok()
+            .filter(|_| on)
+            .and_then(|f| berth_runtime::selfexe::protected_exe(&f).ok());
+        let small = match std::env::var_os(handoff::ENV) {
+            Some(v) => v,
+            None => handoff::find_small(None, berth.parent())
+                .map(OsString::from)
+                .unwrap_or_default(),
+        };
+        Fast {
+            berth: protected,
+            small,
+            pods: on,
+        }
+    }
+}
+
+/// Prints how long `what` took when `BERTH_CRI_TRACE` is set (a profile
+/// of the calls on the service's stderr).
+pub fn trace(what: &str, t0: Instant) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("BERTH_CRI_TRACE").is_some_and(|v| !v.is_empty())) {
+        eprintln!(
+            "berth-cri: trace: {what}: {:.1} ms",
+            t0.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+}
+
+/// The error of an engine call, as `berth` would print it (with its
+/// causes), as a status.
+fn status(e: &(dyn std::error::Error + 'static)) -> Status {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let m = s.to_string();
+        if !msg.contains(&m) {
+            msg.push_str(": ");
+            msg.push_str(&m);
+        }
+        src = s.source();
+    }
+    if msg.contains("no such") || msg.contains("not found") {
+        Status::not_found(msg)
+    } else {
+        Status::unknown(msg)
+    }
+}
+
+/// `pod create FLAGS` (as `berth pod create` parses them) when every flag
+/// is one this knows and the pod uses the host's user namespace; None
+/// otherwise (the command then runs).
+fn pod_create_of(args: &[String]) -> Option<PodCreate> {
+    let mut it = args.iter();
+    if it.next()? != "pod" || it.next()? != "create" {
+        return None;
+    }
+    let mut c = PodCreate {
+        name: None,
+        publish: vec![],
+        network: None,
+        share: None,
+        hostname: None,
+        labels: vec![],
+        userns: None,
+    };
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) => (f, Some(v.to_string())),
+            None => (a.as_str(), None),
+        };
+        let mut val = || inline.clone().or_else(|| it.next().cloned());
+        match flag {
+            "--name" => c.name = Some(val()?),
+            "--publish" => c.publish.push(val()?),
+            "--network" => c.network = Some(val()?),
+            "--share" => c.share = Some(val()?),
+            "--hostname" => c.hostname = Some(val()?),
+            "--label" => c.labels.push(val()?),
+            "--userns" => c.userns = Some(val()?),
+            _ => return None,
+        }
+    }
+    // A pod of its own user namespace is made by forked helpers, which a
+    // multi-threaded process must not fork: only the host's here (what
+    // the CRI asks for).
+    (c.userns.as_deref() == Some("host")).then_some(c)
+}
+
+/// `berth pod create ARGS`, in this process when it can be: the new
+/// pod's ID.
+pub async fn pod_create(ctx: &Ctx, args: &[String]) -> Result<String, Status> {
+    let t0 = Instant::now();
+    let Some(c) = pod_create_of(args).filter(|_| ctx.fast.pods) else {
+        return ctx.berth(args).await;
+    };
+    let e = ctx.engine.clone();
+    let row = tokio::task::spawn_blocking(move || berth_engine::pods::create(&e, &c))
+        .await
+        .map_err(|e| Status::internal(format!("pod create: {e}")))?
+        .map_err(|e| status(&e))?;
+    trace("pod create (in process)", t0);
+    Ok(row.id)
+}
+
+/// `berth start ID`, in this process when the protected binary exists:
+/// spawns the container's monitor and waits for its report.
+pub async fn start(ctx: &Ctx, row: ContainerRow) -> Result<(), Status> {
+    let t0 = Instant::now();
+    let Some(exe) = ctx.fast.berth.as_ref() else {
+        ctx.berth(&["start".into(), row.id]).await?;
+        trace("start (berth command)", t0);
+        return Ok(());
+    };
+    if row.status == berth_engine::Status::Running {
+        return Ok(());
+    }
+    // As `berth`'s own monitor command: the binary again, from its
+    // protected view (the descriptor is resolved at exec, before
+    // close-on-exec closes it).
+    let mut cmd = std::process::Command::new(format!("/proc/self/fd/{}", exe.as_raw_fd()));
+    cmd.arg("--root")
+        .arg(&ctx.engine.root)
+        .arg("--runroot")
+        .arg(&ctx.engine.runroot)
+        .arg("--cgroup-parent")
+        .arg(&ctx.engine.cgroup_parent)
+        .arg("container-monitor")
+        .arg(&row.id)
+        .env(handoff::ENV, &ctx.fast.small);
+    let e = ctx.engine.clone();
+    let child = tokio::task::spawn_blocking(move || lifecycle::start_detached_child(&e, &row, cmd))
+        .await
+        .map_err(|e| Status::internal(format!("start: {e}")))?
+        .map_err(|e| status(&e))?;
+    reap(child);
+    trace("start (in process)", t0);
+    Ok(())
+}
+
+/// Reaps a monitor this service spawned once it exits (a zombie would
+/// still pass for the container's holder): a thread with a small stack
+/// waits for it (tokio's async wait exists only for its own children).
+fn reap(mut child: std::process::Child) {
+    let _ = std::thread::Builder::new()
+        .name("reap-monitor".into())
+        .stack_size(64 * 1024)
+        .spawn(move || child.wait());
+}
