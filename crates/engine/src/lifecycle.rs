@@ -511,7 +511,20 @@ fn check_startable(row: &ContainerRow) -> Result<()> {
 /// [`crate::monitor::run`] for this container, e.g. `berth
 /// container-monitor ID`) and waits until it reports the container
 /// running (or why not).
-pub fn start_detached(engine: &Engine, row: &ContainerRow, mut monitor: Command) -> Result<()> {
+pub fn start_detached(engine: &Engine, row: &ContainerRow, monitor: Command) -> Result<()> {
+    // The monitor lives on, detached (setsid); once this short-lived
+    // command exits, init reaps it. Drop the handle without waiting.
+    start_detached_child(engine, row, monitor).map(drop)
+}
+
+/// [`start_detached`] for a caller that outlives the monitor (a service):
+/// the monitor's handle, to be reaped once it exits (it is this process's
+/// child until then; nothing else of the container is).
+pub fn start_detached_child(
+    engine: &Engine,
+    row: &ContainerRow,
+    mut monitor: Command,
+) -> Result<std::process::Child> {
     let id = row.id.as_str();
     check_startable(row)?;
     engine.db()?.set_stop_requested(id, false)?;
@@ -531,10 +544,7 @@ pub fn start_detached(engine: &Engine, row: &ContainerRow, mut monitor: Command)
     let mut answer = String::new();
     let read = r.read_to_string(&mut answer);
     if answer.starts_with("ok") {
-        // The monitor lives on, detached (setsid); it is reaped by init
-        // once it exits. Drop the handle without waiting.
-        drop(child);
-        return Ok(());
+        return Ok(child);
     }
     let status = child.wait().ok();
     let message = match (read, answer.trim()) {
