@@ -17,7 +17,7 @@ use dockerd::PrivateDockerd;
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 fn text(o: &Output) -> String {
@@ -350,7 +350,12 @@ fn container_and_system_endpoints_as_dockerd() {
 /// stopped container.
 #[test]
 fn stats_stream_and_endpoint_errors() {
-    let Some(ApiTest { env, img, svc }) = ApiTest::start() else {
+    let Some(ApiTest {
+        env: _env,
+        img,
+        svc,
+    }) = ApiTest::start()
+    else {
         return;
     };
     let t = Target::new(&svc.sock, "berth");

@@ -335,7 +335,12 @@ fn berth_now_secs() -> String {
 
 #[test]
 fn docker_cp_both_ways_refuses_dotdot() {
-    let Some(ApiTest { env, img, svc }) = ApiTest::start() else {
+    let Some(ApiTest {
+        env: _env,
+        img,
+        svc,
+    }) = ApiTest::start()
+    else {
         return;
     };
     assert!(svc

@@ -17,7 +17,7 @@ use common::*;
 use dockerd::PrivateDockerd;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
