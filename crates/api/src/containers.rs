@@ -239,12 +239,7 @@ pub async fn create(ctx: &Arc<Ctx>, r: &mut Req) -> Result<Response<Body>, ApiEr
     if !found {
         return Err(ApiError::not_found(format!("No such image: {image}")));
     }
-    let out = ctx.berth(&args).await?;
-    let id = out
-        .split_whitespace()
-        .last()
-        .unwrap_or_default()
-        .to_string();
+    let id = ctx.create(args).await?;
     Ok(reply::json(
         StatusCode::CREATED,
         &json!({"Id": id, "Warnings": []}),
@@ -256,7 +251,7 @@ pub async fn start(ctx: &Arc<Ctx>, id: &str) -> Result<Response<Body>, ApiError>
     if row.status == Status::Running {
         return Ok(reply::empty(StatusCode::NOT_MODIFIED));
     }
-    ctx.berth(&["start".into(), row.id]).await?;
+    ctx.start(row).await?;
     Ok(reply::empty(StatusCode::NO_CONTENT))
 }
 
@@ -323,7 +318,13 @@ fn exit_from_events(root: &std::path::Path, id: &str) -> Option<i64> {
         .and_then(|v| v["Actor"]["Attributes"]["exitCode"].as_str()?.parse().ok())
 }
 
-/// `wait?condition=not-running|next-exit|removed`.
+/// How long a wait sleeps without a change before it looks again (a
+/// monitor killed without a word changes nothing on disk; the read's
+/// refresh notices it).
+const LOOK_AGAIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `wait?condition=not-running|next-exit|removed`: woken by the engine's
+/// changes (see `berth_svc::changes`), not by polling.
 pub async fn wait(ctx: &Arc<Ctx>, r: &Req, id: &str) -> Result<Response<Body>, ApiError> {
     let cond = r.q("condition").unwrap_or("not-running").to_string();
     if !matches!(cond.as_str(), "" | "not-running" | "next-exit" | "removed") {
@@ -348,6 +349,8 @@ async fn wait_for(ctx: &Arc<Ctx>, cond: &str, row: ContainerRow) -> Result<Value
     let full = row.id.clone();
     let started0 = row.started;
     let mut last = row;
+    // Noted before each read: a change after it wakes the wait below.
+    let mut seen = ctx.changes.count();
     loop {
         let f = full.clone();
         let cur = ctx
@@ -398,7 +401,7 @@ async fn wait_for(ctx: &Arc<Ctx>, cond: &str, row: ContainerRow) -> Result<Value
                 last = c;
             }
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        seen = ctx.changes.wait(seen, LOOK_AGAIN).await;
     }
 }
 

@@ -6,10 +6,12 @@
 //! Docker's JSON answers, Docker's error form (`{"message": ...}`), and the
 //! idle timer (`--time`).
 //! May call: berth-engine and berth-image for reads (container rows,
-//! inspect documents, image records), and the `berth` binary next to this
-//! one for every operation that changes state (containers, exec, cp,
-//! networks, volumes, images, events): containers are created by single-
-//! threaded processes, as berth-runtime requires (this one is not). TTY
+//! inspect documents, image records), the `berth` CLI's create code
+//! (handed in by the binary) for creates, the engine to start a
+//! container's monitor (a fresh process: containers are run by single-
+//! threaded processes, as berth-runtime requires, and this one is not),
+//! and the `berth` binary next to this one for the other operations that
+//! change state (stop, rm, exec, cp, networks, volumes, images). TTY
 //! resizes go straight to the container monitor's control socket or to
 //! the exec's pty; stats are read from the engine.
 //! Must not: hold state of its own (everything it answers is read from the
@@ -38,6 +40,7 @@ mod stream;
 mod system;
 mod volumes;
 
+pub use berth::CreateFn;
 pub use server::{main, Config};
 
 /// The API version served.

@@ -171,12 +171,14 @@ where
 }
 
 /// The service's entry point (the `berth-service` binary); exit code.
-pub fn main() -> i32 {
-    berth_svc::main("berth-service", Config::parse, run)
+/// `create` makes containers in this process (the `berth` CLI's code);
+/// without it every create runs `berth create`.
+pub fn main(create: Option<Arc<crate::berth::CreateFn>>) -> i32 {
+    berth_svc::main("berth-service", Config::parse, |cfg| run(cfg, create))
 }
 
-async fn run(cfg: Config) -> Result<(), String> {
-    let ctx = Arc::new(Ctx::new(&cfg));
+async fn run(cfg: Config, create: Option<Arc<crate::berth::CreateFn>>) -> Result<(), String> {
+    let ctx = Arc::new(Ctx::new(&cfg, create));
     let idle = Arc::new(Idle {
         active: AtomicUsize::new(0),
         last: AtomicI64::new(berth_engine::now_ms()),

@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use berth_engine::{db::Status, inspect, lifecycle, logs};
 use bytes::Bytes;
@@ -59,7 +60,12 @@ struct Plan {
 /// Runs `logs::show` off the async threads, feeding `tx`.
 fn feed(ctx: &Arc<Ctx>, p: Plan, tx: mpsc::Sender<Bytes>) {
     let engine = ctx.engine.clone();
+    let changes = ctx.changes.clone();
     tokio::task::spawn_blocking(move || {
+        // Following: woken by the engine's changes (the exit is one), or
+        // after 100ms for more of the log.
+        let mut seen = changes.count();
+        let mut pause = move || seen = changes.wait_blocking(seen, Duration::from_millis(100));
         let path = engine.log_path(&p.id);
         let closed = tx.clone();
         let id = p.id.clone();
@@ -82,7 +88,7 @@ fn feed(ctx: &Arc<Ctx>, p: Plan, tx: mpsc::Sender<Bytes>) {
             tty: p.tty,
             wanted: p.stderr,
         };
-        let _ = logs::show(&path, &p.opts, &mut running, &mut out, &mut err);
+        let _ = logs::show_waiting(&path, &p.opts, &mut running, &mut pause, &mut out, &mut err);
     });
 }
 
@@ -169,7 +175,7 @@ pub async fn attach(ctx: &Arc<Ctx>, r: &mut Req, id: &str) -> Result<Response<Bo
         let open = ctx
             .read(move |e| Ok(inspect::inspect(e, &row)["Config"]["OpenStdin"] == true))
             .await?;
-        Some((ctx.engine.clone(), p.id.clone(), open))
+        Some((ctx.clone(), p.id.clone(), open))
     } else {
         None
     };
@@ -192,8 +198,7 @@ pub async fn attach(ctx: &Arc<Ctx>, r: &mut Req, id: &str) -> Result<Response<Bo
         let Ok(up) = on.await else { return };
         let (rd, mut wr) = tokio::io::split(hyper_util::rt::TokioIo::new(up));
         feed(&ctx2, p, tx);
-        let input =
-            stdin.map(|(engine, id, open)| tokio::spawn(forward_stdin(engine, id, open, rd)));
+        let input = stdin.map(|(ctx, id, open)| tokio::spawn(forward_stdin(ctx, id, open, rd)));
         while let Some(b) = rx.recv().await {
             if wr.write_all(&b).await.is_err() {
                 break;
@@ -218,19 +223,22 @@ pub async fn attach(ctx: &Arc<Ctx>, r: &mut Req, id: &str) -> Result<Response<Bo
 
 /// The client's bytes to the container's stdin: held until the
 /// container runs (its monitor's attach socket appears), then written
-/// there; the client's half-close ends the container's input.
+/// there; the client's half-close ends the container's input. The socket
+/// is looked for again when the engine's state changes (the monitor binds
+/// it before it records the container running).
 async fn forward_stdin(
-    engine: berth_engine::Engine,
+    ctx: Arc<Ctx>,
     id: String,
     open: bool,
     mut rd: impl tokio::io::AsyncRead + Unpin,
 ) {
     use tokio::io::AsyncReadExt;
-    let sock = berth_engine::attach::socket_path(&engine, &id);
+    let sock = berth_engine::attach::socket_path(&ctx.engine, &id);
     let mut held: Vec<u8> = Vec::new();
     let mut conn: Option<tokio::net::UnixStream> = None;
     let mut buf = vec![0u8; 32 * 1024];
     loop {
+        let seen = ctx.changes.count();
         if open && conn.is_none() {
             if let Ok(c) = tokio::net::UnixStream::connect(&sock).await {
                 conn = Some(c);
@@ -246,7 +254,7 @@ async fn forward_stdin(
         }
         let n = tokio::select! {
             n = rd.read(&mut buf) => n,
-            _ = tokio::time::sleep(std::time::Duration::from_millis(50)), if open && conn.is_none() => continue,
+            _ = ctx.changes.wait(seen, LOOK_AGAIN), if open && conn.is_none() => continue,
         };
         match n {
             Ok(0) | Err(_) => break,
@@ -261,13 +269,14 @@ async fn forward_stdin(
     if !open {
         return;
     }
-    for _ in 0..600 {
-        if conn.is_some() {
-            break;
-        }
+    let end = tokio::time::Instant::now() + Duration::from_secs(30);
+    while conn.is_none() && tokio::time::Instant::now() < end {
+        let seen = ctx.changes.count();
         match tokio::net::UnixStream::connect(&sock).await {
             Ok(c) => conn = Some(c),
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            Err(_) => {
+                ctx.changes.wait(seen, LOOK_AGAIN).await;
+            }
         }
     }
     if let Some(mut c) = conn {
@@ -275,6 +284,10 @@ async fn forward_stdin(
         let _ = c.shutdown().await;
     }
 }
+
+/// How long to wait for the attach socket without a change before
+/// looking again.
+const LOOK_AGAIN: Duration = Duration::from_millis(250);
 
 /// Input held for a container not started yet, at most.
 const MAX_HELD: usize = 1 << 20;

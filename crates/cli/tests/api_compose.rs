@@ -336,9 +336,7 @@ fn compose_runs_a_three_service_project() {
     if !have_compose() {
         return;
     }
-    let env = EngineEnv::new();
-    let img = env.busybox_image();
-    let svc = api_support::Service::start(&env);
+    let api_support::ApiTest { env, img, svc } = api_support::ApiTest::make();
     let t = Target::new(svc.sock.clone(), env.netns.clone(), &img);
     let seen = observe(&t);
     assert_eq!(seen, expected());
@@ -361,18 +359,13 @@ fn compose_on_a_private_dockerd_sees_the_same() {
     if !have_compose() {
         return;
     }
-    let docker = match PrivateDockerd::start() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("SKIP: a private dockerd cannot run here: {e}");
-            return;
-        }
+    let Some(docker) = PrivateDockerd::start_or_skip("") else {
+        return;
     };
     // The same image, moved over as a docker-archive.
     let env = EngineEnv::new();
     let img = env.busybox_image();
-    let tar = env.dir.path().join("bb.tar");
-    env.ok(&["save", "-o", tar.to_str().expect("utf-8"), &img]);
+    let tar = api_support::image_archive(&env, &img);
     let t = Target::new(docker.sock(), docker.netns(), &img);
     t.docker(&["load", "-i", tar.to_str().expect("utf-8")]);
     let seen = observe(&t);

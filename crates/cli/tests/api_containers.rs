@@ -8,7 +8,7 @@
 mod api_support;
 mod callers_support;
 mod common;
-use api_support::have_docker;
+use api_support::{client, have_docker, image_archive, logged, ApiTest};
 #[path = "api_support/dockerd.rs"]
 mod dockerd;
 use api_support::Service;
@@ -17,19 +17,8 @@ use dockerd::PrivateDockerd;
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
-
-fn have_docker_py() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import docker"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIP: docker-py is not installed (python3-docker)");
-    }
-    ok
-}
 
 fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
@@ -38,6 +27,7 @@ fn text(o: &Output) -> String {
 /// A Docker API endpoint (berth's service or a private dockerd) and the
 /// clients pointed at it.
 struct Target {
+    sock: std::path::PathBuf,
     host: String,
     cfg: tempfile::TempDir,
     label: &'static str,
@@ -46,6 +36,7 @@ struct Target {
 impl Target {
     fn new(sock: &Path, label: &'static str) -> Target {
         Target {
+            sock: sock.to_path_buf(),
             host: format!("unix://{}", sock.display()),
             cfg: tempfile::tempdir().expect("tempdir"),
             label,
@@ -53,25 +44,11 @@ impl Target {
     }
 
     fn cmd(&self, program: &str) -> Command {
-        let mut c = Command::new("timeout");
-        c.arg("120")
-            .arg(program)
-            .env("DOCKER_HOST", &self.host)
-            .env("DOCKER_CONFIG", self.cfg.path())
-            .stdin(Stdio::null());
-        c
+        client(program, 120, &self.sock, self.cfg.path())
     }
 
     fn run(&self, mut c: Command, what: &str) -> Output {
-        let o = c.output().expect("run a client");
-        eprintln!(
-            "[{}] {what} -> {}\nstdout: {}\nstderr: {}",
-            self.label,
-            o.status,
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
+        logged(&format!("[{}] {what}", self.label), &mut c)
     }
 
     fn docker(&self, args: &[&str]) -> Output {
@@ -345,27 +322,19 @@ fn expected() -> Observed {
 
 #[test]
 fn container_and_system_endpoints_as_dockerd() {
-    if !have_docker() || !have_docker_py() {
+    let Some(ApiTest { env, img, svc }) = ApiTest::start_with_docker_py() else {
         return;
-    }
-    let env = EngineEnv::new();
-    let img = env.busybox_image();
-    let svc = Service::start(&env);
+    };
     let berth = Target::new(&svc.sock, "berth");
     let seen = observe(&berth, &img);
     assert_eq!(seen, expected(), "berth's service");
     // What the API answered is what the berth CLI sees.
     assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
 
-    let docker = match PrivateDockerd::start() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("SKIP: (the dockerd half) a private dockerd cannot run here: {e}");
-            return;
-        }
+    let Some(docker) = PrivateDockerd::start_or_skip("(the dockerd half) ") else {
+        return;
     };
-    let tar = env.dir.path().join("bb.tar");
-    env.ok(&["save", "-o", tar.to_str().expect("utf-8"), &img]);
+    let tar = image_archive(&env, &img);
     let d = Target::new(&docker.sock(), "dockerd");
     d.ok(&["load", "-i", tar.to_str().expect("utf-8")]);
     let theirs = observe(&d, &img);
@@ -381,12 +350,14 @@ fn container_and_system_endpoints_as_dockerd() {
 /// stopped container.
 #[test]
 fn stats_stream_and_endpoint_errors() {
-    if !have_docker() {
+    let Some(ApiTest {
+        env: _env,
+        img,
+        svc,
+    }) = ApiTest::start()
+    else {
         return;
-    }
-    let env = EngineEnv::new();
-    let img = env.busybox_image();
-    let svc = Service::start(&env);
+    };
     let t = Target::new(&svc.sock, "berth");
     let id = t.ok(&["run", "-d", "--network", "none", &img, "sleep", "1000"]);
     // Streamed: a document a second, each with the previous as precpu.
@@ -503,12 +474,9 @@ fn stats_stream_and_endpoint_errors() {
 /// `resize` and `exec_resize`), as on dockerd.
 #[test]
 fn tty_resize_of_a_container_and_an_exec() {
-    if !have_docker() || !have_docker_py() {
+    let Some(ApiTest { env, img, svc }) = ApiTest::start_with_docker_py() else {
         return;
-    }
-    let env = EngineEnv::new();
-    let img = env.busybox_image();
-    let svc = Service::start(&env);
+    };
     let script = format!(
         "c = client.containers.run({img:?}, ['sh', '-c', 'while :; do stty size; sleep 0.2; done'], tty=True, detach=True, network_mode='none')\n\
          c.resize(33, 101)\n\
@@ -603,16 +571,10 @@ fn fd_targets(pid: u32) -> Vec<String> {
 
 /// Live (not zombie) children of `pid`.
 fn live_children(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|c| c.parse::<u32>().ok())
-        .filter(|c| {
-            std::fs::read_to_string(format!("/proc/{c}/stat"))
-                .ok()
-                .and_then(|s| s.rsplit_once(')').map(|x| x.1.trim().starts_with('Z')))
-                == Some(false)
-        })
+    api_support::children(pid)
+        .into_iter()
+        .filter(|(_, state)| *state != 'Z')
+        .map(|(c, _)| c)
         .collect()
 }
 
@@ -642,12 +604,9 @@ fn hang_up_after(sock: &Path, req: &str, want: &str) {
 /// process, descriptor or mount.
 #[test]
 fn clients_that_hang_up_mid_stream_leak_nothing() {
-    if !have_docker() {
+    let Some(ApiTest { env, img, svc }) = ApiTest::start() else {
         return;
-    }
-    let env = EngineEnv::new();
-    let img = env.busybox_image();
-    let svc = Service::start(&env);
+    };
     let t = Target::new(&svc.sock, "berth");
     let id = t.ok(&[
         "run",
@@ -719,9 +678,14 @@ fn clients_that_hang_up_mid_stream_leak_nothing() {
     // Still serving.
     assert_eq!(svc.raw("GET", "/_ping", "").0, 200);
     assert_eq!(t.ok(&["inspect", "-f", "{{.State.Running}}", &id]), "true");
-    // No exec, export or other child left, descriptors back, no mount.
+    // No exec, export or other child left (but the container's monitor,
+    // which the service started), descriptors back, no mount.
+    let monitor: u32 = t
+        .ok(&["inspect", "-f", "{{.State.ConmonPid}}", &id])
+        .parse()
+        .expect("the monitor's pid");
     wait_for("the service's children to end", 30, || {
-        live_children(pid).is_empty().then_some(())
+        (live_children(pid) == [monitor] || live_children(pid).is_empty()).then_some(())
     });
     for _ in 0..300 {
         if fd_count(pid) <= fds0 {

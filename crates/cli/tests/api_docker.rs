@@ -6,7 +6,7 @@
 mod api_support;
 mod common;
 use api_support::Service;
-use api_support::{have_docker, out};
+use api_support::{have_docker, out, ApiTest};
 use common::*;
 
 use std::os::unix::fs::PermissionsExt;
@@ -98,12 +98,9 @@ fn version_info_ping_and_errors() {
 
 #[test]
 fn docker_run_in_the_foreground_and_detached() {
-    if !have_docker() {
+    let Some(ApiTest { env, img, svc }) = ApiTest::start() else {
         return;
-    }
-    let env = EngineEnv::new();
-    let img = env.busybox_image();
-    let svc = Service::start(&env);
+    };
     let o = svc.docker(&["run", "--rm", &img, "echo", "hi"]);
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(out(&o), "hi");
@@ -151,12 +148,9 @@ fn docker_run_in_the_foreground_and_detached() {
 
 #[test]
 fn docker_network_volume_exec_and_container_verbs() {
-    if !have_docker() {
+    let Some(ApiTest { env, img, svc }) = ApiTest::start() else {
         return;
-    }
-    let env = EngineEnv::new();
-    let img = env.busybox_image();
-    let svc = Service::start(&env);
+    };
     let ok = |args: &[&str]| {
         let o = svc.docker(args);
         assert!(o.status.success(), "docker {args:?} failed");
@@ -341,12 +335,14 @@ fn berth_now_secs() -> String {
 
 #[test]
 fn docker_cp_both_ways_refuses_dotdot() {
-    if !have_docker() {
+    let Some(ApiTest {
+        env: _env,
+        img,
+        svc,
+    }) = ApiTest::start()
+    else {
         return;
-    }
-    let env = EngineEnv::new();
-    let img = env.busybox_image();
-    let svc = Service::start(&env);
+    };
     assert!(svc
         .docker(&["run", "-d", "--name", "box", &img, "sleep", "1000"])
         .status
@@ -411,21 +407,10 @@ fn docker_cp_both_ways_refuses_dotdot() {
 
 #[test]
 fn docker_sdk_for_python_runs_lists_logs_removes() {
-    if !have_docker() {
+    let Some(ApiTest { env, img, svc }) = ApiTest::start_with_docker_py() else {
         return;
-    }
+    };
     let py = "/usr/bin/python3";
-    let has = Command::new(py)
-        .args(["-c", "import docker"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has {
-        eprintln!("SKIP: the Docker SDK for Python (python3-docker) is not installed");
-        return;
-    }
-    let env = EngineEnv::new();
-    let img = env.busybox_image();
-    let svc = Service::start(&env);
     let script = env.dir.path().join("sdk.py");
     std::fs::write(
         &script,
@@ -469,4 +454,87 @@ n.remove()
     );
     assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
     assert_eq!(env.ok(&["volume", "ls", "-q"]).trim(), "");
+}
+
+/// Containers started through the service: their monitor is spawned by
+/// the service itself (no `berth start` in between) and reaped by it when
+/// the container is gone (no zombie left), and it outlives the service.
+#[test]
+fn the_service_starts_monitors_reaps_them_and_they_outlive_it() {
+    let Some(ApiTest { env, img, svc }) = ApiTest::start() else {
+        return;
+    };
+    let pid = svc.pid();
+    let monitor_of = |name: &str| -> u32 {
+        out(&svc.docker(&["inspect", "-f", "{{.State.ConmonPid}}", name]))
+            .parse()
+            .expect("the monitor's pid")
+    };
+    for code in ["0", "3"] {
+        let o = svc.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &img,
+            "sh",
+            "-c",
+            &format!("exit {code}"),
+        ]);
+        assert_eq!(o.status.code(), Some(code.parse().expect("code")));
+    }
+    let o = svc.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "a",
+        "--network",
+        "none",
+        &img,
+        "sleep",
+        "1000",
+    ]);
+    assert!(o.status.success());
+    let m = monitor_of("a");
+    let kids = api_support::children(pid);
+    assert!(
+        kids.iter().any(|(c, s)| *c == m && *s != 'Z'),
+        "the monitor {m} is the service's child: {kids:?}"
+    );
+    assert!(svc.docker(&["stop", "-t", "1", "a"]).status.success());
+    assert!(svc.docker(&["rm", "a"]).status.success());
+    // Every monitor it started has exited and was reaped: no child left,
+    // zombie or not.
+    wait_for("the service to reap its monitors", 30, || {
+        api_support::children(pid).is_empty().then_some(())
+    });
+    // One more, then the service goes: the container keeps running, its
+    // monitor alive.
+    let o = svc.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "b",
+        "--network",
+        "none",
+        &img,
+        "sleep",
+        "1000",
+    ]);
+    assert!(o.status.success());
+    let m = monitor_of("b");
+    drop(svc);
+    assert_eq!(
+        env.inspect("b")["State"]["Running"],
+        true,
+        "kept without the service"
+    );
+    let alive = std::fs::read_to_string(format!("/proc/{m}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')')?.1.trim().chars().next());
+    assert!(
+        matches!(alive, Some(s) if s != 'Z'),
+        "the monitor {m} lives on: {alive:?}"
+    );
+    env.ok(&["rm", "-f", "b"]);
 }

@@ -9,7 +9,7 @@
 mod api_support;
 mod callers_support;
 mod common;
-use api_support::{have_docker, out};
+use api_support::{client, have_docker, image_archive, logged, out, ApiTest};
 #[path = "api_support/dockerd.rs"]
 mod dockerd;
 use api_support::Service;
@@ -17,7 +17,7 @@ use common::*;
 use dockerd::PrivateDockerd;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
@@ -39,23 +39,12 @@ fn context(dir: &Path, base: &str) {
 
 /// `docker ARGS` on the socket `sock` with the classic builder, logged.
 fn docker_at(sock: &Path, cfg: &Path, args: &[&str]) -> Output {
-    let o = Command::new("timeout")
-        .arg("300")
-        .arg("docker")
-        .args(args)
-        .env("DOCKER_HOST", format!("unix://{}", sock.display()))
-        .env("DOCKER_CONFIG", cfg)
-        .env("DOCKER_BUILDKIT", "0")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run docker");
-    eprintln!(
-        "docker {args:?} -> {}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
+    logged(
+        &format!("docker {args:?}"),
+        client("docker", 300, sock, cfg)
+            .args(args)
+            .env("DOCKER_BUILDKIT", "0"),
+    )
 }
 
 /// What the clients see of a built image: its config fields, and the
@@ -344,17 +333,12 @@ fn docker_build_matches_a_private_dockerd() {
     if !have_docker() {
         return;
     }
-    let dockerd = match PrivateDockerd::start() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("SKIP: a private dockerd cannot run here: {e}");
-            return;
-        }
+    let Some(dockerd) = PrivateDockerd::start_or_skip("") else {
+        return;
     };
     let env = EngineEnv::new();
     let base = env.busybox_image();
-    let tar = env.dir.path().join("bb.tar");
-    env.ok(&["save", "-o", tar.to_str().expect("utf-8"), &base]);
+    let tar = image_archive(&env, &base);
     let ctx = env.dir.path().join("ctx");
     context(&ctx, &base);
     let ctx_s = ctx.to_str().expect("utf-8");
@@ -443,21 +427,15 @@ fn docker_build_matches_a_private_dockerd() {
 
 #[test]
 fn docker_sdk_for_python_builds_from_a_fileobj() {
-    if !have_docker() {
+    let Some(ApiTest {
+        env,
+        img: base,
+        svc,
+    }) = ApiTest::start_with_docker_py()
+    else {
         return;
-    }
+    };
     let py = "/usr/bin/python3";
-    if !Command::new(py)
-        .args(["-c", "import docker"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        eprintln!("SKIP: the Docker SDK for Python (python3-docker) is not installed");
-        return;
-    }
-    let env = EngineEnv::new();
-    let base = env.busybox_image();
-    let svc = Service::start(&env);
     let script = env.dir.path().join("build.py");
     std::fs::write(
         &script,

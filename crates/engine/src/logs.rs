@@ -264,11 +264,27 @@ fn print(e: &Entry, o: &LogOptions, out: &mut dyn Write, err: &mut dyn Write) ->
 }
 
 /// Prints the log; with `follow`, keeps printing new entries while
-/// `running()` says the container still runs.
+/// `running()` says the container still runs (looking every 100ms).
 pub fn show(
     path: &Path,
     o: &LogOptions,
     running: &mut dyn FnMut() -> bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<()> {
+    let mut pause = || std::thread::sleep(Duration::from_millis(100));
+    show_waiting(path, o, running, &mut pause, out, err)
+}
+
+/// [`show`], with `pause()` between two looks when following: it returns
+/// when there may be more to read, or the container may have stopped (a
+/// caller told of changes returns early; at most after about 100ms, as
+/// the log file's growth wakes nobody).
+pub fn show_waiting(
+    path: &Path,
+    o: &LogOptions,
+    running: &mut dyn FnMut() -> bool,
+    pause: &mut dyn FnMut(),
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<()> {
@@ -357,7 +373,7 @@ pub fn show(
         if !alive || past_until {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(100));
+        pause();
     }
 }
 

@@ -4,10 +4,16 @@
 //!
 //! Owns: starting a service's async runtime from its command line, the
 //! `berth` command a service runs for every change (and how its error
-//! reads), and blocking engine reads off the async threads.
-//! May call: berth-engine (the engine's dirs), tokio.
+//! reads), blocking engine reads off the async threads, and wake-ups on
+//! the engine's changes (`changes`), and starting containers' monitors
+//! from the service (`monitors`).
+//! May call: berth-engine (the engine's dirs, starts), berth-runtime (the
+//! read-only view of the binary monitors run from), tokio.
 //! Must not: hold state, or be linked into `berth`, `berth-runtime` or
 //! `berth-monitor` (they stay synchronous and small).
+
+pub mod changes;
+pub mod monitors;
 
 use std::future::Future;
 use std::path::Path;

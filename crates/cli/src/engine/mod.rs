@@ -172,6 +172,30 @@ pub fn main() -> i32 {
     }
 }
 
+/// `berth create ARGS` in this process, for the Docker API service
+/// (`berth-service` links this crate): parsed as `berth create` parses
+/// them and made as it makes them; the new container's ID, or the error as
+/// `berth create` prints it (without the `berth: ` prefix). The caller may
+/// be multi-threaded: create runs no container.
+pub fn create_in_process(engine: &berth_engine::Engine, args: &[String]) -> Result<String, String> {
+    let line = ["berth", "create"]
+        .into_iter()
+        .map(String::from)
+        .chain(args.iter().cloned());
+    let cli = Cli::try_parse_from(line).map_err(|e| {
+        // clap's first line says what is wrong; the rest is usage.
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or("invalid create arguments");
+        first.trim_start_matches("error: ").to_string()
+    })?;
+    let Command::Containers(container_cmds::ContainerCmd::Create(a)) = cli.command else {
+        return Err("create: the arguments do not make a create command".into());
+    };
+    run::create_row(engine, &a)
+        .map(|row| row.id)
+        .map_err(|e| format!("{e:#}"))
+}
+
 /// Rootless: the pause process (`berth PAUSE_ARG RUNDIR`) runs here and
 /// ends with its code; any other command of an unprivileged user joins
 /// the user's rootless namespace first (while still single-threaded).

@@ -365,6 +365,15 @@ pub(super) fn monitor_command(root: &Path, engine: &Engine, id: &str) -> Command
 /// `berth create`: prints the new container's ID.
 pub fn create(root: &Path, e: &EngineArgs, a: &RunArgs) -> Result<i32> {
     let engine = e.engine(root)?;
+    let row = create_row(&engine, a)?;
+    println!("{}", row.id);
+    Ok(0)
+}
+
+/// What `berth create` does (also in the Docker API service's process,
+/// see [`super::create_in_process`]): the new container.
+pub(super) fn create_row(engine: &Engine, a: &RunArgs) -> Result<berth_engine::ContainerRow> {
+    let root = engine.root.as_path();
     if a.detach {
         anyhow::bail!("create has no --detach (containers are started with `berth start`)");
     }
@@ -380,9 +389,7 @@ pub fn create(root: &Path, e: &EngineArgs, a: &RunArgs) -> Result<i32> {
         a.platform.as_deref(),
         &a.registry,
     )?;
-    let row = a.create_container(&engine)?;
-    println!("{}", row.id);
-    Ok(0)
+    a.create_container(engine)
 }
 
 /// `berth run`: the container's exit status in the foreground, 0 after

@@ -74,6 +74,18 @@ impl PrivateDockerd {
         Ok(me)
     }
 
+    /// [`PrivateDockerd::start`], or a SKIP line (`what` says which part
+    /// of the test is skipped) and `None`.
+    pub fn start_or_skip(what: &str) -> Option<PrivateDockerd> {
+        match PrivateDockerd::start() {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("SKIP: {what}a private dockerd cannot run here: {e}");
+                None
+            }
+        }
+    }
+
     pub fn sock(&self) -> PathBuf {
         self.dir.path().join("docker.sock")
     }

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use crate::common::{is_root, wait_for, EngineEnv};
@@ -43,25 +43,12 @@ impl Service {
     }
 
     pub fn docker_cmd(&self) -> Command {
-        let mut c = Command::new("timeout");
-        c.arg("120")
-            .arg("docker")
-            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
-            .env("DOCKER_CONFIG", self.client_cfg.path())
-            .stdin(Stdio::null());
-        c
+        client("docker", 120, &self.sock, self.client_cfg.path())
     }
 
     /// `docker ARGS` against the service, logged.
     pub fn docker(&self, args: &[&str]) -> Output {
-        let o = self.docker_cmd().args(args).output().expect("run docker");
-        eprintln!(
-            "docker {args:?} -> {}\nstdout: {}\nstderr: {}",
-            o.status,
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
+        logged(&format!("docker {args:?}"), self.docker_cmd().args(args))
     }
 
     /// One raw HTTP/1.0 request on the socket: (status, body).
@@ -98,6 +85,112 @@ impl Drop for Service {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The preamble of most API tests: root and the docker CLI (else a SKIP
+/// line and `None`), an EngineEnv, the test's busybox image in it, and a
+/// service on it. Fields in drop order: the service goes first.
+pub struct ApiTest {
+    pub svc: Service,
+    pub img: String,
+    pub env: EngineEnv,
+}
+
+impl ApiTest {
+    pub fn start() -> Option<ApiTest> {
+        if !have_docker() {
+            return None;
+        }
+        Some(ApiTest::make())
+    }
+
+    /// Without checking for the clients (the caller did).
+    pub fn make() -> ApiTest {
+        let env = EngineEnv::new();
+        let img = env.busybox_image();
+        let svc = Service::start(&env);
+        ApiTest { svc, img, env }
+    }
+
+    /// With the Docker SDK for Python too (else a SKIP line and `None`).
+    pub fn start_with_docker_py() -> Option<ApiTest> {
+        if !have_docker() || !have_docker_py() {
+            return None;
+        }
+        ApiTest::start()
+    }
+}
+
+/// The test image saved as a docker-archive in the env's dir (for a
+/// private dockerd to load).
+pub fn image_archive(env: &EngineEnv, img: &str) -> PathBuf {
+    let tar = env.dir.path().join("bb.tar");
+    env.ok(&["save", "-o", tar.to_str().expect("utf-8"), img]);
+    tar
+}
+
+/// Whether the Docker SDK for Python (python3-docker) is installed; a
+/// SKIP line says when not.
+pub fn have_docker_py() -> bool {
+    let ok = Command::new("/usr/bin/python3")
+        .args(["-c", "import docker"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIP: the Docker SDK for Python (python3-docker) is not installed");
+    }
+    ok
+}
+
+/// A client (`docker`, `python3`, ...) of the API on `sock` with its own
+/// config dir, stdin closed, ended after `secs` seconds.
+pub fn client(program: &str, secs: u32, sock: &Path, cfg: &Path) -> Command {
+    let mut c = Command::new("timeout");
+    c.arg(secs.to_string())
+        .arg(program)
+        .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+        .env("DOCKER_CONFIG", cfg)
+        .stdin(Stdio::null());
+    c
+}
+
+/// Runs `c` to its end; what it printed goes to the test's log under
+/// `what`.
+pub fn logged(what: &str, c: &mut Command) -> Output {
+    let o = c.output().expect("run a client");
+    eprintln!(
+        "{what} -> {}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// The children of process `pid` (of all its threads) and their states
+/// (`R`, `S`, `Z`, ... from /proc/PID/stat).
+pub fn children(pid: u32) -> Vec<(u32, char)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let list = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        for c in list
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+        {
+            let state = std::fs::read_to_string(format!("/proc/{c}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(')')?.1.trim().chars().next());
+            if let Some(s) = state {
+                out.push((c, s));
+            }
+        }
+    }
+    out.sort_unstable();
+    out
 }
 
 /// Whether the docker CLI can run here (root, docker.io installed); a
