@@ -73,10 +73,9 @@ fn parse(value: &str, flag: &str) -> Result<(Reference, Option<String>), String>
                     ))
                 }
                 Some(("ref", v)) => r = Some(v.to_string()),
-                Some(("mode", m @ ("max" | "min"))) if flag == "--cache-to" => {
-                    mode = Some(m.to_string())
-                }
-                Some(("mode", m)) if flag == "--cache-to" => {
+                // Taken (and ignored) by --cache-from too, as BuildKit.
+                Some(("mode", m @ ("max" | "min"))) => mode = Some(m.to_string()),
+                Some(("mode", m)) => {
                     return Err(format!("{flag} {value}: mode={m}: use min or max"))
                 }
                 _ => {
