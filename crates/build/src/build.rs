@@ -270,6 +270,10 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
     Ok(img)
 }
 
+/// A step done: its stage, cache key and `COPY --from` memo (name,
+/// content digest).
+type StepDone = (usize, String, Option<(String, String)>);
+
 /// What every stage of one build sees.
 struct Ctx<'a> {
     store: &'a Store,
@@ -280,7 +284,7 @@ struct Ctx<'a> {
     nstages: usize,
     /// Stage, cache key and `COPY --from` memo of the steps done (run
     /// or cached), for `--cache-to`.
-    steps: Mutex<Vec<(usize, String, Option<(String, String)>)>>,
+    steps: Mutex<Vec<StepDone>>,
     /// Images pulled by this build (each once).
     pulled: Pulled,
 }

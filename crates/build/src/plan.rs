@@ -57,6 +57,7 @@ impl CopyPlan {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn plan_copy(
     store: &Store,
     ins: &Instruction,
