@@ -226,6 +226,7 @@ pub struct Ownership {
 
 /// Writes the layer of one COPY: `srcs` placed at `dest` (absolute)
 /// over the image seen in `view`. Returns the stored blob and its size.
+#[allow(clippy::too_many_arguments)]
 pub fn copy_layer(
     store: &Store,
     view: &Path,
