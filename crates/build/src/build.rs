@@ -14,7 +14,7 @@ use berth_image::{Reference, Store};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
-use crate::cache::{cached, remember};
+use crate::cache::{cached_or_imported, remember};
 use crate::graph::{self, StageDef};
 use crate::ignore::Ignore;
 use crate::mounts::Sources;
@@ -22,7 +22,7 @@ use crate::parse::{parse, Form, Instruction};
 use crate::plan::plan_copy;
 use crate::remote_cache;
 use crate::run::Runner;
-use crate::stage::{arg_pairs, from, img_id, predefined, Stage};
+use crate::stage::{arg_pairs, from, img_id, predefined, Pulled, Stage};
 use crate::step::{run_mounts, step, step_err};
 use crate::BuildError;
 
@@ -65,7 +65,7 @@ pub struct BuildOptions {
     /// `--cache-from`: registry caches imported before the build.
     pub cache_from: Vec<Reference>,
     /// `--cache-to`: where the build's steps are exported after it.
-    pub cache_to: Vec<Reference>,
+    pub cache_to: Vec<remote_cache::CacheTo>,
     /// `--timestamp` / SOURCE_DATE_EPOCH: seconds since the epoch written
     /// as every new layer entry's mtime and as the created time of the
     /// config and of its new history entries (buildah's `--timestamp`),
@@ -205,6 +205,7 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
         global: &global,
         nstages: defs.len(),
         steps: Mutex::new(Vec::new()),
+        pulled: Mutex::default(),
     };
     let mut done = graph::schedule(&defs, &order, &|i, earlier, abort| {
         ctx.stage(i, &defs[i], earlier, abort)
@@ -231,6 +232,9 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
     if let Some(t) = o.timestamp {
         last.img.config["created"] = json!(berth_image::archive::rfc3339(t));
     }
+    // The result's layers from `--cache-from` caches, when hits left
+    // them there.
+    remote_cache::fetch_missing(store, &last.img.layers)?;
     let (m, media_type) = if o.docker_format {
         (last.img.save_docker(store)?, DOCKER_MANIFEST)
     } else {
@@ -247,14 +251,28 @@ pub fn build(store: &Store, o: &BuildOptions) -> Result<ResolvedImage, BuildErro
     }
     let img = resolve(store, &img.record)?;
     if let Some(reg) = &o.registry {
-        let keys = ctx.steps.into_inner().expect("steps lock");
-        for r in &o.cache_to {
-            let n = remote_cache::export(store, &keys, r, reg)?;
-            say(o, &format!("--> Exported {n} cached steps to {r}"));
+        let steps = ctx.steps.into_inner().expect("steps lock");
+        // mode=min: the target stage and the stages it is FROM.
+        let mut chain = vec![target];
+        while let Some(p) = defs[*chain.last().expect("target")].parent {
+            chain.push(p);
+        }
+        for c in &o.cache_to {
+            let keys: Vec<_> = steps
+                .iter()
+                .filter(|(s, _, _)| !c.min || chain.contains(s))
+                .map(|(_, k, m)| (k.clone(), m.clone()))
+                .collect();
+            let n = remote_cache::export(store, &keys, &c.dest, reg)?;
+            say(o, &format!("--> Exported {n} cached steps to {}", c.dest));
         }
     }
     Ok(img)
 }
+
+/// A step done: its stage, cache key and `COPY --from` memo (name,
+/// content digest).
+type StepDone = (usize, String, Option<(String, String)>);
 
 /// What every stage of one build sees.
 struct Ctx<'a> {
@@ -264,8 +282,11 @@ struct Ctx<'a> {
     esc: char,
     global: &'a BTreeMap<String, String>,
     nstages: usize,
-    /// Cache keys of the steps done (run or cached), for `--cache-to`.
-    steps: Mutex<Vec<String>>,
+    /// Stage, cache key and `COPY --from` memo of the steps done (run
+    /// or cached), for `--cache-to`.
+    steps: Mutex<Vec<StepDone>>,
+    /// Images pulled by this build (each once).
+    pulled: Pulled,
 }
 
 impl Ctx<'_> {
@@ -290,7 +311,7 @@ impl Ctx<'_> {
         let ins = &def.from;
         self.check(abort, 1, total, ins)?;
         say(o, &format!("{prefix}STEP 1/{total}: {}", ins.text()));
-        let mut st = from(store, ins, self.global, stages, esc, o)?;
+        let mut st = from(store, ins, self.global, stages, esc, o, &self.pulled)?;
         // The base's ONBUILD triggers run first, at this line (and are
         // not inherited further).
         let triggers: Vec<String> = st.img.config["config"]["OnBuild"]
@@ -377,18 +398,23 @@ impl Ctx<'_> {
                 h.update(format!("\ntimestamp {t}").as_bytes());
             }
             let mut copy_plan = None;
+            let mut memo = None;
             if matches!(ins.keyword.as_str(), "COPY" | "ADD") {
-                let plan = plan_copy(store, ins, &st, stages, esc, o, ignore)?;
+                let plan = plan_copy(store, ins, &st, stages, esc, o, ignore, &self.pulled)?;
                 h.update(plan.digest.as_bytes());
+                memo = plan.memo.clone();
                 copy_plan = Some(plan);
             }
             let key = hex::encode(h.finalize());
             if !o.no_cache && o.layers {
-                if let Some(img) = cached(store, &key) {
+                if let Some(img) = cached_or_imported(store, &key) {
                     let id = img_id(&img);
                     say(o, &format!("--> Using cache {id}"));
                     st.img = img;
-                    self.steps.lock().expect("steps lock").push(key.clone());
+                    self.steps
+                        .lock()
+                        .expect("steps lock")
+                        .push((index, key.clone(), memo.clone()));
                     st.key = key;
                     continue;
                 }
@@ -417,7 +443,10 @@ impl Ctx<'_> {
                 let m = st.img.save(store)?;
                 remember(store, &key, &m)?;
             }
-            self.steps.lock().expect("steps lock").push(key.clone());
+            self.steps
+                .lock()
+                .expect("steps lock")
+                .push((index, key.clone(), memo.clone()));
             st.key = key;
             let id = img_id(&st.img);
             say(o, &format!("--> {}", &id[..12.min(id.len())]));
@@ -431,6 +460,8 @@ impl Ctx<'_> {
             context: &self.o.context,
             stages,
             secrets: &self.o.secrets,
+            o: self.o,
+            pulled: &self.pulled,
         }
     }
 

@@ -21,6 +21,18 @@ pub(crate) fn cached(store: &Store, key: &str) -> Option<Img> {
     Img::load(store, &d).ok()
 }
 
+/// [`cached`], else a step of a `--cache-from` cache (then recorded in
+/// the store's cache; its layers are fetched when read).
+pub(crate) fn cached_or_imported(store: &Store, key: &str) -> Option<Img> {
+    if let Some(img) = cached(store, key) {
+        return Some(img);
+    }
+    let img = crate::remote_cache::lookup(key)?;
+    let m = img.save(store).ok()?;
+    remember(store, key, &m).ok()?;
+    Some(img)
+}
+
 pub(crate) fn remember(store: &Store, key: &str, manifest: &Digest) -> Result<(), BuildError> {
     let p = cache_path(store, key);
     let dir = p.parent().expect("cache dir");

@@ -9,11 +9,12 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use berth_image::digest::Digest;
-use berth_image::layer_diff::{write_tree, TreeKind};
+use berth_image::layer_diff::TreeKind;
 use berth_image::mount::{mount_overlay, unmount_container_rootfs, OverlaySpec};
 use berth_image::Store;
 use sha2::{Digest as _, Sha256};
 
+use crate::layer::store_tree;
 use crate::BuildError;
 
 fn io_err(what: &str, p: &Path, e: io::Error) -> BuildError {
@@ -225,6 +226,7 @@ pub struct Ownership {
 
 /// Writes the layer of one COPY: `srcs` placed at `dest` (absolute)
 /// over the image seen in `view`. Returns the stored blob and its size.
+#[allow(clippy::too_many_arguments)]
 pub fn copy_layer(
     store: &Store,
     view: &Path,
@@ -233,6 +235,7 @@ pub fn copy_layer(
     own: &Ownership,
     what: &str,
     skip: &dyn Fn(&Path) -> bool,
+    fixed_mtime: bool,
 ) -> Result<(Digest, u64), BuildError> {
     let tmp = store.temp_dir("build-copy-")?;
     let stage = tmp.path().join("layer");
@@ -271,12 +274,13 @@ pub fn copy_layer(
             copy_one(s, &stage.join(&target), own, true, skip)?;
         }
     }
-    let layer = tmp.path().join("layer.tar");
-    let f = File::create(&layer).map_err(|e| io_err("create", &layer, e))?;
-    write_tree(&stage, TreeKind::Plain, &|_| false, io::BufWriter::new(f))
-        .map_err(|e| io_err("write the layer of", &stage, e))?;
-    let f = File::open(&layer).map_err(|e| io_err("open", &layer, e))?;
-    Ok(store.put_blob(f, None)?)
+    let (digest, size) = store_tree(store, tmp.path(), &stage, TreeKind::Plain, &|_| false)?;
+    // The staged files are the layer's (no xattrs, devices or sockets
+    // are copied, and the tar has exactly their metadata).
+    if crate::layer::tree_is_snapshot(fixed_mtime) {
+        crate::layer::adopt_snapshot(store, &stage, &digest)?;
+    }
+    Ok((digest, size))
 }
 
 /// Creates the dirs above a destination in the layer, with the mode,

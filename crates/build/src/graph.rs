@@ -22,6 +22,9 @@ pub(crate) struct StageDef {
     pub name: Option<String>,
     /// Earlier stages this one needs.
     pub deps: Vec<usize>,
+    /// The stage FROM names, when it names one (its layers are this
+    /// one's first).
+    pub parent: Option<usize>,
 }
 
 /// Which earlier stage (by name or index) `r` names, if any.
@@ -63,12 +66,9 @@ pub(crate) fn stages(
             let lookup = |k: &str| global.get(k).cloned().or_else(|| predefined(k));
             let w = words(&ins.args, &lookup, esc).unwrap_or_default();
             let mut deps = Vec::new();
-            if let Some(b) = w.first() {
-                // FROM names an earlier stage by name only.
-                if let Some(i) = stage_ref(&defs, b, false) {
-                    deps.push(i);
-                }
-            }
+            // FROM names an earlier stage by name only.
+            let parent = w.first().and_then(|b| stage_ref(&defs, b, false));
+            deps.extend(parent);
             let name = match w.as_slice() {
                 [_, a, n] if a.eq_ignore_ascii_case("as") => Some(n.to_ascii_lowercase()),
                 _ => None,
@@ -78,6 +78,7 @@ pub(crate) fn stages(
                 body: Vec::new(),
                 name,
                 deps,
+                parent,
             });
             continue;
         }

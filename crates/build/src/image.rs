@@ -51,7 +51,11 @@ impl Img {
     pub fn load(store: &Store, digest: &Digest) -> Result<Img, BuildError> {
         let m: Manifest = serde_json::from_slice(&store.read_blob(digest, false)?)
             .map_err(|e| BuildError::Other(format!("build cache entry {digest}: {e}")))?;
-        if !m.layers.iter().all(|l| store.has_blob(&l.digest)) {
+        if !m
+            .layers
+            .iter()
+            .all(|l| store.has_blob(&l.digest) || crate::remote_cache::fetchable(&l.digest))
+        {
             return Err(BuildError::Other(format!(
                 "build cache entry {digest}: a layer is gone"
             )));
@@ -159,6 +163,7 @@ impl Img {
                 self.layers.len()
             )));
         }
+        crate::remote_cache::fetch_missing(store, &self.layers)?;
         let _lock = store.lock()?;
         let mut out = Vec::new();
         for (l, id) in self.layers.iter().zip(&ids) {

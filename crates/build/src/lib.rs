@@ -18,6 +18,7 @@ pub mod copy;
 mod graph;
 pub mod ignore;
 pub mod image;
+mod layer;
 pub mod mounts;
 pub mod parse;
 mod plan;

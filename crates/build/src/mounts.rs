@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::copy::{self, View};
-use crate::stage::{stored_image, Stage};
+use crate::stage::{pulled_image, Pulled, Stage};
 
 /// One `--mount=...` of a RUN.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,19 +142,26 @@ pub(crate) struct Sources<'a> {
     pub context: &'a Path,
     pub stages: &'a [Option<Stage>],
     pub secrets: &'a BTreeMap<String, PathBuf>,
+    /// `--pull` and the images pulled so far, for `from=IMAGE`.
+    pub o: &'a crate::build::BuildOptions,
+    pub pulled: &'a Pulled,
 }
 
 impl Sources<'_> {
-    /// The stage or image `from=` names, and its key.
-    fn named(&self, f: &str) -> Result<(crate::image::Img, String), String> {
+    /// The stage or image `from=` names (an image pulled as `--pull`
+    /// says).
+    fn named(&self, f: &str) -> Result<crate::image::Img, String> {
         let stage = self.stages.iter().enumerate().find_map(|(i, s)| {
             let s = s.as_ref()?;
             (s.name.as_deref() == Some(&f.to_ascii_lowercase()) || *f == i.to_string()).then_some(s)
         });
         Ok(match stage {
-            Some(s) => (s.img.clone(), s.key.clone()),
-            None => stored_image(self.store, f)
-                .map_err(|e| format!("from={f}: no earlier stage has that name, and {e}"))?,
+            Some(s) => s.img.clone(),
+            None => {
+                pulled_image(self.store, f, self.o, self.pulled, "")
+                    .map_err(|e| format!("from={f}: no earlier stage has that name, and {e}"))?
+                    .0
+            }
         })
     }
 
@@ -164,7 +171,7 @@ impl Sources<'_> {
         let Some(f) = m.opts.get("from") else {
             return Ok(self.context.to_path_buf());
         };
-        let (img, _) = self.named(f)?;
+        let img = self.named(f)?;
         let lowers = img.lowers(self.store).map_err(|e| e.to_string())?;
         let v = View::mount(self.store, &lowers).map_err(|e| e.to_string())?;
         let p = v.path.clone();
@@ -173,7 +180,7 @@ impl Sources<'_> {
     }
 
     /// The part of a RUN's cache key its mounts add: the content of bind
-    /// sources (a stage's key, or the context files' digest). Secrets and
+    /// sources (a stage's or image's layers, or the context files' digest). Secrets and
     /// caches add nothing but their options, which the instruction text
     /// already has.
     pub fn key(&self, mounts: &[MountOpt]) -> Result<String, String> {
@@ -181,7 +188,11 @@ impl Sources<'_> {
         for m in mounts.iter().filter(|m| m.kind == "bind") {
             h.update(m.target.as_bytes());
             if let Some(f) = m.opts.get("from") {
-                h.update(self.named(f)?.1.as_bytes());
+                // The stage's or image's layers fix what the mount shows.
+                for l in &self.named(f)?.layers {
+                    h.update(l.digest.to_string().as_bytes());
+                    h.update(b"\n");
+                }
             } else {
                 let src = bind_source(self.context, m)?;
                 h.update(

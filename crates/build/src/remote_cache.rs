@@ -22,7 +22,7 @@ use berth_image::registry::{
 use berth_image::{Reference, Store};
 use serde_json::{json, Value};
 
-use crate::cache::{cached, remember};
+use crate::cache::cached;
 use crate::image::Img;
 use crate::BuildError;
 
@@ -33,11 +33,36 @@ pub const CACHE_CONFIG: &str = "application/vnd.berth.build-cache.config.v1+json
 /// distribution-spec suggests registries accept).
 const MAX_DOC: u64 = 4 << 20;
 
+/// Where `--cache-to` exports, and what.
+#[derive(Debug, Clone)]
+pub struct CacheTo {
+    pub dest: Reference,
+    /// `mode=min` (BuildKit's): only the steps whose layers make the
+    /// result (the target stage's, and those of the stages it is FROM);
+    /// else (`mode=max`, the default, as buildah's) every step of every
+    /// stage built.
+    pub min: bool,
+}
+
+/// A `--cache-to` value (see [`parse_ref`]), with `mode=min|max`.
+pub fn parse_cache_to(value: &str) -> Result<CacheTo, String> {
+    let (dest, mode) = parse(value, "--cache-to")?;
+    Ok(CacheTo {
+        dest,
+        min: mode.as_deref() == Some("min"),
+    })
+}
+
 /// `--cache-to`/`--cache-from` values: `type=registry,ref=REF` (BuildKit's
-/// spelling, `mode=max` accepted: every step of every stage built is
-/// exported) or a bare `REF`; the tag defaults to `latest`.
+/// spelling; `mode=min|max` for `--cache-to`) or a bare `REF`; the tag
+/// defaults to `latest`.
 pub fn parse_ref(value: &str, flag: &str) -> Result<Reference, String> {
+    parse(value, flag).map(|(r, _)| r)
+}
+
+fn parse(value: &str, flag: &str) -> Result<(Reference, Option<String>), String> {
     let mut r = None;
+    let mut mode = None;
     if value.contains('=') {
         for part in value.split(',') {
             match part.split_once('=') {
@@ -48,7 +73,11 @@ pub fn parse_ref(value: &str, flag: &str) -> Result<Reference, String> {
                     ))
                 }
                 Some(("ref", v)) => r = Some(v.to_string()),
-                Some(("mode", "max" | "min")) => {}
+                // Taken (and ignored) by --cache-from too, as BuildKit.
+                Some(("mode", m @ ("max" | "min"))) => mode = Some(m.to_string()),
+                Some(("mode", m)) => {
+                    return Err(format!("{flag} {value}: mode={m}: use min or max"))
+                }
                 _ => {
                     return Err(format!(
                         "{flag} {value}: unknown option {part:?} (expected type=registry,ref=REF)"
@@ -70,7 +99,7 @@ pub fn parse_ref(value: &str, flag: &str) -> Result<Reference, String> {
     if reference.tag.is_none() && reference.digest.is_none() {
         reference.tag = Some("latest".into());
     }
-    Ok(reference)
+    Ok((reference, mode))
 }
 
 fn other(what: &str, r: &Reference, e: impl std::fmt::Display) -> BuildError {
@@ -81,7 +110,7 @@ fn other(what: &str, r: &Reference, e: impl std::fmt::Display) -> BuildError {
 /// how many steps went.
 pub fn export(
     store: &Store,
-    keys: &[String],
+    keys: &[(String, Option<(String, String)>)],
     dest: &Reference,
     opts: &RegistryOptions,
 ) -> Result<usize, BuildError> {
@@ -89,10 +118,16 @@ pub fn export(
     let mut layers: Vec<Descriptor> = Vec::new();
     let mut seen = BTreeSet::new();
     let mut steps = Vec::new();
-    for key in keys {
+    let mut memos = BTreeMap::new();
+    for (key, memo) in keys {
+        if let Some((name, d)) = memo {
+            memos.insert(name.clone(), d.clone());
+        }
         let Some(img) = cached(store, key) else {
             continue;
         };
+        // Steps hit in a `--cache-from` cache: their layers from there.
+        fetch_missing(store, &img.layers)?;
         for l in &img.layers {
             if seen.insert(l.digest.clone()) {
                 layers.push(l.clone());
@@ -105,7 +140,8 @@ pub fn export(
         }));
     }
     let n = steps.len();
-    let doc = serde_json::to_vec(&json!({"steps": steps})).expect("cache config serialises");
+    let doc = serde_json::to_vec(&json!({"steps": steps, "from": memos}))
+        .expect("cache config serialises");
     let cfg = store.put_blob_bytes(&doc)?;
     let mut annotations = BTreeMap::new();
     annotations.insert(
@@ -180,9 +216,81 @@ fn get_doc(
     Ok(data)
 }
 
-/// Fetches the cache at `src` into the store's instruction cache (layers
-/// the store lacks are downloaded, digests checked); returns how many
-/// steps it held. Entries the store has already are kept.
+/// Where the steps and layers of the caches imported by this process
+/// are (BuildKit's lazy import): a step is taken into the store's cache
+/// when the build hits it, and a layer is fetched only when its content
+/// is needed (a step runs on it, a `--from` reads it, it is in the
+/// result, or it is exported), so the layers of steps nothing reads stay
+/// in the registry.
+#[derive(Default)]
+struct Lazy {
+    steps: BTreeMap<String, Img>,
+    /// `COPY --from` content digests by memo name (see plan.rs).
+    memos: BTreeMap<String, String>,
+    /// Blob digest -> the cache (reference, registry options) holding it.
+    blobs: BTreeMap<Digest, (Reference, RegistryOptions)>,
+}
+
+static LAZY: std::sync::LazyLock<std::sync::Mutex<Lazy>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn lazy() -> std::sync::MutexGuard<'static, Lazy> {
+    LAZY.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The imported step `key`, its layers maybe not fetched yet.
+pub(crate) fn lookup(key: &str) -> Option<Img> {
+    lazy().steps.get(key).cloned()
+}
+
+/// The `COPY --from` content digest an imported cache remembers under
+/// `name`.
+pub(crate) fn memo(name: &str) -> Option<String> {
+    lazy().memos.get(name).cloned()
+}
+
+/// Whether an imported cache can provide blob `d`.
+pub(crate) fn fetchable(d: &Digest) -> bool {
+    lazy().blobs.contains_key(d)
+}
+
+/// Fetches the layers of `layers` the store lacks from the imported
+/// cache that has them (digests checked); a layer no cache has is left
+/// to fail where it is read.
+pub(crate) fn fetch_missing(store: &Store, layers: &[Descriptor]) -> Result<(), BuildError> {
+    for l in layers {
+        if store.has_blob(&l.digest) {
+            continue;
+        }
+        let Some((src, opts)) = lazy().blobs.get(&l.digest).cloned() else {
+            continue;
+        };
+        let err = |e: String| other("fetch a layer of the build cache", &src, e);
+        let client = Client::connect(&src.domain, &opts).map_err(|e| err(crate::chain(&e)))?;
+        let scope = format!("repository:{}:pull", src.path);
+        let op = format!("get blob {}", l.digest);
+        let resp = client
+            .request(
+                "GET",
+                &format!("/v2/{}/blobs/{}", src.path, l.digest),
+                &scope,
+                &[],
+                Body::Empty,
+                &op,
+            )
+            .and_then(|r| client.expect(r, &[200], &op))
+            .map_err(|e| err(crate::chain(&e)))?;
+        store
+            .put_blob(resp.into_reader(), Some(&l.digest))
+            .map_err(|e| err(format!("{op}: {}", crate::chain(&e))))?;
+    }
+    Ok(())
+}
+
+/// Reads the cache at `src` (its manifest and step list; no layer is
+/// fetched yet, see [`Lazy`]) for this build's cache lookups; returns how
+/// many steps it holds. Steps the store has already are kept.
 pub fn import(store: &Store, src: &Reference, opts: &RegistryOptions) -> Result<usize, BuildError> {
     let err = |e: String| other("import the build cache from", src, e);
     let client = Client::connect(&src.domain, opts).map_err(|e| err(crate::chain(&e)))?;
@@ -209,37 +317,14 @@ pub fn import(store: &Store, src: &Reference, opts: &RegistryOptions) -> Result<
     let doc: Value = serde_json::from_slice(&doc).map_err(|e| err(format!("cache config: {e}")))?;
     let by_digest: BTreeMap<String, &Descriptor> =
         m.layers.iter().map(|l| (l.digest.to_string(), l)).collect();
-    let scope = format!("repository:{}:pull", src.path);
-    for l in &m.layers {
-        if store.has_blob(&l.digest) {
-            continue;
-        }
-        let op = format!("get blob {}", l.digest);
-        let resp = client
-            .request(
-                "GET",
-                &format!("/v2/{}/blobs/{}", src.path, l.digest),
-                &scope,
-                &[],
-                Body::Empty,
-                &op,
-            )
-            .and_then(|r| client.expect(r, &[200], &op))
-            .map_err(|e| err(crate::chain(&e)))?;
-        store
-            .put_blob(resp.into_reader(), Some(&l.digest))
-            .map_err(|e| err(format!("{op}: {}", crate::chain(&e))))?;
-    }
     let steps = doc["steps"].as_array().cloned().unwrap_or_default();
+    let mut found = Vec::new();
     for s in &steps {
         let (Some(key), Some(layers)) = (s["key"].as_str(), s["layers"].as_array()) else {
             return Err(err("a step lacks its key or layers".into()));
         };
         if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(err(format!("step key {key:?} is not a hex digest")));
-        }
-        if cached(store, key).is_some() {
-            continue;
         }
         let layers = layers
             .iter()
@@ -250,12 +335,35 @@ pub fn import(store: &Store, src: &Reference, opts: &RegistryOptions) -> Result<
                     .ok_or_else(|| err(format!("step {key} names a layer the cache lacks")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let img = Img {
-            layers,
-            config: s["config"].clone(),
-        };
-        let manifest = img.save(store)?;
-        remember(store, key, &manifest)?;
+        found.push((
+            key.to_string(),
+            Img {
+                layers,
+                config: s["config"].clone(),
+            },
+        ));
+    }
+    found.retain(|(key, _)| cached(store, key).is_none());
+    let mut memos = Vec::new();
+    if let Some(m) = doc["from"].as_object() {
+        for (name, d) in m {
+            let Some(d) = d.as_str() else { continue };
+            let hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+            if !hex64(name) || !hex64(d) {
+                return Err(err(format!("a --from digest {name:?} is not a hex digest")));
+            }
+            memos.push((name.clone(), d.to_string()));
+        }
+    }
+    let mut l = lazy();
+    l.memos.extend(memos);
+    for d in m.layers.iter().map(|l| &l.digest) {
+        l.blobs
+            .entry(d.clone())
+            .or_insert_with(|| (src.clone(), opts.clone()));
+    }
+    for (key, img) in found {
+        l.steps.entry(key).or_insert(img);
     }
     Ok(steps.len())
 }

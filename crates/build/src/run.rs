@@ -3,18 +3,19 @@
 //! network (a fresh, empty network namespace); the overlay's upper dir
 //! becomes the step's layer (deletions as whiteouts, layer.md).
 
-use std::fs::{self, File};
+use std::fs;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use berth_image::digest::Digest;
-use berth_image::layer_diff::{write_tree, TreeKind};
+use berth_image::layer_diff::TreeKind;
 use berth_image::mount::{mount_container_rootfs, unmount_container_rootfs};
 use berth_image::Store;
 use serde_json::json;
 
+use crate::layer::{adopt_snapshot, store_tree, tree_is_snapshot};
 use crate::BuildError;
 
 /// Docker's default capabilities for containers (and build steps).
@@ -59,6 +60,9 @@ pub struct RunSpec<'a> {
     pub mounts: Vec<serde_json::Value>,
     /// No network namespace of its own (`--network=host`).
     pub host_network: bool,
+    /// The layer's entries get a fixed mtime (`--timestamp`): its
+    /// snapshot must be unpacked from the tar, not taken from the upper.
+    pub fixed_mtime: bool,
 }
 
 /// A file a RUN sees at `dest` and that is in no layer.
@@ -260,16 +264,29 @@ impl Runner {
                 }
             }
         }
-        let layer = tmp.path().join("layer.tar");
-        let f = File::create(&layer).map_err(|e| io_err("create", &layer, e))?;
-        write_tree(
+        // Sockets have no tar form (write_tree leaves them out): noted,
+        // so that the snapshot made of the upper dir lacks them too.
+        let sockets = std::cell::RefCell::new(Vec::new());
+        let note_sockets = |rel: &Path| {
+            let p = upper.join(rel);
+            if fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_socket()) {
+                sockets.borrow_mut().push(p);
+            }
+            false
+        };
+        let (digest, size) = store_tree(
+            store,
+            tmp.path(),
             &upper,
             TreeKind::OverlayUpper,
-            &|_| false,
-            io::BufWriter::new(f),
-        )
-        .map_err(|e| io_err("write the layer of", &upper, e))?;
-        let f = File::open(&layer).map_err(|e| io_err("open", &layer, e))?;
-        Ok(store.put_blob(f, None)?)
+            &note_sockets,
+        )?;
+        if tree_is_snapshot(spec.fixed_mtime) {
+            for s in sockets.into_inner() {
+                let _ = fs::remove_file(s);
+            }
+            adopt_snapshot(store, &upper, &digest)?;
+        }
+        Ok((digest, size))
     }
 }

@@ -1,7 +1,8 @@
 //! Stages: the state of one stage being built, its FROM, its ARGs and the
 //! platform ARGs BuildKit predefines.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 
 use berth_image::digest::Digest;
 use berth_image::image::resolve;
@@ -86,6 +87,7 @@ pub(crate) fn from(
     stages: &[Option<Stage>],
     esc: char,
     o: &BuildOptions,
+    pulled: &Pulled,
 ) -> Result<Stage, BuildError> {
     ins.check_flags(&["platform"])?;
     let lookup = |k: &str| global.get(k).cloned().or_else(|| predefined(k));
@@ -110,7 +112,7 @@ pub(crate) fn from(
         base_layers = Some(s.base_layers);
         (s.img.clone(), s.key.clone())
     } else {
-        base_image(store, &base, o).map_err(|e| step_err(ins, e))?
+        pulled_image(store, &base, o, pulled, "base ").map_err(|e| step_err(ins, e))?
     };
     let base_layers = base_layers.unwrap_or(img.layers.len());
     Ok(Stage {
@@ -156,8 +158,39 @@ pub(crate) fn predefined(k: &str) -> Option<String> {
     }
 }
 
-/// The image FROM names, pulled as `--pull` says.
-fn base_image(store: &Store, base: &str, o: &BuildOptions) -> Result<(Img, String), String> {
+/// Names of the images this build pulled already: each is pulled at
+/// most once per build, however many FROM, `COPY --from` and
+/// `RUN --mount=from=` lines name it.
+pub(crate) type Pulled = Mutex<BTreeSet<String>>;
+
+/// An image FROM, `COPY --from` or `RUN --mount=from=` names, pulled as
+/// `--pull` says (podman applies its pull policy to all three); `what`
+/// starts the message when it is missing ("base ").
+pub(crate) fn pulled_image(
+    store: &Store,
+    base: &str,
+    o: &BuildOptions,
+    pulled: &Pulled,
+    what: &str,
+) -> Result<(Img, String), String> {
+    // Held while pulling: two stages naming one image pull it once.
+    let mut done = pulled.lock().expect("pulled lock");
+    if done.contains(base) {
+        return stored_image(store, base).map_err(|e| format!("{what}{e}"));
+    }
+    let r = policy_image(store, base, o, what);
+    if r.is_ok() {
+        done.insert(base.to_string());
+    }
+    r
+}
+
+fn policy_image(
+    store: &Store,
+    base: &str,
+    o: &BuildOptions,
+    what: &str,
+) -> Result<(Img, String), String> {
     let pull = |why: &str| -> Result<(), String> {
         let Some(reg) = &o.registry else {
             return Err(format!("{why}; pull it first: berth pull {base}"));
@@ -180,18 +213,18 @@ fn base_image(store: &Store, base: &str, o: &BuildOptions) -> Result<(Img, Strin
     };
     match o.pull {
         PullPolicy::Never => {
-            stored_image(store, base).map_err(|e| format!("base {e} and --pull=never"))
+            stored_image(store, base).map_err(|e| format!("{what}{e} and --pull=never"))
         }
         PullPolicy::Missing => match stored_image(store, base) {
             Ok(x) => Ok(x),
             Err(e) => {
-                pull(&format!("base {e}"))?;
-                stored_image(store, base).map_err(|e| format!("base {e}"))
+                pull(&format!("{what}{e}"))?;
+                stored_image(store, base).map_err(|e| format!("{what}{e}"))
             }
         },
         PullPolicy::Always => {
-            pull(&format!("base image {base} (--pull=always)"))?;
-            stored_image(store, base).map_err(|e| format!("base {e}"))
+            pull(&format!("{what}image {base} (--pull=always)"))?;
+            stored_image(store, base).map_err(|e| format!("{what}{e}"))
         }
     }
 }

@@ -264,6 +264,7 @@ pub(crate) fn step(
                     files,
                     mounts: extra,
                     host_network,
+                    fixed_mtime: o.timestamp.is_some(),
                 },
             )?;
             st.img.push_layer(d, size);
@@ -274,7 +275,8 @@ pub(crate) fn step(
             st.img.history(&by, false);
         }
         "COPY" | "ADD" => {
-            let plan = plan.expect("planned before the cache lookup");
+            let mut plan = plan.expect("planned before the cache lookup");
+            plan.resolve(store)?;
             let lowers = if plan.link {
                 Vec::new()
             } else {
@@ -289,6 +291,7 @@ pub(crate) fn step(
                 &plan.own,
                 &ins.keyword,
                 &|p: &Path| plan.from_context && ignore.excluded(p),
+                o.timestamp.is_some(),
             )?;
             drop(view);
             st.img.push_layer(d, size);

@@ -320,3 +320,144 @@ fn a_second_store_reuses_the_registry_cache_as_with_buildah() {
     assert_eq!(tid1, tid2, "buildah: the same image");
     assert_eq!(built_id(&first), built_id(&second), "berth: the same image");
 }
+
+/// `--cache-to ...,mode=min` exports only the steps whose layers make
+/// the result (the target stage's and those of the stage it is FROM), as
+/// BuildKit; the default (max) every step built. `--cache-from` is lazy,
+/// as BuildKit's import: a layer is fetched only when read, so the layer
+/// of a stage that only a cached `COPY --from` used stays in the registry.
+#[test]
+fn cache_mode_min_exports_the_result_stages_and_import_fetches_lazily() {
+    require_root!();
+    let env = busybox_env();
+    let Some(reg) = registry(
+        &env,
+        "cache_mode_min_exports_the_result_stages_and_import_fetches_lazily",
+    ) else {
+        return;
+    };
+    let base = push_busybox(&env, &reg, "berth/bb:1");
+    env.ok(&["pull", "-q", &base]);
+    let ctx = context(
+        &env,
+        "ctx",
+        &[(
+            "Containerfile",
+            &format!(
+                "FROM {base} AS dep\n\
+                 RUN echo RAN-DEP && echo dep > /dep && head -c 300000 /dev/urandom > /big\n\
+                 FROM {base} AS mid\n\
+                 RUN echo RAN-MID | tee /mid\n\
+                 FROM mid\n\
+                 COPY --from=dep /dep /dep\n\
+                 RUN echo RAN-FINAL | tee /final\n"
+            ),
+        )],
+    );
+    let cache = format!("127.0.0.1:{}/berth/cache", reg.port);
+    let max = format!("type=registry,ref={cache}:max");
+    let min = format!("type=registry,ref={cache}:min,mode=min");
+    let first = build(
+        &env,
+        &[
+            "-t",
+            "localhost/app:1",
+            "--cache-to",
+            &max,
+            "--cache-to",
+            &min,
+        ],
+        &ctx,
+    );
+    let out = ok(&first);
+    let exported = |n: usize, tag: &str| {
+        out.lines().any(|l| {
+            l.starts_with(&format!("--> Exported {n} cached steps to ")) && l.ends_with(tag)
+        })
+    };
+    assert!(exported(4, ":max") && exported(3, ":min"), "{out}");
+    let id = built_id(&first);
+    // The layer only `COPY --from=dep` read.
+    let dep = built_id(&build(
+        &env,
+        &["--target", "dep", "-t", "localhost/dep:1"],
+        &ctx,
+    ));
+    let dep_layers = inspect(&env, "localhost/dep:1")["RootFS"]["Layers"].clone();
+    let dep_layer = dep_layers
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!dep.is_empty());
+    let app_layers = inspect(&env, "localhost/app:1")["RootFS"]["Layers"].clone();
+    assert!(!app_layers
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!(dep_layer)));
+    let blob = |o: &OtherStore, d: &str| {
+        o.root
+            .join("root/images/blobs/sha256")
+            .join(d.strip_prefix("sha256:").unwrap())
+    };
+
+    // min: the dep stage is not in the cache and runs; the result's
+    // stages come from the cache (the copied file is the same), giving
+    // the same image.
+    let second = OtherStore::new(&env, "second");
+    second.ok(&["pull", "-q", &base]);
+    let o = second.build(&["-t", "localhost/app:1", "--cache-from", &min], &ctx);
+    let out = ok(&o);
+    assert!(ran(&out, "RAN-DEP"), "{out}");
+    assert!(!ran(&out, "RAN-MID") && !ran(&out, "RAN-FINAL"), "{out}");
+    assert_eq!(built_id(&o), id, "the same image from the min cache");
+
+    // max: nothing runs, and the dep layer is never fetched.
+    let third = OtherStore::new(&env, "third");
+    third.ok(&["pull", "-q", &base]);
+    let o = third.build(&["-t", "localhost/app:1", "--cache-from", &max], &ctx);
+    let out = ok(&o);
+    assert!(!ran(&out, "RAN-"), "a step ran: {out}");
+    assert_eq!(built_id(&o), id);
+    assert!(
+        !blob(&third, &dep_layer).exists(),
+        "the dep stage's layer was fetched though nothing read it"
+    );
+    for l in app_layers.as_array().unwrap() {
+        assert!(blob(&third, l.as_str().unwrap()).exists(), "{l} missing");
+    }
+    let o = third.berth(&[
+        "run",
+        "--rm",
+        "localhost/app:1",
+        "cat",
+        "/dep",
+        "/final",
+        "/mid",
+    ]);
+    assert_eq!(stdout(&o), "dep\nRAN-FINAL\nRAN-MID\n", "{}", stderr(&o));
+    // A step that runs on a cached one fetches what it reads: the dep
+    // stage as a target.
+    let o = third.build(&["--target", "dep", "--cache-from", &max], &ctx);
+    assert_eq!(built_id(&o), dep);
+    assert!(blob(&third, &dep_layer).exists());
+
+    // mode is checked.
+    let o = build(
+        &env,
+        &[
+            "--cache-to",
+            &format!("type=registry,ref={cache}:x,mode=most"),
+        ],
+        &ctx,
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("mode=most: use min or max"),
+        "{}",
+        stderr(&o)
+    );
+}

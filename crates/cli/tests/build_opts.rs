@@ -184,6 +184,172 @@ fn pull_policies_fetch_the_base_as_asked() {
     assert!(stderr(&o).contains("--pull=sometimes: use always, missing or never"));
 }
 
+/// `--pull` applies to the images `COPY --from` and `RUN --mount=from=`
+/// name as to FROM's (podman's policies); buildah 1.28 pulls a
+/// `COPY --from` image the same way.
+#[test]
+fn pull_policies_apply_to_copy_from_and_mount_from_images() {
+    require_root!();
+    let env = busybox_env();
+    let Some(reg) = registry(
+        &env,
+        "pull_policies_apply_to_copy_from_and_mount_from_images",
+    ) else {
+        return;
+    };
+    // FROM names a registry's image too (--pull=always pulls it).
+    let base = push_busybox(&env, &reg, "berth/bb:1");
+    env.ok(&["pull", "-q", &base]);
+    // The image the steps read: /v is "v1" in the registry.
+    let remote = format!("127.0.0.1:{}/berth/src:1", reg.port);
+    let push_v = |v: &str| {
+        let c = context(
+            &env,
+            &format!("src-{v}"),
+            &[(
+                "Containerfile",
+                &format!("FROM localhost/bb:1\nRUN echo {v} > /v\n"),
+            )],
+        );
+        ok(&build(&env, &["-t", &format!("localhost/src-{v}:1")], &c));
+        env.ok(&["push", "-q", &format!("localhost/src-{v}:1"), &remote]);
+    };
+    push_v("v1");
+    let ctx = context(
+        &env,
+        "ctx",
+        &[(
+            "Containerfile",
+            &format!(
+                "FROM {base}\n\
+                 COPY --from={remote} /v /copied\n\
+                 RUN --mount=type=bind,from={remote},source=/v,target=/m cat /m > /mounted\n"
+            ),
+        )],
+    );
+    let before = image_count(&env);
+    let o = build(&env, &["--pull=never", "-t", "localhost/p:0"], &ctx);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!(
+            "line 2: COPY: --from={remote}: no earlier stage has that name or index, and image {remote} is not in the store"
+        )) && e.contains("--pull=never"),
+        "{e}"
+    );
+    assert_eq!(image_count(&env), before, "nothing left behind");
+    assert_no_mounts(&env);
+    // RUN --mount=from= alone: the same.
+    let mctx = context(
+        &env,
+        "mctx",
+        &[(
+            "Containerfile",
+            &format!(
+                "FROM {base}\n\
+                 RUN --mount=type=bind,from={remote},source=/v,target=/m cat /m > /mounted\n"
+            ),
+        )],
+    );
+    let o = build(&env, &["--pull=never"], &mctx);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!(
+            "line 2: RUN: from={remote}: no earlier stage has that name, and image {remote} is not in the store"
+        )) && e.contains("--pull=never"),
+        "{e}"
+    );
+    // The default (missing) pulls it, once for both lines.
+    let o = build(&env, &["-t", "localhost/p:1"], &ctx);
+    ok(&o);
+    assert_eq!(
+        stderr(&o).matches("Trying to pull").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(read(&env, "localhost/p:1", "copied"), "v1\n");
+    assert_eq!(read(&env, "localhost/p:1", "mounted"), "v1\n");
+    // v2 in the registry: missing and never keep the stored v1.
+    push_v("v2");
+    for p in ["--pull=missing", "--pull=never"] {
+        ok(&build(&env, &[p, "-t", "localhost/p:2"], &ctx));
+        assert_eq!(read(&env, "localhost/p:2", "copied"), "v1\n", "{p}");
+        assert_eq!(read(&env, "localhost/p:2", "mounted"), "v1\n", "{p}");
+    }
+    // always: the registry's, for both.
+    ok(&build(
+        &env,
+        &["--pull=always", "-t", "localhost/p:3"],
+        &ctx,
+    ));
+    assert_eq!(read(&env, "localhost/p:3", "copied"), "v2\n");
+    assert_eq!(read(&env, "localhost/p:3", "mounted"), "v2\n");
+
+    // buildah bud: COPY --from of that image, never then always after
+    // the registry changed.
+    let cctx = context(
+        &env,
+        "cctx",
+        &[(
+            "Containerfile",
+            &format!("FROM {base}\nCOPY --from={remote} /v /copied\n"),
+        )],
+    );
+    let Some(o) = buildah(&env, &["--version"]) else {
+        eprintln!("SKIP: buildah is not installed: no comparison");
+        return;
+    };
+    ok(&o);
+    let c = cctx.to_str().unwrap();
+    let bud = |pull: &str, tag: &str| {
+        buildah(
+            &env,
+            &[
+                "bud",
+                "--isolation",
+                "chroot",
+                "--tls-verify=false",
+                pull,
+                "-t",
+                tag,
+                c,
+            ],
+        )
+        .unwrap()
+    };
+    // Their store has the base, not the source image.
+    ok(&buildah(&env, &["pull", "--tls-verify=false", &base]).unwrap());
+    let theirs_never = bud("--pull=never", "localhost/t:0");
+    assert!(
+        !theirs_never.status.success(),
+        "buildah --pull=never pulled"
+    );
+    // Theirs gets the old v1, then always gives v2.
+    let old = format!("127.0.0.1:{}/berth/old:1", reg.port);
+    env.ok(&["push", "-q", "localhost/src-v1:1", &old]);
+    ok(&buildah(&env, &["pull", "--tls-verify=false", &old]).unwrap());
+    ok(&buildah(&env, &["tag", &old, &remote]).unwrap());
+    ok(&bud("--pull=never", "localhost/t:1"));
+    ok(&bud("--pull=always", "localhost/t:2"));
+    let theirs = |tag: &str| {
+        let ctr = ok(&buildah(&env, &["from", tag]).unwrap())
+            .trim()
+            .to_string();
+        let mnt = ok(&buildah(&env, &["mount", &ctr]).unwrap())
+            .trim()
+            .to_string();
+        let v = std::fs::read_to_string(Path::new(&mnt).join("copied")).unwrap();
+        buildah(&env, &["umount", &ctr]);
+        buildah(&env, &["rm", &ctr]);
+        v
+    };
+    assert_eq!(theirs("localhost/t:1"), "v1\n", "buildah --pull=never");
+    assert_eq!(theirs("localhost/t:2"), "v2\n", "buildah --pull=always");
+    buildah(&env, &["rmi", "-a", "-f"]);
+}
+
 #[test]
 fn layers_false_neither_uses_nor_fills_the_cache() {
     require_root!();

@@ -79,7 +79,9 @@ pub struct BuildArgs {
     #[arg(long = "cache-from")]
     pub cache_from: Vec<String>,
     /// Export this build's cache (every step's layers and config) to a
-    /// registry: `type=registry,ref=REF` or `REF` (repeatable).
+    /// registry: `type=registry,ref=REF[,mode=min|max]` or `REF`
+    /// (repeatable); mode=min exports only the steps of the result's
+    /// stages.
     #[arg(long = "cache-to")]
     pub cache_to: Vec<String>,
     #[command(flatten)]
@@ -186,7 +188,9 @@ pub fn build(root: &Path, e: &EngineArgs, a: &BuildArgs) -> Result<()> {
     let cache_to = a
         .cache_to
         .iter()
-        .map(|v| cache_ref(v, "--cache-to"))
+        .map(|v| {
+            berth_build::remote_cache::parse_cache_to(v).map_err(|e| anyhow::anyhow!("build {e}"))
+        })
         .collect::<Result<Vec<_>>>()?;
     let registry = Some(a.registry.options(root)?);
     let pull = berth_build::PullPolicy::parse(&a.pull).with_context(|| {
