@@ -9,28 +9,28 @@
 //! call; the CRI's start path made three of them per pod.
 //!
 //! Containers stay independent of the service: a monitor started here is
-//! reaped by it while it runs and adopted by init when it goes.
+//! reaped by it while it runs (berth-svc's `monitors`, as the API service)
+//! and adopted by init when it goes.
 
-use std::ffi::OsString;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use berth_engine::pods::PodCreate;
-use berth_engine::{handoff, lifecycle, ContainerRow};
+use berth_engine::ContainerRow;
+use berth_svc::monitors::Monitors;
 use tonic::Status;
 
 use crate::Ctx;
 
-/// What is static for the service's life: the protected `berth` binary
-/// monitors run from, and the small monitor they hand over to.
+/// What is static for the service's life: the monitors it spawns
+/// (berth-svc's, shared with the API service) and whether pods are made
+/// here.
 pub struct Fast {
-    /// A read-only detached mount (or sealed copy) of the `berth`
-    /// binary; None when it could not be made (starts then run `berth
-    /// start`).
-    berth: Option<OwnedFd>,
-    /// `BERTH_MONITOR` for the monitors (as `berth start` sets it).
-    small: OsString,
+    /// Spawns and reaps the containers' monitors; None when starts go
+    /// through `berth start` (BERTH_CRI_INPROC=0, rootless, or no
+    /// read-only view of the binary could be made).
+    monitors: Option<Arc<Monitors>>,
     /// Pods are created in this process.
     pods: bool,
 }
@@ -43,21 +43,10 @@ impl Fast {
         // namespaces first (docs/rootless.md), which this process has not.
         let on = std::env::var_os("BERTH_CRI_INPROC").is_none_or(|v| v != "0")
             && nix::unistd::geteuid().is_root();
-        let protected = std::fs::File::open(berth)
-            .ok()
-            .filter(|_| on)
-            .and_then(|f| berth_runtime::selfexe::protected_exe(&f).ok());
-        let small = match std::env::var_os(handoff::ENV) {
-            Some(v) => v,
-            None => handoff::find_small(None, berth.parent())
-                .map(OsString::from)
-                .unwrap_or_default(),
-        };
-        Fast {
-            berth: protected,
-            small,
-            pods: on,
-        }
+        let monitors = on
+            .then(|| Arc::new(Monitors::new(berth)))
+            .filter(|m| m.available());
+        Fast { monitors, pods: on }
     }
 }
 
@@ -86,6 +75,11 @@ fn status(e: &(dyn std::error::Error + 'static)) -> Status {
         }
         src = s.source();
     }
+    status_of(msg)
+}
+
+/// An engine error message as a status: not found when it says so.
+fn status_of(msg: String) -> Status {
     if msg.contains("no such") || msg.contains("not found") {
         Status::not_found(msg)
     } else {
@@ -149,11 +143,11 @@ pub async fn pod_create(ctx: &Ctx, args: &[String]) -> Result<String, Status> {
     Ok(row.id)
 }
 
-/// `berth start ID`, in this process when the protected binary exists:
-/// spawns the container's monitor and waits for its report.
+/// `berth start ID`, in this process when the monitors can be spawned
+/// here: spawns the container's monitor and waits for its report.
 pub async fn start(ctx: &Ctx, row: ContainerRow) -> Result<(), Status> {
     let t0 = Instant::now();
-    let Some(exe) = ctx.fast.berth.as_ref() else {
+    let Some(monitors) = ctx.fast.monitors.as_ref() else {
         ctx.berth(&["start".into(), row.id]).await?;
         trace("start (berth command)", t0);
         return Ok(());
@@ -161,35 +155,9 @@ pub async fn start(ctx: &Ctx, row: ContainerRow) -> Result<(), Status> {
     if row.status == berth_engine::Status::Running {
         return Ok(());
     }
-    // As `berth`'s own monitor command: the binary again, from its
-    // protected view (the descriptor is resolved at exec, before
-    // close-on-exec closes it).
-    let mut cmd = std::process::Command::new(format!("/proc/self/fd/{}", exe.as_raw_fd()));
-    cmd.arg("--root")
-        .arg(&ctx.engine.root)
-        .arg("--runroot")
-        .arg(&ctx.engine.runroot)
-        .arg("--cgroup-parent")
-        .arg(&ctx.engine.cgroup_parent)
-        .arg("container-monitor")
-        .arg(&row.id)
-        .env(handoff::ENV, &ctx.fast.small);
-    let e = ctx.engine.clone();
-    let child = tokio::task::spawn_blocking(move || lifecycle::start_detached_child(&e, &row, cmd))
+    berth_svc::monitors::start_detached(monitors, &ctx.engine, row)
         .await
-        .map_err(|e| Status::internal(format!("start: {e}")))?
-        .map_err(|e| status(&e))?;
-    reap(child);
+        .map_err(status_of)?;
     trace("start (in process)", t0);
     Ok(())
-}
-
-/// Reaps a monitor this service spawned once it exits (a zombie would
-/// still pass for the container's holder): a thread with a small stack
-/// waits for it (tokio's async wait exists only for its own children).
-fn reap(mut child: std::process::Child) {
-    let _ = std::thread::Builder::new()
-        .name("reap-monitor".into())
-        .stack_size(64 * 1024)
-        .spawn(move || child.wait());
 }
