@@ -2,6 +2,7 @@
 //! `berth` commands.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use berth_engine::{db::Status, inspect, lifecycle, ContainerRow};
 use hyper::{Response, StatusCode};
@@ -277,12 +278,34 @@ pub async fn kill(ctx: &Arc<Ctx>, r: &Req, id: &str) -> Result<Response<Body>, A
             row.id
         )));
     }
+    let signal = r.q("signal").filter(|s| !s.is_empty());
     let mut args = vec!["kill".to_string()];
-    if let Some(s) = r.q("signal").filter(|s| !s.is_empty()) {
+    if let Some(s) = signal {
         args.extend(["--signal".into(), s.to_string()]);
     }
-    args.push(row.id);
+    args.push(row.id.clone());
     ctx.berth(&args).await?;
+    // As dockerd's ContainerKill: SIGKILL (the default) answers once the
+    // container is no longer running, so a `docker rm` right after a
+    // `docker kill` finds it stopped.
+    let sigkill = signal.is_none_or(|s| {
+        let s = s.to_ascii_uppercase();
+        matches!(s.trim_start_matches("SIG"), "KILL" | "9")
+    });
+    if sigkill {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let seen = ctx.changes.count();
+            match find(ctx, &row.id).await {
+                Ok(now) if now.status == Status::Running => {}
+                _ => break,
+            }
+            if std::time::Instant::now() >= deadline {
+                break;
+            }
+            ctx.changes.wait(seen, Duration::from_millis(250)).await;
+        }
+    }
     Ok(reply::empty(StatusCode::NO_CONTENT))
 }
 
