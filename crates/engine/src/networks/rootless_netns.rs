@@ -8,11 +8,10 @@
 //! the resolvers, are too).
 //!
 //! slirp4netns connects the namespace to the outside (outbound traffic,
-//! its `tap0` with 10.0.2.100, the default route) and publishes ports:
-//! a container's `-p HOST:CONTAINER` becomes a forward of the helper
-//! (`add_hostfwd`, listening on the host side, in the namespace berth
-//! runs in) to 10.0.2.100:HOST, which berth's table DNATs to the
-//! container, exactly as it DNATs a host port as root.
+//! its `tap0` with 10.0.2.100, the default route). Published ports do
+//! not go through it: each container's port proxy (`port_proxy`, as
+//! podman's rootlessport) listens on the host side and connects inside
+//! the container's namespace.
 //!
 //! Pinned at `<runroot>/rootless-netns/ns` (a bind mount in the rootless
 //! mount namespace) with the helper's record, API socket and log beside
@@ -25,8 +24,7 @@
 //! ends too).
 
 use super::*;
-use berth_network::slirp_api;
-use berth_network::usermode::{self as um, Forward, Helper, Mode, SlirpOptions};
+use berth_network::usermode::{self as um, Helper, Mode, SlirpOptions};
 use nix::sched::CloneFlags;
 
 /// `<runroot>/rootless-netns`.
@@ -172,39 +170,6 @@ pub(super) fn teardown_if_unused(engine: &Engine) {
     let _ = netns::remove(&pin(engine));
     let _ = std::fs::remove_file(applied_path(engine));
     let _ = std::fs::remove_dir_all(dir(engine));
-}
-
-/// The helper forwards exactly the published ports `rules` of running
-/// containers: host `host_ip:host_port` to the namespace's
-/// `10.0.2.100:host_port`, where berth's table DNATs it.
-pub(super) fn sync_forwards(
-    engine: &Engine,
-    rules: &[firewall::PortRule],
-) -> std::result::Result<(), NetworkError> {
-    let want: Vec<Forward> = rules
-        .iter()
-        .map(|r| Forward {
-            proto: match r.proto {
-                firewall::Proto::Tcp => um::Proto::Tcp,
-                firewall::Proto::Udp => um::Proto::Udp,
-            },
-            host_ip: r.host_ip.filter(|i| !i.is_unspecified()),
-            host_port: r.host_port,
-            container_port: r.host_port,
-        })
-        .collect();
-    if let Some(f) = want
-        .iter()
-        .find(|f| matches!(f.host_ip, Some(IpAddr::V6(_))))
-    {
-        return Err(mode_err(um::UsermodeError::Publish {
-            mode: "slirp4netns",
-            what: format!("[{}]:{}", f.host_ip.expect("v6"), f.host_port),
-            why: "a rootless engine publishes on IPv4 host addresses only".into(),
-        }));
-    }
-    let sock = um::api_socket(&dir(engine));
-    slirp_api::sync_hostfwd(&sock, options().guest(), &want).map_err(mode_err)
 }
 
 /// The upstream DNS server of resolvers in the namespace: slirp4netns'
