@@ -81,7 +81,7 @@ fn proxy_err(id: &str, why: String) -> NetworkError {
 }
 
 /// Starts the proxy of container `id` for `ports` (none: nothing to do):
-/// it listens in the namespace the calling thread is in and connects to
+/// it listens in the namespace berth was started in and connects to
 /// `target` inside the namespace pinned at `pin`. Returns once every port
 /// is bound; on failure nothing is left running. Ends a proxy recorded
 /// before (a restart).
@@ -118,8 +118,9 @@ pub(super) fn start(
         .stderr(Stdio::from(err))
         // Out of the caller's process group: a ^C at a terminal is not for it.
         .process_group(0);
-    let mut child = cmd
-        .spawn()
+    // Rootless, the calling thread may be in the rootless network
+    // namespace (after a bridge lock); the proxy listens in berth's own.
+    let mut child = super::rootless_netns::spawn_at_home(cmd)
         .map_err(|e| proxy_err(id, format!("could not be started: {e}")))?;
     let out = child.stdout.take().expect("piped stdout");
     let helper = Helper {

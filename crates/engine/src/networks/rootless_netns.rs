@@ -131,9 +131,65 @@ impl Drop for Entered {
     }
 }
 
+/// A request to the home thread: a process to start, and where its
+/// [`Command::spawn`] result goes.
+type SpawnJob = (
+    Command,
+    std::sync::mpsc::SyncSender<std::io::Result<std::process::Child>>,
+);
+
+/// The home thread: made by the first [`enter`] of the process, before
+/// it joins the rootless namespace, so it stays in the namespace berth
+/// was started in. A thread cannot go back there once it has left (the
+/// namespace belongs to a user namespace above the rootless one, where
+/// berth has no `CAP_SYS_ADMIN`: `setns` fails with EPERM), so what must
+/// run there (the port proxies, which listen on the host's addresses) is
+/// started by this thread. `None`: it could not be made.
+static HOME: std::sync::OnceLock<Option<std::sync::mpsc::Sender<SpawnJob>>> =
+    std::sync::OnceLock::new();
+
+fn home() -> Option<&'static std::sync::mpsc::Sender<SpawnJob>> {
+    HOME.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnJob>();
+        std::thread::Builder::new()
+            .name("home-netns".into())
+            .stack_size(256 << 10)
+            .spawn(move || {
+                for (mut cmd, back) in rx {
+                    let _ = back.send(cmd.spawn());
+                }
+            })
+            .ok()
+            .map(|_| tx)
+    })
+    .as_ref()
+}
+
+/// Spawns `cmd` in the network namespace berth was started in, whatever
+/// namespace the calling thread is in (see [`HOME`]). Without an
+/// [`enter`] before in this process, the calling thread is still there
+/// and spawns it itself.
+pub(super) fn spawn_at_home(mut cmd: Command) -> std::io::Result<std::process::Child> {
+    let Some(tx) = HOME.get() else {
+        return cmd.spawn();
+    };
+    let Some(tx) = tx.as_ref() else {
+        return Err(std::io::Error::other(
+            "no thread is left in the namespace berth was started in",
+        ));
+    };
+    let (back, rx) = std::sync::mpsc::sync_channel(1);
+    tx.send((cmd, back))
+        .map_err(|_| std::io::Error::other("the spawning thread ended"))?;
+    rx.recv()
+        .map_err(|_| std::io::Error::other("the spawning thread ended"))?
+}
+
 /// [`ensure`]s the namespace and moves the calling thread into it.
 pub(super) fn enter(engine: &Engine) -> std::result::Result<Entered, NetworkError> {
     ensure(engine)?;
+    // Before the first move of any thread of this process.
+    let _ = home();
     let here = Path::new("/proc/thread-self/ns/net");
     let orig = File::open(here).map_err(io_err("open", here))?;
     let p = pin(engine);
