@@ -342,8 +342,9 @@ pub fn setup(engine: &Engine, row: &ContainerRow, o: &RunOptions) -> Result<()> 
 
 /// Rootless: the published ports of a plumbed bridge namespace go
 /// through the port proxy (the bridges are in the rootless network
-/// namespace, out of the host addresses' reach). Outside [`bridge_lock`]:
-/// the proxy listens in berth's own namespace. Undone on failure.
+/// namespace, out of the host addresses' reach); the proxy listens in
+/// berth's own namespace (see `rootless_netns::spawn_at_home`). Undone on
+/// failure.
 fn proxy_after_plumb(engine: &Engine, id: &str) -> Result<()> {
     if !crate::rootless::is_rootless() {
         return Ok(());

@@ -208,9 +208,10 @@ pub(super) fn stop(engine: &Engine, id: &str) {
 }
 
 /// Rootless bridge networks: the proxy of a running container (or pod)
-/// `id` with published ports, to its first network's address. Call it
-/// without [`bridge_lock`] held (its thread is in the rootless network
-/// namespace; the proxy must listen in berth's own).
+/// `id` with published ports, to its first network's address. The
+/// proxy listens in berth's own namespace whichever one the calling
+/// thread is in ([`start`] spawns it through
+/// `rootless_netns::spawn_at_home`).
 pub(super) fn start_for_bridge(engine: &Engine, id: &str) -> Result<()> {
     let (ports, eps) = {
         let mut db = engine.db()?;
