@@ -18,9 +18,10 @@
 # figures are not the container's receive rate.
 # The tool is dd | nc (busybox nc on both sides: nothing to install but
 # busybox-static); the time is the host side's, connect to last byte.
-# Paths: berth --network slirp4netns, berth --network pasta, podman 4.3
-# --network slirp4netns (its default port handler, rootlessport, as its
-# rootless path uses). Measured interleaved, REPEAT rounds, medians and the
+# Paths: berth --network slirp4netns (its default port handler, berth's
+# port proxy, as rootless), berth --network pasta (pasta's own forwarding),
+# podman 4.3 --network slirp4netns (its default port handler, rootlessport,
+# as its rootless path uses). Measured interleaved, REPEAT rounds, medians and the
 # ratios to podman printed.
 # Everything runs in a private mount and network namespace this script
 # makes (loopback, plus a veth pair with a default route that pasta needs

@@ -407,7 +407,8 @@ fn slirp4netns_host_loopback_options_and_bad_input() {
     for (net, needle) in [
         ("slirp4netns:nope=1", "nope=1"),
         ("slirp4netns:mtu=5", "mtu=5"),
-        ("slirp4netns:port_handler=rootlesskit", "rootlesskit"),
+        // `rootlesskit` names the default (the port proxy), as podman's.
+        ("slirp4netns:port_handler=socat", "socat"),
         (
             "slirp4netns:allow_host_loopback=maybe",
             "allow_host_loopback",

@@ -18,6 +18,7 @@ pub mod error;
 pub mod firewall;
 pub mod link;
 pub mod netns;
+pub mod port_proxy;
 pub mod slirp_api;
 pub mod usermode;
 

@@ -88,6 +88,14 @@ pub struct SlirpOptions {
     pub outbound_addr: Option<String>,
     /// `outbound_addr6=` (interface name or IPv6 address).
     pub outbound_addr6: Option<String>,
+    /// `port_handler=slirp4netns`: published ports go through
+    /// slirp4netns' own forwarding (`add_hostfwd`), which passes the
+    /// client's address on to the container. Default false
+    /// (`port_handler=rootlesskit`, podman's default): the caller's port
+    /// proxy ([`crate::port_proxy`]), much faster, connections from the
+    /// container's own address.
+    #[serde(default)]
+    pub slirp_port_handler: bool,
 }
 
 impl Default for SlirpOptions {
@@ -99,6 +107,7 @@ impl Default for SlirpOptions {
             mtu: DEFAULT_MTU,
             outbound_addr: None,
             outbound_addr6: None,
+            slirp_port_handler: false,
         }
     }
 }
@@ -197,12 +206,10 @@ impl Mode {
                 "outbound_addr" => s.outbound_addr = Some(v.into()),
                 "outbound_addr6" => s.outbound_addr6 = Some(v.into()),
                 "port_handler" => match v {
-                    "slirp4netns" => {}
-                    "rootlesskit" => {
-                        return Err(bad("berth publishes ports through slirp4netns itself; \
-                             use port_handler=slirp4netns or leave it out"))
-                    }
-                    _ => return Err(bad("the port handler must be slirp4netns")),
+                    "slirp4netns" => s.slirp_port_handler = true,
+                    // podman's name for its proxy; berth's does the same.
+                    "rootlesskit" => s.slirp_port_handler = false,
+                    _ => return Err(bad("the port handler must be rootlesskit or slirp4netns")),
                 },
                 _ => {
                     return Err(bad(
@@ -700,10 +707,16 @@ mod tests {
         assert_eq!(o.guest(), Ipv4Addr::new(10, 5, 0, 100));
         assert_eq!(o.gateway(), Ipv4Addr::new(10, 5, 0, 2));
         assert_eq!(o.dns(), Ipv4Addr::new(10, 5, 0, 3));
+        assert!(o.slirp_port_handler);
+        let Some(Ok(Mode::Slirp4netns(o))) = Mode::parse("slirp4netns:port_handler=rootlesskit")
+        else {
+            panic!("slirp");
+        };
+        assert!(!o.slirp_port_handler);
         for bad in [
             "slirp4netns:mtu=10",
             "slirp4netns:allow_host_loopback=yes",
-            "slirp4netns:port_handler=rootlesskit",
+            "slirp4netns:port_handler=socat",
             "slirp4netns:nope=1",
             "slirp4netns:cidr=10.0.0.0/30",
             "slirp4netns:mtu",

@@ -124,6 +124,9 @@ pub enum Command {
     /// The DNS resolver of a network (started by berth itself).
     #[command(name = "network-dns", hide = true)]
     NetworkDns(networks::DnsArgs),
+    /// The published-port proxy of a container (started by berth itself).
+    #[command(name = "port-proxy", hide = true)]
+    PortProxy(networks::PortProxyArgs),
     /// Container commands (run, ps, logs, stop, rm, exec, ...).
     #[command(flatten)]
     Containers(container_cmds::ContainerCmd),
@@ -314,6 +317,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Kube(c) => kube::kube_command(&cli.root, &cli.engine, c),
         Command::Generate(c) => kube::generate_command(&cli.root, &cli.engine, c),
         Command::NetworkDns(a) => networks::dns(&cli.root, &cli.engine, &a),
+        Command::PortProxy(a) => networks::port_proxy(&a),
         Command::Containers(c) => container_cmds::dispatch(&cli.root, &cli.engine, c),
     }
 }

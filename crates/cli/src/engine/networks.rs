@@ -1,7 +1,7 @@
 //! `berth network create|ls|inspect|rm|prune|connect|disconnect`, and the
 //! hidden `network-dns` (a network's resolver process).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use berth_engine::networks::{self, CreateRequest};
@@ -129,6 +129,20 @@ pub struct DisconnectArgs {
 #[derive(Debug, Args)]
 pub struct DnsArgs {
     pub network: String,
+}
+
+/// `port-proxy --netns PIN --target IP --publish PROTO,HOST_IP,HOST_PORT,PORT ...`.
+#[derive(Debug, Args)]
+pub struct PortProxyArgs {
+    /// The container's network namespace (its pin).
+    #[arg(long)]
+    pub netns: PathBuf,
+    /// The container's address inside it.
+    #[arg(long)]
+    pub target: String,
+    /// A published port.
+    #[arg(long)]
+    pub publish: Vec<String>,
 }
 
 /// Runs a `network` subcommand.
@@ -302,5 +316,11 @@ fn ls_row(n: &networks::Network, no_trunc: bool) -> Value {
 pub fn dns(root: &Path, e: &EngineArgs, a: &DnsArgs) -> Result<()> {
     let engine = e.engine(root)?;
     networks::resolver_main(&engine, &a.network)?;
+    Ok(())
+}
+
+/// `port-proxy`: serves until ended (see `berth_engine::networks::port_proxy`).
+pub fn port_proxy(a: &PortProxyArgs) -> Result<()> {
+    networks::port_proxy::proxy_main(&a.netns, &a.target, &a.publish)?;
     Ok(())
 }

@@ -11,6 +11,18 @@ pub fn connect(
     ip: Option<&str>,
     aliases: &[String],
 ) -> Result<Endpoint> {
+    let (ep, id) = connect_locked(engine, network, container, ip, aliases)?;
+    port_proxy::follow_first_network(engine, &id)?;
+    Ok(ep)
+}
+
+fn connect_locked(
+    engine: &Engine,
+    network: &str,
+    container: &str,
+    ip: Option<&str>,
+    aliases: &[String],
+) -> Result<(Endpoint, String)> {
     let row = crate::lifecycle::find(engine, container)?;
     let cfg = crate::create::ContainerConfig::of(&row)?;
     let mode = crate::opts::parse_network(cfg.options.network.as_deref())?;
@@ -49,11 +61,16 @@ pub fn connect(
             return Err(e.into());
         }
     }
-    Ok(ep)
+    Ok((ep, row.id))
 }
 
 /// `berth network disconnect`.
 pub fn disconnect(engine: &Engine, network: &str, container: &str) -> Result<()> {
+    let id = disconnect_locked(engine, network, container)?;
+    port_proxy::follow_first_network(engine, &id)
+}
+
+fn disconnect_locked(engine: &Engine, network: &str, container: &str) -> Result<String> {
     let row = crate::lifecycle::find(engine, container)?;
     let net = find(engine, network)?;
     let _l = bridge_lock(engine)?;
@@ -79,7 +96,7 @@ pub fn disconnect(engine: &Engine, network: &str, container: &str) -> Result<()>
     }
     sync_firewall(engine)?;
     refresh_linked(engine, networks_of(engine, &row.id, &net)?, None)?;
-    Ok(())
+    Ok(row.id)
 }
 
 /// The networks of container `id` and `net`: whose DNS records change

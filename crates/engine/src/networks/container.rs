@@ -329,9 +329,29 @@ pub fn setup(engine: &Engine, row: &ContainerRow, o: &RunOptions) -> Result<()> 
     }
     let id = row.id.as_str();
     let userns = crate::pods::userns_pin_for(engine, o)?;
-    let _l = bridge_lock(engine)?;
-    let r = plumb(engine, id, userns.as_deref());
+    {
+        let _l = bridge_lock(engine)?;
+        let r = plumb(engine, id, userns.as_deref());
+        if r.is_err() {
+            let _ = unplumb(engine, id);
+        }
+        r?;
+    }
+    proxy_after_plumb(engine, id)
+}
+
+/// Rootless: the published ports of a plumbed bridge namespace go
+/// through the port proxy (the bridges are in the rootless network
+/// namespace, out of the host addresses' reach); the proxy listens in
+/// berth's own namespace (see `rootless_netns::spawn_at_home`). Undone on
+/// failure.
+fn proxy_after_plumb(engine: &Engine, id: &str) -> Result<()> {
+    if !crate::rootless::is_rootless() {
+        return Ok(());
+    }
+    let r = port_proxy::start_for_bridge(engine, id);
     if r.is_err() {
+        let _l = bridge_lock(engine)?;
         let _ = unplumb(engine, id);
     }
     r
@@ -351,12 +371,15 @@ pub fn setup_pod(engine: &Engine, id: &str, none: bool, userns: Option<&Path>) -
         }
         return r;
     }
-    let _l = bridge_lock(engine)?;
-    let r = plumb(engine, id, userns);
-    if r.is_err() {
-        let _ = unplumb(engine, id);
+    {
+        let _l = bridge_lock(engine)?;
+        let r = plumb(engine, id, userns);
+        if r.is_err() {
+            let _ = unplumb(engine, id);
+        }
+        r?;
     }
-    r
+    proxy_after_plumb(engine, id)
 }
 
 /// A new network namespace pinned at `pin`; inside the user namespace
@@ -584,6 +607,7 @@ pub fn teardown(engine: &Engine, id: &str) -> Result<()> {
     if usermode::teardown(engine, id)? {
         return Ok(());
     }
+    port_proxy::stop(engine, id);
     if !netns_path(engine, id).exists() && !ports_active(engine, id)? {
         // Nothing plumbed, or torn down already: the pin goes last, the
         // ports are switched off first.
@@ -597,6 +621,7 @@ pub fn teardown(engine: &Engine, id: &str) -> Result<()> {
 /// records without the container, veths deleted, and the namespace pin
 /// last, so a missing pin means everything before it was done.
 pub(super) fn unplumb(engine: &Engine, id: &str) -> Result<()> {
+    port_proxy::stop(engine, id);
     let pin = netns_path(engine, id);
     let eps = {
         let mut db = engine.db()?;

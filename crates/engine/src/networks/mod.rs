@@ -15,6 +15,7 @@ mod container;
 pub mod files;
 mod inspect;
 pub mod ipam;
+pub mod port_proxy;
 pub mod ports;
 mod resolver;
 pub mod rootless_netns;
@@ -143,6 +144,10 @@ pub enum NetworkError {
         #[source]
         source: Box<berth_network::usermode::UsermodeError>,
     },
+    #[error("container {container}: published ports: the port proxy {why}")]
+    PortProxy { container: String, why: String },
+    #[error(transparent)]
+    Proxy(#[from] berth_network::port_proxy::ProxyError),
     #[error("network DNS resolver of {network}: {why}")]
     Resolver { network: String, why: String },
     #[error("{op} {path}")]
@@ -672,12 +677,9 @@ fn sync_firewall_if(engine: &Engine, force: bool) -> std::result::Result<(), Net
     }
     let (bridge_prefix, table) = host_names(engine, &nets);
     if crate::rootless::is_rootless() {
-        // The helper listens on the host address; in the namespace the
-        // port arrives on its own address, to be DNATed there.
-        rootless_netns::sync_forwards(engine, &rules)?;
-        for r in &mut rules {
-            r.host_ip = None;
-        }
+        // Published ports go through each container's port proxy
+        // (`port_proxy`), straight to its address: nothing to DNAT.
+        rules.clear();
     }
     let ruleset = firewall::Ruleset {
         networks: used

@@ -8,11 +8,10 @@
 //! the resolvers, are too).
 //!
 //! slirp4netns connects the namespace to the outside (outbound traffic,
-//! its `tap0` with 10.0.2.100, the default route) and publishes ports:
-//! a container's `-p HOST:CONTAINER` becomes a forward of the helper
-//! (`add_hostfwd`, listening on the host side, in the namespace berth
-//! runs in) to 10.0.2.100:HOST, which berth's table DNATs to the
-//! container, exactly as it DNATs a host port as root.
+//! its `tap0` with 10.0.2.100, the default route). Published ports do
+//! not go through it: each container's port proxy (`port_proxy`, as
+//! podman's rootlessport) listens on the host side and connects inside
+//! the container's namespace.
 //!
 //! Pinned at `<runroot>/rootless-netns/ns` (a bind mount in the rootless
 //! mount namespace) with the helper's record, API socket and log beside
@@ -25,8 +24,7 @@
 //! ends too).
 
 use super::*;
-use berth_network::slirp_api;
-use berth_network::usermode::{self as um, Forward, Helper, Mode, SlirpOptions};
+use berth_network::usermode::{self as um, Helper, Mode, SlirpOptions};
 use nix::sched::CloneFlags;
 
 /// `<runroot>/rootless-netns`.
@@ -133,9 +131,65 @@ impl Drop for Entered {
     }
 }
 
+/// A request to the home thread: a process to start, and where its
+/// [`Command::spawn`] result goes.
+type SpawnJob = (
+    Command,
+    std::sync::mpsc::SyncSender<std::io::Result<std::process::Child>>,
+);
+
+/// The home thread: made by the first [`enter`] of the process, before
+/// it joins the rootless namespace, so it stays in the namespace berth
+/// was started in. A thread cannot go back there once it has left (the
+/// namespace belongs to a user namespace above the rootless one, where
+/// berth has no `CAP_SYS_ADMIN`: `setns` fails with EPERM), so what must
+/// run there (the port proxies, which listen on the host's addresses) is
+/// started by this thread. `None`: it could not be made.
+static HOME: std::sync::OnceLock<Option<std::sync::mpsc::Sender<SpawnJob>>> =
+    std::sync::OnceLock::new();
+
+fn home() -> Option<&'static std::sync::mpsc::Sender<SpawnJob>> {
+    HOME.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnJob>();
+        std::thread::Builder::new()
+            .name("home-netns".into())
+            .stack_size(256 << 10)
+            .spawn(move || {
+                for (mut cmd, back) in rx {
+                    let _ = back.send(cmd.spawn());
+                }
+            })
+            .ok()
+            .map(|_| tx)
+    })
+    .as_ref()
+}
+
+/// Spawns `cmd` in the network namespace berth was started in, whatever
+/// namespace the calling thread is in (see [`HOME`]). Without an
+/// [`enter`] before in this process, the calling thread is still there
+/// and spawns it itself.
+pub(super) fn spawn_at_home(mut cmd: Command) -> std::io::Result<std::process::Child> {
+    let Some(tx) = HOME.get() else {
+        return cmd.spawn();
+    };
+    let Some(tx) = tx.as_ref() else {
+        return Err(std::io::Error::other(
+            "no thread is left in the namespace berth was started in",
+        ));
+    };
+    let (back, rx) = std::sync::mpsc::sync_channel(1);
+    tx.send((cmd, back))
+        .map_err(|_| std::io::Error::other("the spawning thread ended"))?;
+    rx.recv()
+        .map_err(|_| std::io::Error::other("the spawning thread ended"))?
+}
+
 /// [`ensure`]s the namespace and moves the calling thread into it.
 pub(super) fn enter(engine: &Engine) -> std::result::Result<Entered, NetworkError> {
     ensure(engine)?;
+    // Before the first move of any thread of this process.
+    let _ = home();
     let here = Path::new("/proc/thread-self/ns/net");
     let orig = File::open(here).map_err(io_err("open", here))?;
     let p = pin(engine);
@@ -172,39 +226,6 @@ pub(super) fn teardown_if_unused(engine: &Engine) {
     let _ = netns::remove(&pin(engine));
     let _ = std::fs::remove_file(applied_path(engine));
     let _ = std::fs::remove_dir_all(dir(engine));
-}
-
-/// The helper forwards exactly the published ports `rules` of running
-/// containers: host `host_ip:host_port` to the namespace's
-/// `10.0.2.100:host_port`, where berth's table DNATs it.
-pub(super) fn sync_forwards(
-    engine: &Engine,
-    rules: &[firewall::PortRule],
-) -> std::result::Result<(), NetworkError> {
-    let want: Vec<Forward> = rules
-        .iter()
-        .map(|r| Forward {
-            proto: match r.proto {
-                firewall::Proto::Tcp => um::Proto::Tcp,
-                firewall::Proto::Udp => um::Proto::Udp,
-            },
-            host_ip: r.host_ip.filter(|i| !i.is_unspecified()),
-            host_port: r.host_port,
-            container_port: r.host_port,
-        })
-        .collect();
-    if let Some(f) = want
-        .iter()
-        .find(|f| matches!(f.host_ip, Some(IpAddr::V6(_))))
-    {
-        return Err(mode_err(um::UsermodeError::Publish {
-            mode: "slirp4netns",
-            what: format!("[{}]:{}", f.host_ip.expect("v6"), f.host_port),
-            why: "a rootless engine publishes on IPv4 host addresses only".into(),
-        }));
-    }
-    let sock = um::api_socket(&dir(engine));
-    slirp_api::sync_hostfwd(&sock, options().guest(), &want).map_err(mode_err)
 }
 
 /// The upstream DNS server of resolvers in the namespace: slirp4netns'

@@ -45,6 +45,7 @@ fn usermode_err(id: &str) -> impl FnOnce(um::UsermodeError) -> NetworkError + '_
 pub fn setup(engine: &Engine, id: &str, mode: &Mode) -> Result<()> {
     let _l = lock(engine)?;
     // A restart (or a crash) may have left the previous one.
+    super::port_proxy::stop(engine, id);
     stop(engine, id);
     let r = start(engine, id, mode);
     if r.is_err() {
@@ -75,18 +76,28 @@ fn start(engine: &Engine, id: &str, mode: &Mode) -> Result<()> {
         store::ports_of(store::conn(&mut db)?, id)?
     };
     check_ports(engine, id, &ports)?;
-    let forwards: Vec<Forward> = ports
-        .iter()
-        .map(|p| Forward {
-            proto: match p.proto {
-                Proto::Tcp => um::Proto::Tcp,
-                Proto::Udp => um::Proto::Udp,
-            },
-            host_ip: p.host_ip,
-            host_port: p.host_port,
-            container_port: p.container_port,
-        })
-        .collect();
+    // slirp4netns: berth's port proxy unless `port_handler=slirp4netns`
+    // (podman's default, rootlessport); pasta forwards them itself.
+    let proxy_to = match mode {
+        Mode::Slirp4netns(o) if !o.slirp_port_handler => Some(IpAddr::V4(o.guest())),
+        _ => None,
+    };
+    let forwards: Vec<Forward> = if proxy_to.is_some() {
+        Vec::new()
+    } else {
+        ports
+            .iter()
+            .map(|p| Forward {
+                proto: match p.proto {
+                    Proto::Tcp => um::Proto::Tcp,
+                    Proto::Udp => um::Proto::Udp,
+                },
+                host_ip: p.host_ip,
+                host_port: p.host_port,
+                container_port: p.container_port,
+            })
+            .collect()
+    };
     let helper = um::start(&um::Spec {
         mode,
         netns: &pin,
@@ -102,6 +113,10 @@ fn start(engine: &Engine, id: &str, mode: &Mode) -> Result<()> {
     if let Err(e) = written {
         helper.stop();
         return Err(crate::EngineError::from(io_err("write", &rec)(e)));
+    }
+    if let Some(target) = proxy_to {
+        // Recorded above: a failure here is undone by `unplumb`.
+        super::port_proxy::start(engine, id, &pin, target, &ports)?;
     }
     let mut db = engine.db()?;
     store::set_ports_active(store::conn(&mut db)?, id, true)?;
@@ -129,6 +144,7 @@ pub fn teardown(engine: &Engine, id: &str) -> Result<bool> {
 }
 
 fn unplumb(engine: &Engine, id: &str) -> Result<()> {
+    super::port_proxy::stop(engine, id);
     stop(engine, id);
     let mut first: Option<crate::EngineError> = None;
     match engine.db() {
