@@ -58,7 +58,8 @@ pub fn proxy_pid(engine: &Engine, id: &str) -> Option<i32> {
         .map(|r| r.helper.pid)
 }
 
-fn forwards(ports: &[PortMap]) -> Vec<Forward> {
+/// The engine's published ports as the user-mode helpers' forwards.
+pub(super) fn forwards(ports: &[PortMap]) -> Vec<Forward> {
     ports
         .iter()
         .map(|p| Forward {

@@ -85,18 +85,7 @@ fn start(engine: &Engine, id: &str, mode: &Mode) -> Result<()> {
     let forwards: Vec<Forward> = if proxy_to.is_some() {
         Vec::new()
     } else {
-        ports
-            .iter()
-            .map(|p| Forward {
-                proto: match p.proto {
-                    Proto::Tcp => um::Proto::Tcp,
-                    Proto::Udp => um::Proto::Udp,
-                },
-                host_ip: p.host_ip,
-                host_port: p.host_port,
-                container_port: p.container_port,
-            })
-            .collect()
+        super::port_proxy::forwards(&ports)
     };
     let helper = um::start(&um::Spec {
         mode,
