@@ -15,20 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::rootless_engine::Rootless;
 
-/// The user (with a subordinate range), its busybox tarball and the
-/// test's namespace; `None` after a `SKIP:` line when the machine lacks
-/// what rootless networks need.
 fn net_rootless() -> Option<Rootless> {
-    if !std::path::Path::new("/usr/bin/slirp4netns").exists() {
-        eprintln!("SKIP: rootless bridge networks need slirp4netns (apt-get install slirp4netns)");
-        return None;
-    }
-    let r = Rootless::new(true)?;
-    if !common::rootless::ensure_tun_usable() {
-        eprintln!("SKIP: rootless networking needs /dev/net/tun");
-        return None;
-    }
-    Some(r)
+    Rootless::with_slirp4netns("rootless bridge networks")
 }
 
 /// A container's address on `network` (`inspect`).

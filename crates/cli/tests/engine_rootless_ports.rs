@@ -15,19 +15,8 @@ use std::time::Duration;
 
 use common::rootless_engine::Rootless;
 
-/// The user, its busybox tarball and the test's namespace; `None` after
-/// a `SKIP:` line when the machine lacks what user-mode networking needs.
 fn rootless() -> Option<Rootless> {
-    if !std::path::Path::new("/usr/bin/slirp4netns").exists() {
-        eprintln!("SKIP: rootless published ports need slirp4netns (apt-get install slirp4netns)");
-        return None;
-    }
-    let r = Rootless::new(true)?;
-    if !common::rootless::ensure_tun_usable() {
-        eprintln!("SKIP: rootless networking needs /dev/net/tun");
-        return None;
-    }
-    Some(r)
+    Rootless::with_slirp4netns("rootless published ports")
 }
 
 /// Rootless podman's slirp4netns API socket lives in its tmp dir, by

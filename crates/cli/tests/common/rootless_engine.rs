@@ -61,6 +61,22 @@ impl Rootless {
         })
     }
 
+    /// A user with a subordinate range whose containers can use
+    /// slirp4netns (the binary and a usable /dev/net/tun); `None` after a
+    /// `SKIP:` line naming what `what` (the tests' subject) lacks.
+    pub fn with_slirp4netns(what: &str) -> Option<Rootless> {
+        if !std::path::Path::new("/usr/bin/slirp4netns").exists() {
+            eprintln!("SKIP: {what} need slirp4netns (apt-get install slirp4netns)");
+            return None;
+        }
+        let r = Rootless::new(true)?;
+        if !super::rootless::ensure_tun_usable() {
+            eprintln!("SKIP: rootless networking needs /dev/net/tun");
+            return None;
+        }
+        Some(r)
+    }
+
     pub fn berth_cmd(&self, args: &[&str]) -> Command {
         let mut c = self.u.cmd_in_netns(&self.netns.path, super::berth_bin());
         c.args(args);
