@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 NAME=cgv2-rootless-engine-test
 # shellcheck source=scripts/cgv2-common.sh
 . scripts/cgv2-common.sh
+payload_runtime
 
 berth=${BERTH_BIN:-}
 if [ -z "$berth" ]; then
@@ -45,24 +46,12 @@ chmod 644 "$work/payload/busybox.tar"
 cat >"$work/payload/guest.sh" <<'GUEST'
 #!/bin/sh
 # Runs inside the cgroup v2 guest (busybox sh), as root, cwd /payload.
-CG=/sys/fs/cgroup
-PASS=0 FAIL=0
-pass() { echo "PASS: $1"; PASS=$((PASS + 1)); }
-fail() { echo "FAIL: $1: $2"; FAIL=$((FAIL + 1)); }
-[ -f $CG/cgroup.controllers ] || { echo "FAIL: setup: no cgroup2 at $CG"; exit 1; }
+. ./guest-lib.sh
 
 # Two users with subordinate ranges, homes and XDG_RUNTIME_DIRs: u gets a
 # delegated subtree, v does not.
-for n in u:1000:100000 v:1001:200000; do
-  name=${n%%:*} rest=${n#*:}; id=${rest%%:*} sub=${rest#*:}
-  echo "$name:x:$id:$id::/home/$name:/bin/sh" >>/etc/passwd
-  echo "$name:x:$id:" >>/etc/group
-  echo "$name:$sub:65536" >>/etc/subuid
-  echo "$name:$sub:65536" >>/etc/subgid
-  mkdir -p /home/$name/run
-  chown -R $id:$id /home/$name
-  chmod 755 /home/$name; chmod 700 /home/$name/run
-done
+add_user u 1000 100000
+add_user v 1001 200000
 # u's delegated subtree (as systemd's user@.service: the user owns the
 # directory and its cgroup.procs, cgroup.subtree_control, cgroup.threads);
 # its commands run in the leaf "session". v's commands run in a cgroup of
@@ -72,12 +61,6 @@ mkdir -p $D/session $CG/user-1001/session
 echo "+memory +pids" >$D/cgroup.subtree_control
 chown 1000:1000 $D $D/cgroup.procs $D/cgroup.subtree_control $D/cgroup.threads
 chown -R 1000:1000 $D/session
-# as USER CGROUP CMD: CMD run by USER's shell in CGROUP (root moves the
-# shell there first).
-as() {
-  sh -c 'echo $$ >"$1"/cgroup.procs && exec su -s /bin/sh "$2" -c "$3"' as "$2" "$1" \
-    "export HOME=/home/$1 XDG_RUNTIME_DIR=/home/$1/run PATH=/payload/bin:/bin:/sbin:/usr/bin; $3"
-}
 
 if as u $D/session "berth import /payload/busybox.tar bb" >/tmp/import.err 2>&1; then pass import
 else fail import "$(cat /tmp/import.err)"; fi
@@ -119,19 +102,7 @@ elif ! grep -q -- "--memory needs a cgroup" /tmp/$t.err; then fail $t "error: $(
 elif [ -n "$(ls -d $CG/user-1001/*/ 2>/dev/null | grep -v session)" ]; then fail $t "created: $(ls $CG/user-1001)"
 else pass $t; fi
 
-echo "cgv2-rootless-engine: $PASS passed, $FAIL failed"
-[ $FAIL = 0 ] && [ $PASS -gt 0 ]
+summary cgv2-rootless-engine
 GUEST
 
-echo "$NAME: running the rootless engine checks in a cgroup v2 guest" >&2
-start=$SECONDS
-rc=0
-WORK="$work/qemu" TIMEOUT=${TIMEOUT:-600} "$QEMU_CGV2" "$work/payload" 'sh ./guest.sh' >"$work/qemu.out" 2>&1 || rc=$?
-if [ -f "$work/qemu/console.log" ]; then
-    tr -d '\r' <"$work/qemu/console.log" | sed -n '/qemu-cgv2: ready at/,$p'
-else
-    cat "$work/qemu.out"
-fi
-grep '^qemu-cgv2:' "$work/qemu.out" >&2 || true
-echo "$NAME: guest checks exit $rc after $((SECONDS - start))s" >&2
-exit "$rc"
+run_guest 'the rootless engine checks' 'sh ./guest.sh'

@@ -17,36 +17,25 @@ cd "$(dirname "$0")/.."
 NAME=cgv2-rootless-test
 # shellcheck source=scripts/cgv2-common.sh
 . scripts/cgv2-common.sh
+payload_runtime
 
 # ---------------------------------------------------------------- guest side
 cat >"$work/payload/guest.sh" <<'GUEST'
 #!/bin/sh
 # Runs inside the cgroup v2 guest (busybox sh), as root, cwd /payload.
-CG=/sys/fs/cgroup
-PASS=0 FAIL=0
-pass() { echo "PASS: $1"; PASS=$((PASS + 1)); }
-fail() { echo "FAIL: $1: $2"; FAIL=$((FAIL + 1)); }
-[ -f $CG/cgroup.controllers ] || { echo "FAIL: setup: no cgroup2 at $CG"; exit 1; }
+. ./guest-lib.sh
 
 # The user, its home and XDG_RUNTIME_DIR.
 U=1000
-echo "u:x:$U:$U::/home/u:/bin/sh" >>/etc/passwd
-echo "u:x:$U:" >>/etc/group
-mkdir -p /home/u/run
-chmod 755 /home/u; chmod 700 /home/u/run
+add_user u $U
 # The delegated subtree; the user's shell lives in its leaf "session".
 D=$CG/berth-user-$U
 mkdir -p $D/session
 echo "+memory +pids" >$D/cgroup.subtree_control
 chown $U:$U $D $D/cgroup.procs $D/cgroup.subtree_control $D/cgroup.threads
 chown -R $U:$U $D/session
-# as_user CMD: CMD run by the user's shell in the delegated subtree (root
-# moves the shell there first: the user may not write the root's
-# cgroup.procs, which moving out of the root cgroup needs).
-as_user() {
-  sh -c 'echo $$ >"$1"/session/cgroup.procs && exec su -s /bin/sh u -c "$2"' as_user "$D" \
-    "export HOME=/home/u XDG_RUNTIME_DIR=/home/u/run PATH=/payload/bin:/bin:/sbin:/usr/bin; $1"
-}
+# as_user CMD: CMD run by the user's shell in the delegated subtree.
+as_user() { as u "$D/session" "$1"; }
 RT="berth-runtime"
 
 # bundle NAME CGROUPS_PATH: a rootless busybox bundle of the user's
@@ -102,19 +91,7 @@ elif ! grep -q "rootless" /tmp/$t.err || ! grep -q "/berth-other/$t" /tmp/$t.err
 elif [ -e $CG/berth-other ]; then fail $t "$CG/berth-other was created"
 else pass $t; fi
 
-echo "cgv2-rootless: $PASS passed, $FAIL failed"
-[ $FAIL = 0 ] && [ $PASS -gt 0 ]
+summary cgv2-rootless
 GUEST
 
-echo "cgv2-rootless-test: running rootless berth-runtime checks in a cgroup v2 guest" >&2
-start=$SECONDS
-rc=0
-WORK="$work/qemu" TIMEOUT=${TIMEOUT:-600} "$QEMU_CGV2" "$work/payload" 'sh ./guest.sh' >"$work/qemu.out" 2>&1 || rc=$?
-if [ -f "$work/qemu/console.log" ]; then
-    tr -d '\r' <"$work/qemu/console.log" | sed -n '/qemu-cgv2: ready at/,$p'
-else
-    cat "$work/qemu.out"
-fi
-grep '^qemu-cgv2:' "$work/qemu.out" >&2 || true
-echo "cgv2-rootless-test: guest checks exit $rc after $((SECONDS - start))s" >&2
-exit "$rc"
+run_guest 'rootless berth-runtime checks' 'sh ./guest.sh'

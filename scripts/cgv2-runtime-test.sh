@@ -18,19 +18,15 @@ cd "$(dirname "$0")/.."
 NAME=cgv2-runtime-test
 # shellcheck source=scripts/cgv2-common.sh
 . scripts/cgv2-common.sh
+payload_runtime
 
 # ---------------------------------------------------------------- guest side
 cat >"$work/payload/guest.sh" <<'GUEST'
 #!/bin/sh
 # Runs inside the cgroup v2 guest (busybox sh), as root, cwd /payload.
+. ./guest-lib.sh
 RT="berth-runtime --root /run/berth-state"
-CG=/sys/fs/cgroup
 PARENT=berth-v2
-PASS=0 FAIL=0
-pass() { echo "PASS: $1"; PASS=$((PASS + 1)); }
-fail() { echo "FAIL: $1: $2"; FAIL=$((FAIL + 1)); }
-# Guard: the guest must really be pure cgroup v2.
-[ -f $CG/cgroup.controllers ] || { echo "FAIL: setup: no cgroup2 at $CG"; exit 1; }
 
 # A rootfs template: busybox and its applets.
 T=/tmp/rootfs-template
@@ -209,19 +205,7 @@ else fail $t "create/start: $(cat /tmp/b/$t/out)"; fi
 cleanup $t
 
 rmdir $CG/$PARENT 2>/dev/null
-echo "cgv2-runtime: $PASS passed, $FAIL failed"
-[ $FAIL = 0 ] && [ $PASS -gt 0 ]
+summary cgv2-runtime
 GUEST
 
-echo "cgv2-runtime-test: running berth-runtime checks in a cgroup v2 guest" >&2
-start=$SECONDS
-rc=0
-WORK="$work/qemu" TIMEOUT=${TIMEOUT:-600} "$QEMU_CGV2" "$work/payload" 'sh ./guest.sh' >"$work/qemu.out" 2>&1 || rc=$?
-if [ -f "$work/qemu/console.log" ]; then
-    tr -d '\r' <"$work/qemu/console.log" | sed -n '/qemu-cgv2: ready at/,$p'
-else
-    cat "$work/qemu.out"
-fi
-grep '^qemu-cgv2:' "$work/qemu.out" >&2 || true
-echo "cgv2-runtime-test: guest checks exit $rc after $((SECONDS - start))s" >&2
-exit "$rc"
+run_guest 'berth-runtime checks' 'sh ./guest.sh'
