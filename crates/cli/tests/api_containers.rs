@@ -429,28 +429,25 @@ fn stats_stream_and_endpoint_errors() {
         t.ok(&["inspect", "-f", "{{.HostConfig.PidsLimit}}", &id]),
         "20"
     );
-    let (code, body) = svc.raw("POST", "/v1.41/containers/nope/update", "{}");
-    assert_eq!(code, 404, "{body}");
-    let (code, body) = svc.raw("GET", "/v1.41/containers/nope/changes", "");
-    assert_eq!(code, 404, "{body}");
-    let (code, body) = svc.raw("GET", "/v1.41/containers/nope/export", "");
-    assert_eq!(code, 404, "{body}");
-    let (code, body) = svc.raw("POST", "/v1.41/commit?container=nope", "");
-    assert_eq!(code, 404, "{body}");
-    let (code, body) = svc.raw("POST", "/v1.41/commit", "");
-    assert_eq!(code, 400, "{body}");
-    let (code, body) = svc.raw(
-        "POST",
-        "/v1.41/containers/prune?filters=%7B%22dangling%22%3A%5B%22x%22%5D%7D",
-        "",
-    );
-    assert_eq!(code, 400, "{body}");
-    let (code, body) = svc.raw(
-        "POST",
-        &format!("/v1.41/containers/{id}/resize?h=x&w=3"),
-        "",
-    );
-    assert_eq!(code, 400, "{body}");
+    svc.expect_status(&[
+        ("POST", "/v1.41/containers/nope/update", "{}", 404),
+        ("GET", "/v1.41/containers/nope/changes", "", 404),
+        ("GET", "/v1.41/containers/nope/export", "", 404),
+        ("POST", "/v1.41/commit?container=nope", "", 404),
+        ("POST", "/v1.41/commit", "", 400),
+        (
+            "POST",
+            "/v1.41/containers/prune?filters=%7B%22dangling%22%3A%5B%22x%22%5D%7D",
+            "",
+            400,
+        ),
+        (
+            "POST",
+            &format!("/v1.41/containers/{id}/resize?h=x&w=3"),
+            "",
+            400,
+        ),
+    ]);
     let (code, body) = svc.raw(
         "POST",
         &format!("/v1.41/containers/{id}/resize?h=3&w=3"),

@@ -78,6 +78,15 @@ impl Service {
         let body = out.split_once("\r\n\r\n").map_or("", |x| x.1).to_string();
         (status, body)
     }
+
+    /// Sends each raw request (method, path, body) and asserts its
+    /// status; the message names the request and shows the answer.
+    pub fn expect_status(&self, cases: &[(&str, &str, &str, u16)]) {
+        for (method, path, body, want) in cases {
+            let (code, answer) = self.raw(method, path, body);
+            assert_eq!(code, *want, "{method} {path}: {answer}");
+        }
+    }
 }
 
 impl Drop for Service {
