@@ -14,11 +14,11 @@ use build_support::*;
 fn a_cache_in_a_registry_is_reused_by_another_store() {
     require_root!();
     let env = busybox_env();
-    let Some(reg) = registry(&env, "a_cache_in_a_registry_is_reused_by_another_store") else {
+    let Some((reg, base)) =
+        registry_with_busybox(&env, "a_cache_in_a_registry_is_reused_by_another_store")
+    else {
         return;
     };
-    let base = push_busybox(&env, &reg, "berth/bb:1");
-    env.ok(&["pull", "-q", &base]);
     let ctx = context(
         &env,
         "ctx",
@@ -330,14 +330,12 @@ fn a_second_store_reuses_the_registry_cache_as_with_buildah() {
 fn cache_mode_min_exports_the_result_stages_and_import_fetches_lazily() {
     require_root!();
     let env = busybox_env();
-    let Some(reg) = registry(
+    let Some((reg, base)) = registry_with_busybox(
         &env,
         "cache_mode_min_exports_the_result_stages_and_import_fetches_lazily",
     ) else {
         return;
     };
-    let base = push_busybox(&env, &reg, "berth/bb:1");
-    env.ok(&["pull", "-q", &base]);
     let ctx = context(
         &env,
         "ctx",

@@ -191,15 +191,13 @@ fn pull_policies_fetch_the_base_as_asked() {
 fn pull_policies_apply_to_copy_from_and_mount_from_images() {
     require_root!();
     let env = busybox_env();
-    let Some(reg) = registry(
+    // FROM names a registry's image too (--pull=always pulls it).
+    let Some((reg, base)) = registry_with_busybox(
         &env,
         "pull_policies_apply_to_copy_from_and_mount_from_images",
     ) else {
         return;
     };
-    // FROM names a registry's image too (--pull=always pulls it).
-    let base = push_busybox(&env, &reg, "berth/bb:1");
-    env.ok(&["pull", "-q", &base]);
     // The image the steps read: /v is "v1" in the registry.
     let remote = format!("127.0.0.1:{}/berth/src:1", reg.port);
     let push_v = |v: &str| {
@@ -521,7 +519,7 @@ fn squash_makes_one_layer_of_the_new_ones_and_squash_all_of_all() {
 
     // podman build (the same busybox base imported): the same layer
     // counts and files.
-    let Some(p) = flags_support::Podman::new(&env) else {
+    let Some(p) = flags_support::Podman::with_busybox(&env) else {
         return;
     };
     for (flag, ours) in [

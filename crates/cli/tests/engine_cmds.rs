@@ -6,6 +6,7 @@
 //! without a search API.
 
 mod common;
+use common::podman::Podman;
 use common::*;
 
 use std::io::Read;
@@ -274,130 +275,6 @@ fn commit_makes_an_image_from_the_changes_that_runs_and_saves() {
     assert!(!env.ok(&["images"]).contains("localhost/bad"));
 }
 
-/// podman 4 with its own store under a temp dir (overlay, cgroupfs, no
-/// network, no events), run with runc in a private mount namespace where
-/// the empty cgroup2 mount is gone (runc and crun refuse this hybrid
-/// layout otherwise; bench/engine.sh does the same).
-struct Podman {
-    dir: tempfile::TempDir,
-    cgroup_parent: String,
-}
-
-impl Podman {
-    fn new() -> Option<Podman> {
-        if Command::new("podman").arg("--version").output().is_err()
-            || Command::new("runc").arg("--version").output().is_err()
-        {
-            return None;
-        }
-        Some(Podman {
-            dir: tempfile::Builder::new()
-                .prefix("berth-podman-")
-                .tempdir()
-                .expect("tempdir"),
-            cgroup_parent: format!("/{}", unique("berth-test-podman")),
-        })
-    }
-
-    fn args(&self) -> Vec<String> {
-        let d = self.dir.path();
-        vec![
-            "--root".into(),
-            d.join("root").display().to_string(),
-            "--runroot".into(),
-            d.join("run").display().to_string(),
-            "--tmpdir".into(),
-            d.join("tmp").display().to_string(),
-            "--network-config-dir".into(),
-            d.join("net").display().to_string(),
-            "--cgroup-manager".into(),
-            "cgroupfs".into(),
-            "--events-backend".into(),
-            "none".into(),
-            "--storage-driver".into(),
-            "overlay".into(),
-        ]
-    }
-
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        let o = Command::new("podman")
-            .args(self.args())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("podman");
-        eprintln!(
-            "podman {args:?} -> {}\nstdout: {}\nstderr: {}",
-            o.status,
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
-    }
-
-    /// `podman run ARGS` in a private mount namespace without the cgroup2 mount.
-    fn run_container(&self, args: &[&str]) -> std::process::Output {
-        let mut cmd = vec!["podman".to_string()];
-        cmd.extend(self.args());
-        cmd.extend(
-            [
-                "run",
-                "--runtime",
-                "runc",
-                "--network",
-                "none",
-                "--cgroup-parent",
-                &self.cgroup_parent,
-                "--ulimit",
-                "nproc=1024:1024",
-                "--ulimit",
-                "nofile=1024:1024",
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        );
-        cmd.extend(args.iter().map(|s| s.to_string()));
-        let script = "if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi; exec \"$@\"";
-        let o = Command::new("unshare")
-            .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
-            .args(&cmd)
-            .stdin(Stdio::null())
-            .output()
-            .expect("unshare podman run");
-        eprintln!(
-            "podman run {args:?} -> {}\nstderr: {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        let _ = Command::new("podman")
-            .args(self.args())
-            .args(["rm", "-af"])
-            .output();
-        // Not `system reset`: it also clears the machine's network
-        // config dir. Images and volumes go with the temp dir.
-        let _ = Command::new("podman")
-            .args(self.args())
-            .args(["volume", "rm", "-af"])
-            .output();
-        let _ = Command::new("podman")
-            .args(self.args())
-            .args(["rmi", "-af"])
-            .output();
-        for l in host_mounts_under(self.dir.path()).iter().rev() {
-            if let Some(mp) = l.split_whitespace().nth(4) {
-                let _ = nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH);
-            }
-        }
-        common::remove_cgroup_tree(&self.cgroup_parent);
-    }
-}
-
 /// A tar listing without what each engine adds itself (its mountpoint
 /// files for hosts, hostname, resolv.conf, podman's /run/.containerenv
 /// and /etc/mtab).
@@ -531,7 +408,7 @@ fn diff_export_and_exists_match_podman() {
         "{berth_layer:?}"
     );
 
-    let Some(p) = Podman::new() else {
+    let Some(p) = Podman::with_driver("overlay") else {
         eprintln!("SKIP: podman or runc missing: no differential half");
         return;
     };
@@ -857,7 +734,7 @@ fn exec_detach_does_not_hold_the_callers_pipes() {
     let top = env.ok(&["top", "xd"]);
     assert_eq!(top.matches("sleep 1000").count(), 2, "{top}");
 
-    let Some(p) = Podman::new() else {
+    let Some(p) = Podman::with_driver("overlay") else {
         eprintln!("SKIP: podman or runc missing: no differential half");
         return;
     };
@@ -867,13 +744,9 @@ fn exec_detach_does_not_hold_the_callers_pipes() {
         .run(&["import", tar.to_str().unwrap(), &img])
         .status
         .success());
-    let script = "if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi; exec \"$@\"";
     let in_ns = |args: &[&str]| {
-        let mut cmd = Command::new("unshare");
-        cmd.args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
-            .arg("podman")
-            .args(p.args())
-            .args(args);
+        let mut cmd = p.cmd_without_cgroup2();
+        cmd.args(args);
         cmd
     };
     let r = p.run_container(&["-d", "--name", "xd", &img, "sleep", "1000"]);

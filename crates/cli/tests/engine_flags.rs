@@ -107,8 +107,10 @@ fn process_flags_match_podman() {
         .to_string();
     assert_eq!(all.split_whitespace().nth(1), Some(host_bnd.as_str()));
 
-    let Some(p) = Podman::new(&env) else { return };
-    let theirs = ok(&p.run(&args));
+    let Some(p) = Podman::with_busybox(&env) else {
+        return;
+    };
+    let theirs = ok(&p.run_rm(&args));
     assert_eq!(ours, theirs, "berth and podman see the same process");
 }
 
@@ -203,11 +205,11 @@ fn cgroup_resource_flags_reach_the_cgroup() {
         ("cpu", "cpu.cfs_period_us"),
         ("cpu", "cpu.cfs_quota_us"),
     ];
-    if let Some(p) = Podman::new(&env) {
+    if let Some(p) = Podman::with_busybox(&env) {
         let mut args = vec!["-d"];
         args.extend(flags);
         args.extend([img.as_str(), "sleep", "60"]);
-        let pid = ok(&p.run(&args)).trim().to_string();
+        let pid = ok(&p.run_rm(&args)).trim().to_string();
         for (ctl, file) in files {
             let theirs = std::fs::read_to_string(
                 Path::new("/sys/fs/cgroup")
@@ -309,7 +311,7 @@ fn stop_signal_and_stop_timeout() {
     assert!(env.ok(&["logs", &name]).contains("got-usr1"));
     assert_eq!(env.inspect(&name)["State"]["ExitCode"], 137);
     // podman (runc) does the same with these flags.
-    if let Some(p) = Podman::new(&env) {
+    if let Some(p) = Podman::with_busybox(&env) {
         let pname = unique("pstop");
         let o = p
             .cmd()
@@ -392,8 +394,8 @@ fn ipc_pid_uts_namespaces() {
         host_name.trim()
     );
     assert_eq!(out.trim(), want, "the host's namespaces");
-    if let Some(p) = Podman::new(&env) {
-        let theirs = ok(&p.run(&[
+    if let Some(p) = Podman::with_busybox(&env) {
+        let theirs = ok(&p.run_rm(&[
             "--ipc", "host", "--pid", "host", "--uts", "host", &img, "sh", "-c", probe,
         ]));
         assert_eq!(out, theirs, "podman sees the same namespaces");
@@ -515,7 +517,7 @@ fn devices_and_device_cgroup_rules() {
     assert!(list.contains("c 42:* rwm"), "{list}");
     assert!(list.contains("c 1:3 r"), "{list}");
 
-    if let Some(p) = Podman::new(&env) {
+    if let Some(p) = Podman::with_busybox(&env) {
         let ours = ok(&berth_run(
             &env,
             &[
@@ -528,7 +530,7 @@ fn devices_and_device_cgroup_rules() {
                 probe,
             ],
         ));
-        let theirs = ok(&p.run(&[
+        let theirs = ok(&p.run_rm(&[
             "--device",
             "/dev/null:/dev/mynull:rw",
             &img,
@@ -564,8 +566,8 @@ fn privileged_sees_the_host_devices() {
     // podman --privileged gives the same device nodes.
     let list = "find /dev -type c -o -type b | sort";
     let ours = ok(&berth_run(&env, &["--privileged", &img, "sh", "-c", list]));
-    if let Some(p) = Podman::new(&env) {
-        let theirs = ok(&p.run(&["--privileged", &img, "sh", "-c", list]));
+    if let Some(p) = Podman::with_busybox(&env) {
+        let theirs = ok(&p.run_rm(&["--privileged", &img, "sh", "-c", list]));
         assert_eq!(ours, theirs);
     }
 }
@@ -641,8 +643,8 @@ fn relative_binds_cidfile_and_attach() {
     assert_eq!(o.status.code(), Some(125));
     let o = env.berth(&["create", "-a", "stdout", &img, "true"]);
     assert_eq!(o.status.code(), Some(125));
-    if let Some(p) = Podman::new(&env) {
-        let t = p.run(&["-a", "stdout", &img, "sh", "-c", script]);
+    if let Some(p) = Podman::with_busybox(&env) {
+        let t = p.run_rm(&["-a", "stdout", &img, "sh", "-c", script]);
         assert_eq!(stdout(&t), "to-out\n");
         assert!(!stderr(&t).contains("to-err"));
     }

@@ -4,14 +4,10 @@
 //! -l/-n/-s` and its PORTS column, `stats` columns, `history`, and a
 //! differential run of the same templates through podman.
 
-mod callers_support;
 mod common;
 mod format_support;
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
-
+use common::podman::Podman;
 use common::{stderr, unique, EngineEnv};
 use format_support::{column, two_containers};
 use serde_json::Value;
@@ -441,95 +437,6 @@ fn volume_network_and_stats_formats() {
     assert!(f[3].contains(" / ") && f[3].contains("iB"), "{row}");
 }
 
-/// podman with a store of its own (vfs, cgroupfs, no network), running
-/// containers with runc under a parent cgroup the test owns.
-struct Podman {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-    cgroup: callers_support::CgroupParent,
-}
-
-impl Podman {
-    fn new() -> Result<Podman, String> {
-        let bin = callers_support::find_tool("podman", &["/usr/bin/podman"])
-            .ok_or("podman is not installed")?;
-        callers_support::find_tool("conmon", &["/usr/bin/conmon", "/usr/libexec/podman/conmon"])
-            .ok_or("conmon is not installed")?;
-        callers_support::find_tool("runc", &["/usr/sbin/runc", "/usr/bin/runc"])
-            .ok_or("runc is not installed")?;
-        let dir = tempfile::Builder::new()
-            .prefix("berth-fmt-podman-")
-            .tempdir()
-            .map_err(|e| e.to_string())?;
-        let d = dir.path();
-        for sub in ["root", "runroot", "tmp", "net", "volumes"] {
-            std::fs::create_dir_all(d.join(sub)).map_err(|e| e.to_string())?;
-        }
-        let (_, nofile) =
-            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-                .map_err(|e| e.to_string())?;
-        let conf = format!(
-            "[containers]\nnetns = \"none\"\n\
-             default_ulimits = [\"nofile={}:{nofile}\", \"nproc=32768:32768\"]\n\
-             [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
-             events_logfile_path = \"{d}/events.log\"\nlock_type = \"file\"\n\
-             tmp_dir = \"{d}/tmp\"\nvolume_path = \"{d}/volumes\"\n\
-             [network]\nnetwork_config_dir = \"{d}/net\"\n",
-            nofile.min(1024),
-            d = d.display()
-        );
-        std::fs::write(d.join("containers.conf"), conf).map_err(|e| e.to_string())?;
-        std::fs::write(
-            d.join("storage.conf"),
-            format!(
-                "[storage]\ndriver = \"vfs\"\nrunroot = \"{d}/runroot\"\ngraphroot = \"{d}/root\"\n",
-                d = d.display()
-            ),
-        )
-        .map_err(|e| e.to_string())?;
-        std::fs::write(
-            d.join("registries.conf"),
-            "unqualified-search-registries = []\n",
-        )
-        .map_err(|e| e.to_string())?;
-        Ok(Podman {
-            bin,
-            dir,
-            cgroup: callers_support::CgroupParent::new(),
-        })
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = callers_support::isolated_podman(&self.bin, self.dir.path());
-        c.args(["--runtime", "runc"]);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        callers_support::run(
-            &format!("podman {args:?}"),
-            self.cmd().args(args),
-            Duration::from_secs(120),
-        )
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        let _ = self.run(&["rm", "-af", "-t", "0"]);
-        let _ = self.run(&["volume", "rm", "-af"]);
-        // conmon and container processes of this store still around.
-        for p in callers_support::pids_mentioning(self.dir.path()) {
-            let _ =
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::SIGKILL);
-        }
-        let left = callers_support::unmount_under(self.dir.path());
-        if !left.is_empty() {
-            eprintln!("cleanup: still mounted: {left:?}");
-        }
-    }
-}
-
 /// The words of each line (tables are aligned differently: podman pads
 /// with 2 spaces, Docker with 3 and a minimum width).
 fn words(s: &str) -> Vec<Vec<String>> {
@@ -549,12 +456,8 @@ fn sorted_lines(s: &str) -> Vec<String> {
 #[test]
 fn templates_match_podman() {
     require_root!();
-    let p = match Podman::new() {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!("SKIP: templates_match_podman: {why}");
-            return;
-        }
+    let Some(p) = Podman::new() else {
+        return;
     };
     let env = EngineEnv::new();
     let img = env.busybox_image();
@@ -572,7 +475,7 @@ fn templates_match_podman() {
     // The same containers on both sides (no network: podman's has none).
     let web = unique("dweb");
     let ex = unique("dex");
-    let cg = p.cgroup.path.clone();
+    let cg = p.cgroup_parent.clone();
     let podman_run = |args: &[&str]| {
         let mut a = vec!["run", "--network", "none", "--cgroup-parent", cg.as_str()];
         a.extend_from_slice(args);

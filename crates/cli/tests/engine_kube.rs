@@ -470,7 +470,7 @@ fn corpus_matches_podman() {
     require_root!();
     let env = EngineEnv::new();
     env.busybox_image();
-    let Some(pm) = Podman::new(&env) else {
+    let Some(pm) = Podman::with_busybox(&env) else {
         return;
     };
     // A pod's containers under podman 4.3 fail to start ("error setting

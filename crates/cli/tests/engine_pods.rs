@@ -358,7 +358,7 @@ fn pod_commands_match_podman() {
     require_root!();
     let env = EngineEnv::new();
     let img = env.busybox_image();
-    let Some(pm) = Podman::new(&env) else {
+    let Some(pm) = Podman::with_busybox(&env) else {
         return;
     };
     let podman = |args: &[&str]| {

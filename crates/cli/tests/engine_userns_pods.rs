@@ -257,7 +257,7 @@ struct PodmanUserns {
 
 impl PodmanUserns {
     fn new(u: &U) -> Option<PodmanUserns> {
-        let p = flags_support::Podman::new(&u.env)?;
+        let p = flags_support::Podman::with_busybox(&u.env)?;
         let subuid = p.dir.path().join("subids");
         std::fs::write(&subuid, "containers:3500000000:1000000\n").expect("subids");
         Some(PodmanUserns { p, subuid })

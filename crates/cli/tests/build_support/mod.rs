@@ -37,6 +37,16 @@ pub fn push_busybox(env: &EngineEnv, reg: &Registry, repo: &str) -> String {
     remote
 }
 
+/// A registry for `test` (see [`registry`]) holding the env's busybox as
+/// `berth/bb:1`, pulled back into the env's store under that reference;
+/// returns the registry and the reference.
+pub fn registry_with_busybox(env: &EngineEnv, test: &str) -> Option<(Registry, String)> {
+    let reg = registry(env, test)?;
+    let base = push_busybox(env, &reg, "berth/bb:1");
+    env.ok(&["pull", "-q", &base]);
+    Some((reg, base))
+}
+
 /// A build context dir under the env with these files.
 pub fn context(env: &EngineEnv, name: &str, files: &[(&str, &str)]) -> PathBuf {
     let dir = env.dir.path().join(name);

@@ -5,6 +5,7 @@
 
 pub mod cri;
 pub mod differential;
+pub mod podman;
 pub mod rootless;
 pub mod rootless_engine;
 pub mod userns;
