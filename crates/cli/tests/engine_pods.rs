@@ -268,7 +268,8 @@ fn idle_pod_has_no_process_and_rm_leaves_nothing() {
     let pid = v["State"]["Pid"].as_i64().unwrap().to_string();
     assert!(processes_in(inos[1].0, "ipc").contains(&pid));
     let o = env.berth(&["pod", "rm", "idle"]);
-    assert_eq!(o.status.code(), Some(1));
+    // podman: 125 (only a missing pod is 1).
+    assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("running"), "{}", stderr(&o));
     env.ok(&["pod", "rm", "-f", "idle"]);
     for p in &pins {
@@ -514,4 +515,70 @@ fn pod_start_pins_namespaces_again_after_the_runroot_lost_them() {
     assert_eq!(out.lines().next(), Some(net.to_string_lossy().as_ref()));
     env.ok(&["pod", "rm", "-f", "rb"]);
     assert!(host_mounts_under(env.dir.path()).is_empty());
+}
+
+/// The exit codes of failing pod commands, compared with podman 4.3's:
+/// 125 for berth's own errors (bad flags and values, unknown pods, a name
+/// in use), 1 for `pod rm` and `pod exists` of a missing pod, 0 for
+/// `pod rm -f` of one; a refused `pod create` leaves no pod.
+#[test]
+fn pod_error_exit_codes_match_podman() {
+    require_root!();
+    let env = EngineEnv::new();
+    env.busybox_image();
+    let Some(pm) = Podman::with_busybox(&env) else {
+        return;
+    };
+    let podman = |args: &[&str]| {
+        let o = pm.cmd().args(args).output().expect("podman");
+        eprintln!("podman {args:?} -> {}\n{}", o.status, stderr(&o));
+        o.status.code()
+    };
+    // A pod of each's (podman's without infra, as berth's, and under the
+    // test's cgroup parent).
+    let create = ["pod", "create", "--infra=false", "--name", "ec"];
+    let mut pcreate = create.to_vec();
+    pcreate.extend(["--cgroup-parent", &pm.cgroup_parent]);
+    assert_eq!(podman(&pcreate), Some(0));
+    env.ok(&create);
+    // The name is in use: 125 from both.
+    assert_eq!(podman(&pcreate), Some(125));
+    assert_eq!(env.berth(&create).status.code(), Some(125));
+    let cases: &[&[&str]] = &[
+        &["pod", "create", "--userns=bogus", "--name", "eb"],
+        &["pod", "create", "--bogus-flag"],
+        &["pod", "rm", "nosuch"],
+        &["pod", "rm", "-f", "nosuch"],
+        &["pod", "exists", "nosuch"],
+        &["pod", "inspect", "nosuch"],
+        &["pod", "start", "nosuch"],
+        &["pod", "stop", "nosuch"],
+        &["pod", "restart", "nosuch"],
+        &["pod", "kill", "nosuch"],
+        &["pod", "kill", "--signal", "BOGUS", "ec"],
+        &["pod", "pause", "nosuch"],
+        &["pod", "unpause", "nosuch"],
+        &["pod", "top", "nosuch"],
+        &["pod", "stats", "--no-stream", "nosuch"],
+        &["pod", "stop", "-t", "bogus", "ec"],
+        &["pod", "start"],
+        &["pod", "bogus"],
+    ];
+    let mut differ = Vec::new();
+    for args in cases {
+        let theirs = podman(args);
+        let ours = env.berth(args).status.code();
+        if ours != theirs {
+            differ.push(format!("{args:?}: berth {ours:?}, podman {theirs:?}"));
+        }
+    }
+    assert!(differ.is_empty(), "exit codes differ: {differ:#?}");
+    // The refused create left no pod in either.
+    let names = |o: String| o.lines().map(String::from).collect::<Vec<_>>();
+    let ps = ["pod", "ps", "--format", "{{.Name}}"];
+    let theirs = pm.cmd().args(ps).output().expect("podman pod ps");
+    assert_eq!(names(env.ok(&ps)), ["ec"]);
+    assert_eq!(names(stdout(&theirs)), ["ec"]);
+    assert_eq!(podman(&["pod", "rm", "ec"]), Some(0));
+    env.ok(&["pod", "rm", "ec"]);
 }

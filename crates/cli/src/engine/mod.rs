@@ -159,9 +159,10 @@ pub fn main() -> i32 {
         // Read by every mount, also in the processes this one starts.
         std::env::set_var(berth_image::mount::DRIVER_ENV, d);
     }
-    // Container commands exit as Docker's do (125/126/127, see `exit`);
-    // image commands keep 1 for their errors, as `docker image` does.
-    let container_cmd = matches!(cli.command, Command::Containers(_));
+    // Container commands exit as Docker's do (125/126/127, see `exit`),
+    // pod commands as podman's (125); image commands keep 1 for their
+    // errors, as `docker image` does.
+    let container_cmd = matches!(cli.command, Command::Containers(_) | Command::Pod(_));
     match run(cli) {
         Ok(()) => 0,
         Err(e) => {

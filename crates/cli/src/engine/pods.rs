@@ -245,6 +245,14 @@ pub fn pod_command(root: &Path, e: &EngineArgs, c: PodCommand) -> Result<i32> {
             }
         }
         PodCommand::Kill(a) => {
+            // Checked first, as podman: also a pod with nothing running
+            // refuses a bad signal.
+            if berth_runtime::container::parse_signal(&a.signal).is_none() {
+                anyhow::bail!(
+                    "invalid signal {:?}: not a signal name or number (e.g. TERM, SIGKILL, 9)",
+                    a.signal
+                );
+            }
             for r in &a.pods {
                 let p = pods::find(&engine, r)?;
                 for c in running(&engine, &p)? {
@@ -276,17 +284,28 @@ pub fn pod_command(root: &Path, e: &EngineArgs, c: PodCommand) -> Result<i32> {
             }
         }
         PodCommand::Rm(a) => {
-            let mut failed = false;
+            // podman's codes: 1 when a pod does not exist (with -f, a
+            // missing pod is no error), 125 for any other failure.
+            let mut code = 0;
             for r in &a.pods {
                 match pods::rm(&engine, r, a.force) {
                     Ok(id) => println!("{id}"),
                     Err(err) => {
+                        let missing = matches!(&err, berth_engine::EngineError::Pod(e)
+                            if matches!(**e, pods::PodError::NotFound(_)));
+                        if missing && a.force {
+                            continue;
+                        }
                         eprintln!("berth: {}", berth_engine::error::error_chain(&err));
-                        failed = true;
+                        if !missing {
+                            code = super::exit::ENGINE_FAILED;
+                        } else if code == 0 {
+                            code = 1;
+                        }
                     }
                 }
             }
-            return Ok(if failed { 1 } else { 0 });
+            return Ok(code);
         }
         PodCommand::Prune(_) => {
             for id in pods::prune(&engine)? {
