@@ -137,32 +137,10 @@ fn cgroup_resource_flags_reach_the_cgroup() {
         "--cpu-quota",
         "25000",
     ];
-    env.ok(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        &name,
-        "--memory",
-        "64m",
-        "--memory-swap",
-        "128m",
-        "--memory-reservation",
-        "32m",
-        "--oom-kill-disable",
-        "--cpuset-cpus",
-        "0",
-        "--cpuset-mems",
-        "0",
-        "--cpu-period",
-        "50000",
-        "--cpu-quota",
-        "25000",
-        &img,
-        "sleep",
-        "60",
-    ]);
+    let mut run = vec!["run", "-d", "--network", "none", "--name", &name];
+    run.extend(flags);
+    run.extend([img.as_str(), "sleep", "60"]);
+    env.ok(&run);
     let id = env.inspect(&name)["Id"].as_str().expect("id").to_string();
     assert_eq!(
         cgroup_file(&env, &id, "memory", "memory.limit_in_bytes"),

@@ -9,7 +9,7 @@ mod format_support;
 
 use common::podman::Podman;
 use common::{stderr, unique, EngineEnv};
-use format_support::{column, two_containers};
+use format_support::{column, header_columns, two_containers};
 use serde_json::Value;
 
 #[test]
@@ -67,11 +67,7 @@ fn ps_templates_tables_ports_and_limits() {
     assert!(
         def.starts_with("CONTAINER ID   IMAGE            COMMAND        CREATED")
             || def.lines().next().is_some_and(|h| {
-                let cols: Vec<&str> = h
-                    .split("   ")
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty())
-                    .collect();
+                let cols = header_columns(h);
                 cols == [
                     "CONTAINER ID",
                     "IMAGE",
@@ -281,14 +277,7 @@ fn images_history_version_info_formats() {
     ]);
     assert!(t.starts_with("REPOSITORY     TAG       SIZE\n"), "{t}");
     let def = env.ok(&["images"]);
-    let cols: Vec<&str> = def
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split("   ")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .collect();
+    let cols = header_columns(&def);
     assert_eq!(
         cols,
         ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
@@ -314,14 +303,7 @@ fn images_history_version_info_formats() {
 
     // history: the import's one layer, as a table, a template, -q.
     let h = env.ok(&["history", &img]);
-    let cols: Vec<&str> = h
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split("   ")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .collect();
+    let cols = header_columns(&h);
     assert_eq!(
         cols,
         ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
@@ -402,14 +384,7 @@ fn volume_network_and_stats_formats() {
     let name = unique("fst");
     env.ok(&["run", "-d", "--name", &name, &img, "sleep", "1000"]);
     let s = env.ok(&["stats", "--no-stream"]);
-    let cols: Vec<&str> = s
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split("   ")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .collect();
+    let cols = header_columns(&s);
     assert_eq!(
         cols,
         [

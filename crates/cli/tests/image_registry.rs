@@ -460,36 +460,23 @@ fn image_registry_tls_basic_auth_and_certs_d() {
     let certs = certs_d.to_str().unwrap();
     env.import("a", "localhost/app:1", "tls");
     let dest = format!("{}/secure/app:1", reg.host());
+    let push = [
+        "push",
+        "-q",
+        "--tls-verify",
+        "--cert-dir",
+        certs,
+        "localhost/app:1",
+        &dest,
+    ];
 
     // Verified TLS without the CA fails on the certificate.
-    let out = env.berth_in(
-        "a",
-        &[
-            "push",
-            "-q",
-            "--tls-verify",
-            "--cert-dir",
-            certs,
-            "localhost/app:1",
-            &dest,
-        ],
-    );
+    let out = env.berth_in("a", &push);
     assert!(!out.status.success(), "untrusted certificate accepted");
     // With the CA in certs.d/<host>/ TLS passes, but no credentials: 401.
     fs::create_dir_all(certs_d.join(reg.host())).unwrap();
     fs::copy(&ca, certs_d.join(reg.host()).join("ca.crt")).unwrap();
-    let out = env.berth_in(
-        "a",
-        &[
-            "push",
-            "-q",
-            "--tls-verify",
-            "--cert-dir",
-            certs,
-            "localhost/app:1",
-            &dest,
-        ],
-    );
+    let out = env.berth_in("a", &push);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("unauthorized"),
@@ -527,18 +514,7 @@ fn image_registry_tls_basic_auth_and_certs_d() {
             &reg.host(),
         ],
     );
-    env.ok_in(
-        "a",
-        &[
-            "push",
-            "-q",
-            "--tls-verify",
-            "--cert-dir",
-            certs,
-            "localhost/app:1",
-            &dest,
-        ],
-    );
+    env.ok_in("a", &push);
     // Another store, credentials given inline.
     env.ok_in(
         "b",

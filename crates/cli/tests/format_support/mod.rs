@@ -13,6 +13,19 @@ pub fn column(table: &str, header: &str) -> usize {
         .unwrap_or_else(|| panic!("no {header} column in {table}"))
 }
 
+/// The column names of a table's header line (columns are at least 3
+/// spaces apart).
+pub fn header_columns(table: &str) -> Vec<&str> {
+    table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
 /// Runs a running container (labels, a published port) and an exited one
 /// that wrote 3 bytes; returns their names.
 pub fn two_containers(env: &EngineEnv, img: &str) -> (String, String) {
