@@ -10,10 +10,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
+use common::podman::Podman;
 use common::*;
 use serde_json::Value;
 
@@ -562,105 +562,6 @@ fn pasta_interface_ports_and_cleanup() {
 
 // ---- the podman differential ------------------------------------------------
 
-struct Podman {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-    cgroup: callers_support::CgroupParent,
-    netns: PathBuf,
-}
-
-impl Podman {
-    fn new(netns: &Path) -> Result<Podman, String> {
-        let bin = callers_support::find_tool("podman", &["/usr/bin/podman"])
-            .ok_or("podman is not installed")?;
-        callers_support::find_tool("conmon", &["/usr/bin/conmon", "/usr/libexec/podman/conmon"])
-            .ok_or("conmon is not installed")?;
-        callers_support::find_tool("runc", &["/usr/sbin/runc", "/usr/bin/runc"])
-            .ok_or("runc is not installed")?;
-        let dir = tempfile::Builder::new()
-            .prefix("berth-um-podman-")
-            .tempdir()
-            .map_err(|e| e.to_string())?;
-        let d = dir.path();
-        for sub in ["root", "runroot", "tmp", "net", "volumes"] {
-            std::fs::create_dir_all(d.join(sub)).map_err(|e| e.to_string())?;
-        }
-        let (_, nofile) =
-            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-                .map_err(|e| e.to_string())?;
-        let conf = format!(
-            "[containers]\n\
-             default_ulimits = [\"nofile={}:{nofile}\", \"nproc=32768:32768\"]\n\
-             [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
-             events_logfile_path = \"{d}/events.log\"\nlock_type = \"file\"\n\
-             tmp_dir = \"{d}/tmp\"\nvolume_path = \"{d}/volumes\"\n\
-             [network]\nnetwork_config_dir = \"{d}/net\"\n",
-            nofile.min(1024),
-            d = d.display()
-        );
-        std::fs::write(d.join("containers.conf"), conf).map_err(|e| e.to_string())?;
-        std::fs::write(
-            d.join("storage.conf"),
-            format!(
-                "[storage]\ndriver = \"vfs\"\nrunroot = \"{d}/runroot\"\ngraphroot = \"{d}/root\"\n",
-                d = d.display()
-            ),
-        )
-        .map_err(|e| e.to_string())?;
-        std::fs::write(
-            d.join("registries.conf"),
-            "unqualified-search-registries = []\n",
-        )
-        .map_err(|e| e.to_string())?;
-        Ok(Podman {
-            bin,
-            dir,
-            cgroup: callers_support::CgroupParent::new(),
-            netns: netns.to_path_buf(),
-        })
-    }
-
-    /// podman in the test's network namespace (its slirp4netns and port
-    /// handler listen there).
-    fn cmd(&self) -> Command {
-        let inner = callers_support::isolated_podman(&self.bin, self.dir.path());
-        let mut c = Command::new("nsenter");
-        c.arg(format!("--net={}", self.netns.display()))
-            .arg("--")
-            .arg(inner.get_program())
-            .args(inner.get_args());
-        for (k, v) in inner.get_envs() {
-            if let Some(v) = v {
-                c.env(k, v);
-            }
-        }
-        c.args(["--runtime", "runc"]);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        callers_support::run(
-            &format!("podman {args:?}"),
-            self.cmd().args(args),
-            Duration::from_secs(120),
-        )
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        let _ = self.run(&["rm", "-af", "-t", "0"]);
-        for p in callers_support::pids_mentioning(self.dir.path()) {
-            let _ =
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::SIGKILL);
-        }
-        let left = callers_support::unmount_under(self.dir.path());
-        if !left.is_empty() {
-            eprintln!("cleanup: still mounted: {left:?}");
-        }
-    }
-}
-
 /// The same `--network slirp4netns -p ...` containers through podman 4.3
 /// (runc) and berth, in the same kind of private namespace: what the
 /// container sees (addresses, routes, nameservers, MTU) and whether the
@@ -673,12 +574,8 @@ fn slirp4netns_matches_podman() {
         return;
     }
     let env = EngineEnv::new();
-    let p = match Podman::new(&env.netns) {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!("SKIP: slirp4netns_matches_podman: {why}");
-            return;
-        }
+    let Some(p) = Podman::in_netns(&env.netns) else {
+        return;
     };
     let img = env.busybox_image();
     let tar = env.dir.path().join("rootfs.tar");
@@ -690,7 +587,7 @@ fn slirp4netns_matches_podman() {
         &img,
     ]);
     assert!(o.status.success(), "podman import: {}", stderr(&o));
-    let cg = p.cgroup.path.clone();
+    let cg = p.cgroup_parent.clone();
 
     // What the container sees, default options and allow_host_loopback.
     let hp = host_greeter(&env);

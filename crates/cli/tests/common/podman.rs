@@ -4,7 +4,7 @@
 //! owns, limits pinned at or under the machine's; everything it made goes
 //! at drop. Used by engine_cmds, engine_format and the flags_support tests.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use super::{host_mounts_under, remove_cgroup_tree, unique, EngineEnv};
@@ -16,6 +16,9 @@ pub struct Podman {
     pub dir: tempfile::TempDir,
     pub cgroup_parent: String,
     driver: &'static str,
+    /// Where podman runs (its slirp4netns and port handlers listen
+    /// there); the caller's network namespace when `None`.
+    netns: Option<PathBuf>,
 }
 
 impl Podman {
@@ -77,7 +80,16 @@ impl Podman {
             dir,
             cgroup_parent: format!("/{}", unique("berth-test-podman")),
             driver,
+            netns: None,
         })
+    }
+
+    /// [`Podman::new`] running podman in the network namespace pinned at
+    /// `netns` (a test's own), for containers with a network.
+    pub fn in_netns(netns: &Path) -> Option<Podman> {
+        let mut p = Podman::new()?;
+        p.netns = Some(netns.to_path_buf());
+        Some(p)
     }
 
     /// [`Podman::new`] with the busybox tarball of `env` (made by
@@ -111,7 +123,16 @@ impl Podman {
     /// A `podman` command on this store (stdin closed).
     pub fn cmd(&self) -> Command {
         let d = self.dir.path();
-        let mut c = Command::new(PODMAN);
+        let mut c = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display()))
+                    .arg("--")
+                    .arg(PODMAN);
+                c
+            }
+            None => Command::new(PODMAN),
+        };
         c.env("CONTAINERS_CONF", d.join("containers.conf"))
             .env("CONTAINERS_STORAGE_CONF", d.join("storage.conf"))
             .env("CONTAINERS_REGISTRIES_CONF", d.join("registries.conf"))
@@ -203,6 +224,11 @@ impl Drop for Podman {
         // Not `system reset`: it would also clear the machine's network
         // config dir. Images go with the temp dir.
         let _ = self.cmd().args(["volume", "rm", "-af"]).output();
+        // conmon, slirp4netns and port handlers of this store still around.
+        for pid in pids_mentioning(self.dir.path()) {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
         for l in host_mounts_under(self.dir.path()).iter().rev() {
             if let Some(mp) = l.split_whitespace().nth(4) {
                 let _ = nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH);
@@ -210,4 +236,23 @@ impl Drop for Podman {
         }
         remove_cgroup_tree(&self.cgroup_parent);
     }
+}
+
+/// Pids (other than ours) whose command line names `dir`.
+fn pids_mentioning(dir: &Path) -> Vec<i32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let me = std::process::id() as i32;
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<i32>().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let named = String::from_utf8_lossy(&cmdline)
+                .replace('\0', " ")
+                .contains(&needle);
+            (pid != me && named).then_some(pid)
+        })
+        .collect()
 }
