@@ -122,17 +122,7 @@ fn import_small(env: &EngineEnv, name: &str) {
     let src = env.dir.path().join(unique("small"));
     std::fs::create_dir_all(&src).expect("mkdir");
     std::fs::write(src.join("hello"), name).expect("write");
-    let tar = src.with_extension("tar");
-    let st = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(&src)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .expect("tar");
-    assert!(st.success());
-    env.ok(&["import", tar.to_str().expect("utf-8"), name]);
+    env.import_tree(&src, &src.with_extension("tar"), name, &[]);
 }
 
 fn image_known(env: &EngineEnv, name: &str) -> bool {

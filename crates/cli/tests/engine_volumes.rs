@@ -247,24 +247,8 @@ fn data_image(env: &EngineEnv) -> String {
     std::os::unix::fs::chown(&data, Some(42), Some(43)).expect("chown data");
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o750)).expect("chmod");
     let tar = env.dir.path().join("data.tar");
-    let st = Command::new("tar")
-        .arg("--numeric-owner")
-        .arg("-C")
-        .arg(&src)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .expect("tar");
-    assert!(st.success(), "tar failed");
     let name = "localhost/data:1";
-    env.ok(&[
-        "import",
-        tar.to_str().expect("utf-8"),
-        name,
-        "--cmd",
-        r#"["/bin/sh"]"#,
-    ]);
+    env.import_tree(&src, &tar, name, &["--cmd", r#"["/bin/sh"]"#]);
     name.to_string()
 }
 

@@ -555,24 +555,27 @@ impl EngineEnv {
         .expect("passwd");
         std::fs::write(src.join("etc/group"), "root:x:0:\nnobody:x:65534:\n").expect("group");
         let tar = self.dir.path().join("rootfs.tar");
+        let name = "localhost/bb:1";
+        self.import_tree(&src, &tar, name, &["--cmd", r#"["/bin/sh"]"#]);
+        name.to_string()
+    }
+
+    /// `berth import` of the tree `src` as `name` (with `extra` flags),
+    /// through the archive `tar` (numeric owners) made of it.
+    pub fn import_tree(&self, src: &Path, tar: &Path, name: &str, extra: &[&str]) {
         let st = Command::new("tar")
+            .arg("--numeric-owner")
             .arg("-C")
-            .arg(&src)
+            .arg(src)
             .arg("-cf")
-            .arg(&tar)
+            .arg(tar)
             .arg(".")
             .status()
             .expect("tar");
         assert!(st.success(), "tar failed");
-        let name = "localhost/bb:1";
-        self.ok(&[
-            "import",
-            tar.to_str().expect("utf-8"),
-            name,
-            "--cmd",
-            r#"["/bin/sh"]"#,
-        ]);
-        name.to_string()
+        let mut args = vec!["import", tar.to_str().expect("utf-8"), name];
+        args.extend_from_slice(extra);
+        self.ok(&args);
     }
 
     /// The engine's view of a container (`inspect`), or Null.
