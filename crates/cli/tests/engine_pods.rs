@@ -362,16 +362,7 @@ fn pod_commands_match_podman() {
     let Some(pm) = Podman::with_busybox(&env) else {
         return;
     };
-    let podman = |args: &[&str]| {
-        let o = pm.cmd().args(args).output().expect("podman");
-        eprintln!(
-            "podman {args:?} -> {}\n{}{}",
-            o.status,
-            stdout(&o),
-            stderr(&o)
-        );
-        o
-    };
+    let podman = |args: &[&str]| pm.run(args);
     let create = [
         "pod",
         "create",
@@ -525,15 +516,10 @@ fn pod_start_pins_namespaces_again_after_the_runroot_lost_them() {
 fn pod_error_exit_codes_match_podman() {
     require_root!();
     let env = EngineEnv::new();
-    env.busybox_image();
-    let Some(pm) = Podman::with_busybox(&env) else {
+    let Some(pm) = Podman::new() else {
         return;
     };
-    let podman = |args: &[&str]| {
-        let o = pm.cmd().args(args).output().expect("podman");
-        eprintln!("podman {args:?} -> {}\n{}", o.status, stderr(&o));
-        o.status.code()
-    };
+    let podman = |args: &[&str]| pm.run(args).status.code();
     // A pod of each's (podman's without infra, as berth's, and under the
     // test's cgroup parent).
     let create = ["pod", "create", "--infra=false", "--name", "ec"];
@@ -576,7 +562,7 @@ fn pod_error_exit_codes_match_podman() {
     // The refused create left no pod in either.
     let names = |o: String| o.lines().map(String::from).collect::<Vec<_>>();
     let ps = ["pod", "ps", "--format", "{{.Name}}"];
-    let theirs = pm.cmd().args(ps).output().expect("podman pod ps");
+    let theirs = pm.run(&ps);
     assert_eq!(names(env.ok(&ps)), ["ec"]);
     assert_eq!(names(stdout(&theirs)), ["ec"]);
     assert_eq!(podman(&["pod", "rm", "ec"]), Some(0));
