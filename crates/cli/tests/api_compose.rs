@@ -109,12 +109,7 @@ impl Target {
         .stdin(Stdio::null());
         self.env(&mut c);
         let o = c.output().expect("run docker-compose");
-        eprintln!(
-            "docker-compose {args:?} -> {}\nstdout: {}\nstderr: {}",
-            o.status,
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        log_output(&format!("docker-compose {args:?}"), &o);
         o
     }
 

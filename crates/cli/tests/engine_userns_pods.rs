@@ -284,12 +284,7 @@ impl PodmanUserns {
             }
         }
         let o = c.output().expect("run podman");
-        eprintln!(
-            "podman {args:?} -> {}\nstdout: {}\nstderr: {}",
-            o.status,
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        log_output(&format!("podman {args:?}"), &o);
         o
     }
 }

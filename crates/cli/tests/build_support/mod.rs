@@ -249,12 +249,7 @@ pub fn buildah_in(env: &EngineEnv, name: &str, args: &[&str]) -> Option<Output> 
         .args(args)
         .output()
         .expect("buildah");
-    eprintln!(
-        "buildah {args:?} -> {}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    log_output(&format!("buildah {args:?}"), &o);
     Some(o)
 }
 

@@ -90,8 +90,14 @@ pub fn crictl_cmd(env: &EngineEnv, bin: &Path, sock: &Path) -> Command {
 }
 
 pub fn crictl(bin: &Path, sock: &Path, args: &[&str]) -> Output {
+    crictl_with(Command::new(bin), sock, args)
+}
+
+/// `crictl ARGS` against `sock` through `cmd`: crictl itself, or a command
+/// that runs it (in a network namespace, say); logged.
+pub fn crictl_with(mut cmd: Command, sock: &Path, args: &[&str]) -> Output {
     let ep = format!("unix://{}", sock.display());
-    let o = Command::new(bin)
+    let o = cmd
         .args([
             "--runtime-endpoint",
             &ep,
@@ -106,15 +112,6 @@ pub fn crictl(bin: &Path, sock: &Path, args: &[&str]) -> Output {
         .expect("run crictl");
     log_output(&format!("crictl {args:?}"), &o);
     o
-}
-
-pub fn log_output(what: &str, o: &Output) {
-    eprintln!(
-        "{what} -> {}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 pub fn crictl_ok(bin: &Path, sock: &Path, args: &[&str]) -> String {

@@ -230,6 +230,16 @@ impl Bundle {
 }
 
 /// stdout as a String.
+/// Prints what a command (`what`) gave: its status, stdout and stderr.
+pub fn log_output(what: &str, o: &Output) {
+    eprintln!(
+        "{what} -> {}\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -516,12 +526,7 @@ impl EngineEnv {
     /// Runs `berth ARGS`, logging what happened.
     pub fn berth(&self, args: &[&str]) -> Output {
         let o = self.cmd().args(args).output().expect("run berth");
-        eprintln!(
-            "berth {args:?} -> {}\nstdout: {}\nstderr: {}",
-            o.status,
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        log_output(&format!("berth {args:?}"), &o);
         o
     }
 

@@ -210,12 +210,7 @@ impl Podman {
 }
 
 fn log(args: &[&str], o: &Output) {
-    eprintln!(
-        "podman {args:?} -> {}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    super::log_output(&format!("podman {args:?}"), o);
 }
 
 impl Drop for Podman {

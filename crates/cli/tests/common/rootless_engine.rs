@@ -93,12 +93,7 @@ impl Rootless {
             .berth_cmd(args)
             .output()
             .expect("run berth as the user");
-        eprintln!(
-            "berth {args:?} -> {}\nstdout: {}\nstderr: {}",
-            o.status,
-            super::stdout(&o),
-            super::stderr(&o)
-        );
+        super::log_output(&format!("berth {args:?}"), &o);
         o
     }
 

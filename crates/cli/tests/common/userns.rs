@@ -60,12 +60,7 @@ impl UsernsEnv {
 
     pub fn berth(&self, args: &[&str]) -> Output {
         let o = self.cmd().args(args).output().expect("run berth");
-        eprintln!(
-            "berth {args:?} -> {}\nstdout: {}\nstderr: {}",
-            o.status,
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        super::log_output(&format!("berth {args:?}"), &o);
         o
     }
 

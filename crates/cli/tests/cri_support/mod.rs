@@ -326,28 +326,7 @@ fn regex_escape(s: &str) -> String {
 /// `crictl ARGS` against `sock`, run in the test's network namespace.
 pub fn crictl(env: &EngineEnv, sock: &Path, args: &[&str]) -> Output {
     let bin = cri_tool("crictl").expect("crictl (checked by the caller)");
-    let ep = format!("unix://{}", sock.display());
-    let o = env
-        .in_netns(bin)
-        .args([
-            "--runtime-endpoint",
-            &ep,
-            "--image-endpoint",
-            &ep,
-            "--timeout",
-            "60s",
-        ])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run crictl");
-    eprintln!(
-        "crictl {args:?} -> {}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
+    super::common::cri::crictl_with(env.in_netns(bin), sock, args)
 }
 
 /// A running `berth cri` (the env's root and network namespace) reading
