@@ -5,7 +5,6 @@
 mod common;
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::process::Command;
 
 use common::rootless_engine::{owned_under, uids, Rootless};
@@ -313,15 +312,5 @@ fn rootless_registry_and_everyday_commands() {
         "files of other owners in {}: {foreign:?}",
         root.display()
     );
-    for d in ["/var/lib/berth", "/run/berth"] {
-        let found = owned_under(Path::new(d), |o| {
-            o == uid || (sub..sub + 65536).contains(&o)
-        });
-        assert!(
-            found.is_empty(),
-            "files of the rootless user in {d}: {found:?}"
-        );
-    }
-    r.assert_no_processes_left();
-    assert!(r.u.mounts().is_empty(), "{:?}", r.u.mounts());
+    r.assert_nothing_left();
 }

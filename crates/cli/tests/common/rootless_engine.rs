@@ -190,6 +190,23 @@ impl Rootless {
         assert!(left.is_empty(), "processes of the user left: {left:?}");
     }
 
+    /// Asserts that nothing of the user (its uid or subordinate range) is
+    /// in root's dirs, and that no process or mount of the user is left.
+    pub fn assert_nothing_left(&self) {
+        let (uid, sub) = (self.u.uid, self.subid());
+        for d in ["/var/lib/berth", "/run/berth"] {
+            let found = owned_under(Path::new(d), |o| {
+                o == uid || (sub..sub + 65536).contains(&o)
+            });
+            assert!(
+                found.is_empty(),
+                "files of the rootless user in {d}: {found:?}"
+            );
+        }
+        self.assert_no_processes_left();
+        assert!(self.u.mounts().is_empty(), "{:?}", self.u.mounts());
+    }
+
     /// Interfaces of the namespace berth runs in (the test's).
     pub fn links(&self) -> String {
         let o = Command::new("nsenter")
