@@ -6,6 +6,7 @@
 //! the test's network namespace.
 
 mod common;
+use common::podman::Podman;
 use common::*;
 
 fn conf(port: u16) -> String {
@@ -110,43 +111,17 @@ fn registries_conf_moves_mirrors_blocks_and_searches() {
     assert!(stderr(&o).contains("bad.conf"), "{}", stderr(&o));
 
     // podman reads the same file the same way.
-    if std::process::Command::new("podman")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIP: registries_conf podman half: podman is not installed");
+    let Some(pm) = Podman::in_netns(&env.netns) else {
         return;
-    }
-    let pd = env.dir.path().join("podman");
-    std::fs::create_dir_all(&pd).expect("mkdir podman dir");
-    std::fs::write(pd.join("containers.conf"), "").expect("containers.conf");
-    std::fs::write(
-        pd.join("storage.conf"),
-        format!(
-            "[storage]\ndriver = \"vfs\"\nrunroot = \"{d}/runroot\"\ngraphroot = \"{d}/root\"\n",
-            d = pd.display()
-        ),
-    )
-    .expect("storage.conf");
+    };
     let podman = |args: &[&str]| {
-        let o = env
-            .in_netns("podman")
+        let o = pm
+            .cmd()
             .env("CONTAINERS_REGISTRIES_CONF", &file)
-            .env("CONTAINERS_CONF", pd.join("containers.conf"))
-            .env("CONTAINERS_STORAGE_CONF", pd.join("storage.conf"))
-            .arg("--root")
-            .arg(pd.join("root"))
-            .arg("--runroot")
-            .arg(pd.join("runroot"))
-            .arg("--tmpdir")
-            .arg(pd.join("tmp"))
-            .args(["--storage-driver", "vfs", "--events-backend", "file"])
             .args(args)
-            .stdin(std::process::Stdio::null())
             .output()
             .expect("run podman");
-        eprintln!("podman {args:?} -> {}\n{}", o.status, stderr(&o));
+        log_output(&format!("podman {args:?}"), &o);
         o
     };
     for (name, want_ok) in [
