@@ -105,10 +105,10 @@ fn run_rm_makes_no_fsync_and_claims_by_appending() {
         eprintln!("SKIP: user namespace tests need root");
         return;
     }
-    if std::process::Command::new("strace")
+    if !std::process::Command::new("strace")
         .arg("-V")
         .output()
-        .map_or(true, |o| !o.status.success())
+        .is_ok_and(|o| o.status.success())
     {
         eprintln!("SKIP: needs strace (apt-get install strace)");
         return;
