@@ -4,7 +4,9 @@
 //! user namespace shared by all of them). Checked from inside (owners seen,
 //! whiteouts, `idmapped` in mountinfo) and from the host (owners of files
 //! written through a bind mount).
-//! The test uses subordinate id files of its own (BERTH_SUBUID_FILE,
+//! Also what `run --rm` costs on disk in both modes (strace from the
+//! host): no fsync without volumes, no rename of the claims registry.
+//! The tests use subordinate id files of their own (BERTH_SUBUID_FILE,
 //! BERTH_SUBGID_FILE): the host's /etc/subuid is never touched.
 
 mod common;
@@ -89,4 +91,97 @@ fn every_layer_and_bind_mount_is_idmapped() {
     let md = std::fs::metadata(dir.path().join("x")).expect("file written through /m");
     assert_eq!((md.uid(), md.gid()), (0, 0));
     berth(&["rm", "base"]);
+}
+
+/// `run --rm` of a container without volumes commits its database rows
+/// without an fsync (the engine database is synchronous=NORMAL: the
+/// volume store's FULL no longer sticks to the process's connection), in
+/// both modes, and `--userns=auto` claims and releases its range by
+/// appending to the registry (no rename). A named volume's record still
+/// reaches the disk before `run` goes on (fsync). Counted with strace -f.
+#[test]
+fn run_rm_makes_no_fsync_and_claims_by_appending() {
+    if !is_root() {
+        eprintln!("SKIP: user namespace tests need root");
+        return;
+    }
+    if !std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("SKIP: needs strace (apt-get install strace)");
+        return;
+    }
+    let env = EngineEnv::new();
+    let subuid = env.dir.path().join("subuid");
+    let subgid = env.dir.path().join("subgid");
+    std::fs::write(&subuid, "").expect("subuid");
+    std::fs::write(&subgid, "").expect("subgid");
+    let image = env.busybox_image();
+    let traced = |what: &str, args: &[&str]| -> String {
+        let log = env.dir.path().join(format!("strace-{what}"));
+        let mut c = env.in_netns("strace");
+        c.arg("-f")
+            .arg("-qq")
+            .arg("-e")
+            .arg("trace=fsync,fdatasync,rename,renameat,renameat2")
+            .arg("-o")
+            .arg(&log)
+            .arg(berth_bin())
+            .arg("--root")
+            .arg(env.root())
+            .arg("--runroot")
+            .arg(env.runroot())
+            .arg("--cgroup-parent")
+            .arg(&env.cgroup_parent)
+            .args(args)
+            .env("BERTH_SUBUID_FILE", &subuid)
+            .env("BERTH_SUBGID_FILE", &subgid)
+            .stdin(std::process::Stdio::null());
+        let o = c.output().expect("run strace");
+        eprintln!("{what}: {}\n{}", o.status, stderr(&o));
+        ok(&o);
+        std::fs::read_to_string(&log).expect("strace log")
+    };
+    let count = |log: &str, needle: &str| log.lines().filter(|l| l.contains(needle)).count();
+    for mode in ["host", "auto"] {
+        // Twice: the first run of a root also creates its database.
+        for round in 0..2 {
+            let flag = format!("--userns={mode}");
+            let log = traced(
+                &format!("{mode}-{round}"),
+                &["run", "--rm", "--network", "none", &flag, &image, "true"],
+            );
+            if round == 0 {
+                continue;
+            }
+            assert_eq!(count(&log, "fsync("), 0, "{mode}: fsyncs\n{log}");
+            assert_eq!(
+                count(&log, "berth-claims"),
+                0,
+                "{mode}: claims renamed\n{log}"
+            );
+        }
+    }
+    let claims = std::fs::read_to_string(env.dir.path().join("subuid.berth-claims"))
+        .expect("claims registry");
+    assert!(claims.lines().any(|l| l.starts_with("- ")), "{claims}");
+    let log = traced(
+        "volume",
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            "uw-data:/data",
+            &image,
+            "true",
+        ],
+    );
+    assert!(
+        count(&log, "fsync(") > 0,
+        "volume records are not synced\n{log}"
+    );
 }

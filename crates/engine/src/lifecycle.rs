@@ -68,12 +68,15 @@ pub fn mount_rootfs(
             // /proc/self/fd paths (kernel >= 5.19 takes idmapped lowers;
             // an overlay mount itself cannot be idmapped, 6.18 included).
             // The upper dir is not idmapped: what the container writes is
-            // owned on the host by its range.
-            let userns = m
-                .userns_fd(id)
+            // owned on the host by its range. The detached layer clones,
+            // no longer needed once the overlay holds them, are closed by
+            // the namespace's helper process (see `Userns::release`).
+            let mut userns = m
+                .userns_held(id)
                 .map_err(rt(id, "make the idmap user namespace"))?;
-            let (_trees, paths) = crate::userns::idmapped_lowers(&cfg.lowers, userns.as_fd())?;
+            let (trees, paths) = crate::userns::idmapped_lowers(&cfg.lowers, userns.as_fd())?;
             mount(&paths)?;
+            userns.release(trees);
             Ok(Some(m.given_userns(userns)))
         }
     }

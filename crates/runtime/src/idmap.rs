@@ -4,9 +4,9 @@
 
 use crate::config::{id_map_text, ContainerConfig, IdMap, MountSpec, NsKind};
 use crate::error::{sys, Error, Result};
-use berth_sys::process::{clone_fork, Forked};
+use berth_sys::process::{clone_fork_pidfd, Forked};
 use std::io::Read;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 /// A user namespace the caller made already, with the maps it was given:
@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// engine made it to idmap the image layers).
 #[derive(Debug, Clone)]
 pub struct GivenUserns {
-    pub fd: Arc<OwnedFd>,
+    pub fd: Arc<Userns>,
     pub uid: Vec<IdMap>,
     pub gid: Vec<IdMap>,
 }
@@ -38,23 +38,114 @@ pub fn wanted(m: &MountSpec) -> bool {
     m.options.idmap.is_some() || !m.uid_mappings.is_empty()
 }
 
+/// A user namespace made by [`userns_fd`] or [`userns_held`], held by a
+/// descriptor. The short-lived process that made it is reaped when this is
+/// dropped: it exits on its own once let go, and nobody waits for that on
+/// the way to the container's start (on a loaded machine, waiting for it to
+/// be scheduled cost more than the rest of the namespace).
+#[derive(Debug)]
+pub struct Userns {
+    fd: OwnedFd,
+    helper: Helper,
+}
+
+impl AsFd for Userns {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for Userns {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl Userns {
+    /// Lets the helper process of a [`userns_held`] go, handing it `fds`
+    /// to close as it exits. Closing the last descriptor of a detached
+    /// mount tree (open_tree) unmounts it, which waits for an RCU grace
+    /// period (about 5 ms here under load): the helper pays it, off the
+    /// container's way.
+    pub fn release(&mut self, fds: Vec<OwnedFd>) {
+        self.helper.release(&fds);
+    }
+}
+
+/// The helper process, waited for by its pidfd (other reapers of this
+/// process, such as a foreground container's `waitpid(-1)` loop, may have
+/// reaped it first: then there is nothing to wait for, and no pid that
+/// could have been reused is waited for), and the socket it waits on.
+#[derive(Debug)]
+struct Helper {
+    pidfd: Option<OwnedFd>,
+    sock: Option<std::os::unix::net::UnixStream>,
+}
+
+impl Helper {
+    /// One byte (with `fds` attached) lets it go: it reads the byte and
+    /// exits, the descriptors closed with it (a read without room for them
+    /// closes them).
+    fn release(&mut self, fds: &[OwnedFd]) {
+        let Some(mut sock) = self.sock.take() else {
+            return;
+        };
+        if !fds.is_empty() {
+            use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+            let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+            let sent = sendmsg::<()>(
+                sock.as_raw_fd(),
+                &[std::io::IoSlice::new(b"x")],
+                &[ControlMessage::ScmRights(&raw)],
+                MsgFlags::empty(),
+                None,
+            );
+            if sent.is_ok() {
+                return;
+            }
+        }
+        let _ = std::io::Write::write_all(&mut sock, b"x");
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        use nix::sys::wait::{waitid, Id, WaitPidFlag};
+        self.release(&[]);
+        if let Some(pidfd) = &self.pidfd {
+            while let Err(nix::Error::EINTR) =
+                waitid(Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED)
+            {}
+        }
+    }
+}
+
 /// A user namespace with the given maps, held by a descriptor: a short-lived
-/// child unshares it, the parent writes the maps and opens the namespace.
-pub fn userns_fd(id: &str, uid: &[IdMap], gid: &[IdMap]) -> Result<OwnedFd> {
-    let (mut r, w) =
+/// child unshares it, the parent writes the maps and opens the namespace,
+/// then lets the child go (reaped when the [`Userns`] is dropped).
+pub fn userns_fd(id: &str, uid: &[IdMap], gid: &[IdMap]) -> Result<Userns> {
+    let mut u = userns_held(id, uid, gid)?;
+    u.release(Vec::new());
+    Ok(u)
+}
+
+/// [`userns_fd`] whose helper process waits until [`Userns::release`] (or
+/// the drop), to take descriptors along.
+pub fn userns_held(id: &str, uid: &[IdMap], gid: &[IdMap]) -> Result<Userns> {
+    let (r, w) =
         std::os::unix::net::UnixStream::pair().map_err(sys(id, "socketpair for idmap userns"))?;
-    match clone_fork(libc::CLONE_NEWUSER)
+    match clone_fork_pidfd(libc::CLONE_NEWUSER)
         .map_err(sys(id, "create a user namespace for an idmapped mount"))?
     {
-        Forked::Child => {
+        (Forked::Child, _) => {
             drop(r);
             let mut w = w;
             let mut b = [0u8; 1];
-            // Wait until the parent has opened our namespace (or died).
+            // Wait until the parent lets us go (or died).
             let _ = w.read(&mut b);
             berth_sys::process::exit_now(0)
         }
-        Forked::Parent(pid) => {
+        (Forked::Parent(pid), pidfd) => {
             drop(w);
             let res = (|| {
                 std::fs::write(format!("/proc/{pid}/uid_map"), id_map_text(uid))
@@ -65,10 +156,17 @@ pub fn userns_fd(id: &str, uid: &[IdMap], gid: &[IdMap]) -> Result<OwnedFd> {
                     .map(OwnedFd::from)
                     .map_err(sys(id, "open idmap user namespace"))
             })();
-            let _ = std::io::Write::write_all(&mut r, b"x");
-            drop(r);
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-            res
+            let mut helper = Helper {
+                pidfd,
+                sock: Some(r),
+            };
+            // Without a pidfd (kernel before 5.2) the child is let go and
+            // waited for here, by its pid, as nothing else knows it.
+            if helper.pidfd.is_none() {
+                helper.release(&[]);
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            }
+            res.map(|fd| Userns { fd, helper })
         }
     }
 }
@@ -88,7 +186,7 @@ pub fn prepare(
     cfg: &ContainerConfig,
     given: Option<&GivenUserns>,
 ) -> Result<Vec<Option<OwnedFd>>> {
-    let mut made: Vec<(&[IdMap], &[IdMap], OwnedFd)> = Vec::new();
+    let mut made: Vec<(&[IdMap], &[IdMap], Userns)> = Vec::new();
     let mut trees = Vec::with_capacity(cfg.mounts.len());
     for m in &cfg.mounts {
         if !wanted(m) {

@@ -40,6 +40,46 @@ pub fn clone_fork(flags: libc::c_int) -> io::Result<Forked> {
     }
 }
 
+/// [`clone_fork`] with `CLONE_PIDFD` as well: the parent also gets a pidfd
+/// of the child, to wait for it later (`waitid(P_PIDFD)`) without racing
+/// other reapers of this process over a pid that may be reused. None where
+/// the kernel lacks `CLONE_PIDFD` (before 5.2): then a plain [`clone_fork`].
+pub fn clone_fork_pidfd(flags: libc::c_int) -> io::Result<(Forked, Option<std::os::fd::OwnedFd>)> {
+    use std::os::fd::FromRawFd;
+    let all = (flags as libc::c_ulong)
+        | libc::CLONE_PIDFD as libc::c_ulong
+        | libc::SIGCHLD as libc::c_ulong;
+    let mut pidfd: libc::c_int = -1;
+    // SAFETY: as in clone_fork (NULL stack: fork-like). With CLONE_PIDFD
+    // the kernel stores the new pidfd through parent_tid, which points to
+    // `pidfd`, alive across the call; child_tid and tls stay NULL.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            all,
+            std::ptr::null_mut::<libc::c_void>(),
+            &mut pidfd as *mut libc::c_int,
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match ret {
+        -1 => {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                return clone_fork(flags).map(|f| (f, None));
+            }
+            Err(e)
+        }
+        0 => Ok((Forked::Child, None)),
+        pid => {
+            // SAFETY: the kernel returned a new descriptor we now own.
+            let fd = (pidfd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(pidfd) });
+            Ok((Forked::Parent(pid as i32), fd))
+        }
+    }
+}
+
 /// `fork(2)`. The caller must be single-threaded.
 pub fn fork() -> io::Result<Forked> {
     // SAFETY: berth-runtime is single-threaded when it forks, so the child

@@ -258,8 +258,21 @@ impl Mapping {
     pub fn userns_fd(
         &self,
         id: &str,
-    ) -> std::result::Result<std::os::fd::OwnedFd, berth_runtime::Error> {
+    ) -> std::result::Result<berth_runtime::idmap::Userns, berth_runtime::Error> {
         berth_runtime::idmap::userns_fd(
+            id,
+            &Self::runtime_maps(&self.uid),
+            &Self::runtime_maps(&self.gid),
+        )
+    }
+
+    /// [`Mapping::userns_fd`] whose helper process waits for
+    /// `Userns::release` (to close the layers' detached mounts).
+    pub fn userns_held(
+        &self,
+        id: &str,
+    ) -> std::result::Result<berth_runtime::idmap::Userns, berth_runtime::Error> {
+        berth_runtime::idmap::userns_held(
             id,
             &Self::runtime_maps(&self.uid),
             &Self::runtime_maps(&self.gid),
@@ -270,7 +283,10 @@ impl Mapping {
 impl Mapping {
     /// `userns` (made by [`Mapping::userns_fd`]) for the runtime's idmapped
     /// mounts with this mapping: it then makes no namespace of its own.
-    pub fn given_userns(&self, userns: std::os::fd::OwnedFd) -> berth_runtime::idmap::GivenUserns {
+    pub fn given_userns(
+        &self,
+        userns: berth_runtime::idmap::Userns,
+    ) -> berth_runtime::idmap::GivenUserns {
         berth_runtime::idmap::GivenUserns {
             fd: std::sync::Arc::new(userns),
             uid: Self::runtime_maps(&self.uid),

@@ -4,13 +4,20 @@
 //! keeps two roots (two `--root` engines, or tests) from handing out the
 //! same ids. Claims of a root that no longer exists are dropped.
 //!
-//! A small text file, one claim a line (`START SIZE ID ROOT`), guarded by
-//! an exclusive `flock` on a lock file next to it and replaced whole by a
-//! rename when it changes (a killed writer leaves the old file or the new
-//! one, never half of one). No fsync, as the engine database (db.rs): a
-//! power loss may lose the last claims, the roots' own databases keep their
-//! ranges. It was an SQLite database: opening that (and replaying its
-//! write-ahead log) cost more than a container's user namespace itself.
+//! A small text file guarded by an exclusive `flock` on a lock file next to
+//! it: a claim is a line `START SIZE ID ROOT`, its release a line
+//! `- ID ROOT`, read in order. A change is one append (a short write, all
+//! or nothing; a line a killed writer left without its newline is ended
+//! before the next append, and its part does not parse or at worst holds
+//! a range back); once releases make up most of the file it is written
+//! anew and renamed over the old one (a killed writer leaves the old file
+//! or the new one). Rewriting it by a rename at every claim and release
+//! cost more than the rest of the registry: ext4 starts writing back a
+//! file renamed over another. No
+//! fsync, as the engine database (db.rs): a power loss may lose the last
+//! claims, the roots' own databases keep their ranges. It was an SQLite
+//! database: opening that (and replaying its write-ahead log) cost more
+//! than a container's user namespace itself.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,6 +35,10 @@ fn path() -> PathBuf {
     }
     PathBuf::from("/var/lib/berth/userns-claims")
 }
+
+/// The file is written anew once it has more lines than this and than
+/// twice its claims.
+const COMPACT_MIN_LINES: usize = 256;
 
 /// `path` with `suffix` appended to its file name.
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -73,31 +84,71 @@ fn unescape(s: &str) -> String {
     out
 }
 
-/// The claims of the registry's text (lines that do not parse are left
-/// out).
-fn parse(text: &str) -> Vec<Claim> {
-    text.lines()
-        .filter_map(|l| {
-            let mut it = l.splitn(4, ' ');
-            let start = it.next()?.parse().ok()?;
-            let size = it.next()?.parse().ok()?;
-            let id = it.next()?.to_string();
-            let root = unescape(it.next()?);
-            (!id.is_empty() && root.starts_with('/')).then_some(Claim {
-                start,
-                size,
-                id,
-                root,
-            })
-        })
-        .collect()
+/// One line of the registry.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    Claim(Claim),
+    /// `- ID ROOT`: the claim of `id` of `root` is released.
+    Release {
+        id: String,
+        root: String,
+    },
+}
+
+fn parse_line(l: &str) -> Option<Line> {
+    if let Some(rest) = l.strip_prefix("- ") {
+        let (id, root) = rest.split_once(' ')?;
+        let root = unescape(root);
+        return (!id.is_empty() && root.starts_with('/')).then(|| Line::Release {
+            id: id.into(),
+            root,
+        });
+    }
+    let mut it = l.splitn(4, ' ');
+    let start = it.next()?.parse().ok()?;
+    let size = it.next()?.parse().ok()?;
+    let id = it.next()?.to_string();
+    let root = unescape(it.next()?);
+    (!id.is_empty() && root.starts_with('/')).then_some(Line::Claim(Claim {
+        start,
+        size,
+        id,
+        root,
+    }))
+}
+
+/// The claims of the registry's text, its lines replayed in order (a claim
+/// replaces an earlier one of the same container and root; lines that do
+/// not parse are left out), and how many lines it has.
+fn parse(text: &str) -> (Vec<Claim>, usize) {
+    let mut claims: Vec<Claim> = Vec::new();
+    let mut lines = 0;
+    for l in text.lines() {
+        lines += 1;
+        match parse_line(l) {
+            Some(Line::Claim(c)) => {
+                claims.retain(|x| !(x.root == c.root && x.id == c.id));
+                claims.push(c);
+            }
+            Some(Line::Release { id, root }) => {
+                claims.retain(|x| !(x.root == root && x.id == id));
+            }
+            None => {}
+        }
+    }
+    (claims, lines)
+}
+
+fn claim_line(c: &Claim) -> String {
+    format!("{} {} {} {}\n", c.start, c.size, c.id, escape(&c.root))
+}
+
+fn release_line(id: &str, root: &str) -> String {
+    format!("- {id} {}\n", escape(root))
 }
 
 fn render(claims: &[Claim]) -> String {
-    claims
-        .iter()
-        .map(|c| format!("{} {} {} {}\n", c.start, c.size, c.id, escape(&c.root)))
-        .collect()
+    claims.iter().map(claim_line).collect()
 }
 
 /// The shared registry (none for a rootless engine: its ranges are the
@@ -113,6 +164,13 @@ pub struct Claiming<'a> {
     lock: Option<std::fs::File>,
     path: PathBuf,
     claims: Vec<Claim>,
+    /// Lines in the file as read.
+    lines: usize,
+    /// The file as read lacks its last newline (a killed append).
+    torn: bool,
+    /// Lines to append.
+    pending: String,
+    /// The file is to be written anew (migrated, or compacted).
     dirty: bool,
     root: &'a str,
 }
@@ -140,6 +198,9 @@ impl Registry {
                 lock: None,
                 path: PathBuf::new(),
                 claims: Vec::new(),
+                lines: 0,
+                torn: false,
+                pending: String::new(),
                 dirty: false,
                 root: &self.root,
             });
@@ -166,12 +227,20 @@ impl Registry {
         .map_err(file_err("open the user namespace claims lock", &lock_path))?;
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
             .map_err(|e| file_err("lock", &lock_path)(e.into()))?;
-        let (claims, dirty) = match std::fs::read_to_string(p) {
-            Ok(text) => (parse(&text), false),
+        let (claims, lines, torn, dirty) = match std::fs::read_to_string(p) {
+            Ok(text) => {
+                let (claims, lines) = parse(&text);
+                (
+                    claims,
+                    lines,
+                    !text.is_empty() && !text.ends_with('\n'),
+                    false,
+                )
+            }
             // A migrated registry is written out at once.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => match from_sqlite(p) {
-                Some(c) => (c, true),
-                None => (Vec::new(), false),
+                Some(c) => (c, 0, false, true),
+                None => (Vec::new(), 0, false, false),
             },
             Err(e) => return Err(file_err("read the user namespace claims", p)(e)),
         };
@@ -179,6 +248,9 @@ impl Registry {
             lock: Some(lock),
             path: p.clone(),
             claims,
+            lines,
+            torn,
+            pending: String::new(),
             dirty,
             root: &self.root,
         })
@@ -193,7 +265,9 @@ impl Registry {
         let before = c.claims.len();
         let root = c.root;
         c.claims.retain(|x| !(x.root == root && x.id == id));
-        c.dirty |= c.claims.len() != before;
+        if c.claims.len() != before {
+            c.pending.push_str(&release_line(id, root));
+        }
         c.save()
     }
 }
@@ -226,19 +300,39 @@ fn from_sqlite(p: &Path) -> Option<Vec<Claim>> {
 }
 
 impl Claiming<'_> {
-    /// Writes the claims back when they changed: a new file renamed over
-    /// the old one, under the lock.
+    /// Writes the changes, under the lock: appended as lines, or, once
+    /// the file would be mostly released claims, the claims as a new file
+    /// renamed over the old one.
     fn save(&mut self) -> Result<()> {
-        if !self.dirty || self.lock.is_none() {
+        if self.lock.is_none() || (!self.dirty && self.pending.is_empty()) {
             return Ok(());
         }
-        let tmp = with_suffix(&self.path, ".tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(render(&self.claims).as_bytes())?;
-            std::fs::rename(&tmp, &self.path)
-        };
-        write().map_err(file_err("write the user namespace claims", &self.path))?;
+        let lines = self.lines + self.pending.lines().count();
+        if self.dirty || lines > COMPACT_MIN_LINES.max(2 * self.claims.len()) {
+            let tmp = with_suffix(&self.path, ".tmp");
+            let write = || -> std::io::Result<()> {
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(render(&self.claims).as_bytes())?;
+                std::fs::rename(&tmp, &self.path)
+            };
+            write().map_err(file_err("write the user namespace claims", &self.path))?;
+            self.lines = self.claims.len();
+        } else {
+            let mut text = std::mem::take(&mut self.pending);
+            if self.torn {
+                text.insert(0, '\n');
+            }
+            // One write: a line is appended whole or not at all.
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&self.path)
+                .and_then(|mut f| f.write_all(text.as_bytes()))
+                .map_err(file_err("append to the user namespace claims", &self.path))?;
+            self.lines = lines;
+        }
+        self.torn = false;
+        self.pending.clear();
         self.dirty = false;
         Ok(())
     }
@@ -249,15 +343,19 @@ impl Claiming<'_> {
     /// this root has ranges for).
     pub fn others(&mut self, ours: &[String], base: u64) -> Result<Vec<(u64, u64)>> {
         let root = self.root;
-        let before = self.claims.len();
+        let mut gone = String::new();
         self.claims.retain(|c| {
-            if c.root == root {
+            let keep = if c.root == root {
                 ours.contains(&c.id)
             } else {
                 Path::new(&c.root).exists()
+            };
+            if !keep {
+                gone.push_str(&release_line(&c.id, &c.root));
             }
+            keep
         });
-        self.dirty |= self.claims.len() != before;
+        self.pending.push_str(&gone);
         let mut out = Vec::new();
         for c in &self.claims {
             let end = c.start + c.size;
@@ -277,13 +375,14 @@ impl Claiming<'_> {
         }
         let root = self.root;
         self.claims.retain(|c| !(c.root == root && c.id == id));
-        self.claims.push(Claim {
+        let c = Claim {
             start,
             size: u64::from(size),
             id: id.into(),
             root: root.into(),
-        });
-        self.dirty = true;
+        };
+        self.pending.push_str(&claim_line(&c));
+        self.claims.push(c);
         self.save()
     }
 }
@@ -310,7 +409,21 @@ mod tests {
         ];
         let text = render(&claims);
         assert_eq!(text.lines().count(), 2);
-        assert_eq!(parse(&text), claims);
-        assert!(parse("junk\n1 2\nx 1 id /r\n1 2 id relative\n").is_empty());
+        assert_eq!(parse(&text), (claims.clone(), 2));
+        assert!(parse("junk\n1 2\nx 1 id /r\n1 2 id relative\n- id\n")
+            .0
+            .is_empty());
+        // Appended lines replay in order: a release drops the claim, a
+        // claim again replaces it, a last line without its newline counts.
+        let log = format!(
+            "{text}{}9 9 ab /var/lib/berth\n{}1 1 zz /x",
+            release_line("ab", "/var/lib/berth"),
+            release_line("cd", "/tmp/a b\\c\nd"),
+        );
+        let (replayed, lines) = parse(&log);
+        assert_eq!(lines, 6);
+        assert_eq!(replayed.len(), 2);
+        assert_eq!((replayed[0].start, replayed[0].id.as_str()), (9, "ab"));
+        assert_eq!(replayed[1].id, "zz");
     }
 }
