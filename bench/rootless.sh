@@ -27,7 +27,9 @@
 # Paths: berth --network slirp4netns (its default port handler, berth's
 # port proxy, as rootless), berth --network pasta (pasta's own forwarding),
 # podman 4.3 --network slirp4netns (its default port handler, rootlessport,
-# as its rootless path uses). Measured interleaved, REPEAT rounds, medians and the
+# as its rootless path uses), and no-proxy-loopback: the same servers
+# on the host's loopback, what the tools reach with nothing in between
+# (the distance to it is what a proxy costs). Measured interleaved, REPEAT rounds, medians and the
 # ratios to podman printed.
 # Everything runs in a private mount and network namespace this script
 # makes (loopback, plus a veth pair with a default route that pasta needs
@@ -101,7 +103,7 @@ cleanup() {
   done
   rm -rf "$T"
 }
-trap cleanup EXIT
+trap 'kill ${NP_SINK:-} ${NP_SOURCE:-} 2>/dev/null; cleanup' EXIT
 
 busybox_rootfs_tar "$T/rootfs" "$T/bb.tar"
 chmod 755 "$T"; chmod 644 "$T/bb.tar"
@@ -159,6 +161,13 @@ if command -v podman >/dev/null; then
   "${P[@]}" import "$T/bb.tar" localhost/bb:1 >/dev/null
   start_path podman-slirp4netns "${P[@]}" -- --network slirp4netns --cgroup-parent "$PCG" "${ULIMITS[@]}"
 fi
+# The ceiling of the tools themselves: the same two servers on this
+# namespace's loopback, no container and no proxy in between.
+busybox nc -ll -p 30901 -e sh -c 'dd of=/dev/null bs=1048576 iflag=fullblock 2>&1' 2>/dev/null &
+NP_SINK=$!
+busybox nc -ll -p 30902 -e dd if=/dev/zero bs=1048576 count="$SIZE_MB" 2>/dev/null &
+NP_SOURCE=$!
+names+=(no-proxy-loopback); sinks+=(30901); sources+=(30902)
 sleep 2
 
 # MB/s of one transfer (counted where the bytes arrive; see the top).
