@@ -7,21 +7,29 @@
 #    interleaved hyperfine run of RUNS runs each, ratio berth/podman
 #    (target: <= 0.2x);
 # 2. user-mode networking throughput through a published port, run by
-#    root (the same slirp4netns/pasta paths a rootless container takes):
-#   host -> container: the host sends SIZE_MB MiB to 127.0.0.1:PORT, a
-#     container's `nc -l` (busybox) on the other side of the published port
-#     reads them to /dev/null;
+#    root (the same slirp4netns/pasta paths a rootless container takes),
+#    both columns counted where the bytes arrive:
+#   host -> container: the host sends SIZE_MB MiB to 127.0.0.1:PORT and
+#     half-closes; the container's `nc -l -e dd of=/dev/null bs=1M
+#     iflag=fullblock` (busybox) reads them and answers its record count
+#     over the same connection; the time runs from connect to that answer
+#     (the rate delivered into the container, not what the host's send
+#     buffers or the proxy took in);
 #   container -> host: the host connects to 127.0.0.1:PORT and reads
-#     SIZE_MB MiB that the container's `nc -l -e dd if=/dev/zero` writes.
-# Caveat: host -> container is timed on the sending side, which ends once
-# slirp4netns (or podman's rootlessport) has buffered the data: those
-# figures are not the container's receive rate.
-# The tool is dd | nc (busybox nc on both sides: nothing to install but
-# busybox-static); the time is the host side's, connect to last byte.
+#     SIZE_MB MiB that the container's `nc -l -e dd if=/dev/zero` writes,
+#     until end of file; the time runs from connect to the last byte. The
+#     host keeps its own side open: pasta 2023-03 (Debian 12's passt) cuts
+#     a connection whose client half-closed early, so a reader that closes
+#     its input at once (`nc </dev/null`) got short reads through pasta
+#     (not through the proxies), which this version no longer measures.
+# The host's side is bench/port_client.py (python3, 1 MiB buffers); a
+# transfer that did not deliver every byte is reported ("short ...").
 # Paths: berth --network slirp4netns (its default port handler, berth's
 # port proxy, as rootless), berth --network pasta (pasta's own forwarding),
 # podman 4.3 --network slirp4netns (its default port handler, rootlessport,
-# as its rootless path uses). Measured interleaved, REPEAT rounds, medians and the
+# as its rootless path uses), and no-proxy-loopback: the same servers
+# on the host's loopback, what the tools reach with nothing in between
+# (the distance to it is what a proxy costs). Measured interleaved, REPEAT rounds, medians and the
 # ratios to podman printed.
 # Everything runs in a private mount and network namespace this script
 # makes (loopback, plus a veth pair with a default route that pasta needs
@@ -42,7 +50,7 @@ if [ -z "$BERTH" ]; then
   [ -x "$BERTH" ] || BERTH=$PWD/target/release/berth
 fi
 [ "$(id -u)" = 0 ] || { echo "run as root"; exit 1; }
-for c in busybox unshare ip slirp4netns hyperfine setpriv useradd newuidmap; do
+for c in busybox unshare ip slirp4netns hyperfine setpriv useradd newuidmap python3; do
   command -v $c >/dev/null || { echo "needs $c (apt-get install busybox-static util-linux iproute2 slirp4netns hyperfine passwd uidmap)"; exit 1; }
 done
 
@@ -59,7 +67,7 @@ ip route add default via 192.0.2.254 dev umb0
 # podman keeps its netns pins in /run/netns: private to this mount ns.
 mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns
 echo "berth binary: $BERTH"
-echo "kernel $(uname -r), $(nproc) cpus; $SIZE_MB MiB per transfer, $REPEAT rounds; tool: dd | busybox nc"
+echo "kernel $(uname -r), $(nproc) cpus; $SIZE_MB MiB per transfer, $REPEAT rounds; load: $(cut -d" " -f1-3 /proc/loadavg)"
 
 T=$(mktemp -d /tmp/berth-umbench-XXXXXX)
 CG=/berth-umbench-$$
@@ -95,7 +103,7 @@ cleanup() {
   done
   rm -rf "$T"
 }
-trap cleanup EXIT
+trap 'kill ${NP_SINK:-} ${NP_SOURCE:-} 2>/dev/null; cleanup' EXIT
 
 busybox_rootfs_tar "$T/rootfs" "$T/bb.tar"
 chmod 755 "$T"; chmod 644 "$T/bb.tar"
@@ -133,7 +141,7 @@ fi
 
 # Each path: a sink container (host -> container) and a source container
 # (container -> host) with their published ports.
-SINK='while :; do nc -l -p 5001 >/dev/null; done'
+SINK="while :; do nc -l -p 5001 -e sh -c 'dd of=/dev/null bs=1048576 iflag=fullblock 2>&1'; done"
 SOURCE="while :; do nc -l -p 5002 -e dd if=/dev/zero bs=1048576 count=$SIZE_MB; done"
 names=() ; sinks=() ; sources=()
 port=30000
@@ -153,24 +161,18 @@ if command -v podman >/dev/null; then
   "${P[@]}" import "$T/bb.tar" localhost/bb:1 >/dev/null
   start_path podman-slirp4netns "${P[@]}" -- --network slirp4netns --cgroup-parent "$PCG" "${ULIMITS[@]}"
 fi
+# The ceiling of the tools themselves: the same two servers on this
+# namespace's loopback, no container and no proxy in between.
+busybox nc -ll -p 30901 -e sh -c 'dd of=/dev/null bs=1048576 iflag=fullblock 2>&1' 2>/dev/null &
+NP_SINK=$!
+busybox nc -ll -p 30902 -e dd if=/dev/zero bs=1048576 count="$SIZE_MB" 2>/dev/null &
+NP_SOURCE=$!
+names+=(no-proxy-loopback); sinks+=(30901); sources+=(30902)
 sleep 2
 
-# MB/s of one transfer (the host side's time).
-to_container() { # PORT
-  local t0 t1
-  t0=$(date +%s.%N)
-  dd if=/dev/zero bs=1048576 count="$SIZE_MB" 2>/dev/null | busybox nc 127.0.0.1 "$1"
-  t1=$(date +%s.%N)
-  echo "$SIZE_MB $t0 $t1" | awk '{printf "%.1f", $1 / ($3 - $2)}'
-}
-from_container() { # PORT
-  local t0 t1 n
-  t0=$(date +%s.%N)
-  n=$(busybox nc 127.0.0.1 "$1" </dev/null | wc -c)
-  t1=$(date +%s.%N)
-  [ "$n" -eq $((SIZE_MB * 1048576)) ] || echo "short read: $n bytes" >&2
-  echo "$SIZE_MB $t0 $t1" | awk '{printf "%.1f", $1 / ($3 - $2)}'
-}
+# MB/s of one transfer (counted where the bytes arrive; see the top).
+to_container() { python3 bench/port_client.py send "$1" "$SIZE_MB" || true; }
+from_container() { python3 bench/port_client.py recv "$1" "$SIZE_MB" || true; }
 
 declare -A IN OUT
 for r in $(seq "$REPEAT"); do
@@ -195,4 +197,4 @@ for i in "${!names[@]}"; do
   fi
   printf '%-20s %16s %16s %10s %10s\n' "${names[$i]}" "$mi" "$mo" "$ri" "$ro"
 done
-echo "ratios: to podman --network slirp4netns (>= 1.00x is the target)"
+echo "ratios: to podman --network slirp4netns (>= 1.00x is the target); load: $(cut -d" " -f1-3 /proc/loadavg)"

@@ -6,7 +6,9 @@
 //! as under rootless podman, `port` says what podman's says, and after
 //! `stop`/`rm` no proxy process and no listening socket are left.
 //! Both the default network (slirp4netns) and a user-defined network
-//! (bridges in the rootless network namespace) are covered, and UDP.
+//! (bridges in the rootless network namespace) are covered, and UDP; and
+//! bulk transfers both ways (with a half-close) and small request/reply
+//! exchanges, against podman's rootlessport.
 mod common;
 
 use std::io::{Read, Write};
@@ -462,4 +464,156 @@ fn rootless_published_udp_port() {
     assert!(listening(&r, 18195, true).is_empty());
     r.ok(&["rmi", image]);
     r.assert_no_processes_left();
+}
+
+/// sha256 of `data` in hex, by the host's `sha256sum` (coreutils).
+fn sha256_hex(data: &[u8]) -> String {
+    let mut c = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    let d = data.to_vec();
+    let w = std::thread::spawn(move || stdin.write_all(&d));
+    let o = c.wait_with_output().unwrap();
+    w.join().unwrap().unwrap();
+    common::stdout(&o)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Three servers on a busybox container: 5001 answers the sha256 of
+/// what it read once the client half-closed, 5002 sends an 8 MiB random
+/// file, 5003 echoes (`cat`).
+const BULK_SERVERS: &str = "dd if=/dev/urandom of=/tmp/blob bs=1048576 count=8 2>/dev/null; \
+    (while :; do nc -l -p 5001 -e sha256sum; done) & \
+    (while :; do nc -l -p 5002 -e cat /tmp/blob; done) & \
+    while :; do nc -l -p 5003 -e cat; done";
+
+/// Sends `data` to `port`, half-closes, and reads the answer to its end
+/// (None: not connected yet, or no answer).
+fn send_half_closed(r: &Rootless, port: u16, data: &[u8]) -> Option<String> {
+    berth_network::netns::run_in(&r.netns.path, || {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+        c.write_all(data).ok()?;
+        c.shutdown(std::net::Shutdown::Write).ok()?;
+        let mut out = String::new();
+        c.read_to_string(&mut out).ok()?;
+        out.split_whitespace().next().map(str::to_string)
+    })
+    .unwrap()
+}
+
+/// Everything `port` sends until its end.
+fn fetch(r: &Rootless, port: u16) -> Vec<u8> {
+    berth_network::netns::run_in(&r.netns.path, || {
+        let mut out = Vec::new();
+        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = c.set_read_timeout(Some(Duration::from_secs(60)));
+            let _ = c.read_to_end(&mut out);
+        }
+        out
+    })
+    .unwrap()
+}
+
+/// The median time of 15 four-byte request/reply exchanges with the
+/// echo server on `port` (None: no answer yet).
+fn exchange_median(r: &Rootless, port: u16) -> Option<Duration> {
+    berth_network::netns::run_in(&r.netns.path, || {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        c.set_nodelay(true).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        let mut took = Vec::new();
+        for i in 0..15u8 {
+            let t0 = std::time::Instant::now();
+            c.write_all(&[b'a' + i; 4]).ok()?;
+            let mut b = [0u8; 4];
+            c.read_exact(&mut b).ok()?;
+            if b != [b'a' + i; 4] {
+                return None;
+            }
+            took.push(t0.elapsed());
+        }
+        took.sort();
+        Some(took[7])
+    })
+    .unwrap()
+}
+
+/// Bulk both ways and small exchanges through the published port of the
+/// default network, berth's proxy against podman's rootlessport: 8 MiB
+/// into the container, half-closed, whose sha256 comes back over the
+/// same connection (the half-close reaches the container, the other
+/// direction goes on); an 8 MiB file out of the container, read to its
+/// end, with the file's sha256; and request/reply exchanges that are
+/// answered at once (the proxy once held each one's last segment back
+/// ~200 ms per direction).
+#[test]
+fn rootless_published_port_bulk_both_ways_and_small_exchanges() {
+    require_root!();
+    if !have_podman() {
+        return;
+    }
+    let Some(r) = rootless() else {
+        return;
+    };
+    short_podman_tmpdir(&r);
+    if !r.podman_import("localhost/bb:1") {
+        return;
+    }
+    r.import();
+    let data: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let want = sha256_hex(&data);
+    for (tool, base) in [("berth", 18200u16), ("podman", 18210)] {
+        let publish: Vec<String> = (0..3)
+            .map(|i| format!("127.0.0.1:{}:{}", base + i, 5001 + i))
+            .collect();
+        let mut args = vec!["run", "-d", "--name", "bulk", "--network", "slirp4netns"];
+        for p in &publish {
+            args.extend(["-p", p]);
+        }
+        args.extend(["localhost/bb:1", "sh", "-c", BULK_SERVERS]);
+        common::ok(&run_as(&r, tool, &args));
+        let got = common::wait_for(&format!("{tool}: 8 MiB out of the container"), 60, || {
+            let b = fetch(&r, base + 1);
+            (b.len() == 8 << 20).then_some(b)
+        });
+        let file = common::ok(&run_as(
+            &r,
+            tool,
+            &["exec", "bulk", "sha256sum", "/tmp/blob"],
+        ));
+        assert_eq!(
+            sha256_hex(&got),
+            file.split_whitespace().next().unwrap(),
+            "{tool}: the file's bytes, in order"
+        );
+        let answer = common::wait_for(&format!("{tool}: the digest of 8 MiB sent"), 60, || {
+            send_half_closed(&r, base, &data)
+        });
+        assert_eq!(answer, want, "{tool}: the container read the 8 MiB sent");
+        let median = common::wait_for(&format!("{tool}: echo exchanges"), 30, || {
+            exchange_median(&r, base + 2)
+        });
+        assert!(
+            median < Duration::from_millis(100),
+            "{tool}: a 4-byte request and its reply took {median:?} (median of 15)"
+        );
+        let rm: &[&str] = if tool == "berth" {
+            &["rm", "-f", "bulk"]
+        } else {
+            &["rm", "-f", "-t", "0", "bulk"]
+        };
+        common::ok(&run_as(&r, tool, rm));
+    }
+    let _ = r.podman().args(["rmi", "-f", "localhost/bb:1"]).output();
+    r.ok(&["rmi", "localhost/bb:1"]);
+    assert_no_berth_processes_left(&r);
 }

@@ -41,9 +41,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// (RootlessKit's udpproxy keeps them 90 s; conntrack's default is 30 s
 /// unreplied, 120 s assured).
 const UDP_IDLE: Duration = Duration::from_secs(90);
-/// Bytes moved per splice(2) call; the pipe is grown to this when the
-/// system allows (`/proc/sys/fs/pipe-max-size`, 1 MiB by default).
-const CHUNK: usize = 1 << 20;
+/// The pipe each direction splices through is grown to this when the
+/// process may (CAP_SYS_RESOURCE, as Go's splice, hence rootlessport,
+/// asks for), else to `/proc/sys/fs/pipe-max-size` (1 MiB by default),
+/// else it stays at the default 64 KiB; a splice(2) call moves at most
+/// what the pipe holds.
+const PIPE_SIZES: [usize; 2] = [4 << 20, 1 << 20];
 /// How often the proxy checks that its namespace pin is still there.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 
@@ -260,7 +263,7 @@ fn tcp_connection(client: TcpStream, ns: &File, target: SocketAddr) {
 /// sockets are shut down, which ends the other direction too.
 fn copy(from: &TcpStream, to: &TcpStream) {
     let ok = match pipe() {
-        Some((r, w)) => splice_loop(from, to, &r, &w),
+        Some((r, w, size)) => splice_loop(from, to, &r, &w, size),
         None => Err(std::io::Error::from_raw_os_error(libc::EINVAL)),
     };
     let ok = match ok {
@@ -279,17 +282,35 @@ fn copy(from: &TcpStream, to: &TcpStream) {
     }
 }
 
-fn pipe() -> Option<(OwnedFd, OwnedFd)> {
+/// A pipe and its capacity.
+fn pipe() -> Option<(OwnedFd, OwnedFd, usize)> {
     let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ok()?;
     // Best effort: a bigger pipe means fewer calls per megabyte.
-    let _ = rustix::pipe::fcntl_setpipe_size(&w, CHUNK);
-    Some((r, w))
+    let size = PIPE_SIZES
+        .iter()
+        .find_map(|&n| rustix::pipe::fcntl_setpipe_size(&w, n).ok())
+        .or_else(|| rustix::pipe::fcntl_getpipe_size(&w).ok())
+        .unwrap_or(64 << 10);
+    Some((r, w, size))
 }
 
-fn splice_loop(from: &TcpStream, to: &TcpStream, r: &OwnedFd, w: &OwnedFd) -> std::io::Result<()> {
-    let flags = SpliceFlags::MOVE | SpliceFlags::MORE;
+/// No `SPLICE_F_MORE`: it is `MSG_MORE` on the outgoing socket, which
+/// holds back the last partial segment of every call until more data
+/// comes or a timer fires (about 200 ms on loopback): a request or a
+/// reply that fits in one call (HTTP, a database's queries) would wait
+/// for it, each way. Within one call the kernel already marks every
+/// buffer but the last as more to come, so bulk transfers keep full
+/// segments (the test `small_exchanges_are_not_held_back` below).
+fn splice_loop(
+    from: &TcpStream,
+    to: &TcpStream,
+    r: &OwnedFd,
+    w: &OwnedFd,
+    size: usize,
+) -> std::io::Result<()> {
+    let flags = SpliceFlags::MOVE;
     loop {
-        let mut n = match splice(from, None, w, None, CHUNK, flags) {
+        let mut n = match splice(from, None, w, None, size, flags) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(rustix::io::Errno::INTR) => continue,
@@ -444,6 +465,63 @@ mod tests {
         for bad in ["", "tcp,,1", "sctp,,1,2", "tcp,x,1,2", "tcp,,70000,1"] {
             assert!(parse_publish(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A request and its reply each fit in one splice call: they go out
+    /// at once (with `SPLICE_F_MORE` each direction waited ~200 ms for
+    /// the kernel to flush the held-back segment).
+    #[test]
+    fn small_exchanges_are_not_held_back() {
+        let echo = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = echo.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut s, _) = echo.accept().unwrap();
+            s.set_nodelay(true).unwrap();
+            let mut b = [0u8; 64];
+            loop {
+                match s.read(&mut b) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => s.write_all(&b[..n]).unwrap(),
+                }
+            }
+        });
+        let hp = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let spec = ProxySpec {
+            netns: "/proc/self/ns/net".into(),
+            target: "127.0.0.1".parse().unwrap(),
+            ports: vec![Forward {
+                proto: Proto::Tcp,
+                host_ip: Some("127.0.0.1".parse().unwrap()),
+                host_port: hp,
+                container_port: port,
+            }],
+        };
+        let bound = bind(&spec).unwrap();
+        std::thread::spawn(move || bound.serve());
+        let mut c = TcpStream::connect(("127.0.0.1", hp)).unwrap();
+        c.set_nodelay(true).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut took = Vec::new();
+        for i in 0..15u8 {
+            let t0 = std::time::Instant::now();
+            c.write_all(&[i; 4]).unwrap();
+            let mut b = [0u8; 4];
+            c.read_exact(&mut b).unwrap();
+            assert_eq!(b, [i; 4]);
+            took.push(t0.elapsed());
+        }
+        took.sort();
+        // The median: a loaded machine may stall a few of them, never
+        // most (the held-back segments cost >= 200 ms every time).
+        assert!(
+            took[7] < Duration::from_millis(100),
+            "a 4-byte request and reply through the proxy took {:?} (median)",
+            took[7]
+        );
     }
 
     /// Within one namespace (the test's own): bytes go both ways, the
