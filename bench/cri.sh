@@ -10,7 +10,8 @@
 #      `berth` command, as before pod create and start ran in the service);
 #   2. memory per running pod: P pods (default 5) of one `sleep` container
 #      each, PSS (smaps_rollup) of every berth process of those pods (the
-#      per-container monitors; the pod itself holds no process) against
+#      per-container monitors, and the pod's PID 1 holding its PID
+#      namespace: these pods' PID mode is POD, the proto's default) against
 #      containerd's per-pod runc v2 shim (and shim + pause container).
 # Targets (issue 18): start latency <= 0.5x containerd's, memory per pod
 # <= 0.25x a containerd shim.
