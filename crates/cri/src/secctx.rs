@@ -185,3 +185,49 @@ pub fn sysctl_flags(sysctls: &HashMap<String, String>, out: &mut Vec<String>) {
         out.push(format!("--sysctl={k}={}", sysctls[k]));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(network: NamespaceMode, pid: NamespaceMode, ipc: NamespaceMode) -> NamespaceOption {
+        NamespaceOption {
+            network: network as i32,
+            pid: pid as i32,
+            ipc: ipc as i32,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn pid_mode_pod_shares_the_pid_namespace_and_is_the_default() {
+        use NamespaceMode::*;
+        assert_eq!(
+            pod_share(false, None).as_deref(),
+            Some("--share=net,ipc,uts,pid")
+        );
+        let own = ns(Pod, Container, Pod);
+        assert_eq!(pod_share(false, Some(&own)), None);
+        let host = ns(Node, Node, Node);
+        assert_eq!(pod_share(true, Some(&host)).as_deref(), Some("--share=uts"));
+        let shared = ns(Node, Pod, Pod);
+        assert_eq!(
+            pod_share(true, Some(&shared)).as_deref(),
+            Some("--share=ipc,uts,pid")
+        );
+    }
+
+    #[test]
+    fn sandbox_status_reports_what_the_pod_shares() {
+        use NamespaceMode::*;
+        let all = |k: &str| ["net", "ipc", "uts", "pid"].contains(&k);
+        assert_eq!(sandbox_namespaces(all, false, false), ns(Pod, Pod, Pod));
+        let default = |k: &str| ["net", "ipc", "uts"].contains(&k);
+        assert_eq!(
+            sandbox_namespaces(default, false, false),
+            ns(Pod, Container, Pod)
+        );
+        let uts = |k: &str| k == "uts";
+        assert_eq!(sandbox_namespaces(uts, true, true), ns(Node, Node, Node));
+    }
+}
