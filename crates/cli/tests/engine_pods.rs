@@ -483,6 +483,19 @@ fn pod_sharing_pid_sees_each_others_processes() {
             "round {round}: {seen}"
         );
         assert!(seen.contains("sleep 1001"), "round {round}: {seen}");
+        // The PID 1 (host root, all capabilities) lends the containers
+        // neither its root nor its descriptors.
+        let reach = env.ok(&[
+            "run",
+            "--rm",
+            "--pod",
+            "pp",
+            &img,
+            "sh",
+            "-c",
+            "ls /proc/1/root/ /proc/1/fd/ >/dev/null 2>&1 && echo reached || echo denied",
+        ]);
+        assert_eq!(reach.trim(), "denied", "round {round}");
         let holder = pid_holder(&env, &id).expect("the pod's PID 1 runs");
         let ns = |pid: i64| std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
         let first = env.inspect("first")["State"]["Pid"].as_i64().unwrap();

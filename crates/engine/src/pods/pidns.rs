@@ -212,6 +212,10 @@ pub fn holder_main(args: &[OsString]) -> i32 {
 fn hold(all: &SigSet) -> ! {
     // Exec'd as /proc/self/fd/N, its name would be "N" in `ps`.
     let _ = nix::sys::prctl::set_name(c"berth-monitor");
+    // The pod's containers see it: not dumpable, so none of them reaches
+    // its root, cwd or descriptors through /proc/1 (ptrace access mode)
+    // without CAP_SYS_PTRACE, whatever their capabilities.
+    let _ = nix::sys::prctl::set_dumpable(false);
     let _ = nix::unistd::setsid();
     let _ = std::env::set_current_dir("/");
     // Let go of the starter's pipes (it reads our parent's output to EOF).
