@@ -5,7 +5,7 @@
 //! `pid_for_children` only then), and the namespace dies with its PID 1.
 //!
 //! The holder is the small `berth-monitor` binary run as
-//! `berth-monitor pod-pid-holder POD [USERNS]`: it enters the pod's user
+//! `berth-monitor pod-pid-holder POD`: it enters the pod's user
 //! namespace (when the pod has one, so that the PID namespace is owned by
 //! it and its containers can mount their /proc), forks into a new PID
 //! namespace, prints its child's pid and exits. The child is the pod's
@@ -39,6 +39,9 @@ use crate::{Engine, Result};
 
 /// `berth-monitor`'s first argument that makes it a pod's PID 1.
 pub const HOLDER_ARG: &str = "pod-pid-holder";
+
+/// The pinned user namespace the holder enters first, if any.
+const USERNS_ENV: &str = "BERTH_POD_USERNS";
 
 fn record_path(engine: &Engine, id: &str) -> PathBuf {
     run_dir(engine, id).join("pid-holder")
@@ -116,9 +119,12 @@ pub fn ensure_holder(engine: &Engine, p: &PodRow) -> Result<Option<i32>> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let Some(user) = super::userns_pin(engine, p) {
-        cmd.arg(user);
-    }
+    // By the environment: the containers read their PID 1's command
+    // line (`ps`), not its environment (it is not dumpable).
+    match super::userns_pin(engine, p) {
+        Some(user) => cmd.env(USERNS_ENV, user),
+        None => cmd.env_remove(USERNS_ENV),
+    };
     let out = cmd.output().map_err(start_err)?;
     drop(view);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -162,7 +168,8 @@ pub fn stop_holder(engine: &Engine, id: &str) {
     let _ = std::fs::remove_file(record_path(engine, id));
 }
 
-/// `berth-monitor pod-pid-holder POD [USERNS]`: see the module's doc.
+/// `berth-monitor pod-pid-holder POD` (`$BERTH_POD_USERNS`: the pod's
+/// pinned user namespace, if any): see the module's doc.
 /// Returns (an exit status) in the first process only.
 pub fn holder_main(args: &[OsString]) -> i32 {
     let pod = args.get(2).map(|a| a.to_string_lossy().into_owned());
@@ -172,16 +179,16 @@ pub fn holder_main(args: &[OsString]) -> i32 {
         );
         return 2;
     };
-    if let Some(user) = args.get(3) {
+    if let Some(user) = std::env::var_os(USERNS_ENV).filter(|u| !u.is_empty()) {
         // The PID namespace is then owned by the pod's user namespace.
-        let entered = std::fs::File::open(user).and_then(|f| {
+        let entered = std::fs::File::open(&user).and_then(|f| {
             nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWUSER).map_err(Into::into)
         });
         if let Err(e) = entered {
             eprintln!(
                 "berth-monitor: pod {}: enter the pod's user namespace {}: {e}",
                 short(&pod),
-                Path::new(user).display()
+                Path::new(&user).display()
             );
             return 1;
         }
