@@ -10,7 +10,8 @@
 #      `berth` command, as before pod create and start ran in the service);
 #   2. memory per running pod: P pods (default 5) of one `sleep` container
 #      each, PSS (smaps_rollup) of every berth process of those pods (the
-#      per-container monitors; the pod itself holds no process) against
+#      per-container monitors, and the pod's PID 1 holding its PID
+#      namespace: these pods' PID mode is POD, the proto's default) against
 #      containerd's per-pod runc v2 shim (and shim + pause container).
 # Targets (issue 18): start latency <= 0.5x containerd's, memory per pod
 # <= 0.25x a containerd shim.
@@ -227,14 +228,15 @@ for i in $(seq "$P"); do
   ccrictl run --no-pull "$T/ctr.json" "$(pod_json m$i-c)" >/dev/null
 done
 sleep 1
-# berth: the per-container monitors (a pod holds no process of its own;
-# the CRI service is shared by all pods, like containerd itself);
-# containerd: its per-pod shims and the pause containers (the shims'
-# children named pause).
+# berth: the per-container monitors and, for a pod whose PID mode is POD
+# (these pods: the proto's default), the pod's PID 1 holding its PID
+# namespace (recorded in the runroot; the CRI service is shared by all
+# pods, like containerd itself); containerd: its per-pod shims and the
+# pause containers (the shims' children named pause).
 bp=$(for f in /proc/[0-9]*/cmdline; do
   c=$( { tr '\0' ' ' <"$f"; } 2>/dev/null) || continue
   case "$c" in *"$T/berth"*container-monitor*) f=${f#/proc/}; echo "${f%/cmdline}";; esac
-done)
+done; for r in "$T"/berth-run/pods/*/pid-holder; do [ -f "$r" ] && cut -d' ' -f1 "$r"; done)
 sp=$(for f in /proc/[0-9]*/cmdline; do
   c=$( { tr '\0' ' ' <"$f"; } 2>/dev/null) || continue
   case "$c" in *containerd-shim-runc-v2*"$CSOCK"*) f=${f#/proc/}; echo "${f%/cmdline}";; esac

@@ -252,3 +252,111 @@ fn cri_started_monitors_are_detached_protected_and_reaped() {
     crictl_ok(&bin, &sock, &["rmp", "-f", &pod]);
     cri.stop();
 }
+
+/// The pid of CRI sandbox `pod`'s PID 1 holder, if one runs (a zombie the
+/// test machine's init did not reap is none).
+fn pid_holder(env: &EngineEnv, pod: &str) -> Option<i32> {
+    let rec = env.runroot().join("pods").join(pod).join("pid-holder");
+    let text = std::fs::read_to_string(rec).ok()?;
+    let pid: i32 = text.split_whitespace().next()?.parse().ok()?;
+    matches!(proc_stat(pid), Some((s, ..)) if s != 'Z' && s != 'X').then_some(pid)
+}
+
+/// A sandbox whose PID mode is POD (the proto's default, as crictl's
+/// `"linux":{}` gives) shares one PID namespace among its containers
+/// (critest's PodPID): its PID 1 is berth's holder, which is no child of
+/// the service (it outlives a killed one, as the containers do), runs
+/// from a read-only view of its binary, and ends at StopPodSandbox. A
+/// sandbox whose PID mode is CONTAINER has none. PodSandboxStatus reports
+/// each mode.
+#[test]
+fn cri_pod_pid_namespace_is_shared_outlives_the_service_and_ends_at_stopp() {
+    require_root!();
+    let Some(bin) = crictl_bin() else {
+        eprintln!("SKIP: cri_pod_pid_namespace: shared/tools/cri/crictl not found");
+        return;
+    };
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    let sock = env.dir.path().join("cri.sock");
+    let mut cri = Cri::start(&env, &sock, None);
+    let pod_json = pod_config(&env, "shared", "{}");
+    let p = pod_json.to_str().unwrap();
+    let pod = crictl_ok(&bin, &sock, &["runp", p]);
+    let holder = pid_holder(&env, &pod).expect("the sandbox's PID 1 runs after runp");
+    let insp = crictl_ok(&bin, &sock, &["inspectp", "-o", "json", &pod]);
+    let v: serde_json::Value = serde_json::from_str(&insp).expect("inspectp json");
+    let opts = &v["status"]["linux"]["namespaces"]["options"];
+    assert_eq!(opts["pid"], "POD", "{insp}");
+    assert_eq!(opts["network"], "POD", "{insp}");
+    assert_eq!(opts["ipc"], "POD", "{insp}");
+    let server = cri.child.id() as i32;
+    let (_, ppid, sid) = proc_stat(holder).expect("the holder's process");
+    assert_ne!(ppid, server, "the holder is the service's child");
+    assert_eq!(sid, holder, "the holder leads its own session");
+    let ro = nix::sys::statvfs::statvfs(format!("/proc/{holder}/exe").as_str())
+        .expect("statvfs of the holder's binary");
+    assert!(
+        ro.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+        "the holder runs from a writable binary"
+    );
+    let mut ctrs = Vec::new();
+    for (name, secs) in [("one", "1001"), ("two", "1002")] {
+        let c = container_config(&env, name, &img, &["sleep", secs], "");
+        let ctr = crictl_ok(&bin, &sock, &["create", &pod, c.to_str().unwrap(), p]);
+        crictl_ok(&bin, &sock, &["start", &ctr]);
+        ctrs.push(ctr);
+    }
+    let seen = |cri_ctr: &str| {
+        crictl_ok(
+            &bin,
+            &sock,
+            &[
+                "exec",
+                "-s",
+                cri_ctr,
+                "sh",
+                "-c",
+                "cat /proc/1/cmdline | tr '\\0' ' '; echo; ps -o pid,args",
+            ],
+        )
+    };
+    let out = seen(&ctrs[1]);
+    assert!(out.starts_with("berth-monitor pod-pid-holder"), "{out}");
+    assert!(out.contains("sleep 1001"), "{out}");
+
+    // The service dies; the holder and the containers live on.
+    cri.child.kill().expect("kill berth cri");
+    let _ = cri.child.wait();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(pid_holder(&env, &pod), Some(holder), "the holder died");
+    let mut cri = Cri::start(&env, &sock, None);
+    let out = seen(&ctrs[0]);
+    assert!(out.contains("sleep 1002"), "{out}");
+    assert_eq!(pid_holder(&env, &pod), Some(holder));
+
+    crictl_ok(&bin, &sock, &["stopp", &pod]);
+    assert_eq!(pid_holder(&env, &pod), None, "stopp left the holder");
+    assert!(
+        !matches!(proc_stat(holder), Some((s, ..)) if s != 'Z'),
+        "the holder still runs"
+    );
+    crictl_ok(&bin, &sock, &["rmp", &pod]);
+    assert!(!env.runroot().join("pods").join(&pod).exists());
+
+    // PID mode CONTAINER: no holder; NODE: none either, reported as such.
+    for (name, mode, want) in [("own", 1, "CONTAINER"), ("host", 2, "NODE")] {
+        let linux = format!(r#"{{"security_context":{{"namespace_options":{{"pid":{mode}}}}}}}"#);
+        let pj = pod_config(&env, name, &linux);
+        let pod = crictl_ok(&bin, &sock, &["runp", pj.to_str().unwrap()]);
+        assert_eq!(pid_holder(&env, &pod), None);
+        let insp = crictl_ok(&bin, &sock, &["inspectp", "-o", "json", &pod]);
+        let v: serde_json::Value = serde_json::from_str(&insp).expect("inspectp json");
+        assert_eq!(
+            v["status"]["linux"]["namespaces"]["options"]["pid"], want,
+            "{insp}"
+        );
+        crictl_ok(&bin, &sock, &["rmp", "-f", &pod]);
+    }
+    cri.stop();
+}

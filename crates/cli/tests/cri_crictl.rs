@@ -98,6 +98,7 @@ fn observe(env: &EngineEnv, sock: &Path, image: &str, tag: &str) -> Observations
     note("pod id is 64 hex", (pod.len() == 64).to_string());
     let v = json_of(&crictl(env, sock, &["inspectp", &pod]));
     note("pod state", v["status"]["state"].to_string());
+    note("pod PID mode", pid_mode(&v));
     let o = crictl(env, sock, &["pods", "--name", &format!("web-{tag}"), "-q"]);
     note(
         "pods --name lists it",
@@ -194,25 +195,22 @@ fn observe(env: &EngineEnv, sock: &Path, image: &str, tag: &str) -> Observations
         String::from_utf8_lossy(&o.stdout).to_string(),
     );
 
-    // Stop (sleep as PID 1 ignores SIGTERM: killed after the timeout).
+    // The pod's PID 1 is not the container's command.
+    let o = crictl(env, sock, &["exec", "-s", &ctr, "cat", "/proc/1/cmdline"]);
+    note(
+        "PID 1 is the container's command",
+        String::from_utf8_lossy(&o.stdout)
+            .starts_with("sh")
+            .to_string(),
+    );
+    // Stop: the pod config sets no namespace options, so its PID mode is
+    // POD (the proto's 0). `sleep` runs in the pod's PID namespace, whose
+    // init is the pause process (containerd) or berth's holder, and
+    // SIGTERM ends it: 143 on both.
     let o = crictl(env, sock, &["stop", "-t", "1", &ctr]);
     note("stop exit", code(&o).to_string());
     let v = wait_state(env, sock, &ctr, "CONTAINER_EXITED");
-    // Known difference, left visible in the log: containerd+runc report
-    // 143 (SIGTERM), berth 137 (SIGKILL after the timeout). The pod
-    // config sets no namespace options, so its PID mode is POD (the
-    // proto's 0): containerd runs `sleep` in the pod's PID namespace,
-    // whose init is the pause process, and SIGTERM kills it. berth has
-    // no pod-wide PID namespace yet (critest's PodPID fails too), so
-    // `sleep` is its own namespace's init and the kernel ignores SIGTERM
-    // for an init with the default action. Both are a death by the
-    // stop's signals; equal once PodPID is done.
-    let stopped = v["status"]["exitCode"].as_i64().unwrap_or(-1);
-    eprintln!("[{tag}] stopped exit code (raw): {stopped}");
-    note(
-        "stopped by a signal",
-        [137, 143].contains(&stopped).to_string(),
-    );
+    note("stopped exit code", v["status"]["exitCode"].to_string());
     let o = crictl(env, sock, &["exec", "-s", &ctr, "true"]);
     note(
         "exec -s in a stopped container fails",
@@ -228,6 +226,7 @@ fn observe(env: &EngineEnv, sock: &Path, image: &str, tag: &str) -> Observations
     );
     let o = crictl(env, sock, &["rm", &q]);
     note("rm exit", code(&o).to_string());
+    own_pid_namespace(env, sock, image, &d, &mut note);
     let o = crictl(env, sock, &["stopp", &pod]);
     note("stopp exit", code(&o).to_string());
     let v = json_of(&crictl(env, sock, &["inspectp", &pod]));
@@ -249,6 +248,90 @@ fn observe(env: &EngineEnv, sock: &Path, image: &str, tag: &str) -> Observations
     let o = crictl(env, sock, &["rmi", image]);
     note("rmi exit", code(&o).to_string());
     obs
+}
+
+/// The PID mode PodSandboxStatus reports (`crictl inspectp`; absent
+/// options are the proto's defaults: POD).
+fn pid_mode(v: &serde_json::Value) -> String {
+    v["status"]["linux"]["namespaces"]["options"]["pid"]
+        .as_str()
+        .unwrap_or("POD")
+        .to_string()
+}
+
+/// A pod whose PID mode is CONTAINER (the kubelet's default): each
+/// container is its own PID namespace's init, which ignores SIGTERM
+/// without a handler, so `stop` kills `sleep` after the timeout (137).
+fn own_pid_namespace(
+    env: &EngineEnv,
+    sock: &Path,
+    image: &str,
+    d: &Path,
+    note: &mut dyn FnMut(&str, String),
+) {
+    let code = |o: &std::process::Output| o.status.code().unwrap_or(-1);
+    let linux = serde_json::json!({"security_context": {"namespace_options": {"pid": 1}}});
+    let pod_json = d.join("pod-own-pid.json");
+    std::fs::write(
+        &pod_json,
+        serde_json::json!({
+            "metadata": {"name": "own-pid", "namespace": "default", "uid": "uid-own-pid",
+                         "attempt": 0},
+            "log_directory": d.join("logs-own-pid"),
+            "linux": linux,
+        })
+        .to_string(),
+    )
+    .expect("pod json");
+    let ctr_json = d.join("solo.json");
+    std::fs::write(
+        &ctr_json,
+        serde_json::json!({
+            "metadata": {"name": "solo"},
+            "image": {"image": image},
+            "command": ["sleep", "1000"],
+            "log_path": "solo/0.log",
+            "linux": {"security_context": {"namespace_options": {"pid": 1}}},
+        })
+        .to_string(),
+    )
+    .expect("ctr json");
+    let o = crictl(env, sock, &["runp", pod_json.to_str().unwrap()]);
+    note("CONTAINER-mode runp exit", code(&o).to_string());
+    let pod = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let v = json_of(&crictl(env, sock, &["inspectp", &pod]));
+    note("CONTAINER-mode pod PID mode", pid_mode(&v));
+    let o = crictl(
+        env,
+        sock,
+        &[
+            "create",
+            &pod,
+            ctr_json.to_str().unwrap(),
+            pod_json.to_str().unwrap(),
+        ],
+    );
+    let ctr = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let o = crictl(env, sock, &["start", &ctr]);
+    note("CONTAINER-mode start exit", code(&o).to_string());
+    let o = crictl(env, sock, &["exec", "-s", &ctr, "cat", "/proc/1/cmdline"]);
+    note(
+        "CONTAINER-mode PID 1",
+        String::from_utf8_lossy(&o.stdout).replace('\0', " "),
+    );
+    let o = crictl(env, sock, &["stop", "-t", "1", &ctr]);
+    note("CONTAINER-mode stop exit", code(&o).to_string());
+    let v = wait_state(env, sock, &ctr, "CONTAINER_EXITED");
+    note(
+        "CONTAINER-mode stopped exit code",
+        v["status"]["exitCode"].to_string(),
+    );
+    let o = crictl(env, sock, &["rm", &ctr]);
+    note("CONTAINER-mode rm exit", code(&o).to_string());
+    let o = crictl(env, sock, &["stopp", &pod]);
+    note("CONTAINER-mode stopp exit", code(&o).to_string());
+    let o = crictl(env, sock, &["rmp", &pod]);
+    note("CONTAINER-mode rmp exit", code(&o).to_string());
 }
 
 #[test]

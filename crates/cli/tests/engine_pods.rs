@@ -437,19 +437,47 @@ fn pod_commands_match_podman() {
     );
 }
 
+/// What a container of a pod sharing its PID namespace sees: its PID 1
+/// (not the container's command), and whether the other container's
+/// `sleep 1001` is among its processes.
+const PID_PROBE: &str = "cat /proc/1/cmdline | tr '\\0' ' '; echo; ps -o pid,args";
+
+/// The pid of pod `id`'s PID namespace holder, if one runs (a zombie the
+/// test machine's init did not reap is none).
+fn pid_holder(env: &EngineEnv, id: &str) -> Option<i32> {
+    let rec = env.runroot().join("pods").join(id).join("pid-holder");
+    let text = std::fs::read_to_string(rec).ok()?;
+    let pid: i32 = text.split_whitespace().next()?.parse().ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let state = stat[stat.rfind(')')? + 2..].chars().next()?;
+    (state != 'Z' && state != 'X').then_some(pid)
+}
+
 #[test]
 fn pod_sharing_pid_sees_each_others_processes() {
     require_root!();
     let env = EngineEnv::new();
     let img = env.busybox_image();
     env.ok(&["pod", "create", "--name", "pp", "--share", "+pid"]);
+    let id = pod_id(&env, "pp");
+    // The pod's PID 1 runs from `pod create` on (as podman's infra).
+    let holder = pid_holder(&env, &id).expect("the pod's PID 1 runs after pod create");
+    let first_holder = holder;
     for round in 0..2 {
         env.ok(&[
             "run", "-d", "--name", "first", "--pod", "pp", &img, "sleep", "1001",
         ]);
         env.wait_inspect("first", "first runs", |v| v["State"]["Running"] == true);
-        // The first container is the pod's PID 1; the second sees it.
-        let seen = env.ok(&[
+        let seen = env.ok(&["run", "--rm", "--pod", "pp", &img, "sh", "-c", PID_PROBE]);
+        let pid1 = seen.lines().next().unwrap_or_default();
+        assert!(
+            pid1.starts_with("berth-monitor pod-pid-holder"),
+            "round {round}: {seen}"
+        );
+        assert!(seen.contains("sleep 1001"), "round {round}: {seen}");
+        // The PID 1 (host root, all capabilities) lends the containers
+        // neither its root nor its descriptors.
+        let reach = env.ok(&[
             "run",
             "--rm",
             "--pod",
@@ -457,18 +485,124 @@ fn pod_sharing_pid_sees_each_others_processes() {
             &img,
             "sh",
             "-c",
-            "cat /proc/1/cmdline | tr '\\0' ' '; echo; ps -o pid,args",
+            "ls /proc/1/root/ /proc/1/fd/ >/dev/null 2>&1 && echo reached || echo denied",
         ]);
-        assert!(seen.starts_with("sleep 1001"), "round {round}: {seen}");
+        assert_eq!(reach.trim(), "denied", "round {round}");
+        let holder = pid_holder(&env, &id).expect("the pod's PID 1 runs");
+        let ns = |pid: i64| std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+        let first = env.inspect("first")["State"]["Pid"].as_i64().unwrap();
+        assert_eq!(ns(first), ns(holder as i64));
         let outside = env.ok(&["run", "--rm", &img, "ps", "-o", "pid,args"]);
         assert!(!outside.contains("sleep 1001"), "{outside}");
-        // Stopped, the pod gets a fresh PID namespace at the next start.
-        env.ok(&["rm", "-f", "first"]);
+        // `sleep` is not its namespace's init: SIGTERM ends it.
+        env.ok(&["stop", "-t", "60", "first"]);
+        assert_eq!(env.inspect("first")["State"]["ExitCode"], 143);
+        env.ok(&["rm", "first"]);
+        if round == 0 {
+            // pod stop ends the PID 1; pod start makes a new one.
+            env.ok(&["pod", "stop", "pp"]);
+            assert_eq!(pid_holder(&env, &id), None, "pod stop left the PID 1");
+            env.ok(&["pod", "start", "pp"]);
+            let again = pid_holder(&env, &id).expect("pod start runs a PID 1");
+            assert_ne!(again, first_holder);
+        }
     }
     let o = env.berth(&["create", "--pod", "pp", "--pid", "host", &img, "true"]);
     assert_eq!(o.status.code(), Some(125));
+    let holder = pid_holder(&env, &id).expect("the pod's PID 1 runs");
     env.ok(&["pod", "rm", "-f", "pp"]);
+    let stat = std::fs::read_to_string(format!("/proc/{holder}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z"),
+        "pod rm left the PID 1 running: {stat}"
+    );
     assert!(host_mounts_under(env.dir.path()).is_empty());
+    // A pod not sharing its PID namespace has no such process.
+    env.ok(&["pod", "create", "--name", "np"]);
+    assert_eq!(pid_holder(&env, &pod_id(&env, "np")), None);
+    env.ok(&["pod", "rm", "np"]);
+}
+
+/// `--share pid` compared with podman 4.3 (its infra container runs
+/// catatonit as the pod's PID 1): the container's command is not PID 1,
+/// the containers see each other's processes, and `stop` ends `sleep`
+/// with SIGTERM (143) instead of killing it after the timeout.
+#[test]
+fn pod_sharing_pid_matches_podman() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    let Some(pm) = Podman::new(&env) else {
+        return;
+    };
+    let podman = |args: &[&str]| {
+        let o = pm.cmd().args(args).output().expect("podman");
+        eprintln!(
+            "podman {args:?} -> {}\n{}{}",
+            o.status,
+            stdout(&o),
+            stderr(&o)
+        );
+        o
+    };
+    let observe = |run: &dyn Fn(&[&str]) -> std::process::Output, image: &str| {
+        let mut obs = Vec::new();
+        let ok = |o: std::process::Output| {
+            assert!(o.status.success(), "{}", stderr(&o));
+            stdout(&o)
+        };
+        ok(run(&[
+            "run", "-d", "--name", "first", "--pod", "pp", image, "sleep", "1001",
+        ]));
+        let seen = wait_for("first's sleep seen from the pod", 30, || {
+            let s = ok(run(&[
+                "run", "--rm", "--pod", "pp", image, "sh", "-c", PID_PROBE,
+            ]));
+            s.contains("sleep 1001").then_some(s)
+        });
+        let pid1 = seen.lines().next().unwrap_or_default().to_string();
+        obs.push(("PID 1 is the container's command", pid1.starts_with("sh")));
+        obs.push(("PID 1 is the first's sleep", pid1.starts_with("sleep")));
+        let st = run(&["stop", "-t", "60", "first"]);
+        obs.push(("stop succeeds", st.status.success()));
+        let code = ok(run(&[
+            "inspect",
+            "--format",
+            "{{.State.ExitCode}}",
+            "first",
+        ]));
+        eprintln!("exit code after stop: {code}");
+        obs.push(("stopped by SIGTERM (143)", code.trim() == "143"));
+        ok(run(&["pod", "rm", "-f", "pp"]));
+        obs
+    };
+    let pc = podman(&[
+        "pod",
+        "create",
+        "--name",
+        "pp",
+        "--share",
+        "+pid",
+        "--network",
+        "none",
+        "--cgroup-parent",
+        &pm.cgroup_parent,
+    ]);
+    assert!(pc.status.success(), "{}", stderr(&pc));
+    let theirs = observe(&|a| podman(a), "localhost/bb:1");
+    env.ok(&[
+        "pod",
+        "create",
+        "--name",
+        "pp",
+        "--share",
+        "+pid",
+        "--network",
+        "none",
+    ]);
+    let ours = observe(&|a| env.berth(a), &img);
+    assert_eq!(ours, theirs);
+    assert!(ours.contains(&("stopped by SIGTERM (143)", true)));
 }
 
 #[test]

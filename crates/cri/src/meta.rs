@@ -23,6 +23,9 @@ pub struct SandboxMeta {
     /// The pod's sysctls, applied to each of its containers.
     #[serde(default)]
     pub sysctls: HashMap<String, String>,
+    /// The pod's PID mode is NODE (PodSandboxStatus reports it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_pid: bool,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]

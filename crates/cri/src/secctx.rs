@@ -120,10 +120,15 @@ fn seccomp_flag(sc: &LinuxContainerSecurityContext) -> Result<Option<String>, St
 /// a pod on the host's network (`host_network`) has no network namespace
 /// of its own, and one whose IPC is the host's shares no IPC namespace (its
 /// containers then join the host's themselves: `--network=host`,
-/// `--ipc=host`).
+/// `--ipc=host`). A pod whose PID mode is POD shares its PID namespace
+/// (its PID 1 is then berth's holder, as containerd's pause process); POD
+/// is the proto's 0, so a sandbox without namespace options has it too,
+/// as with containerd. The kubelet asks for CONTAINER unless the pod sets
+/// shareProcessNamespace.
 pub fn pod_share(host_network: bool, ns: Option<&NamespaceOption>) -> Option<String> {
     let host_ipc = ns.is_some_and(|n| n.ipc == NamespaceMode::Node as i32);
-    if !host_network && !host_ipc {
+    let pod_pid = ns.is_none_or(|n| n.pid == NamespaceMode::Pod as i32);
+    if !host_network && !host_ipc && !pod_pid {
         return None;
     }
     let mut share = Vec::new();
@@ -134,7 +139,41 @@ pub fn pod_share(host_network: bool, ns: Option<&NamespaceOption>) -> Option<Str
         share.push("ipc");
     }
     share.push("uts");
+    if pod_pid {
+        share.push("pid");
+    }
     Some(format!("--share={}", share.join(",")))
+}
+
+/// The sandbox's namespace options as PodSandboxStatus reports them, from
+/// what its berth pod shares: network NODE (the host's) or POD; PID POD
+/// (shared), NODE (`host_pid`) or CONTAINER; IPC POD or NODE.
+pub fn sandbox_namespaces(
+    shares: impl Fn(&str) -> bool,
+    host_network: bool,
+    host_pid: bool,
+) -> NamespaceOption {
+    let mode = |m: NamespaceMode| m as i32;
+    NamespaceOption {
+        network: mode(if host_network {
+            NamespaceMode::Node
+        } else {
+            NamespaceMode::Pod
+        }),
+        pid: mode(if shares("pid") {
+            NamespaceMode::Pod
+        } else if host_pid {
+            NamespaceMode::Node
+        } else {
+            NamespaceMode::Container
+        }),
+        ipc: mode(if shares("ipc") {
+            NamespaceMode::Pod
+        } else {
+            NamespaceMode::Node
+        }),
+        ..Default::default()
+    }
 }
 
 /// The pod's sysctls, given to each of its containers (berth writes them
@@ -144,5 +183,51 @@ pub fn sysctl_flags(sysctls: &HashMap<String, String>, out: &mut Vec<String>) {
     keys.sort();
     for k in keys {
         out.push(format!("--sysctl={k}={}", sysctls[k]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(network: NamespaceMode, pid: NamespaceMode, ipc: NamespaceMode) -> NamespaceOption {
+        NamespaceOption {
+            network: network as i32,
+            pid: pid as i32,
+            ipc: ipc as i32,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn pid_mode_pod_shares_the_pid_namespace_and_is_the_default() {
+        use NamespaceMode::*;
+        assert_eq!(
+            pod_share(false, None).as_deref(),
+            Some("--share=net,ipc,uts,pid")
+        );
+        let own = ns(Pod, Container, Pod);
+        assert_eq!(pod_share(false, Some(&own)), None);
+        let host = ns(Node, Node, Node);
+        assert_eq!(pod_share(true, Some(&host)).as_deref(), Some("--share=uts"));
+        let shared = ns(Node, Pod, Pod);
+        assert_eq!(
+            pod_share(true, Some(&shared)).as_deref(),
+            Some("--share=ipc,uts,pid")
+        );
+    }
+
+    #[test]
+    fn sandbox_status_reports_what_the_pod_shares() {
+        use NamespaceMode::*;
+        let all = |k: &str| ["net", "ipc", "uts", "pid"].contains(&k);
+        assert_eq!(sandbox_namespaces(all, false, false), ns(Pod, Pod, Pod));
+        let default = |k: &str| ["net", "ipc", "uts"].contains(&k);
+        assert_eq!(
+            sandbox_namespaces(default, false, false),
+            ns(Pod, Container, Pod)
+        );
+        let uts = |k: &str| k == "uts";
+        assert_eq!(sandbox_namespaces(uts, true, true), ns(Node, Node, Node));
     }
 }

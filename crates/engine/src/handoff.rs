@@ -374,7 +374,12 @@ fn parse(args: Vec<OsString>) -> Result<Handed, HandoffError> {
 /// monitor back with its exit status. Returns (an exit status) only on
 /// failure.
 pub fn small_main() -> i32 {
-    match small(std::env::args_os().collect()) {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // The same small binary is a pod's PID 1 (see `pods::holder_main`).
+    if args.get(1).is_some_and(|a| a == crate::pods::HOLDER_ARG) {
+        return crate::pods::holder_main(&args);
+    }
+    match small(args) {
         Ok(never) => match never {},
         Err(e) => {
             eprintln!("{}", crate::error::error_chain(&e));

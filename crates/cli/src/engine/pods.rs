@@ -374,6 +374,9 @@ fn stop(engine: &Engine, reference: &str, time: Option<u64>) -> Result<PodRow> {
         let t = berth_engine::flags::stop_timeout(engine, &c.id, time);
         ops::stop(engine, &c.id, t)?;
     }
+    // As podman stops the infra container last: the PID 1 of a pod
+    // sharing its PID namespace (started again at the next start).
+    pods::stop_holder(engine, &p.id);
     Ok(p)
 }
 

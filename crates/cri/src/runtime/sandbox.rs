@@ -95,6 +95,12 @@ pub async fn run_pod_sandbox(
         .and_then(|l| l.security_context.as_ref())
         .and_then(|s| s.namespace_options.as_ref())
         .is_some_and(|n| n.network == NamespaceMode::Node as i32);
+    let host_pid = cfg
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.as_ref())
+        .is_some_and(|n| n.pid == NamespaceMode::Node as i32);
     let m = SandboxMeta {
         metadata: Some(md.clone()),
         labels: cfg.labels.clone(),
@@ -106,6 +112,7 @@ pub async fn run_pod_sandbox(
             .as_ref()
             .map(|l| l.sysctls.clone())
             .unwrap_or_default(),
+        host_pid,
     };
     let name = meta::berth_name(&[
         "k8s_POD",
@@ -311,6 +318,16 @@ pub async fn stop_pod_sandbox(
         args.extend(running);
         ctx.berth(&args).await?;
     }
+    // The pod's PID 1 (when it shares its PID namespace), as containerd
+    // stops the pause container; a later RemovePodSandbox finds none.
+    {
+        let pod = pod.clone();
+        ctx.read(move |e| {
+            pods::stop_holder(e, &pod);
+            Ok(())
+        })
+        .await?;
+    }
     cni_del(ctx, &pod, &m).await?;
     let e = ctx.engine.clone();
     meta::mark_stopped(&e, &pod)
@@ -348,7 +365,8 @@ pub async fn pod_sandbox_status(
                 None => vec![pod_ip(e, &p)],
             };
             ips.retain(|ip| !ip.is_empty());
-            let host_network = m.host_network;
+            let options =
+                crate::secctx::sandbox_namespaces(|k| p.shares(k), m.host_network, m.host_pid);
             let s = to_sandbox(e, &p, m);
             Ok(PodSandboxStatus {
                 id: s.id,
@@ -367,16 +385,7 @@ pub async fn pod_sandbox_status(
                 }),
                 linux: Some(LinuxPodSandboxStatus {
                     namespaces: Some(Namespace {
-                        options: Some(NamespaceOption {
-                            network: if host_network {
-                                NamespaceMode::Node as i32
-                            } else {
-                                NamespaceMode::Pod as i32
-                            },
-                            pid: NamespaceMode::Container as i32,
-                            ipc: NamespaceMode::Pod as i32,
-                            ..Default::default()
-                        }),
+                        options: Some(options),
                     }),
                 }),
                 ..Default::default()

@@ -5,9 +5,9 @@
 use serde_json::{json, Value};
 
 use super::ns::{ensure, ns_path, oci_type};
-use super::{containers_of, files_dir, find, PodError, PodRow};
+use super::{files_dir, find, PodError, PodRow};
 use crate::opts::RunOptions;
-use crate::{Engine, Result, Status};
+use crate::{Engine, Result};
 
 /// At container create: resolves `--pod`, refuses the flags the pod
 /// decides (podman's rule: a container joining a pod's network cannot set
@@ -76,28 +76,17 @@ pub fn join_spec(engine: &Engine, p: &PodRow, spec: &mut Value) {
 }
 
 /// Before the runtime creates container `id` of a pod sharing its PID
-/// namespace: joins the PID namespace of a running container of the pod
-/// (config-linux.md "namespaces": a path joins an existing one), or gets
-/// a new one (it becomes the pod's PID 1) when none runs.
+/// namespace: joins the namespace of the pod's holder (config-linux.md
+/// "namespaces": a path joins an existing one), started first when none
+/// runs.
 pub fn join_pid_at_start(engine: &Engine, id: &str, o: &RunOptions) -> Result<()> {
     let Some(pod) = &o.pod else {
         return Ok(());
     };
     let p = find(engine, pod)?;
-    if !p.shares("pid") {
+    let Some(holder) = super::ensure_holder(engine, &p)? else {
         return Ok(());
-    }
-    let mut holder = None;
-    for c in containers_of(engine, &p.id)? {
-        if c.id == id {
-            continue;
-        }
-        let c = crate::lifecycle::refresh(engine, c)?;
-        if let (Status::Running, Some(pid)) = (c.status, c.pid) {
-            holder = Some(pid);
-            break;
-        }
-    }
+    };
     let path = engine.bundle(id).join("config.json");
     let text = std::fs::read_to_string(&path).map_err(crate::error::io("read", &path))?;
     let mut spec: Value = serde_json::from_str(&text).map_err(|e| crate::EngineError::Io {
@@ -107,10 +96,7 @@ pub fn join_pid_at_start(engine: &Engine, id: &str, o: &RunOptions) -> Result<()
     })?;
     if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
         ns.retain(|n| n["type"] != "pid");
-        ns.push(match holder {
-            Some(pid) => json!({"type": "pid", "path": format!("/proc/{pid}/ns/pid")}),
-            None => json!({"type": "pid"}),
-        });
+        ns.push(json!({"type": "pid", "path": format!("/proc/{holder}/ns/pid")}));
     }
     let out = serde_json::to_vec_pretty(&spec).expect("spec serializes");
     std::fs::write(&path, out).map_err(crate::error::io("write", &path))?;

@@ -8,9 +8,9 @@
 //! - IPC and UTS: `<runroot>/pods/<pod id>/{ipc,uts}` (the UTS one has the
 //!   pod's hostname set);
 //! - PID (`--share pid`, not by default): the kernel cannot pin a PID
-//!   namespace before it has a PID 1, so the first of the pod's containers
-//!   to start gets a new one and is its PID 1, and the others join it
-//!   (`/proc/PID/ns/pid`) while it runs;
+//!   namespace before it has a PID 1, so a tiny holder process is the
+//!   pod's PID 1 (as podman's infra container), and the containers join
+//!   it (`/proc/PID/ns/pid`) at each start (see `pidns`);
 //! - /etc/hosts, resolv.conf, hostname: `<root>/pods/<pod id>/`.
 //!
 //! A container of the pod joins them by path (config-linux.md
@@ -34,10 +34,12 @@ use crate::{ContainerRow, Engine, Result, Status};
 
 mod join;
 mod ns;
+mod pidns;
 
 pub use join::{etc_mounts, join, join_pid_at_start, join_spec, provides_network};
 pub use ns::{ensure, ns_path, userns_pin, userns_pin_for};
 use ns::{net_options, remove_resources};
+pub use pidns::{ensure_holder, holder, holder_main, stop_holder, HOLDER_ARG};
 
 /// Errors of pods.
 #[derive(Debug, thiserror::Error)]

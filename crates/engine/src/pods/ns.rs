@@ -168,6 +168,7 @@ pub fn ensure(engine: &Engine, p: &PodRow) -> Result<()> {
         }
         None => pin_namespaces(engine, &p.id, &missing, &p.config.hostname)?,
     }
+    super::pidns::ensure_holder(engine, p)?;
     Ok(())
 }
 
@@ -193,6 +194,7 @@ pub fn userns_pin_for(engine: &Engine, o: &RunOptions) -> Result<Option<PathBuf>
 /// Idempotent.
 pub(super) fn remove_resources(engine: &Engine, id: &str) -> Result<()> {
     let mut first: Option<crate::EngineError> = None;
+    super::pidns::stop_holder(engine, id);
     if let Err(e) = crate::networks::release(engine, id) {
         first.get_or_insert(e);
     }
