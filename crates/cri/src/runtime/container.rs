@@ -320,8 +320,7 @@ pub async fn create_container(
     rest.extend(cfg.args.iter().cloned());
     args.push(image);
     args.extend(rest);
-    let id = ctx.berth(&args).await?;
-    let id = id.lines().last().unwrap_or_default().to_string();
+    let id = crate::inproc::create(ctx, args).await?;
     Ok(CreateContainerResponse { container_id: id })
 }
 
