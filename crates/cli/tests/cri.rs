@@ -176,7 +176,8 @@ fn proc_stat(pid: i32) -> Option<(char, i32, i32)> {
 /// start` makes, a process of its own session running from a read-only
 /// view of the binary (CVE-2019-5736), reaped by the service when it
 /// exits (a zombie would pass for the container's holder), and its
-/// container must outlive a killed service.
+/// container must outlive a killed service. (Monitors spawned in the
+/// service: BERTH_CRI_INPROC=1 whatever the suite's environment says.)
 #[test]
 fn cri_started_monitors_are_detached_protected_and_reaped() {
     require_root!();
@@ -187,7 +188,8 @@ fn cri_started_monitors_are_detached_protected_and_reaped() {
     let env = EngineEnv::new();
     let img = env.busybox_image();
     let sock = env.dir.path().join("cri.sock");
-    let mut cri = Cri::start(&env, &sock, None);
+    let inproc = [("BERTH_CRI_INPROC", "1")];
+    let mut cri = Cri::start_service(&env, &sock, &berth_bin(), &inproc);
     let pod_json = pod_config(&env, "mon", "{}");
     let ctr_json = container_config(&env, "mon", &img, &["sleep", "1000"], "");
     let (p, c) = (pod_json.to_str().unwrap(), ctr_json.to_str().unwrap());
@@ -221,7 +223,7 @@ fn cri_started_monitors_are_detached_protected_and_reaped() {
         matches!(proc_stat(pid), Some((s, ..)) if s != 'Z'),
         "the container died with the service"
     );
-    let mut cri = Cri::start(&env, &sock, None);
+    let mut cri = Cri::start_service(&env, &sock, &berth_bin(), &inproc);
     crictl_ok(&bin, &sock, &["stop", "-t", "1", &ctr]);
     crictl_ok(&bin, &sock, &["rm", &ctr]);
 
