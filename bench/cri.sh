@@ -7,7 +7,8 @@
 #      its container); N rounds (default 20), the sides interleaved in a
 #      shuffled order; medians and the ratio berth/containerd. A third side
 #      is a second `berth cri` with BERTH_CRI_INPROC=0 (every change by a
-#      `berth` command, as before pod create and start ran in the service);
+#      `berth` command, as before pod create, create and start ran in the
+#      service);
 #   2. memory per running pod: P pods (default 5) of one `sleep` container
 #      each, PSS (smaps_rollup) of every berth process of those pods (the
 #      per-container monitors, and the pod's PID 1 holding its PID

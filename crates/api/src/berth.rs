@@ -11,10 +11,7 @@ use berth_svc::monitors::Monitors;
 use crate::reply::ApiError;
 use crate::server::Config;
 
-/// `berth create ARGS` done in this process by the `berth` CLI's own
-/// code (the `berth-service` binary links it): the new container's ID, or
-/// the error as `berth create` prints it.
-pub type CreateFn = dyn Fn(&Engine, &[String]) -> Result<String, String> + Send + Sync;
+pub use berth_svc::CreateFn;
 
 /// Everything a request needs (no state of the service's own: the
 /// change count and the read-only view of the binary are not state).

@@ -176,7 +176,8 @@ fn proc_stat(pid: i32) -> Option<(char, i32, i32)> {
 /// start` makes, a process of its own session running from a read-only
 /// view of the binary (CVE-2019-5736), reaped by the service when it
 /// exits (a zombie would pass for the container's holder), and its
-/// container must outlive a killed service.
+/// container must outlive a killed service. (Monitors spawned in the
+/// service: BERTH_CRI_INPROC=1 whatever the suite's environment says.)
 #[test]
 fn cri_started_monitors_are_detached_protected_and_reaped() {
     require_root!();
@@ -187,7 +188,8 @@ fn cri_started_monitors_are_detached_protected_and_reaped() {
     let env = EngineEnv::new();
     let img = env.busybox_image();
     let sock = env.dir.path().join("cri.sock");
-    let mut cri = Cri::start(&env, &sock, None);
+    let inproc = [("BERTH_CRI_INPROC", "1")];
+    let mut cri = Cri::start_service(&env, &sock, &berth_bin(), &inproc);
     let pod_json = pod_config(&env, "mon", "{}");
     let ctr_json = container_config(&env, "mon", &img, &["sleep", "1000"], "");
     let (p, c) = (pod_json.to_str().unwrap(), ctr_json.to_str().unwrap());
@@ -221,7 +223,7 @@ fn cri_started_monitors_are_detached_protected_and_reaped() {
         matches!(proc_stat(pid), Some((s, ..)) if s != 'Z'),
         "the container died with the service"
     );
-    let mut cri = Cri::start(&env, &sock, None);
+    let mut cri = Cri::start_service(&env, &sock, &berth_bin(), &inproc);
     crictl_ok(&bin, &sock, &["stop", "-t", "1", &ctr]);
     crictl_ok(&bin, &sock, &["rm", &ctr]);
 
@@ -359,4 +361,93 @@ fn cri_pod_pid_namespace_is_shared_outlives_the_service_and_ends_at_stopp() {
         crictl_ok(&bin, &sock, &["rmp", "-f", &pod]);
     }
     cri.stop();
+}
+
+/// The subcommands of the `berth` calls a wrapper logged (its lines are
+/// `--root R --runroot R --cgroup-parent P SUBCOMMAND ...`).
+fn logged_subcommands(log: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(6).map(String::from))
+        .collect()
+}
+
+/// CreateContainer runs `berth create`'s code inside the service (no
+/// `berth` process per create), and the container it makes is the one
+/// `berth create` made: the same config through a service that runs
+/// commands (BERTH_CRI_INPROC=0) inspects the same. The service's
+/// `berth` is a wrapper that logs every call.
+#[test]
+fn cri_create_runs_in_process_and_makes_what_berth_create_makes() {
+    require_root!();
+    let Some(bin) = crictl_bin() else {
+        eprintln!("SKIP: cri_create_runs_in_process: shared/tools/cri/crictl not found");
+        return;
+    };
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    let d = env.dir.path();
+    let calls = d.join("berth-calls");
+    let wrap = d.join("berth-wrap");
+    std::fs::write(
+        &wrap,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            calls.display(),
+            berth_bin().display()
+        ),
+    )
+    .expect("write the berth wrapper");
+    std::fs::set_permissions(&wrap, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod the berth wrapper");
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).expect("mkdir data");
+    let pod_json = pod_config(&env, "inproc", "{}");
+    let ctr_json = d.join("inproc-ctr.json");
+    std::fs::write(
+        &ctr_json,
+        format!(
+            r#"{{"metadata":{{"name":"app","attempt":2}},"image":{{"image":"{img}"}},
+               "command":["sh","-c"],"args":["echo hi; sleep 1000"],
+               "envs":[{{"key":"A","value":"1"}},{{"key":"B","value":"x y"}}],
+               "working_dir":"/tmp","log_path":"app.log",
+               "mounts":[{{"container_path":"/data","host_path":"{}","readonly":true}}],
+               "linux":{{"resources":{{"memory_limit_in_bytes":67108864,"cpu_shares":512}},
+                 "security_context":{{"readonly_rootfs":true,"run_as_user":{{"value":1000}},
+                   "capabilities":{{"add_capabilities":["NET_ADMIN"],"drop_capabilities":["CHOWN"]}}}}}}}}"#,
+            data.display()
+        ),
+    )
+    .expect("write the container config");
+    let (p, c) = (pod_json.to_str().unwrap(), ctr_json.to_str().unwrap());
+    let fmt = "{{json .Config.Env}}|{{json .Config.Entrypoint}}|{{json .Config.Cmd}}|\
+               {{.Config.WorkingDir}}|{{.Config.User}}|{{json .HostConfig.CapAdd}}|\
+               {{json .HostConfig.CapDrop}}|{{.HostConfig.ReadonlyRootfs}}|\
+               {{.HostConfig.Memory}}|{{.HostConfig.CpuShares}}|{{json .HostConfig.Binds}}|\
+               {{json .HostConfig.SecurityOpt}}|{{.HostConfig.LogConfig.Type}}|{{.State.Status}}";
+    let mut seen = Vec::new();
+    for inproc in ["1", "0"] {
+        let _ = std::fs::remove_file(&calls);
+        let sock = d.join(format!("cri-{inproc}.sock"));
+        let mut cri = Cri::start_service(&env, &sock, &wrap, &[("BERTH_CRI_INPROC", inproc)]);
+        let pod = crictl_ok(&bin, &sock, &["runp", p]);
+        let ctr = crictl_ok(&bin, &sock, &["create", &pod, c, p]);
+        assert_eq!(ctr.len(), 64, "{ctr}");
+        let subs = logged_subcommands(&calls);
+        if inproc == "1" {
+            assert!(
+                !subs.iter().any(|s| s == "create"),
+                "CreateContainer ran `berth create`: {subs:?}"
+            );
+        } else {
+            // The wrapper sees what the service runs.
+            assert!(subs.iter().any(|s| s == "create"), "{subs:?}");
+        }
+        seen.push(env.ok(&["inspect", "--format", fmt, &ctr]));
+        crictl_ok(&bin, &sock, &["rmp", "-f", &pod]);
+        cri.stop();
+    }
+    assert!(seen[0].contains("\"A=1\""), "{}", seen[0]);
+    assert_eq!(seen[0], seen[1], "in process | berth create");
 }

@@ -168,6 +168,7 @@ fn exec(
     pod: &PodRef,
     netns: &Path,
 ) -> Result<Value, String> {
+    let t0 = std::time::Instant::now();
     let kind = conf["type"].as_str().unwrap_or("");
     let bin = find_plugin(dirs, kind)?;
     let path = std::env::join_paths(&dirs.bin_dirs).map_err(|e| e.to_string())?;
@@ -196,6 +197,7 @@ fn exec(
     let o = child
         .wait_with_output()
         .map_err(|e| format!("run CNI plugin {}: {e}", bin.display()))?;
+    crate::inproc::trace(&format!("cni {command} {kind}"), t0);
     let out: Value = if o.stdout.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {

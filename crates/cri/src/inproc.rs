@@ -1,7 +1,9 @@
 //! Engine changes done in this process instead of by a `berth` command,
 //! where that is safe: `pod create` (the namespaces are made and pinned on
 //! short-lived threads; the engine's locks are `flock`s on files opened per
-//! call, so concurrent calls exclude each other as processes do) and
+//! call, so concurrent calls exclude each other as processes do), `create`
+//! (`berth create`'s own code, handed in by the `berth-cri` binary: it
+//! writes the container's record and bundle and runs nothing) and
 //! `start` (the container's monitor is spawned from here, detached as
 //! `berth start` spawns it: its own session, from a read-only view of the
 //! `berth` binary made once, CVE-2019-5736). A `berth` command costs a
@@ -21,11 +23,11 @@ use berth_engine::ContainerRow;
 use berth_svc::monitors::Monitors;
 use tonic::Status;
 
-use crate::Ctx;
+use crate::{CreateFn, Ctx};
 
 /// What is static for the service's life: the monitors it spawns
-/// (berth-svc's, shared with the API service) and whether pods are made
-/// here.
+/// (berth-svc's, shared with the API service), whether pods are made
+/// here, and how containers are.
 pub struct Fast {
     /// Spawns and reaps the containers' monitors; None when starts go
     /// through `berth start` (BERTH_CRI_INPROC=0, rootless, or no
@@ -33,10 +35,14 @@ pub struct Fast {
     monitors: Option<Arc<Monitors>>,
     /// Pods are created in this process.
     pods: bool,
+    /// `berth create`'s code, run in this process; None when creates go
+    /// through `berth create` (BERTH_CRI_INPROC=0, rootless, or a binary
+    /// that did not hand it in).
+    create: Option<Arc<CreateFn>>,
 }
 
 impl Fast {
-    pub fn new(berth: &Path) -> Fast {
+    pub fn new(berth: &Path, create: Option<Arc<CreateFn>>) -> Fast {
         // BERTH_CRI_INPROC=0: every change by a `berth` command, as
         // before (bench/cri.sh compares both with one build).
         // Not rootless either: a rootless `berth` joins the user's
@@ -46,7 +52,11 @@ impl Fast {
         let monitors = on
             .then(|| Arc::new(Monitors::new(berth)))
             .filter(|m| m.available());
-        Fast { monitors, pods: on }
+        Fast {
+            monitors,
+            pods: on,
+            create: create.filter(|_| on),
+        }
     }
 }
 
@@ -141,6 +151,25 @@ pub async fn pod_create(ctx: &Ctx, args: &[String]) -> Result<String, Status> {
         .map_err(|e| status(&e))?;
     trace("pod create (in process)", t0);
     Ok(row.id)
+}
+
+/// `berth create ARGS` (`args` starts with `create`), in this process
+/// when the binary handed in `berth create`'s code: the new container's
+/// ID. Creating runs no container (the monitor started later does), so
+/// this multi-threaded process may do it.
+pub async fn create(ctx: &Ctx, args: Vec<String>) -> Result<String, Status> {
+    let t0 = Instant::now();
+    let Some(create) = ctx.fast.create.clone() else {
+        let out = ctx.berth(&args).await?;
+        return Ok(out.lines().last().unwrap_or_default().to_string());
+    };
+    let e = ctx.engine.clone();
+    let id = tokio::task::spawn_blocking(move || create(&e, &args[1..]))
+        .await
+        .map_err(|e| Status::internal(format!("create: {e}")))?
+        .map_err(status_of)?;
+    trace("create (in process)", t0);
+    Ok(id)
 }
 
 /// `berth start ID`, in this process when the monitors can be spawned

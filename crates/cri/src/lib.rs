@@ -7,9 +7,11 @@
 //! rows, image records), and the `berth` binary next to this one for
 //! changes (create, stop, rm, exec, pull, rmi, ...): containers are
 //! created by single-threaded processes, as berth-runtime requires (this
-//! one is not). `pod create` and `start` run in this process (`inproc`):
-//! the first makes its namespaces on short-lived threads, the second
-//! spawns the container's monitor, which creates the container.
+//! one is not). `pod create`, `create` and `start` run in this process
+//! (`inproc`): the first makes its namespaces on short-lived threads, the
+//! second only writes the container's record and bundle (the `berth` CLI's
+//! code, handed in by the binary), the third spawns the container's
+//! monitor, which creates the container.
 //! Must not: hold state of its own (a sandbox's and a container's CRI
 //! metadata are labels in berth's database, so containers and pods
 //! survive a restart of the service), be linked into `berth`,
@@ -30,6 +32,8 @@ use berth_engine::Engine;
 use k8s_cri::v1::image_service_server::ImageServiceServer;
 use k8s_cri::v1::runtime_service_server::RuntimeServiceServer;
 use tonic::Status;
+
+pub use berth_svc::CreateFn;
 
 /// Where `berth cri` listens by default.
 pub const DEFAULT_LISTEN: &str = "unix:///run/berth/cri.sock";
@@ -164,12 +168,14 @@ pub fn engine_err(e: impl std::fmt::Display) -> Status {
     }
 }
 
-/// Entry point of `berth-cri`; returns the exit code.
-pub fn main() -> i32 {
-    berth_svc::main("berth-cri", Config::parse, serve)
+/// Entry point of `berth-cri`; returns the exit code. `create` makes
+/// containers in this process (the `berth` CLI's code, handed in by the
+/// binary); without it every CreateContainer runs `berth create`.
+pub fn main(create: Option<std::sync::Arc<CreateFn>>) -> i32 {
+    berth_svc::main("berth-cri", Config::parse, |cfg| serve(cfg, create))
 }
 
-async fn serve(cfg: Config) -> Result<(), String> {
+async fn serve(cfg: Config, create: Option<std::sync::Arc<CreateFn>>) -> Result<(), String> {
     let path = cfg
         .listen
         .strip_prefix("unix://")
@@ -195,7 +201,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
         berth: cfg.berth.clone(),
         cni: cfg.cni.clone(),
         streaming: std::sync::OnceLock::new(),
-        fast: inproc::Fast::new(&cfg.berth),
+        fast: inproc::Fast::new(&cfg.berth, create),
     });
     let srv = streaming::Server::start(&cfg.streaming_listen, ctx.clone()).await?;
     let _ = ctx.streaming.set(srv);

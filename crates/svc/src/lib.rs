@@ -21,6 +21,12 @@ use std::process::Stdio;
 
 use berth_engine::Engine;
 
+/// `berth create ARGS` done in a service's process by the `berth` CLI's
+/// own code (the service binaries link it and hand it in): the new
+/// container's ID, or the error as `berth create` prints it. Shared by
+/// the Docker API service and the CRI service.
+pub type CreateFn = dyn Fn(&Engine, &[String]) -> Result<String, String> + Send + Sync;
+
 /// A `berth` command (the binary at `berth`) over the same root, runroot
 /// and cgroup parent as `engine`, stdin closed, output captured, killed
 /// when dropped (a client that goes away leaves nothing running).

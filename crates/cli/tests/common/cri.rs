@@ -46,6 +46,36 @@ impl Cri {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start berth cri");
+        Cri::listening(child, sock)
+    }
+
+    /// `berth-cri` itself (what `berth cri` execs) running `berth` for
+    /// its commands, with `envs` set (BERTH_CRI_INPROC=0, ...).
+    pub fn start_service(env: &EngineEnv, sock: &Path, berth: &Path, envs: &[(&str, &str)]) -> Cri {
+        let child = env
+            .in_netns(berth_bin().with_file_name("berth-cri"))
+            .arg("--root")
+            .arg(env.root())
+            .arg("--runroot")
+            .arg(env.runroot())
+            .arg("--cgroup-parent")
+            .arg(&env.cgroup_parent)
+            .arg("--berth")
+            .arg(berth)
+            .arg("--listen")
+            .arg(format!("unix://{}", sock.display()))
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start berth-cri");
+        Cri::listening(child, sock)
+    }
+
+    /// Waits until the service `child` listens on `sock`.
+    fn listening(child: Child, sock: &Path) -> Cri {
+        let cri = Cri { child };
         let t = Instant::now();
         while std::os::unix::net::UnixStream::connect(sock).is_err() {
             assert!(
@@ -54,7 +84,7 @@ impl Cri {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Cri { child }
+        cri
     }
 
     pub fn stop(&mut self) {
