@@ -76,7 +76,8 @@ cleanup() {
     as_user "$BERTH" ps -aq --no-trunc 2>/dev/null | xargs -r "$T/as-user" "$BERTH" rm -f >/dev/null 2>&1 || true
     as_user podman rm -af -t 0 >/dev/null 2>&1 || true
     as_user podman system reset -f >/dev/null 2>&1 || true
-    # podman's pause process stays until killed (berth's ends by itself).
+    # Both pause processes stay until `system migrate` (or a kill).
+    as_user "$BERTH" system migrate >/dev/null 2>&1 || true
     pp=$(cat "$URUN/libpod/tmp/pause.pid" 2>/dev/null || true)
     [ -n "$pp" ] && kill "$pp" 2>/dev/null || true
     sleep 2

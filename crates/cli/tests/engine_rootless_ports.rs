@@ -45,24 +45,10 @@ fn short_podman_tmpdir(r: &Rootless) {
 }
 
 /// No process of the user is left but rootless podman's pause process
-/// (`catatonit -P`, which podman keeps by design; the user's drop ends it).
+/// (`catatonit -P`, which podman keeps by design; the user's drop ends it)
+/// once `berth system migrate` has ended berth's.
 fn assert_no_berth_processes_left(r: &Rootless) {
-    let others = || {
-        r.u.processes()
-            .into_iter()
-            .filter(|p| {
-                let c = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-                !c.starts_with(b"catatonit\0-P")
-            })
-            .collect::<Vec<_>>()
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut left = others();
-    while !left.is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        left = others();
-    }
-    assert!(left.is_empty(), "processes of the user left: {left:?}");
+    r.assert_nothing_left_but(common::rootless_engine::is_podman_pause);
 }
 
 fn have_podman() -> bool {
