@@ -145,11 +145,43 @@ fn conn(db: &mut crate::Db) -> Result<&mut Connection> {
     let c = db.conn_mut();
     c.execute_batch(SCHEMA)
         .map_err(q("create the volume tables"))?;
-    // A volume's record is the only way to its data: its commits reach
-    // the disk before they return (a power cut cannot undo a create).
-    c.pragma_update(None, "synchronous", "FULL")
-        .map_err(q("set synchronous=FULL"))?;
     Ok(c)
+}
+
+/// A connection whose commits reach the disk before they return
+/// (`synchronous=FULL`), for `volume create` and `volume rm`: a volume's
+/// record is the only way to its data (a power cut cannot undo a
+/// create). Back to the engine's `NORMAL` when dropped: the connection
+/// returns to the process's pool, and every later commit on it (container
+/// rows, states) would fsync the WAL too.
+struct Durable<'a>(&'a mut Connection);
+
+impl<'a> Durable<'a> {
+    fn new(db: &'a mut crate::Db) -> Result<Durable<'a>> {
+        let c = conn(db)?;
+        c.pragma_update(None, "synchronous", "FULL")
+            .map_err(q("set synchronous=FULL"))?;
+        Ok(Durable(c))
+    }
+}
+
+impl std::ops::Deref for Durable<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.0
+    }
+}
+
+impl std::ops::DerefMut for Durable<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.0
+    }
+}
+
+impl Drop for Durable<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.pragma_update(None, "synchronous", "NORMAL");
+    }
 }
 
 const COLS: &str = "name, driver, options, labels, created, anonymous, populated";
@@ -213,7 +245,7 @@ pub fn create(
     check_name(name)?;
     let _lock = lock_dirs(engine, name)?;
     let mut db = engine.db()?;
-    let c = conn(&mut db)?;
+    let mut c = Durable::new(&mut db)?;
     let tx = c
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(q("begin volume create"))?;
@@ -341,7 +373,7 @@ pub fn users(engine: &Engine, name: &str) -> Result<Vec<String>> {
 pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<bool> {
     let lock = lock_dirs(engine, name)?;
     let mut db = engine.db()?;
-    let c = conn(&mut db)?;
+    let mut c = Durable::new(&mut db)?;
     let tx = c
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(q("begin volume rm"))?;
@@ -366,6 +398,7 @@ pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<bool> {
         .map_err(q(format!("remove volume {name}")))?;
     tx.commit()
         .map_err(q(format!("commit rm of volume {name}")))?;
+    drop(c);
     drop(db);
     // Move the dir out of the way under the lock (a re-create of the name
     // then makes a fresh one), delete it after unlocking.
