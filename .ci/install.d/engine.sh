@@ -3,7 +3,8 @@
 # engine_init.rs). berth bundles none; it takes the host's, as podman does:
 # catatonit (/usr/bin/catatonit, /usr/libexec/podman/catatonit) and tini
 # (/usr/bin/tini-static; /usr/bin/tini is dynamic and cannot be used).
-# strace: engine_userns_layers.rs counts the fsyncs and renames of
+# strace: engine_userns_layers.rs and engine_db_sync.rs count the fsyncs
+# (and renames) of
 # `run --rm`.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive

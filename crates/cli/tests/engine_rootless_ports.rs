@@ -8,75 +8,18 @@
 //! Both the default network (slirp4netns) and a user-defined network
 //! (bridges in the rootless network namespace) are covered, and UDP; and
 //! bulk transfers both ways (with a half-close) and small request/reply
-//! exchanges, against podman's rootlessport.
+//! exchanges, against podman's rootlessport. IPv6: engine_rootless_ports_v6.rs.
 mod common;
+mod rootless_ports_support;
 
 use std::io::{Read, Write};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use common::rootless_engine::Rootless;
-
-fn rootless() -> Option<Rootless> {
-    Rootless::with_slirp4netns("rootless published ports")
-}
-
-/// Rootless podman's slirp4netns API socket lives in its tmp dir, by
-/// default `$XDG_RUNTIME_DIR/libpod/tmp`: under the test user's long
-/// runtime dir its path passes the 108 bytes of a socket address. The
-/// user's containers.conf gives podman a shorter one (before podman's
-/// first command, which records it in its database).
-fn short_podman_tmpdir(r: &Rootless) {
-    let t = r.u.base.join("t");
-    std::fs::create_dir_all(&t).unwrap();
-    r.chown_to_user(&t);
-    let conf = r.u.home.join(".config/containers");
-    std::fs::create_dir_all(&conf).unwrap();
-    std::fs::write(
-        conf.join("containers.conf"),
-        format!("[engine]\ntmp_dir = \"{}\"\n", t.display()),
-    )
-    .unwrap();
-    for d in [
-        r.u.home.join(".config"),
-        conf.clone(),
-        conf.join("containers.conf"),
-    ] {
-        r.chown_to_user(&d);
-    }
-}
-
-/// No process of the user is left but rootless podman's pause process
-/// (`catatonit -P`, which podman keeps by design; the user's drop ends it).
-fn assert_no_berth_processes_left(r: &Rootless) {
-    let others = || {
-        r.u.processes()
-            .into_iter()
-            .filter(|p| {
-                let c = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-                !c.starts_with(b"catatonit\0-P")
-            })
-            .collect::<Vec<_>>()
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut left = others();
-    while !left.is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        left = others();
-    }
-    assert!(left.is_empty(), "processes of the user left: {left:?}");
-}
-
-fn have_podman() -> bool {
-    let ok = Command::new("podman")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIP: the comparison with rootless podman needs podman");
-    }
-    ok
-}
+use rootless_ports_support::{
+    assert_no_berth_processes_left, have_podman, listening, rootless, run_as, short_podman_tmpdir,
+};
 
 /// A web server whose CGI answers with the client address it sees
 /// (`peer=ADDR`) and then the request body.
@@ -129,33 +72,6 @@ fn post_echo(r: &Rootless, port: u16, data: &[u8]) -> Option<(String, Vec<u8>)> 
     .unwrap()
 }
 
-/// The TCP (or UDP) sockets listening on `port` in the test's namespace,
-/// as `ADDR:PORT` in /proc/net/{tcp,tcp6,udp,udp6} hex form.
-fn listening(r: &Rootless, port: u16, udp: bool) -> Vec<String> {
-    let files: &[&str] = if udp {
-        &["udp", "udp6"]
-    } else {
-        &["tcp", "tcp6"]
-    };
-    berth_network::netns::run_in(&r.netns.path, || {
-        let mut out = Vec::new();
-        for f in files {
-            let t =
-                std::fs::read_to_string(format!("/proc/thread-self/net/{f}")).unwrap_or_default();
-            for l in t.lines().skip(1) {
-                let v: Vec<&str> = l.split_whitespace().collect();
-                // TCP: state 0A is LISTEN; UDP: 07 is an unconnected socket.
-                let want = if udp { "07" } else { "0A" };
-                if v.len() > 3 && v[3] == want && v[1].ends_with(&format!(":{port:04X}")) {
-                    out.push(v[1].to_string());
-                }
-            }
-        }
-        out
-    })
-    .unwrap()
-}
-
 /// Live processes of the user whose command line has `port-proxy`.
 fn proxies(r: &Rootless) -> Vec<i32> {
     r.u.processes()
@@ -166,22 +82,6 @@ fn proxies(r: &Rootless) -> Vec<i32> {
                 .unwrap_or(false)
         })
         .collect()
-}
-
-fn run_as(r: &Rootless, tool: &str, args: &[&str]) -> Output {
-    let mut c = if tool == "berth" {
-        r.in_netns(common::berth_bin())
-    } else {
-        r.podman()
-    };
-    let o = c.args(args).output().unwrap();
-    eprintln!(
-        "{tool} {args:?} -> {}\n{}{}",
-        o.status,
-        common::stdout(&o),
-        common::stderr(&o)
-    );
-    o
 }
 
 /// What one engine shows for a container publishing the echo server:
@@ -368,13 +268,15 @@ fn rootless_bridge_published_port_through_the_proxy() {
             own.trim(),
             "{tool}: the container's own address is the source"
         );
+        // Every address of the namespace, both families: one dual-stack
+        // `[::]` socket, as podman's rootlessport.
+        assert_eq!(
+            listening(&r, port, false),
+            vec![format!("{}:{port:04X}", "0".repeat(32))],
+            "{tool}"
+        );
         if tool == "berth" {
             assert_eq!(proxies(&r).len(), 1);
-            // Every address of the namespace (0.0.0.0).
-            assert_eq!(
-                listening(&r, port, false),
-                vec![format!("00000000:{port:04X}")]
-            );
             common::ok(&run_as(&r, tool, &["stop", "-t", "1", "bw"]));
             assert!(proxies(&r).is_empty(), "stop ends the proxy");
             assert!(listening(&r, port, false).is_empty(), "stop frees the port");

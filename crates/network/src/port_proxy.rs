@@ -141,19 +141,10 @@ pub fn bind(spec: &ProxySpec) -> Result<Bound, ProxyError> {
     })?;
     let mut listeners = Vec::new();
     for f in &spec.ports {
-        let addr = SocketAddr::new(
-            f.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-            f.host_port,
-        );
-        let bind_err = |source| ProxyError::Bind {
-            addr,
-            proto: f.proto.as_str(),
-            source,
-        };
-        let s = match f.proto {
-            Proto::Tcp => Socket::Tcp(TcpListener::bind(addr).map_err(bind_err)?),
-            Proto::Udp => Socket::Udp(UdpSocket::bind(addr).map_err(bind_err)?),
-        };
+        let s = match f.host_ip {
+            Some(ip) => bind_one(f.proto, SocketAddr::new(ip, f.host_port)),
+            None => bind_any(f.proto, f.host_port),
+        }?;
         listeners.push((s, f.container_port));
     }
     Ok(Bound {
@@ -161,6 +152,67 @@ pub fn bind(spec: &ProxySpec) -> Result<Bound, ProxyError> {
         pin: spec.netns.clone(),
         target: spec.target,
         listeners,
+    })
+}
+
+fn bind_one(proto: Proto, addr: SocketAddr) -> Result<Socket, ProxyError> {
+    let bind_err = |source| ProxyError::Bind {
+        addr,
+        proto: proto.as_str(),
+        source,
+    };
+    Ok(match proto {
+        Proto::Tcp => Socket::Tcp(TcpListener::bind(addr).map_err(bind_err)?),
+        Proto::Udp => Socket::Udp(UdpSocket::bind(addr).map_err(bind_err)?),
+    })
+}
+
+/// A port published without a host address listens on every address of
+/// both families, as podman's rootlessport (Go's `net.Listen` on `:PORT`)
+/// and docker-proxy do: one `[::]` socket with `IPV6_V6ONLY` off
+/// (ipv6(7): IPv4 clients arrive as `::ffff:a.b.c.d`), whatever
+/// `net.ipv6.bindv6only` says; `0.0.0.0` where the host has no IPv6.
+fn bind_any(proto: Proto, port: u16) -> Result<Socket, ProxyError> {
+    use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
+    let addr6 = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port);
+    let ty = match proto {
+        Proto::Tcp => SocketType::STREAM,
+        Proto::Udp => SocketType::DGRAM,
+    };
+    let fd = match rustix::net::socket_with(AddressFamily::INET6, ty, SocketFlags::CLOEXEC, None) {
+        Ok(fd) => fd,
+        // No IPv6 here (ipv6.disable=1): IPv4 only.
+        Err(rustix::io::Errno::AFNOSUPPORT) => {
+            return bind_one(proto, SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port))
+        }
+        Err(e) => {
+            return Err(ProxyError::Bind {
+                addr: addr6,
+                proto: proto.as_str(),
+                source: e.into(),
+            })
+        }
+    };
+    let r = (|| -> rustix::io::Result<()> {
+        sockopt::set_ipv6_v6only(&fd, false)?;
+        if proto == Proto::Tcp {
+            // As std's TcpListener::bind: a restarted proxy rebinds at once.
+            sockopt::set_socket_reuseaddr(&fd, true)?;
+        }
+        rustix::net::bind(&fd, &addr6)?;
+        if proto == Proto::Tcp {
+            rustix::net::listen(&fd, 128)?;
+        }
+        Ok(())
+    })();
+    r.map_err(|e| ProxyError::Bind {
+        addr: addr6,
+        proto: proto.as_str(),
+        source: e.into(),
+    })?;
+    Ok(match proto {
+        Proto::Tcp => Socket::Tcp(TcpListener::from(fd)),
+        Proto::Udp => Socket::Udp(UdpSocket::from(fd)),
     })
 }
 

@@ -27,6 +27,7 @@ mod run;
 mod run_flags;
 mod stats;
 mod system;
+mod system_migrate;
 mod system_prune;
 pub mod template;
 mod views;
@@ -231,15 +232,43 @@ fn rootless_start() -> Option<i32> {
     }
     // The user's host uid (inside the namespace every id reads as 0).
     let uid = nix::unistd::geteuid().as_raw();
-    if let Err(e) = pause::enter() {
-        eprintln!("berth: rootless: {e}");
-        return Some(exit::ENGINE_FAILED);
+    // `system migrate` joins the namespace only to end it: without a pause
+    // process no container of the user runs, and none is made.
+    let joined = if is_plain_migrate(&args) {
+        pause::enter_existing()
+    } else {
+        pause::enter().map(|()| true)
+    };
+    match joined {
+        Ok(true) => {}
+        Ok(false) => return Some(0),
+        Err(e) => {
+            eprintln!("berth: rootless: {e}");
+            return Some(exit::ENGINE_FAILED);
+        }
     }
     // The storage driver probe's verdict, kept for the user's next commands.
     berth_image::mount::set_driver_cache(
         berth_engine::rootless::run_base(uid).join("storage-driver"),
     );
     None
+}
+
+/// Whether the command line is `system migrate` (without
+/// `--new-runtime`, which is refused in the namespace as everywhere).
+fn is_plain_migrate(args: &[std::ffi::OsString]) -> bool {
+    if !args.iter().any(|a| a == "migrate") {
+        return false;
+    }
+    let line = std::iter::once(std::ffi::OsString::from("berth")).chain(args.iter().cloned());
+    Cli::try_parse_from(line).is_ok_and(|c| {
+        matches!(
+            c.command,
+            Command::System(system::SystemCommand::Migrate(
+                system_migrate::MigrateArgs { new_runtime: None }
+            ))
+        )
+    })
 }
 
 /// Commands that only print (to a terminal or a pipe): as other Unix

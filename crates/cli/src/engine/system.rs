@@ -1,4 +1,5 @@
-//! `berth system df` (and `system prune`, in `system_prune`).
+//! `berth system df` (and `system prune`, in `system_prune`; `system
+//! migrate`, in `system_migrate`).
 
 use std::path::Path;
 
@@ -21,6 +22,10 @@ pub enum SystemCommand {
     /// Serve the Docker Engine API on a unix socket
     /// (example: `berth system service --time 0 unix:///run/berth/berth.sock`).
     Service(ServiceArgs),
+    /// Stop every running container and, rootless, end the process holding
+    /// the user's namespace, so the next command makes a new one (after
+    /// changing /etc/subuid or /etc/subgid) (example: `berth system migrate`).
+    Migrate(super::system_migrate::MigrateArgs),
 }
 
 /// `system service`.
@@ -153,6 +158,7 @@ pub fn system_command(
         SystemCommand::Df(a) => df(root, &a),
         SystemCommand::Prune(a) => super::system_prune::prune(root, e, &a),
         SystemCommand::Service(a) => service(root, e, &a),
+        SystemCommand::Migrate(a) => super::system_migrate::migrate(root, e, &a),
     }
 }
 

@@ -170,12 +170,17 @@ impl Rootless {
         d
     }
 
-    /// Waits until no process of the user is left (the pause process ends
-    /// about a second after the last container and command).
-    pub fn wait_no_processes(&self) -> Vec<i32> {
+    /// Waits until no process of the user but those `keep` accepts is
+    /// left; what is left then.
+    pub fn wait_processes_but(&self, keep: impl Fn(i32) -> bool) -> Vec<i32> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let p = self.u.processes();
+            let p: Vec<i32> = self
+                .u
+                .processes()
+                .into_iter()
+                .filter(|p| !keep(*p))
+                .collect();
             if p.is_empty() || Instant::now() > deadline {
                 return p;
             }
@@ -183,11 +188,42 @@ impl Rootless {
         }
     }
 
-    /// Asserts that no process of the user is left (after waiting for
-    /// them to end).
+    /// Waits until no process of the user is left.
+    pub fn wait_no_processes(&self) -> Vec<i32> {
+        self.wait_processes_but(|_| false)
+    }
+
+    /// After the test's `rm`s: asserts that only the user's pause process
+    /// is left (kept, as rootless podman keeps its `catatonit -P`), then
+    /// that `berth system migrate` ends it and no process of the user is
+    /// left at all.
     pub fn assert_no_processes_left(&self) {
-        let left = self.wait_no_processes();
-        assert!(left.is_empty(), "processes of the user left: {left:?}");
+        self.assert_nothing_left_but(|_| false);
+    }
+
+    /// [`Self::assert_no_processes_left`], but processes `peer` accepts
+    /// (a peer's, say rootless podman's pause process) may stay.
+    pub fn assert_nothing_left_but(&self, peer: impl Fn(i32) -> bool) {
+        let left = self.wait_processes_but(|p| peer(p) || is_berth_pause(p));
+        assert!(
+            left.is_empty(),
+            "processes of the user left besides the pause process: {left:?}"
+        );
+        self.ok(&["system", "migrate"]);
+        let left = self.wait_processes_but(&peer);
+        assert!(
+            left.is_empty(),
+            "processes of the user left after system migrate: {left:?}"
+        );
+    }
+
+    /// The pid in the user's `pause.pid` (berth's pause process), if any.
+    pub fn pause_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.u.runtime_dir.join("berth/pause.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Asserts that nothing of the user (its uid or subordinate range) is
@@ -296,6 +332,24 @@ pub fn make_busybox_tar(base: &Path) -> PathBuf {
     assert!(st.success());
     std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).unwrap();
     tar
+}
+
+/// The NUL-separated command line of a host process.
+fn cmdline(pid: i32) -> Vec<u8> {
+    std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()
+}
+
+/// Whether `pid` is berth's rootless pause process
+/// (`berth __berth-rootless-pause DIR`).
+pub fn is_berth_pause(pid: i32) -> bool {
+    cmdline(pid)
+        .split(|b| *b == 0)
+        .any(|a| a == b"__berth-rootless-pause")
+}
+
+/// Whether `pid` is rootless podman's pause process (`catatonit -P`).
+pub fn is_podman_pause(pid: i32) -> bool {
+    cmdline(pid).starts_with(b"catatonit\0-P")
 }
 
 /// (real uid, effective uid) of a host process.

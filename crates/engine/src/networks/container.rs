@@ -171,6 +171,27 @@ pub fn prepare_in(
         }
         .into());
     }
+    // slirp4netns' own forwarding (`add_hostfwd`) takes IPv4 host
+    // addresses only: refused here, before anything is made (podman 4.3
+    // fails at start, 126, and leaves the container created).
+    if let NetworkMode::UserMode(berth_network::usermode::Mode::Slirp4netns(s)) = &mode {
+        if s.slirp_port_handler {
+            if let Some(r) = requests
+                .iter()
+                .find(|r| r.host_ip.is_some_and(|i| i.is_ipv6()))
+            {
+                return Err(NetworkError::Invalid {
+                    what: "--publish",
+                    value: o.publish.join(" "),
+                    why: format!(
+                        "port_handler=slirp4netns publishes on IPv4 host addresses only, not on {}; drop port_handler=slirp4netns (berth's port proxy publishes on IPv6 addresses too) or publish on an IPv4 address",
+                        r.host_ip.expect("an IPv6 address")
+                    ),
+                }
+                .into());
+            }
+        }
+    }
     if (o.ip.is_some() || !o.network_aliases.is_empty()) && !matches!(mode, NetworkMode::Bridge(_))
     {
         return Err(NetworkError::Invalid {

@@ -20,8 +20,8 @@
 //! bridge network); kept while a network other than the default one
 //! exists or any container holds an address on one; torn down (helper
 //! ended, pin removed) by the command that removes the last of them, so
-//! a user without networks has no process left (the pause process then
-//! ends too).
+//! a user without networks has no process left but the pause process;
+//! `system migrate` ends it whatever networks exist ([`end`]).
 
 use super::*;
 use berth_network::usermode::{self as um, Helper, Mode, SlirpOptions};
@@ -226,6 +226,22 @@ pub(super) fn teardown_if_unused(engine: &Engine) {
     let _ = netns::remove(&pin(engine));
     let _ = std::fs::remove_file(applied_path(engine));
     let _ = std::fs::remove_dir_all(dir(engine));
+}
+
+/// Ends the helper and unpins the namespace, whatever still needs it
+/// (`system migrate`, once every container has stopped, before the pause
+/// process goes: the namespace belongs to its user namespace). The
+/// networks stay recorded; the next command that needs the namespace
+/// makes a new one and their bridges in it.
+pub fn end(engine: &Engine) -> std::result::Result<(), NetworkError> {
+    let _l = super::lock(engine)?;
+    if let Some(h) = helper(engine) {
+        h.stop();
+    }
+    let _ = netns::remove(&pin(engine));
+    let _ = std::fs::remove_file(applied_path(engine));
+    let _ = std::fs::remove_dir_all(dir(engine));
+    Ok(())
 }
 
 /// The upstream DNS server of resolvers in the namespace: slirp4netns'

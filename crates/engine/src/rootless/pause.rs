@@ -9,14 +9,13 @@
 //! so all of them see the same ids and the same storage mounts; monitors
 //! and containers they start are in them too.
 //!
-//! The pause process ends once nothing needs it: no other process in its
-//! user namespace (commands, monitors, containers) and no storage mount
-//! berth made in its mount namespace. It checks every second, under the
-//! same lock, so a command never joins a namespace about to end. The next
-//! command makes a new one with the same mapping (files in storage keep
-//! their owners).
+//! As podman's pause process, it stays: the user's next command joins at
+//! once instead of making (and mapping) a new namespace. It ends at
+//! `berth system migrate` ([`end`]), or when its `RUNDIR/pause.pid` is
+//! removed or replaced (logind removes the user's `XDG_RUNTIME_DIR` when
+//! the user's last session ends). The next command then makes a new one
+//! with the same mapping (files in storage keep their owners).
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -75,6 +74,16 @@ fn is_pause(pid: i32, uid: u32) -> bool {
 /// Afterwards the process is root in the namespace, in the same working
 /// directory, with [`UID_ENV`] set for the commands it starts.
 pub fn enter() -> Result<(), RootlessError> {
+    join(true).map(|_| ())
+}
+
+/// [`enter`] only when the user's pause process is there: whether it was
+/// (`false`: nothing joined, no namespace made).
+pub fn enter_existing() -> Result<bool, RootlessError> {
+    join(false)
+}
+
+fn join(create: bool) -> Result<bool, RootlessError> {
     let uid = nix::unistd::geteuid().as_raw();
     let gid = nix::unistd::getegid().as_raw();
     let base = run_base(uid);
@@ -88,6 +97,7 @@ pub fn enter() -> Result<(), RootlessError> {
     let pid_file = base.join("pause.pid");
     let pid = match read_pid(&pid_file).filter(|p| is_pause(*p, uid)) {
         Some(p) => p,
+        None if !create => return Ok(false),
         None => {
             let p = start(uid, gid, &base)?;
             let tmp = base.join("pause.pid.tmp");
@@ -125,7 +135,45 @@ pub fn enter() -> Result<(), RootlessError> {
         let _ = std::env::set_current_dir(c);
     }
     std::env::set_var(UID_ENV, uid.to_string());
-    Ok(())
+    Ok(true)
+}
+
+/// Ends the user's pause process (`berth system migrate`, as podman's
+/// `stopPauseProcess`): under the lock, its pid file removed, SIGKILL. The
+/// next command makes a new namespace (with the subordinate ranges
+/// /etc/subuid and /etc/subgid give then). Its pid, `None` when there was
+/// none. Works inside and outside the namespace (the lock and pid file are
+/// the user's files; the pause process is the user's).
+pub fn end(uid: u32) -> Result<Option<i32>, RootlessError> {
+    let base = run_base(uid);
+    let lock = lock_file(&base)?;
+    rustix::fs::flock(&lock, FlockOperation::LockExclusive).map_err(|e| RootlessError::Io {
+        op: "lock",
+        path: base.join("pause.lock"),
+        source: e.into(),
+    })?;
+    let pid_file = base.join("pause.pid");
+    let Some(pid) = read_pid(&pid_file).filter(|p| is_pause(*p, uid)) else {
+        let _ = std::fs::remove_file(&pid_file);
+        return Ok(None);
+    };
+    match std::fs::remove_file(&pid_file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(RootlessError::Io {
+                op: "remove",
+                path: pid_file,
+                source,
+            })
+        }
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .map_err(|e| ns_err(format!("end berth's pause process {pid}: {e}")))?;
+    Ok(Some(pid))
 }
 
 fn user_name(uid: u32) -> String {
@@ -209,55 +257,8 @@ fn start(uid: u32, gid: u32, base: &Path) -> Result<i32, RootlessError> {
     Ok(pid as i32)
 }
 
-/// Mount ids and whether each is a storage mount berth makes (a native
-/// overlay with `userxattr`, or fuse-overlayfs).
-fn mounts() -> Vec<(String, bool)> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| {
-            let id = l.split(' ').next()?.to_string();
-            let (_, tail) = l.split_once(" - ")?;
-            let mut f = tail.split(' ');
-            let (fstype, _src, opts) = (f.next()?, f.next()?, f.next().unwrap_or(""));
-            let ours = (fstype == "overlay" && opts.split(',').any(|o| o == "userxattr"))
-                || fstype.starts_with("fuse.fuse-overlayfs")
-                || fstype == "fuse-overlayfs";
-            Some((id, ours))
-        })
-        .collect()
-}
-
-fn ns_link(pid: &str) -> Option<PathBuf> {
-    std::fs::read_link(format!("/proc/{pid}/ns/user")).ok()
-}
-
-/// Nothing needs the namespace any more (checked under the lock, which
-/// the caller keeps until it exits when this says so).
-fn idle(me: &str, own: &Path, initial: &HashSet<String>) -> bool {
-    if mounts()
-        .iter()
-        .any(|(id, ours)| *ours && !initial.contains(id))
-    {
-        return false;
-    }
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    for e in rd.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name.to_str() else { continue };
-        if pid == me || !pid.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        if ns_link(pid).is_some_and(|l| l == own) {
-            return false;
-        }
-    }
-    true
-}
-
 /// The pause process (`berth PAUSE_ARG RUNDIR`): makes the namespaces,
-/// waits for the maps, holds them until idle. Its exit code.
+/// waits for the maps, holds them until its pid file goes. Its exit code.
 pub fn pause_main(base: &Path) -> i32 {
     let say = |s: &str| {
         let mut o = std::io::stdout().lock();
@@ -286,25 +287,54 @@ pub fn pause_main(base: &Path) -> i32 {
         say(&format!("E make / a slave mount: {e}"));
         return 1;
     }
-    let initial: HashSet<String> = mounts().into_iter().map(|(id, _)| id).collect();
-    let own = ns_link("self").unwrap_or_default();
-    let me = std::process::id().to_string();
+    // Watched before saying ready: the pid file is written after that.
+    let watch = watch_dir(base);
     say("R");
     let _ = nix::unistd::setsid();
     let _ = std::env::set_current_dir("/");
-    loop {
-        std::thread::sleep(std::time::Duration::from_secs(1));
-        let Ok(lock) = lock_file(base) else { continue };
-        if rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive).is_err() {
-            continue;
+    let me = std::process::id() as i32;
+    // The starting command writes the pid file once it has read "R".
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while read_pid(&base.join("pause.pid")) != Some(me) {
+        if std::time::Instant::now() > deadline {
+            return 1;
         }
-        if idle(&me, &own, &initial) {
-            let pf = base.join("pause.pid");
-            if read_pid(&pf).is_some_and(|p| p.to_string() == me) {
-                let _ = std::fs::remove_file(&pf);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    hold(base, me, watch);
+    0
+}
+
+/// Watches `base` for its entries going (removed, renamed over) and for
+/// itself going.
+fn watch_dir(base: &Path) -> Option<nix::sys::inotify::Inotify> {
+    use nix::sys::inotify::{AddWatchFlags as W, InitFlags, Inotify};
+    let ino = Inotify::init(InitFlags::IN_CLOEXEC).ok()?;
+    ino.add_watch(
+        base,
+        W::IN_DELETE | W::IN_MOVED_TO | W::IN_MOVED_FROM | W::IN_DELETE_SELF | W::IN_MOVE_SELF,
+    )
+    .ok()?;
+    Some(ino)
+}
+
+/// Sleeps while `base/pause.pid` names this process; returns once it no
+/// longer does (removed by `system migrate` or with the run dir, or
+/// replaced). Without inotify, it looks once a minute.
+fn hold(base: &Path, me: i32, watch: Option<nix::sys::inotify::Inotify>) {
+    let pid_file = base.join("pause.pid");
+    loop {
+        match &watch {
+            Some(ino) => {
+                // Blocks until something in the dir is removed or renamed.
+                if ino.read_events().is_err() {
+                    std::thread::sleep(std::time::Duration::from_secs(60));
+                }
             }
-            // The lock goes with the process.
-            std::process::exit(0);
+            None => std::thread::sleep(std::time::Duration::from_secs(60)),
+        }
+        if read_pid(&pid_file) != Some(me) {
+            return;
         }
     }
 }
