@@ -532,7 +532,7 @@ fn pod_sharing_pid_matches_podman() {
     require_root!();
     let env = EngineEnv::new();
     let img = env.busybox_image();
-    let Some(pm) = Podman::new(&env) else {
+    let Some(pm) = Podman::with_busybox(&env) else {
         return;
     };
     let podman = |args: &[&str]| {
