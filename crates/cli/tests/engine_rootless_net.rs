@@ -286,21 +286,7 @@ struct Seen {
 }
 
 fn observe(r: &Rootless, tool: &str, port: u16, image: &str) -> Seen {
-    let run = |args: &[&str]| -> Output {
-        let mut c = if tool == "berth" {
-            r.in_netns(common::berth_bin())
-        } else {
-            r.podman()
-        };
-        let o = c.args(args).output().unwrap();
-        eprintln!(
-            "{tool} {args:?} -> {}\n{}{}",
-            o.status,
-            common::stdout(&o),
-            common::stderr(&o)
-        );
-        o
-    };
+    let run = |args: &[&str]| -> Output { r.run_tool(tool, args) };
     let net = format!("{tool}net");
     let web = format!("{tool}web");
     common::ok(&run(&["network", "create", &net]));

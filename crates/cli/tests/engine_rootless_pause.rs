@@ -6,10 +6,10 @@
 //! uid_map, the pid file, the containers' states, the processes of the user.
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
-use common::rootless_engine::{is_berth_pause, is_podman_pause, Rootless};
+use common::rootless_engine::{have_podman, is_berth_pause, is_podman_pause, Rootless};
 
 /// The user namespace of a host process (`user:[INODE]`).
 fn userns(pid: i32) -> String {
@@ -24,17 +24,6 @@ fn alive(pid: i32) -> bool {
         !s.lines()
             .any(|l| l.starts_with("State:") && l.contains("Z (zombie)"))
     })
-}
-
-fn have_podman() -> bool {
-    let ok = Command::new("podman")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIP: the comparison with rootless podman needs podman");
-    }
-    ok
 }
 
 /// One engine as the test user: berth, or rootless podman.

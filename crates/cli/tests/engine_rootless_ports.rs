@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use common::rootless_engine::Rootless;
 use rootless_ports_support::{
-    assert_no_berth_processes_left, have_podman, listening, rootless, run_as, short_podman_tmpdir,
+    assert_no_berth_processes_left, have_podman, listening, rootless, rootless_with_podman, run_as,
+    short_podman_tmpdir,
 };
 
 /// A web server whose CGI answers with the client address it sees
@@ -132,17 +133,9 @@ fn observe(r: &Rootless, tool: &str, name: &str, network: &str, publish: &str) -
 #[test]
 fn rootless_published_port_proxy_matches_podman() {
     require_root!();
-    if !have_podman() {
-        return;
-    }
-    let Some(r) = rootless() else {
+    let Some(r) = rootless_with_podman() else {
         return;
     };
-    short_podman_tmpdir(&r);
-    if !r.podman_import("localhost/bb:1") {
-        return;
-    }
-    r.import();
     let b = observe(&r, "berth", "pw", "slirp4netns", "127.0.0.1:18180:80");
     let p = observe(&r, "podman", "pw", "slirp4netns", "127.0.0.1:18181:80");
     assert_eq!(b, p, "berth (left) and podman (right): peer and `port`");
@@ -458,17 +451,9 @@ fn exchange_median(r: &Rootless, port: u16) -> Option<Duration> {
 #[test]
 fn rootless_published_port_bulk_both_ways_and_small_exchanges() {
     require_root!();
-    if !have_podman() {
-        return;
-    }
-    let Some(r) = rootless() else {
+    let Some(r) = rootless_with_podman() else {
         return;
     };
-    short_podman_tmpdir(&r);
-    if !r.podman_import("localhost/bb:1") {
-        return;
-    }
-    r.import();
     let data: Vec<u8> = (0..8u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();

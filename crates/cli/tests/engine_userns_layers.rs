@@ -105,12 +105,7 @@ fn run_rm_makes_no_fsync_and_claims_by_appending() {
         eprintln!("SKIP: user namespace tests need root");
         return;
     }
-    if !std::process::Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        eprintln!("SKIP: needs strace (apt-get install strace)");
+    if !common::have_strace() {
         return;
     }
     let env = EngineEnv::new();
@@ -121,21 +116,16 @@ fn run_rm_makes_no_fsync_and_claims_by_appending() {
     let image = env.busybox_image();
     let traced = |what: &str, args: &[&str]| -> String {
         let log = env.dir.path().join(format!("strace-{what}"));
-        let mut c = env.in_netns("strace");
-        c.arg("-f")
-            .arg("-qq")
-            .arg("-e")
-            .arg("trace=fsync,fdatasync,rename,renameat,renameat2")
-            .arg("-o")
-            .arg(&log)
-            .arg(berth_bin())
-            .arg("--root")
-            .arg(env.root())
-            .arg("--runroot")
-            .arg(env.runroot())
-            .arg("--cgroup-parent")
-            .arg(&env.cgroup_parent)
-            .args(args)
+        let mut c = env.cmd_under(&[
+            "strace".as_ref(),
+            "-f".as_ref(),
+            "-qq".as_ref(),
+            "-e".as_ref(),
+            "trace=fsync,fdatasync,rename,renameat,renameat2".as_ref(),
+            "-o".as_ref(),
+            log.as_os_str(),
+        ]);
+        c.args(args)
             .env("BERTH_SUBUID_FILE", &subuid)
             .env("BERTH_SUBGID_FILE", &subgid)
             .stdin(std::process::Stdio::null());

@@ -512,7 +512,20 @@ impl EngineEnv {
 
     /// A `berth` command with this env's dirs and cgroup parent.
     pub fn cmd(&self) -> Command {
-        let mut c = self.in_netns(berth_bin());
+        self.cmd_under::<&str>(&[])
+    }
+
+    /// [`EngineEnv::cmd`] run by `wrapper`, a program and its arguments
+    /// (strace's, say): `WRAPPER... berth --root ...` in the namespace.
+    pub fn cmd_under<S: AsRef<std::ffi::OsStr>>(&self, wrapper: &[S]) -> Command {
+        let mut c = match wrapper.split_first() {
+            Some((prog, rest)) => {
+                let mut c = self.in_netns(prog);
+                c.args(rest).arg(berth_bin());
+                c
+            }
+            None => self.in_netns(berth_bin()),
+        };
         c.arg("--root")
             .arg(self.root())
             .arg("--runroot")
@@ -839,4 +852,16 @@ pub fn remove_cgroup_tree(name: &str) {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+/// Whether strace runs here (else a SKIP line naming the package).
+pub fn have_strace() -> bool {
+    let ok = Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIP: counting system calls needs strace (apt-get install strace)");
+    }
+    ok
 }

@@ -386,3 +386,36 @@ pub fn owned_under(dir: &Path, ids: impl Fn(u32) -> bool) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Whether podman is installed (else a SKIP line says the comparison is
+/// left out).
+pub fn have_podman() -> bool {
+    let ok = Command::new("podman")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIP: the comparison with rootless podman needs podman");
+    }
+    ok
+}
+
+impl Rootless {
+    /// `berth ARGS` (in the test's namespace) or `podman ARGS` as the
+    /// user, after `tool`, logging what happened.
+    pub fn run_tool(&self, tool: &str, args: &[&str]) -> Output {
+        let mut c = if tool == "berth" {
+            self.in_netns(super::berth_bin())
+        } else {
+            self.podman()
+        };
+        let o = c.args(args).output().unwrap();
+        eprintln!(
+            "{tool} {args:?} -> {}\n{}{}",
+            o.status,
+            super::stdout(&o),
+            super::stderr(&o)
+        );
+        o
+    }
+}

@@ -1,9 +1,11 @@
 //! What the rootless published-port tests share (engine_rootless_ports*.rs):
 //! the test user with slirp4netns, podman's short tmp dir, the listening
 //! sockets of a port, commands as berth or podman, and the after-rm check.
-use std::process::{Command, Output};
+#![allow(dead_code)]
+use std::process::Output;
 
 use crate::common;
+pub use crate::common::rootless_engine::have_podman;
 use crate::common::rootless_engine::Rootless;
 
 pub fn rootless() -> Option<Rootless> {
@@ -42,17 +44,6 @@ pub fn assert_no_berth_processes_left(r: &Rootless) {
     r.assert_nothing_left_but(common::rootless_engine::is_podman_pause);
 }
 
-pub fn have_podman() -> bool {
-    let ok = Command::new("podman")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIP: the comparison with rootless podman needs podman");
-    }
-    ok
-}
-
 /// The TCP (or UDP) sockets listening on `port` in the test's namespace,
 /// as `ADDR:PORT` in /proc/net/{tcp,tcp6,udp,udp6} hex form.
 pub fn listening(r: &Rootless, port: u16, udp: bool) -> Vec<String> {
@@ -81,17 +72,21 @@ pub fn listening(r: &Rootless, port: u16, udp: bool) -> Vec<String> {
 }
 
 pub fn run_as(r: &Rootless, tool: &str, args: &[&str]) -> Output {
-    let mut c = if tool == "berth" {
-        r.in_netns(common::berth_bin())
-    } else {
-        r.podman()
-    };
-    let o = c.args(args).output().unwrap();
-    eprintln!(
-        "{tool} {args:?} -> {}\n{}{}",
-        o.status,
-        common::stdout(&o),
-        common::stderr(&o)
-    );
-    o
+    r.run_tool(tool, args)
+}
+
+/// The test user with slirp4netns, podman's short tmp dir, and busybox as
+/// `localhost/bb:1` in both engines: `None` (after a SKIP line) without
+/// podman or when its import fails.
+pub fn rootless_with_podman() -> Option<Rootless> {
+    if !have_podman() {
+        return None;
+    }
+    let r = rootless()?;
+    short_podman_tmpdir(&r);
+    if !r.podman_import("localhost/bb:1") {
+        return None;
+    }
+    r.import();
+    Some(r)
 }
