@@ -576,7 +576,7 @@ fn pod_sharing_pid_matches_podman() {
         ok(run(&["pod", "rm", "-f", "pp"]));
         obs
     };
-    let pc = podman(&[
+    let create = [
         "pod",
         "create",
         "--name",
@@ -585,21 +585,11 @@ fn pod_sharing_pid_matches_podman() {
         "+pid",
         "--network",
         "none",
-        "--cgroup-parent",
-        &pm.cgroup_parent,
-    ]);
+    ];
+    let pc = podman(&[&create[..], &["--cgroup-parent", &pm.cgroup_parent]].concat());
     assert!(pc.status.success(), "{}", stderr(&pc));
     let theirs = observe(&|a| podman(a), "localhost/bb:1");
-    env.ok(&[
-        "pod",
-        "create",
-        "--name",
-        "pp",
-        "--share",
-        "+pid",
-        "--network",
-        "none",
-    ]);
+    env.ok(&create);
     let ours = observe(&|a| env.berth(a), &img);
     assert_eq!(ours, theirs);
     assert!(ours.contains(&("stopped by SIGTERM (143)", true)));

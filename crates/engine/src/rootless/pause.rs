@@ -33,18 +33,26 @@ fn ns_err(what: impl Into<String>) -> RootlessError {
     RootlessError::Namespace(what.into())
 }
 
+/// `pause.lock` under `base`, opened and held exclusively (released when
+/// the file is dropped).
 fn lock_file(base: &Path) -> Result<File, RootlessError> {
     let p = base.join("pause.lock");
-    std::fs::OpenOptions::new()
+    let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&p)
         .map_err(|source| RootlessError::Io {
             op: "open",
-            path: p,
+            path: p.clone(),
             source,
-        })
+        })?;
+    rustix::fs::flock(&lock, FlockOperation::LockExclusive).map_err(|e| RootlessError::Io {
+        op: "lock",
+        path: p,
+        source: e.into(),
+    })?;
+    Ok(lock)
 }
 
 fn read_pid(p: &Path) -> Option<i32> {
@@ -89,11 +97,6 @@ fn join(create: bool) -> Result<bool, RootlessError> {
     let base = run_base(uid);
     ensure_private_dir(&base, uid)?;
     let lock = lock_file(&base)?;
-    rustix::fs::flock(&lock, FlockOperation::LockExclusive).map_err(|e| RootlessError::Io {
-        op: "lock",
-        path: base.join("pause.lock"),
-        source: e.into(),
-    })?;
     let pid_file = base.join("pause.pid");
     let pid = match read_pid(&pid_file).filter(|p| is_pause(*p, uid)) {
         Some(p) => p,
@@ -146,12 +149,7 @@ fn join(create: bool) -> Result<bool, RootlessError> {
 /// the user's files; the pause process is the user's).
 pub fn end(uid: u32) -> Result<Option<i32>, RootlessError> {
     let base = run_base(uid);
-    let lock = lock_file(&base)?;
-    rustix::fs::flock(&lock, FlockOperation::LockExclusive).map_err(|e| RootlessError::Io {
-        op: "lock",
-        path: base.join("pause.lock"),
-        source: e.into(),
-    })?;
+    let _lock = lock_file(&base)?;
     let pid_file = base.join("pause.pid");
     let Some(pid) = read_pid(&pid_file).filter(|p| is_pause(*p, uid)) else {
         let _ = std::fs::remove_file(&pid_file);
