@@ -108,7 +108,14 @@ pub fn ensure_bridge(b: &BridgeSpec) -> Result<()> {
         let link = match link_by_name(&h, &b.name).await? {
             Some(link) => link,
             None => {
-                let mut msg = LinkBridge::new(&b.name);
+                // An address of its own from the start (as Docker's
+                // bridge driver sets one): a bridge without one takes the
+                // lowest of its ports' addresses and changes it when a
+                // port with a lower one joins, and every container that
+                // had the old one for its gateway then sends its routed
+                // traffic to a port's address, which the bridge forwards
+                // unrouted (out of the network, not NATed).
+                let mut msg = LinkBridge::new(&b.name).address(bridge_mac(&b.addrs).to_vec());
                 if let Some(mtu) = b.mtu {
                     msg = msg.mtu(mtu);
                 }
@@ -151,6 +158,37 @@ pub fn ensure_bridge(b: &BridgeSpec) -> Result<()> {
         }
         set_up(&h, index, &b.name).await
     })
+}
+
+/// The address a bridge is created with: `02:42` and its first IPv4
+/// gateway address, as containers' addresses are made from theirs (no
+/// container has the gateway's), else random; locally administered,
+/// unicast.
+fn bridge_mac(addrs: &[IpNet]) -> [u8; 6] {
+    let mut mac = [0x02, 0x42, 0, 0, 0, 0];
+    match addrs.iter().find_map(|a| match a.addr() {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(_) => None,
+    }) {
+        Some(v4) => mac[2..].copy_from_slice(&v4.octets()),
+        None => {
+            let mut r = [0u8; 6];
+            // /dev/urandom never blocks once the system booted; on a read
+            // failure the time's nanoseconds still spread bridges apart.
+            if File::open("/dev/urandom")
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut r))
+                .is_err()
+            {
+                let n = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0);
+                r[2..].copy_from_slice(&n.to_be_bytes());
+            }
+            mac[1..].copy_from_slice(&r[1..]);
+        }
+    }
+    mac
 }
 
 /// Deletes a link by name; `Ok` if it does not exist. Deleting one end of
