@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn crictl_drives_berth_cri() {
     require_root!();
-    let Some(bin) = crictl_bin() else {
-        eprintln!("SKIP: crictl_drives_berth_cri: shared/tools/cri/crictl not found");
+    let Some(bin) = crictl_or_skip("crictl_drives_berth_cri") else {
         return;
     };
     let env = EngineEnv::new();
@@ -181,8 +180,7 @@ fn proc_stat(pid: i32) -> Option<(char, i32, i32)> {
 #[test]
 fn cri_started_monitors_are_detached_protected_and_reaped() {
     require_root!();
-    let Some(bin) = crictl_bin() else {
-        eprintln!("SKIP: cri_started_monitors: shared/tools/cri/crictl not found");
+    let Some(bin) = crictl_or_skip("cri_started_monitors") else {
         return;
     };
     let env = EngineEnv::new();
@@ -274,8 +272,7 @@ fn pid_holder(env: &EngineEnv, pod: &str) -> Option<i32> {
 #[test]
 fn cri_pod_pid_namespace_is_shared_outlives_the_service_and_ends_at_stopp() {
     require_root!();
-    let Some(bin) = crictl_bin() else {
-        eprintln!("SKIP: cri_pod_pid_namespace: shared/tools/cri/crictl not found");
+    let Some(bin) = crictl_or_skip("cri_pod_pid_namespace") else {
         return;
     };
     let env = EngineEnv::new();
@@ -381,8 +378,7 @@ fn logged_subcommands(log: &std::path::Path) -> Vec<String> {
 #[test]
 fn cri_create_runs_in_process_and_makes_what_berth_create_makes() {
     require_root!();
-    let Some(bin) = crictl_bin() else {
-        eprintln!("SKIP: cri_create_runs_in_process: shared/tools/cri/crictl not found");
+    let Some(bin) = crictl_or_skip("cri_create_runs_in_process") else {
         return;
     };
     let env = EngineEnv::new();

@@ -49,10 +49,7 @@ fn run_pod_with(
 #[test]
 fn cri_pods_get_their_network_from_cni_plugins() {
     require_root!();
-    let Some(bin) = crictl_bin() else {
-        eprintln!(
-            "SKIP: cri_pods_get_their_network_from_cni_plugins: shared/tools/cri/crictl not found"
-        );
+    let Some(bin) = crictl_or_skip("cri_pods_get_their_network_from_cni_plugins") else {
         return;
     };
     let plugins = Path::new("/usr/lib/cni");
@@ -217,8 +214,7 @@ fn cri_pods_get_their_network_from_cni_plugins() {
 #[test]
 fn cri_host_network_sandbox_uses_the_callers_namespace() {
     require_root!();
-    let Some(bin) = crictl_bin() else {
-        eprintln!("SKIP: cri_host_network_sandbox_uses_the_callers_namespace: shared/tools/cri/crictl not found");
+    let Some(bin) = crictl_or_skip("cri_host_network_sandbox_uses_the_callers_namespace") else {
         return;
     };
     let env = EngineEnv::new();

@@ -59,8 +59,7 @@ fn wait_line(rx: &mpsc::Receiver<String>, want: &str, secs: u64) -> Vec<String> 
 #[test]
 fn crictl_exec_attach_port_forward_through_berth_cri() {
     require_root!();
-    let Some(bin) = crictl_bin() else {
-        eprintln!("SKIP: crictl_exec_attach_port_forward_through_berth_cri: shared/tools/cri/crictl not found");
+    let Some(bin) = crictl_or_skip("crictl_exec_attach_port_forward_through_berth_cri") else {
         return;
     };
     let env = EngineEnv::new();

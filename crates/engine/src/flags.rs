@@ -581,6 +581,18 @@ pub fn join_namespaces(engine: &crate::Engine, id: &str, x: &ExtraOptions) -> cr
             joins.push((ns_type(flag), format!("/proc/{pid}/ns/{}", ns_type(flag))));
         }
     }
+    join_bundle_namespaces(engine, id, &joins)
+}
+
+/// Points namespaces of container `id`'s bundle config at existing ones
+/// (`(type, path)` pairs; config-linux.md "namespaces": a path joins an
+/// existing one), replacing what the config had for those types. Nothing
+/// is written when `joins` is empty.
+pub(crate) fn join_bundle_namespaces(
+    engine: &crate::Engine,
+    id: &str,
+    joins: &[(&str, String)],
+) -> crate::Result<()> {
     if joins.is_empty() {
         return Ok(());
     }
@@ -593,8 +605,7 @@ pub fn join_namespaces(engine: &crate::Engine, id: &str, x: &ExtraOptions) -> cr
     })?;
     if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
         for (t, p) in joins {
-            ns.retain(|n| n["type"] != t);
-            // config-linux.md "namespaces": a path joins an existing one.
+            ns.retain(|n| n["type"] != *t);
             ns.push(json!({"type": t, "path": p}));
         }
     }

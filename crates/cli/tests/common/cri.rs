@@ -21,6 +21,15 @@ pub fn crictl_bin() -> Option<PathBuf> {
     None
 }
 
+/// [`crictl_bin`], or `None` after a SKIP line naming `test`.
+pub fn crictl_or_skip(test: &str) -> Option<PathBuf> {
+    let bin = crictl_bin();
+    if bin.is_none() {
+        eprintln!("SKIP: {test}: shared/tools/cri/crictl not found");
+    }
+    bin
+}
+
 /// A running `berth cri`, killed (by its pid) when dropped.
 pub struct Cri {
     pub child: Child,

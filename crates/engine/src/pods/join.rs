@@ -87,20 +87,7 @@ pub fn join_pid_at_start(engine: &Engine, id: &str, o: &RunOptions) -> Result<()
     let Some(holder) = super::ensure_holder(engine, &p)? else {
         return Ok(());
     };
-    let path = engine.bundle(id).join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(crate::error::io("read", &path))?;
-    let mut spec: Value = serde_json::from_str(&text).map_err(|e| crate::EngineError::Io {
-        op: "parse",
-        path: path.clone(),
-        source: std::io::Error::other(e),
-    })?;
-    if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
-        ns.retain(|n| n["type"] != "pid");
-        ns.push(json!({"type": "pid", "path": format!("/proc/{holder}/ns/pid")}));
-    }
-    let out = serde_json::to_vec_pretty(&spec).expect("spec serializes");
-    std::fs::write(&path, out).map_err(crate::error::io("write", &path))?;
-    Ok(())
+    crate::flags::join_bundle_namespaces(engine, id, &[("pid", format!("/proc/{holder}/ns/pid"))])
 }
 
 /// The pod's /etc files, bind-mounted into a container joining its network.
