@@ -65,16 +65,12 @@ pub fn holder(engine: &Engine, id: &str) -> Option<i32> {
 }
 
 /// The `berth-monitor` binary: `$BERTH_MONITOR` when set and not empty,
-/// else the one next to this program.
+/// else the one next to this program (the holder needs one even where
+/// an empty `$BERTH_MONITOR` turns the small monitor off).
 fn holder_exe() -> Option<PathBuf> {
-    match std::env::var_os(crate::handoff::ENV) {
-        Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
-        _ => std::env::current_exe()
-            .ok()?
-            .parent()
-            .map(|d| d.join("berth-monitor"))
-            .filter(|p| p.is_file()),
-    }
+    let env = std::env::var_os(crate::handoff::ENV).filter(|v| !v.is_empty());
+    let exe = std::env::current_exe().ok();
+    crate::handoff::find_small(env, exe.as_deref().and_then(Path::parent))
 }
 
 /// The pid of pod `p`'s PID 1, started first when none runs; None when
