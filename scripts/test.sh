@@ -48,5 +48,17 @@ set -e
 skips=$(grep -ac 'SKIP' "$log" || true)
 echo "== skipped checks: $skips"
 grep -a 'SKIP' "$log" | sed 's/^/   /' | sort | uniq -c || true
+# Failures again at the very end, so that a log cut to its tail (CI shows
+# only a part) still names every failed test and its panic message.
+if [ "$rc" -ne 0 ]; then
+    echo "== failed tests:"
+    grep -a -E '^test .* FAILED$|^error: test failed|^error: [0-9]+ targets? failed' "$log" | sed 's/^/   /' || true
+    echo "== their messages (the first 60 lines of each failures block):"
+    awk '
+        /^failures:$/ && !inblk { inblk = 1; n = 0; next }
+        inblk && /^failures:$/ { inblk = 0; next }
+        inblk && n < 60 { print "   " $0; n++ }
+    ' "$log" || true
+fi
 rm -f "$log"
 exit "$rc"
