@@ -18,7 +18,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::layer_diff::{
@@ -101,6 +101,15 @@ fn differs(cp: &Path, c: &fs::Metadata, lp: &Path, l: &fs::Metadata) -> bool {
         return true;
     }
     xattrs(cp) != xattrs(lp)
+}
+
+/// A device node or socket of a layer: [`crate::vfs::populate`] leaves
+/// them out of the copy.
+fn never_copied(p: &Path) -> bool {
+    fs::symlink_metadata(p).is_ok_and(|m| {
+        let ft = m.file_type();
+        ft.is_char_device() || ft.is_block_device() || ft.is_socket()
+    })
 }
 
 /// The entries of a dir of the image seen through its layers `dirs` (the
@@ -186,6 +195,9 @@ fn walk(
                 }
                 any = true;
             }
+            // Device nodes and sockets the copy never got
+            // ([`crate::vfs::populate`] skips them) are not deletions.
+            (false, Some(lp)) if never_copied(lp) => {}
             (false, Some(_)) => {
                 push(out, What::Deleted);
                 any = true;
@@ -346,6 +358,15 @@ mod tests {
         fs::write(l1.join("r/old"), "o").unwrap();
         fs::create_dir(l2.join("etc")).unwrap();
         fs::write(l2.join("etc/c"), "c").unwrap();
+        // A device node (where this test may make one): never copied,
+        // never a deletion.
+        let _ = rustix::fs::mknodat(
+            rustix::fs::CWD,
+            l1.join("etc/null"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::from_raw_mode(0o666),
+            rustix::fs::makedev(1, 3),
+        );
         crate::vfs::populate(&[l2.clone(), l1.clone()], &copy).unwrap();
         fs::write(crate::vfs::marker(&copy), "").unwrap();
         assert!(copy_changes(&copy, &[l2.clone(), l1.clone()])
