@@ -254,3 +254,59 @@ fn vfs_changes_need_no_forced_driver() {
     env.ok(&["commit", "o", "localhost/o:1"]);
     assert_eq!(layer, entries(&top_layer(&env, "localhost/o:1")));
 }
+
+/// `build`'s RUN steps on the vfs driver (their rootfs a copy of the
+/// image): the step's layer holds what it changed, deletions as
+/// whiteouts, as on overlay, not the whole copy.
+#[test]
+fn vfs_build_run_step_layer_is_its_changes() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = image(&env);
+    let ctx = env.dir.path().join("vfs-ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {img}\nRUN rm /etc/group && rm -rf /opt/gone && echo x > /new && chmod 600 /etc/mode\n"
+        ),
+    )
+    .unwrap();
+    let build = |driver: &str, tag: &str| {
+        let o = env
+            .cmd()
+            .env("BERTH_STORAGE_DRIVER", driver)
+            .args(["build", "--no-cache", "-t", tag, ctx.to_str().unwrap()])
+            .output()
+            .expect("build");
+        log_output(&format!("build on {driver}"), &o);
+        ok(&o);
+    };
+    // (No cache: the overlay build makes its own layer.)
+    build("vfs", "localhost/vb:1");
+    build("overlay", "localhost/ob:1");
+    let vb = entries(&top_layer(&env, "localhost/vb:1"));
+    assert_eq!(vb, entries(&top_layer(&env, "localhost/ob:1")));
+    for want in [
+        "etc/.wh.group",
+        "opt/.wh.gone",
+        "new Regular 644 0:0 2 ",
+        "etc/mode Regular 600 1000:1000 2 ",
+    ] {
+        assert!(vb.iter().any(|e| e == want), "{want}: {vb:#?}");
+    }
+    assert!(
+        !vb.iter().any(|e| e.starts_with("bin/")),
+        "the layer holds the image: {vb:#?}"
+    );
+    let seen = env.ok(&[
+        "run",
+        "--rm",
+        "localhost/vb:1",
+        "sh",
+        "-c",
+        "ls /etc/group /opt/gone 2>&1; cat /new",
+    ]);
+    assert!(seen.ends_with("x\n"), "{seen}");
+    assert!(!seen.contains("/etc/group\n"), "{seen}");
+}
