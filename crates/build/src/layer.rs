@@ -5,7 +5,7 @@
 //! the thousands of files a step may have made).
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -25,13 +25,25 @@ pub(crate) fn store_tree(
     kind: TreeKind,
     skip: &dyn Fn(&Path) -> bool,
 ) -> Result<(Digest, u64), BuildError> {
+    store_layer(store, tmp, root, &|w| write_tree(root, kind, skip, w))
+}
+
+/// [`store_tree`] with the tar written by `write` (the layer of the tree
+/// `root`, named in errors): a vfs copy's changes
+/// ([`berth_image::vfs_diff::write_copy_layer`]).
+pub(crate) fn store_layer(
+    store: &Store,
+    tmp: &Path,
+    root: &Path,
+    write: &dyn Fn(&mut dyn Write) -> io::Result<()>,
+) -> Result<(Digest, u64), BuildError> {
     let path = tmp.join("layer.tar");
     let err = |what: &str, e: io::Error| {
         BuildError::Other(format!("{what} the layer of {}: {e}", root.display()))
     };
     let f = File::create(&path).map_err(|e| err("create", e))?;
     let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, f));
-    write_tree(root, kind, skip, &mut w).map_err(|e| err("write", e))?;
+    write(&mut w).map_err(|e| err("write", e))?;
     let (buf, digest, size) = w.finish();
     let f = buf.into_inner().map_err(|e| err("write", e.into_error()))?;
     // As Store::put_blob: on disk before it is named.

@@ -15,7 +15,7 @@ use berth_image::mount::{mount_container_rootfs, unmount_container_rootfs};
 use berth_image::Store;
 use serde_json::json;
 
-use crate::layer::{adopt_snapshot, store_tree, tree_is_snapshot};
+use crate::layer::{adopt_snapshot, store_layer, store_tree, tree_is_snapshot};
 use crate::BuildError;
 
 /// Docker's default capabilities for containers (and build steps).
@@ -274,13 +274,21 @@ impl Runner {
             }
             false
         };
-        let (digest, size) = store_tree(
-            store,
-            tmp.path(),
-            &upper,
-            TreeKind::OverlayUpper,
-            &note_sockets,
-        )?;
+        // The vfs driver's upper dir is a full copy of the image: its
+        // layer is what the step changed in it.
+        let (digest, size) = if berth_image::vfs::marker(&upper).exists() {
+            store_layer(store, tmp.path(), &upper, &|w| {
+                berth_image::vfs_diff::write_copy_layer(&upper, &lowers, &note_sockets, w)
+            })?
+        } else {
+            store_tree(
+                store,
+                tmp.path(),
+                &upper,
+                TreeKind::OverlayUpper,
+                &note_sockets,
+            )?
+        };
         if tree_is_snapshot(spec.fixed_mtime) {
             for s in sockets.into_inner() {
                 let _ = fs::remove_file(s);

@@ -7,8 +7,6 @@ use std::path::PathBuf;
 pub enum EngineError {
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
-    #[error("container {id}: {what} is not supported with the vfs storage driver (its filesystem is a full copy of its image, not changes over it); use the overlay or fuse-overlayfs driver")]
-    Vfs { id: String, what: &'static str },
     #[error(transparent)]
     Name(#[from] crate::names::NameError),
     #[error(transparent)]

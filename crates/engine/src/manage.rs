@@ -246,16 +246,11 @@ pub fn upper_dir(engine: &Engine, id: &str) -> PathBuf {
     engine.dir(id).join("upper")
 }
 
-/// Refuses `what` (diff, commit) for a container of the vfs storage
-/// driver: its upper dir is a full copy of the image, not its changes.
-pub fn changes_supported(engine: &Engine, id: &str, what: &'static str) -> Result<()> {
-    if berth_image::vfs::marker(&upper_dir(engine, id)).exists() {
-        return Err(crate::error::EngineError::Vfs {
-            id: id.into(),
-            what,
-        });
-    }
-    Ok(())
+/// Whether the container's upper dir is a vfs copy (a full copy of its
+/// image, [`berth_image::vfs`]) rather than overlay changes: `diff` and
+/// `commit` compare it with the image ([`berth_image::vfs_diff`]).
+pub fn is_vfs_copy(engine: &Engine, id: &str) -> bool {
+    berth_image::vfs::marker(&upper_dir(engine, id)).exists()
 }
 
 /// Paths berth itself puts in every container's upper dir (mountpoints
@@ -278,10 +273,16 @@ pub fn is_engine_path(rel: &Path) -> bool {
 pub fn diff(engine: &Engine, reference: &str) -> Result<Vec<berth_image::layer_diff::Change>> {
     let row = find(engine, reference)?;
     let cfg = ContainerConfig::of(&row)?;
-    changes_supported(engine, &row.id, "diff")?;
     let upper = upper_dir(engine, &row.id);
-    let changes = berth_image::layer_diff::upper_changes(&upper, &cfg.lowers)
-        .map_err(io("read the container's changes", &upper))?;
+    let changes = if is_vfs_copy(engine, &row.id) {
+        let shift = crate::userns::id_shift(cfg.idmap.as_ref());
+        berth_image::layer_diff::with_id_shift(shift, || {
+            berth_image::vfs_diff::copy_changes(&upper, &cfg.lowers)
+        })
+    } else {
+        berth_image::layer_diff::upper_changes(&upper, &cfg.lowers)
+    }
+    .map_err(io("read the container's changes", &upper))?;
     let engine_path = |p: &str| is_engine_path(Path::new(p.trim_start_matches('/')));
     // The dirs holding berth's own files (/etc for /etc/hosts) are
     // changed by them alone unless something else changed below them.

@@ -50,13 +50,13 @@ pub struct Change {
 
 /// An overlayfs whiteout: a character device 0/0 (overlayfs.rst
 /// "whiteouts and opaque directories").
-fn is_whiteout(m: &fs::Metadata) -> bool {
+pub(crate) fn is_whiteout(m: &fs::Metadata) -> bool {
     m.file_type().is_char_device() && m.rdev() == 0
 }
 
 /// An overlayfs opaque directory (`trusted.overlay.opaque` or, on a
 /// `userxattr` mount, `user.overlay.opaque` set to "y").
-fn is_opaque(path: &Path) -> bool {
+pub(crate) fn is_opaque(path: &Path) -> bool {
     let mut buf = [0u8; 4];
     ["trusted.overlay.opaque", "user.overlay.opaque"]
         .iter()
@@ -64,7 +64,7 @@ fn is_opaque(path: &Path) -> bool {
 }
 
 /// Entries of `dir`, sorted by name (stable output).
-fn sorted_entries(dir: &Path) -> io::Result<Vec<fs::DirEntry>> {
+pub(crate) fn sorted_entries(dir: &Path) -> io::Result<Vec<fs::DirEntry>> {
     let mut v: Vec<fs::DirEntry> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
     v.sort_by_key(|e| e.file_name());
     Ok(v)
@@ -186,13 +186,19 @@ fn unshift(maps: &[(u32, u32, u32)], id: u32) -> u32 {
         .map_or(id, |(c, h, _)| c + (id - h))
 }
 
+/// The owner of `m` as the tar of a layer records it: through the id
+/// shift of [`with_id_shift`] when one is set.
+pub(crate) fn owner(m: &fs::Metadata) -> (u32, u32) {
+    SHIFT.with(|s| match &*s.borrow() {
+        Some(sh) => (unshift(&sh.uid, m.uid()), unshift(&sh.gid, m.gid())),
+        None => (m.uid(), m.gid()),
+    })
+}
+
 fn header_for(m: &fs::Metadata) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_mode(m.mode() & 0o7777);
-    let (uid, gid) = SHIFT.with(|s| match &*s.borrow() {
-        Some(sh) => (unshift(&sh.uid, m.uid()), unshift(&sh.gid, m.gid())),
-        None => (m.uid(), m.gid()),
-    });
+    let (uid, gid) = owner(m);
     h.set_uid(u64::from(uid));
     h.set_gid(u64::from(gid));
     h.set_mtime(
@@ -223,60 +229,84 @@ fn walk_tar<W: Write>(
         if kind == TreeKind::OverlayUpper && is_whiteout(&m) {
             let mut name = std::ffi::OsString::from(WHITEOUT_PREFIX);
             name.push(e.file_name());
-            let mut h = header_for(&m);
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_mode(0o644);
-            b.append_data(&mut h, rel.with_file_name(name), io::empty())?;
+            append_marker(b, &rel.with_file_name(name), &m)?;
             continue;
         }
-        let mut h = header_for(&m);
         if ft.is_dir() {
-            h.set_entry_type(tar::EntryType::Directory);
-            // Directory names end in `/`, as GNU tar, Docker and podman
-            // write them.
-            let mut name = rel.clone().into_os_string();
-            name.push("/");
-            b.append_data(&mut h, &name, io::empty())?;
+            append_entry(b, &path, &rel, &m, links)?;
             if kind == TreeKind::OverlayUpper && is_opaque(&path) {
-                let mut h = header_for(&m);
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_mode(0o644);
-                b.append_data(&mut h, rel.join(OPAQUE_MARKER), io::empty())?;
+                append_marker(b, &rel.join(OPAQUE_MARKER), &m)?;
             }
             walk_tar(&path, &rel, kind, skip, b, links)?;
             continue;
         }
-        if !ft.is_dir() && m.nlink() > 1 {
-            if let Some(first) = links.get(&(m.dev(), m.ino())) {
-                h.set_entry_type(tar::EntryType::Link);
-                b.append_link(&mut h, &rel, first)?;
-                continue;
-            }
-            links.insert((m.dev(), m.ino()), rel.clone());
+        append_entry(b, &path, &rel, &m, links)?;
+    }
+    Ok(())
+}
+
+/// An empty regular file entry `name` (mode 0644, owner and time of `m`):
+/// a whiteout `.wh.NAME` or an opaque marker (layer.md).
+pub(crate) fn append_marker<W: Write>(
+    b: &mut tar::Builder<W>,
+    name: &Path,
+    m: &fs::Metadata,
+) -> io::Result<()> {
+    let mut h = header_for(m);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    b.append_data(&mut h, name, io::empty())
+}
+
+/// One entry for `path` (metadata `m`) named `rel`: a dir's header alone
+/// (not what it holds), a hard link to the first path of the same inode
+/// `links` saw, a symlink, a file with its data, a device or a fifo;
+/// sockets have no tar form and are left out.
+pub(crate) fn append_entry<W: Write>(
+    b: &mut tar::Builder<W>,
+    path: &Path,
+    rel: &Path,
+    m: &fs::Metadata,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+) -> io::Result<()> {
+    let ft = m.file_type();
+    let mut h = header_for(m);
+    if ft.is_dir() {
+        h.set_entry_type(tar::EntryType::Directory);
+        // Directory names end in `/`, as GNU tar, Docker and podman
+        // write them.
+        let mut name = rel.to_path_buf().into_os_string();
+        name.push("/");
+        return b.append_data(&mut h, &name, io::empty());
+    }
+    if m.nlink() > 1 {
+        if let Some(first) = links.get(&(m.dev(), m.ino())) {
+            h.set_entry_type(tar::EntryType::Link);
+            return b.append_link(&mut h, rel, first);
         }
-        if ft.is_symlink() {
-            h.set_entry_type(tar::EntryType::Symlink);
-            let target = fs::read_link(&path)?;
-            b.append_link(&mut h, &rel, target)?;
-        } else if ft.is_file() {
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(m.len());
-            b.append_data(&mut h, &rel, File::open(&path)?)?;
-        } else if ft.is_char_device() || ft.is_block_device() {
-            h.set_entry_type(if ft.is_char_device() {
-                tar::EntryType::Char
-            } else {
-                tar::EntryType::Block
-            });
-            let dev = m.rdev();
-            h.set_device_major(rustix::fs::major(dev))?;
-            h.set_device_minor(rustix::fs::minor(dev))?;
-            b.append_data(&mut h, &rel, io::empty())?;
-        } else if ft.is_fifo() {
-            h.set_entry_type(tar::EntryType::Fifo);
-            b.append_data(&mut h, &rel, io::empty())?;
-        }
-        // Sockets have no tar form: left out.
+        links.insert((m.dev(), m.ino()), rel.to_path_buf());
+    }
+    if ft.is_symlink() {
+        h.set_entry_type(tar::EntryType::Symlink);
+        let target = fs::read_link(path)?;
+        b.append_link(&mut h, rel, target)?;
+    } else if ft.is_file() {
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(m.len());
+        b.append_data(&mut h, rel, File::open(path)?)?;
+    } else if ft.is_char_device() || ft.is_block_device() {
+        h.set_entry_type(if ft.is_char_device() {
+            tar::EntryType::Char
+        } else {
+            tar::EntryType::Block
+        });
+        let dev = m.rdev();
+        h.set_device_major(rustix::fs::major(dev))?;
+        h.set_device_minor(rustix::fs::minor(dev))?;
+        b.append_data(&mut h, rel, io::empty())?;
+    } else if ft.is_fifo() {
+        h.set_entry_type(tar::EntryType::Fifo);
+        b.append_data(&mut h, rel, io::empty())?;
     }
     Ok(())
 }
@@ -329,6 +359,26 @@ pub fn commit_upper(
     upper: &Path,
     spec: &CommitSpec<'_>,
 ) -> Result<ResolvedImage, CommitError> {
+    commit_layer(
+        store,
+        base,
+        upper,
+        &|w| write_tree(upper, TreeKind::OverlayUpper, spec.skip, w),
+        spec,
+    )
+}
+
+/// [`commit_upper`] with the layer tar written by `layer` (for the
+/// changes of a directory `upper` named in errors): the vfs driver's
+/// copies give theirs by comparing with the image
+/// ([`crate::vfs_diff::write_copy_layer`]).
+pub fn commit_layer(
+    store: &Store,
+    base: &str,
+    upper: &Path,
+    layer: &dyn Fn(&mut dyn Write) -> io::Result<()>,
+    spec: &CommitSpec<'_>,
+) -> Result<ResolvedImage, CommitError> {
     let lock = store.lock()?;
     let rec = store
         .lookup(base)
@@ -343,13 +393,9 @@ pub fn commit_upper(
         source,
     };
     let f = File::create(&layer_path).map_err(lerr)?;
-    write_tree(
-        upper,
-        TreeKind::OverlayUpper,
-        spec.skip,
-        io::BufWriter::new(f),
-    )
-    .map_err(lerr)?;
+    let mut w = io::BufWriter::new(f);
+    layer(&mut w).map_err(lerr)?;
+    w.flush().map_err(lerr)?;
     let (layer, size) = store.put_blob(File::open(&layer_path).map_err(lerr)?, None)?;
     // The config: the base's document (unknown fields kept), one more
     // diff ID and history entry.

@@ -19,6 +19,7 @@ pub mod registry;
 pub mod store;
 pub mod unpack;
 pub mod vfs;
+pub mod vfs_diff;
 
 pub use digest::Digest;
 pub use reference::Reference;

@@ -109,7 +109,8 @@ pub fn ensure_bridge(b: &BridgeSpec) -> Result<()> {
             Some(link) => link,
             None => {
                 // An address of its own from the start (as Docker's
-                // bridge driver sets one): a bridge without one takes the
+                // bridge driver sets one, `02:42` and random bytes there:
+                // docs/cli.md): a bridge without one takes the
                 // lowest of its ports' addresses and changes it when a
                 // port with a lower one joins, and every container that
                 // had the old one for its gateway then sends its routed

@@ -1,5 +1,5 @@
-//! `commit`: a container's changes (its overlayfs upper dir) become one
-//! more layer on top of its image; the new config is the container's run
+//! `commit`: a container's changes (its overlayfs upper dir, or what its
+//! vfs copy changed from its image) become one more layer on top of its image; the new config is the container's run
 //! configuration with `--change` instructions applied (as `docker commit`).
 
 use std::path::Path;
@@ -7,7 +7,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use berth_engine::create::ContainerConfig;
 use berth_engine::{lifecycle, manage, Status};
-use berth_image::layer_diff::{commit_upper, CommitSpec};
+use berth_image::layer_diff::{commit_layer, commit_upper, CommitSpec};
+use berth_image::vfs_diff::write_copy_layer;
 use berth_image::Reference;
 use serde_json::{json, Value};
 
@@ -247,28 +248,31 @@ pub fn commit(root: &Path, e: &EngineArgs, a: &CommitArgs) -> Result<i32> {
     if let Some(m) = &a.message {
         history["comment"] = json!(m);
     }
-    manage::changes_supported(&engine, &row.id, "commit")?;
     let store = super::images::open(root)?;
     let paused = a.pause && row.status == Status::Running && !manage::is_paused(&engine, &row);
     if paused {
         manage::pause(&engine, &row.id)?;
     }
     let upper = manage::upper_dir(&engine, &row.id);
-    let shift = berth_engine::create::ContainerConfig::of(&row)
-        .ok()
-        .and_then(|c| berth_engine::userns::id_shift(c.idmap.as_ref()));
+    let shift = berth_engine::userns::id_shift(cfg.idmap.as_ref());
+    let spec = CommitSpec {
+        edit: &edit,
+        history,
+        names: &names,
+        skip: &manage::is_engine_path,
+    };
     let made = berth_image::layer_diff::with_id_shift(shift, || {
-        commit_upper(
-            &store,
-            &row.image_id,
-            &upper,
-            &CommitSpec {
-                edit: &edit,
-                history,
-                names: &names,
-                skip: &manage::is_engine_path,
-            },
-        )
+        if manage::is_vfs_copy(&engine, &row.id) {
+            commit_layer(
+                &store,
+                &row.image_id,
+                &upper,
+                &|w| write_copy_layer(&upper, &cfg.lowers, &manage::is_engine_path, w),
+                &spec,
+            )
+        } else {
+            commit_upper(&store, &row.image_id, &upper, &spec)
+        }
     });
     if paused {
         manage::unpause(&engine, &row.id)?;

@@ -21,6 +21,13 @@ pub struct PrivateDockerd {
 
 impl PrivateDockerd {
     pub fn start() -> Result<PrivateDockerd, String> {
+        PrivateDockerd::start_with_bridge("--bridge=none")
+    }
+
+    /// [`PrivateDockerd::start`] with `bridge` for its default network:
+    /// `--bridge=none` (none), or `--bip=ADDR/LEN` (a docker0 in its own
+    /// network namespace).
+    pub fn start_with_bridge(bridge: &str) -> Result<PrivateDockerd, String> {
         let dockerd =
             callers_support::find_tool("dockerd", &["/usr/sbin/dockerd", "/usr/bin/dockerd"])
                 .ok_or("dockerd is not installed (apt-get install docker.io)")?;
@@ -51,7 +58,7 @@ impl PrivateDockerd {
                 format!("--exec-root={d}/exec"),
                 format!("--pidfile={d}/docker.pid"),
                 format!("--host=unix://{d}/docker.sock"),
-                "--bridge=none".into(),
+                bridge.into(),
                 "--iptables=false".into(),
                 "--ip6tables=false".into(),
                 "--storage-driver=vfs".into(),
