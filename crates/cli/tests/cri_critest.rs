@@ -24,6 +24,9 @@ fn report(label: &str, r: &CritestResult) {
         let msg = r.messages.get(f).map(String::as_str).unwrap_or("");
         eprintln!("  FAILED ({label}): {f}\n      {}", msg.replace('\n', " "));
     }
+    for f in &r.flaky {
+        eprintln!("  passed at the second attempt ({label}): {f}");
+    }
     for s in &r.skipped {
         eprintln!("  skipped ({label}): {s}");
     }

@@ -221,6 +221,8 @@ pub struct CritestResult {
     pub passed: BTreeSet<String>,
     pub failed: BTreeSet<String>,
     pub skipped: BTreeSet<String>,
+    /// Passed specs that failed a first attempt (also in `passed`).
+    pub flaky: BTreeSet<String>,
     /// critest's message for each failed spec.
     pub messages: std::collections::BTreeMap<String, String>,
     pub secs: f64,
@@ -264,6 +266,10 @@ pub fn run_critest(env: &EngineEnv, sock: &Path, extra: &[&str], skip: &[&str]) 
         .arg(format!("--ginkgo.skip={}", skips.join("|")))
         .arg(format!("--ginkgo.json-report={}", report.display()))
         .arg("--ginkgo.timeout=15m")
+        // A spec that fails is tried once more (for every side alike: some
+        // of critest's specs race their own timeouts on a loaded machine);
+        // one that passes only then is listed as flaky.
+        .arg("--ginkgo.flake-attempts=2")
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -298,7 +304,12 @@ pub fn run_critest(env: &EngineEnv, sock: &Path, extra: &[&str], skip: &[&str]) 
             name.push(spec["LeafNodeText"].as_str().unwrap_or("").to_string());
             let name = name.join(" ");
             match spec["State"].as_str().unwrap_or("") {
-                "passed" => r.passed.insert(name),
+                "passed" => {
+                    if spec["NumAttempts"].as_u64().unwrap_or(1) > 1 {
+                        r.flaky.insert(name.clone());
+                    }
+                    r.passed.insert(name)
+                }
                 "skipped" | "pending" => r.skipped.insert(name),
                 _ => {
                     let msg = spec["Failure"]["Message"].as_str().unwrap_or("");
