@@ -544,10 +544,9 @@ pub fn start_detached_child(
     let mut child = monitor.spawn().map_err(sys(id, "spawn the monitor"))?;
     drop(monitor);
     // The answer's first line: `ok PID` once the container runs. Read up
-    // to it only, not to EOF: the pipe's last write end closes later
-    // (the monitor's exec of the small monitor, the container process's
-    // own exec), which a start need not wait for (runc's `start` returns
-    // once its init was told to exec, too). An error is read to EOF.
+    // to it only, not to EOF: the monitor closes its end right after the
+    // line, but a busy machine can preempt it in between (5 ms seen under
+    // strace), which a start need not wait for. An error is read to EOF.
     let mut answer = String::new();
     let mut r = std::io::BufReader::new(r);
     let read = r.read_line(&mut answer).and_then(|_| {
