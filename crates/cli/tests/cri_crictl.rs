@@ -319,6 +319,7 @@ fn own_pid_namespace(
         "CONTAINER-mode PID 1",
         String::from_utf8_lossy(&o.stdout).replace('\0', " "),
     );
+    target_pid_namespace(env, sock, image, d, &pod, &ctr, &pod_json, note);
     let o = crictl(env, sock, &["stop", "-t", "1", &ctr]);
     note("CONTAINER-mode stop exit", code(&o).to_string());
     let v = wait_state(env, sock, &ctr, "CONTAINER_EXITED");
@@ -332,6 +333,86 @@ fn own_pid_namespace(
     note("CONTAINER-mode stopp exit", code(&o).to_string());
     let o = crictl(env, sock, &["rmp", &pod]);
     note("CONTAINER-mode rmp exit", code(&o).to_string());
+}
+
+/// PID mode TARGET (`kubectl debug --target`): a container that joins
+/// the running container `target`'s PID namespace (its PID 1 is the
+/// target's command, and it sees the target's processes); a target that
+/// does not exist fails the create.
+#[allow(clippy::too_many_arguments)]
+fn target_pid_namespace(
+    env: &EngineEnv,
+    sock: &Path,
+    image: &str,
+    d: &Path,
+    pod: &str,
+    target: &str,
+    pod_json: &Path,
+    note: &mut dyn FnMut(&str, String),
+) {
+    let code = |o: &std::process::Output| o.status.code().unwrap_or(-1);
+    let ctr_json = |name: &str, target: &str| {
+        let p = d.join(format!("{name}.json"));
+        std::fs::write(
+            &p,
+            serde_json::json!({
+                "metadata": {"name": name},
+                "image": {"image": image},
+                "command": ["sleep", "1001"],
+                "log_path": format!("{name}/0.log"),
+                "linux": {"security_context": {"namespace_options":
+                    {"pid": 3, "target_id": target}}},
+            })
+            .to_string(),
+        )
+        .expect("ctr json");
+        p
+    };
+    let create = |json: &Path| {
+        crictl(
+            env,
+            sock,
+            &[
+                "create",
+                pod,
+                json.to_str().unwrap(),
+                pod_json.to_str().unwrap(),
+            ],
+        )
+    };
+    let o = create(&ctr_json("debug", target));
+    note("TARGET create exit", code(&o).to_string());
+    let dbg = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let o = crictl(env, sock, &["start", &dbg]);
+    note("TARGET start exit", code(&o).to_string());
+    let o = crictl(
+        env,
+        sock,
+        &[
+            "exec",
+            "-s",
+            &dbg,
+            "sh",
+            "-c",
+            "cat /proc/1/cmdline; echo; ps -o args | grep -c '^sleep'",
+        ],
+    );
+    note(
+        "TARGET PID 1 and sleeps seen",
+        String::from_utf8_lossy(&o.stdout).replace('\0', " "),
+    );
+    let o = crictl(env, sock, &["stop", "-t", "1", &dbg]);
+    note("TARGET stop exit", code(&o).to_string());
+    let v = wait_state(env, sock, &dbg, "CONTAINER_EXITED");
+    // Not its namespace's PID 1: `sleep` ends at SIGTERM (143).
+    note(
+        "TARGET stopped exit code",
+        v["status"]["exitCode"].to_string(),
+    );
+    let o = crictl(env, sock, &["rm", &dbg]);
+    note("TARGET rm exit", code(&o).to_string());
+    let o = create(&ctr_json("debug-missing", "0123456789abcdef"));
+    note("TARGET missing target create exit", code(&o).to_string());
 }
 
 #[test]

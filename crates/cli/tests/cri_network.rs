@@ -79,6 +79,31 @@ fn cri_pods_get_their_network_from_cni_plugins() {
         ),
     )
     .unwrap();
+    // The plugins, with a loopback and a portmap that log their calls:
+    // loopback's ADD after another plugin, and portmap's ADD without port
+    // mappings, are done in the service (same result); DEL still execs.
+    let bin_dir = d.join("cni-bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    for p in ["bridge", "host-local"] {
+        std::os::unix::fs::symlink(plugins.join(p), bin_dir.join(p)).unwrap();
+    }
+    for p in ["loopback", "portmap"] {
+        let wrapper = bin_dir.join(p);
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\necho \"$CNI_COMMAND\" >> {}\nexec {} \"$@\"\n",
+                d.join(format!("{p}.log")).display(),
+                plugins.join(p).display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
     let sock = d.join("cri.sock");
     let _cri = Cri::start_with(
         &env,
@@ -88,7 +113,7 @@ fn cri_pods_get_their_network_from_cni_plugins() {
             "--cni-conf-dir",
             conf_dir.to_str().unwrap(),
             "--cni-bin-dir",
-            "/usr/lib/cni",
+            bin_dir.to_str().unwrap(),
         ],
     );
     let web = [
@@ -176,6 +201,14 @@ fn cri_pods_get_their_network_from_cni_plugins() {
         crictl_ok(&bin, &sock, &["rm", ctr]);
         crictl_ok(&bin, &sock, &["stopp", pod]);
         crictl_ok(&bin, &sock, &["rmp", pod]);
+    }
+    // Pod one has a port mapping (portmap ADD runs), pod two none.
+    for (p, want) in [
+        ("loopback", &["DEL", "DEL"][..]),
+        ("portmap", &["ADD", "DEL", "DEL"]),
+    ] {
+        let calls = std::fs::read_to_string(d.join(format!("{p}.log"))).unwrap_or_default();
+        assert_eq!(calls.lines().collect::<Vec<_>>(), want, "{p}: {calls}");
     }
     let links = env.in_netns("ip").args(["-o", "link"]).output().unwrap();
     assert!(!stdout(&links).contains("veth"), "{}", stdout(&links));

@@ -595,6 +595,98 @@ fn pod_sharing_pid_matches_podman() {
     assert!(ours.contains(&("stopped by SIGTERM (143)", true)));
 }
 
+/// `pod kill` of a pod sharing its PID namespace, against podman 4.3:
+/// the pod's PID 1 (podman's infra container, berth's holder) is
+/// signalled too. SIGTERM ends it, and with it (the kernel) the pod's
+/// container; SIGHUP leaves it running and ends the container's `sleep`
+/// (129).
+#[test]
+fn pod_kill_signals_the_pid_holder_as_podman_its_infra() {
+    require_root!();
+    let env = EngineEnv::new();
+    let img = env.busybox_image();
+    let Some(pm) = Podman::with_busybox(&env) else {
+        return;
+    };
+    let podman = |args: &[&str]| pm.cmd().args(args).output().expect("podman");
+    type Run<'a> = &'a dyn Fn(&[&str]) -> std::process::Output;
+    let observe = |run: Run, create: &[&str], image: &str, pid1_runs: &dyn Fn() -> bool| {
+        let ok = |o: std::process::Output| {
+            assert!(o.status.success(), "{}", stderr(&o));
+            stdout(&o).trim().to_string()
+        };
+        let (mut obs, mut raw) = (Vec::new(), Vec::new());
+        for sig in ["TERM", "HUP"] {
+            ok(run(create));
+            ok(run(&[
+                "run", "-d", "--name", "k1", "--pod", "pk", image, "sleep", "1002",
+            ]));
+            let k = run(&["pod", "kill", "-s", sig, "pk"]);
+            obs.push((
+                format!("{sig}: pod kill succeeds"),
+                k.status.success().to_string(),
+            ));
+            let code = wait_for("k1 exits after pod kill", 30, || {
+                let st = ok(run(&["inspect", "--format", "{{.State.Status}}", "k1"]));
+                (st == "exited")
+                    .then(|| ok(run(&["inspect", "--format", "{{.State.ExitCode}}", "k1"])))
+            });
+            // podman signals the container right after its infra, so
+            // under it the kernel's SIGKILL (137) and the SIGTERM (143)
+            // race; berth waits for its holder to end first (137).
+            let shown = match code.as_str() {
+                "137" | "143" if sig == "TERM" => "137 or 143".to_string(),
+                _ => code.clone(),
+            };
+            obs.push((format!("{sig}: k1's exit code"), shown));
+            raw.push(code);
+            obs.push((
+                format!("{sig}: the pod's PID 1 runs"),
+                pid1_runs().to_string(),
+            ));
+            ok(run(&["pod", "rm", "-f", "pk"]));
+        }
+        (obs, raw)
+    };
+    let create = [
+        "pod",
+        "create",
+        "--name",
+        "pk",
+        "--share",
+        "+pid",
+        "--network",
+        "none",
+    ];
+    let pm_create = [&create[..], &["--cgroup-parent", &pm.cgroup_parent]].concat();
+    let (theirs, _) = observe(&podman, &pm_create, "localhost/bb:1", &|| {
+        let infra = stdout(&podman(&[
+            "pod",
+            "inspect",
+            "--format",
+            "{{.InfraContainerID}}",
+            "pk",
+        ]));
+        stdout(&podman(&[
+            "inspect",
+            "--format",
+            "{{.State.Running}}",
+            infra.trim(),
+        ]))
+        .trim()
+            == "true"
+    });
+    let (ours, codes) = observe(&|a| env.berth(a), &create, &img, &|| {
+        pid_holder(&env, &pod_id(&env, "pk")).is_some()
+    });
+    eprintln!("podman: {theirs:?}\nberth: {ours:?}");
+    assert_eq!(ours, theirs);
+    assert!(ours.contains(&("HUP: the pod's PID 1 runs".into(), "true".into())));
+    // berth's holder ended before the container was signalled: the
+    // kernel's SIGKILL, always.
+    assert_eq!(codes[0], "137");
+}
+
 #[test]
 fn pod_start_pins_namespaces_again_after_the_runroot_lost_them() {
     require_root!();

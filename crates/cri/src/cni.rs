@@ -171,6 +171,14 @@ fn exec(
     let t0 = std::time::Instant::now();
     let kind = conf["type"].as_str().unwrap_or("");
     let bin = find_plugin(dirs, kind)?;
+    if let Some(r) = loopback_in_process(command, kind, conf, netns) {
+        crate::inproc::trace(&format!("cni {command} {kind} (in process)"), t0);
+        return r;
+    }
+    if let Some(r) = portmap_without_mappings(command, kind, conf) {
+        crate::inproc::trace(&format!("cni {command} {kind} (no mappings)"), t0);
+        return Ok(r);
+    }
     let path = std::env::join_paths(&dirs.bin_dirs).map_err(|e| e.to_string())?;
     let mut child = Command::new(&bin)
         .env("CNI_COMMAND", command)
@@ -216,6 +224,49 @@ fn exec(
         return Err(format!("CNI plugin {kind} {command} failed: {msg}"));
     }
     Ok(out)
+}
+
+/// The reference `loopback` plugin's ADD in a chain, done here: it sets
+/// `lo` up in `netns` and, called with a `prevResult`, prints that
+/// result unchanged (containernetworking-plugins'
+/// `plugins/main/loopback`: "loopback should pass it transparently");
+/// an exec of it costs about 2 ms of a pod's start. None (the plugin is
+/// run) for DEL and for a loopback plugin first in its chain (its own
+/// result then lists `lo` and its addresses). containerd execs it.
+fn loopback_in_process(
+    command: &str,
+    kind: &str,
+    conf: &Value,
+    netns: &Path,
+) -> Option<Result<Value, String>> {
+    if kind != "loopback" || command != "ADD" {
+        return None;
+    }
+    let prev = conf.get("prevResult")?;
+    Some(
+        berth_network::link::loopback_up(netns)
+            .map(|()| prev.clone())
+            .map_err(|e| format!("CNI plugin loopback ADD failed: {e}")),
+    )
+}
+
+/// The reference `portmap` plugin's ADD with no port mappings, done
+/// here: containernetworking-plugins' `plugins/meta/portmap` then
+/// prints its `prevResult` unchanged and touches nothing ("if
+/// len(netConf.RuntimeConfig.PortMaps) == 0"), so the exec (about 2 ms
+/// of a pod's start) is skipped. None (the plugin is run) for DEL, with
+/// mappings, or without a `prevResult` (the plugin then fails: it must
+/// be chained). containerd execs it.
+fn portmap_without_mappings(command: &str, kind: &str, conf: &Value) -> Option<Value> {
+    if kind != "portmap" || command != "ADD" {
+        return None;
+    }
+    let prev = conf.get("prevResult")?;
+    let mappings = &conf["runtimeConfig"]["portMappings"];
+    mappings
+        .as_array()
+        .is_none_or(|m| m.is_empty())
+        .then(|| prev.clone())
 }
 
 /// ADD: the plugins of `list` in order on `netns`; keeps and returns the

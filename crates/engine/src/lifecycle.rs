@@ -2,7 +2,7 @@
 //! cleaning up after it exits, removing it, and reconciling the database
 //! with what is really running after a crash.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -530,7 +530,7 @@ pub fn start_detached_child(
     let id = row.id.as_str();
     check_startable(row)?;
     engine.db()?.set_stop_requested(id, false)?;
-    let (mut r, w) = std::io::pipe().map_err(sys(id, "create monitor pipe"))?;
+    let (r, w) = std::io::pipe().map_err(sys(id, "create monitor pipe"))?;
     let log = engine.dir(id).join("monitor.log");
     let err = std::fs::OpenOptions::new()
         .create(true)
@@ -543,8 +543,19 @@ pub fn start_detached_child(
         .stderr(Stdio::from(err));
     let mut child = monitor.spawn().map_err(sys(id, "spawn the monitor"))?;
     drop(monitor);
+    // The answer's first line: `ok PID` once the container runs. Read up
+    // to it only, not to EOF: the monitor closes its end right after the
+    // line, but a busy machine can preempt it in between (5 ms seen under
+    // strace), which a start need not wait for. An error is read to EOF.
     let mut answer = String::new();
-    let read = r.read_to_string(&mut answer);
+    let mut r = std::io::BufReader::new(r);
+    let read = r.read_line(&mut answer).and_then(|_| {
+        if answer.starts_with("ok") {
+            Ok(0)
+        } else {
+            r.read_to_string(&mut answer)
+        }
+    });
     if answer.starts_with("ok") {
         // The monitor lives on, detached (setsid); the caller reaps it or
         // leaves it to init.

@@ -253,10 +253,21 @@ pub fn pod_command(root: &Path, e: &EngineArgs, c: PodCommand) -> Result<i32> {
                     a.signal
                 );
             }
+            let sig = berth_runtime::container::parse_signal(&a.signal)
+                .and_then(|n| nix::sys::signal::Signal::try_from(n).ok());
             for r in &a.pods {
                 let p = pods::find(&engine, r)?;
+                // The pod's PID 1 first, as podman signals its infra
+                // container first: when it ends, the kernel kills the
+                // containers in its PID namespace (137), and those are
+                // no longer signalled (podman's own attempt fails with
+                // "container not running" and changes nothing).
+                let ended = sig.is_some_and(|s| pods::kill_holder(&engine, &p.id, s));
                 for c in running(&engine, &p)? {
-                    ops::kill(&engine, &c.id, &a.signal)?;
+                    match ops::kill(&engine, &c.id, &a.signal) {
+                        Err(_) if ended && !lifecycle::process_running(&engine, &c.id) => {}
+                        r => r?,
+                    }
                 }
                 println!("{}", p.id);
             }

@@ -160,6 +160,36 @@ fn resource_flags(r: &LinuxContainerResources, out: &mut Vec<String>) {
     }
 }
 
+/// The ID of the container whose PID namespace a container of PID mode
+/// TARGET joins: as containerd 1.6's `validateTargetContainer`, it must
+/// exist, belong to the same pod sandbox and run.
+fn pid_target(e: &berth_engine::Engine, pod: &str, target: &str) -> Result<String, Status> {
+    if target.is_empty() {
+        return Err(Status::invalid_argument(
+            "CreateContainer: PID mode TARGET needs namespace_options.target_id",
+        ));
+    }
+    let (row, m) = find_container(e, target).map_err(|s| {
+        Status::not_found(format!(
+            "CreateContainer: PID mode TARGET: target container {target} not found: {}",
+            s.message()
+        ))
+    })?;
+    if m.pod != pod {
+        return Err(Status::invalid_argument(format!(
+            "CreateContainer: PID mode TARGET: target container {target} belongs to pod sandbox \
+             {}, not {pod}",
+            m.pod
+        )));
+    }
+    running(row).map(|r| r.id).map_err(|s| {
+        Status::failed_precondition(format!(
+            "CreateContainer: PID mode TARGET: {} (start the target first)",
+            s.message()
+        ))
+    })
+}
+
 pub async fn create_container(
     ctx: &Ctx,
     r: CreateContainerRequest,
@@ -175,6 +205,21 @@ pub async fn create_container(
             "CreateContainer: metadata.name is empty",
         ));
     }
+    // PID mode TARGET (`kubectl debug --target`): the target container's
+    // PID namespace, checked as containerd checks it at create.
+    let pid_target = match cfg
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.as_ref())
+        .filter(|n| n.pid == NamespaceMode::Target as i32)
+    {
+        Some(n) => {
+            let (pod_id, target) = (pod.id.clone(), n.target_id.clone());
+            Some(ctx.read(move |e| pid_target(e, &pod_id, &target)).await?)
+        }
+        None => None,
+    };
     let image = cfg
         .image
         .as_ref()
@@ -242,6 +287,9 @@ pub async fn create_container(
     if sm.host_network {
         // NamespaceOption.network NODE: the caller's network namespace.
         args.push("--network=host".into());
+    }
+    if let Some(t) = pid_target {
+        args.push(format!("--pid=container:{t}"));
     }
     if !log_path.is_empty() {
         args.push(format!("--log-opt=path={log_path}"));

@@ -39,7 +39,7 @@ mod pidns;
 pub use join::{etc_mounts, join, join_pid_at_start, join_spec, provides_network};
 pub use ns::{ensure, ns_path, userns_pin, userns_pin_for};
 use ns::{net_options, remove_resources};
-pub use pidns::{ensure_holder, holder, holder_main, stop_holder, HOLDER_ARG};
+pub use pidns::{ensure_holder, holder, holder_main, kill_holder, stop_holder, HOLDER_ARG};
 
 /// Errors of pods.
 #[derive(Debug, thiserror::Error)]

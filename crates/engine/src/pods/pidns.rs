@@ -164,6 +164,32 @@ pub fn stop_holder(engine: &Engine, id: &str) {
     let _ = std::fs::remove_file(record_path(engine, id));
 }
 
+/// Sends `sig` to pod `id`'s holder, as podman's `pod kill` signals its
+/// infra container (catatonit) before the pod's other containers. The
+/// holder ends at SIGTERM, SIGINT and SIGKILL (the kernel then kills
+/// whatever runs in the pod's PID namespace: the containers exit with
+/// 137, as under podman) and ignores the rest. Returns whether it ended;
+/// a signal that ends it is waited for (up to 2 s), so that the pod's
+/// containers are gone when this returns true.
+pub fn kill_holder(engine: &Engine, id: &str, sig: Signal) -> bool {
+    let Some(pid) = holder(engine, id) else {
+        return false;
+    };
+    if kill(Pid::from_raw(pid), sig).is_err()
+        || !matches!(sig, Signal::SIGTERM | Signal::SIGINT | Signal::SIGKILL)
+    {
+        return false;
+    }
+    let end = Instant::now() + Duration::from_secs(2);
+    while holder(engine, id).is_some() {
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
 /// `berth-monitor pod-pid-holder POD` (`$BERTH_POD_USERNS`: the pod's
 /// pinned user namespace, if any): see the module's doc.
 /// Returns (an exit status) in the first process only.
