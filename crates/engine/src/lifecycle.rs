@@ -124,9 +124,17 @@ fn close_later(trees: Vec<OwnedFd>) {
     if trees.is_empty() {
         return;
     }
+    // The thread takes no signal meant for the process (its callers block
+    // the forwarded ones first; this holds without them too).
+    let saved = nix::sys::signal::SigSet::all()
+        .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_SETMASK)
+        .ok();
     let spawned = std::thread::Builder::new()
         .name("close-trees".into())
         .spawn(move || drop(trees));
+    if let Some(mask) = saved {
+        let _ = mask.thread_set_mask();
+    }
     // Without a thread they were closed already, with the closure that
     // held them: that only costs the wait.
     drop(spawned);
