@@ -336,10 +336,12 @@ fn create_inner(
         message,
     };
     // The container's user namespace serves the hook and the idmapped
-    // mounts itself when the clone makes it: the mount namespace is then
+    // mounts (those with its maps) itself when the clone makes it (the
+    // runtime's own `create` of a config with idmapped mounts too, with no
+    // helper process then): the mount namespace is then
     // made by the child after the hook (unshare), and the trees go over
     // the setup channel.
-    let direct = hook.is_some()
+    let direct = (hook.is_some() || cfg.mounts.iter().any(crate::idmap::wanted))
         && !plan.intermediate
         && cfg.namespaces.creates(NsKind::User)
         && cfg.namespaces.creates(NsKind::Mount);
@@ -399,13 +401,15 @@ fn create_inner(
     if !plan.intermediate && cfg.namespaces.creates(NsKind::User) {
         write_id_maps(id, first, &cfg)?;
     }
-    if let (true, Some(h)) = (direct, hook.as_mut()) {
+    if direct {
         let own = open_ns(
             id,
             NsKind::User,
             Path::new(&format!("/proc/{first}/ns/user")),
         )?;
-        h(Some(own.as_fd())).map_err(setup_err)?;
+        if let Some(h) = hook.as_mut() {
+            h(Some(own.as_fd())).map_err(setup_err)?;
+        }
         let trees = crate::idmap::prepare_with(
             id,
             &cfg,
