@@ -175,3 +175,110 @@ fn run_rm_makes_no_fsync_and_claims_by_appending() {
         "volume records are not synced\n{log}"
     );
 }
+
+/// The container's own user namespace serves its idmapped mounts: `run
+/// --rm` with `--userns=auto`, a bind mount and a named volume creates one
+/// user namespace (the container's) and as many processes as with
+/// `--userns=host` (no helper process making a second namespace for the
+/// idmapped layers and binds), counted by strace from the host. Inside,
+/// the mounts are still idmapped and the files keep their host owners.
+#[test]
+fn own_user_namespace_idmaps_the_mounts_without_a_helper_process() {
+    if !is_root() {
+        eprintln!("SKIP: user namespace tests need root");
+        return;
+    }
+    if !common::have_strace() {
+        return;
+    }
+    let env = EngineEnv::new();
+    let subuid = env.dir.path().join("subuid");
+    let subgid = env.dir.path().join("subgid");
+    std::fs::write(&subuid, "").expect("subuid");
+    std::fs::write(&subgid, "").expect("subgid");
+    let image = env.busybox_image();
+    let bind = env.dir.path().join("bind");
+    std::fs::create_dir(&bind).expect("bind dir");
+    std::os::unix::fs::chown(&bind, Some(1234), Some(1234)).expect("chown bind dir");
+    let bind_arg = format!("{}:/b", bind.display());
+    let traced = |what: &str, mode: &str| -> (String, String) {
+        let log = env.dir.path().join(format!("strace-{what}"));
+        let mut c = env.cmd_under(&[
+            "strace".as_ref(),
+            "-f".as_ref(),
+            "-qq".as_ref(),
+            "-e".as_ref(),
+            "trace=clone,clone3,fork,vfork,unshare".as_ref(),
+            "-o".as_ref(),
+            log.as_os_str(),
+        ]);
+        c.args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &format!("--userns={mode}"),
+            "-v",
+            &bind_arg,
+            "-v",
+            "own-ns-vol:/v",
+            &image,
+            "sh",
+            "-c",
+            "stat -c %u /b; grep -c idmapped /proc/self/mountinfo; cat /proc/self/uid_map",
+        ])
+        .env("BERTH_SUBUID_FILE", &subuid)
+        .env("BERTH_SUBGID_FILE", &subgid)
+        .stdin(std::process::Stdio::null());
+        let o = c.output().expect("run strace");
+        eprintln!("{what}: {}\n{}", o.status, stderr(&o));
+        ok(&o);
+        (
+            std::fs::read_to_string(&log).expect("strace log"),
+            stdout(&o),
+        )
+    };
+    // Processes made: clone/fork calls that are not a thread's (a split
+    // call is counted by its first half, which carries the name).
+    let processes = |log: &str| {
+        log.lines()
+            .filter(|l| {
+                ["clone(", "clone3(", "fork(", "vfork("]
+                    .iter()
+                    .any(|c| l.contains(c))
+                    && !l.contains("CLONE_THREAD")
+            })
+            .count()
+    };
+    let newuser = |log: &str| log.matches("CLONE_NEWUSER").count();
+    // Twice each: the first run of a root also creates its database.
+    let _ = traced("host-0", "host");
+    let (host, _) = traced("host", "host");
+    let _ = traced("auto-0", "auto");
+    let (auto, out) = traced("auto", "auto");
+    assert_eq!(newuser(&host), 0, "host mode made a user namespace\n{host}");
+    assert_eq!(
+        newuser(&auto),
+        1,
+        "auto mode: one user namespace, the container's\n{auto}"
+    );
+    assert_eq!(
+        processes(&auto),
+        processes(&host),
+        "auto mode made more processes than host mode\nauto:\n{auto}\nhost:\n{host}"
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first(), Some(&"1234"), "bind owner inside: {out}");
+    let idmapped: usize = lines.get(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+    // The rootfs' layers are idmapped under the overlay (not shown as
+    // such); the bind mount and the volume are, at least.
+    assert!(idmapped >= 2, "idmapped mounts inside: {out}");
+    let map: Vec<&str> = lines
+        .get(2)
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    assert!(
+        map.len() == 3 && map[0] == "0" && map[1] != "0",
+        "uid_map inside: {out}"
+    );
+}

@@ -82,6 +82,64 @@ pub fn mount_rootfs(
     }
 }
 
+/// [`mount_rootfs`] at start, with the container's own user namespace
+/// (`userns`, made by the runtime's clone of the container process; see
+/// `berth_runtime::create_hooked`): no namespace and no process of its own.
+/// Returns the layers' detached idmapped trees, for [`close_later`].
+fn mount_rootfs_in(
+    engine: &Engine,
+    id: &str,
+    cfg: &ContainerConfig,
+    userns: std::os::fd::BorrowedFd<'_>,
+) -> Result<Vec<OwnedFd>> {
+    let target = engine.rootfs(id);
+    let dir = engine.dir(id);
+    let work = dir.join("work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(io("create overlay workdir", &work))?;
+    let (trees, paths) = crate::userns::idmapped_lowers(&cfg.lowers, userns)?;
+    berth_image::mount::mount_container_rootfs(&paths, &dir.join("upper"), &work, &target)
+        .map_err(|source| EngineError::Mount {
+            id: id.into(),
+            op: "mount",
+            source: Box::new(source),
+        })?;
+    Ok(trees)
+}
+
+/// Does the start mount the rootfs through the runtime's hook, in the
+/// container's own user namespace ([`mount_rootfs_in`])? Root, a mapping,
+/// and the rootfs not mounted yet.
+fn rootfs_in_own_userns(engine: &Engine, id: &str, cfg: &ContainerConfig) -> bool {
+    cfg.idmap.is_some()
+        && !crate::rootless::is_rootless()
+        && !berth_image::mount::is_mountpoint(&engine.rootfs(id))
+}
+
+/// Closes the layers' detached trees off the start's way: closing the last
+/// descriptor of a detached mount unmounts it, which waits for an RCU grace
+/// period (about 5 ms here). A thread sleeps through it while the container
+/// runs; it is started once no more processes are cloned for this start.
+fn close_later(trees: Vec<OwnedFd>) {
+    if trees.is_empty() {
+        return;
+    }
+    // The thread takes no signal meant for the process (its callers block
+    // the forwarded ones first; this holds without them too).
+    let saved = nix::sys::signal::SigSet::all()
+        .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_SETMASK)
+        .ok();
+    let spawned = std::thread::Builder::new()
+        .name("close-trees".into())
+        .spawn(move || drop(trees));
+    if let Some(mask) = saved {
+        let _ = mask.thread_set_mask();
+    }
+    // Without a thread they were closed already, with the closure that
+    // held them: that only costs the wait.
+    drop(spawned);
+}
+
 /// Unmounts the container's rootfs if mounted.
 pub fn unmount_rootfs(engine: &Engine, id: &str) -> Result<()> {
     let target = engine.rootfs(id);
@@ -110,8 +168,16 @@ pub fn me() -> (i32, i64) {
 pub fn launch(engine: &Engine, row: &ContainerRow, internal_console: bool) -> Result<Spawned> {
     let id = row.id.as_str();
     let cfg = ContainerConfig::of(row)?;
-    let idmap_userns = mount_rootfs(engine, id, &cfg)?;
-    crate::volume_copy::populate(engine, id, &engine.rootfs(id))?;
+    // With a user namespace of its own the rootfs is mounted during the
+    // runtime's create, in that namespace (see `create_hooked`).
+    let in_own_userns = rootfs_in_own_userns(engine, id, &cfg);
+    let idmap_userns = if in_own_userns {
+        None
+    } else {
+        let given = mount_rootfs(engine, id, &cfg)?;
+        crate::volume_copy::populate(engine, id, &engine.rootfs(id))?;
+        given
+    };
     let root = engine.state_root();
     // A leftover runtime state (crash, restart) is removed first.
     let _ = berth_runtime::delete(&root, id, true);
@@ -124,19 +190,48 @@ pub fn launch(engine: &Engine, row: &ContainerRow, internal_console: bool) -> Re
         let _ = crate::networks::teardown(engine, id);
         return Err(e);
     }
-    let spawned = berth_runtime::create(
-        &root,
-        &CreateOptions {
-            id: id.into(),
-            bundle: engine.bundle(id),
-            internal_console,
-            start_now: true,
-            idmap_userns,
-            ..Default::default()
-        },
-    )
-    .map_err(rt(id, "create"))
-    .map_err(|e| crate::userns::hint(id, cfg.idmap.is_some(), e));
+    let opts = CreateOptions {
+        id: id.into(),
+        bundle: engine.bundle(id),
+        internal_console,
+        start_now: true,
+        idmap_userns,
+        ..Default::default()
+    };
+    // The hook's own error (an engine error) is kept to be returned as it
+    // is; the runtime only shows its text.
+    let mut hook_err: Option<EngineError> = None;
+    let mut layer_trees: Vec<OwnedFd> = Vec::new();
+    let spawned = if in_own_userns {
+        let mut hook = |userns: Option<std::os::fd::BorrowedFd<'_>>| {
+            let res = match userns {
+                Some(fd) => mount_rootfs_in(engine, id, &cfg, fd).map(|trees| {
+                    layer_trees = trees;
+                    None
+                }),
+                // The runtime cannot make the namespace first (joined
+                // namespaces): the earlier way, a namespace of its own.
+                None => mount_rootfs(engine, id, &cfg),
+            }
+            .and_then(|given| {
+                crate::volume_copy::populate(engine, id, &engine.rootfs(id)).map(|()| given)
+            });
+            res.map_err(|e| {
+                let text = e.to_string();
+                hook_err = Some(e);
+                text
+            })
+        };
+        berth_runtime::create_hooked(&root, &opts, &mut hook)
+    } else {
+        berth_runtime::create(&root, &opts)
+    };
+    let spawned = match (spawned, hook_err) {
+        (Err(_), Some(e)) => Err(e),
+        (r, _) => r
+            .map_err(rt(id, "create"))
+            .map_err(|e| crate::userns::hint(id, cfg.idmap.is_some(), e)),
+    };
     let mut spawned = match spawned {
         Ok(s) => s,
         Err(e) => {
@@ -153,6 +248,7 @@ pub fn launch(engine: &Engine, row: &ContainerRow, internal_console: bool) -> Re
         let _ = crate::networks::teardown(engine, id);
         return Err(rt(id, "start")(e));
     }
+    close_later(layer_trees);
     engine
         .db()?
         .set_running(id, spawned.pid, crate::now_ms(), me())?;

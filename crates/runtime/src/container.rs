@@ -5,7 +5,7 @@ mod create;
 mod kill;
 
 use create::child_error;
-pub use create::{create, write_pid_file};
+pub use create::{create, create_hooked, write_pid_file, UsernsHook};
 pub(crate) use create::{receive_console, terminal_sockets};
 pub use kill::{delete, kill, parse_signal};
 

@@ -172,6 +172,7 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
                 new_keyring: false,
                 state_json: String::new(),
                 idmaps: Vec::new(),
+                recv_idmaps: false,
             };
             init::exec_init(p, args, userns, linux32, r.memory_policy.as_ref())
         }

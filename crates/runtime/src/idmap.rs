@@ -186,6 +186,20 @@ pub fn prepare(
     cfg: &ContainerConfig,
     given: Option<&GivenUserns>,
 ) -> Result<Vec<Option<OwnedFd>>> {
+    prepare_with(
+        id,
+        cfg,
+        given.map(|g| (g.fd.as_fd(), g.uid.as_slice(), g.gid.as_slice())),
+    )
+}
+
+/// [`prepare`] with a user namespace given by its descriptor and maps (the
+/// container's own, when `create` made it before the mounts).
+pub fn prepare_with(
+    id: &str,
+    cfg: &ContainerConfig,
+    given: Option<(BorrowedFd<'_>, &[IdMap], &[IdMap])>,
+) -> Result<Vec<Option<OwnedFd>>> {
     let mut made: Vec<(&[IdMap], &[IdMap], Userns)> = Vec::new();
     let mut trees = Vec::with_capacity(cfg.mounts.len());
     for m in &cfg.mounts {
@@ -201,7 +215,7 @@ pub fn prepare(
             ),
         })?;
         let userns: BorrowedFd<'_> = match given {
-            Some(gv) if gv.uid == u && gv.gid == g => gv.fd.as_fd(),
+            Some((fd, gu, gg)) if gu == u && gg == g => fd,
             _ => {
                 let at = match made.iter().position(|(mu, mg, _)| *mu == u && *mg == g) {
                     Some(i) => i,
@@ -216,6 +230,84 @@ pub fn prepare(
         trees.push(Some(idmapped_tree(id, m, userns)?));
     }
     Ok(trees)
+}
+
+/// Hands the idmapped trees of [`prepare_with`] to the container process
+/// over the setup channel (SCM_RIGHTS, at most [`FDS_PER_MSG`] a message;
+/// one byte without descriptors when there are none), in mount order.
+pub fn send_trees(id: &str, sock: BorrowedFd<'_>, trees: &[Option<OwnedFd>]) -> Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let raw: Vec<RawFd> = trees.iter().flatten().map(|f| f.as_raw_fd()).collect();
+    let mut chunks: Vec<&[RawFd]> = raw.chunks(FDS_PER_MSG).collect();
+    if chunks.is_empty() {
+        chunks.push(&[]);
+    }
+    for chunk in chunks {
+        let cmsg = [ControlMessage::ScmRights(chunk)];
+        let cmsgs: &[ControlMessage<'_>] = if chunk.is_empty() { &[] } else { &cmsg };
+        sendmsg::<()>(
+            sock.as_raw_fd(),
+            &[std::io::IoSlice::new(b"m")],
+            cmsgs,
+            MsgFlags::empty(),
+            None,
+        )
+        .map_err(|e| sys(id, "send the idmapped mounts to the container process")(e.into()))?;
+    }
+    Ok(())
+}
+
+/// Descriptors per message of [`send_trees`] (the kernel takes 253).
+pub const FDS_PER_MSG: usize = 200;
+
+/// The container process's side of [`send_trees`]: the trees of the
+/// mounts of `cfg` that [`wanted`] one, None for the others.
+pub fn recv_trees(
+    cfg: &ContainerConfig,
+    sock: BorrowedFd<'_>,
+) -> std::result::Result<Vec<Option<OwnedFd>>, String> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let expected = cfg.mounts.iter().filter(|m| wanted(m)).count();
+    let mut got: Vec<OwnedFd> = Vec::with_capacity(expected);
+    loop {
+        let mut byte = [0u8; 1];
+        let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+        let mut space = nix::cmsg_space!([RawFd; FDS_PER_MSG]);
+        let msg = recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map_err(|e| format!("receive the idmapped mounts: {e}"))?;
+        if msg.bytes == 0 {
+            return Err("receive the idmapped mounts: the runtime closed the channel".into());
+        }
+        for c in msg
+            .cmsgs()
+            .map_err(|e| format!("receive the idmapped mounts: {e}"))?
+        {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                // The kernel just installed these in our table for us.
+                got.extend(fds.into_iter().map(berth_sys::fd::owned_from_scm_rights));
+            }
+        }
+        if got.len() >= expected {
+            break;
+        }
+    }
+    if got.len() != expected {
+        return Err(format!(
+            "receive the idmapped mounts: {} descriptors for {expected} mounts",
+            got.len()
+        ));
+    }
+    let mut it = got.into_iter();
+    Ok(cfg
+        .mounts
+        .iter()
+        .map(|m| if wanted(m) { it.next() } else { None })
+        .collect())
 }
 
 fn idmapped_tree(id: &str, m: &MountSpec, userns: BorrowedFd<'_>) -> Result<OwnedFd> {

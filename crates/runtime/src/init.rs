@@ -29,6 +29,9 @@ pub struct ChildArgs<'a> {
     pub state_json: String,
     /// Per mount: the prepared tree of an idmapped mount.
     pub idmaps: Vec<Option<OwnedFd>>,
+    /// The trees come over the channel before the first `Go` instead
+    /// (`create` made them with this process's own user namespace).
+    pub recv_idmaps: bool,
 }
 
 /// Why the child failed, as text for the parent.
@@ -65,7 +68,11 @@ fn wait_go(a: &mut ChildArgs<'_>) -> Res<()> {
     }
 }
 
-fn enter_namespaces(a: &mut ChildArgs<'_>) -> Res<()> {
+fn enter_namespaces(a: &mut ChildArgs<'_>, cfg: Option<&ContainerConfig>) -> Res<()> {
+    if let (true, Some(cfg)) = (a.recv_idmaps, cfg) {
+        // Nothing was read from the channel yet: the first bytes are these.
+        a.idmaps = crate::idmap::recv_trees(cfg, a.chan.as_fd())?;
+    }
     wait_go(a)?;
     for (kind, fd) in &a.joins {
         let flag = nix::sched::CloneFlags::from_bits_retain(kind.clone_flag());
@@ -121,7 +128,7 @@ pub fn exec_init(
         if linux32 {
             set_linux32()?;
         }
-        enter_namespaces(&mut a)?;
+        enter_namespaces(&mut a, None)?;
         if userns {
             // As runc's nsexec: having joined the container's user
             // namespace, become its root (when 0 is mapped there), so what
@@ -147,7 +154,7 @@ fn init_steps(
     fifo: Option<OwnedFd>,
     no_pivot: bool,
 ) -> Res<std::convert::Infallible> {
-    enter_namespaces(a)?;
+    enter_namespaces(a, Some(cfg))?;
     let userns = cfg.namespaces.has(NsKind::User);
     if cfg.namespaces.creates(NsKind::User) {
         nix::unistd::setresgid(0.into(), 0.into(), 0.into())

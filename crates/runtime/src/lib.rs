@@ -37,7 +37,8 @@ pub mod state;
 mod sync;
 
 pub use container::{
-    create, delete, kill, list, start, start_spawned, state, CreateOptions, Spawned,
+    create, create_hooked, delete, kill, list, start, start_spawned, state, CreateOptions, Spawned,
+    UsernsHook,
 };
 pub use error::{Error, Result};
 pub use exec::{exec, ExecOptions};

@@ -6,13 +6,14 @@ use super::{now_rfc3339, oci_state, CreateOptions, Spawned};
 use crate::config::{self, ContainerConfig, NsKind};
 use crate::error::{sys, Error, Result};
 use crate::hooks;
+use crate::idmap::GivenUserns;
 use crate::init::{self, ChildArgs};
 use crate::seccomp_agent;
 use crate::state::{self, Record, StateDir, StateRoot, Status};
 use crate::sync::{Channel, Msg, SyncError};
 use berth_cgroups::Cgroup;
 use berth_sys::process::{clone_fork, Forked};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -183,9 +184,38 @@ pub(super) fn child_error(id: &str, pid: i32, e: SyncError) -> Error {
     }
 }
 
+/// What [`create_hooked`] calls once, to mount what needs the container's
+/// user namespace (the engine's idmapped rootfs layers): with the
+/// container's own user namespace, its maps written, after the container
+/// process was cloned and before it copies the mount namespace (so the
+/// mounts made here are in its copy); or with None, before the clone, where
+/// create cannot make the namespace first (joined namespaces, no mount
+/// namespace of its own): the hook then makes one itself and may return it
+/// for the idmapped bind mounts. An error is shown as the setup's error.
+pub type UsernsHook<'a> =
+    dyn FnMut(Option<BorrowedFd<'_>>) -> std::result::Result<Option<GivenUserns>, String> + 'a;
+
 /// runtime.md "create": set up the container and leave its process blocked
 /// before the user's program until `start`.
 pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
+    create_inner(root, o, None)
+}
+
+/// [`create`] with a [`UsernsHook`]: no process and no user namespace
+/// besides the container's are made to idmap its mounts.
+pub fn create_hooked(
+    root: &StateRoot,
+    o: &CreateOptions,
+    hook: &mut UsernsHook<'_>,
+) -> Result<Spawned> {
+    create_inner(root, o, Some(hook))
+}
+
+fn create_inner(
+    root: &StateRoot,
+    o: &CreateOptions,
+    mut hook: Option<&mut UsernsHook<'_>>,
+) -> Result<Spawned> {
     state::validate_id(&o.id)?;
     let bundle = std::fs::canonicalize(&o.bundle).map_err(|source| {
         Error::Config(config::ConfigError::Bundle {
@@ -300,8 +330,38 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
         }
     }
 
-    let idmaps = crate::idmap::prepare(id, &cfg, o.idmap_userns.as_ref())?;
-    let plan = ns_plan(&cfg.namespaces);
+    let mut plan = ns_plan(&cfg.namespaces);
+    let setup_err = |message: String| Error::Setup {
+        id: id.into(),
+        message,
+    };
+    // The container's user namespace serves the hook and the idmapped
+    // mounts (those with its maps) itself when the clone makes it (the
+    // runtime's own `create` of a config with idmapped mounts too, with no
+    // helper process then): the mount namespace is then
+    // made by the child after the hook (unshare), and the trees go over
+    // the setup channel.
+    let direct = (hook.is_some() || cfg.mounts.iter().any(crate::idmap::wanted))
+        && !plan.intermediate
+        && cfg.namespaces.creates(NsKind::User)
+        && cfg.namespaces.creates(NsKind::Mount);
+    let mut given = o.idmap_userns.clone();
+    if !direct {
+        if let Some(h) = hook.as_mut() {
+            if let Some(g) = h(None).map_err(setup_err)? {
+                given = Some(g);
+            }
+        }
+    }
+    if direct {
+        plan.clone_flags &= !libc::CLONE_NEWNS;
+        plan.unshare_flags |= libc::CLONE_NEWNS;
+    }
+    let idmaps = if direct {
+        Vec::new()
+    } else {
+        crate::idmap::prepare(id, &cfg, given.as_ref())?
+    };
     let mut joins = Vec::new();
     for (kind, path) in &cfg.namespaces.join {
         joins.push((*kind, open_ns(id, *kind, path)?));
@@ -326,6 +386,7 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
                 new_keyring: !o.no_new_keyring,
                 state_json: String::new(),
                 idmaps,
+                recv_idmaps: direct,
             };
             init::container_init(&cfg, args, fifo, o.no_pivot)
         }
@@ -339,6 +400,22 @@ pub fn create(root: &StateRoot, o: &CreateOptions) -> Result<Spawned> {
     cg.add_process(first).map_err(cg_err)?;
     if !plan.intermediate && cfg.namespaces.creates(NsKind::User) {
         write_id_maps(id, first, &cfg)?;
+    }
+    if direct {
+        let own = open_ns(
+            id,
+            NsKind::User,
+            Path::new(&format!("/proc/{first}/ns/user")),
+        )?;
+        if let Some(h) = hook.as_mut() {
+            h(Some(own.as_fd())).map_err(setup_err)?;
+        }
+        let trees = crate::idmap::prepare_with(
+            id,
+            &cfg,
+            Some((own.as_fd(), &cfg.uid_mappings, &cfg.gid_mappings)),
+        )?;
+        crate::idmap::send_trees(id, chan.as_fd(), &trees)?;
     }
     let mut pid = first;
     let state_of = |pid: i32, status: &str| {
