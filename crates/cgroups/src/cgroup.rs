@@ -16,6 +16,45 @@ use crate::path::{resolve, Driver, Resolved};
 /// How long destroy waits for killed processes to leave.
 const DESTROY_WAIT: Duration = Duration::from_secs(10);
 
+/// A container's cgroup, opened for its first process to start in it
+/// without a pid written to `cgroup.procs` ([`Cgroup::open_self_join`]).
+#[derive(Debug)]
+pub struct SelfJoin {
+    /// v1: every hierarchy's `tasks` file, open for writing.
+    tasks: Vec<(PathBuf, std::fs::File)>,
+    /// The cgroup2 directory (v2, or a hybrid's unified hierarchy), for
+    /// clone3's `CLONE_INTO_CGROUP`.
+    unified: Option<(PathBuf, std::fs::File)>,
+}
+
+impl SelfJoin {
+    /// The cgroup2 directory to clone the process into, if any.
+    pub fn unified_dir(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.unified.as_ref().map(|(_, f)| f.as_fd())
+    }
+
+    /// Moves the calling thread into every v1 hierarchy: the whole process
+    /// when it has one thread (a freshly forked child). On failure, the
+    /// `tasks` file and the error.
+    pub fn join_v1(&self) -> std::result::Result<(), (PathBuf, std::io::Error)> {
+        use std::io::Write;
+        for (path, f) in &self.tasks {
+            (&*f).write_all(b"0").map_err(|e| (path.clone(), e))?;
+        }
+        Ok(())
+    }
+
+    /// When the process could not be cloned into the cgroup2 directory:
+    /// moves `pid` there the usual way (`cgroup.procs`).
+    pub fn add_unified(&self, pid: i32) -> Result<()> {
+        match &self.unified {
+            Some((dir, _)) => fsio::write(dir, "cgroup.procs", &pid.to_string(), ""),
+            None => Ok(()),
+        }
+    }
+}
+
 /// One container's cgroup on every hierarchy berth uses. Serializable so the
 /// runtime can keep it in its state file and reopen it later.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,6 +246,66 @@ impl Cgroup {
             fsio::write(&d, "cgroup.procs", &pid.to_string(), "")?;
         }
         Ok(())
+    }
+
+    /// Opens the cgroup for the container's first process to start in it
+    /// ([`SelfJoin`]) instead of the parent writing its pid to each
+    /// `cgroup.procs`: moving another process (or a whole thread group)
+    /// takes the kernel's global threadgroup lock, whose write side waits
+    /// for an RCU grace period (3-16 ms here, at every container start).
+    /// The child is cloned into the cgroup2 directory (`CLONE_INTO_CGROUP`)
+    /// and, single-threaded, moves itself into each v1 hierarchy through
+    /// `tasks`; neither takes that lock. Opened here by the caller, so the
+    /// kernel checks the opener's credentials (the child may already be in
+    /// a new user namespace). `None` when not root (rootless cgroups keep
+    /// the usual way).
+    pub fn open_self_join(&self) -> Result<Option<SelfJoin>> {
+        if !nix::unistd::geteuid().is_root() || self.dirs().is_empty() {
+            return Ok(None);
+        }
+        let open = |path: PathBuf, dir: bool| {
+            let mut o = std::fs::OpenOptions::new();
+            if dir {
+                o.read(true);
+            } else {
+                o.write(true);
+            }
+            match o.open(&path) {
+                Ok(f) => Ok((path, f)),
+                Err(source) => Err(Error::Open { path, source }),
+            }
+        };
+        let mut tasks = Vec::new();
+        let mut unified = self.unified.clone();
+        for d in self.v1.values() {
+            let t = d.join("tasks");
+            if tasks.iter().any(|(p, _)| *p == t) {
+                continue;
+            }
+            match open(t, false) {
+                Ok(f) => tasks.push(f),
+                // A controller of a hybrid host's cgroup2 (hugetlb in the
+                // unified hierarchy here): no `tasks`; cloned into it.
+                Err(Error::Open { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound
+                        && d.join("cgroup.procs").exists() =>
+                {
+                    match &unified {
+                        None => unified = Some(d.clone()),
+                        Some(u) if u == d => {}
+                        // Two cgroup2 directories: only one can be cloned
+                        // into; the usual way for all.
+                        Some(_) => return Ok(None),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let unified = match unified {
+            Some(d) => Some(open(d, true)?),
+            None => None,
+        };
+        Ok(Some(SelfJoin { tasks, unified }))
     }
 
     /// Every process in the cgroup and its descendants.

@@ -35,6 +35,12 @@ pub enum Error {
         value: String,
         hint: &'static str,
     },
+    #[error("open {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("read {path}")]
     Read {
         path: PathBuf,

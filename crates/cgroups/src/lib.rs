@@ -27,7 +27,7 @@ mod rootless;
 pub mod stats;
 
 pub use apply::attach_device_program;
-pub use cgroup::Cgroup;
+pub use cgroup::{Cgroup, SelfJoin};
 pub use error::{Error, Result};
 pub use freezer::FreezerState;
 pub use layout::{features, Features, Layout, Mode, V1Mount};

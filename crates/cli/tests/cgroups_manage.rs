@@ -294,3 +294,65 @@ fn delete_kills_leftovers_and_removes_every_cgroup_dir() {
         "no hierarchy keeps the container's cgroup"
     );
 }
+
+/// The container process starts in its cgroup on every hierarchy (each v1
+/// controller, name=systemd and the unified cgroup2, as runc puts it), and
+/// nobody writes its pid to a `cgroup.procs`: moving another process
+/// takes the kernel's global threadgroup lock, whose write side waits for
+/// an RCU grace period at every start. The child is cloned into the
+/// cgroup2 directory (clone3 CLONE_INTO_CGROUP) and moves itself into the
+/// v1 hierarchies through `tasks` (crates/cgroups `open_self_join`).
+#[test]
+fn container_starts_in_every_hierarchy_without_a_pid_written_to_cgroup_procs() {
+    require_root_v1!();
+    if !have_strace() {
+        return;
+    }
+    let env = Env::new();
+    let mut b = env.bundle(&["cat", "/proc/self/cgroup"]);
+    // No cgroup namespace: the host's paths show.
+    if let Some(ns) = b.config["linux"]["namespaces"].as_array_mut() {
+        ns.retain(|n| n["type"] != "cgroup");
+    }
+    b.write();
+    let path = b.cgroups_path();
+    let trace = b.path().join("strace.out");
+    let o = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-y", "-e", "trace=write,clone,clone3", "-o"])
+        .arg(&trace)
+        .arg(runtime_bin())
+        .arg("--root")
+        .arg(env.state.path())
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg(env.id("selfjoin"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run strace");
+    let out = ok(&o);
+    // Every hierarchy the host mounts shows the container's cgroup.
+    let lines: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
+    let host: Vec<String> = std::fs::read_to_string("/proc/self/cgroup")
+        .expect("own cgroups")
+        .lines()
+        .map(|l| l.split(':').take(2).collect::<Vec<_>>().join(":"))
+        .collect();
+    assert_eq!(lines.len(), host.len(), "one line per hierarchy: {out}");
+    for l in &lines {
+        assert!(l.ends_with(&format!(":{path}")), "{l} is in {path}: {out}");
+    }
+    let t = std::fs::read_to_string(&trace).expect("strace output");
+    let pid_writes: Vec<&str> = t
+        .lines()
+        .filter(|l| l.contains("cgroup.procs>") && l.contains(" write("))
+        .collect();
+    assert!(
+        pid_writes.is_empty(),
+        "no pid written to cgroup.procs: {pid_writes:#?}"
+    );
+    assert!(
+        t.lines()
+            .any(|l| l.contains("clone3(") && l.contains("CLONE_INTO_CGROUP")),
+        "cloned into the cgroup2 directory:\n{t}"
+    );
+}

@@ -10,7 +10,7 @@ use crate::init::{self, ChildArgs};
 use crate::seccomp_agent;
 use crate::state::{StateRoot, Status};
 use crate::sync::{Channel, Msg};
-use berth_sys::process::{clone_fork, Forked};
+use berth_sys::process::Forked;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -156,7 +156,20 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
     )?;
     let linux32 = init::runs_linux32(r.pid);
     let (mut chan, child_chan) = Channel::pair().map_err(sys(id, "create setup channel"))?;
-    let first = match clone_fork(0).map_err(sys(id, "fork"))? {
+    let cg = cgroup_of(&r);
+    let cg_err = |source| Error::Cgroup {
+        id: id.into(),
+        source,
+    };
+    // As create: the process starts in the container's cgroup (no pid
+    // written to cgroup.procs: see Cgroup::open_self_join).
+    let cgroup_join = match &cg {
+        Some(cg) if o.sub_cgroups.is_empty() => cg.open_self_join().map_err(cg_err)?,
+        _ => None,
+    };
+    let (forked, into_unified) =
+        init::fork_child(0, cgroup_join.as_ref()).map_err(sys(id, "fork"))?;
+    let first = match forked {
         Forked::Child => {
             drop(chan);
             drop(notify_socket);
@@ -173,6 +186,7 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
                 state_json: String::new(),
                 idmaps: Vec::new(),
                 recv_idmaps: false,
+                cgroup_join,
             };
             init::exec_init(p, args, userns, linux32, r.memory_policy.as_ref())
         }
@@ -184,14 +198,13 @@ pub fn exec(root: &StateRoot, o: &ExecOptions, p: &ProcessConfig) -> Result<Spaw
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     };
-    if let Some(cg) = cgroup_of(&r) {
-        let joined = if o.sub_cgroups.is_empty() {
-            cg.add_process(first).map_err(|source| Error::Cgroup {
-                id: id.into(),
-                source,
-            })
-        } else {
-            join_sub_cgroups(id, &cg, &o.sub_cgroups, first)
+    if let Some(cg) = cg {
+        let joined = match cgroup_join {
+            // The child joins the v1 hierarchies itself.
+            Some(_) if into_unified => Ok(()),
+            Some(j) => j.add_unified(first).map_err(cg_err),
+            None if o.sub_cgroups.is_empty() => cg.add_process(first).map_err(cg_err),
+            None => join_sub_cgroups(id, &cg, &o.sub_cgroups, first),
         };
         if let Err(e) = joined {
             kill_first(first);

@@ -32,6 +32,26 @@ pub struct ChildArgs<'a> {
     /// The trees come over the channel before the first `Go` instead
     /// (`create` made them with this process's own user namespace).
     pub recv_idmaps: bool,
+    /// The container's cgroup, whose v1 hierarchies the child joins itself
+    /// first thing (`Cgroup::open_self_join`; cloned into its cgroup2
+    /// directory); `None`: the parent placed it.
+    pub cgroup_join: Option<berth_cgroups::SelfJoin>,
+}
+
+/// Forks the child with `flags` (`CLONE_NEW*`), into the cgroup2
+/// directory of `join` when it has one (`CLONE_INTO_CGROUP`). The flag:
+/// whether the child started there; otherwise the parent moves it
+/// (`SelfJoin::add_unified`).
+pub(crate) fn fork_child(
+    flags: libc::c_int,
+    join: Option<&berth_cgroups::SelfJoin>,
+) -> std::io::Result<(berth_sys::process::Forked, bool)> {
+    if let Some(dir) = join.and_then(|j| j.unified_dir()) {
+        if let Some(f) = berth_sys::process::clone_fork_into_cgroup(flags, dir)? {
+            return Ok((f, true));
+        }
+    }
+    berth_sys::process::clone_fork(flags).map(|f| (f, false))
 }
 
 /// Why the child failed, as text for the parent.
@@ -69,6 +89,12 @@ fn wait_go(a: &mut ChildArgs<'_>) -> Res<()> {
 }
 
 fn enter_namespaces(a: &mut ChildArgs<'_>, cfg: Option<&ContainerConfig>) -> Res<()> {
+    // Into the cgroup before anything else (and before the fork into the
+    // pid namespace, whose child inherits it), while single-threaded.
+    if let Some(j) = a.cgroup_join.take() {
+        j.join_v1()
+            .map_err(|(path, e)| format!("cannot join the cgroup ({}): {e}", path.display()))?;
+    }
     if let (true, Some(cfg)) = (a.recv_idmaps, cfg) {
         // Nothing was read from the channel yet: the first bytes are these.
         a.idmaps = crate::idmap::recv_trees(cfg, a.chan.as_fd())?;
@@ -170,8 +196,8 @@ fn init_steps(
             let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
         }
     }
-    // The parent placed us in the cgroup; only now may the cgroup
-    // namespace be created, rooted there.
+    // We are in the cgroup (joined above or placed by the parent); only
+    // now may the cgroup namespace be created, rooted there.
     if cfg.namespaces.creates(NsKind::Cgroup) {
         crate::cgroup_mount::remember_own_cgroups();
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)

@@ -40,6 +40,68 @@ pub fn clone_fork(flags: libc::c_int) -> io::Result<Forked> {
     }
 }
 
+/// clone3(2)'s `CLONE_INTO_CGROUP` (Linux 5.7).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// clone3(2)'s `struct clone_args` up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// [`clone_fork`] whose child starts in the cgroup2 directory open as
+/// `cgroup` (clone3 with `CLONE_INTO_CGROUP`): no write of its pid to
+/// `cgroup.procs` afterwards, which takes the kernel's global threadgroup
+/// lock (an RCU grace period). `Ok(None)` when clone3 refuses (a kernel
+/// before 5.7, or the cgroup not usable so): the caller forks as before.
+pub fn clone_fork_into_cgroup(
+    flags: libc::c_int,
+    cgroup: std::os::fd::BorrowedFd<'_>,
+) -> io::Result<Option<Forked>> {
+    use std::os::fd::AsRawFd;
+    let args = CloneArgs {
+        // The CLONE_NEW* flags are non-negative ints.
+        flags: u64::from(flags as u32) | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 with stack 0 and stack_size 0 behaves like fork (the
+    // child returns 0 on a copy-on-write copy of this stack). `args` is a
+    // valid clone_args of the size passed and lives across the call; no
+    // flag makes the kernel write through a pointer (no CLONE_PIDFD,
+    // CLONE_*SETTID or CLONE_SETTLS; set_tid is NULL with size 0).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => {
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN | libc::ENOMEM | libc::EINTR) => Err(e),
+                _ => Ok(None),
+            }
+        }
+        0 => Ok(Some(Forked::Child)),
+        pid => Ok(Some(Forked::Parent(pid as i32))),
+    }
+}
+
 /// [`clone_fork`] with `CLONE_PIDFD` as well: the parent also gets a pidfd
 /// of the child, to wait for it later (`waitid(P_PIDFD)`) without racing
 /// other reapers of this process over a pid that may be reused. None where

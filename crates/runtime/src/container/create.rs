@@ -12,7 +12,7 @@ use crate::seccomp_agent;
 use crate::state::{self, Record, StateDir, StateRoot, Status};
 use crate::sync::{Channel, Msg, SyncError};
 use berth_cgroups::Cgroup;
-use berth_sys::process::{clone_fork, Forked};
+use berth_sys::process::Forked;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -366,8 +366,12 @@ fn create_inner(
     for (kind, path) in &cfg.namespaces.join {
         joins.push((*kind, open_ns(id, *kind, path)?));
     }
+    let cgroup_join = cg.open_self_join().map_err(cg_err)?;
     let (mut chan, child_chan) = Channel::pair().map_err(sys(id, "create setup channel"))?;
-    let forked = clone_fork(plan.clone_flags).map_err(sys(id, "clone the container process"))?;
+    // Started in its cgroup2 directory where there is one (no pid written
+    // to cgroup.procs afterwards: see Cgroup::open_self_join).
+    let (forked, into_unified) = init::fork_child(plan.clone_flags, cgroup_join.as_ref())
+        .map_err(sys(id, "clone the container process"))?;
     let first = match forked {
         Forked::Child => {
             drop(chan);
@@ -387,6 +391,7 @@ fn create_inner(
                 state_json: String::new(),
                 idmaps,
                 recv_idmaps: direct,
+                cgroup_join,
             };
             init::container_init(&cfg, args, fifo, o.no_pivot)
         }
@@ -397,7 +402,13 @@ fn create_inner(
     drop(joins);
     drop(idmaps);
     guard.pids.push(first);
-    cg.add_process(first).map_err(cg_err)?;
+    match cgroup_join {
+        // The child joins the v1 hierarchies itself (its first step; an
+        // error comes back over the channel).
+        Some(j) if into_unified => drop(j),
+        Some(j) => j.add_unified(first).map_err(cg_err)?,
+        None => cg.add_process(first).map_err(cg_err)?,
+    }
     if !plan.intermediate && cfg.namespaces.creates(NsKind::User) {
         write_id_maps(id, first, &cfg)?;
     }
