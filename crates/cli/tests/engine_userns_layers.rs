@@ -13,6 +13,67 @@ mod common;
 use common::*;
 
 use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::process::Output;
+
+/// An engine env with subordinate id files of its own (empty: berth
+/// appends its range there) and the busybox image, for `berth` runs
+/// counted by strace from the host.
+struct Traced {
+    env: EngineEnv,
+    subuid: PathBuf,
+    subgid: PathBuf,
+    image: String,
+}
+
+impl Traced {
+    /// `None` (and a SKIP line) without root or strace.
+    fn new() -> Option<Traced> {
+        if !is_root() {
+            eprintln!("SKIP: user namespace tests need root");
+            return None;
+        }
+        if !common::have_strace() {
+            return None;
+        }
+        let env = EngineEnv::new();
+        let subuid = env.dir.path().join("subuid");
+        let subgid = env.dir.path().join("subgid");
+        std::fs::write(&subuid, "").expect("subuid");
+        std::fs::write(&subgid, "").expect("subgid");
+        let image = env.busybox_image();
+        Some(Traced {
+            env,
+            subuid,
+            subgid,
+            image,
+        })
+    }
+
+    /// `berth ARGS` under `strace -f -e trace=SYSCALLS`, which must
+    /// succeed: strace's log and berth's output.
+    fn run(&self, what: &str, syscalls: &str, args: &[&str]) -> (String, Output) {
+        let log = self.env.dir.path().join(format!("strace-{what}"));
+        let trace = format!("trace={syscalls}");
+        let mut c = self.env.cmd_under(&[
+            "strace".as_ref(),
+            "-f".as_ref(),
+            "-qq".as_ref(),
+            "-e".as_ref(),
+            trace.as_ref(),
+            "-o".as_ref(),
+            log.as_os_str(),
+        ]);
+        c.args(args)
+            .env("BERTH_SUBUID_FILE", &self.subuid)
+            .env("BERTH_SUBGID_FILE", &self.subgid)
+            .stdin(std::process::Stdio::null());
+        let o = c.output().expect("run strace");
+        eprintln!("{what}: {}\n{}", o.status, stderr(&o));
+        ok(&o);
+        (std::fs::read_to_string(&log).expect("strace log"), o)
+    }
+}
 
 #[test]
 fn every_layer_and_bind_mount_is_idmapped() {
@@ -101,38 +162,13 @@ fn every_layer_and_bind_mount_is_idmapped() {
 /// reaches the disk before `run` goes on (fsync). Counted with strace -f.
 #[test]
 fn run_rm_makes_no_fsync_and_claims_by_appending() {
-    if !is_root() {
-        eprintln!("SKIP: user namespace tests need root");
+    let Some(t) = Traced::new() else {
         return;
-    }
-    if !common::have_strace() {
-        return;
-    }
-    let env = EngineEnv::new();
-    let subuid = env.dir.path().join("subuid");
-    let subgid = env.dir.path().join("subgid");
-    std::fs::write(&subuid, "").expect("subuid");
-    std::fs::write(&subgid, "").expect("subgid");
-    let image = env.busybox_image();
+    };
+    let image = t.image.as_str();
     let traced = |what: &str, args: &[&str]| -> String {
-        let log = env.dir.path().join(format!("strace-{what}"));
-        let mut c = env.cmd_under(&[
-            "strace".as_ref(),
-            "-f".as_ref(),
-            "-qq".as_ref(),
-            "-e".as_ref(),
-            "trace=fsync,fdatasync,rename,renameat,renameat2".as_ref(),
-            "-o".as_ref(),
-            log.as_os_str(),
-        ]);
-        c.args(args)
-            .env("BERTH_SUBUID_FILE", &subuid)
-            .env("BERTH_SUBGID_FILE", &subgid)
-            .stdin(std::process::Stdio::null());
-        let o = c.output().expect("run strace");
-        eprintln!("{what}: {}\n{}", o.status, stderr(&o));
-        ok(&o);
-        std::fs::read_to_string(&log).expect("strace log")
+        t.run(what, "fsync,fdatasync,rename,renameat,renameat2", args)
+            .0
     };
     let count = |log: &str, needle: &str| log.lines().filter(|l| l.contains(needle)).count();
     for mode in ["host", "auto"] {
@@ -141,7 +177,7 @@ fn run_rm_makes_no_fsync_and_claims_by_appending() {
             let flag = format!("--userns={mode}");
             let log = traced(
                 &format!("{mode}-{round}"),
-                &["run", "--rm", "--network", "none", &flag, &image, "true"],
+                &["run", "--rm", "--network", "none", &flag, image, "true"],
             );
             if round == 0 {
                 continue;
@@ -154,7 +190,7 @@ fn run_rm_makes_no_fsync_and_claims_by_appending() {
             );
         }
     }
-    let claims = std::fs::read_to_string(env.dir.path().join("subuid.berth-claims"))
+    let claims = std::fs::read_to_string(t.env.dir.path().join("subuid.berth-claims"))
         .expect("claims registry");
     assert!(claims.lines().any(|l| l.starts_with("- ")), "{claims}");
     let log = traced(
@@ -166,7 +202,7 @@ fn run_rm_makes_no_fsync_and_claims_by_appending() {
             "none",
             "-v",
             "uw-data:/data",
-            &image,
+            image,
             "true",
         ],
     );
@@ -184,59 +220,34 @@ fn run_rm_makes_no_fsync_and_claims_by_appending() {
 /// the mounts are still idmapped and the files keep their host owners.
 #[test]
 fn own_user_namespace_idmaps_the_mounts_without_a_helper_process() {
-    if !is_root() {
-        eprintln!("SKIP: user namespace tests need root");
+    let Some(t) = Traced::new() else {
         return;
-    }
-    if !common::have_strace() {
-        return;
-    }
-    let env = EngineEnv::new();
-    let subuid = env.dir.path().join("subuid");
-    let subgid = env.dir.path().join("subgid");
-    std::fs::write(&subuid, "").expect("subuid");
-    std::fs::write(&subgid, "").expect("subgid");
-    let image = env.busybox_image();
-    let bind = env.dir.path().join("bind");
+    };
+    let bind = t.env.dir.path().join("bind");
     std::fs::create_dir(&bind).expect("bind dir");
     std::os::unix::fs::chown(&bind, Some(1234), Some(1234)).expect("chown bind dir");
     let bind_arg = format!("{}:/b", bind.display());
     let traced = |what: &str, mode: &str| -> (String, String) {
-        let log = env.dir.path().join(format!("strace-{what}"));
-        let mut c = env.cmd_under(&[
-            "strace".as_ref(),
-            "-f".as_ref(),
-            "-qq".as_ref(),
-            "-e".as_ref(),
-            "trace=clone,clone3,fork,vfork,unshare".as_ref(),
-            "-o".as_ref(),
-            log.as_os_str(),
-        ]);
-        c.args([
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            &format!("--userns={mode}"),
-            "-v",
-            &bind_arg,
-            "-v",
-            "own-ns-vol:/v",
-            &image,
-            "sh",
-            "-c",
-            "stat -c %u /b; grep -c idmapped /proc/self/mountinfo; cat /proc/self/uid_map",
-        ])
-        .env("BERTH_SUBUID_FILE", &subuid)
-        .env("BERTH_SUBGID_FILE", &subgid)
-        .stdin(std::process::Stdio::null());
-        let o = c.output().expect("run strace");
-        eprintln!("{what}: {}\n{}", o.status, stderr(&o));
-        ok(&o);
-        (
-            std::fs::read_to_string(&log).expect("strace log"),
-            stdout(&o),
-        )
+        let (log, o) = t.run(
+            what,
+            "clone,clone3,fork,vfork,unshare",
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                &format!("--userns={mode}"),
+                "-v",
+                &bind_arg,
+                "-v",
+                "own-ns-vol:/v",
+                &t.image,
+                "sh",
+                "-c",
+                "stat -c %u /b; grep -c idmapped /proc/self/mountinfo; cat /proc/self/uid_map",
+            ],
+        );
+        (log, stdout(&o))
     };
     // Processes made: clone/fork calls that are not a thread's (a split
     // call is counted by its first half, which carries the name).
