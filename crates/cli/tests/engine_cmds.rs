@@ -307,20 +307,8 @@ fn listing(tar_path: &Path) -> Vec<String> {
 /// The entry names (without each engine's own files, sorted) of the top
 /// layer of an image in a docker-archive: the layer `commit` made.
 fn top_layer(archive: &[u8]) -> Vec<String> {
-    let mut files = std::collections::HashMap::new();
-    let mut a = tar::Archive::new(archive);
-    for e in a.entries().expect("archive entries") {
-        let mut e = e.expect("entry");
-        let name = e.path().expect("path").display().to_string();
-        let mut data = Vec::new();
-        e.read_to_end(&mut data).expect("read entry");
-        files.insert(name, data);
-    }
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&files["manifest.json"]).expect("manifest.json");
-    let layers = manifest[0]["Layers"].as_array().expect("Layers");
-    let top = layers.last().and_then(|l| l.as_str()).expect("a layer");
-    let mut inner = tar::Archive::new(&files[top][..]);
+    let layer = archive_top_layer(archive);
+    let mut inner = tar::Archive::new(&layer[..]);
     let mut v: Vec<String> = inner
         .entries()
         .expect("layer entries")

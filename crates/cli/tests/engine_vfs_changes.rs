@@ -10,7 +10,6 @@ mod common;
 use common::podman::Podman;
 use common::*;
 
-use std::io::Read;
 use std::process::Stdio;
 
 /// Changes of every kind: add (a file, a dir tree, a symlink), modify,
@@ -90,24 +89,7 @@ fn top_layer(env: &EngineEnv, img: &str) -> Vec<u8> {
         .output()
         .expect("save");
     assert!(saved.status.success(), "save {img}");
-    let mut files = std::collections::HashMap::new();
-    let mut a = tar::Archive::new(&saved.stdout[..]);
-    for e in a.entries().expect("archive entries") {
-        let mut e = e.expect("entry");
-        let name = e.path().expect("path").display().to_string();
-        let mut data = Vec::new();
-        e.read_to_end(&mut data).expect("read entry");
-        files.insert(name, data);
-    }
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&files["manifest.json"]).expect("manifest.json");
-    let top = manifest[0]["Layers"]
-        .as_array()
-        .and_then(|l| l.last())
-        .and_then(|l| l.as_str())
-        .expect("a layer")
-        .to_string();
-    files.remove(&top).expect("the top layer")
+    archive_top_layer(&saved.stdout)
 }
 
 /// What a container of image `img` sees of the changed paths.

@@ -865,3 +865,26 @@ pub fn have_strace() -> bool {
     }
     ok
 }
+
+/// The top layer (the last of the manifest's `Layers`: the one `commit`
+/// made) of an image in a docker-archive (`save`'s output).
+pub fn archive_top_layer(archive: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut files = std::collections::HashMap::new();
+    let mut a = tar::Archive::new(archive);
+    for e in a.entries().expect("archive entries") {
+        let mut e = e.expect("entry");
+        let name = e.path().expect("path").display().to_string();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).expect("read entry");
+        files.insert(name, data);
+    }
+    let manifest: Value = serde_json::from_slice(&files["manifest.json"]).expect("manifest.json");
+    let top = manifest[0]["Layers"]
+        .as_array()
+        .and_then(|l| l.last())
+        .and_then(|l| l.as_str())
+        .expect("a layer")
+        .to_string();
+    files.remove(&top).expect("the top layer")
+}
