@@ -6,6 +6,23 @@ mod common;
 use common::*;
 use serde_json::json;
 
+/// A user namespace of the bundle's own mapping ids 0-65535 to host
+/// 100000-165535, the rootfs chowned so that its mapped root can use it.
+fn in_user_namespace_of_100000(b: &mut Bundle) {
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .expect("namespaces")
+        .push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    let st = std::process::Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(b.rootfs())
+        .status()
+        .expect("chown");
+    assert!(st.success());
+}
+
 fn owner_seen(idmap: bool) -> String {
     let env = Env::new();
     let src = tempfile::tempdir().expect("source dir");
@@ -18,19 +35,7 @@ fn owner_seen(idmap: bool) -> String {
     b.config["mounts"].as_array_mut().expect("mounts").push(
         json!({"destination": "/mnt", "type": "bind", "source": src.path(), "options": opts}),
     );
-    b.config["linux"]["namespaces"]
-        .as_array_mut()
-        .expect("namespaces")
-        .push(json!({"type": "user"}));
-    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    // The mapped root must be able to use its rootfs.
-    let st = std::process::Command::new("chown")
-        .args(["-R", "100000:100000"])
-        .arg(b.rootfs())
-        .status()
-        .expect("chown");
-    assert!(st.success());
+    in_user_namespace_of_100000(&mut b);
     let o = env.run(&b, &env.id("idmap"));
     ok(&o).trim().to_string()
 }
@@ -104,20 +109,7 @@ fn idmapped_mount_uses_the_containers_own_user_namespace() {
                 "gidMappings": [{"containerID": 0, "hostID": 200000, "size": 65536}]}),
             );
         }
-        b.config["linux"]["namespaces"]
-            .as_array_mut()
-            .expect("namespaces")
-            .push(json!({"type": "user"}));
-        b.config["linux"]["uidMappings"] =
-            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        b.config["linux"]["gidMappings"] =
-            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        let st = std::process::Command::new("chown")
-            .args(["-R", "100000:100000"])
-            .arg(b.rootfs())
-            .status()
-            .expect("chown");
-        assert!(st.success());
+        in_user_namespace_of_100000(&mut b);
         b.write();
         let log = src.path().join("strace.log");
         let o = std::process::Command::new("strace")
