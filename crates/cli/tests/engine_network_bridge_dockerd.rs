@@ -146,6 +146,23 @@ fn joins(
     first
 }
 
+/// `run -d --name NAME --network NETWORK IMG sleep 600` through `ok`
+/// (berth's or docker's CLI), then its eth0 ([`ETH0`]) read by `exec`.
+fn run_sleep(ok: impl Fn(&[&str]) -> String, img: &str, name: &str, network: &str) -> String {
+    ok(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        network,
+        img,
+        "sleep",
+        "600",
+    ]);
+    ok(&["exec", name, "sh", "-c", ETH0])
+}
+
 #[test]
 fn bridge_addresses_against_dockerd() {
     require_root!();
@@ -157,20 +174,7 @@ fn bridge_addresses_against_dockerd() {
     let img = env.busybox_image();
 
     // berth: a user-defined network and the default one.
-    let berth_run = |name: &str, network: &str| {
-        env.ok(&[
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            network,
-            &img,
-            "sleep",
-            "600",
-        ]);
-        env.ok(&["exec", name, "sh", "-c", ETH0])
-    };
+    let berth_run = |name: &str, network: &str| run_sleep(|a| env.ok(a), &img, name, network);
     env.ok(&["network", "create", "--subnet", "10.231.8.0/24", "brd"]);
     let bridge = |net: &str| {
         env.ok(&[
@@ -218,20 +222,7 @@ fn bridge_addresses_against_dockerd() {
     docker.ok(&["load", "-i", tar.to_str().expect("utf-8")]);
     docker.ok(&["network", "create", "--subnet", "10.231.8.0/24", "brd"]);
     let id = docker.ok(&["network", "inspect", "--format", "{{.Id}}", "brd"]);
-    let docker_run = |name: &str, network: &str| {
-        docker.ok(&[
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            network,
-            &img,
-            "sleep",
-            "600",
-        ]);
-        docker.ok(&["exec", name, "sh", "-c", ETH0])
-    };
+    let docker_run = |name: &str, network: &str| run_sleep(|a| docker.ok(a), &img, name, network);
     let theirs = joins(
         "dockerd",
         &d.netns(),
